@@ -1,0 +1,139 @@
+/**
+ * Training callbacks, the History that `fit` returns, and the Keras-like progress display.
+ * A callback is a plain object with any of the hooks; each hook gets the model, so resetting states,
+ * saving or stopping takes a line.
+ */
+import { ValueError, fmtValue } from "./errors.js";
+import type { Sequential } from "./model.js";
+
+export interface Logs {
+  loss?: number;
+  accuracy?: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  /** Samples in the batch (batch hooks). */
+  size?: number;
+}
+
+export interface Callback {
+  onTrainBegin?(logs: Logs, model: Sequential): void | Promise<void>;
+  onTrainEnd?(logs: Logs, model: Sequential): void | Promise<void>;
+  onEpochBegin?(epoch: number, logs: Logs, model: Sequential): void | Promise<void>;
+  onEpochEnd?(epoch: number, logs: Logs, model: Sequential): void | Promise<void>;
+  onBatchBegin?(batch: number, logs: Logs, model: Sequential): void | Promise<void>;
+  onBatchEnd?(batch: number, logs: Logs, model: Sequential): void | Promise<void>;
+}
+
+/** Per-epoch figures, as Keras's History: `history.history.loss[epoch]`. */
+export class History {
+  readonly epoch: number[] = [];
+  readonly history: { loss: number[]; accuracy?: number[]; valLoss?: number[]; valAccuracy?: number[] } = { loss: [] };
+
+  record(epoch: number, logs: Logs): void {
+    this.epoch.push(epoch);
+    for (const key of ["loss", "accuracy", "valLoss", "valAccuracy"] as const) {
+      const v = logs[key];
+      if (v === undefined) continue;
+      (this.history[key] ??= []).push(v);
+    }
+  }
+}
+
+/**
+ * Resets the model's LSTM states before every n-th batch (counting across epochs), starting with the
+ * first: the Keras tutorial's ResetStatesCallback, with n = windows per sequence.
+ *
+ * @example
+ * await model.fit(xWindows, yWindows, { batchSize: 1, epochs: 5, callbacks: [resetStatesEvery(2)] });
+ */
+export function resetStatesEvery(n: number): Callback {
+  if (!Number.isInteger(n) || n <= 0) throw new ValueError(`resetStatesEvery n: expected a positive integer, got ${fmtValue(n)}`);
+  let counter = 0;
+  return {
+    onTrainBegin() { counter = 0; },
+    onBatchBegin(_batch, _logs, model) {
+      if (counter % n === 0) model.resetStates();
+      counter++;
+    },
+  };
+}
+
+export interface EarlyStoppingOptions {
+  /** "valLoss" (default when validation data is given, else "loss"), "loss", "accuracy" or "valAccuracy". */
+  monitor?: "loss" | "accuracy" | "valLoss" | "valAccuracy";
+  /** Epochs without improvement before stopping. Default 0. */
+  patience?: number;
+  /** Smallest change that counts as an improvement. Default 0. */
+  minDelta?: number;
+  /** Put back the weights of the best epoch when stopping. Default false. */
+  restoreBestWeights?: boolean;
+}
+
+/**
+ * Stops `fit` when the monitored figure stops improving (losses fall, accuracies rise).
+ *
+ * @example
+ * await model.fit(x, y, { epochs: 100, validationData: [xv, yv], callbacks: [earlyStopping({ patience: 3 })] });
+ */
+export function earlyStopping(options: EarlyStoppingOptions = {}): Callback & { stoppedEpoch: number } {
+  const patience = options.patience ?? 0;
+  const minDelta = options.minDelta ?? 0;
+  if (!Number.isInteger(patience) || patience < 0) throw new ValueError(`earlyStopping patience: expected a non-negative integer, got ${fmtValue(patience)}`);
+  if (typeof minDelta !== "number" || !(minDelta >= 0)) throw new ValueError(`earlyStopping minDelta: expected a non-negative number, got ${fmtValue(minDelta)}`);
+  const monitors = ["loss", "accuracy", "valLoss", "valAccuracy"];
+  if (options.monitor !== undefined && !monitors.includes(options.monitor)) {
+    throw new ValueError(`earlyStopping monitor: expected one of ${monitors.join(", ")}, got ${fmtValue(options.monitor)}`);
+  }
+  let best = Infinity, wait = 0;
+  let bestWeights: Float64Array | null = null;
+  const cb = {
+    stoppedEpoch: -1,
+    onTrainBegin() { best = Infinity; wait = 0; bestWeights = null; cb.stoppedEpoch = -1; },
+    onEpochEnd(epoch: number, logs: Logs, model: Sequential) {
+      const key = options.monitor ?? (logs.valLoss !== undefined ? "valLoss" : "loss");
+      const raw = logs[key];
+      if (raw === undefined) throw new ValueError(`earlyStopping monitor: "${key}" is not in the epoch's logs (${Object.keys(logs).join(", ")})`);
+      const score = key.toLowerCase().includes("accuracy") ? -raw : raw; // lower is better
+      if (score < best - minDelta) {
+        best = score; wait = 0;
+        if (options.restoreBestWeights) bestWeights = Float64Array.from(model.params);
+      } else if (++wait > patience) {
+        model.stopTraining = true;
+        cb.stoppedEpoch = epoch;
+        if (bestWeights) model.params.set(bestWeights);
+      }
+    },
+  };
+  return cb;
+}
+
+/** Keras-like progress: a live bar on a TTY, one line per epoch otherwise. */
+export class ProgressBar {
+  private epoch = 0;
+  private start = 0;
+  private readonly tty: boolean;
+  constructor(private readonly epochs: number, private readonly batches: number, private readonly accuracy: boolean) {
+    this.tty = Boolean(process.stdout.isTTY);
+  }
+  startEpoch(epoch: number): void {
+    this.epoch = epoch;
+    this.start = performance.now();
+    if (this.tty) process.stdout.write(`Epoch ${epoch + 1}/${this.epochs}\n`);
+  }
+  batch(done: number, loss: number, acc: number): void {
+    if (!this.tty) return;
+    const width = 30, filled = Math.round((done / this.batches) * width);
+    const bar = "=".repeat(Math.max(0, filled - 1)) + (filled > 0 ? (done === this.batches ? "=" : ">") : "") + ".".repeat(width - filled);
+    const metrics = `loss: ${loss.toFixed(4)}` + (this.accuracy ? ` - accuracy: ${acc.toFixed(4)}` : "");
+    process.stdout.write(`\r${String(done).padStart(String(this.batches).length)}/${this.batches} [${bar}] - ${metrics}`);
+  }
+  endEpoch(logs: Logs): void {
+    const ms = performance.now() - this.start;
+    const parts = [`${(ms / 1000).toFixed(2)}s`, `loss: ${logs.loss!.toFixed(4)}`];
+    if (logs.accuracy !== undefined) parts.push(`accuracy: ${logs.accuracy.toFixed(4)}`);
+    if (logs.valLoss !== undefined) parts.push(`valLoss: ${logs.valLoss.toFixed(4)}`);
+    if (logs.valAccuracy !== undefined) parts.push(`valAccuracy: ${logs.valAccuracy.toFixed(4)}`);
+    if (this.tty) process.stdout.write(` - ${parts.join(" - ")}\n`);
+    else process.stdout.write(`Epoch ${this.epoch + 1}/${this.epochs} - ${parts.join(" - ")}\n`);
+  }
+}

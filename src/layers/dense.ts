@@ -1,0 +1,148 @@
+/**
+ * The Dense head: y = act(x · kernel + bias), applied to the last step's h or to every step's h.
+ *
+ * Legend: M rows (B, or T·B for a per-step head, time-major), In input features, D units.
+ * Every activation's derivative is taken from its saved output (σ' = y(1-y), tanh' = 1-y², relu' = [y>0]),
+ * and the pre-activation (logit) is kept too, for the stable sigmoid + binary cross-entropy.
+ */
+import type { FloatArray, DType } from "../tensor/tensor.js";
+import { allocate } from "../tensor/tensor.js";
+import { matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto } from "../tensor/kernels.js";
+import { ValueError, fmtValue } from "../errors.js";
+import { glorotUniform, type Rng } from "../init.js";
+
+export type Activation = "linear" | "sigmoid" | "tanh" | "relu";
+export const ACTIVATIONS: readonly Activation[] = ["linear", "sigmoid", "tanh", "relu"];
+
+export interface DenseOptions {
+  /** Number of output units D. */
+  units: number;
+  /** Default "linear". */
+  activation?: Activation;
+}
+
+/** Buffers for M rows, allocated once per row count and reused. */
+export class DenseWorkspace {
+  readonly logits: FloatArray; // (M, D) pre-activation
+  readonly out: FloatArray;    // (M, D) activation
+  readonly dOut: FloatArray;   // (M, D) dL/d(out), then (in place) dL/d(logits)
+  readonly dIn: FloatArray;    // (M, In) dL/d(input)
+  constructor(dtype: DType, readonly M: number, D: number, In: number) {
+    this.logits = allocate(dtype, M * D);
+    this.out = allocate(dtype, M * D);
+    this.dOut = allocate(dtype, M * D);
+    this.dIn = allocate(dtype, M * In);
+  }
+}
+
+/**
+ * A fully connected layer.
+ *
+ * @example
+ * new Dense({ units: 1, activation: "sigmoid" })
+ */
+export class Dense {
+  readonly kind = "dense" as const;
+  readonly units: number;
+  readonly activation: Activation;
+  inputDim: number | undefined;
+
+  kernel!: FloatArray;  // (In, D)
+  bias!: FloatArray;    // (D)
+  dKernel!: FloatArray; // (In, D)
+  dBias!: FloatArray;   // (D)
+  ws: DenseWorkspace | null = null;
+
+  constructor(options: DenseOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new ValueError(`Dense options: expected an object like { units: 1 }, got ${fmtValue(options)}`);
+    }
+    if (typeof options.units !== "number" || !Number.isInteger(options.units) || options.units <= 0) {
+      throw new ValueError(`Dense units: expected a positive integer, got ${fmtValue(options.units)}`);
+    }
+    this.units = options.units;
+    const act = options.activation ?? "linear";
+    if (!ACTIVATIONS.includes(act)) {
+      throw new ValueError(`Dense activation: expected one of ${ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(act)}`);
+    }
+    this.activation = act;
+  }
+
+  paramCount(): number {
+    return this.inputDim! * this.units + this.units;
+  }
+
+  weightShapes(): number[][] {
+    return [[this.inputDim!, this.units], [this.units]];
+  }
+
+  weightNames(): string[] {
+    return ["kernel", "bias"];
+  }
+
+  bind(params: FloatArray, grads: FloatArray, off: number): number {
+    const nk = this.inputDim! * this.units, D = this.units;
+    this.kernel = params.subarray(off, off + nk);
+    this.bias = params.subarray(off + nk, off + nk + D);
+    this.dKernel = grads.subarray(off, off + nk);
+    this.dBias = grads.subarray(off + nk, off + nk + D);
+    return off + nk + D;
+  }
+
+  initialize(rng: Rng): void {
+    glorotUniform(this.kernel, 0, this.inputDim!, this.units, rng);
+    this.bias.fill(0);
+  }
+
+  workspace(dtype: DType, M: number): DenseWorkspace {
+    if (this.ws && this.ws.M === M) return this.ws;
+    this.ws = new DenseWorkspace(dtype, M, this.units, this.inputDim!);
+    return this.ws;
+  }
+}
+
+/** logits = x · kernel + bias, out = act(logits), for M rows of x (stride ldx). */
+export function denseForward(
+  layer: Dense, ws: DenseWorkspace, M: number,
+  x: FloatArray, xOff: number, ldx: number, // (M, In)
+): void {
+  const D = layer.units, In = layer.inputDim!;
+  const { logits, out } = ws;
+  matmulNN(M, D, In, x, xOff, ldx, layer.kernel, 0, D, logits, 0, D, false);
+  addBiasRows(M, D, logits, 0, D, layer.bias, 0);
+  const n = M * D;
+  switch (layer.activation) {
+    case "linear": for (let k = 0; k < n; k++) out[k] = logits[k]!; break;
+    case "sigmoid": for (let k = 0; k < n; k++) out[k] = 1 / (1 + Math.exp(-logits[k]!)); break;
+    case "tanh": for (let k = 0; k < n; k++) out[k] = Math.tanh(logits[k]!); break;
+    case "relu": for (let k = 0; k < n; k++) { const v = logits[k]!; out[k] = v > 0 ? v : 0; } break;
+  }
+}
+
+/**
+ * Backward of `denseForward`. With `dOutIsLogitGrad` false, ws.dOut holds dL/d(out) and is turned into
+ * dL/d(logits) in place; with true it already holds dL/d(logits) (the fused sigmoid + BCE path).
+ * Accumulates dKernel, dBias and writes ws.dIn = dL/dx.
+ */
+export function denseBackward(
+  layer: Dense, ws: DenseWorkspace, M: number,
+  x: FloatArray, xOff: number, ldx: number, // (M, In)
+  dOutIsLogitGrad: boolean,
+): void {
+  const D = layer.units, In = layer.inputDim!;
+  const { out, dOut, dIn } = ws;
+  const n = M * D;
+  if (!dOutIsLogitGrad) {
+    switch (layer.activation) {
+      case "linear": break;
+      case "sigmoid": for (let k = 0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * y * (1 - y); } break;
+      case "tanh": for (let k = 0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * (1 - y * y); } break;
+      case "relu": for (let k = 0; k < n; k++) if (!(out[k]! > 0)) dOut[k] = 0; break;
+    }
+  }
+  // dKernel (In, D) += xᵀ · dLogits over the M rows
+  matmulTN(In, D, M, x, xOff, ldx, dOut, 0, D, layer.dKernel, 0, D, true);
+  sumRowsInto(M, D, dOut, 0, D, layer.dBias, 0);
+  // dIn (M, In) = dLogits · kernelᵀ
+  matmulNT(M, In, D, dOut, 0, D, layer.kernel, 0, D, dIn, 0, In, false);
+}

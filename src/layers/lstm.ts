@@ -1,0 +1,239 @@
+/**
+ * The LSTM layer: Keras layout and gate order (i, f, c, o), forward and backward by hand.
+ *
+ * Legend: B batch, T timesteps of the window, I input features, H units, G = 4H.
+ * Inside the engine sequences are time-major, (T, B, ·): one timestep's rows are one contiguous
+ * (B, ·) block, so the per-step recurrent matmul reads and writes contiguous memory, and the input
+ * projection (all steps at once), dKernel, dRecurrentKernel and dx are single large matmuls over T·B
+ * rows. The model transposes to and from the public batch-major [B, T, F] at its boundary.
+ *
+ * A workspace has a capacity of steps; forward fills steps [t0, t1) from the state stored at slot t0,
+ * backward runs over [tb, t1). The truncated-BPTT unroller uses the offsets to keep history.
+ */
+import type { FloatArray, DType } from "../tensor/tensor.js";
+import { allocate } from "../tensor/tensor.js";
+import {
+  matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward,
+} from "../tensor/kernels.js";
+import { ValueError, fmtValue } from "../errors.js";
+import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
+
+export interface LSTMOptions {
+  /** Number of units H. */
+  units: number;
+  /** Input features I; needed on the first layer unless the model is built from data. */
+  inputDim?: number;
+  /** Return h for every step ([B, T, H]) instead of the last step only ([B, H]). Default false. */
+  returnSequences?: boolean;
+  /** Carry (h, c) from one call to the next, row by row (Keras `stateful`). Default false. */
+  stateful?: boolean;
+  /** The fixed batch size of a stateful layer; when omitted it is fixed by the first batch seen. */
+  batchSize?: number;
+  /** Initialise the forget-gate bias to ones (Jozefowicz et al.). Default true, as in Keras. */
+  unitForgetBias?: boolean;
+  kernelInitializer?: InitializerName;
+  recurrentInitializer?: InitializerName;
+}
+
+function positiveInt(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    throw new ValueError(`${name}: expected a positive integer, got ${fmtValue(v)}`);
+  }
+  return v;
+}
+
+/** Buffers for one (B, capacity) shape, allocated once and reused for every window of that shape. */
+export class LSTMWorkspace {
+  readonly hs: FloatArray;    // (cap + 1, B, H): slot 0 is h_{-1} = the initial state, slot t+1 is h_t
+  readonly cs: FloatArray;    // (cap + 1, B, H): likewise for c
+  readonly gates: FloatArray; // (cap, B, G): pre-activations, then (in place) activations i, f, g, o
+  readonly tanhC: FloatArray; // (cap, B, H)
+  readonly dZ: FloatArray;    // (cap, B, G): dL/dz
+  readonly dxs: FloatArray;   // (cap, B, I): dL/dx, handed to the layer below as its dhSeq
+  readonly dh: FloatArray;    // (B, H): gradient reaching h_{t-1} through the recurrence; dL/dh0 at the end
+  readonly dc: FloatArray;    // (B, H): gradient reaching c_{t-1}; dL/dc0 at the end
+  constructor(dtype: DType, readonly B: number, readonly cap: number, H: number, I: number) {
+    const G = 4 * H;
+    this.hs = allocate(dtype, (cap + 1) * B * H);
+    this.cs = allocate(dtype, (cap + 1) * B * H);
+    this.gates = allocate(dtype, cap * B * G);
+    this.tanhC = allocate(dtype, cap * B * H);
+    this.dZ = allocate(dtype, cap * B * G);
+    this.dxs = allocate(dtype, cap * B * I);
+    this.dh = allocate(dtype, B * H);
+    this.dc = allocate(dtype, B * H);
+  }
+}
+
+/**
+ * A long short-term memory layer.
+ *
+ * @example
+ * const model = new Sequential([new LSTM({ units: 10, inputDim: 1 }), new Dense({ units: 1, activation: "sigmoid" })]);
+ */
+export class LSTM {
+  readonly kind = "lstm" as const;
+  readonly units: number;
+  inputDim: number | undefined;
+  readonly returnSequences: boolean;
+  readonly stateful: boolean;
+  batchSize: number | undefined;
+  readonly unitForgetBias: boolean;
+  readonly kernelInitializer: InitializerName;
+  readonly recurrentInitializer: InitializerName;
+
+  // Views into the model's flat parameter and gradient buffers (bound by the model).
+  kernel!: FloatArray;           // (I, G)
+  recurrentKernel!: FloatArray;  // (H, G)
+  bias!: FloatArray;             // (G)
+  dKernel!: FloatArray;          // (I, G)
+  dRecurrentKernel!: FloatArray; // (H, G)
+  dBias!: FloatArray;            // (G)
+
+  /** The state after the last forward pass (the carried state of a stateful layer). */
+  stateH: FloatArray | null = null; // (B, H)
+  stateC: FloatArray | null = null; // (B, H)
+
+  ws: LSTMWorkspace | null = null;
+
+  constructor(options: LSTMOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new ValueError(`LSTM options: expected an object like { units: 10 }, got ${fmtValue(options)}`);
+    }
+    this.units = positiveInt("LSTM units", options.units);
+    this.inputDim = options.inputDim === undefined ? undefined : positiveInt("LSTM inputDim", options.inputDim);
+    this.returnSequences = bool("LSTM returnSequences", options.returnSequences, false);
+    this.stateful = bool("LSTM stateful", options.stateful, false);
+    this.batchSize = options.batchSize === undefined ? undefined : positiveInt("LSTM batchSize", options.batchSize);
+    this.unitForgetBias = bool("LSTM unitForgetBias", options.unitForgetBias, true);
+    this.kernelInitializer = checkInitializer("LSTM kernelInitializer", options.kernelInitializer ?? "glorotUniform");
+    this.recurrentInitializer = checkInitializer("LSTM recurrentInitializer", options.recurrentInitializer ?? "orthogonal");
+  }
+
+  /** Number of parameters: I·4H + H·4H + 4H. */
+  paramCount(): number {
+    const H = this.units, G = 4 * H;
+    return this.inputDim! * G + H * G + G;
+  }
+
+  /** Shapes in getWeights order. */
+  weightShapes(): number[][] {
+    const H = this.units, G = 4 * H;
+    return [[this.inputDim!, G], [H, G], [G]];
+  }
+
+  weightNames(): string[] {
+    return ["kernel", "recurrentKernel", "bias"];
+  }
+
+  /** Points the weights and gradients at slices of the model's flat buffers. */
+  bind(params: FloatArray, grads: FloatArray, off: number): number {
+    const I = this.inputDim!, H = this.units, G = 4 * H;
+    const sizes = [I * G, H * G, G];
+    const views = (buf: FloatArray): FloatArray[] => {
+      let o = off;
+      return sizes.map((n) => { const v = buf.subarray(o, o + n); o += n; return v; });
+    };
+    [this.kernel, this.recurrentKernel, this.bias] = views(params);
+    [this.dKernel, this.dRecurrentKernel, this.dBias] = views(grads);
+    return off + I * G + H * G + G;
+  }
+
+  initialize(rng: Rng): void {
+    const I = this.inputDim!, H = this.units, G = 4 * H;
+    initialize(this.kernelInitializer, this.kernel, 0, I, G, rng);
+    initialize(this.recurrentInitializer, this.recurrentKernel, 0, H, G, rng);
+    this.bias.fill(0);
+    if (this.unitForgetBias) this.bias.fill(1, H, 2 * H);
+  }
+
+  /** Returns a workspace for B rows and at least `cap` steps, reusing the current one when it fits. */
+  workspace(dtype: DType, B: number, cap: number): LSTMWorkspace {
+    const ws = this.ws;
+    if (ws && ws.B === B && ws.cap >= cap) return ws;
+    this.ws = new LSTMWorkspace(dtype, B, Math.max(cap, ws && ws.B === B ? ws.cap : 0), this.units, this.inputDim!);
+    return this.ws;
+  }
+}
+
+function bool(name: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== "boolean") throw new ValueError(`${name}: expected true or false, got ${fmtValue(v)}`);
+  return v;
+}
+
+/**
+ * Forward over steps [t0, t1) of the workspace. The state (h, c) at slot t0 of `hs`/`cs` must be set;
+ * slots t0+1 … t1 receive h_t, c_t. `xs` holds the input rows, time-major: step t at xOff + t·B·I.
+ */
+export function lstmForward(
+  layer: LSTM, ws: LSTMWorkspace,
+  xs: FloatArray, xOff: number, // (cap, B, I)
+  t0: number, t1: number,
+): void {
+  const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!;
+  const { hs, cs, gates, tanhC } = ws;
+  const n = t1 - t0;
+  if (n <= 0) return;
+  // Input projection for every step of the range at once: (n·B, I) · (I, G) -> (n·B, G), plus bias.
+  matmulNN(n * B, G, I, xs, xOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
+  addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
+  for (let t = t0; t < t1; t++) {
+    const zOff = t * B * G;
+    // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
+    matmulNN(B, G, H, hs, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true);
+    lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H);
+  }
+}
+
+/**
+ * Backward over steps [tb, t1), the mirror of `lstmForward`.
+ *
+ * - `dhSeq`, when given, is dL/dh_t from above (a sequence-returning layer), time-major, for the steps
+ *   t ≥ dhSeqFrom: step t at dhSeqOff + (t - dhSeqFrom)·B·H. Earlier steps get nothing from above.
+ * - `dhNext`, `dcNext` (B, H), when given, are the gradients reaching h_{t1-1} and c_{t1-1} from after
+ *   the range (the loss on the last step, or a later window in truncated BPTT).
+ * Accumulates into dKernel, dRecurrentKernel, dBias; writes dxs rows [tb, t1) and leaves dL/dh_{tb-1},
+ * dL/dc_{tb-1} (the gradients w.r.t. the range's initial state) in ws.dh, ws.dc.
+ */
+export function lstmBackward(
+  layer: LSTM, ws: LSTMWorkspace,
+  xs: FloatArray, xOff: number,                  // (cap, B, I)
+  tb: number, t1: number,
+  dhSeq: FloatArray | null, dhSeqOff: number, dhSeqFrom: number, // (·, B, H), step t ≥ dhSeqFrom
+  dhNext: FloatArray | null, dhNextOff: number,  // (B, H)
+  dcNext: FloatArray | null, dcNextOff: number,  // (B, H)
+  dhNorms: Float64Array | null = null,           // (cap) out: ‖dL/dh_t‖ over the batch, when asked
+): void {
+  const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!;
+  const { hs, cs, gates, tanhC, dZ, dxs, dh, dc } = ws;
+  const BH = B * H;
+  for (let k = 0; k < BH; k++) {
+    dh[k] = dhNext ? dhNext[dhNextOff + k]! : 0;
+    dc[k] = dcNext ? dcNext[dcNextOff + k]! : 0;
+  }
+  const n = t1 - tb;
+  if (n <= 0) return;
+  for (let t = t1 - 1; t >= tb; t--) {
+    if (dhSeq && t >= dhSeqFrom) {
+      const so = dhSeqOff + (t - dhSeqFrom) * BH;
+      for (let k = 0; k < BH; k++) dh[k] = dh[k]! + dhSeq[so + k]!;
+    }
+    if (dhNorms) {
+      let s = 0;
+      for (let k = 0; k < BH; k++) s += dh[k]! * dh[k]!;
+      dhNorms[t] = Math.sqrt(s);
+    }
+    lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
+    // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H)
+    matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false);
+  }
+  // Weight gradients over all n·B rows at once.
+  // dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I)
+  matmulTN(I, G, n * B, xs, xOff + tb * B * I, I, dZ, tb * B * G, G, layer.dKernel, 0, G, true);
+  // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1)
+  matmulTN(H, G, n * B, hs, tb * BH, H, dZ, tb * B * G, G, layer.dRecurrentKernel, 0, G, true);
+  sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
+  // dxs (n·B, I) = dZ · kernelᵀ
+  matmulNT(n * B, I, G, dZ, tb * B * G, G, layer.kernel, 0, G, dxs, tb * B * I, I, false);
+}

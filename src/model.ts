@@ -1,0 +1,1001 @@
+/**
+ * Sequential: LSTM layers (stacked when the lower one returns sequences) followed by one or more Dense
+ * layers, with Keras's training surface and stateful semantics.
+ *
+ * Legend: B batch, T timesteps, F input features, H units, D head units, M head rows (B, or n·B for a
+ * per-step head over n steps). Inside, sequences are time-major (T, B, ·); the public surface is
+ * batch-major [B, T, F], and the model transposes at its boundary (see layers/lstm.ts for why).
+ *
+ * The model owns one flat parameter buffer and one flat gradient buffer; every layer's weights are
+ * named views into them, so the optimizer is one loop and a step zeroes the gradients once.
+ */
+import type { NdArray } from "ndarray";
+import {
+  type DType, type FloatArray, type Tensor, type TensorLike,
+  DEFAULT_DTYPE, allocate, checkDType, fromData, isTensor, toTensor, assertFinite,
+} from "./tensor/tensor.js";
+import { LSTM, lstmForward, lstmBackward } from "./layers/lstm.js";
+import { Dense, denseForward, denseBackward } from "./layers/dense.js";
+import {
+  type LossName, checkLoss, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy,
+} from "./losses.js";
+import { type Optimizer, resolveOptimizer, Adam, SGD } from "./optimizers.js";
+import { Rng } from "./init.js";
+import { ShapeError, ValueError, StateError, NonFiniteError, fmtShape, fmtValue } from "./errors.js";
+import { type Callback, type Logs, History, ProgressBar } from "./callbacks.js";
+
+export type Layer = LSTM | Dense;
+
+export interface SequentialOptions {
+  /** "float64" (default: exact, and as fast as float32 in V8, see the README) or "float32". */
+  dtype?: DType;
+  /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
+  seed?: number | string;
+}
+
+export interface CompileOptions {
+  optimizer?: Optimizer | "adam" | "sgd";
+  loss: LossName;
+  metrics?: "accuracy"[];
+  /** What a training step does when its loss, gradients or new weights are not finite: "throw" (default)
+   * raises NonFiniteError, "skip" returns the non-finite loss and leaves everything unchanged. Both leave
+   * weights, optimizer and LSTM state exactly as they were. */
+  onNonFinite?: "throw" | "skip";
+}
+
+export interface LSTMState {
+  h: Tensor; // [B, H]
+  c: Tensor; // [B, H]
+}
+
+export interface Gradients {
+  loss: number;
+  /** In getWeights order. */
+  grads: Tensor[];
+  /** The head's output, [B, D] or [B, T, D]. */
+  outputs: Tensor;
+  /** dL/dx, [B, T, F]. */
+  inputGrad: Tensor;
+  /** dL/d(initial state), per LSTM layer, each [B, H]. */
+  stateGrads: { h: Tensor; c: Tensor }[];
+  /** Every step's h, per LSTM layer, each [B, T, H] (batch-major copies, for study and plots). */
+  hiddenStates: Tensor[];
+  /** With `hiddenGradNorms: true`: per LSTM layer, ‖dL/dh_t‖ (over batch and units) for t = 0 … T-1. */
+  hiddenGradNorms?: number[][];
+}
+
+export interface StepResult {
+  loss: number;
+  accuracy?: number;
+}
+
+export interface FitOptions {
+  epochs?: number;
+  batchSize?: number;
+  /** Shuffle the samples every epoch (seeded by the model's seed). Default true, false for stateful models. */
+  shuffle?: boolean;
+  validationData?: [TensorLike, TensorLike];
+  callbacks?: Callback[];
+  /** 0 silent, 1 progress (a live bar on a TTY, one line per epoch otherwise). Default 1. */
+  verbose?: 0 | 1;
+}
+
+/** The input after validation: an ndarray we can index with strides, plus its sizes. */
+interface Input {
+  t: NdArray<any>;
+  B: number;
+  T: number;
+}
+
+/**
+ * A stack of layers.
+ *
+ * @example
+ * const model = new Sequential([
+ *   new LSTM({ units: 10, inputDim: 1 }),
+ *   new Dense({ units: 1, activation: "sigmoid" }),
+ * ], { seed: 42 });
+ * model.compile({ optimizer: "adam", loss: "binaryCrossentropy", metrics: ["accuracy"] });
+ * const history = await model.fit(x, y, { epochs: 5, batchSize: 11, verbose: 0 });
+ */
+export class Sequential {
+  readonly layers: Layer[];
+  readonly lstms: LSTM[];
+  readonly denses: Dense[];
+  readonly dtype: DType;
+  readonly seed: string;
+  /** All weights, flat, in getWeights order. */
+  params: FloatArray = new Float64Array(0);
+  /** All gradients, flat, aligned with params. */
+  grads: FloatArray = new Float64Array(0);
+  optimizer: Optimizer | null = null;
+  loss: LossName | null = null;
+  metrics: string[] = [];
+  onNonFinite: "throw" | "skip" = "throw";
+  /** Set by a callback (early stopping) to end `fit` after the current epoch. */
+  stopTraining = false;
+  /** The RNG behind `fit`'s shuffling; its position is saved in checkpoints. */
+  shuffleRng: Rng;
+
+  private built = false;
+  private fixedBatch: number | undefined;
+  // Engine buffers, allocated per (B, cap) and reused.
+  private engB = 0;
+  private engCap = 0;
+  private xs: FloatArray = new Float64Array(0);       // (cap, B, F) time-major input
+  private ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the head's
+  private backup: FloatArray = new Float64Array(0);   // params before an update, for rollback
+  private slotBackup: Float64Array[] = [];            // optimizer state before an update
+
+  constructor(layers: Layer[], options: SequentialOptions = {}) {
+    if (!Array.isArray(layers) || layers.length === 0) {
+      throw new ValueError(`Sequential layers: expected a non-empty array of LSTM and Dense layers, got ${fmtValue(layers)}`);
+    }
+    layers.forEach((l, i) => {
+      if (!(l instanceof LSTM) && !(l instanceof Dense)) {
+        throw new ValueError(`Sequential layers[${i}]: expected an LSTM or a Dense, got ${fmtValue(l)}`);
+      }
+    });
+    const firstDense = layers.findIndex((l) => l instanceof Dense);
+    if (!(layers[0] instanceof LSTM) || firstDense < 0 || layers.slice(firstDense).some((l) => l instanceof LSTM)) {
+      throw new ValueError(
+        `Sequential layers: expected one or more LSTM layers followed by one or more Dense layers, got [${layers.map((l) => l.kind).join(", ")}]`,
+      );
+    }
+    this.layers = layers;
+    this.lstms = layers.slice(0, firstDense) as LSTM[];
+    this.denses = layers.slice(firstDense) as Dense[];
+    this.lstms.forEach((l, i) => {
+      if (i < this.lstms.length - 1 && !l.returnSequences) {
+        throw new ValueError(`Sequential layers[${i}]: an LSTM below another LSTM must have returnSequences: true`);
+      }
+    });
+    if (typeof options !== "object" || options === null) {
+      throw new ValueError(`Sequential options: expected an object, got ${fmtValue(options)}`);
+    }
+    this.dtype = checkDType("Sequential dtype", options.dtype ?? DEFAULT_DTYPE);
+    const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+    if ((typeof seed !== "number" || !Number.isFinite(seed)) && typeof seed !== "string") {
+      throw new ValueError(`Sequential seed: expected a finite number or a string, got ${fmtValue(seed)}`);
+    }
+    this.seed = String(seed);
+    this.shuffleRng = new Rng(`${this.seed}/shuffle`);
+    const sizes = new Set(this.lstms.filter((l) => l.stateful && l.batchSize !== undefined).map((l) => l.batchSize));
+    if (sizes.size > 1) {
+      throw new ValueError(`Sequential: stateful LSTM layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
+    }
+    this.fixedBatch = sizes.values().next().value;
+    if (this.lstms[0]!.inputDim !== undefined) this.build(this.lstms[0]!.inputDim);
+  }
+
+  /** True when some LSTM layer is stateful. */
+  get stateful(): boolean {
+    return this.lstms.some((l) => l.stateful);
+  }
+
+  /** The fixed batch size of a stateful model (undefined until known). */
+  get batchSize(): number | undefined {
+    return this.fixedBatch;
+  }
+
+  /** True when the top LSTM returns sequences, so the head applies to every step ([B, T, D] outputs). */
+  get perStep(): boolean {
+    return this.lstms[this.lstms.length - 1]!.returnSequences;
+  }
+
+  get inputDim(): number | undefined {
+    return this.lstms[0]!.inputDim;
+  }
+
+  get outputDim(): number {
+    return this.denses[this.denses.length - 1]!.units;
+  }
+
+  /**
+   * Creates and initialises the weights for `inputDim` features. Called by the constructor when the
+   * first LSTM has `inputDim`, else by the first call that sees data.
+   */
+  build(inputDim: number): void {
+    if (this.built) {
+      if (inputDim !== this.inputDim) {
+        throw new ShapeError(`build inputDim: the model is built for ${this.inputDim} input features, got ${inputDim}`);
+      }
+      return;
+    }
+    if (!Number.isInteger(inputDim) || inputDim <= 0) {
+      throw new ValueError(`build inputDim: expected a positive integer, got ${fmtValue(inputDim)}`);
+    }
+    let dim = inputDim;
+    for (const l of this.layers) {
+      if (l.inputDim !== undefined && l.inputDim !== dim) {
+        throw new ShapeError(`${l.kind} inputDim: expected ${dim} (the output of the layer below), got ${l.inputDim}`);
+      }
+      l.inputDim = dim;
+      dim = l.units;
+    }
+    const total = this.layers.reduce((s, l) => s + l.paramCount(), 0);
+    this.params = allocate(this.dtype, total);
+    this.grads = allocate(this.dtype, total);
+    let off = 0;
+    for (const l of this.layers) off = l.bind(this.params, this.grads, off);
+    const rng = new Rng(this.seed);
+    for (const l of this.layers) l.initialize(rng);
+    this.built = true;
+    this.optimizer?.init(total);
+  }
+
+  private requireBuilt(what: string): void {
+    if (!this.built) {
+      throw new StateError(`${what}: the model is not built yet; give the first LSTM an inputDim, call build(inputDim), or pass data first`);
+    }
+  }
+
+  /** Number of trainable parameters. */
+  countParams(): number {
+    this.requireBuilt("countParams");
+    return this.params.length;
+  }
+
+  /**
+   * Sets the optimizer and loss.
+   *
+   * @example
+   * model.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy", metrics: ["accuracy"] });
+   */
+  compile(options: CompileOptions): void {
+    if (typeof options !== "object" || options === null) {
+      throw new ValueError(`compile options: expected { optimizer, loss, metrics? }, got ${fmtValue(options)}`);
+    }
+    const optimizer = resolveOptimizer(options.optimizer ?? "adam");
+    const loss = checkLoss("compile loss", options.loss);
+    const metrics = options.metrics ?? [];
+    if (!Array.isArray(metrics) || metrics.some((m) => m !== "accuracy")) {
+      throw new ValueError(`compile metrics: expected [] or ["accuracy"], got ${JSON.stringify(metrics)}`);
+    }
+    const onNonFinite = options.onNonFinite ?? "throw";
+    if (onNonFinite !== "throw" && onNonFinite !== "skip") {
+      throw new ValueError(`compile onNonFinite: expected "throw" or "skip", got ${fmtValue(onNonFinite)}`);
+    }
+    this.optimizer = optimizer;
+    this.loss = loss;
+    this.metrics = metrics.slice();
+    this.onNonFinite = onNonFinite;
+    if (this.built) optimizer.init(this.params.length);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Weights and states
+
+  /** Copies of the weights, per layer: LSTM kernel [I,4H], recurrentKernel [H,4H], bias [4H]; Dense kernel [H,D], bias [D]. */
+  getWeights(): Tensor[] {
+    this.requireBuilt("getWeights");
+    const out: Tensor[] = [];
+    let off = 0;
+    for (const l of this.layers) {
+      for (const shape of l.weightShapes()) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        out.push(fromData(this.params.slice(off, off + n), shape));
+        off += n;
+      }
+    }
+    return out;
+  }
+
+  /** Names of the weights in getWeights order, e.g. "lstm_0/kernel", "dense_0/bias". */
+  weightNames(): string[] {
+    const names: string[] = [];
+    let li = 0, di = 0;
+    for (const l of this.layers) {
+      const prefix = l instanceof LSTM ? `lstm_${li++}` : `dense_${di++}`;
+      for (const n of l.weightNames()) names.push(`${prefix}/${n}`);
+    }
+    return names;
+  }
+
+  /** Shapes in getWeights order. */
+  weightShapes(): number[][] {
+    this.requireBuilt("weightShapes");
+    return this.layers.flatMap((l) => l.weightShapes());
+  }
+
+  /**
+   * Copies weights in (same order and shapes as getWeights). Everything is validated before anything is
+   * written, so a bad list leaves the model unchanged.
+   */
+  setWeights(weights: TensorLike[]): void {
+    const shapes = this.weightShapes();
+    const names = this.weightNames();
+    if (!Array.isArray(weights) || weights.length !== shapes.length) {
+      throw new ValueError(`setWeights weights: expected ${shapes.length} arrays (${names.join(", ")}), got ${Array.isArray(weights) ? weights.length : fmtValue(weights)}`);
+    }
+    const ts = weights.map((w, i) => {
+      const t = toTensor(`setWeights weights[${i}] (${names[i]})`, w, this.dtype);
+      if (t.shape.length !== shapes[i]!.length || t.shape.some((d, k) => d !== shapes[i]![k])) {
+        throw new ShapeError(`setWeights weights[${i}] (${names[i]}): expected shape ${fmtShape(shapes[i]!)}, got ${fmtShape(t.shape)}`);
+      }
+      assertFinite(`setWeights weights[${i}] (${names[i]})`, t.data, t.shape);
+      return t;
+    });
+    let off = 0;
+    for (const t of ts) {
+      this.params.set(t.data, off);
+      off += t.data.length;
+    }
+  }
+
+  /** The LSTM states after the last forward pass (the carried state of stateful layers), per LSTM layer. */
+  getStates(): LSTMState[] {
+    this.requireBuilt("getStates");
+    return this.lstms.map((l) => {
+      const H = l.units;
+      const h = l.stateH ?? allocate(this.dtype, 0);
+      const c = l.stateC ?? allocate(this.dtype, 0);
+      const B = h.length / H;
+      return { h: fromData(h.slice(), [B, H]), c: fromData(c.slice(), [B, H]) };
+    });
+  }
+
+  /**
+   * Resets the LSTM states.
+   * - `resetStates()`: zeros for every row.
+   * - `resetStates(states)`: the given `{h, c}` per LSTM layer, each [B, H].
+   * - `resetStates({ rows: [0, 2] })`: zeros for those batch rows only; the other rows keep their state.
+   *
+   * @example
+   * model.resetStates();                       // new sequences in every row
+   * model.resetStates({ rows: [1] });          // row 1 starts a new sequence, rows 0 and 2 continue
+   */
+  resetStates(states?: { h: TensorLike; c: TensorLike }[] | { rows: number[] }): void {
+    this.requireBuilt("resetStates");
+    if (states === undefined) {
+      for (const l of this.lstms) {
+        if (l.stateH) l.stateH.fill(0);
+        if (l.stateC) l.stateC.fill(0);
+        if (l.stateful && this.fixedBatch !== undefined && !l.stateH) this.allocState(l, this.fixedBatch);
+      }
+      return;
+    }
+    if (!Array.isArray(states) && typeof states === "object" && states !== null && "rows" in states) {
+      const rows = states.rows;
+      const B = this.fixedBatch ?? (this.lstms[0]!.stateH ? this.lstms[0]!.stateH.length / this.lstms[0]!.units : 0);
+      if (!Array.isArray(rows) || rows.some((r) => !Number.isInteger(r) || r < 0 || r >= B)) {
+        throw new ValueError(`resetStates rows: expected batch row indices in [0, ${B}), got ${JSON.stringify(rows)}`);
+      }
+      for (const l of this.lstms) {
+        const H = l.units;
+        for (const r of rows) {
+          l.stateH?.fill(0, r * H, (r + 1) * H);
+          l.stateC?.fill(0, r * H, (r + 1) * H);
+        }
+      }
+      return;
+    }
+    if (!Array.isArray(states) || states.length !== this.lstms.length) {
+      throw new ValueError(`resetStates states: expected ${this.lstms.length} { h, c } objects (one per LSTM layer), got ${Array.isArray(states) ? states.length : fmtValue(states)}`);
+    }
+    // Validate everything first: a bad entry must not leave some layers changed.
+    let B: number | undefined = this.fixedBatch;
+    const parsed = states.map((s, i) => {
+      if (typeof s !== "object" || s === null || !("h" in s) || !("c" in s)) {
+        throw new ValueError(`resetStates states[${i}]: expected { h, c }, got ${fmtValue(s)}`);
+      }
+      const H = this.lstms[i]!.units;
+      const h = toTensor(`resetStates states[${i}].h`, s.h, this.dtype);
+      const c = toTensor(`resetStates states[${i}].c`, s.c, this.dtype);
+      for (const [nm, t] of [["h", h], ["c", c]] as const) {
+        if (t.shape.length !== 2 || t.shape[1] !== H || (B !== undefined && t.shape[0] !== B)) {
+          throw new ShapeError(`resetStates states[${i}].${nm}: expected shape [B, H] = [${B ?? "B"}, ${H}], got ${fmtShape(t.shape)}`);
+        }
+        assertFinite(`resetStates states[${i}].${nm}`, t.data, t.shape);
+      }
+      B = h.shape[0]!;
+      return { h, c };
+    });
+    this.lstms.forEach((l, i) => {
+      this.allocState(l, B!);
+      l.stateH!.set(parsed[i]!.h.data);
+      l.stateC!.set(parsed[i]!.c.data);
+    });
+    if (this.stateful && this.fixedBatch === undefined) this.fixBatch(B!);
+  }
+
+  /**
+   * Changes the fixed batch size of a stateful model in place (weights and optimizer are kept, states
+   * are reset to zeros): train at batch size 3, then predict one sequence at a time without building a
+   * second model.
+   */
+  setBatchSize(batchSize: number): void {
+    if (!Number.isInteger(batchSize) || batchSize <= 0) {
+      throw new ValueError(`setBatchSize batchSize: expected a positive integer, got ${fmtValue(batchSize)}`);
+    }
+    if (!this.stateful) {
+      throw new StateError(`setBatchSize: the model is stateless and takes any batch size; setBatchSize is for stateful models`);
+    }
+    this.fixBatch(batchSize);
+    if (this.built) for (const l of this.lstms) { this.allocState(l, batchSize); l.stateH!.fill(0); l.stateC!.fill(0); }
+  }
+
+  private fixBatch(B: number): void {
+    this.fixedBatch = B;
+    for (const l of this.lstms) if (l.stateful) l.batchSize = B;
+  }
+
+  private allocState(l: LSTM, B: number): void {
+    const n = B * l.units;
+    if (!l.stateH || l.stateH.length !== n) {
+      l.stateH = allocate(this.dtype, n);
+      l.stateC = allocate(this.dtype, n);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Input validation
+
+  /** Validates x [B, T, F]; builds the model from F when needed; fixes a stateful batch size. */
+  checkInput(name: string, x: unknown, expectBatch?: number): Input {
+    let t: NdArray<any>;
+    if (isTensor(x) && (x.data instanceof Float64Array || x.data instanceof Float32Array)) t = x as NdArray<any>;
+    else t = toTensor(name, x, this.dtype);
+    const F = this.inputDim;
+    if (t.shape.length !== 3) {
+      throw new ShapeError(`${name}: expected rank 3 [batch, timesteps, features]${F !== undefined ? ` = [B, T, ${F}]` : ""}, got rank ${t.shape.length} with shape ${fmtShape(t.shape)}`);
+    }
+    const [B, T, f] = t.shape as [number, number, number];
+    if (B === 0) throw new ShapeError(`${name}: empty batch: shape ${fmtShape(t.shape)}`);
+    if (T === 0) throw new ShapeError(`${name}: no timesteps: shape ${fmtShape(t.shape)}`);
+    if (F !== undefined && f !== F) {
+      throw new ShapeError(`${name}: expected shape [B, T, F] = [${B}, ${T}, ${F}], got ${fmtShape(t.shape)}: features (dimension 2) is ${f}, expected ${F}`);
+    }
+    if (expectBatch !== undefined && B !== expectBatch) {
+      throw new ShapeError(`${name}: expected batch size ${expectBatch}, got ${fmtShape(t.shape)}`);
+    }
+    checkFiniteStrided(name, t);
+    if (!this.built) this.build(f);
+    return { t, B, T };
+  }
+
+  /** Validates labels against the input and the head: [B, D], or [B, T, D] for a per-step head. */
+  checkLabels(name: string, y: unknown, B: number, T: number): NdArray<any> {
+    let t: NdArray<any>;
+    if (isTensor(y) && (y.data instanceof Float64Array || y.data instanceof Float32Array)) t = y as NdArray<any>;
+    else t = toTensor(name, y, this.dtype);
+    const D = this.outputDim;
+    const expected = this.perStep ? [B, T, D] : [B, D];
+    const dims = this.perStep ? "[batch, timesteps, units]" : "[batch, units]";
+    if (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
+      const hint = this.perStep ? " (the top LSTM returns sequences, so labels are per step)" : "";
+      throw new ShapeError(`${name}: expected shape ${dims} = ${fmtShape(expected)}${hint}, got ${fmtShape(t.shape)}`);
+    }
+    checkFiniteStrided(name, t);
+    if (this.loss === "binaryCrossentropy") {
+      forEachStrided(t, (v, idx) => {
+        if (!(v >= 0 && v <= 1)) {
+          throw new ValueError(`${name}: binaryCrossentropy expects labels in [0, 1], got ${v} at index ${fmtShape(idx)}`);
+        }
+      });
+    }
+    return t;
+  }
+
+  /** The batch size a call must use: the fixed one of a stateful model, fixing it at the first call. */
+  private checkStatefulBatch(name: string, B: number): void {
+    if (!this.stateful) return;
+    if (this.fixedBatch === undefined) this.fixBatch(B);
+    else if (B !== this.fixedBatch) {
+      throw new ShapeError(
+        `${name}: this stateful model has a fixed batch size of ${this.fixedBatch} (row r continues row r of the last call), got a batch of ${B}; ` +
+        `use batches of ${this.fixedBatch}, or call model.setBatchSize(${B}) to change it (states are reset)`,
+      );
+    }
+  }
+
+  private requireCompiled(what: string): void {
+    if (!this.optimizer || !this.loss) {
+      throw new StateError(`${what}: the model is not compiled; call model.compile({ optimizer, loss }) first`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The engine: internal, shared by the public calls and the truncated-BPTT unroller.
+
+  /** @internal Makes sure every buffer fits B rows and `cap` steps. */
+  ensure(B: number, cap: number): void {
+    if (B === this.engB && cap <= this.engCap) return;
+    cap = B === this.engB ? Math.max(cap, this.engCap) : cap;
+    const F = this.inputDim!;
+    this.xs = allocate(this.dtype, cap * B * F);
+    for (const l of this.lstms) l.workspace(this.dtype, B, cap);
+    this.engB = B;
+    this.engCap = cap;
+  }
+
+  /**
+   * @internal Copies n steps of x (starting at step tx) for B rows into the time-major input buffer at
+   * slot t0. `rows`, when given, maps batch row b to sample rows[rowStart + b] (fit's shuffled batches).
+   */
+  loadInput(x: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number, t0: number): void {
+    const F = this.inputDim!, xs = this.xs, d = x.data;
+    const [sb, st, sf] = x.stride as [number, number, number];
+    for (let t = 0; t < n; t++) {
+      const dst = (t0 + t) * B * F;
+      for (let b = 0; b < B; b++) {
+        const r = rows ? rows[rowStart + b]! : rowStart + b;
+        const src = x.offset + r * sb + (tx + t) * st;
+        const o = dst + b * F;
+        for (let f = 0; f < F; f++) xs[o + f] = d[src + f * sf];
+      }
+    }
+  }
+
+  /**
+   * @internal Loads the labels of the head rows: [B, D] for a last-step head, or steps [tx, tx + n) of
+   * [B, T, D] for a per-step head (time-major rows, like the head's).
+   */
+  loadLabels(y: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number): number {
+    const D = this.outputDim, d = y.data;
+    const M = this.perStep ? n * B : B;
+    if (this.ys.length < M * D) this.ys = allocate(this.dtype, M * D);
+    const ys = this.ys;
+    if (!this.perStep) {
+      const [sb, sd] = y.stride as [number, number];
+      for (let b = 0; b < B; b++) {
+        const r = rows ? rows[rowStart + b]! : rowStart + b;
+        for (let k = 0; k < D; k++) ys[b * D + k] = d[y.offset + r * sb + k * sd];
+      }
+    } else {
+      const [sb, st, sd] = y.stride as [number, number, number];
+      for (let t = 0; t < n; t++) {
+        for (let b = 0; b < B; b++) {
+          const r = rows ? rows[rowStart + b]! : rowStart + b;
+          const src = y.offset + r * sb + (tx + t) * st;
+          for (let k = 0; k < D; k++) ys[(t * B + b) * D + k] = d[src + k * sd];
+        }
+      }
+    }
+    return M;
+  }
+
+  /**
+   * @internal Writes each LSTM's initial state into slot t0: the carried state for stateful layers (when
+   * `carried`), zeros otherwise, or the explicit `states` (B·H arrays per layer) when given.
+   */
+  setInitialState(t0: number, carried: boolean, states?: { h: FloatArray; c: FloatArray }[]): void {
+    const B = this.engB;
+    this.lstms.forEach((l, i) => {
+      const ws = l.ws!, n = B * l.units, off = t0 * n;
+      if (states) {
+        ws.hs.set(states[i]!.h, off);
+        ws.cs.set(states[i]!.c, off);
+      } else if (carried && l.stateful && l.stateH && l.stateH.length === n) {
+        ws.hs.set(l.stateH, off);
+        ws.cs.set(l.stateC!, off);
+      } else {
+        ws.hs.fill(0, off, off + n);
+        ws.cs.fill(0, off, off + n);
+      }
+    });
+  }
+
+  /** @internal Keeps the state at slot t as every layer's last state (the carried one when stateful). */
+  commitState(t: number): void {
+    const B = this.engB;
+    for (const l of this.lstms) {
+      const n = B * l.units;
+      this.allocState(l, B);
+      l.stateH!.set(l.ws!.hs.subarray(t * n, (t + 1) * n));
+      l.stateC!.set(l.ws!.cs.subarray(t * n, (t + 1) * n));
+    }
+  }
+
+  /** @internal Forward through every LSTM over steps [t0, t1), then the head on steps [ta, t1) (per step) or t1 - 1. */
+  forward(t0: number, t1: number, ta: number): number {
+    const B = this.engB;
+    let xs = this.xs, xOff = 0;
+    for (const l of this.lstms) {
+      lstmForward(l, l.ws!, xs, xOff, t0, t1);
+      xs = l.ws!.hs;
+      xOff = B * l.units; // the layer above reads h_t from slot t + 1
+    }
+    return this.headForward(ta, t1);
+  }
+
+  /** The head's rows: all steps [ta, t1) of the top LSTM (per step) or its last step t1 - 1. */
+  private headInput(ta: number, t1: number): { M: number; off: number } {
+    const B = this.engB, top = this.lstms[this.lstms.length - 1]!, BH = B * top.units;
+    return this.perStep ? { M: (t1 - ta) * B, off: (ta + 1) * BH } : { M: B, off: t1 * BH };
+  }
+
+  private headForward(ta: number, t1: number): number {
+    const top = this.lstms[this.lstms.length - 1]!;
+    const { M, off } = this.headInput(ta, t1);
+    let x = top.ws!.hs, xOff = off, ld = top.units;
+    for (const d of this.denses) {
+      const ws = d.workspace(this.dtype, M);
+      denseForward(d, ws, M, x, xOff, ld);
+      x = ws.out; xOff = 0; ld = d.units;
+    }
+    return M;
+  }
+
+  /** @internal The loss of the head rows against the loaded labels; with `grad`, also dL/d(head output) in place. */
+  lossOf(M: number, grad: boolean): number {
+    const head = this.denses[this.denses.length - 1]!, ws = head.ws!;
+    const N = M * head.units;
+    if (this.loss === "meanSquaredError") return meanSquaredError(N, ws.out, this.ys, grad ? ws.dOut : null);
+    if (head.activation === "sigmoid") return bceFromLogits(N, ws.logits, ws.out, this.ys, grad ? ws.dOut : null);
+    return bceFromProbs(N, ws.out, this.ys, grad ? ws.dOut : null);
+  }
+
+  /** @internal Binary accuracy of the head rows against the loaded labels. */
+  accuracyOf(M: number): number {
+    const head = this.denses[this.denses.length - 1]!;
+    return binaryAccuracy(M * head.units, head.ws!.out, this.ys);
+  }
+
+  /**
+   * @internal Backward from the head (whose dOut the loss has filled) through every LSTM over steps
+   * [tb, t1). Gradients accumulate into `grads`; the caller zeroes them.
+   */
+  backward(tb: number, t1: number, ta: number, dhNorms: Float64Array[] | null = null): void {
+    const B = this.engB;
+    const top = this.lstms[this.lstms.length - 1]!;
+    const { M, off } = this.headInput(ta, t1);
+    const fused = this.loss === "binaryCrossentropy" && this.denses[this.denses.length - 1]!.activation === "sigmoid";
+    for (let k = this.denses.length - 1; k >= 0; k--) {
+      const d = this.denses[k]!, ws = d.ws!;
+      const below = k > 0 ? this.denses[k - 1]!.ws! : null;
+      if (below) denseBackward(d, ws, M, below.out, 0, this.denses[k - 1]!.units, fused && k === this.denses.length - 1);
+      else denseBackward(d, ws, M, top.ws!.hs, off, top.units, fused && k === this.denses.length - 1);
+      if (below) below.dOut.set(ws.dIn.subarray(0, M * this.denses[k - 1]!.units));
+    }
+    const dHead = this.denses[0]!.ws!.dIn;
+    for (let i = this.lstms.length - 1; i >= 0; i--) {
+      const l = this.lstms[i]!, ws = l.ws!;
+      const xs = i === 0 ? this.xs : this.lstms[i - 1]!.ws!.hs;
+      const xOff = i === 0 ? 0 : B * this.lstms[i - 1]!.units;
+      const norms = dhNorms ? dhNorms[i]! : null;
+      if (i === this.lstms.length - 1) {
+        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms);
+        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms);
+      } else {
+        const up = this.lstms[i + 1]!.ws!;
+        lstmBackward(l, ws, xs, xOff, tb, t1, up.dxs, 0, 0, null, 0, null, 0, norms);
+      }
+    }
+  }
+
+  /** h_0 … h_{T-1} of one LSTM as a batch-major [B, T, H] tensor. */
+  private hiddenSequence(l: LSTM, B: number, T: number): Tensor {
+    const H = l.units, hs = l.ws!.hs, out = allocate(this.dtype, B * T * H);
+    for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) {
+      out.set(hs.subarray(((t + 1) * B + b) * H, ((t + 1) * B + b + 1) * H), (b * T + t) * H);
+    }
+    return fromData(out, [B, T, H]);
+  }
+
+  /** @internal The head output rows as a public tensor: [B, D], or [B, n, D] from time-major rows. */
+  headOutput(B: number, n: number): Tensor {
+    const head = this.denses[this.denses.length - 1]!, D = head.units, out = head.ws!.out;
+    if (!this.perStep) return fromData(out.slice(0, B * D), [B, D]);
+    const res = allocate(this.dtype, B * n * D);
+    for (let t = 0; t < n; t++) for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) {
+      res[(b * n + t) * D + k] = out[(t * B + b) * D + k]!;
+    }
+    return fromData(res, [B, n, D]);
+  }
+
+  /**
+   * @internal Applies the optimizer atomically: if the loss, a gradient or a new weight is not finite,
+   * everything is restored and false is returned (or NonFiniteError thrown).
+   */
+  applyUpdate(loss: number, what: string): boolean {
+    const opt = this.optimizer!;
+    const grads = this.grads, params = this.params;
+    let bad = !Number.isFinite(loss) ? "loss" : "";
+    if (!bad) {
+      let s = 0;
+      for (let k = 0; k < grads.length; k++) s += grads[k]! * 0;
+      if (s !== 0) bad = "gradients"; // 0·x is NaN exactly when x is not finite
+    }
+    if (!bad) {
+      if (this.backup.length !== params.length) this.backup = allocate(this.dtype, params.length);
+      this.backup.set(params);
+      const slots = opt.slots();
+      if (this.slotBackup.length !== slots.length || this.slotBackup.some((s, i) => s.length !== slots[i]!.length)) {
+        this.slotBackup = slots.map((s) => new Float64Array(s.length));
+      }
+      slots.forEach((s, i) => this.slotBackup[i]!.set(s));
+      const iterations = opt.iterations;
+      opt.apply(params, grads);
+      let s = 0;
+      for (let k = 0; k < params.length; k++) s += params[k]! * 0;
+      if (s !== 0) {
+        params.set(this.backup);
+        opt.slots().forEach((sl, i) => sl.set(this.slotBackup[i]!));
+        opt.iterations = iterations;
+        bad = "updated weights";
+      }
+    }
+    if (!bad) return true;
+    if (this.onNonFinite === "skip") return false;
+    throw new NonFiniteError(`${what}: the step produced non-finite ${bad} (loss ${loss}); weights, optimizer state and LSTM states were left unchanged. Lower the learning rate, clip gradients (clipNorm), or check the inputs`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Public calls
+
+  /**
+   * The loss, every gradient, dL/dx and dL/d(initial state), without changing the weights. On a stateful
+   * model the pass starts from the carried state and leaves the final state behind, as every pass does.
+   *
+   * @example
+   * const { loss, grads, inputGrad, stateGrads, hiddenGradNorms } = model.computeGradients(x, y, { hiddenGradNorms: true });
+   */
+  computeGradients(x: TensorLike, y: TensorLike, options: { hiddenGradNorms?: boolean } = {}): Gradients {
+    this.requireCompiled("computeGradients");
+    const { t: xt, B, T } = this.checkInput("computeGradients x", x);
+    this.checkStatefulBatch("computeGradients x", B);
+    const yt = this.checkLabels("computeGradients y", y, B, T);
+    this.ensure(B, T);
+    this.loadInput(xt, null, 0, B, 0, T, 0);
+    this.setInitialState(0, true);
+    const M = this.forward(0, T, 0);
+    this.loadLabels(yt, null, 0, B, 0, T);
+    const loss = this.lossOf(M, true);
+    this.grads.fill(0);
+    const norms = options.hiddenGradNorms ? this.lstms.map(() => new Float64Array(T)) : null;
+    this.backward(0, T, 0, norms);
+    this.commitState(T);
+    const grads: Tensor[] = [];
+    let off = 0;
+    for (const shape of this.weightShapes()) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      grads.push(fromData(this.grads.slice(off, off + n), shape));
+      off += n;
+    }
+    const F = this.inputDim!;
+    const dxs = this.lstms[0]!.ws!.dxs;
+    const dx = allocate(this.dtype, B * T * F);
+    for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) for (let f = 0; f < F; f++) {
+      dx[(b * T + t) * F + f] = dxs[(t * B + b) * F + f]!;
+    }
+    const res: Gradients = {
+      loss, grads, outputs: this.headOutput(B, T), inputGrad: fromData(dx, [B, T, F]),
+      hiddenStates: this.lstms.map((l) => this.hiddenSequence(l, B, T)),
+      stateGrads: this.lstms.map((l) => ({
+        h: fromData(l.ws!.dh.slice(0, B * l.units), [B, l.units]),
+        c: fromData(l.ws!.dc.slice(0, B * l.units), [B, l.units]),
+      })),
+    };
+    if (norms) res.hiddenGradNorms = norms.map((a) => Array.from(a));
+    return res;
+  }
+
+  /**
+   * One optimizer step on one batch; returns the loss (and accuracy) computed before the update, as Keras.
+   *
+   * @example
+   * const { loss, accuracy } = model.trainOnBatch(x, y);
+   */
+  trainOnBatch(x: TensorLike, y: TensorLike): StepResult {
+    this.requireCompiled("trainOnBatch");
+    const { t: xt, B, T } = this.checkInput("trainOnBatch x", x);
+    this.checkStatefulBatch("trainOnBatch x", B);
+    const yt = this.checkLabels("trainOnBatch y", y, B, T);
+    return this.trainRows(xt, yt, null, 0, B, T);
+  }
+
+  /** @internal One step on B rows (optionally through a row map), no validation. */
+  trainRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+    this.ensure(B, T);
+    this.loadInput(xt, rows, rowStart, B, 0, T, 0);
+    this.setInitialState(0, true);
+    const M = this.forward(0, T, 0);
+    this.loadLabels(yt, rows, rowStart, B, 0, T);
+    const loss = this.lossOf(M, true);
+    const res: StepResult = { loss };
+    if (this.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(M);
+    this.grads.fill(0);
+    this.backward(0, T, 0);
+    if (this.applyUpdate(loss, "trainOnBatch")) this.commitState(T);
+    return res;
+  }
+
+  /**
+   * The loss (and accuracy) on one batch, without updating weights. A stateful model carries its state.
+   */
+  testOnBatch(x: TensorLike, y: TensorLike): StepResult {
+    this.requireCompiled("testOnBatch");
+    const { t: xt, B, T } = this.checkInput("testOnBatch x", x);
+    this.checkStatefulBatch("testOnBatch x", B);
+    const yt = this.checkLabels("testOnBatch y", y, B, T);
+    return this.testRows(xt, yt, null, 0, B, T);
+  }
+
+  private testRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+    this.ensure(B, T);
+    this.loadInput(xt, rows, rowStart, B, 0, T, 0);
+    this.setInitialState(0, true);
+    const M = this.forward(0, T, 0);
+    this.loadLabels(yt, rows, rowStart, B, 0, T);
+    const res: StepResult = { loss: this.lossOf(M, false) };
+    if (this.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(M);
+    this.commitState(T);
+    return res;
+  }
+
+  /**
+   * The head's output for x [N, T, F]: [N, D], or [N, T, D] when the top LSTM returns sequences.
+   * Runs in batches of `batchSize` (default: the stateful batch size, or all of x); a stateful model
+   * carries state from batch to batch, row by row.
+   *
+   * @example
+   * const p = model.predict(xTest);                    // [N, 1] probabilities
+   */
+  predict(x: TensorLike, options: { batchSize?: number } = {}): Tensor {
+    const { t: xt, B: N, T } = this.checkInput("predict x", x);
+    const bs = this.batchOption("predict", options, N);
+    const D = this.outputDim;
+    const out = allocate(this.dtype, N * (this.perStep ? T : 1) * D);
+    for (let start = 0; start < N; start += bs) {
+      const B = Math.min(bs, N - start);
+      this.checkStatefulBatch(`predict x (rows ${start}…${start + B - 1})`, B);
+      this.ensure(B, T);
+      this.loadInput(xt, null, start, B, 0, T, 0);
+      this.setInitialState(0, true);
+      this.forward(0, T, 0);
+      this.commitState(T);
+      const part = this.headOutput(B, T);
+      out.set(part.data, start * (this.perStep ? T : 1) * D);
+    }
+    return fromData(out, this.perStep ? [N, T, D] : [N, D]);
+  }
+
+  private batchOption(what: string, options: { batchSize?: number }, N: number): number {
+    if (typeof options !== "object" || options === null) {
+      throw new ValueError(`${what} options: expected an object, got ${fmtValue(options)}`);
+    }
+    const bs = options.batchSize ?? this.fixedBatch ?? (what === "fit" ? 32 : N);
+    if (!Number.isInteger(bs) || bs <= 0) {
+      throw new ValueError(`${what} batchSize: expected a positive integer, got ${fmtValue(bs)}`);
+    }
+    if (this.stateful) {
+      if (this.fixedBatch !== undefined && bs !== this.fixedBatch) {
+        throw new ValueError(`${what} batchSize: this stateful model has a fixed batch size of ${this.fixedBatch}, got ${bs}; call model.setBatchSize(${bs}) to change it`);
+      }
+      if (N % bs !== 0) {
+        throw new ShapeError(`${what} x: a stateful model needs a sample count divisible by the batch size ${bs}, got ${N} samples`);
+      }
+    }
+    return bs;
+  }
+
+  /**
+   * The mean loss (and accuracy) over x, y in batches, weighted by batch size.
+   */
+  evaluate(x: TensorLike, y: TensorLike, options: { batchSize?: number } = {}): StepResult {
+    this.requireCompiled("evaluate");
+    const { t: xt, B: N, T } = this.checkInput("evaluate x", x);
+    const yt = this.checkLabels("evaluate y", y, N, T);
+    const bs = this.batchOption("evaluate", options, N);
+    let loss = 0, acc = 0;
+    for (let start = 0; start < N; start += bs) {
+      const B = Math.min(bs, N - start);
+      this.checkStatefulBatch("evaluate x", B);
+      const r = this.testRows(xt, yt, null, start, B, T);
+      loss += r.loss * B;
+      acc += (r.accuracy ?? 0) * B;
+    }
+    const res: StepResult = { loss: loss / N };
+    if (this.metrics.includes("accuracy")) res.accuracy = acc / N;
+    return res;
+  }
+
+  /**
+   * Trains for `epochs` over mini-batches, Keras-style, and returns the History.
+   *
+   * @example
+   * const h = await model.fit(x, y, { epochs: 5, batchSize: 11, validationData: [xTest, yTest], verbose: 0 });
+   * h.history.loss; h.history.valAccuracy;
+   */
+  async fit(x: TensorLike, y: TensorLike, options: FitOptions = {}): Promise<History> {
+    this.requireCompiled("fit");
+    const { t: xt, B: N, T } = this.checkInput("fit x", x);
+    const yt = this.checkLabels("fit y", y, N, T);
+    const bs = this.batchOption("fit", options, N);
+    const epochs = options.epochs ?? 1;
+    if (!Number.isInteger(epochs) || epochs < 0) throw new ValueError(`fit epochs: expected a non-negative integer, got ${fmtValue(epochs)}`);
+    const shuffle = options.shuffle ?? !this.stateful;
+    if (typeof shuffle !== "boolean") throw new ValueError(`fit shuffle: expected true or false, got ${fmtValue(shuffle)}`);
+    const verbose = options.verbose ?? 1;
+    if (verbose !== 0 && verbose !== 1) throw new ValueError(`fit verbose: expected 0 or 1, got ${fmtValue(verbose)}`);
+    const callbacks = options.callbacks ?? [];
+    if (!Array.isArray(callbacks)) throw new ValueError(`fit callbacks: expected an array, got ${fmtValue(callbacks)}`);
+    let val: { x: NdArray<any>; y: NdArray<any>; N: number; T: number } | null = null;
+    if (options.validationData !== undefined) {
+      const vd = options.validationData;
+      if (!Array.isArray(vd) || vd.length !== 2) throw new ValueError(`fit validationData: expected [x, y], got ${fmtValue(vd)}`);
+      const vi = this.checkInput("fit validationData[0]", vd[0]);
+      val = { x: vi.t, y: this.checkLabels("fit validationData[1]", vd[1], vi.B, vi.T), N: vi.B, T: vi.T };
+      if (this.stateful && val.N % bs !== 0) {
+        throw new ShapeError(`fit validationData[0]: a stateful model needs a sample count divisible by the batch size ${bs}, got ${val.N}`);
+      }
+    }
+    if (this.stateful) this.checkStatefulBatch("fit x", bs);
+    const history = new History();
+    const progress = verbose ? new ProgressBar(epochs, Math.ceil(N / bs), this.metrics.includes("accuracy")) : null;
+    const order = new Int32Array(N);
+    for (let i = 0; i < N; i++) order[i] = i;
+    this.stopTraining = false;
+    for (const cb of callbacks) await cb.onTrainBegin?.({}, this);
+    for (let epoch = 0; epoch < epochs && !this.stopTraining; epoch++) {
+      for (const cb of callbacks) await cb.onEpochBegin?.(epoch, {}, this);
+      if (shuffle) {
+        for (let i = N - 1; i > 0; i--) {
+          const j = this.shuffleRng.int(i + 1);
+          const tmp = order[i]!; order[i] = order[j]!; order[j] = tmp;
+        }
+      }
+      progress?.startEpoch(epoch);
+      let lossSum = 0, accSum = 0, seen = 0, batch = 0;
+      for (let start = 0; start < N; start += bs, batch++) {
+        const B = Math.min(bs, N - start);
+        for (const cb of callbacks) await cb.onBatchBegin?.(batch, { size: B }, this);
+        const r = this.trainRows(xt, yt, order, start, B, T);
+        lossSum += r.loss * B; accSum += (r.accuracy ?? 0) * B; seen += B;
+        const logs: Logs = { loss: r.loss, size: B };
+        if (r.accuracy !== undefined) logs.accuracy = r.accuracy;
+        for (const cb of callbacks) await cb.onBatchEnd?.(batch, logs, this);
+        progress?.batch(batch + 1, lossSum / seen, accSum / seen);
+      }
+      const logs: Logs = { loss: lossSum / seen };
+      if (this.metrics.includes("accuracy")) logs.accuracy = accSum / seen;
+      if (val) {
+        if (this.stateful) this.resetStates();
+        const r = this.evaluate(val.x, val.y, { batchSize: this.stateful ? bs : Math.max(bs, 1) });
+        logs.valLoss = r.loss;
+        if (r.accuracy !== undefined) logs.valAccuracy = r.accuracy;
+      }
+      history.record(epoch, logs);
+      progress?.endEpoch(logs);
+      for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs, this);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    for (const cb of callbacks) await cb.onTrainEnd?.({}, this);
+    return history;
+  }
+}
+
+function forEachStrided(t: NdArray<any>, fn: (v: number, idx: number[]) => void): void {
+  const { shape, stride, offset, data } = t;
+  const idx = new Array(shape.length).fill(0);
+  const total = shape.reduce((a: number, b: number) => a * b, 1);
+  for (let n = 0; n < total; n++) {
+    let o = offset;
+    for (let d = 0; d < shape.length; d++) o += idx[d] * stride[d]!;
+    fn(data[o], idx.slice());
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]!) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+function checkFiniteStrided(name: string, t: NdArray<any>): void {
+  const contiguous = t.offset === 0 && t.data.length === t.size && isRowMajor(t);
+  if (contiguous) { assertFinite(name, t.data, t.shape); return; }
+  forEachStrided(t, (v, idx) => {
+    if (typeof v !== "number" || v - v !== 0) throw new ValueError(`${name}: expected finite values, got ${v} at index ${fmtShape(idx)}`);
+  });
+}
+
+function isRowMajor(t: NdArray<any>): boolean {
+  let s = 1;
+  for (let d = t.shape.length - 1; d >= 0; d--) {
+    if (t.shape[d] !== 1 && t.stride[d] !== s) return false;
+    s *= t.shape[d]!;
+  }
+  return true;
+}
+
+export { Adam, SGD };

@@ -1,0 +1,219 @@
+/**
+ * Optimizers as explicit state plus an update over the model's one flat parameter buffer, so each is a
+ * single loop (llm.c, optax). Adam is Keras's form (SEMANTICS.md): epsilon is added to sqrt(v) before the
+ * bias correction is folded into the step size.
+ */
+import type { FloatArray } from "./tensor/tensor.js";
+import { ValueError, fmtValue } from "./errors.js";
+
+export interface ClipOptions {
+  /** Rescale the whole gradient so its global L2 norm is at most this. */
+  clipNorm?: number;
+  /** Clamp every gradient entry to [-clipValue, clipValue] (applied before clipNorm). */
+  clipValue?: number;
+}
+
+export interface AdamOptions extends ClipOptions {
+  /** Step size. Default 0.001. */
+  learningRate?: number;
+  /** Decay of the first-moment average. Default 0.9. */
+  beta1?: number;
+  /** Decay of the second-moment average. Default 0.999. */
+  beta2?: number;
+  /** Added to sqrt(v) for stability. Default 1e-7 (Keras; PyTorch uses 1e-8). */
+  epsilon?: number;
+}
+
+export interface SGDOptions extends ClipOptions {
+  /** Step size. Default 0.01. */
+  learningRate?: number;
+  /** Heavy-ball momentum (Keras form: v = momentum·v - lr·g; w += v). Default 0 (plain SGD). */
+  momentum?: number;
+}
+
+/** What every optimizer offers the model. */
+export interface Optimizer {
+  readonly name: "adam" | "sgd";
+  /** Steps taken so far. */
+  iterations: number;
+  /** Allocates state for `size` parameters (called by compile; keeps state if the size matches). */
+  init(size: number): void;
+  /** One update of `params` from `grads` (grads may be clipped in place). */
+  apply(params: FloatArray, grads: FloatArray): void;
+  /** The optimizer's state buffers (for checkpoints and rollback), in a fixed order. */
+  slots(): Float64Array[];
+  config(): Record<string, number | undefined>;
+}
+
+function positive(name: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+    throw new ValueError(`${name}: expected a positive finite number, got ${fmtValue(v)}`);
+  }
+  return v;
+}
+
+function unitInterval(name: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !(v >= 0 && v < 1)) {
+    throw new ValueError(`${name}: expected a number in [0, 1), got ${fmtValue(v)}`);
+  }
+  return v;
+}
+
+function optional(name: string, v: unknown): number | undefined {
+  return v === undefined ? undefined : positive(name, v, 0);
+}
+
+/** Clips in place by value, then by global norm. */
+export function clipGradients(grads: FloatArray, clipValue: number | undefined, clipNorm: number | undefined): void {
+  const n = grads.length;
+  if (clipValue !== undefined) {
+    for (let k = 0; k < n; k++) {
+      const g = grads[k]!;
+      grads[k] = g > clipValue ? clipValue : g < -clipValue ? -clipValue : g;
+    }
+  }
+  if (clipNorm !== undefined) {
+    let s = 0;
+    for (let k = 0; k < n; k++) s += grads[k]! * grads[k]!;
+    const norm = Math.sqrt(s);
+    if (norm > clipNorm) {
+      const scale = clipNorm / norm;
+      for (let k = 0; k < n; k++) grads[k] = grads[k]! * scale;
+    }
+  }
+}
+
+function checkOptions(name: string, options: unknown): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new ValueError(`${name} options: expected an object, got ${fmtValue(options)}`);
+  }
+  return options as Record<string, unknown>;
+}
+
+/**
+ * Adam, Keras form. Moments are kept in float64 whatever the model's dtype.
+ *
+ * @example
+ * model.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+ */
+export class Adam implements Optimizer {
+  readonly name = "adam" as const;
+  readonly learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  readonly clipNorm: number | undefined;
+  readonly clipValue: number | undefined;
+  iterations = 0;
+  m = new Float64Array(0); // first moment, one per parameter
+  v = new Float64Array(0); // second moment
+
+  constructor(options?: AdamOptions) {
+    const o = checkOptions("Adam", options);
+    this.learningRate = positive("Adam learningRate", o.learningRate, 0.001);
+    this.beta1 = unitInterval("Adam beta1", o.beta1, 0.9);
+    this.beta2 = unitInterval("Adam beta2", o.beta2, 0.999);
+    this.epsilon = positive("Adam epsilon", o.epsilon, 1e-7);
+    this.clipNorm = optional("Adam clipNorm", o.clipNorm);
+    this.clipValue = optional("Adam clipValue", o.clipValue);
+  }
+
+  init(size: number): void {
+    if (this.m.length === size) return;
+    this.m = new Float64Array(size);
+    this.v = new Float64Array(size);
+    this.iterations = 0;
+  }
+
+  apply(params: FloatArray, grads: FloatArray): void {
+    clipGradients(grads, this.clipValue, this.clipNorm);
+    const t = ++this.iterations;
+    const b1 = this.beta1, b2 = this.beta2, eps = this.epsilon;
+    const alpha = (this.learningRate * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
+    const m = this.m, v = this.v, n = params.length;
+    for (let k = 0; k < n; k++) {
+      const g = grads[k]!;
+      const mk = m[k]! + (g - m[k]!) * (1 - b1);
+      const vk = v[k]! + (g * g - v[k]!) * (1 - b2);
+      m[k] = mk;
+      v[k] = vk;
+      params[k] = params[k]! - (alpha * mk) / (Math.sqrt(vk) + eps);
+    }
+  }
+
+  slots(): Float64Array[] {
+    return [this.m, this.v];
+  }
+
+  config(): Record<string, number | undefined> {
+    return {
+      learningRate: this.learningRate, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon,
+      clipNorm: this.clipNorm, clipValue: this.clipValue,
+    };
+  }
+}
+
+/**
+ * Stochastic gradient descent, optionally with momentum.
+ *
+ * @example
+ * model.compile({ optimizer: new SGD({ learningRate: 0.1 }), loss: "meanSquaredError" });
+ */
+export class SGD implements Optimizer {
+  readonly name = "sgd" as const;
+  readonly learningRate: number;
+  readonly momentum: number;
+  readonly clipNorm: number | undefined;
+  readonly clipValue: number | undefined;
+  iterations = 0;
+  velocity = new Float64Array(0);
+
+  constructor(options?: SGDOptions) {
+    const o = checkOptions("SGD", options);
+    this.learningRate = positive("SGD learningRate", o.learningRate, 0.01);
+    this.momentum = unitInterval("SGD momentum", o.momentum, 0);
+    this.clipNorm = optional("SGD clipNorm", o.clipNorm);
+    this.clipValue = optional("SGD clipValue", o.clipValue);
+  }
+
+  init(size: number): void {
+    if (this.velocity.length === size) return;
+    this.velocity = new Float64Array(size);
+    this.iterations = 0;
+  }
+
+  apply(params: FloatArray, grads: FloatArray): void {
+    clipGradients(grads, this.clipValue, this.clipNorm);
+    this.iterations++;
+    const lr = this.learningRate, mu = this.momentum, n = params.length;
+    if (mu === 0) {
+      for (let k = 0; k < n; k++) params[k] = params[k]! - lr * grads[k]!;
+      return;
+    }
+    const vel = this.velocity;
+    for (let k = 0; k < n; k++) {
+      const vk = mu * vel[k]! - lr * grads[k]!;
+      vel[k] = vk;
+      params[k] = params[k]! + vk;
+    }
+  }
+
+  slots(): Float64Array[] {
+    return [this.velocity];
+  }
+
+  config(): Record<string, number | undefined> {
+    return { learningRate: this.learningRate, momentum: this.momentum, clipNorm: this.clipNorm, clipValue: this.clipValue };
+  }
+}
+
+/** Resolves "adam" / "sgd" / an instance. */
+export function resolveOptimizer(v: unknown): Optimizer {
+  if (v === "adam") return new Adam();
+  if (v === "sgd") return new SGD();
+  if (v instanceof Adam || v instanceof SGD) return v;
+  throw new ValueError(`optimizer: expected "adam", "sgd", an Adam or an SGD, got ${fmtValue(v)}`);
+}

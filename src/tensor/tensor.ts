@@ -1,0 +1,207 @@
+/**
+ * The tensor core's public face: an ndarray over a Float32Array or Float64Array, built from nested plain
+ * arrays or other ndarrays, always contiguous and row-major when we return it. This file (with the kernels
+ * beside it) is the only place that knows ndarray internals; layers work on the raw typed arrays.
+ */
+import ndarray from "ndarray";
+import type { NdArray } from "ndarray";
+import ops from "ndarray-ops";
+import { ShapeError, ValueError, fmtShape, fmtValue } from "../errors.js";
+
+export type DType = "float32" | "float64";
+export type FloatArray = Float32Array | Float64Array;
+export type Tensor = NdArray<FloatArray>;
+export type TensorLike = Tensor | number[] | number[][] | number[][][] | number[][][][];
+export type NestedArray = number | NestedArray[];
+
+export const DEFAULT_DTYPE: DType = "float64";
+
+export function checkDType(name: string, dtype: unknown): DType {
+  if (dtype === "float32" || dtype === "float64") return dtype;
+  throw new ValueError(`${name}: expected "float32" or "float64", got ${fmtValue(dtype)}`);
+}
+
+/** Allocates a typed array of the dtype. */
+export function allocate(dtype: DType, size: number): FloatArray {
+  return dtype === "float32" ? new Float32Array(size) : new Float64Array(size);
+}
+
+export function dtypeOf(data: FloatArray): DType {
+  return data instanceof Float32Array ? "float32" : "float64";
+}
+
+/** True for an ndarray (duck-typed: data, shape, stride, offset). */
+export function isTensor(x: unknown): x is NdArray<any> {
+  return (
+    typeof x === "object" && x !== null && !Array.isArray(x) &&
+    "shape" in x && "stride" in x && "data" in x && "offset" in x
+  );
+}
+
+function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Wraps a typed array as a contiguous row-major tensor of the given shape (no copy). */
+export function fromData(data: FloatArray, shape: readonly number[]): Tensor {
+  if (data.length !== sizeOf(shape)) {
+    throw new ShapeError(`fromData: data of length ${data.length} does not fill shape ${fmtShape(shape)}`);
+  }
+  return ndarray(data, shape.slice()) as Tensor;
+}
+
+/** Infers the shape of a nested array, failing on ragged or non-numeric entries (named by path). */
+function nestedShape(name: string, v: NestedArray): number[] {
+  const shape: number[] = [];
+  let cur: NestedArray = v;
+  while (Array.isArray(cur)) {
+    shape.push(cur.length);
+    if (cur.length === 0) break;
+    cur = cur[0]!;
+  }
+  // Walk everything to confirm the shape is rectangular.
+  const walk = (node: NestedArray, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (typeof node !== "number") {
+        throw new ShapeError(`${name}${path}: expected a number at depth ${depth} (shape ${fmtShape(shape)}), got ${fmtValue(node)}`);
+      }
+      return;
+    }
+    if (!Array.isArray(node)) {
+      throw new ShapeError(`${name}${path}: ragged nested array: expected an array of length ${shape[depth]} at depth ${depth}, got ${fmtValue(node)}`);
+    }
+    if (node.length !== shape[depth]) {
+      throw new ShapeError(`${name}${path}: ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${node.length}`);
+    }
+    for (let i = 0; i < node.length; i++) walk(node[i]!, depth + 1, `${path}[${i}]`);
+  };
+  walk(v, 0, "");
+  return shape;
+}
+
+function fillNested(v: NestedArray, out: FloatArray, pos: { i: number }): void {
+  if (typeof v === "number") {
+    out[pos.i++] = v;
+    return;
+  }
+  for (const e of v) fillNested(e, out, pos);
+}
+
+/**
+ * Makes a contiguous tensor from nested arrays, a typed array (1-D) or another ndarray (copied).
+ *
+ * @example
+ * const x = tensor([[[0], [1]], [[1], [0]]]);   // shape [2, 2, 1], float64
+ * const w = tensor([1, 2, 3], "float32");
+ */
+export function tensor(values: TensorLike | FloatArray, dtype: DType = DEFAULT_DTYPE): Tensor {
+  return toTensor("values", values, checkDType("dtype", dtype));
+}
+
+/** `tensor` with the argument's name in its errors; used at every public boundary. */
+export function toTensor(name: string, values: unknown, dtype: DType): Tensor {
+  if (isTensor(values)) {
+    const src = values as NdArray<any>;
+    const shape = src.shape.slice();
+    const out = allocate(dtype, sizeOf(shape));
+    const dst = ndarray(out, shape);
+    if (sizeOf(shape) > 0) {
+      if (shape.length === 0) out[0] = Number(src.get());
+      else ops.assign(dst, src);
+    }
+    return dst as Tensor;
+  }
+  if (values instanceof Float32Array || values instanceof Float64Array) {
+    const out = allocate(dtype, values.length);
+    out.set(values);
+    return ndarray(out, [values.length]) as Tensor;
+  }
+  if (typeof values === "number") {
+    throw new ShapeError(`${name}: expected an array or tensor, got a bare number (wrap it: [${values}])`);
+  }
+  if (!Array.isArray(values)) {
+    throw new ShapeError(`${name}: expected a tensor or nested number arrays, got ${fmtValue(values)}`);
+  }
+  const shape = nestedShape(name, values as NestedArray);
+  const out = allocate(dtype, sizeOf(shape));
+  fillNested(values as NestedArray, out, { i: 0 });
+  return ndarray(out, shape) as Tensor;
+}
+
+/**
+ * A tensor of zeros.
+ *
+ * @example
+ * const h0 = zeros([4, 10]);            // float64
+ */
+export function zeros(shape: number[], dtype: DType = DEFAULT_DTYPE): Tensor {
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new ShapeError(`shape: expected an array of non-negative integers, got ${Array.isArray(shape) ? fmtShape(shape) : fmtValue(shape)}`);
+  }
+  return ndarray(allocate(checkDType("dtype", dtype), sizeOf(shape)), shape.slice()) as Tensor;
+}
+
+/**
+ * Nested plain arrays, for printing and JSON. Works on views too (strides are honoured).
+ *
+ * @example
+ * toArray(tensor([[1, 2], [3, 4]]));    // [[1, 2], [3, 4]]
+ */
+export function toArray(t: Tensor): any {
+  if (!isTensor(t)) throw new ShapeError(`t: expected a tensor, got ${fmtValue(t)}`);
+  const { shape, stride, offset, data } = t;
+  const rec = (dim: number, off: number): NestedArray => {
+    if (dim === shape.length) return data[off]!;
+    const n = shape[dim]!;
+    const out: NestedArray[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = rec(dim + 1, off + i * stride[dim]!);
+    return out;
+  };
+  if (shape.length === 0) return [data[offset]!];
+  return rec(0, offset);
+}
+
+/**
+ * Asserts a shape; `null` in `expected` matches any size. The message names the argument and each
+ * dimension, e.g. `x: expected shape [B, T, 1] = [4, *, 1], got [4, 10, 2] (features)`.
+ */
+export function assertShape(
+  name: string,
+  shape: readonly number[],
+  expected: readonly (number | null)[],
+  dimNames?: readonly string[],
+): void {
+  const label = dimNames ? ` [${dimNames.join(", ")}]` : "";
+  const exp = `[${expected.map((d) => (d === null ? "*" : String(d))).join(", ")}]`;
+  if (shape.length !== expected.length) {
+    throw new ShapeError(`${name}: expected rank ${expected.length}${label} = ${exp}, got rank ${shape.length} with shape ${fmtShape(shape)}`);
+  }
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i];
+    if (e !== null && e !== undefined && shape[i] !== e) {
+      const dn = dimNames ? ` (${dimNames[i]})` : "";
+      throw new ShapeError(`${name}: expected shape${label} = ${exp}, got ${fmtShape(shape)}: dimension ${i}${dn} is ${shape[i]}, expected ${e}`);
+    }
+  }
+}
+
+/** Asserts every entry is finite; names the argument and the first bad flat index. */
+export function assertFinite(name: string, data: ArrayLike<number>, shape?: readonly number[]): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) {
+      throw new ValueError(`${name}: expected finite values, got ${v} at ${shape ? indexOf(i, shape) : `flat index ${i}`}`);
+    }
+  }
+}
+
+function indexOf(flat: number, shape: readonly number[]): string {
+  const idx: number[] = new Array(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = flat % shape[d]!;
+    flat = Math.floor(flat / shape[d]!);
+  }
+  return `index ${fmtShape(idx)}`;
+}
