@@ -9,6 +9,10 @@ export {
 export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer } from "./optimizers.js";
 export { type LossName } from "./losses.js";
 export { History, resetStatesEvery, earlyStopping, type Callback, type Logs, type EarlyStoppingOptions } from "./callbacks.js";
+export {
+  TruncatedBPTT, type TruncatedBPTTOptions, type TrainSequenceOptions, type SequenceResult, type WindowInfo,
+} from "./tbptt.js";
+export { prepareSequences } from "./data.js";
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from "./gradcheck.js";
 export {
   LongshortError, ShapeError, ValueError, StateError, NonFiniteError, CheckpointError,

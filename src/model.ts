@@ -125,6 +125,8 @@ export class Sequential {
   private xs: FloatArray = new Float64Array(0);       // (cap, B, F) time-major input
   private ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the head's
   private backup: FloatArray = new Float64Array(0);   // params before an update, for rollback
+  /** @internal Counts engine uses, so the truncated-BPTT unroller can tell when its buffers were reused. */
+  engineUses = 0;
   private slotBackup: Float64Array[] = [];            // optimizer state before an update
 
   constructor(layers: Layer[], options: SequentialOptions = {}) {
@@ -500,6 +502,7 @@ export class Sequential {
 
   /** @internal Makes sure every buffer fits B rows and `cap` steps. */
   ensure(B: number, cap: number): void {
+    this.engineUses++;
     if (B === this.engB && cap <= this.engCap) return;
     cap = B === this.engB ? Math.max(cap, this.engCap) : cap;
     const F = this.inputDim!;
@@ -574,6 +577,24 @@ export class Sequential {
         ws.cs.fill(0, off, off + n);
       }
     });
+  }
+
+  /**
+   * @internal Moves `keep` steps of history, starting at step `drop`, to the front of every buffer
+   * (input, h, c, gates, tanh c), so that the truncated-BPTT unroller can append the next window after
+   * them. Slot `drop + keep` (the state after the last kept step) becomes slot `keep`.
+   */
+  shiftHistory(drop: number, keep: number): void {
+    if (drop === 0) return;
+    const B = this.engB, F = this.inputDim!;
+    this.xs.copyWithin(0, drop * B * F, (drop + keep) * B * F);
+    for (const l of this.lstms) {
+      const ws = l.ws!, BH = B * l.units, BG = 4 * BH;
+      ws.hs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
+      ws.cs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
+      ws.gates.copyWithin(0, drop * BG, (drop + keep) * BG);
+      ws.tanhC.copyWithin(0, drop * BH, (drop + keep) * BH);
+    }
   }
 
   /** @internal Keeps the state at slot t as every layer's last state (the carried one when stateful). */

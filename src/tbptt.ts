@@ -1,0 +1,238 @@
+/**
+ * Truncated backpropagation through time, explicit: window k1 (`windowLength`) and backprop reach k2
+ * (`backpropLength`).
+ *
+ * Every k1 steps the unroller makes one optimizer update. Its gradient flows back through the last k2
+ * steps: when k2 > k1 (Williams & Peng) the activations of the k2 - k1 steps before the window are kept
+ * from the forward pass that computed them, so the gradient reaches into earlier windows; when k2 < k1
+ * (DL4J's backward length) it is cut inside the window, and per-step loss terms before the cut train only
+ * the Dense head. Hidden and cell state carry from window to window as constants, and are reset at the
+ * end of the sequence unless told otherwise, so a sequence longer than memory can be fed in chunks.
+ *
+ * Memory: the buffers hold max(k1, k2) steps, whatever the sequence length.
+ *
+ * Legend: B batch, T steps of the chunk, F features, D head units.
+ */
+import type { NdArray } from "ndarray";
+import ndarray from "ndarray";
+import type { Sequential, LSTMState } from "./model.js";
+import { type FloatArray, type TensorLike, allocate, fromData } from "./tensor/tensor.js";
+import { ValueError, StateError, fmtValue } from "./errors.js";
+
+export interface TruncatedBPTTOptions {
+  /** k1: steps per window, one optimizer update per window. */
+  windowLength: number;
+  /** k2: how far back each update's gradient flows. Default k1. */
+  backpropLength?: number;
+}
+
+export interface WindowInfo {
+  /** Window index within the current trainSequence call. */
+  index: number;
+  /** Steps in the window (k1, or fewer for a last partial window). */
+  steps: number;
+  /** The window's loss, before its update. */
+  loss: number;
+  accuracy?: number;
+  /** The model's flat gradient buffer for this window (getWeights order); valid during the callback only. */
+  grads: FloatArray;
+}
+
+export interface TrainSequenceOptions {
+  /** The chunk ends the sequence: train a last partial window and reset the state. Default true. Pass
+   * false to feed a long sequence in chunks; the next call continues it. */
+  endOfSequence?: boolean;
+  /** Apply the optimizer after every window. Default true; false computes gradients only (for study). */
+  update?: boolean;
+  /** Called after every window's backward pass (and before its update). */
+  onWindow?: (info: WindowInfo) => void;
+}
+
+export interface SequenceResult {
+  /** Mean of the window losses. */
+  loss: number;
+  accuracy?: number;
+  /** Windows trained in this call. */
+  windows: number;
+  /** Every window's loss, in order. */
+  losses: number[];
+}
+
+function positiveInt(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    throw new ValueError(`${name}: expected a positive integer, got ${fmtValue(v)}`);
+  }
+  return v;
+}
+
+/**
+ * @example
+ * const tbptt = new TruncatedBPTT(model, { windowLength: 10 });          // Keras's split windows + stateful
+ * const { loss, windows } = tbptt.trainSequence(x, y);                    // x [B, T, F], y [B, D] or [B, T, D]
+ * // a very long sequence, in chunks:
+ * for (const [xc, yc, last] of chunks) tbptt.trainSequence(xc, yc, { endOfSequence: last });
+ */
+export class TruncatedBPTT {
+  readonly windowLength: number;
+  readonly backpropLength: number;
+  private readonly history: number; // steps kept before a window: max(0, k2 - k1)
+  private inSequence = false;
+  private B = 0;
+  private hist = 0;    // history steps in slots [0, hist)
+  private pending = 0; // steps of the open window in slots [hist, hist + pending)
+  private stateSlot = 0;
+  private uses = -1;
+  private yPending: FloatArray = new Float64Array(0); // (k1, B, D) per-step labels of the open window
+
+  constructor(readonly model: Sequential, options: TruncatedBPTTOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
+    }
+    this.windowLength = positiveInt("TruncatedBPTT windowLength", options.windowLength);
+    this.backpropLength = options.backpropLength === undefined
+      ? this.windowLength : positiveInt("TruncatedBPTT backpropLength", options.backpropLength);
+    this.history = Math.max(0, this.backpropLength - this.windowLength);
+  }
+
+  /** Forgets the sequence in progress: zero state, no history, no partial window. */
+  resetStates(): void {
+    this.inSequence = false;
+    this.hist = 0;
+    this.pending = 0;
+    this.stateSlot = 0;
+  }
+
+  /** The carried state between windows, per LSTM layer ([B, H] each; zeros before a sequence starts). */
+  getStates(): LSTMState[] {
+    const m = this.model;
+    return m.lstms.map((l) => {
+      const n = this.B * l.units;
+      if (!this.inSequence || !l.ws) return { h: fromData(allocate(m.dtype, n), [this.B, l.units]), c: fromData(allocate(m.dtype, n), [this.B, l.units]) };
+      const off = this.stateSlot * n;
+      return {
+        h: fromData(l.ws.hs.slice(off, off + n), [this.B, l.units]),
+        c: fromData(l.ws.cs.slice(off, off + n), [this.B, l.units]),
+      };
+    });
+  }
+
+  /**
+   * Trains on x [B, T, F] window by window. Labels are per sequence, y [B, D] (the loss at the end of every
+   * window, as in the Keras tutorial), or per step, y [B, T, D] (the top LSTM must return sequences).
+   */
+  trainSequence(x: TensorLike, y: TensorLike, options: TrainSequenceOptions = {}): SequenceResult {
+    const m = this.model;
+    if (!m.optimizer || !m.loss) {
+      throw new StateError(`TruncatedBPTT.trainSequence: the model is not compiled; call model.compile({ optimizer, loss }) first`);
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new ValueError(`trainSequence options: expected an object, got ${fmtValue(options)}`);
+    }
+    const end = options.endOfSequence ?? true;
+    const update = options.update ?? true;
+    if (typeof end !== "boolean") throw new ValueError(`trainSequence endOfSequence: expected true or false, got ${fmtValue(end)}`);
+    if (typeof update !== "boolean") throw new ValueError(`trainSequence update: expected true or false, got ${fmtValue(update)}`);
+    if (options.onWindow !== undefined && typeof options.onWindow !== "function") {
+      throw new ValueError(`trainSequence onWindow: expected a function, got ${fmtValue(options.onWindow)}`);
+    }
+    const { t: xt, B, T } = m.checkInput("trainSequence x", x);
+    const yt = m.checkLabels("trainSequence y", y, B, T);
+    if (this.inSequence) {
+      if (B !== this.B) {
+        throw new ValueError(`trainSequence x: the sequence in progress has batch size ${this.B}, got ${B}; finish it with endOfSequence: true or call resetStates()`);
+      }
+      if (m.engineUses !== this.uses) {
+        this.resetStates();
+        throw new StateError(`trainSequence: the model was used for another call in the middle of a sequence fed in chunks, which overwrote the carried state; the unroller was reset, start the sequence again`);
+      }
+    }
+    const k1 = this.windowLength, cap = this.history + k1;
+    const D = m.outputDim;
+    if (!this.inSequence) {
+      m.ensure(B, cap);
+      m.setInitialState(0, false);
+      this.inSequence = true;
+      this.B = B;
+      this.hist = 0;
+      this.pending = 0;
+      this.stateSlot = 0;
+    }
+    if (m.perStep && this.yPending.length < k1 * B * D) this.yPending = allocate(m.dtype, k1 * B * D);
+    const losses: number[] = [];
+    let accSum = 0, accSteps = 0;
+    try {
+      let tx = 0;
+      while (tx < T) {
+        const n = Math.min(k1 - this.pending, T - tx);
+        m.ensure(B, cap);
+        m.loadInput(xt, null, 0, B, tx, n, this.hist + this.pending);
+        if (m.perStep) this.bufferLabels(yt, B, D, tx, n);
+        this.pending += n;
+        tx += n;
+        if (this.pending === k1 || (end && tx === T)) {
+          const r = this.runWindow(yt, B, D, losses.length, update, options.onWindow);
+          losses.push(r.loss);
+          if (r.accuracy !== undefined) { accSum += r.accuracy; accSteps++; }
+        }
+      }
+    } catch (e) {
+      this.resetStates();
+      throw e;
+    }
+    if (end) this.resetStates();
+    this.uses = m.engineUses;
+    const res: SequenceResult = {
+      loss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN,
+      windows: losses.length,
+      losses,
+    };
+    if (accSteps) res.accuracy = accSum / accSteps;
+    return res;
+  }
+
+  /** Copies per-step labels of steps [tx, tx + n) into the open window's buffer, time-major. */
+  private bufferLabels(yt: NdArray<any>, B: number, D: number, tx: number, n: number): void {
+    const [sb, st, sd] = yt.stride as [number, number, number];
+    const d = yt.data, buf = this.yPending;
+    for (let t = 0; t < n; t++) {
+      const row = (this.pending + t) * B;
+      for (let b = 0; b < B; b++) {
+        const src = yt.offset + b * sb + (tx + t) * st;
+        for (let k = 0; k < D; k++) buf[(row + b) * D + k] = d[src + k * sd];
+      }
+    }
+  }
+
+  private runWindow(
+    yt: NdArray<any>, B: number, D: number, index: number, update: boolean,
+    onWindow: ((info: WindowInfo) => void) | undefined,
+  ): { loss: number; accuracy?: number } {
+    const m = this.model;
+    const t0 = this.hist, steps = this.pending, t1 = t0 + steps;
+    const M = m.forward(t0, t1, t0);
+    if (m.perStep) {
+      // A [B, steps, D] view over the time-major buffer: batch stride D, step stride B·D.
+      m.loadLabels(ndarray(this.yPending, [B, steps, D], [D, B * D, 1]), null, 0, B, 0, steps);
+    } else {
+      m.loadLabels(yt, null, 0, B, 0, 0);
+    }
+    const loss = m.lossOf(M, true);
+    const accuracy = m.metrics.includes("accuracy") ? m.accuracyOf(M) : undefined;
+    m.grads.fill(0);
+    m.backward(Math.max(0, t1 - this.backpropLength), t1, t0);
+    this.stateSlot = t1;
+    if (onWindow) {
+      const info: WindowInfo = { index, steps, loss, grads: m.grads };
+      if (accuracy !== undefined) info.accuracy = accuracy;
+      onWindow(info);
+    }
+    if (update) m.applyUpdate(loss, "TruncatedBPTT.trainSequence");
+    m.commitState(t1);
+    const keep = Math.min(this.history, t1);
+    m.shiftHistory(t1 - keep, keep);
+    this.hist = keep;
+    this.pending = 0;
+    this.stateSlot = keep;
+    return accuracy === undefined ? { loss } : { loss, accuracy };
+  }
+}
