@@ -1,0 +1,30 @@
+/**
+ * The README's quick start, run as written (with "longshort" resolved to src/ by vitest.config.ts).
+ */
+import { describe, it, expect, vi } from "vitest";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "README.md"), "utf8");
+
+describe("README", () => {
+  it("the quick start runs and learns the toy task", async () => {
+    const block = readme.split("## Quick start")[1]!.split("```ts")[1]!.split("```")[0]!;
+    const file = join(dirname(fileURLToPath(import.meta.url)), ".readme-quickstart.test-tmp.ts");
+    const { writeFileSync, rmSync } = await import("node:fs");
+    writeFileSync(file, block.replace(`from "longshort"`, `from "../src/index.js"`) + "\nexport {};\n");
+    const logs: unknown[][] = [];
+    vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => { logs.push(a); });
+    try {
+      await import(/* @vite-ignore */ file);
+    } finally {
+      vi.restoreAllMocks();
+      rmSync(file, { force: true });
+    }
+    expect(logs).toHaveLength(1);
+    const [acc, probs] = logs[0] as [number, Float64Array];
+    expect(acc).toBe(1);
+    expect(Array.from(probs).map((p) => (p > 0.5 ? 1 : 0))).toEqual([1, 0, 1, 0]);
+  });
+});
