@@ -8,12 +8,13 @@
  *   L'(w) ≈ [8 (L(w+h) - L(w-h)) - (L(w+2h) - L(w-2h))] / 12h,
  * whose truncation error is ~h⁴·L⁽⁵⁾/30 instead of the two-point stencil's ~h²·L'''/6. With h = 1e-3 both
  * truncation (~1e-13) and round-off (~1e-16·|L|/h ≈ 1e-13) stay far below what a 1e-6 relative
- * tolerance needs, even for gradient entries of size 1e-5, where the two-point stencil would be at its
- * limit. (The library's own `gradCheck` uses the two-point stencil; the model tests check it too.)
+ * tolerance needs, even for gradient entries of size 1e-6, where the two-point stencil is at its limit.
+ * (The library's own `gradCheck` uses the two-point stencil; the model tests check it too.)
  *
- * Relative error per entry: |a - n| / max(|a|, |n|, floor). The floor (default 1e-7) stops entries that
- * are zero up to round-off (e.g. dL/d(forget gate) at a step whose c_{t-1} is 0) from dividing by zero;
- * below it the check is absolute at 1e-13 for a 1e-6 tolerance, still tight enough to catch any real slip.
+ * Relative error per entry: |a - n| / max(|a|, |n|, floor). The floor (default 1e-6, as the library's
+ * gradCheck) stops entries that are zero up to round-off (e.g. dL/d(forget gate) at a step whose c_{t-1}
+ * is 0) from dividing by zero: below it a 1e-6 tolerance is an absolute 1e-12, five times the stencil's
+ * round-off (~18·1.1e-16·|L|/12h ≈ 2e-13 for |L| ~ 1) and still far below any real slip.
  */
 import { expect } from "vitest";
 import { Rng } from "../../src/init.js";
@@ -63,7 +64,7 @@ export interface Wrt {
 export interface GradCheckOptions {
   /** Finite-difference step h. Default 1e-3 (fourth-order stencil; see the file comment). */
   step?: number;
-  /** Denominator floor of the relative error. Default 1e-7. */
+  /** Denominator floor of the relative error. Default 1e-6. */
   floor?: number;
 }
 
@@ -106,7 +107,7 @@ export function relativeError(a: number, n: number, floor: number): number {
  */
 export function checkGradients(loss: () => number, wrts: Wrt[], options: GradCheckOptions = {}): GradCheckReport {
   const h = options.step ?? 1e-3;
-  const floor = options.floor ?? 1e-7;
+  const floor = options.floor ?? 1e-6;
   const entries: EntryReport[] = [];
   for (const w of wrts) {
     if (!(w.values instanceof Float64Array)) throw new Error(`checkGradients ${w.name}: expected a Float64Array, got ${w.values.constructor.name}`);
