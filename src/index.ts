@@ -14,6 +14,7 @@ export {
 } from "./tbptt.js";
 export { prepareSequences } from "./data.js";
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from "./gradcheck.js";
+export { saveCheckpoint, loadCheckpoint, saveCheckpointSync, loadCheckpointSync, encodeCheckpoint, decodeCheckpoint, checkpointToJSON, checkpointFromJSON, CHECKPOINT_VERSION, type CheckpointJSON } from "./io.js";
 export {
   LongshortError, ShapeError, ValueError, StateError, NonFiniteError, CheckpointError,
 } from "./errors.js";

@@ -23,6 +23,7 @@ import { type Optimizer, resolveOptimizer, Adam, SGD } from "./optimizers.js";
 import { Rng } from "./init.js";
 import { ShapeError, ValueError, StateError, NonFiniteError, fmtShape, fmtValue } from "./errors.js";
 import { type Callback, type Logs, History, ProgressBar } from "./callbacks.js";
+import { saveCheckpoint, loadCheckpoint, checkpointToJSON, checkpointFromJSON, type CheckpointJSON } from "./io.js";
 
 export type Layer = LSTM | Dense;
 
@@ -730,6 +731,7 @@ export class Sequential {
       opt.apply(params, grads);
       let s = 0;
       for (let k = 0; k < params.length; k++) s += params[k]! * 0;
+      for (const sl of slots) for (let k = 0; k < sl.length; k++) s += sl[k]! * 0; // Adam v = inf would brick later steps
       if (s !== 0) {
         params.set(this.backup);
         opt.slots().forEach((sl, i) => sl.set(this.slotBackup[i]!));
@@ -754,9 +756,10 @@ export class Sequential {
    */
   computeGradients(x: TensorLike, y: TensorLike, options: { hiddenGradNorms?: boolean } = {}): Gradients {
     this.requireCompiled("computeGradients");
+    if (typeof options !== "object" || options === null) throw new ValueError(`computeGradients options: expected an object, got ${fmtValue(options)}`);
     const { t: xt, B, T } = this.checkInput("computeGradients x", x);
-    this.checkStatefulBatch("computeGradients x", B);
     const yt = this.checkLabels("computeGradients y", y, B, T);
+    this.checkStatefulBatch("computeGradients x", B); // after every check: a failed call must not fix the batch size
     this.ensure(B, T);
     this.loadInput(xt, null, 0, B, 0, T, 0);
     this.setInitialState(0, true);
@@ -801,8 +804,8 @@ export class Sequential {
   trainOnBatch(x: TensorLike, y: TensorLike): StepResult {
     this.requireCompiled("trainOnBatch");
     const { t: xt, B, T } = this.checkInput("trainOnBatch x", x);
-    this.checkStatefulBatch("trainOnBatch x", B);
     const yt = this.checkLabels("trainOnBatch y", y, B, T);
+    this.checkStatefulBatch("trainOnBatch x", B);
     return this.trainRows(xt, yt, null, 0, B, T);
   }
 
@@ -828,8 +831,8 @@ export class Sequential {
   testOnBatch(x: TensorLike, y: TensorLike): StepResult {
     this.requireCompiled("testOnBatch");
     const { t: xt, B, T } = this.checkInput("testOnBatch x", x);
-    this.checkStatefulBatch("testOnBatch x", B);
     const yt = this.checkLabels("testOnBatch y", y, B, T);
+    this.checkStatefulBatch("testOnBatch x", B);
     return this.testRows(xt, yt, null, 0, B, T);
   }
 
@@ -932,6 +935,12 @@ export class Sequential {
     if (verbose !== 0 && verbose !== 1) throw new ValueError(`fit verbose: expected 0 or 1, got ${fmtValue(verbose)}`);
     const callbacks = options.callbacks ?? [];
     if (!Array.isArray(callbacks)) throw new ValueError(`fit callbacks: expected an array, got ${fmtValue(callbacks)}`);
+    callbacks.forEach((cb, i) => {
+      if (typeof cb !== "object" || cb === null) throw new ValueError(`fit callbacks[${i}]: expected an object with hooks (onEpochEnd, …), got ${fmtValue(cb)}`);
+      for (const k of ["onTrainBegin", "onTrainEnd", "onEpochBegin", "onEpochEnd", "onBatchBegin", "onBatchEnd"] as const) {
+        if (cb[k] !== undefined && typeof cb[k] !== "function") throw new ValueError(`fit callbacks[${i}].${k}: expected a function, got ${fmtValue(cb[k])}`);
+      }
+    });
     let val: { x: NdArray<any>; y: NdArray<any>; N: number; T: number } | null = null;
     if (options.validationData !== undefined) {
       const vd = options.validationData;
@@ -952,6 +961,9 @@ export class Sequential {
     for (let epoch = 0; epoch < epochs && !this.stopTraining; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch, {}, this);
       if (shuffle) {
+        // A fresh permutation each epoch (as Keras), so it depends only on the RNG's position and a run
+        // resumed from a checkpoint shuffles exactly as the uninterrupted one.
+        for (let i = 0; i < N; i++) order[i] = i;
         for (let i = N - 1; i > 0; i--) {
           const j = this.shuffleRng.int(i + 1);
           const tmp = order[i]!; order[i] = order[j]!; order[j] = tmp;
@@ -984,6 +996,48 @@ export class Sequential {
     }
     for (const cb of callbacks) await cb.onTrainEnd?.({}, this);
     return history;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Checkpoints (src/io.ts): configuration, weights, optimizer state, LSTM states and the shuffling
+  // RNG's position, stored losslessly; a resumed run matches an uninterrupted one bit for bit.
+
+  /**
+   * Writes a checkpoint atomically (temporary file, fsync, rename): a crash mid-write leaves the previous
+   * file intact. Resolves once the file is durable; the snapshot is taken when called.
+   *
+   * @example
+   * await model.save("runs/epoch-5.ckpt");
+   */
+  save(path: string): Promise<void> {
+    return saveCheckpoint(this, path);
+  }
+
+  /**
+   * Reads a checkpoint written by `save`; throws CheckpointError if it is truncated, corrupted or from a
+   * newer format version.
+   *
+   * @example
+   * const model = await Sequential.load("runs/epoch-5.ckpt");
+   * await model.fit(x, y, { epochs: 5 });                     // continues exactly where the run stopped
+   */
+  static load(path: string): Promise<Sequential> {
+    return loadCheckpoint(path);
+  }
+
+  /** The checkpoint as plain JSON (so `JSON.stringify(model)` works); arrays are base64 of their bytes. */
+  toJSON(): CheckpointJSON {
+    return checkpointToJSON(this);
+  }
+
+  /**
+   * Rebuilds a model from `toJSON()`'s object, validating every field (CheckpointError names a bad one).
+   *
+   * @example
+   * const copy = Sequential.fromJSON(JSON.parse(JSON.stringify(model)));
+   */
+  static fromJSON(json: unknown): Sequential {
+    return checkpointFromJSON(json);
   }
 }
 

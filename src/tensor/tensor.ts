@@ -23,7 +23,12 @@ export function checkDType(name: string, dtype: unknown): DType {
 
 /** Allocates a typed array of the dtype. */
 export function allocate(dtype: DType, size: number): FloatArray {
-  return dtype === "float32" ? new Float32Array(size) : new Float64Array(size);
+  try {
+    return dtype === "float32" ? new Float32Array(size) : new Float64Array(size);
+  } catch (e) {
+    // A RangeError from deep inside a build or a workspace would not say what was too large.
+    throw new ValueError(`buffer size: cannot allocate ${size} ${dtype} values (${(e as Error).message}); reduce units, batch size or timesteps`);
+  }
 }
 
 export function dtypeOf(data: FloatArray): DType {
@@ -57,6 +62,7 @@ function nestedShape(name: string, v: NestedArray): number[] {
   const shape: number[] = [];
   let cur: NestedArray = v;
   while (Array.isArray(cur)) {
+    if (shape.length === 32) throw new ShapeError(`${name}: nested more than 32 levels deep (a self-referencing array?)`);
     shape.push(cur.length);
     if (cur.length === 0) break;
     cur = cur[0]!;
