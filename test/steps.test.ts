@@ -179,6 +179,45 @@ describe("model: a stateful model fed one step at a time equals the whole window
     }
   }
 
+  it("stepping with predict, testOnBatch and computeGradients in turn carries the same state as the whole window", () => {
+    const rng = makeRng("steps/calls");
+    const B = 2, T = 7, I = 2, units = [3, 4], D = 1;
+    const build = (): Sequential => {
+      const m = new Sequential([
+        new PublicLSTM({ units: units[0]!, inputDim: I, returnSequences: true, stateful: true, batchSize: B }),
+        new PublicLSTM({ units: units[1]!, returnSequences: true, stateful: true, batchSize: B }),
+        new Dense({ units: D, activation: "sigmoid" }),
+      ], { dtype: "float64", seed: 4 });
+      m.compile({ loss: "binaryCrossentropy" });
+      return m;
+    };
+    const whole = build(), steps = build();
+    whole.setWeights(whole.getWeights().map((w) => tensorOf(uniformArray(rng, w.data.length, -0.8, 0.8), w.shape)));
+    steps.setWeights(whole.getWeights());
+    const x = uniformArray(rng, B * T * I, -1.5, 1.5);
+    const y = Float64Array.from({ length: B * T }, () => rng.int(2));
+    const g = whole.computeGradients(tensorOf(x, [B, T, I]), tensorOf(y, [B, T, 1]));
+    for (let t = 0; t < T; t++) {
+      const xt = new Float64Array(B * I), yt = new Float64Array(B);
+      for (let b = 0; b < B; b++) { xt.set(x.subarray((b * T + t) * I, (b * T + t + 1) * I), b * I); yt[b] = y[b * T + t]!; }
+      const xs = tensorOf(xt, [B, 1, I]), ys = tensorOf(yt, [B, 1, 1]);
+      let out: Tensor | null = null;
+      if (t % 3 === 0) out = steps.predict(xs);
+      else if (t % 3 === 1) steps.testOnBatch(xs, ys);
+      else out = steps.computeGradients(xs, ys).outputs;
+      if (out) for (let b = 0; b < B; b++) expect(Math.abs(out.get(b, 0, 0) - g.outputs.get(b, t, 0)), `output b=${b} t=${t}`).toBeLessThanOrEqual(EXACT);
+      // After step t every layer's carried h is the whole window's h_t.
+      const st = steps.getStates();
+      units.forEach((H, l) => {
+        for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) {
+          expect(Math.abs(st[l]!.h.get(b, j) - g.hiddenStates[l]!.get(b, t, j)), `layer ${l} h b=${b} t=${t}`).toBeLessThanOrEqual(EXACT);
+        }
+      });
+    }
+    const sw = whole.getStates(), ss = steps.getStates();
+    units.forEach((_, l) => expect(maxAbsDiff(sw[l]!.c.data.length, ss[l]!.c.data, 0, sw[l]!.c.data, 0), `c of layer ${l}`).toBeLessThanOrEqual(EXACT));
+  });
+
   it("the stateless model's hiddenStates equal the stepped stateful model's states at every step", () => {
     const rng = makeRng("steps/hidden");
     const B = 2, T = 5, I = 3, H = 4;
