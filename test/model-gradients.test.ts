@@ -16,7 +16,8 @@ import {
 
 const TOL = 1e-6;
 const worst = new WorstTracker();
-afterAll(() => console.log(`worst relative errors (model):\n${worst.summary()}`));
+// The figures quoted in reports: GRADCHECK_REPORT=1 npx vitest run test/model-gradients.test.ts
+afterAll(() => { if (process.env.GRADCHECK_REPORT) console.log(`worst relative errors (model):\n${worst.summary()}`); });
 
 interface Config {
   B: number; T: number; I: number;
