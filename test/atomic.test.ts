@@ -172,7 +172,7 @@ describe("a checkpoint killed mid-write", () => {
     const script = resolve(import.meta.dirname, "helpers/rel-save-loop.ts");
     const reference = bigModel();
     const delays = new Rng("kill-delays");
-    let interrupted = 0;
+    let interrupted = 0, midWrite = 0;
     const seen: number[] = [];
     try {
       for (let round = 0; round < ROUNDS; round++) {
@@ -192,14 +192,23 @@ describe("a checkpoint killed mid-write", () => {
           });
           child.on("exit", (code) => fail(new Error(`child exited (${code}) before its first save`)));
         });
-        // Kill at a random moment of a later save (one save is ~20–60 ms: encode, write, fsync, rename).
-        const target0 = last + 1 + delays.int(3);
-        await new Promise<void>((r) => { const t = setInterval(() => { if (last >= target0) { clearInterval(t); r(); } }, 1); });
-        await new Promise((r) => setTimeout(r, delays.int(40)));
+        if (round % 2 === 0) {
+          // Kill at a random moment of a later save (one save is ~20–60 ms: encode, write, fsync, rename).
+          const target0 = last + 1 + delays.int(3);
+          await new Promise<void>((r) => { const t = setInterval(() => { if (last >= target0) { clearInterval(t); r(); } }, 1); });
+          await new Promise((r) => setTimeout(r, delays.int(40)));
+        } else {
+          // Kill as soon as a temporary file is seen: in the middle of writing or syncing it.
+          await new Promise<void>((r) => {
+            const poll = (): void => { if (readdirSync(dir).some((f) => f.endsWith(".tmp"))) r(); else setImmediate(poll); };
+            poll();
+          });
+        }
         child.kill("SIGKILL");
         await exited;
         const temps = readdirSync(dir).filter((f) => f.endsWith(".tmp"));
         interrupted += temps.length; // a kill mid-write leaves its temporary behind (never the target)
+        if (round % 2 === 1) midWrite += temps.length > 0 ? 1 : 0;
         for (const t of temps) rmSync(join(dir, t));
         const m = loadCheckpointSync(target); // must load: never a torn file
         const k = m.optimizer!.iterations;
@@ -212,6 +221,7 @@ describe("a checkpoint killed mid-write", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    expect(midWrite, "the kills timed on a temporary file did land mid-write").toBeGreaterThanOrEqual(1);
     console.log(`kill-during-save: versions found after each SIGKILL ${seen.join(", ")}; kills that left a half-written temporary file: ${interrupted} of ${ROUNDS}`);
   }, 30_000);
 });
