@@ -44,8 +44,9 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   if (typeof eps !== "number" || !(eps > 0)) throw new ValueError(`gradCheck epsilon: expected a positive number, got ${fmtValue(eps)}`);
   if (!Number.isInteger(samples) || samples <= 0) throw new ValueError(`gradCheck samples: expected a positive integer, got ${fmtValue(samples)}`);
   const states = model.getStates();
+  const hadStates = states.every((s) => s.h.shape[0]! > 0);
   const restore = (): void => {
-    if (states.every((s) => s.h.shape[0]! > 0)) model.resetStates(states);
+    if (hadStates) model.resetStates(states);
     else model.resetStates();
   };
   restore();
@@ -84,5 +85,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
     off += n;
   });
   restore();
+  // A model that had run no pass yet has no states: leave it so.
+  if (!hadStates) for (const l of model.lstms) { l.stateH = null; l.stateC = null; }
   return { maxRelativeError: Math.max(...perWeight.map((p) => p.maxRelativeError)), perWeight };
 }

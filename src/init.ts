@@ -67,56 +67,60 @@ export function orthogonal(out: FloatArray, off: number, rows: number, cols: num
 
 /**
  * Thin Q (m, n) of A (m, n), m ≥ n, by Householder reflections, with each column j multiplied by
- * sign(R[j, j]) so that R has a non-negative diagonal. A is overwritten.
+ * sign(R[j, j]) so that R has a non-negative diagonal. A is overwritten. Internally everything is stored
+ * by columns, so every reflection is a contiguous dot product and axpy.
  */
 export function householderQ(A: Float64Array, m: number, n: number): Float64Array {
-  const V = new Float64Array(m * n); // column k holds reflector k (entries k..m-1), stored (m, n)
+  const At = new Float64Array(m * n); // (n, m): column j of A at j·m
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) At[j * m + i] = A[i * n + j]!;
+  const V = new Float64Array(n * m); // (n, m): reflector k in row k, entries k … m-1
   const rDiagSign = new Float64Array(n);
-  const w = new Float64Array(n);
   for (let k = 0; k < n; k++) {
+    const ck = k * m, vk = k * m;
     let norm2 = 0;
-    for (let i = k; i < m; i++) norm2 += A[i * n + k]! ** 2;
+    for (let i = k; i < m; i++) norm2 += At[ck + i]! * At[ck + i]!;
     const norm = Math.sqrt(norm2);
-    const x0 = A[k * n + k]!;
     if (norm === 0) { rDiagSign[k] = 1; continue; }
+    const x0 = At[ck + k]!;
     const alpha = x0 >= 0 ? -norm : norm; // H x = alpha e_k, chosen away from x0 to avoid cancellation
     // v = x - alpha e_k, normalised
     let vnorm2 = 0;
     for (let i = k; i < m; i++) {
-      const v = A[i * n + k]! - (i === k ? alpha : 0);
-      V[i * n + k] = v;
+      const v = At[ck + i]! - (i === k ? alpha : 0);
+      V[vk + i] = v;
       vnorm2 += v * v;
     }
-    const vnorm = Math.sqrt(vnorm2);
-    for (let i = k; i < m; i++) V[i * n + k] = V[i * n + k]! / vnorm;
-    // A[k:, k:] -= 2 v (vᵀ A[k:, k:])
+    const inv = 1 / Math.sqrt(vnorm2);
+    for (let i = k; i < m; i++) V[vk + i] = V[vk + i]! * inv;
+    // A[k:, j] -= 2 v (vᵀ A[k:, j]) for the remaining columns
     for (let j = k; j < n; j++) {
+      const cj = j * m;
       let s = 0;
-      for (let i = k; i < m; i++) s += V[i * n + k]! * A[i * n + j]!;
-      w[j] = s;
-    }
-    for (let i = k; i < m; i++) {
-      const vi = 2 * V[i * n + k]!;
-      for (let j = k; j < n; j++) A[i * n + j] = A[i * n + j]! - vi * w[j]!;
+      for (let i = k; i < m; i++) s += V[vk + i]! * At[cj + i]!;
+      s *= 2;
+      for (let i = k; i < m; i++) At[cj + i] = At[cj + i]! - s * V[vk + i]!;
     }
     rDiagSign[k] = alpha >= 0 ? 1 : -1;
   }
-  // Q = H_0 H_1 … H_{n-1} I[:, :n], applied from the last reflector back.
-  const Q = new Float64Array(m * n);
-  for (let j = 0; j < n; j++) Q[j * n + j] = 1;
+  // Q = H_0 H_1 … H_{n-1} I[:, :n], applied from the last reflector back, column by column.
+  const Qt = new Float64Array(n * m); // (n, m): column j of Q at j·m
+  for (let j = 0; j < n; j++) Qt[j * m + j] = 1;
   for (let k = n - 1; k >= 0; k--) {
+    const vk = k * m;
     for (let j = 0; j < n; j++) {
+      const cj = j * m;
       let s = 0;
-      for (let i = k; i < m; i++) s += V[i * n + k]! * Q[i * n + j]!;
-      w[j] = s;
-    }
-    for (let i = k; i < m; i++) {
-      const vi = 2 * V[i * n + k]!;
-      if (vi === 0) continue;
-      for (let j = 0; j < n; j++) Q[i * n + j] = Q[i * n + j]! - vi * w[j]!;
+      for (let i = k; i < m; i++) s += V[vk + i]! * Qt[cj + i]!;
+      if (s === 0) continue;
+      s *= 2;
+      for (let i = k; i < m; i++) Qt[cj + i] = Qt[cj + i]! - s * V[vk + i]!;
     }
   }
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) Q[i * n + j] = Q[i * n + j]! * rDiagSign[j]!;
+  const Q = new Float64Array(m * n);
+  for (let j = 0; j < n; j++) {
+    const sg = rDiagSign[j]!;
+    for (let i = 0; i < m; i++) Q[i * n + j] = Qt[j * m + i]! * sg;
+  }
   return Q;
 }
 
