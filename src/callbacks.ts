@@ -133,7 +133,10 @@ export class ProgressBar {
     if (logs.accuracy !== undefined) parts.push(`accuracy: ${logs.accuracy.toFixed(4)}`);
     if (logs.valLoss !== undefined) parts.push(`valLoss: ${logs.valLoss.toFixed(4)}`);
     if (logs.valAccuracy !== undefined) parts.push(`valAccuracy: ${logs.valAccuracy.toFixed(4)}`);
-    if (this.tty) process.stdout.write(` - ${parts.join(" - ")}\n`);
+    if (this.tty) {
+      const n = this.batches;
+      process.stdout.write(`\r\x1b[2K${n}/${n} [${"=".repeat(30)}] - ${parts.join(" - ")}\n`);
+    }
     else process.stdout.write(`Epoch ${this.epoch + 1}/${this.epochs} - ${parts.join(" - ")}\n`);
   }
 }
