@@ -29,10 +29,10 @@ import { open, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Sequential, type Layer } from "./model.js";
 import { LSTM } from "./layers/lstm.js";
-import { Dense, type Activation } from "./layers/dense.js";
+import { Dense, ACTIVATIONS, type Activation } from "./layers/dense.js";
 import { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer } from "./optimizers.js";
-import type { LossName } from "./losses.js";
-import { Rng, type InitializerName } from "./init.js";
+import { LOSSES, type LossName } from "./losses.js";
+import { Rng, INITIALIZERS, type InitializerName } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
 import { CheckpointError, LongshortError, ValueError, fmtShape, fmtValue } from "./errors.js";
 
@@ -220,7 +220,7 @@ class Reader {
 
   arr(path: string, v: unknown): unknown[] {
     if (!Array.isArray(v)) this.fail(path, `expected an array, got ${fmtValue(v)}`);
-    return v;
+    return Array.from(v); // holes (possible in memory, never in JSON) become undefined and fail their checks
   }
 
   int(path: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -244,9 +244,10 @@ class Reader {
     return v as T;
   }
 
-  /** Decodes an EncodedArray of the expected dtype and shape; every value must be finite. */
-  array(path: string, v: unknown, dtype: DType, shape: readonly number[]): FloatArray {
+  /** Decodes an EncodedArray of the expected name, dtype and shape; every value must be finite. */
+  array(path: string, v: unknown, name: string, dtype: DType, shape: readonly number[]): FloatArray {
     const o = this.obj(path, v);
+    if (o.name !== name) this.fail(`${path}.name`, `expected ${JSON.stringify(name)}, got ${fmtValue(o.name)}`);
     if (o.dtype !== dtype) this.fail(`${path}.dtype`, `expected ${JSON.stringify(dtype)}, got ${fmtValue(o.dtype)}`);
     const s = this.arr(`${path}.shape`, o.shape);
     if (s.length !== shape.length || s.some((d, i) => d !== shape[i])) {
@@ -287,6 +288,7 @@ class Reader {
 function readLayer(r: Reader, path: string, v: unknown): Layer {
   const o = r.obj(path, v);
   const kind = r.oneOf(`${path}.kind`, o.kind, ["lstm", "dense"] as const);
+  // Every field is required (version 1 always writes them): a missing one must not fall back to a default.
   if (kind === "lstm") {
     const options = {
       units: r.int(`${path}.units`, o.units, 1),
@@ -295,8 +297,8 @@ function readLayer(r: Reader, path: string, v: unknown): Layer {
       stateful: o.stateful as boolean,
       batchSize: r.optInt(`${path}.batchSize`, o.batchSize, 1),
       unitForgetBias: o.unitForgetBias as boolean,
-      kernelInitializer: o.kernelInitializer as InitializerName,
-      recurrentInitializer: o.recurrentInitializer as InitializerName,
+      kernelInitializer: r.oneOf(`${path}.kernelInitializer`, o.kernelInitializer, INITIALIZERS),
+      recurrentInitializer: r.oneOf(`${path}.recurrentInitializer`, o.recurrentInitializer, INITIALIZERS),
     };
     for (const k of ["returnSequences", "stateful", "unitForgetBias"] as const) {
       if (typeof options[k] !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(options[k])}`);
@@ -305,7 +307,7 @@ function readLayer(r: Reader, path: string, v: unknown): Layer {
     if (options.batchSize === undefined) delete options.batchSize;
     return r.build(path, () => new LSTM(options));
   }
-  const d = r.build(path, () => new Dense({ units: o.units as number, activation: o.activation as Activation }));
+  const d = new Dense({ units: r.int(`${path}.units`, o.units, 1), activation: r.oneOf(`${path}.activation`, o.activation, ACTIVATIONS) });
   const inputDim = r.optInt(`${path}.inputDim`, o.inputDim, 1);
   if (inputDim !== undefined) d.inputDim = inputDim;
   return d;
@@ -348,7 +350,7 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
     const decoded = shapes.map((shape, i) => {
       const name = (ws[i] as { name?: unknown } | null)?.name;
       if (name !== names[i]) r.fail(`weights[${i}].name`, `expected ${JSON.stringify(names[i])}, got ${fmtValue(name)}`);
-      return r.array(`weights[${i}] (${names[i]})`, ws[i], dtype, shape);
+      return r.array(`weights[${i}] (${names[i]})`, ws[i], names[i]!, dtype, shape);
     });
     for (const a of decoded) { model.params.set(a, off); off += a.length; }
   } else if (model.params.length > 0) {
@@ -362,15 +364,17 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
     const name = r.oneOf("config.compile.optimizer.name", oc.name, ["adam", "sgd"] as const);
     const ocfg = r.obj("config.compile.optimizer.config", oc.config);
     const optimizer = r.build("config.compile.optimizer.config", () => (name === "adam" ? new Adam(ocfg as AdamOptions) : new SGD(ocfg as SGDOptions)));
-    r.build("config.compile", () => model.compile({
-      optimizer, loss: c.loss as LossName, metrics: c.metrics as "accuracy"[], onNonFinite: c.onNonFinite as "throw" | "skip",
-    }));
+    const loss = r.oneOf("config.compile.loss", c.loss, LOSSES);
+    const metrics = r.arr("config.compile.metrics", c.metrics).map((v, i) => r.oneOf(`config.compile.metrics[${i}]`, v, ["accuracy"] as const));
+    const onNonFinite = r.oneOf("config.compile.onNonFinite", c.onNonFinite, ["throw", "skip"] as const);
+    r.build("config.compile", () => model.compile({ optimizer, loss, metrics, onNonFinite }));
     const os = r.obj("optimizer", top.optimizer);
     optimizer.iterations = r.int("optimizer.iterations", os.iterations, 0);
     const slots = optimizer.slots();
     const saved = r.arr("optimizer.slots", os.slots);
     if (saved.length !== slots.length) r.fail("optimizer.slots", `expected ${slots.length} arrays for ${name}, got ${saved.length}`);
-    slots.forEach((s, i) => s.set(r.array(`optimizer.slots[${i}]`, saved[i], "float64", [s.length])));
+    const slotNames = name === "adam" ? ["m", "v"] : ["velocity"];
+    slots.forEach((s, i) => s.set(r.array(`optimizer.slots[${i}]`, saved[i], slotNames[i]!, "float64", [s.length])));
   } else if (top.optimizer !== null) {
     r.fail("optimizer", `optimizer state without compile settings (config.compile is null)`);
   }
@@ -393,7 +397,10 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
     if (l.stateful && batchSize !== undefined && rows !== batchSize) {
       r.fail(`${p}.h.shape[0]`, `a stateful layer carries one row per batch row: expected ${batchSize}, got ${rows}`);
     }
-    return { h: r.array(`${p}.h`, o.h, dtype, [rows, l.units]), c: r.array(`${p}.c`, o.c, dtype, [rows, l.units]) };
+    return {
+      h: r.array(`${p}.h`, o.h, `lstm_${i}/h`, dtype, [rows, l.units]),
+      c: r.array(`${p}.c`, o.c, `lstm_${i}/c`, dtype, [rows, l.units]),
+    };
   });
   if (model.params.length === 0 && states.some((s) => s !== null)) r.fail("states.layers", `states for a model that is not built`);
   model.lstms.forEach((l, i) => {
@@ -405,7 +412,11 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
   const rng = r.obj("shuffleRng", top.shuffleRng);
   const S = r.arr("shuffleRng.S", rng.S);
   if (S.length !== 256) r.fail("shuffleRng.S", `expected 256 entries, got ${S.length}`);
-  S.forEach((v, k) => r.int(`shuffleRng.S[${k}]`, v, 0, 255));
+  const seen = new Uint8Array(256);
+  for (let k = 0; k < 256; k++) {
+    const v = r.int(`shuffleRng.S[${k}]`, S[k], 0, 255);
+    if (seen[v]++) r.fail(`shuffleRng.S[${k}]`, `${v} appears twice; the ARC4 state is a permutation of 0…255`);
+  }
   const state = { i: r.int("shuffleRng.i", rng.i, 0, 255), j: r.int("shuffleRng.j", rng.j, 0, 255), S: S.slice() };
   model.shuffleRng = new Rng(`${model.seed}/shuffle`, state);
   return model;
