@@ -29,7 +29,9 @@ export class CheckpointError extends LongshortError {}
 
 /** Formats a shape for messages: `[2, 10, 1]`. */
 export function fmtShape(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
+  // Entries are formatted one by one: a bad "shape" given by a user may hold anything (even objects
+  // that cannot be converted to strings), and the error message must not throw in turn.
+  return `[${shape.map((d) => (typeof d === "number" ? String(d) : fmtValue(d))).join(", ")}]`;
 }
 
 /** Formats any value for messages, briefly. */

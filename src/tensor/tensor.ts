@@ -35,12 +35,44 @@ export function dtypeOf(data: FloatArray): DType {
   return data instanceof Float32Array ? "float32" : "float64";
 }
 
-/** True for an ndarray (duck-typed: data, shape, stride, offset). */
-export function isTensor(x: unknown): x is NdArray<any> {
+/** True for an object that looks like an ndarray (data, shape, stride, offset), well-formed or not. */
+function looksLikeTensor(x: unknown): boolean {
   return (
     typeof x === "object" && x !== null && !Array.isArray(x) &&
     "shape" in x && "stride" in x && "data" in x && "offset" in x
   );
+}
+
+/**
+ * Why an ndarray-like object cannot be read safely, or null when it can: the shape, stride and offset
+ * must be integers that stay inside the data, and the data numeric. (A user-built object that only looks
+ * like an ndarray must fail here, with a message, not later with a TypeError inside a loop.)
+ */
+function ndarrayProblem(x: { shape: unknown; stride: unknown; offset: unknown; data: unknown }): string | null {
+  const { shape, stride, offset, data } = x;
+  if (!Array.isArray(shape) || shape.some((d) => typeof d !== "number" || !Number.isInteger(d) || d < 0)) {
+    return `its shape is not a list of non-negative integers`;
+  }
+  if (!Array.isArray(stride) || stride.length !== shape.length || stride.some((d) => typeof d !== "number" || !Number.isInteger(d))) {
+    return `its stride is not a list of ${shape.length} integers`;
+  }
+  if (typeof offset !== "number" || !Number.isInteger(offset)) return `its offset is not an integer`;
+  const numeric = Array.isArray(data) || (ArrayBuffer.isView(data) && !(data instanceof DataView) &&
+    !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array));
+  if (!numeric) return `its data is not an array or a numeric typed array`;
+  if (shape.includes(0)) return null;
+  let lo = offset, hi = offset;
+  for (let d = 0; d < shape.length; d++) {
+    const span = (shape[d]! - 1) * stride[d]!;
+    if (span < 0) lo += span; else hi += span;
+  }
+  if (lo < 0 || hi >= (data as ArrayLike<unknown>).length) return `its shape, stride and offset reach outside its data`;
+  return null;
+}
+
+/** True for a well-formed ndarray (duck-typed: data, shape, stride, offset, all consistent). */
+export function isTensor(x: unknown): x is NdArray<any> {
+  return looksLikeTensor(x) && ndarrayProblem(x as never) === null;
 }
 
 function sizeOf(shape: readonly number[]): number {
@@ -108,13 +140,21 @@ export function tensor(values: TensorLike | FloatArray, dtype: DType = DEFAULT_D
 
 /** `tensor` with the argument's name in its errors; used at every public boundary. */
 export function toTensor(name: string, values: unknown, dtype: DType): Tensor {
-  if (isTensor(values)) {
-    const src = values as NdArray<any>;
+  if (looksLikeTensor(values)) {
+    const problem = ndarrayProblem(values as never);
+    if (problem) throw new ShapeError(`${name}: a malformed ndarray: ${problem}`);
+    const v = values as NdArray<any>;
+    if (Array.isArray(v.data)) {
+      // Generic data may hold anything; only numbers convert (a Symbol or BigInt would throw a TypeError).
+      const bad = v.data.findIndex((e: unknown) => typeof e !== "number");
+      if (bad >= 0) throw new ShapeError(`${name}: expected an ndarray of numbers, got ${fmtValue(v.data[bad])} at data index ${bad}`);
+    }
+    const src = ndarray(v.data, v.shape.slice(), v.stride.slice(), v.offset); // a real ndarray over the user's fields
     const shape = src.shape.slice();
     const out = allocate(dtype, sizeOf(shape));
     const dst = ndarray(out, shape);
     if (sizeOf(shape) > 0) {
-      if (shape.length === 0) out[0] = Number(src.get());
+      if (shape.length === 0) out[0] = Number(src.data[src.offset]);
       else ops.assign(dst, src);
     }
     return dst as Tensor;
