@@ -77,6 +77,29 @@ describe("a non-finite step changes nothing", () => {
     }
   }
 
+  it("inputs from 1e300 to the largest double, either sign: every step is finite or rolled back whole", () => {
+    const outcomes: Record<string, number> = { finite: 0, rolledBack: 0 };
+    for (const stateful of [false, true]) for (const mag of [1e300, 1e306, 1e307, 1.7976931348623157e308]) for (const sign of [1, -1]) {
+      const m = model({ stateful });
+      m.trainOnBatch(X, Y);
+      const x = X.map((r) => r.map((st) => st.map((v) => (v < 0 ? -sign : sign) * mag)));
+      for (let s = 0; s < 3; s++) {
+        const before = snapshot(m);
+        try {
+          m.trainOnBatch(x, [[1], [-1]]);
+          expect(m.params.every(Number.isFinite) && m.optimizer!.slots().every((sl) => sl.every(Number.isFinite))).toBe(true);
+          outcomes.finite!++;
+        } catch (e) {
+          expect(e).toBeInstanceOf(NonFiniteError);
+          expectSame(`${mag} rolled back`, before, snapshot(m));
+          outcomes.rolledBack!++;
+        }
+      }
+    }
+    console.log(`huge inputs: ${JSON.stringify(outcomes)} steps`);
+    expect(outcomes.finite! + outcomes.rolledBack!).toBe(48);
+  });
+
   it("Adam with a huge learning rate: the step that first overflows the weights is rolled back", () => {
     const m = model({ opt: () => new Adam({ learningRate: 1e308 }) });
     let before = snapshot(m), steps = 0, err: unknown;
