@@ -76,6 +76,9 @@ export interface EarlyStoppingOptions {
  * await model.fit(x, y, { epochs: 100, validationData: [xv, yv], callbacks: [earlyStopping({ patience: 3 })] });
  */
 export function earlyStopping(options: EarlyStoppingOptions = {}): Callback & { stoppedEpoch: number } {
+  if (typeof options !== "object" || options === null) {
+    throw new ValueError(`earlyStopping options: expected an object like { patience: 3 }, got ${fmtValue(options)}`);
+  }
   const patience = options.patience ?? 0;
   const minDelta = options.minDelta ?? 0;
   if (!Number.isInteger(patience) || patience < 0) throw new ValueError(`earlyStopping patience: expected a non-negative integer, got ${fmtValue(patience)}`);

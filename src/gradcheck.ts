@@ -35,6 +35,9 @@ export interface GradCheckResult {
  * console.table(perWeight);                           // worst relative error per weight
  */
 export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, options: GradCheckOptions = {}): GradCheckResult {
+  if (typeof options !== "object" || options === null) {
+    throw new ValueError(`gradCheck options: expected an object like { epsilon, samples }, got ${fmtValue(options)}`);
+  }
   if (model.dtype !== "float64") {
     throw new ValueError(`gradCheck model: expected a float64 model (finite differences need the precision), got ${model.dtype}; build a float64 copy and setWeights`);
   }

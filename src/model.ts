@@ -145,6 +145,12 @@ export class Sequential {
         `Sequential layers: expected one or more LSTM layers followed by one or more Dense layers, got [${layers.map((l) => l.kind).join(", ")}]`,
       );
     }
+    layers.forEach((l, i) => {
+      if (l.owner !== null && l.owner !== this) {
+        throw new ValueError(`Sequential layers[${i}]: this ${l.kind} layer already belongs to another model (its weights live in that model's buffers); create a new layer and copy weights with setWeights`);
+      }
+      if (layers.indexOf(l) !== i) throw new ValueError(`Sequential layers[${i}]: the same layer object appears twice`);
+    });
     this.layers = layers;
     this.lstms = layers.slice(0, firstDense) as LSTM[];
     this.denses = layers.slice(firstDense) as Dense[];
@@ -169,6 +175,7 @@ export class Sequential {
     }
     this.fixedBatch = sizes.values().next().value;
     if (this.lstms[0]!.inputDim !== undefined) this.build(this.lstms[0]!.inputDim);
+    for (const l of layers) l.owner = this; // only once every check has passed
   }
 
   /** True when some LSTM layer is stateful. */
@@ -595,6 +602,16 @@ export class Sequential {
       ws.cs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
       ws.gates.copyWithin(0, drop * BG, (drop + keep) * BG);
       ws.tanhC.copyWithin(0, drop * BH, (drop + keep) * BH);
+    }
+  }
+
+  /** @internal Copies every layer's (h, c) at slot `from` to slot `to`. */
+  copyState(from: number, to: number): void {
+    const B = this.engB;
+    for (const l of this.lstms) {
+      const n = B * l.units, ws = l.ws!;
+      ws.hs.copyWithin(to * n, from * n, (from + 1) * n);
+      ws.cs.copyWithin(to * n, from * n, (from + 1) * n);
     }
   }
 

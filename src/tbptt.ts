@@ -226,9 +226,14 @@ export class TruncatedBPTT {
       if (accuracy !== undefined) info.accuracy = accuracy;
       onWindow(info);
     }
-    if (update) m.applyUpdate(loss, "TruncatedBPTT.trainSequence");
+    let keep = Math.min(this.history, t1);
+    if (update && !m.applyUpdate(loss, "TruncatedBPTT.trainSequence")) {
+      // onNonFinite "skip": the window is dropped. Its state and activations may be non-finite, so the
+      // sequence continues from the state before the window, without history.
+      m.copyState(t0, t1);
+      keep = 0;
+    }
     m.commitState(t1);
-    const keep = Math.min(this.history, t1);
     m.shiftHistory(t1 - keep, keep);
     this.hist = keep;
     this.pending = 0;

@@ -208,6 +208,29 @@ describe("TruncatedBPTT", () => {
     expect(m.lstms[0]!.ws!.cap).toBe(75);
   });
 
+  it('onNonFinite "skip": a bad window is dropped and the sequence goes on from the state before it, like a stateful model', () => {
+    const rng = new Rng("skip");
+    const mk = (stateful: boolean) => {
+      const m = new Sequential([
+        new LSTM({ units: 3, inputDim: 2, kernelInitializer: "zeros", stateful, batchSize: stateful ? 2 : undefined }),
+        new Dense({ units: 1 }),
+      ], { seed: 4 });
+      m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "meanSquaredError", onNonFinite: "skip" });
+      return m;
+    };
+    const x = rand(rng, [2, 9, 2]), y = rand(rng, [2, 1]);
+    // Window 2 (steps 3–5) holds inputs so large that the kernel's gradient overflows (the zero kernel keeps
+    // the forward pass finite), so its update is skipped.
+    for (let b = 0; b < 2; b++) for (let t = 3; t < 6; t++) for (let f = 0; f < 2; f++) x.set(b, t, f, 1.7e308);
+    const a = mk(false);
+    const r = new TruncatedBPTT(a, { windowLength: 3 }).trainSequence(x, y);
+    expect(r.windows).toBe(3);
+    const s = mk(true);
+    for (let w = 0; w < 3; w++) s.trainOnBatch(steps(x, 3 * w, 3 * w + 3), y);
+    expect(maxDiff(a.getWeights(), s.getWeights())).toBe(0);
+    expect(a.getWeights().every((w) => flat(w).every(Number.isFinite))).toBe(true);
+  });
+
   it("SGD works with the unroller too, and accuracy is reported per window", () => {
     const m = makeModel({ I: 1, H: [3], D: 1 });
     m.compile({ optimizer: new SGD({ learningRate: 0.1 }), loss: "binaryCrossentropy", metrics: ["accuracy"] });

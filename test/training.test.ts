@@ -295,6 +295,18 @@ describe("predict and evaluate", () => {
   });
 });
 
+describe("layers belong to one model", () => {
+  it("refuses a layer that is already in another model, or twice in one", () => {
+    const l = new LSTM({ units: 2, inputDim: 1 });
+    const m = new Sequential([l, new Dense({ units: 1 })]);
+    const w = m.getWeights();
+    expect(() => new Sequential([l, new Dense({ units: 1 })])).toThrow(/already belongs to another model/);
+    expect(m.getWeights().map((t) => flat(t))).toEqual(w.map((t) => flat(t)));
+    const d = new Dense({ units: 1 });
+    expect(() => new Sequential([new LSTM({ units: 2, inputDim: 1 }), d, d])).toThrow(/appears twice/);
+  });
+});
+
 describe("prepareSequences", () => {
   const x = [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]];
   it("cuts non-overlapping and sliding windows, sequence by sequence, labels repeated", () => {

@@ -52,6 +52,8 @@ export class Dense {
   dKernel!: FloatArray; // (In, D)
   dBias!: FloatArray;   // (D)
   ws: DenseWorkspace | null = null;
+  /** The model this layer belongs to (a layer's weights live in one model's buffers). */
+  owner: object | null = null;
 
   constructor(options: DenseOptions) {
     if (typeof options !== "object" || options === null) {

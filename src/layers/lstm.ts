@@ -95,6 +95,8 @@ export class LSTM {
   stateC: FloatArray | null = null; // (B, H)
 
   ws: LSTMWorkspace | null = null;
+  /** The model this layer belongs to (a layer's weights live in one model's buffers). */
+  owner: object | null = null;
 
   constructor(options: LSTMOptions) {
     if (typeof options !== "object" || options === null) {
