@@ -24,6 +24,7 @@ import { Rng } from "./init.js";
 import { ShapeError, ValueError, StateError, NonFiniteError, fmtShape, fmtValue } from "./errors.js";
 import { type Callback, type Logs, History, ProgressBar } from "./callbacks.js";
 import { saveCheckpoint, loadCheckpoint, checkpointToJSON, checkpointFromJSON, type CheckpointJSON } from "./io.js";
+import { type ParallelEngine, type ThreadOptions, createParallel } from "./parallel/engine.js";
 
 export type Layer = LSTM | Dense;
 
@@ -32,6 +33,10 @@ export interface SequentialOptions {
   dtype?: DType;
   /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
   seed?: number | string;
+  /** Threads for large calls (this one plus worker threads), or "auto" for the machine's cores. Default 1. See setThreads. */
+  threads?: number | "auto";
+  /** With `threads`: calls estimated below this many FLOPs stay on one thread (default 2e7). See setThreads. */
+  threadsMinFlops?: number;
 }
 
 export interface CompileOptions {
@@ -175,6 +180,7 @@ export class Sequential {
     }
     this.fixedBatch = sizes.values().next().value;
     if (this.lstms[0]!.inputDim !== undefined) this.build(this.lstms[0]!.inputDim);
+    if (options.threads !== undefined) this.parallel = createParallel(this, options.threads, { minFlops: options.threadsMinFlops }, "Sequential");
     for (const l of layers) l.owner = this; // only once every check has passed
   }
 
@@ -777,6 +783,8 @@ export class Sequential {
     const { t: xt, B, T } = this.checkInput("computeGradients x", x);
     const yt = this.checkLabels("computeGradients y", y, B, T);
     this.checkStatefulBatch("computeGradients x", B); // after every check: a failed call must not fix the batch size
+    const par = this.parallel?.computeGradients(xt, yt, B, T, options);
+    if (par) return par;
     this.ensure(B, T);
     this.loadInput(xt, null, 0, B, 0, T, 0);
     this.setInitialState(0, true);
@@ -828,6 +836,8 @@ export class Sequential {
 
   /** @internal One step on B rows (optionally through a row map), no validation. */
   trainRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+    const par = this.parallel?.trainRows(xt, yt, rows, rowStart, B, T);
+    if (par) return par;
     this.ensure(B, T);
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
     this.setInitialState(0, true);
@@ -854,6 +864,8 @@ export class Sequential {
   }
 
   private testRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+    const par = this.parallel?.testRows(xt, yt, rows, rowStart, B, T);
+    if (par) return par;
     this.ensure(B, T);
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
     this.setInitialState(0, true);
@@ -881,6 +893,7 @@ export class Sequential {
     for (let start = 0; start < N; start += bs) {
       const B = Math.min(bs, N - start);
       this.checkStatefulBatch(`predict x (rows ${start}…${start + B - 1})`, B);
+      if (this.parallel?.predictRows(xt, start, B, T, out)) continue;
       this.ensure(B, T);
       this.loadInput(xt, null, start, B, 0, T, 0);
       this.setInitialState(0, true);
@@ -1055,6 +1068,43 @@ export class Sequential {
    */
   static fromJSON(json: unknown): Sequential {
     return checkpointFromJSON(json);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Threads (src/parallel): a large call's batch split across cores, with one thread's results.
+
+  /** @internal The worker pool when more than one thread is set (see parallel/engine.ts). */
+  parallel: ParallelEngine | null = null;
+
+  /**
+   * Splits each large call (trainOnBatch, fit, computeGradients, testOnBatch, evaluate, predict) across
+   * `threads` threads: this one plus worker threads, each taking a slice of the batch. Results equal one
+   * thread's to rounding (the gradients of the slices are summed weighted by their share of the batch).
+   * Calls estimated below `minFlops` stay on this thread. Workers start at the first large call and never
+   * keep the process alive; `dispose()` stops them. `setThreads(1)` goes back to one thread.
+   *
+   * @example
+   * model.setThreads(2);                        // or new Sequential(layers, { threads: 2 })
+   * model.trainOnBatch(x, y);                   // a 64-row batch: 32 rows here, 32 in a worker
+   * model.dispose();                            // stop the workers when done
+   */
+  setThreads(threads: number | "auto", options: ThreadOptions = {}): void {
+    const next = createParallel(this, threads, options); // validates before anything changes
+    this.parallel?.dispose();
+    this.parallel = next;
+  }
+
+  /** The number of threads a large call uses: 1 unless setThreads (or the `threads` option) asked for more. */
+  get threads(): number {
+    return this.parallel?.threads ?? 1;
+  }
+
+  /**
+   * Stops the worker threads now (they are otherwise stopped when the process exits). The model stays
+   * usable: the thread setting is kept, and a later large call starts new workers.
+   */
+  dispose(): void {
+    this.parallel?.dispose();
   }
 }
 

@@ -1,0 +1,121 @@
+/**
+ * Both cores: one training step (forward over T, backward through all T, one Adam update) of
+ * LSTM(H) → Dense(1, sigmoid) on the last step, binary cross-entropy, on one thread and on two
+ * (model.setThreads(2): half the batch here, half in a worker thread).
+ *
+ * FLOP model (as every bench here): forward = 2·B·T·(I+H)·4H, a training step ≈ 3 × forward
+ * (elementwise, head and optimizer terms ignored). Times are medians; the one- and two-thread steps are
+ * interleaved so that noise from other work on the machine hits both alike: compare the ratio.
+ *
+ * Before timing, each shape checks that the two-thread step gives the one-thread step's loss and
+ * weights (relative difference ≤ 1e-12) from the same start.
+ *
+ *   npx tsx bench/parallel.ts              # S2, S3, S4
+ *   npx tsx bench/parallel.ts S3           # some shapes only
+ */
+import { pathToFileURL } from "node:url";
+import { Sequential, LSTM, Dense, zeros, type Tensor } from "../src/index.js";
+
+export interface ParallelCase { name: string; B: number; T: number; I: number; H: number; iterations: number }
+
+export const CASES: ParallelCase[] = [
+  { name: "S2", B: 32, T: 50, I: 32, H: 64, iterations: 11 },
+  { name: "S3", B: 64, T: 50, I: 64, H: 128, iterations: 5 },
+  { name: "S4", B: 64, T: 100, I: 128, H: 256, iterations: 2 },
+];
+
+export interface ParallelResult {
+  name: string;
+  oneThreadMs: number;
+  twoThreadMs: number;
+  oneThreadGflops: number;
+  twoThreadGflops: number;
+  speedup: number;
+  maxRelDiff: number;
+}
+
+function stepFlops(c: ParallelCase): number {
+  return 3 * 2 * c.B * c.T * (c.I + c.H) * 4 * c.H;
+}
+
+function model(c: ParallelCase, threads: number): Sequential {
+  // threadsMinFlops 0: the two-thread model splits whatever the default threshold would say.
+  const m = new Sequential([new LSTM({ units: c.H, inputDim: c.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 7, threads, threadsMinFlops: 0 });
+  m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
+  return m;
+}
+
+function data(c: ParallelCase): { x: Tensor; y: Tensor } {
+  const x = zeros([c.B, c.T, c.I]), y = zeros([c.B, 1]);
+  let s = 12345;
+  const next = (): number => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let i = 0; i < x.data.length; i++) x.data[i] = 2 * next() - 1;
+  for (let b = 0; b < c.B; b++) y.data[b] = next() < 0.5 ? 0 : 1;
+  return { x, y };
+}
+
+function relDiff(a: number, b: number): number {
+  return a === b ? 0 : Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
+}
+
+function median(v: number[]): number {
+  const s = v.slice().sort((a, b) => a - b), k = s.length >> 1;
+  return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2;
+}
+
+export function runCase(c: ParallelCase): ParallelResult {
+  const one = model(c, 1), two = model(c, 2);
+  const { x, y } = data(c);
+  // Check first (this step also starts the worker and warms both up): same loss, same weights after.
+  const l1 = one.trainOnBatch(x, y).loss, l2 = two.trainOnBatch(x, y).loss;
+  let worst = relDiff(l1, l2);
+  const w1 = one.getWeights(), w2 = two.getWeights();
+  w1.forEach((w, i) => {
+    // Relative to the tensor's scale, so an entry near zero does not count as a large relative error.
+    let scale = 0;
+    for (const v of w.data) scale = Math.max(scale, Math.abs(v));
+    w.data.forEach((v, k) => { worst = Math.max(worst, Math.abs(v - w2[i]!.data[k]!) / scale); });
+  });
+  if (!(worst <= 1e-12)) throw new Error(`parallel:${c.name}: two threads differ from one by ${worst} (relative)`);
+  if (two.parallel?.parallelCalls !== 1) throw new Error(`parallel:${c.name}: the two-thread step did not run on two threads`);
+  const t1: number[] = [], t2: number[] = [];
+  for (let i = 0; i < c.iterations; i++) {
+    let t = performance.now();
+    one.trainOnBatch(x, y);
+    t1.push(performance.now() - t);
+    t = performance.now();
+    two.trainOnBatch(x, y);
+    t2.push(performance.now() - t);
+  }
+  two.dispose();
+  const f = stepFlops(c), m1 = median(t1), m2 = median(t2);
+  return {
+    name: c.name, oneThreadMs: m1, twoThreadMs: m2,
+    oneThreadGflops: f / m1 / 1e6, twoThreadGflops: f / m2 / 1e6, speedup: m1 / m2, maxRelDiff: worst,
+  };
+}
+
+export function main(names: string[] = []): ParallelResult[] {
+  console.log("train step LSTM(H) → Dense(1, sigmoid), BCE, Adam; FLOP model: forward = 2·B·T·(I+H)·4H, step ≈ 3 × forward");
+  const out: ParallelResult[] = [];
+  for (const c of CASES) {
+    if (names.length && !names.includes(c.name)) continue;
+    const r = runCase(c);
+    out.push(r);
+    const label = `parallel:${c.name} B=${c.B},T=${c.T},I=${c.I},H=${c.H}`;
+    console.log(
+      `${label.padEnd(38)} 1 thread ${fmtMs(r.oneThreadMs)} (${r.oneThreadGflops.toFixed(2)} GFLOP/s)   ` +
+      `2 threads ${fmtMs(r.twoThreadMs)} (${r.twoThreadGflops.toFixed(2)} GFLOP/s)   speed-up ${r.speedup.toFixed(2)}×   ` +
+      `max rel diff ${r.maxRelDiff.toExponential(1)}   (median of ${c.iterations})`,
+    );
+  }
+  return out;
+}
+
+function fmtMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2));
+}

@@ -1,0 +1,122 @@
+/**
+ * What the main thread and a worker thread agree on: the replica's configuration, the control words, the
+ * messages, and where each shared buffer keeps what.
+ *
+ * Legend: Bw the worker's rows, T timesteps, F input features, H_l units of LSTM layer l, D head units,
+ * Mw head rows of the worker (Bw, or T·Bw for a per-step head). Everything the worker reads or writes
+ * lives in SharedArrayBuffers, so a step costs two small messages and no copies through postMessage.
+ */
+import type { DType, FloatArray } from "../tensor/tensor.js";
+import type { Activation } from "../layers/dense.js";
+import type { LossName } from "../losses.js";
+
+/** One layer of the replica, enough to rebuild the same shapes (the weights come through `params`). */
+export type ReplicaLayer =
+  | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean }
+  | { kind: "dense"; units: number; inputDim: number; activation: Activation };
+
+/** `workerData` of every worker. */
+export interface WorkerInit {
+  dtype: DType;
+  layers: ReplicaLayer[];
+  /** Int32 control words, see CTRL_*. */
+  ctrl: SharedArrayBuffer;
+  /** Float64 results: [loss, accuracy hits]. */
+  result: SharedArrayBuffer;
+  /** UTF-8 text of the last error, CTRL_MSG_LEN bytes long. */
+  message: SharedArrayBuffer;
+  /** The worker module to load (the .ts source under tsx, or the built .js). */
+  entry: string;
+}
+
+/** Index of the word the worker sets to 1 (and notifies) when a command is done. */
+export const CTRL_DONE = 0;
+/** 0 when the last command succeeded, 1 when it threw (the text is in `message`). */
+export const CTRL_STATUS = 1;
+/** 0 while the worker starts, 1 when it is ready, 2 when it failed to start (text in `message`). */
+export const CTRL_READY = 2;
+/** Length in bytes of the error text in `message`. */
+export const CTRL_MSG_LEN = 3;
+export const CTRL_WORDS = 4;
+export const MESSAGE_BYTES = 4096;
+
+/** The shared buffers of one worker (params is the same for every worker). */
+export interface SharedBuffers {
+  params: SharedArrayBuffer;     // (P) the model's weights, copied in before each command
+  grads: SharedArrayBuffer;      // (P) the worker's gradients of its rows' mean loss
+  x: SharedArrayBuffer;          // (Bw, T, F) batch-major input rows
+  y: SharedArrayBuffer;          // (Bw, D) or (Bw, T, D) labels
+  stateIn: SharedArrayBuffer;    // per layer (Bw, H) h then (Bw, H) c: initial states
+  stateOut: SharedArrayBuffer;   // per layer (Bw, H) h then (Bw, H) c: final states
+  out: SharedArrayBuffer;        // (Mw, D) head output rows, time-major for a per-step head
+  dx: SharedArrayBuffer;         // (T, Bw, F) dL/dx, time-major
+  stateGrads: SharedArrayBuffer; // per layer (Bw, H) dL/dh0 then (Bw, H) dL/dc0
+  hseq: SharedArrayBuffer;       // per layer (T, Bw, H) h_0 … h_{T-1}, time-major
+  norms: SharedArrayBuffer;      // float64, per layer (T) squared ‖dL/dh_t‖ (the worker's mean loss)
+}
+
+export type Op = "train" | "test" | "predict" | "grads";
+
+export type Message =
+  | { type: "buffers"; buffers: SharedBuffers }
+  | {
+    type: "run"; op: Op; B: number; T: number; loss: LossName | null;
+    /** Initial states are in stateIn (else zeros). */
+    states: boolean;
+    /** Count accuracy hits into result[1]. */
+    accuracy: boolean;
+    /** Record ‖dL/dh_t‖ per layer (computeGradients' hiddenGradNorms). */
+    norms: boolean;
+  };
+
+/** Sizes (in elements) every buffer needs for Bw rows and T steps. */
+export function bufferSizes(layers: readonly ReplicaLayer[], Bw: number, T: number): Record<Exclude<keyof SharedBuffers, "params" | "grads">, number> {
+  const lstm = layers.filter((l) => l.kind === "lstm");
+  const F = lstm[0]!.inputDim, D = layers[layers.length - 1]!.units;
+  const rows = lstm[lstm.length - 1]!.returnSequences ? T * Bw : Bw;
+  const sumH = lstm.reduce((s, l) => s + l.units, 0);
+  return {
+    x: Bw * T * F,
+    y: rows * D,
+    stateIn: 2 * Bw * sumH,
+    stateOut: 2 * Bw * sumH,
+    out: rows * D,
+    dx: T * Bw * F,
+    stateGrads: 2 * Bw * sumH,
+    hseq: T * Bw * sumH,
+    norms: lstm.length * T,
+  };
+}
+
+/** Views of a (2·Bw·ΣH) state buffer as per-layer { h, c }, each (Bw, H). */
+export function stateViews(buf: FloatArray, units: readonly number[], Bw: number): { h: FloatArray; c: FloatArray }[] {
+  let off = 0;
+  return units.map((H) => {
+    const n = Bw * H;
+    const v = { h: buf.subarray(off, off + n), c: buf.subarray(off + n, off + 2 * n) };
+    off += 2 * n;
+    return v;
+  });
+}
+
+/** A typed array of the dtype over a SharedArrayBuffer. */
+export function sharedArray(dtype: DType, buf: SharedArrayBuffer): FloatArray {
+  return dtype === "float32" ? new Float32Array(buf) : new Float64Array(buf);
+}
+
+/** A SharedArrayBuffer for n elements of the dtype (at least one byte: a zero-length one is legal but useless). */
+export function sharedBuffer(dtype: DType, n: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(Math.max(1, n) * (dtype === "float32" ? 4 : 8));
+}
+
+/** Writes an error's text into the message buffer and its length into the control words. */
+export function writeMessage(ctrl: Int32Array, message: Uint8Array, text: string): void {
+  const bytes = new TextEncoder().encode(text).subarray(0, MESSAGE_BYTES);
+  message.set(bytes);
+  ctrl[CTRL_MSG_LEN] = bytes.length;
+}
+
+export function readMessage(ctrl: Int32Array, message: Uint8Array): string {
+  // TextDecoder refuses views of shared memory: copy out first.
+  return new TextDecoder().decode(message.slice(0, Atomics.load(ctrl, CTRL_MSG_LEN)));
+}

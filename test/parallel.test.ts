@@ -1,0 +1,329 @@
+/**
+ * Both cores (src/parallel): a model with threads: 2 splits a batch between the calling thread and a
+ * worker thread. Every result must equal the one-thread model's, started from the same seed, to 1e-12
+ * relative in float64: the loss, accuracy, every gradient, dL/dx, dL/d(initial state), hidden states and
+ * their gradient norms, the weights after several Adam steps, predict's outputs and the carried states.
+ * (Only the order of the sums over batch rows differs, so the true gap is ~1e-15.)
+ *
+ * The shapes are tiny and the threshold is forced to 0 (threadsMinFlops) so the tests run in seconds;
+ * a separate test checks that below the threshold nothing leaves the calling thread.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, zeros, type Tensor, type Gradients,
+} from "../src/index.js";
+import type { DType } from "../src/tensor/tensor.js";
+
+const RTOL = 1e-12;
+const live: Sequential[] = [];
+afterAll(() => { for (const m of live) m.dispose(); });
+
+/**
+ * The largest |a - e| / max(|e|, 1e-3·max|e|) over the entries, naming the worst index on failure: the
+ * relative error of every entry within three decades of the array's largest, and below that an absolute
+ * error of rtol·1e-3·max|e|. (An entry that is a sum of terms of both signs can cancel far below its
+ * terms, whose size its rounding error follows: -9.04e-9 among gradients of ~1e-2 differs by 1.5e-12
+ * relative when its rows are summed in another order.)
+ */
+function expectRel(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, rtol = RTOL): void {
+  expect(actual.length, `${name}: length`).toBe(expected.length);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  let worst = 0, at = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!, e = expected[i]!;
+    const err = a === e ? 0 : Math.abs(a - e) / Math.max(Math.abs(e), 1e-3 * scale);
+    if (Number.isNaN(err)) { worst = NaN; at = i; break; }
+    if (err > worst) { worst = err; at = i; }
+  }
+  expect(worst, `${name}: worst relative error at index ${at} (${actual[at]} vs ${expected[at]})`).toBeLessThanOrEqual(rtol);
+}
+
+function expectTensors(name: string, actual: Tensor[], expected: Tensor[], rtol = RTOL): void {
+  expect(actual.length).toBe(expected.length);
+  actual.forEach((t, i) => {
+    expect(t.shape, `${name}[${i}] shape`).toEqual(expected[i]!.shape);
+    expectRel(`${name}[${i}]`, t.data, expected[i]!.data, rtol);
+  });
+}
+
+/** A pseudo-random stream that does not depend on the library. */
+function stream(seed: number): () => number {
+  let s = seed;
+  return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+}
+
+function randomTensor(shape: number[], next: () => number, binary = false, dtype: DType = "float64"): Tensor {
+  const t = zeros(shape, dtype);
+  for (let i = 0; i < t.data.length; i++) t.data[i] = binary ? (next() < 0.5 ? 0 : 1) : 2 * next() - 1;
+  return t;
+}
+
+interface Setup {
+  layers: () => (LSTM | Dense)[];
+  loss: "binaryCrossentropy" | "meanSquaredError";
+  dtype?: DType;
+}
+
+/** The same model twice: one thread, and two threads with the threshold at 0 so every call splits. */
+function pair(s: Setup): [Sequential, Sequential] {
+  const make = (threads: number): Sequential => {
+    const m = new Sequential(s.layers(), { seed: 11, dtype: s.dtype ?? "float64", threads, threadsMinFlops: 0 });
+    m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: s.loss, metrics: ["accuracy"] });
+    live.push(m);
+    return m;
+  };
+  return [make(1), make(2)];
+}
+
+function expectSameGradients(name: string, a: Gradients, e: Gradients): void {
+  expectRel(`${name} loss`, [a.loss], [e.loss]);
+  expectTensors(`${name} grads`, a.grads, e.grads);
+  expectTensors(`${name} outputs`, [a.outputs], [e.outputs]);
+  expectTensors(`${name} inputGrad`, [a.inputGrad], [e.inputGrad]);
+  expectTensors(`${name} stateGrads.h`, a.stateGrads.map((g) => g.h), e.stateGrads.map((g) => g.h));
+  expectTensors(`${name} stateGrads.c`, a.stateGrads.map((g) => g.c), e.stateGrads.map((g) => g.c));
+  expectTensors(`${name} hiddenStates`, a.hiddenStates, e.hiddenStates);
+  expect(a.hiddenGradNorms === undefined).toBe(e.hiddenGradNorms === undefined);
+  a.hiddenGradNorms?.forEach((n, i) => expectRel(`${name} hiddenGradNorms[${i}]`, n, e.hiddenGradNorms![i]!));
+}
+
+/**
+ * Several Adam steps on both models: each step's loss, accuracy and merged gradient, then the weights,
+ * the states and predict's outputs.
+ */
+function expectSameTraining(one: Sequential, two: Sequential, x: Tensor, y: Tensor, steps: number): void {
+  for (let s = 0; s < steps; s++) {
+    const r1 = one.trainOnBatch(x, y), r2 = two.trainOnBatch(x, y);
+    expectRel(`step ${s} loss`, [r2.loss], [r1.loss]);
+    expect(r2.accuracy, `step ${s} accuracy`).toBe(r1.accuracy);
+    expectRel(`step ${s} gradients`, two.grads, one.grads);
+  }
+  expectTensors("weights", two.getWeights(), one.getWeights());
+  expectTensors("states h", two.getStates().map((s) => s.h), one.getStates().map((s) => s.h));
+  expectTensors("states c", two.getStates().map((s) => s.c), one.getStates().map((s) => s.c));
+  expectTensors("predict", [two.predict(x)], [one.predict(x)]);
+}
+
+describe("two threads give one thread's results", () => {
+  it("last-step head, sigmoid + BCE, odd batch (7 rows: 3 here, 4 in the worker)", () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 6, inputDim: 3 }), new Dense({ units: 1, activation: "sigmoid" })],
+      loss: "binaryCrossentropy",
+    });
+    const next = stream(1);
+    const x = randomTensor([7, 5, 3], next), y = randomTensor([7, 1], next, true);
+    expectSameGradients("computeGradients", two.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
+    expectSameTraining(one, two, x, y, 4);
+    const t1 = one.testOnBatch(x, y), t2 = two.testOnBatch(x, y);
+    expectRel("testOnBatch loss", [t2.loss], [t1.loss]);
+    expect(t2.accuracy).toBe(t1.accuracy);
+    // computeGradients, 4 steps, predict, testOnBatch: every one of them split.
+    expect(two.parallel!.parallelCalls).toBe(7);
+    expect(one.parallel).toBeNull();
+  });
+
+  it("per-step head over stacked LSTMs, MSE, two output units, 5 rows", () => {
+    const [one, two] = pair({
+      layers: () => [
+        new LSTM({ units: 5, inputDim: 2, returnSequences: true }),
+        new LSTM({ units: 4, returnSequences: true }),
+        new Dense({ units: 2 }),
+      ],
+      loss: "meanSquaredError",
+    });
+    const next = stream(2);
+    const x = randomTensor([5, 6, 2], next), y = randomTensor([5, 6, 2], next);
+    expectSameGradients("computeGradients", two.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
+    expectSameTraining(one, two, x, y, 3);
+    expect(two.parallel!.parallelCalls).toBe(5);
+  });
+
+  it("per-step head, sigmoid + BCE (the fused gradient), 3 rows", () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 4, inputDim: 2, returnSequences: true }), new Dense({ units: 1, activation: "sigmoid" })],
+      loss: "binaryCrossentropy",
+    });
+    const next = stream(3);
+    const x = randomTensor([3, 7, 2], next), y = randomTensor([3, 7, 1], next, true);
+    expectSameGradients("computeGradients", two.computeGradients(x, y), one.computeGradients(x, y));
+    expectSameTraining(one, two, x, y, 3);
+  });
+
+  it("stacked LSTMs under two Dense layers, BCE on probabilities (tanh then sigmoid)", () => {
+    const [one, two] = pair({
+      layers: () => [
+        new LSTM({ units: 5, inputDim: 3, returnSequences: true }),
+        new LSTM({ units: 6 }),
+        new Dense({ units: 4, activation: "tanh" }),
+        new Dense({ units: 1, activation: "sigmoid" }),
+      ],
+      loss: "binaryCrossentropy",
+    });
+    const next = stream(4);
+    const x = randomTensor([9, 4, 3], next), y = randomTensor([9, 1], next, true);
+    expectSameGradients("computeGradients", two.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
+    expectSameTraining(one, two, x, y, 3);
+  });
+
+  it("fit with shuffled batches (a smaller last batch) and validation, evaluate, predict in batches", async () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 5, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })],
+      loss: "binaryCrossentropy",
+    });
+    const next = stream(5);
+    const x = randomTensor([15, 6, 2], next), y = randomTensor([15, 1], next, true);
+    const xv = randomTensor([5, 6, 2], next), yv = randomTensor([5, 1], next, true);
+    const h1 = await one.fit(x, y, { epochs: 3, batchSize: 6, validationData: [xv, yv], verbose: 0 });
+    const h2 = await two.fit(x, y, { epochs: 3, batchSize: 6, validationData: [xv, yv], verbose: 0 });
+    for (const k of ["loss", "accuracy", "valLoss", "valAccuracy"] as const) {
+      expectRel(`history ${k}`, h2.history[k]!, h1.history[k]!);
+    }
+    expectTensors("weights", two.getWeights(), one.getWeights());
+    const e1 = one.evaluate(x, y, { batchSize: 4 }), e2 = two.evaluate(x, y, { batchSize: 4 });
+    expectRel("evaluate loss", [e2.loss], [e1.loss]);
+    expect(e2.accuracy).toBe(e1.accuracy);
+    expectTensors("predict", [two.predict(x, { batchSize: 4 })], [one.predict(x, { batchSize: 4 })]);
+    // 3 epochs × 3 batches, 3 validations of 5 rows, evaluate's 4 batches, predict's 4.
+    expect(two.parallel!.parallelCalls).toBe(9 + 3 + 4 + 4);
+  });
+
+  it("stateful: each row's state carries across calls, resets by row, and reads back whole", () => {
+    const [one, two] = pair({
+      layers: () => [
+        new LSTM({ units: 4, inputDim: 2, stateful: true, batchSize: 5, returnSequences: true }),
+        new LSTM({ units: 3, stateful: true, batchSize: 5 }),
+        new Dense({ units: 1, activation: "sigmoid" }),
+      ],
+      loss: "binaryCrossentropy",
+    });
+    const next = stream(6);
+    const chunks = [0, 1, 2].map(() => ({ x: randomTensor([5, 4, 2], next), y: randomTensor([5, 1], next, true) }));
+    for (const [i, c] of chunks.entries()) {
+      const r1 = one.trainOnBatch(c.x, c.y), r2 = two.trainOnBatch(c.x, c.y);
+      expectRel(`chunk ${i} loss`, [r2.loss], [r1.loss]);
+      expectTensors(`chunk ${i} states h`, two.getStates().map((s) => s.h), one.getStates().map((s) => s.h));
+      expectTensors(`chunk ${i} states c`, two.getStates().map((s) => s.c), one.getStates().map((s) => s.c));
+    }
+    // Row 3 (in the worker's slice) and row 0 (in this thread's) start new sequences; the others continue.
+    one.resetStates({ rows: [0, 3] });
+    two.resetStates({ rows: [0, 3] });
+    expectSameGradients("computeGradients", two.computeGradients(chunks[0]!.x, chunks[0]!.y), one.computeGradients(chunks[0]!.x, chunks[0]!.y));
+    expectTensors("predict after reset", [two.predict(chunks[1]!.x)], [one.predict(chunks[1]!.x)]);
+    expectTensors("states after predict", two.getStates().map((s) => s.h), one.getStates().map((s) => s.h));
+    expect(two.parallel!.parallelCalls).toBe(5);
+  });
+
+  it("float32: the same up to float32 rounding of the merged sums", () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 6, inputDim: 3 }), new Dense({ units: 1, activation: "sigmoid" })],
+      loss: "binaryCrossentropy",
+      dtype: "float32",
+    });
+    const next = stream(7);
+    const x = randomTensor([6, 5, 3], next, false, "float32"), y = randomTensor([6, 1], next, true, "float32");
+    const g1 = one.computeGradients(x, y), g2 = two.computeGradients(x, y);
+    expect(Math.abs(g2.loss - g1.loss) / g1.loss).toBeLessThan(1e-6);
+    // Each merged gradient entry is one float32 rounding away from one thread's.
+    g2.grads.forEach((g, i) => g.data.forEach((v, k) => {
+      const e = g1.grads[i]!.data[k]!;
+      expect(Math.abs(v - e), `grads[${i}][${k}]`).toBeLessThanOrEqual(1e-5 * Math.abs(e) + 1e-9);
+    }));
+    expectTensors("predict", [two.predict(x)], [one.predict(x)], 1e-6);
+  });
+});
+
+describe("when it splits", () => {
+  it("below the threshold every call stays on the calling thread and no worker starts", () => {
+    const m = new Sequential([new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1, threads: 2 });
+    live.push(m);
+    m.compile({ loss: "binaryCrossentropy" });
+    const next = stream(8);
+    const x = randomTensor([8, 5, 2], next), y = randomTensor([8, 1], next, true);
+    m.trainOnBatch(x, y);
+    m.computeGradients(x, y);
+    m.predict(x);
+    expect(m.threads).toBe(2);
+    expect(m.parallel!.minFlops).toBe(2e7);
+    expect(m.parallel!.parallelCalls).toBe(0);
+    expect(m.parallel!.runningWorkers).toBe(0);
+  });
+
+  it("the threshold compares the FLOP model's estimate: 3 × forward with backward, forward alone without", () => {
+    const layers = (): (LSTM | Dense)[] => [new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })];
+    // B = 8, T = 5, I = 2, H = 4: forward = 2·8·5·(2+4)·4·4 = 7680 FLOPs, a step 23040.
+    const forward = 2 * 8 * 5 * (2 + 4) * 4 * 4;
+    const m = new Sequential(layers(), { seed: 1, threads: 2, threadsMinFlops: forward + 1 });
+    live.push(m);
+    m.compile({ loss: "binaryCrossentropy" });
+    expect(m.parallel!.flops(8, 5, false)).toBe(forward);
+    expect(m.parallel!.flops(8, 5, true)).toBe(3 * forward);
+    const next = stream(9);
+    const x = randomTensor([8, 5, 2], next), y = randomTensor([8, 1], next, true);
+    m.predict(x); // forward only: below
+    expect(m.parallel!.parallelCalls).toBe(0);
+    m.trainOnBatch(x, y); // a step: above
+    expect(m.parallel!.parallelCalls).toBe(1);
+    // A batch of one row cannot be split, whatever the threshold.
+    m.setThreads(2, { minFlops: 0 });
+    m.trainOnBatch(randomTensor([1, 5, 2], next), randomTensor([1, 1], next, true));
+    expect(m.parallel!.parallelCalls).toBe(0);
+  });
+
+  it("setThreads validates before changing anything; 1 thread means no pool", () => {
+    const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })], { seed: 1, threads: 2 });
+    live.push(m);
+    for (const bad of [0, -1, 1.5, NaN, "two", null]) {
+      expect(() => m.setThreads(bad as never), String(bad)).toThrow(ValueError);
+      expect(m.threads).toBe(2);
+    }
+    expect(() => m.setThreads(2, { minFlops: -1 })).toThrow(/minFlops: expected a non-negative finite number of FLOPs, got -1/);
+    expect(() => m.setThreads(2, "fast" as never)).toThrow(ValueError);
+    const layers = [new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })];
+    expect(() => new Sequential(layers, { threads: 0 })).toThrow(/Sequential threads: expected a positive integer/);
+    expect(() => new Sequential(layers, { threads: 2, threadsMinFlops: -5 })).toThrow(/Sequential threadsMinFlops: expected a non-negative/);
+    expect(new Sequential(layers).threads).toBe(1); // the refused models did not take the layers
+    m.setThreads("auto");
+    expect(m.threads).toBeGreaterThanOrEqual(1);
+    m.setThreads(1);
+    expect(m.threads).toBe(1);
+    expect(m.parallel).toBeNull();
+  });
+
+  it("dispose stops the workers; a later large call starts one again and agrees", () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })],
+      loss: "binaryCrossentropy",
+    });
+    const next = stream(10);
+    const x = randomTensor([4, 3, 2], next), y = randomTensor([4, 1], next, true);
+    expectRel("before", [two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
+    expect(two.parallel!.runningWorkers).toBe(1);
+    two.dispose();
+    expect(two.parallel!.runningWorkers).toBe(0);
+    expectRel("after", [two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
+    expect(two.parallel!.runningWorkers).toBe(1);
+    expectTensors("weights", two.getWeights(), one.getWeights());
+  });
+
+  it("a non-finite step is refused whole, as on one thread: weights, optimizer and states unchanged", () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 3, inputDim: 2, stateful: true, batchSize: 4 }), new Dense({ units: 1 })],
+      loss: "meanSquaredError",
+    });
+    const next = stream(11);
+    const x = randomTensor([4, 3, 2], next), y = randomTensor([4, 1], next);
+    one.trainOnBatch(x, y);
+    two.trainOnBatch(x, y);
+    const w = two.getWeights(), s = two.getStates(), it0 = two.optimizer!.iterations;
+    // Labels near the largest double: the squared error overflows in both slices.
+    const huge = zeros([4, 1]);
+    huge.data.fill(1.7e308);
+    expect(() => one.trainOnBatch(x, huge)).toThrow(NonFiniteError);
+    expect(() => two.trainOnBatch(x, huge)).toThrow(NonFiniteError);
+    expectTensors("weights", two.getWeights(), w, 0);
+    expectTensors("states", two.getStates().map((t) => t.h), s.map((t) => t.h), 0);
+    expect(two.optimizer!.iterations).toBe(it0);
+    expectSameTraining(one, two, x, y, 1);
+  });
+});
