@@ -7,30 +7,28 @@
  * Every matmul has an `accumulate` flag: false overwrites C, true adds to it (backward accumulates).
  *
  * How the matmuls are fast in scalar JavaScript (V8 emits no SIMD for plain loops):
- * - Large products run through one blocked driver shared by A·B, Aᵀ·B and A·Bᵀ. A 4×4 micro-kernel keeps
- *   16 independent accumulators in registers and, per step of k, loads 4 values of op(A) and 4 of op(B)
- *   for 16 multiply-adds.
+ * - Large products run through one blocked driver shared by A·B, Aᵀ·B and A·Bᵀ. A 4×3 micro-kernel keeps
+ *   12 independent accumulators in registers and, per step of k, loads 4 values of op(A) and 3 of op(B)
+ *   for 12 multiply-adds.
  * - It reads both operands from packed panels (4 consecutive values per k), filled one K block at a time
  *   into module-level scratch that grows on demand and is then reused: no allocation in steady state.
  *   Packing is what makes Aᵀ·B and A·Bᵀ as fast as A·B (tfjs's wasm backend loses 10× on them), and it
  *   removes the cache-set conflicts of walking down a column with a power-of-two leading dimension.
  * - K is cut into blocks of KC and M into blocks of MC, so the packed A block stays in L2 and one
- *   (KC, 4) panel of B stays in L1 while the micro-kernel sweeps down the rows.
- * - Panels are zero-padded to a multiple of 4: the ragged edge runs the same micro-kernel into a 4×4 tile.
- * - Small products (one sequence, a few units: the per-step matmuls of a toy model) skip all of that:
- *   the simple loops below have no set-up cost, and at those sizes set-up is what dominates.
+ *   (KC, 3) panel of B stays in L1 while the micro-kernel sweeps down the rows.
+ * - Panels are zero-padded: the ragged edge runs the same micro-kernel into a 4×3 tile.
+ * - Thin products (fewer than 4 rows or columns: one sequence, a one-unit head, one input feature) skip
+ *   all of that and run strips of 8 dot products that share one operand.
  */
 import type { FloatArray } from "./tensor.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Tuning (measured on a 2-core Zen server with Node 20; see bench/matmul.ts)
 
-/** Depth of one K block: a 4-wide sliver of B (KC × 4) fits L1 with room to spare. */
+/** Depth of one K block: a (KC, 3) panel of B fits L1 with room to spare. */
 const KC = 256;
 /** Rows of A packed at once: MC × KC doubles = 256 KB, comfortably inside L2. */
 const MC = 128;
-/** Below this many multiply-adds (M·N·K), or with a side shorter than 4, the simple loops win. */
-const SMALL_WORK = 4096;
 
 // ---------------------------------------------------------------------------------------------------
 // Scratch panels, one pair per dtype (so the micro-kernel sees one array type per dtype), grown on demand
@@ -50,9 +48,9 @@ function scratchA(like: FloatArray, n: number): FloatArray {
   return packA64;
 }
 
-/** A 4×4 tile for the partial tiles at the ragged edge, in C's dtype. */
-const tile64 = new Float64Array(16);
-const tile32 = new Float32Array(16);
+/** A 4×3 tile for the partial tiles at the ragged edge, in C's dtype. */
+const tile64 = new Float64Array(12);
+const tile32 = new Float32Array(12);
 
 function tileFor(like: FloatArray): FloatArray {
   return like instanceof Float32Array ? tile32 : tile64;
@@ -84,7 +82,7 @@ export function matmulNN(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (isSmall(M, N, K)) smallNN(M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  if (M < MR || N < NR) thin(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else blocked(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
@@ -103,7 +101,7 @@ export function matmulTN(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (isSmall(M, N, K)) smallTN(M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  if (M < MR || N < NR) thin(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else blocked(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
@@ -122,24 +120,25 @@ export function matmulNT(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (isSmall(M, N, K)) smallNT(M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  if (M < MR || N < NR) thin(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else blocked(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
-}
-
-function isSmall(M: number, N: number, K: number): boolean {
-  return M < 4 || N < 4 || K < 4 || M * N * K < SMALL_WORK;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // The blocked driver
 
+/** Rows of op(A) per micro-tile. */
+const MR = 4;
+/** Columns of op(B) per micro-tile. 4×3 (12 accumulators) measured ~5% faster than 4×4 in V8: 16
+ * accumulators plus the operands no longer fit the 16 xmm registers and spill every iteration. */
+const NR = 3;
+
 /**
  * C (M, N) (+)= op(A) · op(B) for the three forms. Both operands are packed, one K block at a time, into
- * panels of 4 (rows of op(A), columns of op(B)) laid out k-major, so the micro-kernel reads 4 consecutive
- * values per k from each whatever the original layout: packing is what makes Aᵀ·B and A·Bᵀ cost the
- * same as A·B, and it also removes the cache-set conflicts that power-of-two leading dimensions (G = 4H)
- * cause when a kernel walks down a column. Panels are zero-padded to a multiple of 4, so the ragged edge
- * runs the same micro-kernel and only its store is partial.
+ * panels (MR rows of op(A), NR columns of op(B)) laid out k-major, so the micro-kernel reads consecutive
+ * values whatever the original layout: packing is what makes Aᵀ·B and A·Bᵀ cost the same as A·B, and it
+ * removes the cache-set conflicts that power-of-two leading dimensions (G = 4H) cause when a kernel walks
+ * down a column. Panels are zero-padded, so the ragged edge runs the same micro-kernel into a small tile.
  *
  * op(A)(i, k) is A[aOff + k·lda + i] with transA (A stored (K, M)), else A[aOff + i·lda + k];
  * op(B)(k, j) is B[bOff + j·ldb + k] with transB (B stored (N, K)), else B[bOff + k·ldb + j].
@@ -152,34 +151,34 @@ function blocked(
   C: FloatArray, cOff: number, ldc: number,
   accumulate: boolean,
 ): void {
-  const nPad = (N + 3) & ~3;
+  const nPanels = Math.ceil(N / NR);
   for (let p0 = 0; p0 < K; p0 += KC) {
     const kc = K - p0 < KC ? K - p0 : KC;
     // The first K block honours `accumulate`; later ones add to what the earlier ones wrote.
     const add = accumulate || p0 > 0;
-    const bp = scratchB(B, kc * nPad); // nPad/4 panels of (kc, 4)
-    if (transB) packRows(N, kc, B, bOff + p0, ldb, bp);
-    else packCols(N, kc, B, bOff + p0 * ldb, ldb, bp);
+    const bp = scratchB(B, kc * NR * nPanels); // nPanels panels of (kc, NR)
+    if (transB) packRows(N, NR, kc, B, bOff + p0, ldb, bp);
+    else packCols(N, NR, kc, B, bOff + p0 * ldb, ldb, bp);
     for (let i0 = 0; i0 < M; i0 += MC) {
       const mc = M - i0 < MC ? M - i0 : MC;
-      const ap = scratchA(A, kc * ((mc + 3) & ~3)); // panels of (kc, 4)
-      if (transA) packCols(mc, kc, A, aOff + p0 * lda + i0, lda, ap);
-      else packRows(mc, kc, A, aOff + i0 * lda + p0, lda, ap);
-      // j outside, i inside: one (kc, 4) panel of B is reused from L1 by every row panel of the block.
-      for (let j = 0; j < N; j += 4) {
+      const ap = scratchA(A, kc * MR * Math.ceil(mc / MR)); // panels of (kc, MR)
+      if (transA) packCols(mc, MR, kc, A, aOff + p0 * lda + i0, lda, ap);
+      else packRows(mc, MR, kc, A, aOff + i0 * lda + p0, lda, ap);
+      // j outside, i inside: one (kc, NR) panel of B is reused from L1 by every row panel of the block.
+      for (let j = 0; j < N; j += NR) {
         const pb = j * kc;
-        const nr = N - j < 4 ? N - j : 4;
-        for (let i = 0; i < mc; i += 4) {
-          const mr = mc - i < 4 ? mc - i : 4;
+        const nr = N - j < NR ? N - j : NR;
+        for (let i = 0; i < mc; i += MR) {
+          const mr = mc - i < MR ? mc - i : MR;
           const pc = cOff + (i0 + i) * ldc + j;
-          if (mr === 4 && nr === 4) micro4x4(kc, ap, i * kc, bp, pb, C, pc, ldc, add);
+          if (mr === MR && nr === NR) micro4x3(kc, ap, i * kc, bp, pb, C, pc, ldc, add);
           else {
             const t = tileFor(C);
-            micro4x4(kc, ap, i * kc, bp, pb, t, 0, 4, false);
+            micro4x3(kc, ap, i * kc, bp, pb, t, 0, NR, false);
             for (let r = 0; r < mr; r++) {
               for (let c = 0; c < nr; c++) {
                 const o = pc + r * ldc + c;
-                C[o] = add ? C[o]! + t[4 * r + c]! : t[4 * r + c]!;
+                C[o] = add ? C[o]! + t[NR * r + c]! : t[NR * r + c]!;
               }
             }
           }
@@ -190,192 +189,171 @@ function blocked(
 }
 
 /**
- * Packs R rows of kc values, row r at src[off + r·ld …] (contiguous in k), into ceil(R/4) panels of
- * (kc, 4): dst[p·4kc + 4k + r'] = row 4p + r' at k, zero past row R.
+ * Packs R rows of kc values, row r at src[off + r·ld …] (contiguous in k), into ceil(R/w) panels of
+ * (kc, w): dst[p·w·kc + w·k + r'] = row p·w + r' at k, zero past row R. Each source row is read once,
+ * left to right.
  */
-function packRows(R: number, kc: number, src: FloatArray, off: number, ld: number, dst: FloatArray): void {
-  const R4 = R & ~3;
-  let r = 0;
-  for (; r < R4; r += 4) {
-    const s0 = off + r * ld, s1 = s0 + ld, s2 = s1 + ld, s3 = s2 + ld;
-    let d = r * kc;
+function packRows(R: number, w: number, kc: number, src: FloatArray, off: number, ld: number, dst: FloatArray): void {
+  const rPad = Math.ceil(R / w) * w;
+  for (let r = 0; r < rPad; r++) {
+    const pnl = (r / w) | 0, rr = r - pnl * w;
+    let d = pnl * w * kc + rr;
+    if (r < R) {
+      const s = off + r * ld;
+      for (let k = 0; k < kc; k++) { dst[d] = src[s + k]!; d += w; }
+    } else {
+      for (let k = 0; k < kc; k++) { dst[d] = 0; d += w; }
+    }
+  }
+}
+
+/**
+ * Packs Q columns of kc rows, row k at src[off + k·ld …] (contiguous across columns), into ceil(Q/w)
+ * panels of (kc, w): dst[p·w·kc + w·k + q'] = src[off + k·ld + p·w + q'], zero past column Q. Panel by
+ * panel, so the writes are sequential (a scatter across panels would put every store w·kc apart).
+ */
+function packCols(Q: number, w: number, kc: number, src: FloatArray, off: number, ld: number, dst: FloatArray): void {
+  let d = 0;
+  for (let q0 = 0; q0 < Q; q0 += w) {
+    const full = Q - q0 >= w;
+    let s = off + q0;
     for (let k = 0; k < kc; k++) {
-      dst[d] = src[s0 + k]!;
-      dst[d + 1] = src[s1 + k]!;
-      dst[d + 2] = src[s2 + k]!;
-      dst[d + 3] = src[s3 + k]!;
-      d += 4;
-    }
-  }
-  if (r < R) {
-    for (let q = 0; q < 4; q++) {
-      const s = off + (r + q) * ld;
-      let d = r * kc + q;
-      if (r + q < R) for (let k = 0; k < kc; k++) { dst[d] = src[s + k]!; d += 4; }
-      else for (let k = 0; k < kc; k++) { dst[d] = 0; d += 4; }
+      if (full) for (let c = 0; c < w; c++) dst[d + c] = src[s + c]!;
+      else for (let c = 0; c < w; c++) dst[d + c] = q0 + c < Q ? src[s + c]! : 0;
+      d += w;
+      s += ld;
     }
   }
 }
 
 /**
- * Packs Q columns of kc rows, row k at src[off + k·ld …] (contiguous across columns), into ceil(Q/4)
- * panels of (kc, 4): dst[p·4kc + 4k + q'] = src[off + k·ld + 4p + q'], zero past column Q.
+ * The 4×3 micro-kernel over packed panels: C[0:4, 0:3] (+)= Σ_k a(·, k) b(k, ·), with a(r, k) =
+ * A[pa + 4k + r] and b(k, c) = B[pb + 3k + c]. Twelve independent accumulators, so no add waits on
+ * another; each k costs 7 loads for 12 multiply-adds.
  */
-function packCols(Q: number, kc: number, src: FloatArray, off: number, ld: number, dst: FloatArray): void {
-  const Q4 = Q & ~3, step = 4 * kc;
-  for (let k = 0; k < kc; k++) {
-    const s = off + k * ld;
-    let d = 4 * k;
-    let q = 0;
-    for (; q < Q4; q += 4) {
-      dst[d] = src[s + q]!;
-      dst[d + 1] = src[s + q + 1]!;
-      dst[d + 2] = src[s + q + 2]!;
-      dst[d + 3] = src[s + q + 3]!;
-      d += step;
-    }
-    if (q < Q) for (let c = 0; c < 4; c++) dst[d + c] = q + c < Q ? src[s + q + c]! : 0;
-  }
-}
-
-/**
- * The 4×4 micro-kernel over packed panels: C[0:4, 0:4] (+)= Σ_k a(·, k) b(k, ·), with a(r, k) =
- * A[pa + 4k + r] and b(k, c) = B[pb + 4k + c]. Sixteen independent accumulators, so no add waits on
- * another; each k costs 8 loads for 16 multiply-adds.
- */
-function micro4x4(
+function micro4x3(
   K: number,
   A: FloatArray, pa: number,
   B: FloatArray, pb: number,
   C: FloatArray, pc: number, ldc: number,
   add: boolean,
 ): void {
-  let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-  let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-  let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
-  let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+  let c00 = 0, c01 = 0, c02 = 0;
+  let c10 = 0, c11 = 0, c12 = 0;
+  let c20 = 0, c21 = 0, c22 = 0;
+  let c30 = 0, c31 = 0, c32 = 0;
   for (let k = 0; k < K; k++) {
-    const b0 = B[pb]!, b1 = B[pb + 1]!, b2 = B[pb + 2]!, b3 = B[pb + 3]!;
+    const b0 = B[pb]!, b1 = B[pb + 1]!, b2 = B[pb + 2]!;
     let a = A[pa]!;
-    c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
+    c00 += a * b0; c01 += a * b1; c02 += a * b2;
     a = A[pa + 1]!;
-    c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
+    c10 += a * b0; c11 += a * b1; c12 += a * b2;
     a = A[pa + 2]!;
-    c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
+    c20 += a * b0; c21 += a * b1; c22 += a * b2;
     a = A[pa + 3]!;
-    c30 += a * b0; c31 += a * b1; c32 += a * b2; c33 += a * b3;
+    c30 += a * b0; c31 += a * b1; c32 += a * b2;
     pa += 4;
-    pb += 4;
+    pb += 3;
   }
   const r0 = pc, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
   if (add) {
-    C[r0] = C[r0]! + c00; C[r0 + 1] = C[r0 + 1]! + c01; C[r0 + 2] = C[r0 + 2]! + c02; C[r0 + 3] = C[r0 + 3]! + c03;
-    C[r1] = C[r1]! + c10; C[r1 + 1] = C[r1 + 1]! + c11; C[r1 + 2] = C[r1 + 2]! + c12; C[r1 + 3] = C[r1 + 3]! + c13;
-    C[r2] = C[r2]! + c20; C[r2 + 1] = C[r2 + 1]! + c21; C[r2 + 2] = C[r2 + 2]! + c22; C[r2 + 3] = C[r2 + 3]! + c23;
-    C[r3] = C[r3]! + c30; C[r3 + 1] = C[r3 + 1]! + c31; C[r3 + 2] = C[r3 + 2]! + c32; C[r3 + 3] = C[r3 + 3]! + c33;
+    C[r0] = C[r0]! + c00; C[r0 + 1] = C[r0 + 1]! + c01; C[r0 + 2] = C[r0 + 2]! + c02;
+    C[r1] = C[r1]! + c10; C[r1 + 1] = C[r1 + 1]! + c11; C[r1 + 2] = C[r1 + 2]! + c12;
+    C[r2] = C[r2]! + c20; C[r2 + 1] = C[r2 + 1]! + c21; C[r2 + 2] = C[r2 + 2]! + c22;
+    C[r3] = C[r3]! + c30; C[r3 + 1] = C[r3 + 1]! + c31; C[r3 + 2] = C[r3 + 2]! + c32;
   } else {
-    C[r0] = c00; C[r0 + 1] = c01; C[r0 + 2] = c02; C[r0 + 3] = c03;
-    C[r1] = c10; C[r1 + 1] = c11; C[r1 + 2] = c12; C[r1 + 3] = c13;
-    C[r2] = c20; C[r2 + 1] = c21; C[r2 + 2] = c22; C[r2 + 3] = c23;
-    C[r3] = c30; C[r3 + 1] = c31; C[r3 + 2] = c32; C[r3 + 3] = c33;
+    C[r0] = c00; C[r0 + 1] = c01; C[r0 + 2] = c02;
+    C[r1] = c10; C[r1 + 1] = c11; C[r1 + 2] = c12;
+    C[r2] = c20; C[r2 + 1] = c21; C[r2 + 2] = c22;
+    C[r3] = c30; C[r3 + 1] = c31; C[r3 + 2] = c32;
   }
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The simple loops for small products: no packing, no tiles, nothing to set up.
+// Thin products: fewer than 4 rows or columns (one sequence, a one-unit head, one input feature), where
+// 4×3 tiles would be mostly padding and packing would cost more than it saves.
 
-/** Row-oriented axpy form: the inner loop streams contiguous memory in both B and C. */
-function smallNN(
+/**
+ * C (M, N) (+)= op(A) · op(B) with M < 4 or N < 4, in strips of 8 outputs along the long side that share
+ * the operand they have in common: with few rows, C(i, j … j+7) share A(i, k); with few columns,
+ * C(i … i+7, j) share B(k, j). Same operand conventions as `blocked`.
+ */
+function thin(
+  transA: boolean, transB: boolean,
   M: number, N: number, K: number,
   A: FloatArray, aOff: number, lda: number,
   B: FloatArray, bOff: number, ldb: number,
   C: FloatArray, cOff: number, ldc: number,
   accumulate: boolean,
 ): void {
-  for (let i = 0; i < M; i++) {
-    const ci = cOff + i * ldc;
-    if (!accumulate) for (let j = 0; j < N; j++) C[ci + j] = 0;
-    const ai = aOff + i * lda;
-    let k = 0;
-    // Four rows of B at a time: one pass over C's row per four multiply-adds.
-    for (; k + 3 < K; k += 4) {
-      const a0 = A[ai + k]!, a1 = A[ai + k + 1]!, a2 = A[ai + k + 2]!, a3 = A[ai + k + 3]!;
-      const b0 = bOff + k * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
-      for (let j = 0; j < N; j++) {
-        C[ci + j] = C[ci + j]! + a0 * B[b0 + j]! + a1 * B[b1 + j]! + a2 * B[b2 + j]! + a3 * B[b3 + j]!;
-      }
-    }
-    for (; k < K; k++) {
-      const a = A[ai + k]!;
-      const bk = bOff + k * ldb;
-      for (let j = 0; j < N; j++) C[ci + j] = C[ci + j]! + a * B[bk + j]!;
-    }
-  }
-}
-
-/** Outer-product form over k: each row of C is read and written once per four rows of A and B. */
-function smallTN(
-  M: number, N: number, K: number,
-  A: FloatArray, aOff: number, lda: number,
-  B: FloatArray, bOff: number, ldb: number,
-  C: FloatArray, cOff: number, ldc: number,
-  accumulate: boolean,
-): void {
-  if (!accumulate) {
+  // op(A)(i, k) at aOff + i·ars + k·aks; op(B)(k, j) at bOff + k·bks + j·bjs.
+  const ars = transA ? 1 : lda, aks = transA ? lda : 1;
+  const bks = transB ? 1 : ldb, bjs = transB ? ldb : 1;
+  if (M <= N) {
     for (let i = 0; i < M; i++) {
-      const ci = cOff + i * ldc;
-      for (let j = 0; j < N; j++) C[ci + j] = 0;
+      const ai = aOff + i * ars, ci = cOff + i * ldc;
+      let j = 0;
+      for (; j + 8 <= N; j += 8) strip8(K, B, bOff + j * bjs, bjs, bks, A, ai, aks, C, ci + j, 1, accumulate);
+      for (; j < N; j++) strip1(K, B, bOff + j * bjs, bks, A, ai, aks, C, ci + j, accumulate);
     }
-  }
-  let k = 0;
-  for (; k + 3 < K; k += 4) {
-    const a0 = aOff + k * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
-    const b0 = bOff + k * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
-    for (let i = 0; i < M; i++) {
-      const x0 = A[a0 + i]!, x1 = A[a1 + i]!, x2 = A[a2 + i]!, x3 = A[a3 + i]!;
-      const ci = cOff + i * ldc;
-      for (let j = 0; j < N; j++) {
-        C[ci + j] = C[ci + j]! + x0 * B[b0 + j]! + x1 * B[b1 + j]! + x2 * B[b2 + j]! + x3 * B[b3 + j]!;
-      }
-    }
-  }
-  for (; k < K; k++) {
-    const ak = aOff + k * lda, bk = bOff + k * ldb;
-    for (let i = 0; i < M; i++) {
-      const x = A[ak + i]!;
-      const ci = cOff + i * ldc;
-      for (let j = 0; j < N; j++) C[ci + j] = C[ci + j]! + x * B[bk + j]!;
-    }
-  }
-}
-
-/** Dot-product form: each entry is a dot product of two contiguous rows. */
-function smallNT(
-  M: number, N: number, K: number,
-  A: FloatArray, aOff: number, lda: number,
-  B: FloatArray, bOff: number, ldb: number,
-  C: FloatArray, cOff: number, ldc: number,
-  accumulate: boolean,
-): void {
-  for (let i = 0; i < M; i++) {
-    const ai = aOff + i * lda;
-    const ci = cOff + i * ldc;
+  } else {
     for (let j = 0; j < N; j++) {
-      const bj = bOff + j * ldb;
-      // Four independent accumulators break the add dependency chain.
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      let k = 0;
-      for (; k + 3 < K; k += 4) {
-        s0 += A[ai + k]! * B[bj + k]!;
-        s1 += A[ai + k + 1]! * B[bj + k + 1]!;
-        s2 += A[ai + k + 2]! * B[bj + k + 2]!;
-        s3 += A[ai + k + 3]! * B[bj + k + 3]!;
-      }
-      for (; k < K; k++) s0 += A[ai + k]! * B[bj + k]!;
-      const s = s0 + s1 + (s2 + s3);
-      C[ci + j] = accumulate ? C[ci + j]! + s : s;
+      const bj = bOff + j * bjs;
+      let i = 0;
+      for (; i + 8 <= M; i += 8) strip8(K, A, aOff + i * ars, ars, aks, B, bj, bks, C, cOff + i * ldc + j, ldc, accumulate);
+      for (; i < M; i++) strip1(K, A, aOff + i * ars, aks, B, bj, bks, C, cOff + i * ldc + j, accumulate);
     }
   }
+}
+
+/**
+ * Eight dot products sharing one vector: C[c0 + r·cs] (+)= Σ_k X[x0 + r·xs + k·xk] · Y[y0 + k·yk] for
+ * r = 0 … 7. Eight independent accumulators; 9 loads per 8 multiply-adds.
+ */
+function strip8(
+  K: number,
+  X: FloatArray, x0: number, xs: number, xk: number,
+  Y: FloatArray, y0: number, yk: number,
+  C: FloatArray, c0: number, cs: number,
+  accumulate: boolean,
+): void {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  const o1 = xs, o2 = 2 * xs, o3 = 3 * xs, o4 = 4 * xs, o5 = 5 * xs, o6 = 6 * xs, o7 = 7 * xs;
+  let p = x0, q = y0;
+  for (let k = 0; k < K; k++) {
+    const y = Y[q]!;
+    s0 += X[p]! * y; s1 += X[p + o1]! * y; s2 += X[p + o2]! * y; s3 += X[p + o3]! * y;
+    s4 += X[p + o4]! * y; s5 += X[p + o5]! * y; s6 += X[p + o6]! * y; s7 += X[p + o7]! * y;
+    p += xk;
+    q += yk;
+  }
+  if (accumulate) {
+    C[c0] = C[c0]! + s0; C[c0 + cs] = C[c0 + cs]! + s1; C[c0 + 2 * cs] = C[c0 + 2 * cs]! + s2; C[c0 + 3 * cs] = C[c0 + 3 * cs]! + s3;
+    C[c0 + 4 * cs] = C[c0 + 4 * cs]! + s4; C[c0 + 5 * cs] = C[c0 + 5 * cs]! + s5; C[c0 + 6 * cs] = C[c0 + 6 * cs]! + s6; C[c0 + 7 * cs] = C[c0 + 7 * cs]! + s7;
+  } else {
+    C[c0] = s0; C[c0 + cs] = s1; C[c0 + 2 * cs] = s2; C[c0 + 3 * cs] = s3;
+    C[c0 + 4 * cs] = s4; C[c0 + 5 * cs] = s5; C[c0 + 6 * cs] = s6; C[c0 + 7 * cs] = s7;
+  }
+}
+
+/** One dot product, C[c0] (+)= Σ_k X[x0 + k·xk] · Y[y0 + k·yk], with two accumulators. */
+function strip1(
+  K: number,
+  X: FloatArray, x0: number, xk: number,
+  Y: FloatArray, y0: number, yk: number,
+  C: FloatArray, c0: number,
+  accumulate: boolean,
+): void {
+  let s0 = 0, s1 = 0;
+  let p = x0, q = y0, k = 0;
+  for (; k + 1 < K; k += 2) {
+    s0 += X[p]! * Y[q]!;
+    s1 += X[p + xk]! * Y[q + yk]!;
+    p += 2 * xk;
+    q += 2 * yk;
+  }
+  if (k < K) s0 += X[p]! * Y[q]!;
+  C[c0] = accumulate ? C[c0]! + (s0 + s1) : s0 + s1;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -387,7 +365,19 @@ export function addBiasRows(
   Y: FloatArray, yOff: number, ldy: number, // (M, N)
   bias: FloatArray, bOff: number,           // (N)
 ): void {
-  for (let i = 0; i < M; i++) {
+  let i = 0;
+  // Four rows per pass: each bias value is loaded once for four updates.
+  for (; i + 3 < M; i += 4) {
+    const y0 = yOff + i * ldy, y1 = y0 + ldy, y2 = y1 + ldy, y3 = y2 + ldy;
+    for (let j = 0; j < N; j++) {
+      const v = bias[bOff + j]!;
+      Y[y0 + j] = Y[y0 + j]! + v;
+      Y[y1 + j] = Y[y1 + j]! + v;
+      Y[y2 + j] = Y[y2 + j]! + v;
+      Y[y3 + j] = Y[y3 + j]! + v;
+    }
+  }
+  for (; i < M; i++) {
     const yi = yOff + i * ldy;
     for (let j = 0; j < N; j++) Y[yi + j] = Y[yi + j]! + bias[bOff + j]!;
   }
@@ -399,10 +389,91 @@ export function sumRowsInto(
   dY: FloatArray, yOff: number, ldy: number, // (M, N)
   dBias: FloatArray, bOff: number,           // (N)
 ): void {
-  for (let i = 0; i < M; i++) {
+  let i = 0;
+  // Four rows per pass: dBias is read and written once per four rows.
+  for (; i + 3 < M; i += 4) {
+    const y0 = yOff + i * ldy, y1 = y0 + ldy, y2 = y1 + ldy, y3 = y2 + ldy;
+    for (let j = 0; j < N; j++) {
+      dBias[bOff + j] = dBias[bOff + j]! + ((dY[y0 + j]! + dY[y1 + j]!) + (dY[y2 + j]! + dY[y3 + j]!));
+    }
+  }
+  for (; i < M; i++) {
     const yi = yOff + i * ldy;
     for (let j = 0; j < N; j++) dBias[bOff + j] = dBias[bOff + j]! + dY[yi + j]!;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// exp, sigmoid and tanh for the gates. V8's Math.exp costs ~9 ns and Math.tanh ~15 ns (calls into C);
+// with three sigmoids and two tanh per unit they were most of a small model's step. These inline into
+// the gate loop and agree with Math.exp / Math.tanh to within 3 ulp (test/kernels.test.ts).
+//
+// Both use the table method: x = (64m + j)·ln2/64 + r with |r| ≤ ln2/128, so
+// exp(x) = 2^m · 2^(j/64) · exp(r), and exp(r) - 1 is a degree-6 polynomial whose truncation error is
+// below 2^-55 on that interval. Rounding to the nearest integer uses the 1.5·2^52 shift (Math.round is
+// a slow call in V8). ln2/64 is split in two (fdlibm's ln2_hi, ln2_lo / 64) so n·ln2/64 is exact enough.
+
+const INV_LN2_64 = 64 / Math.LN2;
+const LN2_64_HI = 6.93147180369123816490e-01 / 64; // 32 significant bits: n·LN2_64_HI is exact
+const LN2_64_LO = 1.90821492927058770002e-10 / 64;
+const ROUND_SHIFT = 6755399441055744; // 1.5·2^52: (v + shift) - shift rounds v to an integer
+const EXP2_FRAC = new Float64Array(64); // 2^(j/64)
+for (let j = 0; j < 64; j++) EXP2_FRAC[j] = 2 ** (j / 64);
+const POW2_BIAS = 1100;
+const POW2 = new Float64Array(2 * POW2_BIAS); // 2^m for m in [-1100, 1100): exact powers of two
+for (let m = -POW2_BIAS; m < POW2_BIAS; m++) POW2[m + POW2_BIAS] = 2 ** m;
+// 2^(n/64) - 1 for |n| ≤ 1024 (|x| ≤ 11): expm1 without cancellation where the result is small.
+const EXPM1_RANGE = 1024;
+const EXPM1_TABLE = new Float64Array(2 * EXPM1_RANGE + 1);
+for (let n = -EXPM1_RANGE; n <= EXPM1_RANGE; n++) EXPM1_TABLE[n + EXPM1_RANGE] = Math.expm1(n * LN2_64_HI + n * LN2_64_LO);
+
+/** exp(x), within 2 ulp of Math.exp. */
+export function fastExp(x: number): number {
+  if (x > 709.78) return Infinity;
+  if (x < -745.2) return 0;
+  if (x !== x) return x;
+  const nf = (x * INV_LN2_64 + ROUND_SHIFT) - ROUND_SHIFT;
+  const n = nf | 0;
+  const r = (x - nf * LN2_64_HI) - nf * LN2_64_LO;
+  const q = r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720)))))); // exp(r) - 1
+  const t = EXP2_FRAC[n & 63]!;
+  return POW2[(n >> 6) + POW2_BIAS]! * (t + t * q);
+}
+
+/**
+ * σ(x) = 1 / (1 + exp(-x)), within 3 ulp of the same formula with Math.exp. It repeats fastExp's body
+ * rather than calling it: V8 then inlines the whole thing into the gate loop (a call that is not
+ * inlined also boxes its double result on the heap).
+ */
+export function fastSigmoid(x: number): number {
+  const v = x < -709.78 ? -709.78 : x > 745.2 ? 745.2 : x; // exp(-v) stays finite; σ is 0 or 1 past there anyway
+  const nf = (-v * INV_LN2_64 + ROUND_SHIFT) - ROUND_SHIFT;
+  const n = nf | 0;
+  const r = (-v - nf * LN2_64_HI) - nf * LN2_64_LO;
+  const q = r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720))))));
+  const t = EXP2_FRAC[n & 63]!;
+  return 1 / (1 + POW2[(n >> 6) + POW2_BIAS]! * (t + t * q));
+}
+
+/**
+ * tanh(x) = -expm1(-2x) / (expm1(-2x) + 2), which keeps full relative precision near 0 (1 - 2/(e^2x + 1)
+ * does not); past |x| = 22 tanh is ±1 in double precision, so x is clamped there. Within 3 ulp of Math.tanh.
+ */
+export function fastTanh(x: number): number {
+  const y = -2 * (x > 22 ? 22 : x < -22 ? -22 : x);
+  const nf = (y * INV_LN2_64 + ROUND_SHIFT) - ROUND_SHIFT;
+  const n = nf | 0;
+  const r = (y - nf * LN2_64_HI) - nf * LN2_64_LO;
+  const q = r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720))))));
+  let em1: number; // expm1(y) = 2^(n/64)·(1 + q) - 1
+  if (n >= -EXPM1_RANGE && n <= EXPM1_RANGE) {
+    const tm = EXPM1_TABLE[n + EXPM1_RANGE]!;
+    em1 = tm + (q + tm * q);
+  } else {
+    const t = EXP2_FRAC[n & 63]!;
+    em1 = POW2[(n >> 6) + POW2_BIAS]! * (t + t * q) - 1;
+  }
+  return -em1 / (em1 + 2);
 }
 
 /**
@@ -420,22 +491,25 @@ export function lstmGatesForward(
   tanhC: FloatArray, tOff: number,      // (B, H) out
   h: FloatArray, hOff: number,          // (B, H) out
 ): void {
-  const G = 4 * H;
+  const G = 4 * H, H2 = 2 * H, H3 = 3 * H;
   for (let b = 0; b < B; b++) {
     const zb = zOff + b * G;
+    // Activations in place: σ on i, f (columns [0, 2H)) and o ([3H, 4H)), tanh on g ([2H, 3H)).
+    // One call site per function: V8 inlines a limited amount of code into one function, and three
+    // σ sites plus two tanh sites would leave one as a real call (with a boxed result) per unit.
+    for (let k = 0; k < H3; k++) {
+      const q = zb + (k < H2 ? k : k + H);
+      z[q] = fastSigmoid(z[q]!);
+    }
+    for (let q = zb + H2; q < zb + H3; q++) z[q] = fastTanh(z[q]!);
     const sb = b * H;
     for (let j = 0; j < H; j++) {
-      const zi = zb + j, zf = zi + H, zg = zf + H, zo = zg + H;
-      const ig = 1 / (1 + Math.exp(-z[zi]!));
-      const fg = 1 / (1 + Math.exp(-z[zf]!));
-      const gg = Math.tanh(z[zg]!);
-      const og = 1 / (1 + Math.exp(-z[zo]!));
-      z[zi] = ig; z[zf] = fg; z[zg] = gg; z[zo] = og;
-      const cv = fg * cPrev[cPrevOff + sb + j]! + ig * gg;
+      const zi = zb + j;
+      const cv = z[zi + H]! * cPrev[cPrevOff + sb + j]! + z[zi]! * z[zi + H2]!; // f ⊙ c_{t-1} + i ⊙ g
       c[cOff + sb + j] = cv;
-      const tc = Math.tanh(cv);
+      const tc = fastTanh(cv);
       tanhC[tOff + sb + j] = tc;
-      h[hOff + sb + j] = og * tc;
+      h[hOff + sb + j] = z[zi + H3]! * tc;
     }
   }
 }
