@@ -35,7 +35,7 @@ export interface SequentialOptions {
   seed?: number | string;
   /** Threads for large calls (this one plus worker threads), or "auto" for the machine's cores. Default 1. See setThreads. */
   threads?: number | "auto";
-  /** With `threads`: calls estimated below this many FLOPs stay on one thread (default 2e7). See setThreads. */
+  /** With `threads`: calls estimated below this many FLOPs stay on one thread (default 4e6). See setThreads. */
   threadsMinFlops?: number;
 }
 

@@ -13,6 +13,7 @@ import {
   Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, zeros, type Tensor, type Gradients,
 } from "../src/index.js";
 import type { DType } from "../src/tensor/tensor.js";
+import { DEFAULT_MIN_FLOPS } from "../src/parallel/engine.js";
 
 const RTOL = 1e-12;
 const live: Sequential[] = [];
@@ -244,7 +245,7 @@ describe("when it splits", () => {
     m.computeGradients(x, y);
     m.predict(x);
     expect(m.threads).toBe(2);
-    expect(m.parallel!.minFlops).toBe(2e7);
+    expect(m.parallel!.minFlops).toBe(DEFAULT_MIN_FLOPS);
     expect(m.parallel!.parallelCalls).toBe(0);
     expect(m.parallel!.runningWorkers).toBe(0);
   });

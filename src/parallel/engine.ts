@@ -30,12 +30,14 @@ export interface ThreadOptions {
    * Calls whose estimated work is below this many FLOPs stay on the calling thread, where handing out
    * slices would cost more than it saves. The estimate is the bench's FLOP model: forward =
    * 2·B·T·Σ(I+H)·4H over the LSTM layers, a training step or computeGradients = 3 × forward.
-   * Default 2e7 (about a 32×20×(32+32)×128 step).
+   * Default 4e6, about a 1.3 ms step at 3 GFLOP/s: handing out a slice and waiting for it costs ~50 µs,
+   * so from there on two threads gain ~1.7× on an idle machine and lose at most a few per cent when
+   * another process holds the second core.
    */
   minFlops?: number;
 }
 
-export const DEFAULT_MIN_FLOPS = 2e7;
+export const DEFAULT_MIN_FLOPS = 4e6;
 
 /** How long the first large call waits for its workers to start before giving up. */
 const START_TIMEOUT_MS = 120_000;
@@ -64,7 +66,7 @@ function checkMinFlops(name: string, v: unknown): number {
 export function createParallel(model: Sequential, threads: unknown, options: unknown, what = "setThreads"): ParallelEngine | null {
   const n = checkThreads(`${what} threads`, threads);
   if (options !== undefined && (typeof options !== "object" || options === null || Array.isArray(options))) {
-    throw new ValueError(`${what} options: expected an object like { minFlops: 2e7 }, got ${fmtValue(options)}`);
+    throw new ValueError(`${what} options: expected an object like { minFlops: 4e6 }, got ${fmtValue(options)}`);
   }
   const minFlops = checkMinFlops(what === "setThreads" ? "setThreads minFlops" : `${what} threadsMinFlops`, (options as ThreadOptions | undefined)?.minFlops);
   return n > 1 ? new ParallelEngine(model, n, minFlops) : null;
