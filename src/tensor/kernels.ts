@@ -17,8 +17,9 @@
  * - K is cut into blocks of KC and M into blocks of MC, so the packed A block stays in L2 and one
  *   (KC, 3) panel of B stays in L1 while the micro-kernel sweeps down the rows.
  * - Panels are zero-padded: the ragged edge runs the same micro-kernel into a 4×3 tile.
- * - Thin products (fewer than 4 rows or columns: one sequence, a one-unit head, one input feature) skip
- *   all of that and run strips of 8 dot products that share one operand.
+ * - Thin products (fewer than 4 rows or 3 columns: one sequence, a one-unit head) skip all of that and
+ *   run strips of 8 dot products that share one operand; shallow ones (K < 4: the input projection of a
+ *   series with one to three features) are a rank-K update written straight into C.
  */
 import type { FloatArray } from "./tensor.js";
 
@@ -82,7 +83,8 @@ export function matmulNN(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (M < MR || N < NR) thin(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  if (K < 4) shallow(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  else if (M < MR || N < NR) thin(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else blocked(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
@@ -101,7 +103,8 @@ export function matmulTN(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (M < MR || N < NR) thin(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  if (K < 4) shallow(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  else if (M < MR || N < NR) thin(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else blocked(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
@@ -120,7 +123,8 @@ export function matmulNT(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (M < MR || N < NR) thin(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  if (K < 4) shallow(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  else if (M < MR || N < NR) thin(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else blocked(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
@@ -293,7 +297,8 @@ function thin(
     for (let i = 0; i < M; i++) {
       const ai = aOff + i * ars, ci = cOff + i * ldc;
       let j = 0;
-      for (; j + 8 <= N; j += 8) strip8(K, B, bOff + j * bjs, bjs, bks, A, ai, aks, C, ci + j, 1, accumulate);
+      if (bjs === 1) for (; j + 8 <= N; j += 8) strip8c(K, B, bOff + j, bks, A, ai, aks, C, ci + j, accumulate);
+      else for (; j + 8 <= N; j += 8) strip8(K, B, bOff + j * bjs, bjs, bks, A, ai, aks, C, ci + j, 1, accumulate);
       for (; j < N; j++) strip1(K, B, bOff + j * bjs, bks, A, ai, aks, C, ci + j, accumulate);
     }
   } else {
@@ -336,6 +341,35 @@ function strip8(
   }
 }
 
+/**
+ * `strip8` for eight consecutive values of X (xs = 1) written to eight consecutive entries of C: the
+ * few-rows case of A·B and Aᵀ·B, where the offsets fold into the loads.
+ */
+function strip8c(
+  K: number,
+  X: FloatArray, x0: number, xk: number,
+  Y: FloatArray, y0: number, yk: number,
+  C: FloatArray, c0: number,
+  accumulate: boolean,
+): void {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  let p = x0, q = y0;
+  for (let k = 0; k < K; k++) {
+    const y = Y[q]!;
+    s0 += X[p]! * y; s1 += X[p + 1]! * y; s2 += X[p + 2]! * y; s3 += X[p + 3]! * y;
+    s4 += X[p + 4]! * y; s5 += X[p + 5]! * y; s6 += X[p + 6]! * y; s7 += X[p + 7]! * y;
+    p += xk;
+    q += yk;
+  }
+  if (accumulate) {
+    C[c0] = C[c0]! + s0; C[c0 + 1] = C[c0 + 1]! + s1; C[c0 + 2] = C[c0 + 2]! + s2; C[c0 + 3] = C[c0 + 3]! + s3;
+    C[c0 + 4] = C[c0 + 4]! + s4; C[c0 + 5] = C[c0 + 5]! + s5; C[c0 + 6] = C[c0 + 6]! + s6; C[c0 + 7] = C[c0 + 7]! + s7;
+  } else {
+    C[c0] = s0; C[c0 + 1] = s1; C[c0 + 2] = s2; C[c0 + 3] = s3;
+    C[c0 + 4] = s4; C[c0 + 5] = s5; C[c0 + 6] = s6; C[c0 + 7] = s7;
+  }
+}
+
 /** One dot product, C[c0] (+)= Σ_k X[x0 + k·xk] · Y[y0 + k·yk], with two accumulators. */
 function strip1(
   K: number,
@@ -354,6 +388,39 @@ function strip1(
   }
   if (k < K) s0 += X[p]! * Y[q]!;
   C[c0] = accumulate ? C[c0]! + (s0 + s1) : s0 + s1;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shallow products: K < 4 (one to three input features: the input projection of a univariate series).
+
+/**
+ * C (M, N) (+)= op(A) · op(B) with K ≤ 3, as a rank-K update written straight into C: each entry is
+ * one to three multiply-adds, so anything beyond a single pass over C (packing, tiles) would dominate.
+ * Same operand conventions as `blocked`.
+ */
+function shallow(
+  transA: boolean, transB: boolean,
+  M: number, N: number, K: number,
+  A: FloatArray, aOff: number, lda: number,
+  B: FloatArray, bOff: number, ldb: number,
+  C: FloatArray, cOff: number, ldc: number,
+  accumulate: boolean,
+): void {
+  const ars = transA ? 1 : lda, aks = transA ? lda : 1;
+  const bks = transB ? 1 : ldb, bjs = transB ? ldb : 1;
+  const b1 = bOff + bks, b2 = b1 + bks; // rows k = 1, 2 of op(B)
+  for (let i = 0; i < M; i++) {
+    const ai = aOff + i * ars, ci = cOff + i * ldc;
+    const a0 = K > 0 ? A[ai]! : 0, a1 = K > 1 ? A[ai + aks]! : 0, a2 = K > 2 ? A[ai + 2 * aks]! : 0;
+    let p = 0;
+    for (let j = 0; j < N; j++) {
+      let v = K === 0 ? 0 : a0 * B[bOff + p]!;
+      if (K > 1) v += a1 * B[b1 + p]!;
+      if (K > 2) v += a2 * B[b2 + p]!;
+      C[ci + j] = accumulate ? C[ci + j]! + v : v;
+      p += bjs;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

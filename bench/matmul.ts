@@ -1,0 +1,89 @@
+/**
+ * The three matmul forms at the shapes one training step uses, per shape of PERFORMANCE.md:
+ *   per step   h_{t-1} · Wr        matmulNN (B, 4H, H)     the only inherently sequential product
+ *              dZ_t · Wrᵀ          matmulNT (B, H, 4H)     dL/dh_{t-1} in backward
+ *   per window X · W               matmulNN (T·B, 4H, I)   input projection for all steps at once
+ *              Xᵀ · dZ             matmulTN (I, 4H, T·B)   dKernel
+ *              Hᵀ · dZ             matmulTN (H, 4H, T·B)   dRecurrentKernel
+ *              dZ · Wᵀ             matmulNT (T·B, I, 4H)   dx
+ * Each case first compares 300 random entries of its result with a plain dot product (float64, 1e-12),
+ * then times. FLOPs = 2·M·N·K.
+ */
+import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
+import { type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, launch, writeJson, isMain } from "./harness.js";
+
+type Form = "NN" | "TN" | "NT";
+const KERNELS = { NN: matmulNN, TN: matmulTN, NT: matmulNT } as const;
+
+/** The matmuls of one training step at shape s, with their roles. */
+export function stepMatmuls(s: Shape): { form: Form; M: number; N: number; K: number; role: string; perStep: boolean }[] {
+  const { B, T, I, H } = s, G = 4 * H;
+  return [
+    { form: "NN", M: B, N: G, K: H, role: "h·Wr", perStep: true },
+    { form: "NT", M: B, N: H, K: G, role: "dZ·Wrᵀ", perStep: true },
+    { form: "NN", M: T * B, N: G, K: I, role: "X·W", perStep: false },
+    { form: "TN", M: I, N: G, K: T * B, role: "Xᵀ·dZ", perStep: false },
+    { form: "TN", M: H, N: G, K: T * B, role: "Hᵀ·dZ", perStep: false },
+    { form: "NT", M: T * B, N: I, K: G, role: "dZ·Wᵀ", perStep: false },
+  ];
+}
+
+export function matmulName(form: Form, M: number, N: number, K: number, label: string): string {
+  return `matmul${form}:M=${M},N=${N},K=${K} (${label})`;
+}
+
+/** One matmul case on dense float64 operands; accumulate false. */
+export function matmulCase(form: Form, M: number, N: number, K: number, label: string, seed = 1): Case {
+  const r = rng(seed);
+  const transA = form === "TN", transB = form === "NT";
+  const lda = transA ? M : K, ldb = transB ? K : N;
+  const A = randomArray(Float64Array, M * K, r), B = randomArray(Float64Array, K * N, r);
+  const C = new Float64Array(M * N);
+  const f = KERNELS[form];
+  return {
+    name: matmulName(form, M, N, K, label),
+    group: "matmul",
+    flops: 2 * M * N * K,
+    check: () => {
+      f(M, N, K, A, 0, lda, B, 0, ldb, C, 0, N, false);
+      const pick = rng(seed + 7);
+      for (let n = 0; n < 300; n++) {
+        const i = Math.floor(pick() * M), j = Math.floor(pick() * N);
+        let s = 0, scale = 0;
+        for (let k = 0; k < K; k++) {
+          const a = transA ? A[k * lda + i]! : A[i * lda + k]!;
+          const b = transB ? B[j * ldb + k]! : B[k * ldb + j]!;
+          s += a * b;
+          scale += Math.abs(a * b);
+        }
+        const err = Math.abs(C[i * N + j]! - s);
+        if (!(err <= 1e-12 * scale)) throw new Error(`C[${i}, ${j}] = ${C[i * N + j]} vs ${s} (error ${err.toExponential(2)})`);
+      }
+    },
+    run: () => f(M, N, K, A, 0, lda, B, 0, ldb, C, 0, N, false),
+  };
+}
+
+export function matmulSpecs(opts: Options): Spec[] {
+  const shapes = opts.quick ? SHAPES.filter((s) => s.name === "S1" || s.name === "S2") : SHAPES.filter((s) => s.name !== "S0");
+  const out: Spec[] = [];
+  for (const s of shapes) {
+    for (const m of stepMatmuls(s)) {
+      const label = `${s.name} ${m.role}`;
+      out.push({ name: matmulName(m.form, m.M, m.N, m.K, label), group: "matmul", build: () => matmulCase(m.form, m.M, m.N, m.K, label) });
+    }
+  }
+  return out;
+}
+
+export async function runMatmul(opts: Options, results: Result[]): Promise<void> {
+  runSpecs(opts, "matmul: the products of one training step (float64; FLOPs = 2·M·N·K)", matmulSpecs(opts), results);
+}
+
+if (isMain("matmul")) {
+  await launch(import.meta.url, async (opts) => {
+    const results: Result[] = [];
+    await runMatmul(opts, results);
+    writeJson(opts, results);
+  });
+}

@@ -1,0 +1,36 @@
+/**
+ * `npm run bench`: every bench suite in one run (see bench/README.md).
+ *
+ *   npm run bench                         everything (a few minutes)
+ *   npm run bench -- --quick              fewer, smaller cases: a smoke test
+ *   npm run bench -- matmul               only cases whose name or suite contains "matmul"
+ *   npm run bench -- trainStep:S2 peer    several filters
+ *   npm run bench -- --json out.json      also write the results as JSON
+ *   npm run bench -- --in-process         measure under tsx instead of plain node (see harness.ts)
+ *
+ * Suites: matmul, gates, lstm, adam, train-step (with the matmul-only step and float32 vs float64),
+ * heap, peer (tfjs cpu and wasm).
+ */
+import { type Result, launch, writeJson, suiteSelected } from "./harness.js";
+import { runMatmul } from "./matmul.js";
+import { runGates } from "./gates.js";
+import { runLstm } from "./lstm.js";
+import { runAdam } from "./adam.js";
+import { runTrainStep } from "./train-step.js";
+import { runHeap } from "./heap.js";
+import { runPeer } from "./peer-tfjs.js";
+
+await launch(import.meta.url, async (opts) => {
+  const results: Result[] = [];
+  const extra: Record<string, unknown> = {};
+  const t0 = performance.now();
+  await runMatmul(opts, results);
+  await runGates(opts, results);
+  await runLstm(opts, results);
+  await runAdam(opts, results);
+  Object.assign(extra, await runTrainStep(opts, results));
+  if (suiteSelected(opts, "heap")) await runHeap(opts, extra);
+  if (suiteSelected(opts, "peer", "tfjs")) Object.assign(extra, await runPeer(opts, results));
+  console.log(`\n(total ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  writeJson(opts, results, extra);
+});

@@ -1,0 +1,212 @@
+/**
+ * The whole training step, as a user calls it: Sequential.trainOnBatch on LSTM(H) → Dense(1, sigmoid)
+ * with binary cross-entropy and Adam, at the shapes S0 … S4 of PERFORMANCE.md (validation, forward,
+ * loss, backward, the atomic Adam update and the state commit: everything).
+ *
+ * Also here:
+ * - `stepMatmuls:S…`: exactly the matmul calls of one step (same shapes, same strides, same order) and
+ *   nothing else. The step's time over this is what the elementwise work, the backward's bookkeeping and
+ *   Adam add; the target (issue 4) is ≤ 15% at S3 and S4.
+ * - float32 vs float64: the step in each dtype, each in its own process (a kernel that has seen both array
+ *   types is compiled polymorphic, which would slow whichever runs second), two interleaved rounds.
+ *
+ * Check before timing: the loss is finite, and dL/dw from computeGradients matches a central difference
+ * of testOnBatch's loss for a weight in each of the LSTM kernel, recurrent kernel and the Dense kernel.
+ * FLOPs: step ≈ 3 × forward = 3 · 2·B·T·(I+H)·4H.
+ */
+import { Sequential, LSTM, Dense, Adam, tensor, type DType } from "../src/index.js";
+import type { Tensor } from "../src/tensor/tensor.js";
+import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
+import {
+  type Case, type Options, type Spec, type Result, type Shape, SHAPES, shape, rng, randomArray, runSpecs,
+  launch, writeJson, isMain, stepFlops, shapeLabel, registerChild, spawnChild, timeSteps, median, formatTime, suiteSelected,
+} from "./harness.js";
+
+export interface StepModel {
+  model: Sequential;
+  x: Tensor; // (B, T, I)
+  y: Tensor; // (B, 1) labels 0/1
+}
+
+/** The benchmark model and one batch of data, seeded. */
+export function makeStepModel(s: Shape, dtype: DType, seed = 1): StepModel {
+  const model = new Sequential([
+    new LSTM({ units: s.H, inputDim: s.I }),
+    new Dense({ units: 1, activation: "sigmoid" }),
+  ], { seed, dtype });
+  model.compile({ optimizer: new Adam({ learningRate: 1e-3 }), loss: "binaryCrossentropy" });
+  const r = rng(seed + 100);
+  const xs: number[][][] = [], ys: number[][] = [];
+  for (let b = 0; b < s.B; b++) {
+    const row: number[][] = [];
+    for (let t = 0; t < s.T; t++) {
+      const f: number[] = [];
+      for (let i = 0; i < s.I; i++) f.push(2 * r() - 1);
+      row.push(f);
+    }
+    xs.push(row);
+    ys.push([r() < 0.5 ? 0 : 1]);
+  }
+  return { model, x: tensor(xs, dtype), y: tensor(ys, dtype) };
+}
+
+/** Throws unless the loss is finite and three gradient entries match central differences. */
+export function checkStepModel(m: StepModel, s: Shape): void {
+  const { model, x, y } = m;
+  const g = model.computeGradients(x, y);
+  if (!Number.isFinite(g.loss)) throw new Error(`loss is ${g.loss}`);
+  if (model.dtype === "float32") return; // differences in float32 are too coarse to check a gradient
+  const G = 4 * s.H;
+  // Flat indices: LSTM kernel (I, G), recurrent kernel (H, G), bias (G), then Dense kernel (H, 1).
+  const probes = [
+    { name: "lstm kernel[0, 1]", k: 1, grad: g.grads[0]!.data[1]! },
+    { name: `lstm recurrentKernel[${s.H - 1}, ${G - 1}]`, k: s.I * G + s.H * G - 1, grad: g.grads[1]!.data[s.H * G - 1]! },
+    { name: "dense kernel[0]", k: s.I * G + s.H * G + G, grad: g.grads[3]!.data[0]! },
+  ];
+  for (const p of probes) {
+    const w = model.params[p.k]!, eps = 1e-5;
+    model.params[p.k] = w + eps;
+    const up = model.testOnBatch(x, y).loss;
+    model.params[p.k] = w - eps;
+    const down = model.testOnBatch(x, y).loss;
+    model.params[p.k] = w;
+    const fd = (up - down) / (2 * eps);
+    if (!(Math.abs(fd - p.grad) <= 1e-6 * Math.abs(fd) + 1e-9)) {
+      throw new Error(`dL/d ${p.name} = ${p.grad} vs finite difference ${fd}`);
+    }
+  }
+}
+
+export function trainStepName(s: Shape, dtype: DType): string {
+  return `trainStep:${shapeLabel(s)},${dtype}`;
+}
+
+export function trainStepCase(s: Shape, dtype: DType): Case {
+  const m = makeStepModel(s, dtype);
+  return {
+    name: trainStepName(s, dtype),
+    group: "train-step",
+    flops: stepFlops(s),
+    check: () => checkStepModel(m, s),
+    run: () => { m.model.trainOnBatch(m.x, m.y); },
+    ...(s.name === "S4" ? { iterations: 3, time: 0, warmupIterations: 1 } : s.name === "S3" ? { iterations: 5, time: 0, warmupIterations: 1 } : {}),
+  };
+}
+
+/**
+ * The matmuls of one training step and nothing else, on buffers of the engine's shapes (float64):
+ * forward X·W over all T·B rows, then per step h_{t-1}·Wr (accumulated into that step's gates);
+ * backward per step dZ_t·Wrᵀ, then Xᵀ·dZ, Hᵀ·dZ and dZ·Wᵀ over all rows. The head's (·, 1) products are
+ * left out: they are part of the step's overhead.
+ */
+export function stepMatmulsCase(s: Shape): Case {
+  const { B, T, I, H } = s, G = 4 * H, BH = B * H, R = T * B;
+  const r = rng(31);
+  const xs = randomArray(Float64Array, R * I, r), W = randomArray(Float64Array, I * G, r), Wr = randomArray(Float64Array, H * G, r, 0.1);
+  const hs = randomArray(Float64Array, (T + 1) * BH, r), gates = new Float64Array(R * G), dZ = randomArray(Float64Array, R * G, r);
+  const dh = new Float64Array(BH), dW = new Float64Array(I * G), dWr = new Float64Array(H * G), dxs = new Float64Array(R * I);
+  const run = (): void => {
+    matmulNN(R, G, I, xs, 0, I, W, 0, G, gates, 0, G, false);
+    for (let t = 0; t < T; t++) matmulNN(B, G, H, hs, t * BH, H, Wr, 0, G, gates, t * B * G, G, true);
+    for (let t = T - 1; t >= 0; t--) matmulNT(B, H, G, dZ, t * B * G, G, Wr, 0, G, dh, 0, H, false);
+    matmulTN(I, G, R, xs, 0, I, dZ, 0, G, dW, 0, G, true);
+    matmulTN(H, G, R, hs, 0, H, dZ, 0, G, dWr, 0, G, true);
+    matmulNT(R, I, G, dZ, 0, G, W, 0, G, dxs, 0, I, false);
+  };
+  return {
+    name: `stepMatmuls:${shapeLabel(s)}`,
+    group: "train-step",
+    flops: stepFlops(s),
+    check: () => {
+      run();
+      // dh after the loop is dZ_0 · Wrᵀ: compare a few entries with plain dot products.
+      for (const [b, j] of [[0, 0], [B - 1, H - 1], [B >> 1, H >> 1]] as const) {
+        let v = 0;
+        for (let k = 0; k < G; k++) v += dZ[b * G + k]! * Wr[j * G + k]!;
+        if (!(Math.abs(v - dh[b * H + j]!) <= 1e-12 * (1 + Math.abs(v)))) throw new Error(`dh[${b}, ${j}] = ${dh[b * H + j]} vs ${v}`);
+      }
+    },
+    run,
+    ...(s.name === "S4" ? { iterations: 3, time: 0, warmupIterations: 1 } : s.name === "S3" ? { iterations: 5, time: 0, warmupIterations: 1 } : {}),
+  };
+}
+
+export function trainStepSpecs(opts: Options): Spec[] {
+  const shapes = opts.quick ? SHAPES.filter((s) => s.name === "S0" || s.name === "S1" || s.name === "S2") : SHAPES;
+  const out: Spec[] = shapes.map((s) => ({ name: trainStepName(s, "float64"), group: "train-step", build: () => trainStepCase(s, "float64") }));
+  for (const s of shapes.filter((x) => x.name >= "S2")) {
+    out.push({ name: `stepMatmuls:${shapeLabel(s)}`, group: "train-step", build: () => stepMatmulsCase(s) });
+  }
+  return out;
+}
+
+/** Step time over matmul time, per shape where both were measured. */
+function overheadSummary(results: Result[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of SHAPES) {
+    const step = results.find((r) => r.name === trainStepName(s, "float64"));
+    const mm = results.find((r) => r.name === `stepMatmuls:${shapeLabel(s)}`);
+    if (!step || !mm || !Number.isFinite(step.medianMs) || !Number.isFinite(mm.medianMs)) continue;
+    out[s.name] = step.medianMs / mm.medianMs - 1;
+    console.log(`  ${s.name}: step ${formatTime(step.medianMs)} vs its matmuls alone ${formatTime(mm.medianMs)}: ` +
+      `everything else adds ${(100 * out[s.name]!).toFixed(1)}%${s.name === "S3" || s.name === "S4" ? " (target ≤ 15%)" : ""}`);
+  }
+  return out;
+}
+
+// The child measurement: our step at one shape and dtype, in a fresh process.
+registerChild("ours", async (args) => {
+  const s = shape(args.shape!);
+  const m = makeStepModel(s, (args.dtype ?? "float64") as DType);
+  checkStepModel(m, s);
+  const samples = await timeSteps(() => m.model.trainOnBatch(m.x, m.y), Number(args.budget ?? 1500));
+  return { samples };
+});
+
+/** float32 vs float64 at S2 and S3, each dtype in its own process, interleaved over two rounds. */
+export function dtypeComparison(opts: Options): Record<string, unknown> {
+  const shapes = opts.quick ? ["S2"] : ["S2", "S3"];
+  const rounds = opts.quick ? 1 : 2, budget = String(opts.quick ? 400 : 2000);
+  const samples: Record<string, number[]> = {};
+  for (let round = 0; round < rounds; round++) {
+    for (const sn of shapes) {
+      for (const dtype of ["float64", "float32"]) {
+        const r = spawnChild("ours", { shape: sn, dtype, budget }) as { samples: number[] } | null;
+        if (r) (samples[`${sn} ${dtype}`] ??= []).push(median(r.samples));
+      }
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const sn of shapes) {
+    const f64 = samples[`${sn} float64`], f32 = samples[`${sn} float32`];
+    if (!f64 || !f32) continue;
+    const a = median(f64), b = median(f32), s = shape(sn);
+    console.log(`  trainStep:${shapeLabel(s)}: float64 ${formatTime(a)} (${(stepFlops(s) / a / 1e6).toFixed(2)} GFLOP/s), ` +
+      `float32 ${formatTime(b)} (${(stepFlops(s) / b / 1e6).toFixed(2)} GFLOP/s): float32 takes ${(b / a).toFixed(2)}× float64's time`);
+    out[sn] = { float64Ms: a, float32Ms: b, float32OverFloat64: b / a, rounds: f64.length };
+  }
+  return out;
+}
+
+export async function runTrainStep(opts: Options, results: Result[]): Promise<Record<string, unknown>> {
+  runSpecs(opts, "train-step: Sequential.trainOnBatch, LSTM(H) → Dense(1, sigmoid), BCE, Adam (float64; step ≈ 3 × 2·B·T·(I+H)·4H)",
+    trainStepSpecs(opts), results);
+  const extra: Record<string, unknown> = {};
+  if (results.some((r) => r.name.startsWith("stepMatmuls:"))) {
+    console.log("\nOverhead over the step's matmuls (elementwise gates, head, loss, backward bookkeeping, Adam, validation):");
+    extra.overhead = overheadSummary(results);
+  }
+  if (suiteSelected(opts, "dtype", "train-step", "float32")) {
+    console.log("\nfloat32 vs float64 (each dtype in its own process; medians over interleaved rounds):");
+    extra.dtype = dtypeComparison(opts);
+  }
+  return extra;
+}
+
+if (isMain("train-step")) {
+  await launch(import.meta.url, async (opts) => {
+    const results: Result[] = [];
+    const extra = await runTrainStep(opts, results);
+    writeJson(opts, results, extra);
+  });
+}
