@@ -285,17 +285,21 @@ export class Sequential {
   /** Copies of the weights, per layer: LSTM kernel [I,4H], recurrentKernel [H,4H], bias [4H]; Dense kernel [H,D], bias [D]. */
   getWeights(): Tensor[] {
     this.requireBuilt("getWeights");
+    return this.splitFlat(this.params);
+  }
+
+  /** @internal Copies of a flat buffer (params, grads) cut into the weight shapes, in getWeights order. */
+  splitFlat(buf: FloatArray): Tensor[] {
     const out: Tensor[] = [];
     let off = 0;
-    for (const l of this.layers) {
-      for (const shape of l.weightShapes()) {
-        const n = shape.reduce((a, b) => a * b, 1);
-        out.push(fromData(this.params.slice(off, off + n), shape));
-        off += n;
-      }
+    for (const shape of this.weightShapes()) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      out.push(fromData(buf.slice(off, off + n), shape));
+      off += n;
     }
     return out;
   }
+
 
   /** Names of the weights in getWeights order, e.g. "lstm_0/kernel", "dense_0/bias". */
   weightNames(): string[] {
@@ -785,23 +789,13 @@ export class Sequential {
     this.checkStatefulBatch("computeGradients x", B); // after every check: a failed call must not fix the batch size
     const par = this.parallel?.computeGradients(xt, yt, B, T, options);
     if (par) return par;
-    this.ensure(B, T);
-    this.loadInput(xt, null, 0, B, 0, T, 0);
-    this.setInitialState(0, true);
-    const M = this.forward(0, T, 0);
-    this.loadLabels(yt, null, 0, B, 0, T);
+    const M = this.forwardRows(xt, yt, null, 0, B, T);
     const loss = this.lossOf(M, true);
     this.grads.fill(0);
     const norms = options.hiddenGradNorms ? this.lstms.map(() => new Float64Array(T)) : null;
     this.backward(0, T, 0, norms);
     this.commitState(T);
-    const grads: Tensor[] = [];
-    let off = 0;
-    for (const shape of this.weightShapes()) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      grads.push(fromData(this.grads.slice(off, off + n), shape));
-      off += n;
-    }
+    const grads = this.splitFlat(this.grads);
     const F = this.inputDim!;
     const dxs = this.lstms[0]!.ws!.dxs;
     const dx = allocate(this.dtype, B * T * F);
@@ -834,15 +828,21 @@ export class Sequential {
     return this.trainRows(xt, yt, null, 0, B, T);
   }
 
-  /** @internal One step on B rows (optionally through a row map), no validation. */
-  trainRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
-    const par = this.parallel?.trainRows(xt, yt, rows, rowStart, B, T);
-    if (par) return par;
+  /** Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns the head's row count. */
+  private forwardRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): number {
     this.ensure(B, T);
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
     this.setInitialState(0, true);
     const M = this.forward(0, T, 0);
     this.loadLabels(yt, rows, rowStart, B, 0, T);
+    return M;
+  }
+
+  /** @internal One step on B rows (optionally through a row map), no validation. */
+  trainRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+    const par = this.parallel?.trainRows(xt, yt, rows, rowStart, B, T);
+    if (par) return par;
+    const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
     const loss = this.lossOf(M, true);
     const res: StepResult = { loss };
     if (this.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(M);
@@ -866,11 +866,7 @@ export class Sequential {
   private testRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
     const par = this.parallel?.testRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
-    this.ensure(B, T);
-    this.loadInput(xt, rows, rowStart, B, 0, T, 0);
-    this.setInitialState(0, true);
-    const M = this.forward(0, T, 0);
-    this.loadLabels(yt, rows, rowStart, B, 0, T);
+    const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
     const res: StepResult = { loss: this.lossOf(M, false) };
     if (this.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(M);
     this.commitState(T);

@@ -435,13 +435,7 @@ export class ParallelEngine {
     const p = this.pass("grads", sizes, xt, yt, null, 0, T, norms0);
     this.commit(p, T);
     const B0 = sizes[0]!, wk = sizes.map((s) => s / B);
-    const grads: Tensor[] = [];
-    let off = 0;
-    for (const shape of m.weightShapes()) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      grads.push(fromData(m.grads.slice(off, off + n), shape));
-      off += n;
-    }
+    const grads = m.splitFlat(m.grads);
     const outputs = allocate(dt, B * (m.perStep ? T : 1) * D);
     this.headRows(p, T, outputs, 0);
     // Every gradient below is of slice k's own mean loss: scaled by B_k/B it is the batch's.
