@@ -14,6 +14,7 @@
 import { describe, expect, it } from "vitest";
 import {
   matmulNN, matmulTN, matmulNT, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward,
+  fastExp, fastSigmoid, fastTanh,
 } from "../src/tensor/kernels.js";
 import { naiveMatmul, naiveLstmStep } from "../src/tensor/naive.js";
 import type { FloatArray } from "../src/tensor/tensor.js";
@@ -240,5 +241,62 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
     const a = run(Float32Array, src), b = run(Float64Array, src);
     for (let k = 0; k < B * G; k++) expect(Math.abs(a.dz[k]! - b.dz[k]!), `dz[${k}]`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(b.dz[k]!)));
     for (let k = 0; k < BH; k++) expect(Math.abs(a.dc[k]! - b.dc[k]!), `dc[${k}]`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(b.dc[k]!)));
+  });
+});
+
+describe("fastExp / fastSigmoid / fastTanh (the gate activations)", () => {
+  /** Distance in units of the last place of the reference (2^-52 relative). */
+  const ulps = (got: number, want: number): number => (got === want ? 0 : Math.abs(got - want) / (Math.abs(want) * 2 ** -52));
+
+  it("agree with Math.exp, 1/(1+Math.exp(-x)) and Math.tanh to within 3 ulp over ±1e-9 … ±700", () => {
+    const rng = makeRng("fastmath");
+    const worst = { exp: 0, sigmoid: 0, tanh: 0 };
+    for (const scale of [1e-9, 1e-3, 0.5, 1, 4, 20, 40, 700]) {
+      for (let n = 0; n < 4000; n++) {
+        const x = (2 * rng.uniform() - 1) * scale;
+        worst.exp = Math.max(worst.exp, ulps(fastExp(x), Math.exp(x)));
+        const sRef = 1 / (1 + Math.exp(-x));
+        if (sRef > 1e-300) worst.sigmoid = Math.max(worst.sigmoid, ulps(fastSigmoid(x), sRef));
+        worst.tanh = Math.max(worst.tanh, ulps(fastTanh(x), Math.tanh(x)));
+      }
+    }
+    expect(worst.exp).toBeLessThanOrEqual(2);
+    expect(worst.sigmoid).toBeLessThanOrEqual(3);
+    expect(worst.tanh).toBeLessThanOrEqual(3);
+  });
+
+  it("handle the special values like Math does", () => {
+    expect(fastExp(0)).toBe(1);
+    expect(fastExp(Infinity)).toBe(Infinity);
+    expect(fastExp(-Infinity)).toBe(0);
+    expect(fastExp(800)).toBe(Infinity);
+    expect(fastExp(-800)).toBe(0);
+    expect(fastExp(NaN)).toBeNaN();
+    expect(fastSigmoid(0)).toBe(0.5);
+    expect(fastSigmoid(Infinity)).toBe(1);
+    expect(fastSigmoid(50)).toBe(1);
+    expect(fastSigmoid(-Infinity)).toBeLessThan(1e-300);
+    expect(fastSigmoid(NaN)).toBeNaN();
+    expect(Math.abs(fastTanh(0))).toBe(0);
+    expect(fastTanh(Infinity)).toBe(1);
+    expect(fastTanh(-Infinity)).toBe(-1);
+    expect(fastTanh(30)).toBe(1);
+    expect(fastTanh(-1e300)).toBe(-1);
+    expect(fastTanh(1e-300)).toBe(1e-300);
+    expect(fastTanh(NaN)).toBeNaN();
+  });
+
+  it("the gate kernel saturates cleanly at extreme pre-activations, like the naive step", () => {
+    const B = 2, H = 3, G = 4 * H;
+    const z0 = Float64Array.from({ length: B * G }, (_, k) => [1000, -1000, 40, -40, 1e-12, -745.5, 710, 0][k % 8]!);
+    const cPrev = Float64Array.from([1e3, -1e3, 0, 2, -2, 0.5]);
+    const z = z0.slice(), c = new Float64Array(B * H), tanhC = new Float64Array(B * H), h = new Float64Array(B * H);
+    lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0);
+    const ref = naiveLstmStep(B, H, z0, cPrev);
+    for (let k = 0; k < B * G; k++) expect(Math.abs(z[k]! - ref.gates[k]!), `gate ${k}`).toBeLessThanOrEqual(1e-15);
+    for (let k = 0; k < B * H; k++) {
+      expect(Math.abs(c[k]! - ref.c[k]!), `c ${k}`).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(ref.c[k]!)));
+      expect(Math.abs(h[k]! - ref.h[k]!), `h ${k}`).toBeLessThanOrEqual(1e-15);
+    }
   });
 });

@@ -411,14 +411,25 @@ function shallow(
   const b1 = bOff + bks, b2 = b1 + bks; // rows k = 1, 2 of op(B)
   for (let i = 0; i < M; i++) {
     const ai = aOff + i * ars, ci = cOff + i * ldc;
-    const a0 = K > 0 ? A[ai]! : 0, a1 = K > 1 ? A[ai + aks]! : 0, a2 = K > 2 ? A[ai + 2 * aks]! : 0;
-    let p = 0;
-    for (let j = 0; j < N; j++) {
-      let v = K === 0 ? 0 : a0 * B[bOff + p]!;
-      if (K > 1) v += a1 * B[b1 + p]!;
-      if (K > 2) v += a2 * B[b2 + p]!;
-      C[ci + j] = accumulate ? C[ci + j]! + v : v;
-      p += bjs;
+    // One loop per depth, so the j loop carries no branch; op(B)(k, j) at b_k + j·bjs.
+    if (K === 0) {
+      if (!accumulate) for (let j = 0; j < N; j++) C[ci + j] = 0;
+    } else if (K === 1) {
+      const a0 = A[ai]!;
+      if (accumulate) for (let j = 0, p = bOff; j < N; j++, p += bjs) C[ci + j] = C[ci + j]! + a0 * B[p]!;
+      else for (let j = 0, p = bOff; j < N; j++, p += bjs) C[ci + j] = a0 * B[p]!;
+    } else if (K === 2) {
+      const a0 = A[ai]!, a1 = A[ai + aks]!;
+      for (let j = 0, p = 0; j < N; j++, p += bjs) {
+        const v = a0 * B[bOff + p]! + a1 * B[b1 + p]!;
+        C[ci + j] = accumulate ? C[ci + j]! + v : v;
+      }
+    } else {
+      const a0 = A[ai]!, a1 = A[ai + aks]!, a2 = A[ai + 2 * aks]!;
+      for (let j = 0, p = 0; j < N; j++, p += bjs) {
+        const v = a0 * B[bOff + p]! + a1 * B[b1 + p]! + a2 * B[b2 + p]!;
+        C[ci + j] = accumulate ? C[ci + j]! + v : v;
+      }
     }
   }
 }
