@@ -5,8 +5,8 @@
  * nothing retained), the bytes allocated per step (short-lived garbage: measured over steps that saw no
  * GC), and, from V8's sampling heap profiler, the functions those allocations come from.
  *
- * Run: `npm run bench -- heap` or `npx tsx bench/heap.ts [S0|S1|S2]` (both re-run under
- * `node --expose-gc`; in-process under tsx, `node --expose-gc --import tsx bench/heap.ts`).
+ * Run: `npm run bench -- heap` or `npx tsx bench/heap.ts [S0|S1|S2] [--steps N]` (both re-run under
+ * `node --expose-gc`; in-process under tsx: `node --expose-gc --import tsx bench/heap.ts --in-process`).
  */
 import { Session } from "node:inspector";
 import { type Options, type Result, shape, launch, writeJson, isMain, shapeLabel, SHAPES } from "./harness.js";
@@ -33,12 +33,13 @@ function gc(): boolean {
 export async function runHeap(opts: Options, extra: Record<string, unknown>): Promise<void> {
   const sn = opts.filters.find((f) => SHAPES.some((s) => s.name === f)) ?? "S1";
   const s = shape(sn);
-  const steps = opts.quick ? 200 : 1000;
+  const si = opts.rest.indexOf("--steps");
+  const steps = si >= 0 ? Math.max(4, Math.round(Number(opts.rest[si + 1]) / 4) * 4) : opts.quick ? 200 : 1000;
   console.log(`\n## heap: ${steps} steady-state training steps at ${shapeLabel(s)} (float64)`);
   const m = makeStepModel(s, "float64");
-  // Buffers are allocated by the first step; the first few hundred also leave compiled code and type
+  // Buffers are allocated by the first step; the first thousand or so also leave compiled code and type
   // feedback behind (~130 KiB, once). Steady state starts after that.
-  for (let i = 0; i < 300; i++) m.model.trainOnBatch(m.x, m.y);
+  for (let i = 0; i < 2000; i++) m.model.trainOnBatch(m.x, m.y);
   const hasGc = gc();
   if (!hasGc) console.log("  (no global.gc: run under node --expose-gc for the before/after figures)");
   const before = process.memoryUsage().heapUsed;
