@@ -198,15 +198,33 @@ function blocked(
  * left to right.
  */
 function packRows(R: number, w: number, kc: number, src: FloatArray, off: number, ld: number, dst: FloatArray): void {
+  let r0 = 0;
+  // Full panels of the two widths in use: read w rows side by side, write the panel front to back.
+  if (w === 4) {
+    for (; r0 + 4 <= R; r0 += 4) {
+      const s0 = off + r0 * ld, s1 = s0 + ld, s2 = s1 + ld, s3 = s2 + ld;
+      for (let k = 0, d = r0 * kc; k < kc; k++, d += 4) {
+        dst[d] = src[s0 + k]!; dst[d + 1] = src[s1 + k]!; dst[d + 2] = src[s2 + k]!; dst[d + 3] = src[s3 + k]!;
+      }
+    }
+  } else if (w === 3) {
+    for (; r0 + 3 <= R; r0 += 3) {
+      const s0 = off + r0 * ld, s1 = s0 + ld, s2 = s1 + ld;
+      for (let k = 0, d = r0 * kc; k < kc; k++, d += 3) {
+        dst[d] = src[s0 + k]!; dst[d + 1] = src[s1 + k]!; dst[d + 2] = src[s2 + k]!;
+      }
+    }
+  }
+  // The rest (the last, partial panel), row by row, zero-padded.
   const rPad = Math.ceil(R / w) * w;
-  for (let r = 0; r < rPad; r++) {
-    const pnl = (r / w) | 0, rr = r - pnl * w;
-    let d = pnl * w * kc + rr;
+  for (let r = r0; r < rPad; r++) {
+    const pnl = (r / w) | 0;
+    let d = pnl * w * kc + (r - pnl * w);
     if (r < R) {
       const s = off + r * ld;
-      for (let k = 0; k < kc; k++) { dst[d] = src[s + k]!; d += w; }
+      for (let k = 0; k < kc; k++, d += w) dst[d] = src[s + k]!;
     } else {
-      for (let k = 0; k < kc; k++) { dst[d] = 0; d += w; }
+      for (let k = 0; k < kc; k++, d += w) dst[d] = 0;
     }
   }
 }
@@ -219,13 +237,20 @@ function packRows(R: number, w: number, kc: number, src: FloatArray, off: number
 function packCols(Q: number, w: number, kc: number, src: FloatArray, off: number, ld: number, dst: FloatArray): void {
   let d = 0;
   for (let q0 = 0; q0 < Q; q0 += w) {
-    const full = Q - q0 >= w;
     let s = off + q0;
-    for (let k = 0; k < kc; k++) {
-      if (full) for (let c = 0; c < w; c++) dst[d + c] = src[s + c]!;
-      else for (let c = 0; c < w; c++) dst[d + c] = q0 + c < Q ? src[s + c]! : 0;
-      d += w;
-      s += ld;
+    // The two panel widths in use get unrolled copies: packing is a visible share of small products.
+    if (Q - q0 >= w && w === 3) {
+      for (let k = 0; k < kc; k++, d += 3, s += ld) {
+        dst[d] = src[s]!; dst[d + 1] = src[s + 1]!; dst[d + 2] = src[s + 2]!;
+      }
+    } else if (Q - q0 >= w && w === 4) {
+      for (let k = 0; k < kc; k++, d += 4, s += ld) {
+        dst[d] = src[s]!; dst[d + 1] = src[s + 1]!; dst[d + 2] = src[s + 2]!; dst[d + 3] = src[s + 3]!;
+      }
+    } else {
+      for (let k = 0; k < kc; k++, d += w, s += ld) {
+        for (let c = 0; c < w; c++) dst[d + c] = q0 + c < Q ? src[s + c]! : 0;
+      }
     }
   }
 }
