@@ -10,8 +10,8 @@
  * - Large products run through one blocked driver shared by A·B, Aᵀ·B and A·Bᵀ. A 4×3 micro-kernel keeps
  *   12 independent accumulators in registers and, per step of k, loads 4 values of op(A) and 3 of op(B)
  *   for 12 multiply-adds.
- * - It reads both operands from packed panels (4 consecutive values per k), filled one K block at a time
- *   into module-level scratch that grows on demand and is then reused: no allocation in steady state.
+ * - It reads both operands from packed panels (MR or NR consecutive values per k), filled one K block at
+ *   a time into module-level scratch that grows on demand and is then reused: no allocation in steady state.
  *   Packing is what makes Aᵀ·B and A·Bᵀ as fast as A·B (tfjs's wasm backend loses 10× on them), and it
  *   removes the cache-set conflicts of walking down a column with a power-of-two leading dimension.
  * - K is cut into blocks of KC and M into blocks of MC, so the packed A block stays in L2 and one
@@ -26,7 +26,12 @@ import type { FloatArray } from "./tensor.js";
 // ---------------------------------------------------------------------------------------------------
 // Tuning (measured on a 2-core Zen server with Node 20; see bench/matmul.ts)
 
-/** Depth of one K block: a (KC, 3) panel of B fits L1 with room to spare. */
+/** Rows of op(A) per micro-tile. */
+const MR = 4;
+/** Columns of op(B) per micro-tile. 4×3 (12 accumulators) measured ~5% faster than 4×4 in V8: 16
+ * accumulators plus the operands no longer fit the 16 xmm registers and spill every iteration. */
+const NR = 3;
+/** Depth of one K block: a (KC, NR) panel of B fits L1 with room to spare. */
 const KC = 256;
 /** Rows of A packed at once: MC × KC doubles = 256 KB, comfortably inside L2. */
 const MC = 128;
@@ -49,14 +54,6 @@ function scratchA(like: FloatArray, n: number): FloatArray {
   return packA64;
 }
 
-/** A 4×3 tile for the partial tiles at the ragged edge, in C's dtype. */
-const tile64 = new Float64Array(12);
-const tile32 = new Float32Array(12);
-
-function tileFor(like: FloatArray): FloatArray {
-  return like instanceof Float32Array ? tile32 : tile64;
-}
-
 function scratchB(like: FloatArray, n: number): FloatArray {
   if (like instanceof Float32Array) {
     if (packB32.length < n) packB32 = new Float32Array(n);
@@ -64,6 +61,14 @@ function scratchB(like: FloatArray, n: number): FloatArray {
   }
   if (packB64.length < n) packB64 = new Float64Array(n);
   return packB64;
+}
+
+/** A 4×3 tile for the partial tiles at the ragged edge, in C's dtype. */
+const tile64 = new Float64Array(12);
+const tile32 = new Float32Array(12);
+
+function tileFor(like: FloatArray): FloatArray {
+  return like instanceof Float32Array ? tile32 : tile64;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -130,12 +135,6 @@ export function matmulNT(
 
 // ---------------------------------------------------------------------------------------------------
 // The blocked driver
-
-/** Rows of op(A) per micro-tile. */
-const MR = 4;
-/** Columns of op(B) per micro-tile. 4×3 (12 accumulators) measured ~5% faster than 4×4 in V8: 16
- * accumulators plus the operands no longer fit the 16 xmm registers and spill every iteration. */
-const NR = 3;
 
 /**
  * C (M, N) (+)= op(A) · op(B) for the three forms. Both operands are packed, one K block at a time, into
@@ -299,11 +298,11 @@ function micro4x3(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Thin products: fewer than 4 rows or columns (one sequence, a one-unit head, one input feature), where
-// 4×3 tiles would be mostly padding and packing would cost more than it saves.
+// Thin products: fewer than MR = 4 rows or NR = 3 columns (one sequence, a one-unit head, one input
+// feature in backward), where 4×3 tiles would be mostly padding and packing would cost more than it saves.
 
 /**
- * C (M, N) (+)= op(A) · op(B) with M < 4 or N < 4, in strips of 8 outputs along the long side that share
+ * C (M, N) (+)= op(A) · op(B) with M < 4 or N < 3, in strips of 8 outputs along the long side that share
  * the operand they have in common: with few rows, C(i, j … j+7) share A(i, k); with few columns,
  * C(i … i+7, j) share B(k, j). Same operand conventions as `blocked`.
  */
