@@ -9,7 +9,7 @@
  *   npm run bench -- --in-process         measure under tsx instead of plain node (see harness.ts)
  *
  * Suites: matmul, gates, lstm, adam, train-step (with the matmul-only step and float32 vs float64),
- * heap, peer (tfjs cpu and wasm).
+ * heap, peer (tfjs cpu and wasm), parallel (one thread vs two, worker threads; not with --quick).
  */
 import { type Result, launch, writeJson, suiteSelected } from "./harness.js";
 import { runMatmul } from "./matmul.js";
@@ -19,6 +19,7 @@ import { runAdam } from "./adam.js";
 import { runTrainStep } from "./train-step.js";
 import { runHeap } from "./heap.js";
 import { runPeer } from "./peer-tfjs.js";
+import { main as runParallel, CASES as PARALLEL_CASES } from "./parallel.js";
 
 await launch(import.meta.url, async (opts) => {
   const results: Result[] = [];
@@ -31,6 +32,11 @@ await launch(import.meta.url, async (opts) => {
   Object.assign(extra, await runTrainStep(opts, results));
   if (suiteSelected(opts, "heap")) await runHeap(opts, extra);
   if (suiteSelected(opts, "peer", "tfjs")) Object.assign(extra, await runPeer(opts, results));
+  if (!opts.quick && suiteSelected(opts, "parallel", "threads")) {
+    console.log("\n## parallel: one thread vs two (worker threads share the batch)");
+    const shapes = opts.filters.filter((f) => PARALLEL_CASES.some((c) => c.name === f));
+    extra.parallel = runParallel(shapes);
+  }
   console.log(`\n(total ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   writeJson(opts, results, extra);
 });

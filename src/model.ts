@@ -488,11 +488,8 @@ export class Sequential {
     }
     checkFiniteStrided(name, t);
     if (this.loss === "binaryCrossentropy") {
-      forEachStrided(t, (v, idx) => {
-        if (!(v >= 0 && v <= 1)) {
-          throw new ValueError(`${name}: binaryCrossentropy expects labels in [0, 1], got ${v} at index ${fmtShape(idx)}`);
-        }
-      });
+      const bad = firstBad(t, outsideUnit);
+      if (bad) throw new ValueError(`${name}: binaryCrossentropy expects labels in [0, 1], got ${String(bad.value)} at index ${fmtShape(bad.at)}`);
     }
     return t;
   }
@@ -750,10 +747,10 @@ export class Sequential {
       if (this.backup.length !== params.length) this.backup = allocate(this.dtype, params.length);
       this.backup.set(params);
       const slots = opt.slots();
-      if (this.slotBackup.length !== slots.length || this.slotBackup.some((s, i) => s.length !== slots[i]!.length)) {
-        this.slotBackup = slots.map((s) => new Float64Array(s.length));
-      }
-      slots.forEach((s, i) => this.slotBackup[i]!.set(s));
+      let fits = this.slotBackup.length === slots.length;
+      for (let i = 0; fits && i < slots.length; i++) fits = this.slotBackup[i]!.length === slots[i]!.length;
+      if (!fits) this.slotBackup = slots.map((sl) => new Float64Array(sl.length));
+      for (let i = 0; i < slots.length; i++) this.slotBackup[i]!.set(slots[i]!);
       const iterations = opt.iterations;
       opt.apply(params, grads);
       let s = 0;
@@ -761,7 +758,7 @@ export class Sequential {
       for (const sl of slots) for (let k = 0; k < sl.length; k++) s += sl[k]! * 0; // Adam v = inf would brick later steps
       if (s !== 0) {
         params.set(this.backup);
-        opt.slots().forEach((sl, i) => sl.set(this.slotBackup[i]!));
+        for (let i = 0; i < slots.length; i++) slots[i]!.set(this.slotBackup[i]!);
         opt.iterations = iterations;
         bad = "updated weights";
       }
@@ -1104,27 +1101,45 @@ export class Sequential {
   }
 }
 
-function forEachStrided(t: NdArray<any>, fn: (v: number, idx: number[]) => void): void {
+/**
+ * The index of the first entry of t (any strides) for which `bad` holds, or null. Walks the data without
+ * allocating; the index array is only built for the message of a failure.
+ */
+function firstBad(t: NdArray<any>, bad: (v: any) => boolean): { at: number[]; value: unknown } | null {
   const { shape, stride, offset, data } = t;
-  const idx = new Array(shape.length).fill(0);
   const total = shape.reduce((a: number, b: number) => a * b, 1);
+  if (offset === 0 && data.length === total && isRowMajor(t)) {
+    for (let n = 0; n < total; n++) if (bad(data[n])) return { at: unravel(n, shape), value: data[n] };
+    return null;
+  }
+  const idx = new Array<number>(shape.length).fill(0);
   for (let n = 0; n < total; n++) {
     let o = offset;
-    for (let d = 0; d < shape.length; d++) o += idx[d] * stride[d]!;
-    fn(data[o], idx.slice());
+    for (let d = 0; d < shape.length; d++) o += idx[d]! * stride[d]!;
+    if (bad(data[o])) return { at: idx, value: data[o] };
     for (let d = shape.length - 1; d >= 0; d--) {
-      if (++idx[d] < shape[d]!) break;
+      if (++idx[d]! < shape[d]!) break;
       idx[d] = 0;
     }
   }
+  return null;
 }
 
+function unravel(flat: number, shape: readonly number[]): number[] {
+  const idx = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = flat % shape[d]!;
+    flat = Math.floor(flat / shape[d]!);
+  }
+  return idx;
+}
+
+const notFinite = (v: any): boolean => typeof v !== "number" || v - v !== 0;
+const outsideUnit = (v: number): boolean => !(v >= 0 && v <= 1);
+
 function checkFiniteStrided(name: string, t: NdArray<any>): void {
-  const contiguous = t.offset === 0 && t.data.length === t.size && isRowMajor(t);
-  if (contiguous) { assertFinite(name, t.data, t.shape); return; }
-  forEachStrided(t, (v, idx) => {
-    if (typeof v !== "number" || v - v !== 0) throw new ValueError(`${name}: expected finite values, got ${v} at index ${fmtShape(idx)}`);
-  });
+  const bad = firstBad(t, notFinite);
+  if (bad) throw new ValueError(`${name}: expected finite values, got ${String(bad.value)} at index ${fmtShape(bad.at)}`);
 }
 
 function isRowMajor(t: NdArray<any>): boolean {
