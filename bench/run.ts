@@ -8,7 +8,7 @@
  *   npm run bench -- --json out.json      also write the results as JSON
  *   npm run bench -- --in-process         measure under tsx instead of plain node (see harness.ts)
  *
- * Suites: matmul, gates, lstm, adam, train-step (with the matmul-only step and float32 vs float64),
+ * Suites: matmul, gates, lstm, adam, train-step, tbptt (one window) (with the matmul-only step and float32 vs float64),
  * heap, peer (tfjs cpu and wasm), parallel (one thread vs two, worker threads; not with --quick).
  */
 import { type Result, launch, writeJson, suiteSelected } from "./harness.js";
@@ -18,6 +18,7 @@ import { runLstm } from "./lstm.js";
 import { runAdam } from "./adam.js";
 import { runTrainStep } from "./train-step.js";
 import { runHeap } from "./heap.js";
+import { runTbptt } from "./tbptt.js";
 import { runPeer } from "./peer-tfjs.js";
 import { main as runParallel, CASES as PARALLEL_CASES } from "./parallel.js";
 
@@ -30,6 +31,7 @@ await launch(import.meta.url, async (opts) => {
   await runLstm(opts, results);
   await runAdam(opts, results);
   Object.assign(extra, await runTrainStep(opts, results));
+  await runTbptt(opts, results);
   if (suiteSelected(opts, "heap")) await runHeap(opts, extra);
   if (suiteSelected(opts, "peer", "tfjs")) Object.assign(extra, await runPeer(opts, results));
   if (!opts.quick && suiteSelected(opts, "parallel", "threads")) {
