@@ -779,11 +779,8 @@ export class Sequential {
    * const { loss, grads, inputGrad, stateGrads, hiddenGradNorms } = model.computeGradients(x, y, { hiddenGradNorms: true });
    */
   computeGradients(x: TensorLike, y: TensorLike, options: { hiddenGradNorms?: boolean } = {}): Gradients {
-    this.requireCompiled("computeGradients");
     if (typeof options !== "object" || options === null) throw new ValueError(`computeGradients options: expected an object, got ${fmtValue(options)}`);
-    const { t: xt, B, T } = this.checkInput("computeGradients x", x);
-    const yt = this.checkLabels("computeGradients y", y, B, T);
-    this.checkStatefulBatch("computeGradients x", B); // after every check: a failed call must not fix the batch size
+    const { xt, yt, B, T } = this.checkBatch("computeGradients", x, y);
     const par = this.parallel?.computeGradients(xt, yt, B, T, options);
     if (par) return par;
     const M = this.forwardRows(xt, yt, null, 0, B, T);
@@ -818,11 +815,17 @@ export class Sequential {
    * const { loss, accuracy } = model.trainOnBatch(x, y);
    */
   trainOnBatch(x: TensorLike, y: TensorLike): StepResult {
-    this.requireCompiled("trainOnBatch");
-    const { t: xt, B, T } = this.checkInput("trainOnBatch x", x);
-    const yt = this.checkLabels("trainOnBatch y", y, B, T);
-    this.checkStatefulBatch("trainOnBatch x", B);
+    const { xt, yt, B, T } = this.checkBatch("trainOnBatch", x, y);
     return this.trainRows(xt, yt, null, 0, B, T);
+  }
+
+  /** Validates one batch (x, labels, a stateful model's batch size) for `what`. */
+  private checkBatch(what: string, x: unknown, y: unknown): { xt: NdArray<any>; yt: NdArray<any>; B: number; T: number } {
+    this.requireCompiled(what);
+    const { t: xt, B, T } = this.checkInput(`${what} x`, x);
+    const yt = this.checkLabels(`${what} y`, y, B, T);
+    this.checkStatefulBatch(`${what} x`, B); // after every check: a failed call must not fix the batch size
+    return { xt, yt, B, T };
   }
 
   /** Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns the head's row count. */
@@ -853,10 +856,7 @@ export class Sequential {
    * The loss (and accuracy) on one batch, without updating weights. A stateful model carries its state.
    */
   testOnBatch(x: TensorLike, y: TensorLike): StepResult {
-    this.requireCompiled("testOnBatch");
-    const { t: xt, B, T } = this.checkInput("testOnBatch x", x);
-    const yt = this.checkLabels("testOnBatch y", y, B, T);
-    this.checkStatefulBatch("testOnBatch x", B);
+    const { xt, yt, B, T } = this.checkBatch("testOnBatch", x, y);
     return this.testRows(xt, yt, null, 0, B, T);
   }
 
