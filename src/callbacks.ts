@@ -15,6 +15,13 @@ export interface Logs {
   size?: number;
 }
 
+/**
+ * Hooks `fit` calls (and awaits) at each stage; every one is optional and gets the model last.
+ *
+ * @example
+ * const logEpochs: Callback = { onEpochEnd(epoch, logs) { console.log(epoch, logs.loss, logs.valLoss); } };
+ * await model.fit(x, y, { epochs: 5, validationData: [xv, yv], callbacks: [logEpochs] });
+ */
 export interface Callback {
   onTrainBegin?(logs: Logs, model: Sequential): void | Promise<void>;
   onTrainEnd?(logs: Logs, model: Sequential): void | Promise<void>;
@@ -24,11 +31,21 @@ export interface Callback {
   onBatchEnd?(batch: number, logs: Logs, model: Sequential): void | Promise<void>;
 }
 
-/** Per-epoch figures, as Keras's History: `history.history.loss[epoch]`. */
+/**
+ * Per-epoch figures, as Keras's History: `history.history.loss[epoch]`. `accuracy` is there when the model
+ * was compiled with `metrics: ["accuracy"]`, `valLoss` / `valAccuracy` when `fit` had `validationData`.
+ *
+ * @example
+ * const history = await model.fit(x, y, { epochs: 10, validationData: [xv, yv] });
+ * history.epoch;                  // [0, 1, …, 9] (fewer if earlyStopping stopped it)
+ * history.history.loss.at(-1);    // the last epoch's mean training loss
+ * history.history.valLoss![0];    // the first epoch's validation loss
+ */
 export class History {
   readonly epoch: number[] = [];
   readonly history: { loss: number[]; accuracy?: number[]; valLoss?: number[]; valAccuracy?: number[] } = { loss: [] };
 
+  /** Appends one epoch's logs (called by `fit`). */
   record(epoch: number, logs: Logs): void {
     this.epoch.push(epoch);
     for (const key of ["loss", "accuracy", "valLoss", "valAccuracy"] as const) {

@@ -36,7 +36,12 @@ import { Rng, INITIALIZERS, type InitializerName } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
 import { CheckpointError, LongshortError, ValueError, fmtShape, fmtValue } from "./errors.js";
 
-/** The format this version writes, and the newest it reads. */
+/**
+ * The format this version writes, and the newest it reads.
+ *
+ * @example
+ * checkpointToJSON(model).version === CHECKPOINT_VERSION;   // true
+ */
 export const CHECKPOINT_VERSION = 1;
 export const CHECKPOINT_FORMAT = "longshort-checkpoint";
 
@@ -448,7 +453,12 @@ const MAX_HEADER = 4096;
 
 /**
  * Reads `encodeCheckpoint`'s bytes back into a model. Throws CheckpointError naming the problem: not a
- * checkpoint, truncated, corrupted (checksum), or written by a newer format version.
+ * checkpoint, truncated, corrupted (checksum), or written by a newer format version. `source` names the
+ * bytes in those messages.
+ *
+ * @example
+ * const bytes = encodeCheckpoint(model);                        // a Buffer, e.g. to send or store elsewhere
+ * const copy = decodeCheckpoint(bytes, "backup");   // the same model, optimizer state and all; errors say "backup: …"
  */
 export function decodeCheckpoint(bytes: Uint8Array, source = "checkpoint"): Sequential {
   if (!(bytes instanceof Uint8Array)) {

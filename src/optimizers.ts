@@ -6,10 +6,23 @@
 import type { FloatArray } from "./tensor/tensor.js";
 import { ValueError, fmtValue } from "./errors.js";
 
+/**
+ * Gradient clipping, applied to the gradient before each update (before Adam's moments see it).
+ *
+ * Differences from Keras: `clipNorm` is a GLOBAL norm clip, Keras's `global_clipnorm` (not Keras's
+ * `clipnorm`, which clips each weight tensor by its own norm); and both options may be set together
+ * (Keras refuses more than one), in which case `clipValue` is applied first, then `clipNorm` to the result.
+ *
+ * @example
+ * new Adam({ clipNorm: 1 });                 // ‖g‖ over every weight of the model at most 1
+ * new SGD({ clipValue: 0.5, clipNorm: 5 });  // clamp each entry to [-0.5, 0.5], then cap the global norm at 5
+ */
 export interface ClipOptions {
-  /** Rescale the whole gradient so its global L2 norm is at most this. */
+  /** Rescale the whole gradient so its global L2 norm, over all of the model's gradients together (every
+   * layer's kernel, recurrent kernel and bias as one vector), is at most this: Keras's `global_clipnorm`,
+   * not its per-tensor `clipnorm`. Applied after `clipValue` when both are set. */
   clipNorm?: number;
-  /** Clamp every gradient entry to [-clipValue, clipValue] (applied before clipNorm). */
+  /** Clamp every gradient entry to [-clipValue, clipValue]. Applied first when `clipNorm` is set too. */
   clipValue?: number;
 }
 
@@ -31,7 +44,14 @@ export interface SGDOptions extends ClipOptions {
   momentum?: number;
 }
 
-/** What every optimizer offers the model. */
+/**
+ * What every optimizer offers the model.
+ *
+ * @example
+ * model.compile({ optimizer: "adam", loss: "meanSquaredError" });
+ * model.trainOnBatch(x, y);
+ * model.optimizer!.iterations;   // 1
+ */
 export interface Optimizer {
   readonly name: "adam" | "sgd";
   /** Steps taken so far. */
@@ -65,7 +85,14 @@ function optional(name: string, v: unknown): number | undefined {
   return v === undefined ? undefined : positive(name, v, 0);
 }
 
-/** Clips in place by value, then by global norm. */
+/**
+ * Clips in place: every entry to [-clipValue, clipValue] first, then the whole buffer by its global L2
+ * norm (one norm over all entries, Keras's `global_clipnorm`). Either limit may be undefined.
+ *
+ * @example
+ * const g = new Float64Array([3, -4, 0.5]);
+ * clipGradients(g, 2, 1);   // by value → [2, -2, 0.5] (norm 2.87), then by norm → ≈ [0.696, -0.696, 0.174]
+ */
 export function clipGradients(grads: FloatArray, clipValue: number | undefined, clipNorm: number | undefined): void {
   const n = grads.length;
   if (clipValue !== undefined) {
@@ -94,7 +121,8 @@ function checkOptions(name: string, options: unknown): Record<string, unknown> {
 }
 
 /**
- * Adam, Keras form. Moments are kept in float64 whatever the model's dtype.
+ * Adam, Keras form. Moments are kept in float64 whatever the model's dtype. Optional clipping
+ * (`clipValue`, then `clipNorm` by the global norm; see ClipOptions) happens before the moments update.
  *
  * @example
  * model.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
@@ -157,7 +185,8 @@ export class Adam implements Optimizer {
 }
 
 /**
- * Stochastic gradient descent, optionally with momentum.
+ * Stochastic gradient descent, optionally with momentum. Optional clipping (`clipValue`, then `clipNorm`
+ * by the global norm; see ClipOptions) happens before the step.
  *
  * @example
  * model.compile({ optimizer: new SGD({ learningRate: 0.1 }), loss: "meanSquaredError" });
@@ -210,7 +239,12 @@ export class SGD implements Optimizer {
   }
 }
 
-/** Resolves "adam" / "sgd" / an instance. */
+/**
+ * Resolves "adam" / "sgd" (default settings) / an Adam or SGD instance (used as is); what compile does.
+ *
+ * @example
+ * resolveOptimizer("sgd");                          // new SGD() with learningRate 0.01
+ */
 export function resolveOptimizer(v: unknown): Optimizer {
   if (v === "adam") return new Adam();
   if (v === "sgd") return new SGD();

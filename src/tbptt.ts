@@ -9,6 +9,12 @@
  * the Dense head. Hidden and cell state carry from window to window as constants, and are reset at the
  * end of the sequence unless told otherwise, so a sequence longer than memory can be fed in chunks.
  *
+ * Full BPTT is one window over the whole sequence of T steps: k1 ≥ T and k2 ≥ T (k2 defaults to k1) give
+ * one update from the gradient of the whole sequence's loss, as `trainOnBatch` on the sequence from zero
+ * state. k2 ≥ T with k1 < T is not full BPTT: ⌈T/k1⌉ updates, each from the gradient of its own window's
+ * loss only, reaching back to step 0 through activations that earlier windows computed with the weights
+ * of their time (before the updates made since).
+ *
  * Memory: the buffers hold max(k1, k2) steps, whatever the sequence length.
  *
  * Legend: B batch, T steps of the chunk, F features, D head units.
@@ -94,7 +100,15 @@ export class TruncatedBPTT {
     this.history = Math.max(0, this.backpropLength - this.windowLength);
   }
 
-  /** Forgets the sequence in progress: zero state, no history, no partial window. */
+  /**
+   * Forgets the sequence in progress: zero state, no history, no partial window. Needed only to abandon a
+   * sequence fed in chunks (`endOfSequence: false`); a call that ends its sequence resets by itself.
+   *
+   * @example
+   * tbptt.trainSequence(firstChunk, y, { endOfSequence: false });
+   * tbptt.resetStates();                  // drop it: the next call starts a new sequence from zero state
+   * tbptt.trainSequence(otherSequence, y2);
+   */
   resetStates(): void {
     this.inSequence = false;
     this.hist = 0;
@@ -102,7 +116,14 @@ export class TruncatedBPTT {
     this.stateSlot = 0;
   }
 
-  /** The carried state between windows, per LSTM layer ([B, H] each; zeros before a sequence starts). */
+  /**
+   * The state carried into the next window, per LSTM layer, as copies ([B, H] each). Between sequences it is
+   * zeros ([B, H] with the last sequence's B; [0, H] before the first sequence).
+   *
+   * @example
+   * tbptt.trainSequence(chunk, y, { endOfSequence: false });
+   * const [{ h, c }] = tbptt.getStates();   // the first LSTM's state after the chunk's last full window
+   */
   getStates(): LSTMState[] {
     const m = this.model;
     return m.lstms.map((l) => {
@@ -119,6 +140,13 @@ export class TruncatedBPTT {
   /**
    * Trains on x [B, T, F] window by window. Labels are per sequence, y [B, D] (the loss at the end of every
    * window, as in the Keras tutorial), or per step, y [B, T, D] (the top LSTM must return sequences).
+   * Returns every window's loss (before its update), their mean, and the number of windows trained.
+   *
+   * @example
+   * const tbptt = new TruncatedBPTT(model, { windowLength: 10, backpropLength: 20 });
+   * const { loss, windows, losses } = tbptt.trainSequence(x, y);   // x [B, 100, F]: windows === 10
+   * // study gradients without training:
+   * tbptt.trainSequence(x, y, { update: false, onWindow: (w) => console.log(w.index, w.loss, w.grads.length) });
    */
   trainSequence(x: TensorLike, y: TensorLike, options: TrainSequenceOptions = {}): SequenceResult {
     const m = this.model;

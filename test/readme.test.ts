@@ -1,5 +1,5 @@
 /**
- * The README's quick start, run as written (with "longshort" resolved to src/ by vitest.config.ts).
+ * The README's quick start, run as written (its `from "longshort"` import is rewritten to ../src/index.js below).
  */
 import { describe, it, expect, vi } from "vitest";
 import { readFileSync } from "node:fs";
