@@ -100,6 +100,9 @@ export function earlyStopping(options: EarlyStoppingOptions = {}): Callback & { 
   const minDelta = options.minDelta ?? 0;
   if (!Number.isInteger(patience) || patience < 0) throw new ValueError(`earlyStopping patience: expected a non-negative integer, got ${fmtValue(patience)}`);
   if (typeof minDelta !== "number" || !(minDelta >= 0)) throw new ValueError(`earlyStopping minDelta: expected a non-negative number, got ${fmtValue(minDelta)}`);
+  if (options.restoreBestWeights !== undefined && typeof options.restoreBestWeights !== "boolean") {
+    throw new ValueError(`earlyStopping restoreBestWeights: expected true or false, got ${fmtValue(options.restoreBestWeights)}`);
+  }
   const monitors = ["loss", "accuracy", "valLoss", "valAccuracy"];
   if (options.monitor !== undefined && !monitors.includes(options.monitor)) {
     throw new ValueError(`earlyStopping monitor: expected one of ${monitors.join(", ")}, got ${fmtValue(options.monitor)}`);
@@ -117,7 +120,7 @@ export function earlyStopping(options: EarlyStoppingOptions = {}): Callback & { 
       if (score < best - minDelta) {
         best = score; wait = 0;
         if (options.restoreBestWeights) bestWeights = Float64Array.from(model.params);
-      } else if (++wait > patience) {
+      } else if (++wait >= Math.max(patience, 1)) { // Keras: stop after `patience` epochs without improvement
         model.stopTraining = true;
         cb.stoppedEpoch = epoch;
         if (bestWeights) model.params.set(bestWeights);

@@ -4,7 +4,7 @@
  * worst relative error. (The two-point (L(w+ε) - L(w-ε))/2ε cannot certify 1e-6: its truncation and
  * round-off meet at ~1e-11 absolute, a relative 1e-5 on gradients near the floor.)
  */
-import type { Sequential } from "./model.js";
+import { Sequential } from "./model.js";
 import type { TensorLike } from "./tensor/tensor.js";
 import { Rng } from "./init.js";
 import { ValueError, fmtValue } from "./errors.js";
@@ -38,6 +38,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   if (typeof options !== "object" || options === null) {
     throw new ValueError(`gradCheck options: expected an object like { epsilon, samples }, got ${fmtValue(options)}`);
   }
+  if (!(model instanceof Sequential)) throw new ValueError(`gradCheck model: expected a Sequential, got ${fmtValue(model)}`);
   if (model.dtype !== "float64") {
     throw new ValueError(`gradCheck model: expected a float64 model (finite differences need the precision), got ${model.dtype}; build a float64 copy and setWeights`);
   }
@@ -46,6 +47,8 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   const floor = options.floor ?? 1e-6;
   if (typeof eps !== "number" || !(eps > 0)) throw new ValueError(`gradCheck epsilon: expected a positive number, got ${fmtValue(eps)}`);
   if (!Number.isInteger(samples) || samples <= 0) throw new ValueError(`gradCheck samples: expected a positive integer, got ${fmtValue(samples)}`);
+  if (typeof floor !== "number" || !(floor > 0)) throw new ValueError(`gradCheck floor: expected a positive number, got ${fmtValue(floor)}`);
+  if (options.seed !== undefined && !Number.isFinite(options.seed)) throw new ValueError(`gradCheck seed: expected a finite number, got ${fmtValue(options.seed)}`);
   const states = model.getStates();
   const hadStates = states.every((s) => s.h.shape[0]! > 0);
   const restore = (): void => {

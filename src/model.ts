@@ -21,6 +21,7 @@ import {
 } from "./losses.js";
 import { type Optimizer, resolveOptimizer, Adam, SGD } from "./optimizers.js";
 import { Rng } from "./init.js";
+import { gatherSteps, gatherRows, timeToBatchMajor, assertFiniteIn } from "./tensor/layout.js";
 import { ShapeError, ValueError, StateError, NonFiniteError, fmtShape, fmtValue } from "./errors.js";
 import { type Callback, type Logs, History, ProgressBar } from "./callbacks.js";
 import { saveCheckpoint, loadCheckpoint, checkpointToJSON, checkpointFromJSON, type CheckpointJSON } from "./io.js";
@@ -91,6 +92,7 @@ interface Input {
   t: NdArray<any>;
   B: number;
   T: number;
+  F: number;
 }
 
 /**
@@ -180,6 +182,9 @@ export class Sequential {
     }
     this.fixedBatch = sizes.values().next().value;
     if (this.lstms[0]!.inputDim !== undefined) this.build(this.lstms[0]!.inputDim);
+    if (options.threadsMinFlops !== undefined && options.threads === undefined) {
+      throw new ValueError(`Sequential threadsMinFlops: it only applies with the threads option (or later setThreads(n, { minFlops })), got threadsMinFlops ${fmtValue(options.threadsMinFlops)} without threads`);
+    }
     if (options.threads !== undefined) this.parallel = createParallel(this, options.threads, { minFlops: options.threadsMinFlops }, "Sequential");
     for (const l of layers) l.owner = this; // only once every check has passed
   }
@@ -263,6 +268,9 @@ export class Sequential {
       throw new ValueError(`compile options: expected { optimizer, loss, metrics? }, got ${fmtValue(options)}`);
     }
     const optimizer = resolveOptimizer(options.optimizer ?? "adam");
+    if (optimizer.owner !== null && optimizer.owner !== this) {
+      throw new ValueError(`compile optimizer: this ${optimizer.name === "adam" ? "Adam" : "SGD"} instance already belongs to another model (its moments and step count are that model's); give each model its own optimizer`);
+    }
     const loss = checkLoss("compile loss", options.loss);
     const metrics = options.metrics ?? [];
     if (!Array.isArray(metrics) || metrics.some((m) => m !== "accuracy")) {
@@ -272,6 +280,8 @@ export class Sequential {
     if (onNonFinite !== "throw" && onNonFinite !== "skip") {
       throw new ValueError(`compile onNonFinite: expected "throw" or "skip", got ${fmtValue(onNonFinite)}`);
     }
+    if (this.optimizer && this.optimizer !== optimizer) this.optimizer.owner = null;
+    optimizer.owner = this;
     this.optimizer = optimizer;
     this.loss = loss;
     this.metrics = metrics.slice();
@@ -323,6 +333,7 @@ export class Sequential {
    * written, so a bad list leaves the model unchanged.
    */
   setWeights(weights: TensorLike[]): void {
+    this.requireBuilt("setWeights");
     const shapes = this.weightShapes();
     const names = this.weightNames();
     if (!Array.isArray(weights) || weights.length !== shapes.length) {
@@ -452,11 +463,11 @@ export class Sequential {
   // Input validation
 
   /** Validates x [B, T, F]; builds the model from F when needed; fixes a stateful batch size. */
-  checkInput(name: string, x: unknown, expectBatch?: number): Input {
+  checkInput(name: string, x: unknown, features = this.inputDim): Input {
     let t: NdArray<any>;
     if (isTensor(x) && (x.data instanceof Float64Array || x.data instanceof Float32Array)) t = x as NdArray<any>;
     else t = toTensor(name, x, this.dtype);
-    const F = this.inputDim;
+    const F = features;
     if (t.shape.length !== 3) {
       throw new ShapeError(`${name}: expected rank 3 [batch, timesteps, features]${F !== undefined ? ` = [B, T, ${F}]` : ""}, got rank ${t.shape.length} with shape ${fmtShape(t.shape)}`);
     }
@@ -466,12 +477,13 @@ export class Sequential {
     if (F !== undefined && f !== F) {
       throw new ShapeError(`${name}: expected shape [B, T, F] = [${B}, ${T}, ${F}], got ${fmtShape(t.shape)}: features (dimension 2) is ${f}, expected ${F}`);
     }
-    if (expectBatch !== undefined && B !== expectBatch) {
-      throw new ShapeError(`${name}: expected batch size ${expectBatch}, got ${fmtShape(t.shape)}`);
-    }
-    checkFiniteStrided(name, t);
-    if (!this.built) this.build(f);
-    return { t, B, T };
+    assertFiniteIn(name, t);
+    return { t, B, T, F: f };
+  }
+
+  /** @internal Builds the model for F input features once a call's every check has passed. */
+  buildFor(F: number): void {
+    if (!this.built) this.build(F);
   }
 
   /** Validates labels against the input and the head: [B, D], or [B, T, D] for a per-step head. */
@@ -486,16 +498,13 @@ export class Sequential {
       const hint = this.perStep ? " (the top LSTM returns sequences, so labels are per step)" : "";
       throw new ShapeError(`${name}: expected shape ${dims} = ${fmtShape(expected)}${hint}, got ${fmtShape(t.shape)}`);
     }
-    checkFiniteStrided(name, t);
-    if (this.loss === "binaryCrossentropy") {
-      const bad = firstBad(t, outsideUnit);
-      if (bad) throw new ValueError(`${name}: binaryCrossentropy expects labels in [0, 1], got ${String(bad.value)} at index ${fmtShape(bad.at)}`);
-    }
+    if (this.loss === "binaryCrossentropy") assertFiniteIn(name, t, 0, 1, "binaryCrossentropy expects labels in [0, 1]");
+    else assertFiniteIn(name, t);
     return t;
   }
 
-  /** The batch size a call must use: the fixed one of a stateful model, fixing it at the first call. */
-  private checkStatefulBatch(name: string, B: number): void {
+  /** @internal The batch size a call must use: the fixed one of a stateful model, fixing it at the first call. */
+  checkStatefulBatch(name: string, B: number): void {
     if (!this.stateful) return;
     if (this.fixedBatch === undefined) this.fixBatch(B);
     else if (B !== this.fixedBatch) {
@@ -532,17 +541,7 @@ export class Sequential {
    * slot t0. `rows`, when given, maps batch row b to sample rows[rowStart + b] (fit's shuffled batches).
    */
   loadInput(x: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number, t0: number): void {
-    const F = this.inputDim!, xs = this.xs, d = x.data;
-    const [sb, st, sf] = x.stride as [number, number, number];
-    for (let t = 0; t < n; t++) {
-      const dst = (t0 + t) * B * F;
-      for (let b = 0; b < B; b++) {
-        const r = rows ? rows[rowStart + b]! : rowStart + b;
-        const src = x.offset + r * sb + (tx + t) * st;
-        const o = dst + b * F;
-        for (let f = 0; f < F; f++) xs[o + f] = d[src + f * sf];
-      }
-    }
+    gatherSteps(x, rows, rowStart, B, tx, n, this.xs, t0 * B * this.inputDim!);
   }
 
   /**
@@ -550,26 +549,11 @@ export class Sequential {
    * [B, T, D] for a per-step head (time-major rows, like the head's).
    */
   loadLabels(y: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number): number {
-    const D = this.outputDim, d = y.data;
+    const D = this.outputDim;
     const M = this.perStep ? n * B : B;
     if (this.ys.length < M * D) this.ys = allocate(this.dtype, M * D);
-    const ys = this.ys;
-    if (!this.perStep) {
-      const [sb, sd] = y.stride as [number, number];
-      for (let b = 0; b < B; b++) {
-        const r = rows ? rows[rowStart + b]! : rowStart + b;
-        for (let k = 0; k < D; k++) ys[b * D + k] = d[y.offset + r * sb + k * sd];
-      }
-    } else {
-      const [sb, st, sd] = y.stride as [number, number, number];
-      for (let t = 0; t < n; t++) {
-        for (let b = 0; b < B; b++) {
-          const r = rows ? rows[rowStart + b]! : rowStart + b;
-          const src = y.offset + r * sb + (tx + t) * st;
-          for (let k = 0; k < D; k++) ys[(t * B + b) * D + k] = d[src + k * sd];
-        }
-      }
-    }
+    if (this.perStep) gatherSteps(y, rows, rowStart, B, tx, n, this.ys, 0);
+    else gatherRows(y, rows, rowStart, B, this.ys, 0);
     return M;
   }
 
@@ -712,10 +696,8 @@ export class Sequential {
 
   /** h_0 … h_{T-1} of one LSTM as a batch-major [B, T, H] tensor. */
   private hiddenSequence(l: LSTM, B: number, T: number): Tensor {
-    const H = l.units, hs = l.ws!.hs, out = allocate(this.dtype, B * T * H);
-    for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) {
-      out.set(hs.subarray(((t + 1) * B + b) * H, ((t + 1) * B + b + 1) * H), (b * T + t) * H);
-    }
+    const H = l.units, out = allocate(this.dtype, B * T * H);
+    timeToBatchMajor(T, B, H, l.ws!.hs, B * H, out, 0); // slot t + 1 holds h_t
     return fromData(out, [B, T, H]);
   }
 
@@ -724,9 +706,7 @@ export class Sequential {
     const head = this.denses[this.denses.length - 1]!, D = head.units, out = head.ws!.out;
     if (!this.perStep) return fromData(out.slice(0, B * D), [B, D]);
     const res = allocate(this.dtype, B * n * D);
-    for (let t = 0; t < n; t++) for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) {
-      res[(b * n + t) * D + k] = out[(t * B + b) * D + k]!;
-    }
+    timeToBatchMajor(n, B, D, out, 0, res, 0);
     return fromData(res, [B, n, D]);
   }
 
@@ -780,6 +760,9 @@ export class Sequential {
    */
   computeGradients(x: TensorLike, y: TensorLike, options: { hiddenGradNorms?: boolean } = {}): Gradients {
     if (typeof options !== "object" || options === null) throw new ValueError(`computeGradients options: expected an object, got ${fmtValue(options)}`);
+    if (options.hiddenGradNorms !== undefined && typeof options.hiddenGradNorms !== "boolean") {
+      throw new ValueError(`computeGradients hiddenGradNorms: expected true or false, got ${fmtValue(options.hiddenGradNorms)}`);
+    }
     const { xt, yt, B, T } = this.checkBatch("computeGradients", x, y);
     const par = this.parallel?.computeGradients(xt, yt, B, T, options);
     if (par) return par;
@@ -791,11 +774,8 @@ export class Sequential {
     this.commitState(T);
     const grads = this.splitFlat(this.grads);
     const F = this.inputDim!;
-    const dxs = this.lstms[0]!.ws!.dxs;
     const dx = allocate(this.dtype, B * T * F);
-    for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) for (let f = 0; f < F; f++) {
-      dx[(b * T + t) * F + f] = dxs[(t * B + b) * F + f]!;
-    }
+    timeToBatchMajor(T, B, F, this.lstms[0]!.ws!.dxs, 0, dx, 0);
     const res: Gradients = {
       loss, grads, outputs: this.headOutput(B, T), inputGrad: fromData(dx, [B, T, F]),
       hiddenStates: this.lstms.map((l) => this.hiddenSequence(l, B, T)),
@@ -822,9 +802,11 @@ export class Sequential {
   /** Validates one batch (x, labels, a stateful model's batch size) for `what`. */
   private checkBatch(what: string, x: unknown, y: unknown): { xt: NdArray<any>; yt: NdArray<any>; B: number; T: number } {
     this.requireCompiled(what);
-    const { t: xt, B, T } = this.checkInput(`${what} x`, x);
+    const { t: xt, B, T, F } = this.checkInput(`${what} x`, x);
     const yt = this.checkLabels(`${what} y`, y, B, T);
-    this.checkStatefulBatch(`${what} x`, B); // after every check: a failed call must not fix the batch size
+    // Only once every check has passed: a failed call must neither build the model nor fix the batch size.
+    this.buildFor(F);
+    this.checkStatefulBatch(`${what} x`, B);
     return { xt, yt, B, T };
   }
 
@@ -879,8 +861,9 @@ export class Sequential {
    * const p = model.predict(xTest);                    // [N, 1] probabilities
    */
   predict(x: TensorLike, options: { batchSize?: number } = {}): Tensor {
-    const { t: xt, B: N, T } = this.checkInput("predict x", x);
+    const { t: xt, B: N, T, F } = this.checkInput("predict x", x);
     const bs = this.batchOption("predict", options, N);
+    this.buildFor(F);
     const D = this.outputDim;
     const out = allocate(this.dtype, N * (this.perStep ? T : 1) * D);
     for (let start = 0; start < N; start += bs) {
@@ -922,13 +905,19 @@ export class Sequential {
    */
   evaluate(x: TensorLike, y: TensorLike, options: { batchSize?: number } = {}): StepResult {
     this.requireCompiled("evaluate");
-    const { t: xt, B: N, T } = this.checkInput("evaluate x", x);
+    const { t: xt, B: N, T, F } = this.checkInput("evaluate x", x);
     const yt = this.checkLabels("evaluate y", y, N, T);
     const bs = this.batchOption("evaluate", options, N);
+    this.buildFor(F);
+    this.checkStatefulBatch("evaluate x", bs);
+    return this.evaluateRows(xt, yt, N, T, bs);
+  }
+
+  /** The batch-size-weighted mean loss (and accuracy) over N validated samples. */
+  private evaluateRows(xt: NdArray<any>, yt: NdArray<any>, N: number, T: number, bs: number): StepResult {
     let loss = 0, acc = 0;
     for (let start = 0; start < N; start += bs) {
       const B = Math.min(bs, N - start);
-      this.checkStatefulBatch("evaluate x", B);
       const r = this.testRows(xt, yt, null, start, B, T);
       loss += r.loss * B;
       acc += (r.accuracy ?? 0) * B;
@@ -947,7 +936,7 @@ export class Sequential {
    */
   async fit(x: TensorLike, y: TensorLike, options: FitOptions = {}): Promise<History> {
     this.requireCompiled("fit");
-    const { t: xt, B: N, T } = this.checkInput("fit x", x);
+    const { t: xt, B: N, T, F } = this.checkInput("fit x", x);
     const yt = this.checkLabels("fit y", y, N, T);
     const bs = this.batchOption("fit", options, N);
     const epochs = options.epochs ?? 1;
@@ -968,13 +957,16 @@ export class Sequential {
     if (options.validationData !== undefined) {
       const vd = options.validationData;
       if (!Array.isArray(vd) || vd.length !== 2) throw new ValueError(`fit validationData: expected [x, y], got ${fmtValue(vd)}`);
-      const vi = this.checkInput("fit validationData[0]", vd[0]);
+      const vi = this.checkInput("fit validationData[0]", vd[0], F);
       val = { x: vi.t, y: this.checkLabels("fit validationData[1]", vd[1], vi.B, vi.T), N: vi.B, T: vi.T };
       if (this.stateful && val.N % bs !== 0) {
         throw new ShapeError(`fit validationData[0]: a stateful model needs a sample count divisible by the batch size ${bs}, got ${val.N}`);
       }
     }
+    this.buildFor(F);
     if (this.stateful) this.checkStatefulBatch("fit x", bs);
+    // A stateful model validates from zero states, and training then carries on from where it was.
+    const saved = val && this.stateful ? this.lstms.map((l) => ({ h: allocate(this.dtype, bs * l.units), c: allocate(this.dtype, bs * l.units) })) : null;
     const history = new History();
     const progress = verbose ? new ProgressBar(epochs, Math.ceil(N / bs), this.metrics.includes("accuracy")) : null;
     const order = new Int32Array(N);
@@ -1007,8 +999,12 @@ export class Sequential {
       const logs: Logs = { loss: lossSum / seen };
       if (this.metrics.includes("accuracy")) logs.accuracy = accSum / seen;
       if (val) {
-        if (this.stateful) this.resetStates();
-        const r = this.evaluate(val.x, val.y, { batchSize: this.stateful ? bs : Math.max(bs, 1) });
+        if (saved) {
+          this.lstms.forEach((l, i) => { this.allocState(l, bs); saved[i]!.h.set(l.stateH!); saved[i]!.c.set(l.stateC!); });
+          this.resetStates();
+        }
+        const r = this.evaluateRows(val.x, val.y, val.N, val.T, bs);
+        if (saved) this.lstms.forEach((l, i) => { l.stateH!.set(saved[i]!.h); l.stateC!.set(saved[i]!.c); });
         logs.valLoss = r.loss;
         if (r.accuracy !== undefined) logs.valAccuracy = r.accuracy;
       }
@@ -1101,54 +1097,5 @@ export class Sequential {
   }
 }
 
-/**
- * The index of the first entry of t (any strides) for which `bad` holds, or null. Walks the data without
- * allocating; the index array is only built for the message of a failure.
- */
-function firstBad(t: NdArray<any>, bad: (v: any) => boolean): { at: number[]; value: unknown } | null {
-  const { shape, stride, offset, data } = t;
-  const total = shape.reduce((a: number, b: number) => a * b, 1);
-  if (offset === 0 && data.length === total && isRowMajor(t)) {
-    for (let n = 0; n < total; n++) if (bad(data[n])) return { at: unravel(n, shape), value: data[n] };
-    return null;
-  }
-  const idx = new Array<number>(shape.length).fill(0);
-  for (let n = 0; n < total; n++) {
-    let o = offset;
-    for (let d = 0; d < shape.length; d++) o += idx[d]! * stride[d]!;
-    if (bad(data[o])) return { at: idx, value: data[o] };
-    for (let d = shape.length - 1; d >= 0; d--) {
-      if (++idx[d]! < shape[d]!) break;
-      idx[d] = 0;
-    }
-  }
-  return null;
-}
-
-function unravel(flat: number, shape: readonly number[]): number[] {
-  const idx = new Array<number>(shape.length);
-  for (let d = shape.length - 1; d >= 0; d--) {
-    idx[d] = flat % shape[d]!;
-    flat = Math.floor(flat / shape[d]!);
-  }
-  return idx;
-}
-
-const notFinite = (v: any): boolean => typeof v !== "number" || v - v !== 0;
-const outsideUnit = (v: number): boolean => !(v >= 0 && v <= 1);
-
-function checkFiniteStrided(name: string, t: NdArray<any>): void {
-  const bad = firstBad(t, notFinite);
-  if (bad) throw new ValueError(`${name}: expected finite values, got ${String(bad.value)} at index ${fmtShape(bad.at)}`);
-}
-
-function isRowMajor(t: NdArray<any>): boolean {
-  let s = 1;
-  for (let d = t.shape.length - 1; d >= 0; d--) {
-    if (t.shape[d] !== 1 && t.stride[d] !== s) return false;
-    s *= t.shape[d]!;
-  }
-  return true;
-}
 
 export { Adam, SGD };

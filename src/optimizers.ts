@@ -56,6 +56,8 @@ export interface Optimizer {
   readonly name: "adam" | "sgd";
   /** Steps taken so far. */
   iterations: number;
+  /** The model whose weights this optimizer's state belongs to (set by compile). */
+  owner: object | null;
   /** Allocates state for `size` parameters (called by compile; keeps state if the size matches). */
   init(size: number): void;
   /** One update of `params` from `grads` (grads may be clipped in place). */
@@ -129,6 +131,7 @@ function checkOptions(name: string, options: unknown): Record<string, unknown> {
  */
 export class Adam implements Optimizer {
   readonly name = "adam" as const;
+  owner: object | null = null;
   readonly learningRate: number;
   readonly beta1: number;
   readonly beta2: number;
@@ -193,6 +196,7 @@ export class Adam implements Optimizer {
  */
 export class SGD implements Optimizer {
   readonly name = "sgd" as const;
+  owner: object | null = null;
   readonly learningRate: number;
   readonly momentum: number;
   readonly clipNorm: number | undefined;

@@ -21,8 +21,9 @@
  */
 import type { NdArray } from "ndarray";
 import ndarray from "ndarray";
-import type { Sequential, LSTMState } from "./model.js";
+import { Sequential, type LSTMState } from "./model.js";
 import { type FloatArray, type TensorLike, allocate, fromData } from "./tensor/tensor.js";
+import { gatherSteps } from "./tensor/layout.js";
 import { ValueError, StateError, fmtValue } from "./errors.js";
 
 export interface TruncatedBPTTOptions {
@@ -91,6 +92,9 @@ export class TruncatedBPTT {
   private yPending: FloatArray = new Float64Array(0); // (k1, B, D) per-step labels of the open window
 
   constructor(readonly model: Sequential, options: TruncatedBPTTOptions) {
+    if (!(model instanceof Sequential)) {
+      throw new ValueError(`TruncatedBPTT model: expected a Sequential, got ${fmtValue(model)}`);
+    }
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
     }
@@ -163,7 +167,7 @@ export class TruncatedBPTT {
     if (options.onWindow !== undefined && typeof options.onWindow !== "function") {
       throw new ValueError(`trainSequence onWindow: expected a function, got ${fmtValue(options.onWindow)}`);
     }
-    const { t: xt, B, T } = m.checkInput("trainSequence x", x);
+    const { t: xt, B, T, F } = m.checkInput("trainSequence x", x);
     const yt = m.checkLabels("trainSequence y", y, B, T);
     if (this.inSequence) {
       if (B !== this.B) {
@@ -174,6 +178,10 @@ export class TruncatedBPTT {
         throw new StateError(`trainSequence: the model was used for another call in the middle of a sequence fed in chunks, which overwrote the carried state; the unroller was reset, start the sequence again`);
       }
     }
+    // Only once every check has passed: build an unbuilt model, and hold a stateful one to its batch size
+    // (the state the unroller leaves behind in the model is per row).
+    m.buildFor(F);
+    m.checkStatefulBatch("trainSequence x", B);
     const k1 = this.windowLength, cap = this.history + k1;
     const D = m.outputDim;
     if (!this.inSequence) {
@@ -194,7 +202,7 @@ export class TruncatedBPTT {
         const n = Math.min(k1 - this.pending, T - tx);
         m.ensure(B, cap);
         m.loadInput(xt, null, 0, B, tx, n, this.hist + this.pending);
-        if (m.perStep) this.bufferLabels(yt, B, D, tx, n);
+        if (m.perStep) gatherSteps(yt, null, 0, B, tx, n, this.yPending, this.pending * B * D);
         this.pending += n;
         tx += n;
         if (this.pending === k1 || (end && tx === T)) {
@@ -216,19 +224,6 @@ export class TruncatedBPTT {
     };
     if (accSteps) res.accuracy = accSum / accSteps;
     return res;
-  }
-
-  /** Copies per-step labels of steps [tx, tx + n) into the open window's buffer, time-major. */
-  private bufferLabels(yt: NdArray<any>, B: number, D: number, tx: number, n: number): void {
-    const [sb, st, sd] = yt.stride as [number, number, number];
-    const d = yt.data, buf = this.yPending;
-    for (let t = 0; t < n; t++) {
-      const row = (this.pending + t) * B;
-      for (let b = 0; b < B; b++) {
-        const src = yt.offset + b * sb + (tx + t) * st;
-        for (let k = 0; k < D; k++) buf[(row + b) * D + k] = d[src + k * sd];
-      }
-    }
   }
 
   private runWindow(

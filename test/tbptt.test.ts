@@ -231,13 +231,33 @@ describe("TruncatedBPTT", () => {
     expect(a.getWeights().every((w) => flat(w).every(Number.isFinite))).toBe(true);
   });
 
-  it("SGD works with the unroller too, and accuracy is reported per window", () => {
+  it("SGD works with the unroller too, and accuracy is the mean of every window's accuracy", () => {
+    const rng = new Rng("sgd");
+    const x = rand(rng, [8, 10, 1]), y = labels(rng, [8, 1]);
     const m = makeModel({ I: 1, H: [3], D: 1 });
     m.compile({ optimizer: new SGD({ learningRate: 0.1 }), loss: "binaryCrossentropy", metrics: ["accuracy"] });
-    const rng = new Rng("sgd");
-    const r = new TruncatedBPTT(m, { windowLength: 5 }).trainSequence(rand(rng, [4, 10, 1]), labels(rng, [4, 1]));
+    const w0 = m.getWeights();
+    const r = new TruncatedBPTT(m, { windowLength: 5 }).trainSequence(x, y, { update: false });
     expect(r.windows).toBe(2);
-    expect(r.accuracy).toBeGreaterThanOrEqual(0);
-    expect(r.accuracy).toBeLessThanOrEqual(1);
+    // Independently: the output at the end of window w is predict on steps [0, 5(w + 1)) from zeros.
+    const ref = makeModel({ I: 1, H: [3], D: 1 });
+    ref.setWeights(w0);
+    const accAt = (tau: number) => flat(ref.predict(steps(x, 0, tau))).filter((p, i) => (p > 0.5 ? 1 : 0) === flat(y)[i]).length / 8;
+    expect(r.accuracy).toBe((accAt(5) + accAt(10)) / 2);
+    const trained = new TruncatedBPTT(m, { windowLength: 5 }).trainSequence(x, y);
+    expect(maxDiff(m.getWeights(), w0)).toBeGreaterThan(0);
+    expect(trained.losses[0]).toBe(r.losses[0]);
+  });
+
+  it("holds a stateful model to its batch size, so its carried state and checkpoints stay whole", () => {
+    const rng = new Rng("stateful-tbptt");
+    const m = makeModel({ I: 1, H: [3], D: 1, stateful: true, B: 3 });
+    const tb = new TruncatedBPTT(m, { windowLength: 4 });
+    expect(() => tb.trainSequence(rand(rng, [5, 8, 1]), labels(rng, [5, 1]))).toThrow(/fixed batch size of 3.*got a batch of 5/);
+    tb.trainSequence(rand(rng, [3, 8, 1]), labels(rng, [3, 1]), { endOfSequence: false });
+    expect(m.getStates()[0]!.h.shape).toEqual([3, 3]);
+    const copy = Sequential.fromJSON(JSON.parse(JSON.stringify(m)));
+    expect(flat(copy.getStates()[0]!.h)).toEqual(flat(m.getStates()[0]!.h));
+    expect(() => new TruncatedBPTT({} as any, { windowLength: 2 })).toThrow(/model: expected a Sequential/);
   });
 });

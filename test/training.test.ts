@@ -119,6 +119,12 @@ describe("fit", () => {
     expect(es.stoppedEpoch).toBe(2);
     expect(Array.from(m.params)).toEqual(best);
     expect(() => earlyStopping({ patience: -1 })).toThrow(ValueError);
+    // patience 2, as Keras: stop after 2 epochs without improvement
+    const es2 = earlyStopping({ monitor: "loss", patience: 2 });
+    const worse: Callback = { onEpochEnd: (e, logs) => { logs.loss = [1, 2, 3, 4, 5, 6][e]; } };
+    const h2 = await make().fit(x, y, { epochs: 6, batchSize: 12, callbacks: [worse, es2], verbose: 0 });
+    expect(h2.epoch).toEqual([0, 1, 2]);
+    expect(() => earlyStopping({ restoreBestWeights: "yes" as any })).toThrow(/restoreBestWeights: expected true or false/);
   });
 
   it("is refused before compile, with bad options, and on a stateful sample count not divisible by the batch", async () => {
@@ -127,6 +133,40 @@ describe("fit", () => {
     await expect(make().fit(x, y, { epochs: 1.5 })).rejects.toThrow(/epochs: expected a non-negative integer, got 1.5/);
     await expect(make().fit(x, y, { batchSize: 0 })).rejects.toThrow(/batchSize: expected a positive integer, got 0/);
     await expect(make({ stateful: true, batchSize: 5 }).fit(x, y, { verbose: 0 })).rejects.toThrow(/sample count divisible by the batch size 5, got 12/);
+  });
+});
+
+describe("a failed call changes nothing; one optimizer per model", () => {
+  const rng = new Rng("owner");
+  const x = rand(rng, [3, 4, 2]), y = bits(rng, [3, 1]);
+
+  it("an unbuilt model stays unbuilt when the labels are bad", () => {
+    const m = new Sequential([new LSTM({ units: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
+    m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
+    expect(() => m.trainOnBatch(x, [[2], [0], [1]])).toThrow(/labels in \[0, 1\], got 2/);
+    expect(() => m.countParams()).toThrow(StateError);
+    m.trainOnBatch(x, y);
+    expect(m.countParams()).toBe(2 * 8 + 2 * 8 + 8 + 2 + 1);
+  });
+
+  it("refuses an optimizer instance that belongs to another model", () => {
+    const adam = new Adam();
+    const a = make(), b = make();
+    a.compile({ optimizer: adam, loss: "binaryCrossentropy" });
+    expect(() => b.compile({ optimizer: adam, loss: "binaryCrossentropy" })).toThrow(/already belongs to another model/);
+    a.compile({ optimizer: adam, loss: "meanSquaredError" }); // the same model may recompile with it
+    a.compile({ optimizer: new SGD(), loss: "binaryCrossentropy" });
+    b.compile({ optimizer: adam, loss: "binaryCrossentropy" }); // released by a
+    expect(adam.owner).toBe(b);
+  });
+
+  it("fit with validation data on a stateful model: training carries its own state across epochs", async () => {
+    const xs = rand(rng, [4, 4, 2]), ys = bits(rng, [4, 1]);
+    const a = make({ stateful: true, batchSize: 2 }), b = make({ stateful: true, batchSize: 2 });
+    await a.fit(xs, ys, { epochs: 3, batchSize: 2, validationData: [xs, ys], verbose: 0 });
+    await b.fit(xs, ys, { epochs: 3, batchSize: 2, verbose: 0 });
+    expect(same(a.getWeights(), b.getWeights())).toBe(true);
+    expect(flat(a.getStates()[0]!.h)).toEqual(flat(b.getStates()[0]!.h));
   });
 });
 

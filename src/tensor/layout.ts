@@ -1,0 +1,112 @@
+/**
+ * Moving data between the public batch-major layout [B, T, C] (any strides: user ndarrays are read in
+ * place) and the engine's time-major buffers (T, B, C), plus validation scans. With tensor.ts, the only
+ * place that reads ndarray internals (data, stride, offset).
+ *
+ * Legend: B batch rows, T (or n) steps, C channels (features, units or labels).
+ */
+import type { NdArray } from "ndarray";
+import type { FloatArray } from "./tensor.js";
+import { ValueError, fmtShape } from "../errors.js";
+
+/**
+ * Copies steps [tx, tx + n) of B rows of x [N, T, C] into dst, time-major: step t, row b at
+ * dstOff + (t·B + b)·C. Row b is sample rows[rowStart + b] when a row map is given (shuffled batches),
+ * else rowStart + b.
+ */
+export function gatherSteps(
+  x: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number,
+  dst: FloatArray, dstOff: number, // (n, B, C)
+): void {
+  const d = x.data, C = x.shape[2]!;
+  const sb = x.stride[0]!, st = x.stride[1]!, sc = x.stride[2]!;
+  for (let t = 0; t < n; t++) {
+    const to = dstOff + t * B * C;
+    for (let b = 0; b < B; b++) {
+      const r = rows ? rows[rowStart + b]! : rowStart + b;
+      const src = x.offset + r * sb + (tx + t) * st;
+      const o = to + b * C;
+      for (let c = 0; c < C; c++) dst[o + c] = d[src + c * sc];
+    }
+  }
+}
+
+/** Copies B rows of y [N, C] into dst (B, C), through the row map when given. */
+export function gatherRows(
+  y: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number,
+  dst: FloatArray, dstOff: number, // (B, C)
+): void {
+  const d = y.data, C = y.shape[1]!, sb = y.stride[0]!, sc = y.stride[1]!;
+  for (let b = 0; b < B; b++) {
+    const r = rows ? rows[rowStart + b]! : rowStart + b;
+    for (let c = 0; c < C; c++) dst[dstOff + b * C + c] = d[y.offset + r * sb + c * sc];
+  }
+}
+
+/** Transposes time-major src (n, B, C) into batch-major dst (B, n, C), scaling by `scale`. */
+export function timeToBatchMajor(
+  n: number, B: number, C: number,
+  src: FloatArray, srcOff: number, // (n, B, C)
+  dst: FloatArray, dstOff: number, // (B, n, C)
+  scale = 1,
+): void {
+  for (let t = 0; t < n; t++) {
+    for (let b = 0; b < B; b++) {
+      const s = srcOff + (t * B + b) * C, o = dstOff + (b * n + t) * C;
+      for (let c = 0; c < C; c++) dst[o + c] = src[s + c]! * scale;
+    }
+  }
+}
+
+/** True when t's entries lie in its data in row-major order from offset 0 with nothing else around. */
+function isDense(t: NdArray<any>): boolean {
+  let s = 1;
+  for (let d = t.shape.length - 1; d >= 0; d--) {
+    if (t.shape[d] !== 1 && t.stride[d] !== s) return false;
+    s *= t.shape[d]!;
+  }
+  return t.offset === 0 && t.data.length === s;
+}
+
+/** The multi-index of the flat position `flat` in a row-major shape. */
+function unravel(flat: number, shape: readonly number[]): number[] {
+  const idx = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = flat % shape[d]!;
+    flat = Math.floor(flat / shape[d]!);
+  }
+  return idx;
+}
+
+/**
+ * Throws ValueError naming `name` and the first index whose value is not a finite number, or, with
+ * `lo`/`hi`, lies outside [lo, hi] (`what` describes the range in the message). Plain loops, no
+ * per-element callback, so a scan allocates nothing.
+ */
+export function assertFiniteIn(name: string, t: NdArray<any>, lo = -Infinity, hi = Infinity, what = ""): void {
+  const { shape, stride, offset, data } = t;
+  const total = shape.reduce((a: number, b: number) => a * b, 1);
+  let badAt: number[] | null = null, value: unknown;
+  if (isDense(t)) {
+    for (let k = 0; k < total; k++) {
+      const v = data[k];
+      if (typeof v !== "number" || v - v !== 0 || v < lo || v > hi) { badAt = unravel(k, shape); value = v; break; }
+    }
+  } else {
+    const idx = new Array<number>(shape.length).fill(0);
+    for (let k = 0; k < total; k++) {
+      let o = offset;
+      for (let d = 0; d < shape.length; d++) o += idx[d]! * stride[d]!;
+      const v = data[o];
+      if (typeof v !== "number" || v - v !== 0 || v < lo || v > hi) { badAt = idx; value = v; break; }
+      for (let d = shape.length - 1; d >= 0; d--) {
+        if (++idx[d]! < shape[d]!) break;
+        idx[d] = 0;
+      }
+    }
+  }
+  if (!badAt) return;
+  const finite = typeof value === "number" && value - value === 0;
+  if (!finite || !what) throw new ValueError(`${name}: expected finite values, got ${String(value)} at index ${fmtShape(badAt)}`);
+  throw new ValueError(`${name}: ${what}, got ${String(value)} at index ${fmtShape(badAt)}`);
+}
