@@ -530,7 +530,7 @@ export class Sequential {
     if (B === this.engB && cap <= this.engCap) return;
     cap = B === this.engB ? Math.max(cap, this.engCap) : cap;
     const F = this.inputDim!;
-    this.xs = allocate(this.dtype, cap * B * F);
+    if (this.xs.length < cap * B * F) this.xs = allocate(this.dtype, cap * B * F);
     for (const l of this.lstms) l.workspace(this.dtype, B, cap);
     this.engB = B;
     this.engCap = cap;

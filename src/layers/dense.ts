@@ -27,7 +27,7 @@ export class DenseWorkspace {
   readonly out: FloatArray;    // (M, D) activation
   readonly dOut: FloatArray;   // (M, D) dL/d(out), then (in place) dL/d(logits)
   readonly dIn: FloatArray;    // (M, In) dL/d(input)
-  constructor(dtype: DType, readonly M: number, D: number, In: number) {
+  constructor(dtype: DType, public M: number, D: number, In: number) {
     this.logits = allocate(dtype, M * D);
     this.out = allocate(dtype, M * D);
     this.dOut = allocate(dtype, M * D);
@@ -97,7 +97,12 @@ export class Dense {
   }
 
   workspace(dtype: DType, M: number): DenseWorkspace {
-    if (this.ws && this.ws.M === M) return this.ws;
+    // Sized by capacity: fewer rows (a short last batch or window) reuse the buffers.
+    const ws = this.ws;
+    if (ws && ws.out.length >= M * this.units && ws.dIn.length >= M * this.inputDim!) {
+      ws.M = M;
+      return ws;
+    }
     this.ws = new DenseWorkspace(dtype, M, this.units, this.inputDim!);
     return this.ws;
   }

@@ -52,7 +52,7 @@ export class LSTMWorkspace {
   readonly dxs: FloatArray;   // (cap, B, I): dL/dx, handed to the layer below as its dhSeq
   readonly dh: FloatArray;    // (B, H): gradient reaching h_{t-1} through the recurrence; dL/dh0 at the end
   readonly dc: FloatArray;    // (B, H): gradient reaching c_{t-1}; dL/dc0 at the end
-  constructor(dtype: DType, readonly B: number, readonly cap: number, H: number, I: number) {
+  constructor(dtype: DType, public B: number, public cap: number, private readonly H: number, private readonly I: number) {
     const G = 4 * H;
     this.hs = allocate(dtype, (cap + 1) * B * H);
     this.cs = allocate(dtype, (cap + 1) * B * H);
@@ -62,6 +62,14 @@ export class LSTMWorkspace {
     this.dxs = allocate(dtype, cap * B * I);
     this.dh = allocate(dtype, B * H);
     this.dc = allocate(dtype, B * H);
+  }
+
+  /** The most steps these buffers hold for B rows (buffers are sized by capacity, so a smaller batch, like
+   * fit's last one, reuses them instead of reallocating). */
+  stepsFor(B: number): number {
+    const H = this.H, G = 4 * H, I = this.I;
+    if (this.dh.length < B * H) return 0;
+    return Math.min(Math.floor(this.hs.length / (B * H)) - 1, Math.floor(this.gates.length / (B * G)), Math.floor(this.dxs.length / (B * I)));
   }
 }
 
@@ -152,8 +160,15 @@ export class LSTM {
   /** Returns a workspace for B rows and at least `cap` steps, reusing the current one when it fits. */
   workspace(dtype: DType, B: number, cap: number): LSTMWorkspace {
     const ws = this.ws;
-    if (ws && ws.B === B && ws.cap >= cap) return ws;
-    this.ws = new LSTMWorkspace(dtype, B, Math.max(cap, ws && ws.B === B ? ws.cap : 0), this.units, this.inputDim!);
+    if (ws) {
+      const steps = ws.stepsFor(B);
+      if (steps >= cap) {
+        ws.B = B;
+        ws.cap = steps;
+        return ws;
+      }
+    }
+    this.ws = new LSTMWorkspace(dtype, B, cap, this.units, this.inputDim!);
     return this.ws;
   }
 }
