@@ -15,14 +15,14 @@
  */
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
-import type { NdArray } from "ndarray";
-import { type FloatArray, type Tensor, allocate, fromData } from "../tensor/tensor.js";
-import { LongshortError, ValueError, fmtValue } from "../errors.js";
+import { type FloatArray, type StridedArray, type Tensor, allocate, fromData } from "../tensor/tensor.js";
+import { StateError, ValueError, fmtValue } from "../errors.js";
 import type { Sequential, StepResult, Gradients } from "../model.js";
+import type { LSTM } from "../layers/lstm.js";
 import {
-  type Message, type Op, type ReplicaLayer, type SharedBuffers, type WorkerInit,
-  CTRL_DONE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES,
-  bufferSizes, readMessage, sharedArray, sharedBuffer, stateViews,
+  type Fault, type Op, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
+  CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES,
+  bufferSizes, readMessage, sharedArray, sharedBuffer,
 } from "./protocol.js";
 
 export interface ThreadOptions {
@@ -41,6 +41,16 @@ export const DEFAULT_MIN_FLOPS = 4e6;
 
 /** How long the first large call waits for its workers to start before giving up. */
 const START_TIMEOUT_MS = 120_000;
+
+/**
+ * A call waits for its workers at least this long before it decides one has hung (a worker that exits
+ * or throws is noticed at once; only a thread that hangs, or is killed from outside, says nothing).
+ */
+const MIN_WAIT_MS = 120_000;
+/** ...and at least this many times as long as the calling thread's own slice took. */
+const WAIT_RATIO = 100;
+/** A blocked caller wakes this often to look at the deadline and at whether the worker has ended. */
+const WAIT_SLICE_MS = 100;
 
 /** Validates a `threads` setting: a positive integer, or "auto" for the machine's cores. */
 export function checkThreads(name: string, v: unknown): number {
@@ -72,14 +82,17 @@ export function createParallel(model: Sequential, threads: unknown, options: unk
   return n > 1 ? new ParallelEngine(model, n, minFlops) : null;
 }
 
-/** One worker thread and its shared memory. */
+/** One worker thread and its shared memory. Refers to nothing of the model (see Pool). */
 class WorkerHandle {
   readonly worker: Worker;
   readonly ctrl: Int32Array;        // (CTRL_WORDS)
   readonly result: Float64Array;    // [loss, accuracy hits]
   readonly message: Uint8Array;     // (MESSAGE_BYTES) error text
-  /** The buffers the worker has been sent; null until the first command. */
+  /** The buffers the worker has been given; null until the first run. */
   buffers: SharedBuffers | null = null;
+  /** Rows and steps the buffers were last fitted to: while both stay, fitBuffers has nothing to do. */
+  fitRows = -1;
+  fitT = -1;
   grads: FloatArray = new Float64Array(0);  // (P)
   x: FloatArray = new Float64Array(0);      // (Bw, T, F)
   y: FloatArray = new Float64Array(0);      // (Bw, D) or (Bw, T, D)
@@ -90,8 +103,12 @@ class WorkerHandle {
   stateGrads: FloatArray = new Float64Array(0);
   hseq: FloatArray = new Float64Array(0);
   norms: Float64Array = new Float64Array(0);
-  /** Set by the worker's 'error' or 'exit' event: the next call replaces this worker. */
-  dead = false;
+  /** The run command, rewritten and posted by every call; `buffers` is set only when they changed. */
+  readonly cmd: RunMessage = {
+    type: "run", op: "predict", B: 0, T: 0, loss: null, buffers: null, states: false, accuracy: false, norms: false,
+  };
+  /** Set by the Worker's 'error' or 'exit' event, which only runs when this thread's event loop does. */
+  private ended = false;
 
   constructor(init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
     const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
@@ -109,42 +126,77 @@ class WorkerHandle {
     });
     // An idle worker must not keep the process alive; one that is computing has a caller blocked on it.
     this.worker.unref();
-    this.worker.on("error", () => { this.dead = true; });
-    this.worker.on("exit", () => { this.dead = true; });
+    // These listeners see only this handle: a running Worker is a GC root, and through its listeners it
+    // must not reach the model (see Pool). The 'error' one also keeps a worker's error from being rethrown here.
+    this.worker.on("error", () => { this.ended = true; });
+    this.worker.on("exit", () => { this.ended = true; });
+  }
+
+  /** True once the thread has ended, as far as this thread can tell even without running its event loop. */
+  get dead(): boolean {
+    return this.ended || Atomics.load(this.ctrl, CTRL_EXITED) !== 0;
   }
 
   /** Blocks until the worker has built its replica; throws if it could not. */
   waitReady(): void {
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Atomics.load(this.ctrl, CTRL_READY) === 0) {
-      if (Date.now() > deadline) throw new LongshortError(`worker threads: a worker did not start within ${START_TIMEOUT_MS / 1000} s`);
-      Atomics.wait(this.ctrl, CTRL_READY, 0, 100);
+      if (this.dead) throw new StateError(`worker threads: a worker exited while starting${this.exitCode()}`);
+      if (Date.now() > deadline) throw new StateError(`worker threads: a worker did not start within ${START_TIMEOUT_MS / 1000} s`);
+      Atomics.wait(this.ctrl, CTRL_READY, 0, WAIT_SLICE_MS);
     }
     if (Atomics.load(this.ctrl, CTRL_READY) !== 1) {
-      throw new LongshortError(`worker threads: a worker failed to start: ${readMessage(this.ctrl, this.message)}`);
+      throw new StateError(`worker threads: a worker failed to start: ${readMessage(this.ctrl, this.message)}`);
     }
   }
 
-  post(msg: Message): void {
-    this.worker.postMessage(msg);
-  }
-
-  /** Blocks until the running command is done; throws the worker's error, if any. */
-  waitDone(): void {
-    while (Atomics.load(this.ctrl, CTRL_DONE) === 0) Atomics.wait(this.ctrl, CTRL_DONE, 0);
-    if (this.ctrl[CTRL_STATUS] !== 0) {
-      throw new LongshortError(`worker threads: a worker failed: ${readMessage(this.ctrl, this.message)}`);
+  /**
+   * Blocks, in slices of WAIT_SLICE_MS, until the running command is done, the thread has ended, or
+   * `deadline` (a performance.now() time, `limitMs` after the caller finished its own slice) has
+   * passed. Returns null when the command succeeded, else what went wrong.
+   */
+  waitDone(deadline: number, limitMs: number): string | null {
+    for (;;) {
+      if (Atomics.load(this.ctrl, CTRL_DONE) !== 0) {
+        return Atomics.load(this.ctrl, CTRL_STATUS) === 0 ? null : `threw: ${readMessage(this.ctrl, this.message)}`;
+      }
+      if (this.dead) return `exited${this.exitCode()} before finishing`;
+      const left = deadline - performance.now();
+      if (left <= 0) return `did not finish within ${Math.round(limitMs) / 1000} s (hung, or stopped from outside)`;
+      Atomics.wait(this.ctrl, CTRL_DONE, 0, Math.min(WAIT_SLICE_MS, left));
     }
   }
+
+  private exitCode(): string {
+    return Atomics.load(this.ctrl, CTRL_EXITED) !== 0 ? ` with code ${Atomics.load(this.ctrl, CTRL_EXIT_CODE)}` : "";
+  }
+
+  terminate(): void {
+    void this.worker.terminate().catch(() => undefined);
+  }
 }
 
-/** What one parallel pass leaves behind for the caller to merge. */
-interface Pass {
-  sizes: number[];  // rows per slice, the calling thread's first
-  starts: number[]; // first batch row of each slice
-  loss: number;     // Σ (B_k/B)·L_k
-  hits: number;     // accuracy hits over the whole batch
+/**
+ * The worker threads of one engine, kept apart from the engine so that `pools` can hold them without
+ * holding the model: nothing here, nor in the Workers' listeners, refers to the engine or the model. So
+ * a model dropped without dispose() is still collected, and the registry then stops its workers.
+ */
+class Pool {
+  workers: WorkerHandle[] = [];
+
+  stop(): void {
+    for (const w of this.workers) w.terminate();
+    this.workers = [];
+  }
 }
+
+/** Stops the workers of an engine (so of a model) that was garbage-collected without dispose(). */
+const pools = new FinalizationRegistry<Pool>((pool) => pool.stop());
+
+/** What each op is called in error messages. */
+const OP_NAMES: Record<Op, string> = {
+  train: "a training step", test: "a test pass", predict: "predict", grads: "computeGradients",
+};
 
 /**
  * A pool of worker threads plus the logic that splits a batch, hands out the slices and merges the
@@ -153,23 +205,59 @@ interface Pass {
 export class ParallelEngine {
   /** Calls that ran split across threads (for tests and curious users). */
   parallelCalls = 0;
-  private workers: WorkerHandle[] = [];
+  /**
+   * @internal How long a call waits at least for a worker that neither finishes nor exits before
+   * declaring it hung (see MIN_WAIT_MS). Tests lower it.
+   */
+  minWaitMs = MIN_WAIT_MS;
+  private readonly pool = new Pool();
   private params: SharedArrayBuffer | null = null;
   private paramsView: FloatArray = new Float64Array(0); // (P) the weights every worker reads
+  /** The replica's layers, taken when the first workers start (the model is built by then) and kept. */
+  private replica: ReplicaLayer[] | null = null;
+  // The split of the last batch size, kept while B stays.
+  private splitB = -1;
+  private readonly sizes: number[] = [];  // rows per slice, the calling thread's first
+  private readonly starts: number[] = []; // first batch row of each slice
+  // The last pass's Σ (B_k/B)·L_k and accuracy hits over the whole batch.
+  private loss = 0;
+  private hits = 0;
 
-  constructor(private readonly model: Sequential, readonly threads: number, readonly minFlops: number) {}
+  constructor(private readonly model: Sequential, readonly threads: number, readonly minFlops: number) {
+    pools.register(this, this.pool);
+  }
 
-  /** Terminates the worker threads; a later large call starts new ones. */
+  /**
+   * Terminates the worker threads now; a later large call starts new ones. Call it when done with a
+   * model that has threads: until then, or until the model is garbage-collected (a FinalizationRegistry
+   * stops its workers, at a time of the collector's choosing), each worker holds its memory.
+   */
   dispose(): void {
-    for (const w of this.workers) void w.worker.terminate().catch(() => undefined);
-    this.workers = [];
+    this.pool.stop();
     this.params = null;
     this.paramsView = new Float64Array(0);
   }
 
   /** Number of worker threads currently running. */
   get runningWorkers(): number {
-    return this.workers.filter((w) => !w.dead).length;
+    let n = 0;
+    for (const w of this.pool.workers) if (!w.dead) n++;
+    return n;
+  }
+
+  /** @internal The worker threads (for tests that watch them end); holding them does not hold the model. */
+  get workerThreads(): Worker[] {
+    return this.pool.workers.map((w) => w.worker);
+  }
+
+  /**
+   * @internal Tests only: the first worker's next run fails, by throwing before it computes, by calling
+   * process.exit in the middle of its pass, or by blocking forever there.
+   */
+  injectFault(kind: Fault): void {
+    const w = this.pool.workers[0];
+    if (!w) throw new StateError("injectFault: no worker thread is running; make a large call first");
+    w.worker.postMessage({ type: "fault", kind });
   }
 
   /** The FLOP model's estimate for a call over B rows and T steps: forward, or 3 × forward with backward. */
@@ -179,64 +267,69 @@ export class ParallelEngine {
     return backward ? 3 * f : f;
   }
 
-  /** Rows per slice (the calling thread's first, and never more than the workers'), or null for one thread. */
-  private split(B: number, T: number, backward: boolean): number[] | null {
+  /**
+   * Whether a call over B rows and T steps is worth splitting; if so, sizes and starts hold the split
+   * (the calling thread's slice first, and never more rows than a worker's).
+   */
+  private split(B: number, T: number, backward: boolean): boolean {
     const n = Math.min(this.threads, B);
-    if (n < 2 || this.flops(B, T, backward) < this.minFlops) return null;
-    const base = Math.floor(B / n), rem = B % n;
-    const sizes = [base];
-    for (let k = 1; k < n; k++) sizes.push(base + (k <= rem ? 1 : 0));
-    return sizes;
+    if (n < 2 || this.flops(B, T, backward) < this.minFlops) return false;
+    if (B !== this.splitB) {
+      const base = Math.floor(B / n), rem = B % n;
+      this.sizes.length = n;
+      this.starts.length = n;
+      for (let k = 0, start = 0; k < n; k++) {
+        const size = base + (k > 0 && k <= rem ? 1 : 0);
+        this.sizes[k] = size;
+        this.starts[k] = start;
+        start += size;
+      }
+      this.splitB = B;
+    }
+    return true;
   }
 
-  /** Starts (or replaces dead) workers until there are `count`, and waits for them. */
+  /** Starts (or replaces ended) workers until there are `count`, and waits for them. */
   private ensureWorkers(count: number): void {
-    this.workers = this.workers.filter((w) => {
-      if (w.dead) void w.worker.terminate().catch(() => undefined);
-      return !w.dead;
-    });
-    if (this.workers.length >= count) return;
-    const m = this.model, layers = this.replicaLayers();
+    const pool = this.pool;
+    let ended = 0;
+    for (const w of pool.workers) if (w.dead) ended++;
+    if (ended > 0) {
+      for (const w of pool.workers) if (w.dead) w.terminate();
+      pool.workers = pool.workers.filter((w) => !w.dead);
+    }
+    if (pool.workers.length >= count) return;
+    const m = this.model, layers = (this.replica ??= replicaLayers(m));
     const fresh: WorkerHandle[] = [];
-    while (this.workers.length + fresh.length < count) fresh.push(new WorkerHandle({ dtype: m.dtype, layers, entry: workerEntry() }));
+    while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle({ dtype: m.dtype, layers, entry: workerEntry() }));
     try {
       for (const w of fresh) w.waitReady();
     } catch (e) {
-      for (const w of fresh) void w.worker.terminate().catch(() => undefined);
+      for (const w of fresh) w.terminate();
       throw e;
     }
-    this.workers.push(...fresh);
+    pool.workers.push(...fresh);
   }
 
-  private replicaLayers(): ReplicaLayer[] {
-    return this.model.layers.map((l) => l.kind === "lstm"
-      ? { kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences }
-      : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation });
-  }
-
-  /** Grows a worker's shared buffers to fit Bw rows and T steps; resends them when anything changed. */
+  /** Grows a worker's shared buffers to fit Bw rows and T steps; the next run sends them when anything changed. */
   private fitBuffers(w: WorkerHandle, Bw: number, T: number): void {
-    const m = this.model, dt = m.dtype, P = m.params.length;
-    const need = bufferSizes(this.replicaLayers(), Bw, T);
-    let changed = w.buffers === null || w.buffers.params !== this.params;
-    // Buffers only grow: a smaller last batch of an epoch reuses them.
-    const grow = (cur: SharedArrayBuffer | undefined, n: number, bytes: number): SharedArrayBuffer => {
-      if (cur && cur.byteLength >= n * bytes) return cur;
-      changed = true;
-      return new SharedArrayBuffer(Math.max(1, n) * bytes);
-    };
-    const bytes = dt === "float32" ? 4 : 8;
+    if (w.fitRows === Bw && w.fitT === T && w.buffers?.params === this.params) return;
+    const m = this.model, dt = m.dtype, P = m.params.length, bytes = dt === "float32" ? 4 : 8;
+    const need = bufferSizes(this.replica!, Bw, T);
     const b = w.buffers;
+    // Buffers only grow: a smaller last batch of an epoch reuses them.
     const next: SharedBuffers = {
       params: this.params!,
-      grads: grow(b?.grads, P, bytes),
-      x: grow(b?.x, need.x, bytes), y: grow(b?.y, need.y, bytes),
-      stateIn: grow(b?.stateIn, need.stateIn, bytes), stateOut: grow(b?.stateOut, need.stateOut, bytes),
-      out: grow(b?.out, need.out, bytes), dx: grow(b?.dx, need.dx, bytes),
-      stateGrads: grow(b?.stateGrads, need.stateGrads, bytes), hseq: grow(b?.hseq, need.hseq, bytes),
-      norms: grow(b?.norms, need.norms, 8),
+      grads: fitting(b?.grads, P, bytes),
+      x: fitting(b?.x, need.x, bytes), y: fitting(b?.y, need.y, bytes),
+      stateIn: fitting(b?.stateIn, need.stateIn, bytes), stateOut: fitting(b?.stateOut, need.stateOut, bytes),
+      out: fitting(b?.out, need.out, bytes), dx: fitting(b?.dx, need.dx, bytes),
+      stateGrads: fitting(b?.stateGrads, need.stateGrads, bytes), hseq: fitting(b?.hseq, need.hseq, bytes),
+      norms: fitting(b?.norms, need.norms, 8),
     };
-    if (!changed) return;
+    w.fitRows = Bw;
+    w.fitT = T;
+    if (b !== null && (Object.keys(next) as (keyof SharedBuffers)[]).every((k) => next[k] === b[k])) return;
     w.buffers = next;
     w.grads = sharedArray(dt, next.grads).subarray(0, P);
     w.x = sharedArray(dt, next.x); w.y = sharedArray(dt, next.y);
@@ -244,38 +337,60 @@ export class ParallelEngine {
     w.out = sharedArray(dt, next.out); w.dx = sharedArray(dt, next.dx);
     w.stateGrads = sharedArray(dt, next.stateGrads); w.hseq = sharedArray(dt, next.hseq);
     w.norms = new Float64Array(next.norms);
-    w.post({ type: "buffers", buffers: next });
+    w.cmd.buffers = next;
+  }
+
+  /** Whether any layer starts from a carried state, as one thread's `setInitialState(0, true)` would. */
+  private anyCarried(B: number): boolean {
+    for (const l of this.model.lstms) if (carries(l, B)) return true;
+    return false;
   }
 
   /**
-   * The initial state of rows [b0, b0 + n) per layer, as one thread's `setInitialState(0, true)` would
-   * take it: the carried state of a stateful layer whose state fits the batch, zeros otherwise. Null
-   * when every layer starts from zeros.
+   * The initial states of rows [b0, b0 + Bw) into a worker's stateIn, per layer (Bw, H) h then (Bw, H)
+   * c: the carried state of a stateful layer whose state fits the batch, zeros otherwise.
    */
-  private initialStates(B: number, b0: number, n: number): { h: FloatArray; c: FloatArray }[] | null {
-    const m = this.model;
-    const carried = (l: (typeof m.lstms)[number]): boolean => l.stateful && l.stateH !== null && l.stateH.length === B * l.units;
-    if (!m.lstms.some(carried)) return null;
-    return m.lstms.map((l) => {
-      const H = l.units;
-      if (carried(l)) return { h: l.stateH!.subarray(b0 * H, (b0 + n) * H), c: l.stateC!.subarray(b0 * H, (b0 + n) * H) };
-      return { h: allocate(m.dtype, n * H), c: allocate(m.dtype, n * H) };
-    });
+  private gatherStates(B: number, b0: number, Bw: number, dst: FloatArray): void {
+    let off = 0;
+    for (const l of this.model.lstms) {
+      const H = l.units, n = Bw * H;
+      if (carries(l, B)) {
+        const h = l.stateH!, c = l.stateC!, src = b0 * H;
+        for (let j = 0; j < n; j++) { dst[off + j] = h[src + j]!; dst[off + n + j] = c[src + j]!; }
+      } else {
+        dst.fill(0, off, off + 2 * n);
+      }
+      off += 2 * n;
+    }
+  }
+
+  /** Rows [0, B0) of every carried state into the calling thread's slot 0 (the other layers start at zero already). */
+  private loadCarried(B: number, B0: number): void {
+    for (const l of this.model.lstms) {
+      if (!carries(l, B)) continue;
+      const h = l.stateH!, c = l.stateC!, hs = l.ws!.hs, cs = l.ws!.cs, n0 = B0 * l.units;
+      for (let j = 0; j < n0; j++) { hs[j] = h[j]!; cs[j] = c[j]!; }
+    }
   }
 
   /**
-   * One pass over the batch: forward, and the loss unless `op` is "predict", and backward for "train" and
-   * "grads", with the calling thread on rows [0, sizes[0]) and worker k on its slice. On return the
-   * calling thread's engine holds its slice; model.grads holds the merged gradients for "train"/"grads".
+   * One pass over the batch of B rows, split as `sizes` says: forward, and the loss unless `op` is
+   * "predict", and backward for "train" and "grads", with the calling thread on rows [0, sizes[0]) and
+   * worker k on its slice. On return the calling thread's engine holds its slice, `loss` and `hits` the
+   * merged loss and accuracy hits, and model.grads the merged gradients for "train"/"grads".
+   *
+   * Throws a StateError, and stops the pool, when a worker fails, exits or hangs. Nothing that outlives
+   * the call is touched before every worker is done (the weights, optimizer and carried states are
+   * only changed by the caller afterwards), so a failed call leaves the model as it was.
    */
   private pass(
-    op: Op, sizes: number[], xt: NdArray<any>, yt: NdArray<any> | null, rows: Int32Array | null, rowStart: number,
-    T: number, norms0: Float64Array[] | null,
-  ): Pass {
-    const m = this.model, B = sizes.reduce((a, b) => a + b, 0);
+    op: Op, xt: StridedArray, yt: StridedArray | null, rows: Int32Array | null, rowStart: number,
+    B: number, T: number, norms0: Float64Array[] | null,
+  ): void {
+    const m = this.model, sizes = this.sizes, starts = this.starts, n = sizes.length;
     const F = m.inputDim!, D = m.outputDim, perStep = m.perStep;
-    const starts = sizes.map((_, k) => sizes.slice(0, k).reduce((a, b) => a + b, 0));
-    this.ensureWorkers(sizes.length - 1);
+    this.ensureWorkers(n - 1);
+    const workers = this.pool.workers;
     const P = m.params.length;
     if (!this.params || this.paramsView.length !== P) {
       this.params = sharedBuffer(m.dtype, P);
@@ -283,120 +398,133 @@ export class ParallelEngine {
     }
     this.paramsView.set(m.params);
     const accuracy = op !== "predict" && m.metrics.includes("accuracy");
-    const posted: WorkerHandle[] = [];
-    let main: { loss: number; hits: number } | null = null;
-    let failure: unknown = null;
+    const carried = this.anyCarried(B);
+    let posted = 0, failure: unknown = null, mainLoss = 0, mainHits = 0;
+    const t0 = performance.now();
     try {
-      for (let k = 1; k < sizes.length; k++) {
-        const w = this.workers[k - 1]!, Bw = sizes[k]!, b0 = starts[k]!;
+      for (let k = 1; k < n; k++) {
+        const w = workers[k - 1]!, Bw = sizes[k]!, b0 = starts[k]!;
         this.fitBuffers(w, Bw, T);
         gatherX(xt, rows, rowStart + b0, Bw, T, F, w.x);
         if (yt) gatherY(yt, rows, rowStart + b0, Bw, perStep ? T : 0, D, w.y);
-        const states = this.initialStates(B, b0, Bw);
-        if (states) {
-          let off = 0;
-          for (const s of states) { w.stateIn.set(s.h, off); w.stateIn.set(s.c, off + s.h.length); off += 2 * s.h.length; }
-        }
+        if (carried) this.gatherStates(B, b0, Bw, w.stateIn);
         Atomics.store(w.ctrl, CTRL_DONE, 0);
-        w.post({ type: "run", op, B: Bw, T, loss: m.loss, states: states !== null, accuracy, norms: norms0 !== null });
-        posted.push(w);
+        const cmd = w.cmd;
+        cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss;
+        cmd.states = carried; cmd.accuracy = accuracy; cmd.norms = norms0 !== null;
+        w.worker.postMessage(cmd);
+        cmd.buffers = null; // sent (postMessage copied the message)
+        posted++;
       }
       // The calling thread's slice, exactly as trainRows / testRows / predict would run it on B0 rows.
       const B0 = sizes[0]!;
       m.ensure(B0, T);
       m.loadInput(xt, rows, rowStart, B0, 0, T, 0);
-      const states = this.initialStates(B, 0, B0);
-      if (states) m.setInitialState(0, false, states);
-      else m.setInitialState(0, false);
+      m.setInitialState(0, false);
+      if (carried) this.loadCarried(B, B0);
       const M = m.forward(0, T, 0);
       if (op !== "predict") {
         m.loadLabels(yt!, rows, rowStart, B0, 0, T);
-        const loss = m.lossOf(M, op !== "test");
-        const hits = accuracy ? Math.round(m.accuracyOf(M) * M * D) : 0;
+        mainLoss = m.lossOf(M, op !== "test");
+        mainHits = accuracy ? Math.round(m.accuracyOf(M) * M * D) : 0;
         if (op !== "test") {
           m.grads.fill(0);
           m.backward(0, T, 0, norms0);
         }
-        main = { loss, hits };
       }
     } catch (e) {
       failure = e;
     }
-    // Even when this thread failed, no worker may still be writing when the call returns.
-    for (const w of posted) {
-      try { w.waitDone(); } catch (e) { failure ??= e; }
+    // Even when this thread failed, no worker may still be writing when the call returns. A worker gets
+    // WAIT_RATIO times what this thread's slice took (its own is at most one row larger), and never
+    // less than minWaitMs, which also covers its first, cold run.
+    const now = performance.now(), limit = Math.max(this.minWaitMs, WAIT_RATIO * (now - t0));
+    let workerFailure: string | null = null;
+    for (let k = 0; k < posted; k++) {
+      const why = workers[k]!.waitDone(now + limit, limit);
+      if (why !== null && workerFailure === null) workerFailure = `worker ${k + 1} of ${n - 1} ${why}`;
+    }
+    if (workerFailure !== null) {
+      // A worker that failed may be half-way through anything: start afresh next time.
+      this.dispose();
+      throw new StateError(
+        `worker threads: ${workerFailure} (its slice of ${OP_NAMES[op]} on ${B} rows). ` +
+        "Nothing of this call was applied: the weights, optimizer state and carried LSTM states are as they were. " +
+        "Its worker threads were stopped; the next large call starts new ones",
+      );
     }
     if (failure) throw failure;
     this.parallelCalls++;
-    if (!main) return { sizes, starts, loss: 0, hits: 0 };
-    let loss = (sizes[0]! / B) * main.loss, hits = main.hits;
-    for (let k = 1; k < sizes.length; k++) {
-      const w = this.workers[k - 1]!;
+    if (op === "predict") return;
+    let loss = (sizes[0]! / B) * mainLoss, hits = mainHits;
+    for (let k = 1; k < n; k++) {
+      const w = workers[k - 1]!;
       loss += (sizes[k]! / B) * w.result[0]!;
       hits += w.result[1]!;
     }
-    if (op === "train" || op === "grads") this.mergeGrads(sizes, B);
-    return { sizes, starts, loss, hits };
+    this.loss = loss;
+    this.hits = hits;
+    if (op === "train" || op === "grads") this.mergeGrads(B);
   }
 
   /** model.grads = Σ (B_k/B)·g_k, slice 0's being in model.grads already. */
-  private mergeGrads(sizes: number[], B: number): void {
-    const g = this.model.grads, P = g.length, w0 = sizes[0]! / B;
+  private mergeGrads(B: number): void {
+    const g = this.model.grads, P = g.length, sizes = this.sizes, workers = this.pool.workers, w0 = sizes[0]! / B;
     if (sizes.length === 2) {
-      const g1 = this.workers[0]!.grads, w1 = sizes[1]! / B;
+      const g1 = workers[0]!.grads, w1 = sizes[1]! / B;
       for (let i = 0; i < P; i++) g[i] = w0 * g[i]! + w1 * g1[i]!;
       return;
     }
     for (let i = 0; i < P; i++) {
       let s = w0 * g[i]!;
-      for (let k = 1; k < sizes.length; k++) s += (sizes[k]! / B) * this.workers[k - 1]!.grads[i]!;
+      for (let k = 1; k < sizes.length; k++) s += (sizes[k]! / B) * workers[k - 1]!.grads[i]!;
       g[i] = s;
     }
   }
 
   /** Keeps every layer's final state (B rows) as its carried state, like one thread's commitState(T). */
-  private commit(p: Pass, T: number): void {
-    const m = this.model, B0 = p.sizes[0]!, B = B0 + p.sizes.slice(1).reduce((a, b) => a + b, 0);
-    const units = m.lstms.map((l) => l.units);
-    const finals = p.sizes.slice(1).map((Bw, k) => stateViews(this.workers[k]!.stateOut, units, Bw));
-    m.lstms.forEach((l, i) => {
+  private commit(B: number, T: number): void {
+    const m = this.model, sizes = this.sizes, starts = this.starts, workers = this.pool.workers, B0 = sizes[0]!;
+    let hBefore = 0; // Σ H of the layers below: a worker's stateOut holds 2·Bw·hBefore values before this layer's
+    for (const l of m.lstms) {
       const H = l.units, n = B * H, n0 = B0 * H;
       if (!l.stateH || l.stateH.length !== n) {
         l.stateH = allocate(m.dtype, n);
         l.stateC = allocate(m.dtype, n);
       }
-      l.stateH.set(l.ws!.hs.subarray(T * n0, (T + 1) * n0));
-      l.stateC!.set(l.ws!.cs.subarray(T * n0, (T + 1) * n0));
-      finals.forEach((f, k) => {
-        l.stateH!.set(f[i]!.h, p.starts[k + 1]! * H);
-        l.stateC!.set(f[i]!.c, p.starts[k + 1]! * H);
-      });
-    });
+      const sh = l.stateH, sc = l.stateC!;
+      sh.set(l.ws!.hs.subarray(T * n0, (T + 1) * n0));
+      sc.set(l.ws!.cs.subarray(T * n0, (T + 1) * n0));
+      for (let k = 1; k < sizes.length; k++) {
+        const Bw = sizes[k]!, nw = Bw * H, o = 2 * Bw * hBefore, out = workers[k - 1]!.stateOut;
+        sh.set(out.subarray(o, o + nw), starts[k]! * H);
+        sc.set(out.subarray(o + nw, o + 2 * nw), starts[k]! * H);
+      }
+      hBefore += H;
+    }
   }
 
-  private accuracyOf(p: Pass, B: number, T: number): number {
-    return p.hits / ((this.model.perStep ? T * B : B) * this.model.outputDim);
+  private accuracyOf(B: number, T: number): number {
+    return this.hits / ((this.model.perStep ? T * B : B) * this.model.outputDim);
   }
 
   /** trainRows across threads, or null when the call is small enough for one thread. */
-  trainRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
-    const sizes = this.split(B, T, true);
-    if (!sizes) return null;
-    const p = this.pass("train", sizes, xt, yt, rows, rowStart, T, null);
-    const res: StepResult = { loss: p.loss };
-    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(p, B, T);
-    if (this.model.applyUpdate(p.loss, "trainOnBatch")) this.commit(p, T);
+  trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
+    if (!this.split(B, T, true)) return null;
+    this.pass("train", xt, yt, rows, rowStart, B, T, null);
+    const res: StepResult = { loss: this.loss };
+    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(B, T);
+    if (this.model.applyUpdate(this.loss, "trainOnBatch")) this.commit(B, T);
     return res;
   }
 
   /** testRows across threads, or null for one thread. */
-  testRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
-    const sizes = this.split(B, T, false);
-    if (!sizes) return null;
-    const p = this.pass("test", sizes, xt, yt, rows, rowStart, T, null);
-    const res: StepResult = { loss: p.loss };
-    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(p, B, T);
-    this.commit(p, T);
+  testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
+    if (!this.split(B, T, false)) return null;
+    this.pass("test", xt, yt, rows, rowStart, B, T, null);
+    const res: StepResult = { loss: this.loss };
+    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(B, T);
+    this.commit(B, T);
     return res;
   }
 
@@ -404,21 +532,20 @@ export class ParallelEngine {
    * predict's rows [start, start + B) across threads, written into `out` (the whole [N, D] or [N, T, D]
    * result); false (and nothing done) when the chunk is small enough for one thread.
    */
-  predictRows(xt: NdArray<any>, start: number, B: number, T: number, out: FloatArray): boolean {
-    const sizes = this.split(B, T, false);
-    if (!sizes) return false;
-    const p = this.pass("predict", sizes, xt, null, null, start, T, null);
-    this.commit(p, T);
-    this.headRows(p, T, out, start);
+  predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): boolean {
+    if (!this.split(B, T, false)) return false;
+    this.pass("predict", xt, null, null, start, B, T, null);
+    this.commit(B, T);
+    this.headRows(T, out, start);
     return true;
   }
 
   /** The head's output rows of every slice, into the batch-major `out` from batch row `start` on. */
-  private headRows(p: Pass, T: number, out: FloatArray, start: number): void {
-    const m = this.model, D = m.outputDim, S = m.perStep ? T : 1;
-    out.set(m.headOutput(p.sizes[0]!, T).data, start * S * D);
-    for (let k = 1; k < p.sizes.length; k++) {
-      const Bw = p.sizes[k]!, raw = this.workers[k - 1]!.out, b0 = start + p.starts[k]!;
+  private headRows(T: number, out: FloatArray, start: number): void {
+    const m = this.model, D = m.outputDim, S = m.perStep ? T : 1, sizes = this.sizes, workers = this.pool.workers;
+    out.set(m.headOutput(sizes[0]!, T).data, start * S * D);
+    for (let k = 1; k < sizes.length; k++) {
+      const Bw = sizes[k]!, raw = workers[k - 1]!.out, b0 = start + this.starts[k]!;
       if (!m.perStep) { out.set(raw.subarray(0, Bw * D), b0 * D); continue; }
       for (let t = 0; t < T; t++) for (let b = 0; b < Bw; b++) for (let d = 0; d < D; d++) {
         out[((b0 + b) * T + t) * D + d] = raw[(t * Bw + b) * D + d]!;
@@ -427,61 +554,80 @@ export class ParallelEngine {
   }
 
   /** computeGradients across threads, or null for one thread. */
-  computeGradients(xt: NdArray<any>, yt: NdArray<any>, B: number, T: number, options: { hiddenGradNorms?: boolean }): Gradients | null {
-    const sizes = this.split(B, T, true);
-    if (!sizes) return null;
+  computeGradients(xt: StridedArray, yt: StridedArray, B: number, T: number, options: { hiddenGradNorms?: boolean }): Gradients | null {
+    if (!this.split(B, T, true)) return null;
     const m = this.model, dt = m.dtype, F = m.inputDim!, D = m.outputDim;
     const norms0 = options.hiddenGradNorms ? m.lstms.map(() => new Float64Array(T)) : null;
-    const p = this.pass("grads", sizes, xt, yt, null, 0, T, norms0);
-    this.commit(p, T);
-    const B0 = sizes[0]!, wk = sizes.map((s) => s / B);
+    this.pass("grads", xt, yt, null, 0, B, T, norms0);
+    this.commit(B, T);
+    const sizes = this.sizes, starts = this.starts, workers = this.pool.workers, n = sizes.length, B0 = sizes[0]!;
     const grads = m.splitFlat(m.grads);
     const outputs = allocate(dt, B * (m.perStep ? T : 1) * D);
-    this.headRows(p, T, outputs, 0);
+    this.headRows(T, outputs, 0);
     // Every gradient below is of slice k's own mean loss: scaled by B_k/B it is the batch's.
     const dx = allocate(dt, B * T * F);
-    const units = m.lstms.map((l) => l.units);
-    const unshuffle = (dst: FloatArray, src: FloatArray, srcOff: number, Bk: number, b0: number, C: number, scale: number): void => {
-      // (T, Bk, C) time-major rows into batch-major (B, T, C) at batch row b0
-      for (let t = 0; t < T; t++) for (let b = 0; b < Bk; b++) {
-        const s = srcOff + (t * Bk + b) * C, d = ((b0 + b) * T + t) * C;
-        for (let c = 0; c < C; c++) dst[d + c] = scale * src[s + c]!;
-      }
-    };
-    unshuffle(dx, m.lstms[0]!.ws!.dxs, 0, B0, 0, F, wk[0]!);
-    for (let k = 1; k < sizes.length; k++) unshuffle(dx, this.workers[k - 1]!.dx, 0, sizes[k]!, p.starts[k]!, F, wk[k]!);
+    unshuffle(dx, m.lstms[0]!.ws!.dxs, 0, B0, 0, T, F, B0 / B);
+    for (let k = 1; k < n; k++) unshuffle(dx, workers[k - 1]!.dx, 0, sizes[k]!, starts[k]!, T, F, sizes[k]! / B);
     const hiddenStates: Tensor[] = [];
     const stateGrads: { h: Tensor; c: Tensor }[] = [];
-    const workerGrads = sizes.slice(1).map((Bw, k) => stateViews(this.workers[k]!.stateGrads, units, Bw));
-    let hOff = 0;
-    m.lstms.forEach((l, i) => {
-      const H = l.units, ws = l.ws!;
+    let hBefore = 0; // Σ H of the layers below, as in commit
+    for (const l of m.lstms) {
+      const H = l.units, ws = l.ws!, w0 = B0 / B;
       const hs = allocate(dt, B * T * H);
-      unshuffle(hs, ws.hs, B0 * H, B0, 0, H, 1); // slots 1 … T
+      unshuffle(hs, ws.hs, B0 * H, B0, 0, T, H, 1); // slots 1 … T
       const dh = allocate(dt, B * H), dc = allocate(dt, B * H);
-      for (let j = 0; j < B0 * H; j++) { dh[j] = wk[0]! * ws.dh[j]!; dc[j] = wk[0]! * ws.dc[j]!; }
-      for (let k = 1; k < sizes.length; k++) {
-        const Bw = sizes[k]!, b0 = p.starts[k]!;
-        unshuffle(hs, this.workers[k - 1]!.hseq, hOff * Bw, Bw, b0, H, 1);
-        const g = workerGrads[k - 1]![i]!;
-        for (let j = 0; j < Bw * H; j++) { dh[b0 * H + j] = wk[k]! * g.h[j]!; dc[b0 * H + j] = wk[k]! * g.c[j]!; }
+      for (let j = 0; j < B0 * H; j++) { dh[j] = w0 * ws.dh[j]!; dc[j] = w0 * ws.dc[j]!; }
+      for (let k = 1; k < n; k++) {
+        const Bw = sizes[k]!, b0 = starts[k]!, wk = Bw / B, w = workers[k - 1]!, nw = Bw * H, o = 2 * Bw * hBefore;
+        unshuffle(hs, w.hseq, T * Bw * hBefore, Bw, b0, T, H, 1);
+        const g = w.stateGrads;
+        for (let j = 0; j < nw; j++) { dh[b0 * H + j] = wk * g[o + j]!; dc[b0 * H + j] = wk * g[o + nw + j]!; }
       }
-      hOff += T * H;
+      hBefore += H;
       hiddenStates.push(fromData(hs, [B, T, H]));
       stateGrads.push({ h: fromData(dh, [B, H]), c: fromData(dc, [B, H]) });
-    });
+    }
     const res: Gradients = {
-      loss: p.loss, grads, outputs: fromData(outputs, m.perStep ? [B, T, D] : [B, D]),
+      loss: this.loss, grads, outputs: fromData(outputs, m.perStep ? [B, T, D] : [B, D]),
       inputGrad: fromData(dx, [B, T, F]), hiddenStates, stateGrads,
     };
     if (norms0) {
       res.hiddenGradNorms = norms0.map((a, i) => Array.from(a, (n0, t) => {
-        let s = wk[0]! * wk[0]! * n0 * n0;
-        for (let k = 1; k < sizes.length; k++) s += wk[k]! * wk[k]! * this.workers[k - 1]!.norms[i * T + t]!;
+        const w0 = B0 / B;
+        let s = w0 * w0 * n0 * n0;
+        for (let k = 1; k < n; k++) {
+          const wk = sizes[k]! / B;
+          s += wk * wk * workers[k - 1]!.norms[i * T + t]!;
+        }
         return Math.sqrt(s);
       }));
     }
     return res;
+  }
+}
+
+/** The replica's description of the model's layers (the model must be built). */
+function replicaLayers(m: Sequential): ReplicaLayer[] {
+  return m.layers.map((l) => l.kind === "lstm"
+    ? { kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences }
+    : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation });
+}
+
+/** Whether layer l starts a batch of B rows from its carried state: stateful, with a state of B rows. */
+function carries(l: LSTM, B: number): boolean {
+  return l.stateful && l.stateH !== null && l.stateH.length === B * l.units;
+}
+
+/** `cur` when it holds n elements of `bytes` bytes, else a new buffer that does. */
+function fitting(cur: SharedArrayBuffer | undefined, n: number, bytes: number): SharedArrayBuffer {
+  return cur && cur.byteLength >= n * bytes ? cur : new SharedArrayBuffer(Math.max(1, n) * bytes);
+}
+
+/** scale × time-major (T, Bk, C) rows of src (from srcOff) into batch-major (B, T, C) dst at batch row b0. */
+function unshuffle(dst: FloatArray, src: FloatArray, srcOff: number, Bk: number, b0: number, T: number, C: number, scale: number): void {
+  for (let t = 0; t < T; t++) for (let b = 0; b < Bk; b++) {
+    const s = srcOff + (t * Bk + b) * C, d = ((b0 + b) * T + t) * C;
+    for (let c = 0; c < C; c++) dst[d + c] = scale * src[s + c]!;
   }
 }
 
@@ -491,7 +637,7 @@ function workerEntry(): string {
 }
 
 /** Copies rows [r0, r0 + n) of x [N, T, F] (through the row map) into dst, batch-major (n, T, F). */
-function gatherX(x: NdArray<any>, rows: Int32Array | null, r0: number, n: number, T: number, F: number, dst: FloatArray): void {
+function gatherX(x: StridedArray, rows: Int32Array | null, r0: number, n: number, T: number, F: number, dst: FloatArray): void {
   const [sb, st, sf] = x.stride as [number, number, number], d = x.data;
   for (let b = 0; b < n; b++) {
     const r = rows ? rows[r0 + b]! : r0 + b;
@@ -503,7 +649,7 @@ function gatherX(x: NdArray<any>, rows: Int32Array | null, r0: number, n: number
 }
 
 /** Copies rows of y, [N, D] (T = 0) or [N, T, D], into dst, batch-major. */
-function gatherY(y: NdArray<any>, rows: Int32Array | null, r0: number, n: number, T: number, D: number, dst: FloatArray): void {
+function gatherY(y: StridedArray, rows: Int32Array | null, r0: number, n: number, T: number, D: number, dst: FloatArray): void {
   const d = y.data;
   if (T === 0) {
     const [sb, sd] = y.stride as [number, number];

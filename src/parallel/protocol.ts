@@ -4,7 +4,7 @@
  *
  * Legend: Bw the worker's rows, T timesteps, F input features, H_l units of LSTM layer l, D head units,
  * Mw head rows of the worker (Bw, or T·Bw for a per-step head). Everything the worker reads or writes
- * lives in SharedArrayBuffers, so a step costs two small messages and no copies through postMessage.
+ * lives in SharedArrayBuffers, so a step costs one small message and no copies through postMessage.
  */
 import type { DType, FloatArray } from "../tensor/tensor.js";
 import type { Activation } from "../layers/dense.js";
@@ -37,7 +37,15 @@ export const CTRL_STATUS = 1;
 export const CTRL_READY = 2;
 /** Length in bytes of the error text in `message`. */
 export const CTRL_MSG_LEN = 3;
-export const CTRL_WORDS = 4;
+/**
+ * Set to 1 by the worker's own process 'exit' handler (process.exit, an uncaught error), which also
+ * notifies CTRL_DONE and CTRL_READY: the main thread, blocked in Atomics.wait, cannot see the Worker's
+ * 'exit' event, so this word is how it learns that no CTRL_DONE will come.
+ */
+export const CTRL_EXITED = 4;
+/** The worker's exit code, valid once CTRL_EXITED is 1. */
+export const CTRL_EXIT_CODE = 5;
+export const CTRL_WORDS = 6;
 export const MESSAGE_BYTES = 4096;
 
 /** The shared buffers of one worker (params is the same for every worker). */
@@ -57,17 +65,26 @@ export interface SharedBuffers {
 
 export type Op = "train" | "test" | "predict" | "grads";
 
-export type Message =
-  | { type: "buffers"; buffers: SharedBuffers }
-  | {
-    type: "run"; op: Op; B: number; T: number; loss: LossName | null;
-    /** Initial states are in stateIn (else zeros). */
-    states: boolean;
-    /** Count accuracy hits into result[1]. */
-    accuracy: boolean;
-    /** Record ‖dL/dh_t‖ per layer (computeGradients' hiddenGradNorms). */
-    norms: boolean;
-  };
+/**
+ * Test-only failures a worker can be told to stage on its next "run": throw before running (where a
+ * failure to bind new buffers would surface), call process.exit in the middle of the pass, or block
+ * forever in the middle of the pass (a hung thread that never signals).
+ */
+export type Fault = "throw" | "exit" | "hang";
+
+export type RunMessage = {
+  type: "run"; op: Op; B: number; T: number; loss: LossName | null;
+  /** New buffers to bind before running (the first run, or after they grew), else null. */
+  buffers: SharedBuffers | null;
+  /** Initial states are in stateIn (else zeros). */
+  states: boolean;
+  /** Count accuracy hits into result[1]. */
+  accuracy: boolean;
+  /** Record ‖dL/dh_t‖ per layer (computeGradients' hiddenGradNorms). */
+  norms: boolean;
+};
+
+export type Message = RunMessage | { type: "fault"; kind: Fault };
 
 /** Sizes (in elements) every buffer needs for Bw rows and T steps. */
 export function bufferSizes(layers: readonly ReplicaLayer[], Bw: number, T: number): Record<Exclude<keyof SharedBuffers, "params" | "grads">, number> {

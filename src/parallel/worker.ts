@@ -1,9 +1,15 @@
 /**
  * A worker thread: a replica of the model's engine (same layers, same kernels) whose weights are the
- * shared `params` buffer. On each "run" command it computes forward (and loss, and backward) on its rows,
- * writes what the main thread asked for into shared memory, and sets CTRL_DONE; the main thread, which
- * computed its own rows meanwhile, waits on that word with Atomics.wait, so the public API stays
- * synchronous.
+ * shared `params` buffer. On each "run" command it binds new buffers if it was sent any, computes forward
+ * (and loss, and backward) on its rows, writes what the main thread asked for into shared memory, and
+ * sets CTRL_DONE; the main thread, which computed its own rows meanwhile, waits on that word with
+ * Atomics.wait, so the public API stays synchronous.
+ *
+ * Whatever happens, the main thread must not wait forever: every "run" signals CTRL_DONE, with
+ * CTRL_STATUS 1 and the error's text when anything in it threw, and if the thread dies anyway
+ * (process.exit, an uncaught error elsewhere) its process 'exit' handler sets CTRL_EXITED and wakes the
+ * waiter. Only a thread that hangs or is killed from outside says nothing; the main thread's deadline
+ * covers those.
  *
  * Legend: B the worker's rows, T timesteps, F input features, H units, D head units, M head rows.
  */
@@ -13,14 +19,26 @@ import { LSTM } from "../layers/lstm.js";
 import { Dense } from "../layers/dense.js";
 import { Sequential } from "../model.js";
 import {
-  type Message, type SharedBuffers, type WorkerInit,
-  CTRL_DONE, CTRL_READY, CTRL_STATUS, sharedArray, stateViews, writeMessage,
+  type Fault, type Message, type RunMessage, type SharedBuffers, type WorkerInit,
+  CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, sharedArray, stateViews, writeMessage,
 } from "./protocol.js";
 
 const init = workerData as WorkerInit;
 const ctrl = new Int32Array(init.ctrl);
 const result = new Float64Array(init.result);
 const message = new Uint8Array(init.message);
+
+// Runs inside this thread as it ends (process.exit or an uncaught error), while the main thread may be
+// blocked in Atomics.wait where the Worker's own 'exit' event cannot reach it.
+process.on("exit", (code) => {
+  Atomics.store(ctrl, CTRL_EXIT_CODE, code);
+  Atomics.store(ctrl, CTRL_EXITED, 1);
+  Atomics.notify(ctrl, CTRL_DONE);
+  Atomics.notify(ctrl, CTRL_READY);
+});
+
+/** A failure staged by a "fault" message for the next run (tests only). */
+let fault: Fault | null = null;
 const units = init.layers.filter((l) => l.kind === "lstm").map((l) => l.units);
 
 interface Views {
@@ -53,6 +71,7 @@ Atomics.notify(ctrl, CTRL_READY);
 /** Points the replica's weights and gradients at the shared buffers, and keeps views of the rest. */
 function bindBuffers(b: SharedBuffers): void {
   const m = model!;
+  views = null; // until every view below is made
   const params = sharedArray(init.dtype, b.params);
   const grads = sharedArray(init.dtype, b.grads);
   let off = 0;
@@ -68,8 +87,11 @@ function bindBuffers(b: SharedBuffers): void {
   };
 }
 
-function run(cmd: Extract<Message, { type: "run" }>): void {
-  const m = model!, v = views!;
+function run(cmd: RunMessage): void {
+  if (!model) throw new Error("the replica was not built");
+  if (cmd.buffers) bindBuffers(cmd.buffers);
+  if (!views) throw new Error("a run came before any buffers");
+  const m = model, v = views;
   const { op, B, T } = cmd;
   const F = m.inputDim!, D = m.outputDim;
   m.loss = cmd.loss;
@@ -77,6 +99,8 @@ function run(cmd: Extract<Message, { type: "run" }>): void {
   m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
   m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, units, B) : undefined);
   const M = m.forward(0, T, 0);
+  if (fault === "exit") process.exit(70);
+  if (fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
   // The final state of every layer (slot T), for the main thread to commit if the step stands.
   const finals = stateViews(v.stateOut, units, B);
   m.lstms.forEach((l, i) => {
@@ -111,15 +135,21 @@ function run(cmd: Extract<Message, { type: "run" }>): void {
 }
 
 parentPort!.on("message", (msg: Message) => {
-  if (msg.type === "buffers") {
-    bindBuffers(msg.buffers);
+  if (msg.type === "fault") {
+    fault = msg.kind;
     return;
   }
+  // Everything a run does is inside the try, so the main thread always hears back.
   try {
+    if (fault === "throw") throw new Error("injected fault: the run failed before computing (as a failure to bind its buffers would)");
     run(msg);
     ctrl[CTRL_STATUS] = 0;
   } catch (e) {
-    writeMessage(ctrl, message, (e as Error)?.stack ?? String(e));
+    try {
+      writeMessage(ctrl, message, (e as Error)?.stack ?? String(e));
+    } catch {
+      writeMessage(ctrl, message, "an error that could not be converted to text");
+    }
     ctrl[CTRL_STATUS] = 1;
   }
   Atomics.store(ctrl, CTRL_DONE, 1);
