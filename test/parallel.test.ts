@@ -6,11 +6,17 @@
  * (Only the order of the sums over batch rows differs, so the true gap is ~1e-15.)
  *
  * The shapes are tiny and the threshold is forced to 0 (threadsMinFlops) so the tests run in seconds;
- * a separate test checks that below the threshold nothing leaves the calling thread.
+ * a separate test checks that below the threshold nothing leaves the calling thread. The last tests make
+ * a worker throw, exit or hang in the middle of a call (the engine's test-only injectFault), and drop a
+ * model without dispose() to see its worker stopped by the garbage collector.
  */
+import { once } from "node:events";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type { Worker } from "node:worker_threads";
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, zeros, type Tensor, type Gradients,
+  Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, type Tensor, type Gradients,
 } from "../src/index.js";
 import type { DType } from "../src/tensor/tensor.js";
 import { DEFAULT_MIN_FLOPS } from "../src/parallel/engine.js";
@@ -326,5 +332,127 @@ describe("when it splits", () => {
     expectTensors("states", two.getStates().map((t) => t.h), s.map((t) => t.h), 0);
     expect(two.optimizer!.iterations).toBe(it0);
     expectSameTraining(one, two, x, y, 1);
+  });
+});
+
+/** Resolves true when the worker thread ends within `ms`, false otherwise. */
+async function endsWithin(w: Worker, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  const ended = await Promise.race([once(w, "exit").then(() => true), timeout]);
+  clearTimeout(timer);
+  return ended;
+}
+
+describe("when a worker fails in the middle of a call", () => {
+  const cases = [
+    { fault: "throw", what: "throws before computing", message: /worker 1 of 1 threw: Error: injected fault/ },
+    { fault: "exit", what: "calls process.exit half-way", message: /worker 1 of 1 exited with code 70 before finishing/ },
+    { fault: "hang", what: "hangs half-way", message: /worker 1 of 1 did not finish within [\d.]+ s \(hung/ },
+  ] as const;
+  for (const c of cases) {
+    it(`a worker that ${c.what}: a StateError within seconds, nothing changed, and the next call starts a new worker`, async () => {
+      const [one, two] = pair({
+        layers: () => [new LSTM({ units: 4, inputDim: 2, stateful: true, batchSize: 5 }), new Dense({ units: 1, activation: "sigmoid" })],
+        loss: "binaryCrossentropy",
+      });
+      const next = stream(20);
+      const x = randomTensor([5, 3, 2], next), y = randomTensor([5, 1], next, true);
+      expectRel("first step", [two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
+      const par = two.parallel!, first = par.workerThreads[0]!;
+      const adam = two.optimizer as Adam;
+      const weights = two.getWeights(), states = two.getStates();
+      const m0 = adam.m.slice(), v0 = adam.v.slice(), it0 = adam.iterations;
+      // A hung worker says nothing: only the deadline finds it (at least minWaitMs, normally 120 s).
+      if (c.fault === "hang") par.minWaitMs = 300;
+      par.injectFault(c.fault);
+      const t0 = Date.now();
+      let error: unknown = null;
+      try { two.trainOnBatch(x, y); } catch (e) { error = e; }
+      const took = Date.now() - t0;
+      expect(error).toBeInstanceOf(StateError);
+      expect((error as Error).message).toMatch(c.message);
+      expect((error as Error).message).toMatch(/its slice of a training step on 5 rows\). Nothing of this call was applied/);
+      // Not a speed target: without the fix the call never returned at all.
+      expect(took, "ms until the call threw").toBeLessThan(5000);
+      expect(par.runningWorkers, "the pool was stopped").toBe(0);
+      expect(await endsWithin(first, 5000), "the failed worker thread ended").toBe(true);
+      // The step is atomic: weights, optimizer and carried states as before it.
+      expectTensors("weights", two.getWeights(), weights, 0);
+      expectTensors("states h", two.getStates().map((s) => s.h), states.map((s) => s.h), 0);
+      expectTensors("states c", two.getStates().map((s) => s.c), states.map((s) => s.c), 0);
+      expectRel("Adam m", adam.m, m0, 0);
+      expectRel("Adam v", adam.v, v0, 0);
+      expect(adam.iterations).toBe(it0);
+      // The model goes on with a new worker, and still agrees with one thread.
+      par.minWaitMs = 120_000;
+      expectSameTraining(one, two, x, y, 2);
+      expect(par.runningWorkers).toBe(1);
+      expect(par.workerThreads[0]).not.toBe(first);
+      expect(par.parallelCalls).toBe(1 + 2 + 1); // the failed call is not counted
+    });
+  }
+
+  it("computeGradients and predict fail the same way and leave the carried states alone", () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 3, inputDim: 2, stateful: true, batchSize: 4, returnSequences: true }), new Dense({ units: 2 })],
+      loss: "meanSquaredError",
+    });
+    const next = stream(21);
+    const x = randomTensor([4, 3, 2], next), y = randomTensor([4, 3, 2], next);
+    one.trainOnBatch(x, y);
+    two.trainOnBatch(x, y);
+    const states = two.getStates();
+    two.parallel!.injectFault("exit");
+    expect(() => two.computeGradients(x, y)).toThrow(/worker 1 of 1 exited with code 70 before finishing \(its slice of computeGradients on 4 rows\)/);
+    expectTensors("states h", two.getStates().map((s) => s.h), states.map((s) => s.h), 0);
+    two.predict(x); // starts a new worker
+    one.predict(x);
+    const after = two.getStates();
+    two.parallel!.injectFault("throw");
+    expect(() => two.predict(x)).toThrow(StateError);
+    expectTensors("states h after a failed predict", two.getStates().map((s) => s.h), after.map((s) => s.h), 0);
+    expectSameGradients("computeGradients", two.computeGradients(x, y), one.computeGradients(x, y));
+  });
+
+  it("injectFault needs a running worker", () => {
+    const m = new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })], { threads: 2 });
+    expect(() => m.parallel!.injectFault("exit")).toThrow(/injectFault: no worker thread is running/);
+  });
+});
+
+/** Trains a new two-thread model once and returns only its worker threads: the model itself is garbage. */
+function workersOfADroppedModel(): Worker[] {
+  const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3, threads: 2, threadsMinFlops: 0 });
+  m.compile({ loss: "binaryCrossentropy" });
+  const next = stream(22);
+  m.trainOnBatch(randomTensor([4, 3, 2], next), randomTensor([4, 1], next, true));
+  return m.parallel!.workerThreads;
+}
+
+describe("worker lifetime", () => {
+  it("a model dropped without dispose() has its worker stopped when it is garbage-collected; a kept one keeps its worker", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const dropped = workersOfADroppedModel();
+    expect(dropped.length).toBe(1);
+    const kept = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })], { seed: 4, threads: 2, threadsMinFlops: 0 });
+    live.push(kept);
+    kept.compile({ loss: "meanSquaredError" });
+    const next = stream(23);
+    kept.trainOnBatch(randomTensor([4, 3, 2], next), randomTensor([4, 1], next));
+    const keptWorker = kept.parallel!.workerThreads[0]!;
+    let keptEnded = false;
+    keptWorker.once("exit", () => { keptEnded = true; });
+    let droppedEnded = false;
+    dropped[0]!.once("exit", () => { droppedEnded = true; });
+    // Finalizers run as tasks after a collection: collect, then let the event loop turn, a few times.
+    for (let i = 0; i < 100 && !droppedEnded; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(droppedEnded, "the dropped model's worker ended").toBe(true);
+    expect(keptEnded, "the kept model's worker still runs").toBe(false);
+    expect(kept.parallel!.runningWorkers).toBe(1);
   });
 });

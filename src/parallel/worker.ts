@@ -39,6 +39,7 @@ process.on("exit", (code) => {
 
 /** A failure staged by a "fault" message for the next run (tests only). */
 let fault: Fault | null = null;
+
 const units = init.layers.filter((l) => l.kind === "lstm").map((l) => l.units);
 
 interface Views {
