@@ -9,9 +9,8 @@
  * The model owns one flat parameter buffer and one flat gradient buffer; every layer's weights are
  * named views into them, so the optimizer is one loop and a step zeroes the gradients once.
  */
-import type { NdArray } from "ndarray";
 import {
-  type DType, type FloatArray, type Tensor, type TensorLike,
+  type DType, type FloatArray, type Tensor, type TensorLike, type StridedArray,
   DEFAULT_DTYPE, allocate, checkDType, fromData, isTensor, toTensor, assertFinite,
 } from "./tensor/tensor.js";
 import { LSTM, lstmForward, lstmBackward } from "./layers/lstm.js";
@@ -89,7 +88,7 @@ export interface FitOptions {
 
 /** The input after validation: an ndarray we can index with strides, plus its sizes. */
 interface Input {
-  t: NdArray<any>;
+  t: StridedArray;
   B: number;
   T: number;
   F: number;
@@ -464,8 +463,8 @@ export class Sequential {
 
   /** Validates x [B, T, F]; builds the model from F when needed; fixes a stateful batch size. */
   checkInput(name: string, x: unknown, features = this.inputDim): Input {
-    let t: NdArray<any>;
-    if (isTensor(x) && (x.data instanceof Float64Array || x.data instanceof Float32Array)) t = x as NdArray<any>;
+    let t: StridedArray;
+    if (isTensor(x) && (x.data instanceof Float64Array || x.data instanceof Float32Array)) t = x as StridedArray;
     else t = toTensor(name, x, this.dtype);
     const F = features;
     if (t.shape.length !== 3) {
@@ -487,9 +486,9 @@ export class Sequential {
   }
 
   /** Validates labels against the input and the head: [B, D], or [B, T, D] for a per-step head. */
-  checkLabels(name: string, y: unknown, B: number, T: number): NdArray<any> {
-    let t: NdArray<any>;
-    if (isTensor(y) && (y.data instanceof Float64Array || y.data instanceof Float32Array)) t = y as NdArray<any>;
+  checkLabels(name: string, y: unknown, B: number, T: number): StridedArray {
+    let t: StridedArray;
+    if (isTensor(y) && (y.data instanceof Float64Array || y.data instanceof Float32Array)) t = y as StridedArray;
     else t = toTensor(name, y, this.dtype);
     const D = this.outputDim;
     const expected = this.perStep ? [B, T, D] : [B, D];
@@ -540,7 +539,7 @@ export class Sequential {
    * @internal Copies n steps of x (starting at step tx) for B rows into the time-major input buffer at
    * slot t0. `rows`, when given, maps batch row b to sample rows[rowStart + b] (fit's shuffled batches).
    */
-  loadInput(x: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number, t0: number): void {
+  loadInput(x: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number, t0: number): void {
     gatherSteps(x, rows, rowStart, B, tx, n, this.xs, t0 * B * this.inputDim!);
   }
 
@@ -548,7 +547,7 @@ export class Sequential {
    * @internal Loads the labels of the head rows: [B, D] for a last-step head, or steps [tx, tx + n) of
    * [B, T, D] for a per-step head (time-major rows, like the head's).
    */
-  loadLabels(y: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number): number {
+  loadLabels(y: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number): number {
     const D = this.outputDim;
     const M = this.perStep ? n * B : B;
     if (this.ys.length < M * D) this.ys = allocate(this.dtype, M * D);
@@ -800,7 +799,7 @@ export class Sequential {
   }
 
   /** Validates one batch (x, labels, a stateful model's batch size) for `what`. */
-  private checkBatch(what: string, x: unknown, y: unknown): { xt: NdArray<any>; yt: NdArray<any>; B: number; T: number } {
+  private checkBatch(what: string, x: unknown, y: unknown): { xt: StridedArray; yt: StridedArray; B: number; T: number } {
     this.requireCompiled(what);
     const { t: xt, B, T, F } = this.checkInput(`${what} x`, x);
     const yt = this.checkLabels(`${what} y`, y, B, T);
@@ -811,7 +810,7 @@ export class Sequential {
   }
 
   /** Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns the head's row count. */
-  private forwardRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): number {
+  private forwardRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): number {
     this.ensure(B, T);
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
     this.setInitialState(0, true);
@@ -821,7 +820,7 @@ export class Sequential {
   }
 
   /** @internal One step on B rows (optionally through a row map), no validation. */
-  trainRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+  trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
     const par = this.parallel?.trainRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
@@ -842,7 +841,7 @@ export class Sequential {
     return this.testRows(xt, yt, null, 0, B, T);
   }
 
-  private testRows(xt: NdArray<any>, yt: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+  private testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
     const par = this.parallel?.testRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
@@ -914,7 +913,7 @@ export class Sequential {
   }
 
   /** The batch-size-weighted mean loss (and accuracy) over N validated samples. */
-  private evaluateRows(xt: NdArray<any>, yt: NdArray<any>, N: number, T: number, bs: number): StepResult {
+  private evaluateRows(xt: StridedArray, yt: StridedArray, N: number, T: number, bs: number): StepResult {
     let loss = 0, acc = 0;
     for (let start = 0; start < N; start += bs) {
       const B = Math.min(bs, N - start);
@@ -953,7 +952,7 @@ export class Sequential {
         if (cb[k] !== undefined && typeof cb[k] !== "function") throw new ValueError(`fit callbacks[${i}].${k}: expected a function, got ${fmtValue(cb[k])}`);
       }
     });
-    let val: { x: NdArray<any>; y: NdArray<any>; N: number; T: number } | null = null;
+    let val: { x: StridedArray; y: StridedArray; N: number; T: number } | null = null;
     if (options.validationData !== undefined) {
       const vd = options.validationData;
       if (!Array.isArray(vd) || vd.length !== 2) throw new ValueError(`fit validationData: expected [x, y], got ${fmtValue(vd)}`);
@@ -1070,7 +1069,9 @@ export class Sequential {
    * `threads` threads: this one plus worker threads, each taking a slice of the batch. Results equal one
    * thread's to rounding (the gradients of the slices are summed weighted by their share of the batch).
    * Calls estimated below `minFlops` stay on this thread. Workers start at the first large call and never
-   * keep the process alive; `dispose()` stops them. `setThreads(1)` goes back to one thread.
+   * keep the process alive; `dispose()` stops them. `setThreads(1)` goes back to one thread. If a worker
+   * fails mid-call, the call throws a StateError, nothing of it is applied, and the next call starts new
+   * workers.
    *
    * @example
    * model.setThreads(2);                        // or new Sequential(layers, { threads: 2 })
@@ -1089,8 +1090,15 @@ export class Sequential {
   }
 
   /**
-   * Stops the worker threads now (they are otherwise stopped when the process exits). The model stays
-   * usable: the thread setting is kept, and a later large call starts new workers.
+   * Stops this model's worker threads now. Call it when you are done with a model that has `threads` > 1:
+   * each idle worker holds a thread and a copy of the engine's buffers until then. A model dropped without
+   * `dispose()` has its workers stopped only when it is garbage-collected, at a time of the collector's
+   * choosing. The model stays usable: the thread setting is kept, and a later large call starts new workers.
+   *
+   * @example
+   * const model = new Sequential(layers, { threads: 2 });
+   * await model.fit(x, y, { epochs: 10, batchSize: 64, verbose: 0 });
+   * model.dispose();
    */
   dispose(): void {
     this.parallel?.dispose();

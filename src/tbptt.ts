@@ -19,10 +19,9 @@
  *
  * Legend: B batch, T steps of the chunk, F features, D head units.
  */
-import type { NdArray } from "ndarray";
 import ndarray from "ndarray";
 import { Sequential, type LSTMState } from "./model.js";
-import { type FloatArray, type TensorLike, allocate, fromData } from "./tensor/tensor.js";
+import { type FloatArray, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
 import { gatherSteps } from "./tensor/layout.js";
 import { ValueError, StateError, fmtValue } from "./errors.js";
 
@@ -227,7 +226,7 @@ export class TruncatedBPTT {
   }
 
   private runWindow(
-    yt: NdArray<any>, B: number, D: number, index: number, update: boolean,
+    yt: StridedArray, B: number, D: number, index: number, update: boolean,
     onWindow: ((info: WindowInfo) => void) | undefined,
   ): { loss: number; accuracy?: number } {
     const m = this.model;

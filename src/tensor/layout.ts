@@ -5,8 +5,7 @@
  *
  * Legend: B batch rows, T (or n) steps, C channels (features, units or labels).
  */
-import type { NdArray } from "ndarray";
-import type { FloatArray } from "./tensor.js";
+import type { FloatArray, StridedArray } from "./tensor.js";
 import { ValueError, fmtShape } from "../errors.js";
 
 /**
@@ -15,7 +14,7 @@ import { ValueError, fmtShape } from "../errors.js";
  * else rowStart + b.
  */
 export function gatherSteps(
-  x: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number,
+  x: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number,
   dst: FloatArray, dstOff: number, // (n, B, C)
 ): void {
   const d = x.data, C = x.shape[2]!;
@@ -33,7 +32,7 @@ export function gatherSteps(
 
 /** Copies B rows of y [N, C] into dst (B, C), through the row map when given. */
 export function gatherRows(
-  y: NdArray<any>, rows: Int32Array | null, rowStart: number, B: number,
+  y: StridedArray, rows: Int32Array | null, rowStart: number, B: number,
   dst: FloatArray, dstOff: number, // (B, C)
 ): void {
   const d = y.data, C = y.shape[1]!, sb = y.stride[0]!, sc = y.stride[1]!;
@@ -59,7 +58,7 @@ export function timeToBatchMajor(
 }
 
 /** True when t's entries lie in its data in row-major order from offset 0 with nothing else around. */
-function isDense(t: NdArray<any>): boolean {
+function isDense(t: StridedArray): boolean {
   let s = 1;
   for (let d = t.shape.length - 1; d >= 0; d--) {
     if (t.shape[d] !== 1 && t.stride[d] !== s) return false;
@@ -83,7 +82,7 @@ function unravel(flat: number, shape: readonly number[]): number[] {
  * `lo`/`hi`, lies outside [lo, hi] (`what` describes the range in the message). Plain loops, no
  * per-element callback, so a scan allocates nothing.
  */
-export function assertFiniteIn(name: string, t: NdArray<any>, lo = -Infinity, hi = Infinity, what = ""): void {
+export function assertFiniteIn(name: string, t: StridedArray, lo = -Infinity, hi = Infinity, what = ""): void {
   const { shape, stride, offset, data } = t;
   const total = shape.reduce((a: number, b: number) => a * b, 1);
   let badAt: number[] | null = null, value: unknown;

@@ -10,7 +10,34 @@ import { ShapeError, ValueError, fmtShape, fmtValue } from "../errors.js";
 
 export type DType = "float32" | "float64";
 export type FloatArray = Float32Array | Float64Array;
-export type Tensor = NdArray<FloatArray>;
+/** What the engine reads of any ndarray: a Tensor, or a user's view with other strides and data. */
+export interface StridedArray {
+  data: any; // a typed array or a plain array
+  shape: number[];
+  stride: number[];
+  offset: number;
+}
+
+/**
+ * An ndarray over float data: scijs ndarray's interface (views such as `lo`, `hi`, `pick` and
+ * `transpose` are O(1) and never copy), declared here so that the package's types stand on their own.
+ */
+export interface Tensor extends StridedArray {
+  data: FloatArray;
+  size: number;
+  dimension: number;
+  dtype: string;
+  order: number[];
+  get(...index: number[]): number;
+  set(...args: number[]): number;
+  index(...index: number[]): number;
+  lo(...index: number[]): Tensor;
+  hi(...index: number[]): Tensor;
+  step(...index: number[]): Tensor;
+  transpose(...axes: number[]): Tensor;
+  pick(...index: (number | null)[]): Tensor;
+  T: Tensor;
+}
 export type TensorLike = Tensor | number[] | number[][] | number[][][] | number[][][][];
 export type NestedArray = number | NestedArray[];
 
@@ -71,7 +98,7 @@ function ndarrayProblem(x: { shape: unknown; stride: unknown; offset: unknown; d
 }
 
 /** True for a well-formed ndarray (duck-typed: data, shape, stride, offset, all consistent). */
-export function isTensor(x: unknown): x is NdArray<any> {
+export function isTensor(x: unknown): x is StridedArray {
   return looksLikeTensor(x) && ndarrayProblem(x as never) === null;
 }
 
