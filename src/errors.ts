@@ -43,3 +43,11 @@ export function fmtValue(v: unknown): string {
   if (typeof v === "object") return `an object (${(v as object).constructor?.name ?? "Object"})`;
   return typeof v;
 }
+
+/** Returns v when it is a positive integer, else throws ValueError naming the argument. */
+export function checkPositiveInt(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    throw new ValueError(`${name}: expected a positive integer, got ${fmtValue(v)}`);
+  }
+  return v;
+}

@@ -556,6 +556,12 @@ export class Sequential {
     return M;
   }
 
+  /** @internal Loads n label values already laid out like the head's rows (time-major per-step labels). */
+  setLabels(src: FloatArray, n: number): void {
+    if (this.ys.length < n) this.ys = allocate(this.dtype, n);
+    for (let k = 0; k < n; k++) this.ys[k] = src[k]!;
+  }
+
   /**
    * @internal Writes each LSTM's initial state into slot t0: the carried state for stateful layers (when
    * `carried`), zeros otherwise, or the explicit `states` (B·H arrays per layer) when given.

@@ -19,11 +19,10 @@
  *
  * Legend: B batch, T steps of the chunk, F features, D head units.
  */
-import ndarray from "ndarray";
 import { Sequential, type LSTMState } from "./model.js";
 import { type FloatArray, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
 import { gatherSteps } from "./tensor/layout.js";
-import { ValueError, StateError, fmtValue } from "./errors.js";
+import { ValueError, StateError, checkPositiveInt, fmtValue } from "./errors.js";
 
 export interface TruncatedBPTTOptions {
   /** k1: steps per window, one optimizer update per window. */
@@ -64,13 +63,6 @@ export interface SequenceResult {
   losses: number[];
 }
 
-function positiveInt(name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-    throw new ValueError(`${name}: expected a positive integer, got ${fmtValue(v)}`);
-  }
-  return v;
-}
-
 /**
  * @example
  * const tbptt = new TruncatedBPTT(model, { windowLength: 10 });          // Keras's split windows + stateful
@@ -97,9 +89,9 @@ export class TruncatedBPTT {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
     }
-    this.windowLength = positiveInt("TruncatedBPTT windowLength", options.windowLength);
+    this.windowLength = checkPositiveInt("TruncatedBPTT windowLength", options.windowLength);
     this.backpropLength = options.backpropLength === undefined
-      ? this.windowLength : positiveInt("TruncatedBPTT backpropLength", options.backpropLength);
+      ? this.windowLength : checkPositiveInt("TruncatedBPTT backpropLength", options.backpropLength);
     this.history = Math.max(0, this.backpropLength - this.windowLength);
   }
 
@@ -233,8 +225,7 @@ export class TruncatedBPTT {
     const t0 = this.hist, steps = this.pending, t1 = t0 + steps;
     const M = m.forward(t0, t1, t0);
     if (m.perStep) {
-      // A [B, steps, D] view over the time-major buffer: batch stride D, step stride B·D.
-      m.loadLabels(ndarray(this.yPending, [B, steps, D], [D, B * D, 1]), null, 0, B, 0, steps);
+      m.setLabels(this.yPending, steps * B * D); // already time-major, like the head's rows
     } else {
       m.loadLabels(yt, null, 0, B, 0, 0);
     }

@@ -8,7 +8,7 @@
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import { matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto } from "../tensor/kernels.js";
-import { ValueError, fmtValue } from "../errors.js";
+import { ValueError, checkPositiveInt, fmtValue } from "../errors.js";
 import { glorotUniform, type Rng } from "../init.js";
 
 export type Activation = "linear" | "sigmoid" | "tanh" | "relu";
@@ -59,10 +59,7 @@ export class Dense {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`Dense options: expected an object like { units: 1 }, got ${fmtValue(options)}`);
     }
-    if (typeof options.units !== "number" || !Number.isInteger(options.units) || options.units <= 0) {
-      throw new ValueError(`Dense units: expected a positive integer, got ${fmtValue(options.units)}`);
-    }
-    this.units = options.units;
+    this.units = checkPositiveInt("Dense units", options.units);
     const act = options.activation ?? "linear";
     if (!ACTIVATIONS.includes(act)) {
       throw new ValueError(`Dense activation: expected one of ${ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(act)}`);

@@ -15,7 +15,7 @@ import { allocate } from "../tensor/tensor.js";
 import {
   matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward,
 } from "../tensor/kernels.js";
-import { ValueError, fmtValue } from "../errors.js";
+import { ValueError, checkPositiveInt, fmtValue } from "../errors.js";
 import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
 
 export interface LSTMOptions {
@@ -33,13 +33,6 @@ export interface LSTMOptions {
   unitForgetBias?: boolean;
   kernelInitializer?: InitializerName;
   recurrentInitializer?: InitializerName;
-}
-
-function positiveInt(name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-    throw new ValueError(`${name}: expected a positive integer, got ${fmtValue(v)}`);
-  }
-  return v;
 }
 
 /** Buffers for one (B, capacity) shape, allocated once and reused for every window of that shape. */
@@ -110,11 +103,11 @@ export class LSTM {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`LSTM options: expected an object like { units: 10 }, got ${fmtValue(options)}`);
     }
-    this.units = positiveInt("LSTM units", options.units);
-    this.inputDim = options.inputDim === undefined ? undefined : positiveInt("LSTM inputDim", options.inputDim);
+    this.units = checkPositiveInt("LSTM units", options.units);
+    this.inputDim = options.inputDim === undefined ? undefined : checkPositiveInt("LSTM inputDim", options.inputDim);
     this.returnSequences = bool("LSTM returnSequences", options.returnSequences, false);
     this.stateful = bool("LSTM stateful", options.stateful, false);
-    this.batchSize = options.batchSize === undefined ? undefined : positiveInt("LSTM batchSize", options.batchSize);
+    this.batchSize = options.batchSize === undefined ? undefined : checkPositiveInt("LSTM batchSize", options.batchSize);
     this.unitForgetBias = bool("LSTM unitForgetBias", options.unitForgetBias, true);
     this.kernelInitializer = checkInitializer("LSTM kernelInitializer", options.kernelInitializer ?? "glorotUniform");
     this.recurrentInitializer = checkInitializer("LSTM recurrentInitializer", options.recurrentInitializer ?? "orthogonal");

@@ -58,10 +58,6 @@ export function allocate(dtype: DType, size: number): FloatArray {
   }
 }
 
-export function dtypeOf(data: FloatArray): DType {
-  return data instanceof Float32Array ? "float32" : "float64";
-}
-
 /** True for an object that looks like an ndarray (data, shape, stride, offset), well-formed or not. */
 function looksLikeTensor(x: unknown): boolean {
   return (
@@ -234,30 +230,6 @@ export function toArray(t: Tensor): any {
   };
   if (shape.length === 0) return [data[offset]!];
   return rec(0, offset);
-}
-
-/**
- * Asserts a shape; `null` in `expected` matches any size. The message names the argument and each
- * dimension, e.g. `x: expected shape [B, T, 1] = [4, *, 1], got [4, 10, 2] (features)`.
- */
-export function assertShape(
-  name: string,
-  shape: readonly number[],
-  expected: readonly (number | null)[],
-  dimNames?: readonly string[],
-): void {
-  const label = dimNames ? ` [${dimNames.join(", ")}]` : "";
-  const exp = `[${expected.map((d) => (d === null ? "*" : String(d))).join(", ")}]`;
-  if (shape.length !== expected.length) {
-    throw new ShapeError(`${name}: expected rank ${expected.length}${label} = ${exp}, got rank ${shape.length} with shape ${fmtShape(shape)}`);
-  }
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i];
-    if (e !== null && e !== undefined && shape[i] !== e) {
-      const dn = dimNames ? ` (${dimNames[i]})` : "";
-      throw new ShapeError(`${name}: expected shape${label} = ${exp}, got ${fmtShape(shape)}: dimension ${i}${dn} is ${shape[i]}, expected ${e}`);
-    }
-  }
 }
 
 /** Asserts every entry is finite; names the argument and the first bad flat index. */
