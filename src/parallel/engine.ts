@@ -17,6 +17,7 @@ import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import { type FloatArray, type StridedArray, type Tensor, allocate, fromData } from "../tensor/tensor.js";
 import { StateError, ValueError, fmtValue } from "../errors.js";
+import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
 import type { Sequential, StepResult, Gradients } from "../model.js";
 import type { LSTM } from "../layers/lstm.js";
 import {
@@ -388,7 +389,7 @@ export class ParallelEngine {
     B: number, T: number, norms0: Float64Array[] | null,
   ): void {
     const m = this.model, sizes = this.sizes, starts = this.starts, n = sizes.length;
-    const F = m.inputDim!, D = m.outputDim, perStep = m.perStep;
+    const D = m.outputDim;
     this.ensureWorkers(n - 1);
     const workers = this.pool.workers;
     const P = m.params.length;
@@ -405,8 +406,8 @@ export class ParallelEngine {
       for (let k = 1; k < n; k++) {
         const w = workers[k - 1]!, Bw = sizes[k]!, b0 = starts[k]!;
         this.fitBuffers(w, Bw, T);
-        gatherX(xt, rows, rowStart + b0, Bw, T, F, w.x);
-        if (yt) gatherY(yt, rows, rowStart + b0, Bw, perStep ? T : 0, D, w.y);
+        gatherSamples(xt, rows, rowStart + b0, Bw, w.x);
+        if (yt) gatherSamples(yt, rows, rowStart + b0, Bw, w.y);
         if (carried) this.gatherStates(B, b0, Bw, w.stateIn);
         Atomics.store(w.ctrl, CTRL_DONE, 0);
         const cmd = w.cmd;
@@ -547,9 +548,7 @@ export class ParallelEngine {
     for (let k = 1; k < sizes.length; k++) {
       const Bw = sizes[k]!, raw = workers[k - 1]!.out, b0 = start + this.starts[k]!;
       if (!m.perStep) { out.set(raw.subarray(0, Bw * D), b0 * D); continue; }
-      for (let t = 0; t < T; t++) for (let b = 0; b < Bw; b++) for (let d = 0; d < D; d++) {
-        out[((b0 + b) * T + t) * D + d] = raw[(t * Bw + b) * D + d]!;
-      }
+      timeToBatchMajor(T, Bw, D, raw, 0, out, b0 * T * D);
     }
   }
 
@@ -566,20 +565,20 @@ export class ParallelEngine {
     this.headRows(T, outputs, 0);
     // Every gradient below is of slice k's own mean loss: scaled by B_k/B it is the batch's.
     const dx = allocate(dt, B * T * F);
-    unshuffle(dx, m.lstms[0]!.ws!.dxs, 0, B0, 0, T, F, B0 / B);
-    for (let k = 1; k < n; k++) unshuffle(dx, workers[k - 1]!.dx, 0, sizes[k]!, starts[k]!, T, F, sizes[k]! / B);
+    timeToBatchMajor(T, B0, F, m.lstms[0]!.ws!.dxs, 0, dx, 0, B0 / B);
+    for (let k = 1; k < n; k++) timeToBatchMajor(T, sizes[k]!, F, workers[k - 1]!.dx, 0, dx, starts[k]! * T * F, sizes[k]! / B);
     const hiddenStates: Tensor[] = [];
     const stateGrads: { h: Tensor; c: Tensor }[] = [];
     let hBefore = 0; // Σ H of the layers below, as in commit
     for (const l of m.lstms) {
       const H = l.units, ws = l.ws!, w0 = B0 / B;
       const hs = allocate(dt, B * T * H);
-      unshuffle(hs, ws.hs, B0 * H, B0, 0, T, H, 1); // slots 1 … T
+      timeToBatchMajor(T, B0, H, ws.hs, B0 * H, hs, 0); // slots 1 … T
       const dh = allocate(dt, B * H), dc = allocate(dt, B * H);
       for (let j = 0; j < B0 * H; j++) { dh[j] = w0 * ws.dh[j]!; dc[j] = w0 * ws.dc[j]!; }
       for (let k = 1; k < n; k++) {
         const Bw = sizes[k]!, b0 = starts[k]!, wk = Bw / B, w = workers[k - 1]!, nw = Bw * H, o = 2 * Bw * hBefore;
-        unshuffle(hs, w.hseq, T * Bw * hBefore, Bw, b0, T, H, 1);
+        timeToBatchMajor(T, Bw, H, w.hseq, T * Bw * hBefore, hs, b0 * T * H);
         const g = w.stateGrads;
         for (let j = 0; j < nw; j++) { dh[b0 * H + j] = wk * g[o + j]!; dc[b0 * H + j] = wk * g[o + nw + j]!; }
       }
@@ -623,48 +622,8 @@ function fitting(cur: SharedArrayBuffer | undefined, n: number, bytes: number): 
   return cur && cur.byteLength >= n * bytes ? cur : new SharedArrayBuffer(Math.max(1, n) * bytes);
 }
 
-/** scale × time-major (T, Bk, C) rows of src (from srcOff) into batch-major (B, T, C) dst at batch row b0. */
-function unshuffle(dst: FloatArray, src: FloatArray, srcOff: number, Bk: number, b0: number, T: number, C: number, scale: number): void {
-  for (let t = 0; t < T; t++) for (let b = 0; b < Bk; b++) {
-    const s = srcOff + (t * Bk + b) * C, d = ((b0 + b) * T + t) * C;
-    for (let c = 0; c < C; c++) dst[d + c] = scale * src[s + c]!;
-  }
-}
-
 /** The worker module next to this one: the .ts source under tsx/vitest, the built .js otherwise. */
 function workerEntry(): string {
   return new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url).href;
 }
 
-/** Copies rows [r0, r0 + n) of x [N, T, F] (through the row map) into dst, batch-major (n, T, F). */
-function gatherX(x: StridedArray, rows: Int32Array | null, r0: number, n: number, T: number, F: number, dst: FloatArray): void {
-  const [sb, st, sf] = x.stride as [number, number, number], d = x.data;
-  for (let b = 0; b < n; b++) {
-    const r = rows ? rows[r0 + b]! : r0 + b;
-    for (let t = 0; t < T; t++) {
-      const src = x.offset + r * sb + t * st, o = (b * T + t) * F;
-      for (let f = 0; f < F; f++) dst[o + f] = d[src + f * sf];
-    }
-  }
-}
-
-/** Copies rows of y, [N, D] (T = 0) or [N, T, D], into dst, batch-major. */
-function gatherY(y: StridedArray, rows: Int32Array | null, r0: number, n: number, T: number, D: number, dst: FloatArray): void {
-  const d = y.data;
-  if (T === 0) {
-    const [sb, sd] = y.stride as [number, number];
-    for (let b = 0; b < n; b++) {
-      const r = rows ? rows[r0 + b]! : r0 + b;
-      for (let k = 0; k < D; k++) dst[b * D + k] = d[y.offset + r * sb + k * sd];
-    }
-    return;
-  }
-  const [sb, st, sd] = y.stride as [number, number, number];
-  for (let b = 0; b < n; b++) {
-    const r = rows ? rows[r0 + b]! : r0 + b;
-    for (let t = 0; t < T; t++) {
-      const src = y.offset + r * sb + t * st, o = (b * T + t) * D;
-      for (let k = 0; k < D; k++) dst[o + k] = d[src + k * sd];
-    }
-  }
-}

@@ -42,6 +42,23 @@ export function gatherRows(
   }
 }
 
+/**
+ * Copies n samples of x ([N, C] or [N, T, C], any strides) into dst, dense and batch-major: sample b is
+ * x's row rows[r0 + b] when a row map is given, else r0 + b.
+ */
+export function gatherSamples(x: StridedArray, rows: Int32Array | null, r0: number, n: number, dst: FloatArray): void {
+  const d = x.data, rank = x.shape.length;
+  const T = rank === 3 ? x.shape[1]! : 1, C = x.shape[rank - 1]!;
+  const sb = x.stride[0]!, st = rank === 3 ? x.stride[1]! : 0, sc = x.stride[rank - 1]!;
+  for (let b = 0; b < n; b++) {
+    const r = rows ? rows[r0 + b]! : r0 + b;
+    for (let t = 0; t < T; t++) {
+      const src = x.offset + r * sb + t * st, o = (b * T + t) * C;
+      for (let c = 0; c < C; c++) dst[o + c] = d[src + c * sc];
+    }
+  }
+}
+
 /** Transposes time-major src (n, B, C) into batch-major dst (B, n, C), scaling by `scale`. */
 export function timeToBatchMajor(
   n: number, B: number, C: number,
