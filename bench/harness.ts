@@ -441,3 +441,20 @@ async function compile(entry: string): Promise<string | null> {
   writeFileSync(join(outdir, "package.json"), '{ "type": "module" }\n');
   return join(outdir, "bench", basename(entry).replace(/\.ts$/, ".js"));
 }
+
+/** A seeded batch for shape s as nested arrays: x [B, T, I] uniform in [-1, 1), y [B, 1] of 0s and 1s. */
+export function randomBatch(s: Shape, seed: number): { xs: number[][][]; ys: number[][] } {
+  const r = rng(seed);
+  const xs: number[][][] = [], ys: number[][] = [];
+  for (let b = 0; b < s.B; b++) {
+    const row: number[][] = [];
+    for (let t = 0; t < s.T; t++) {
+      const f: number[] = [];
+      for (let i = 0; i < s.I; i++) f.push(2 * r() - 1);
+      row.push(f);
+    }
+    xs.push(row);
+    ys.push([r() < 0.5 ? 0 : 1]);
+  }
+  return { xs, ys };
+}

@@ -20,7 +20,7 @@ import { dirname, join } from "node:path";
 import { Sequential, LSTM, Dense, Adam, tensor } from "../src/index.js";
 import {
   type Options, type Result, SHAPES, shape, launch, writeJson, isMain, shapeLabel, stepFlops, registerChild, spawnChild,
-  timeSteps, median, formatTime, rng,
+  timeSteps, median, formatTime, randomBatch,
 } from "./harness.js";
 import "./train-step.js"; // registers the "ours" child measurement
 
@@ -46,18 +46,7 @@ registerChild("tfjs", async (args) => {
   model.add(tf.layers.dense({ units: 1, activation: "sigmoid" }));
   model.compile({ optimizer: tf.train.adam(1e-3), loss: "binaryCrossentropy" });
   // The batch: the same seeded values as our train-step bench.
-  const r = rng(101);
-  const xs: number[][][] = [], ys: number[][] = [];
-  for (let b = 0; b < s.B; b++) {
-    const row: number[][] = [];
-    for (let t = 0; t < s.T; t++) {
-      const f: number[] = [];
-      for (let i = 0; i < s.I; i++) f.push(2 * r() - 1);
-      row.push(f);
-    }
-    xs.push(row);
-    ys.push([r() < 0.5 ? 0 : 1]);
-  }
+  const { xs, ys } = randomBatch(s, 101);
   const x = tf.tensor3d(xs), y = tf.tensor2d(ys);
   // Check: the same loss from our engine on tfjs's initial weights.
   const tfLoss = (model.evaluate(x, y) as import("@tensorflow/tfjs").Scalar).dataSync()[0]!;

@@ -19,7 +19,7 @@ import type { Tensor } from "../src/tensor/tensor.js";
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
 import {
   type Case, type Options, type Spec, type Result, type Shape, SHAPES, shape, rng, randomArray, runSpecs,
-  launch, writeJson, isMain, stepFlops, shapeLabel, registerChild, spawnChild, timeSteps, median, formatTime, suiteSelected,
+  launch, writeJson, isMain, stepFlops, shapeLabel, registerChild, spawnChild, timeSteps, median, formatTime, suiteSelected, randomBatch,
 } from "./harness.js";
 
 export interface StepModel {
@@ -35,18 +35,7 @@ export function makeStepModel(s: Shape, dtype: DType, seed = 1): StepModel {
     new Dense({ units: 1, activation: "sigmoid" }),
   ], { seed, dtype });
   model.compile({ optimizer: new Adam({ learningRate: 1e-3 }), loss: "binaryCrossentropy" });
-  const r = rng(seed + 100);
-  const xs: number[][][] = [], ys: number[][] = [];
-  for (let b = 0; b < s.B; b++) {
-    const row: number[][] = [];
-    for (let t = 0; t < s.T; t++) {
-      const f: number[] = [];
-      for (let i = 0; i < s.I; i++) f.push(2 * r() - 1);
-      row.push(f);
-    }
-    xs.push(row);
-    ys.push([r() < 0.5 ? 0 : 1]);
-  }
+  const { xs, ys } = randomBatch(s, seed + 100);
   return { model, x: tensor(xs, dtype), y: tensor(ys, dtype) };
 }
 
