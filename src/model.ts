@@ -214,6 +214,10 @@ export class Sequential {
   /**
    * Creates and initialises the weights for `inputDim` features. Called by the constructor when the
    * first LSTM has `inputDim`, else by the first call that sees data.
+   *
+   * @example
+   * const m = new Sequential([new LSTM({ units: 8 }), new Dense({ units: 1 })], { seed: 1 });
+   * m.build(3);                                   // 3 input features: weights exist now
    */
   build(inputDim: number): void {
     if (this.built) {
@@ -250,7 +254,12 @@ export class Sequential {
     }
   }
 
-  /** Number of trainable parameters. */
+  /**
+   * Number of trainable parameters.
+   *
+   * @example
+   * new Sequential([new LSTM({ units: 10, inputDim: 1 }), new Dense({ units: 1 })]).countParams(); // 491
+   */
   countParams(): number {
     this.requireBuilt("countParams");
     return this.params.length;
@@ -291,7 +300,13 @@ export class Sequential {
   // ---------------------------------------------------------------------------------------------
   // Weights and states
 
-  /** Copies of the weights, per layer: LSTM kernel [I,4H], recurrentKernel [H,4H], bias [4H]; Dense kernel [H,D], bias [D]. */
+  /**
+   * Copies of the weights, per layer: LSTM kernel [I,4H], recurrentKernel [H,4H], bias [4H]; Dense kernel [H,D], bias [D].
+   *
+   * @example
+   * const [kernel, recurrentKernel, bias, denseKernel, denseBias] = model.getWeights();
+   * kernel.shape;                                 // [I, 4H], gate blocks in the order i, f, c, o
+   */
   getWeights(): Tensor[] {
     this.requireBuilt("getWeights");
     return this.splitFlat(this.params);
@@ -310,7 +325,12 @@ export class Sequential {
   }
 
 
-  /** Names of the weights in getWeights order, e.g. "lstm_0/kernel", "dense_0/bias". */
+  /**
+   * Names of the weights in getWeights order.
+   *
+   * @example
+   * model.weightNames();  // ["lstm_0/kernel", "lstm_0/recurrentKernel", "lstm_0/bias", "dense_0/kernel", "dense_0/bias"]
+   */
   weightNames(): string[] {
     const names: string[] = [];
     let li = 0, di = 0;
@@ -321,7 +341,7 @@ export class Sequential {
     return names;
   }
 
-  /** Shapes in getWeights order. */
+  /** Shapes in getWeights order, e.g. [[1, 40], [10, 40], [40], [10, 1], [1]]. */
   weightShapes(): number[][] {
     this.requireBuilt("weightShapes");
     return this.layers.flatMap((l) => l.weightShapes());
@@ -330,6 +350,9 @@ export class Sequential {
   /**
    * Copies weights in (same order and shapes as getWeights). Everything is validated before anything is
    * written, so a bad list leaves the model unchanged.
+   *
+   * @example
+   * other.setWeights(model.getWeights());         // e.g. into a batch-size-1 copy, the Keras tutorial's way
    */
   setWeights(weights: TensorLike[]): void {
     this.requireBuilt("setWeights");
@@ -353,7 +376,13 @@ export class Sequential {
     }
   }
 
-  /** The LSTM states after the last forward pass (the carried state of stateful layers), per LSTM layer. */
+  /**
+   * The LSTM states after the last forward pass (the carried state of stateful layers), per LSTM layer,
+   * each { h, c } of shape [B, H] ([0, H] before any pass).
+   *
+   * @example
+   * const [{ h, c }] = model.getStates();
+   */
   getStates(): LSTMState[] {
     this.requireBuilt("getStates");
     return this.lstms.map((l) => {
@@ -433,6 +462,10 @@ export class Sequential {
    * Changes the fixed batch size of a stateful model in place (weights and optimizer are kept, states
    * are reset to zeros): train at batch size 3, then predict one sequence at a time without building a
    * second model.
+   *
+   * @example
+   * model.setBatchSize(1);
+   * for (const seq of testSequences) { model.resetStates(); model.predict(seq); }
    */
   setBatchSize(batchSize: number): void {
     if (!Number.isInteger(batchSize) || batchSize <= 0) {
@@ -841,6 +874,9 @@ export class Sequential {
 
   /**
    * The loss (and accuracy) on one batch, without updating weights. A stateful model carries its state.
+   *
+   * @example
+   * const { loss, accuracy } = model.testOnBatch(x, y);
    */
   testOnBatch(x: TensorLike, y: TensorLike): StepResult {
     const { xt, yt, B, T } = this.checkBatch("testOnBatch", x, y);
@@ -907,6 +943,9 @@ export class Sequential {
 
   /**
    * The mean loss (and accuracy) over x, y in batches, weighted by batch size.
+   *
+   * @example
+   * const { loss, accuracy } = model.evaluate(xTest, yTest, { batchSize: 32 });
    */
   evaluate(x: TensorLike, y: TensorLike, options: { batchSize?: number } = {}): StepResult {
     this.requireCompiled("evaluate");
