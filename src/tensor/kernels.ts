@@ -74,6 +74,21 @@ function tileFor(like: FloatArray): FloatArray {
 // ---------------------------------------------------------------------------------------------------
 // Public matmuls
 
+/** Picks the path by shape: a direct rank-K update for K < 4, dot-product strips for thin products, else the
+ * packed, blocked driver. */
+function gemm(
+  transA: boolean, transB: boolean,
+  M: number, N: number, K: number,
+  A: FloatArray, aOff: number, lda: number,
+  B: FloatArray, bOff: number, ldb: number,
+  C: FloatArray, cOff: number, ldc: number,
+  accumulate: boolean,
+): void {
+  if (K < 4) shallow(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  else if (M < MR || N < NR) thin(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  else blocked(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+}
+
 /**
  * C (M, N) (+)= A (M, K) · B (K, N).
  *
@@ -88,9 +103,7 @@ export function matmulNN(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (K < 4) shallow(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
-  else if (M < MR || N < NR) thin(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
-  else blocked(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  gemm(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
 /**
@@ -108,9 +121,7 @@ export function matmulTN(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (K < 4) shallow(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
-  else if (M < MR || N < NR) thin(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
-  else blocked(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  gemm(true, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
 /**
@@ -128,9 +139,7 @@ export function matmulNT(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
 ): void {
-  if (K < 4) shallow(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
-  else if (M < MR || N < NR) thin(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
-  else blocked(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  gemm(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
 }
 
 // ---------------------------------------------------------------------------------------------------
