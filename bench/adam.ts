@@ -6,7 +6,9 @@
  */
 import { Adam } from "../src/optimizers.js";
 import { LSTM } from "../src/layers/lstm.js";
-import { type Case, type Options, type Spec, type Result, type Shape, SHAPES, rng, randomArray, runSpecs, launch, writeJson, isMain } from "./harness.js";
+import {
+  type Case, type Options, type Spec, type Result, type Shape, SHAPES, rng, randomArray, runSpecs, standalone,
+} from "./harness.js";
 
 /** Parameters of LSTM(H) → Dense(1) on I inputs: I·4H + H·4H + 4H + H + 1. */
 export function paramCount(s: Shape): number {
@@ -48,10 +50,4 @@ export async function runAdam(opts: Options, results: Result[]): Promise<void> {
   runSpecs(opts, "adam: one update of the flat parameter buffer (float64)", adamSpecs(opts), results);
 }
 
-if (isMain("adam")) {
-  await launch(import.meta.url, async (opts) => {
-    const results: Result[] = [];
-    await runAdam(opts, results);
-    writeJson(opts, results);
-  });
-}
+await standalone("adam", import.meta.url, runAdam);

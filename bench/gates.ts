@@ -6,7 +6,9 @@
  */
 import { lstmGatesForward, lstmGatesBackward } from "../src/tensor/kernels.js";
 import { naiveLstmStep } from "../src/tensor/naive.js";
-import { type Case, type Options, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, launch, writeJson, isMain, assertClose } from "./harness.js";
+import {
+  type Case, type Options, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, assertClose, standalone,
+} from "./harness.js";
 
 function perUnit(B: number, H: number): (ms: number) => string {
   return (ms) => `${((ms * 1e6) / (B * H)).toFixed(1)} ns/unit`;
@@ -88,10 +90,4 @@ export async function runGates(opts: Options, results: Result[]): Promise<void> 
   runSpecs(opts, "gates: one timestep of the fused gate kernels (float64)", gatesSpecs(opts), results);
 }
 
-if (isMain("gates")) {
-  await launch(import.meta.url, async (opts) => {
-    const results: Result[] = [];
-    await runGates(opts, results);
-    writeJson(opts, results);
-  });
-}
+await standalone("gates", import.meta.url, runGates);

@@ -458,3 +458,19 @@ export function randomBatch(s: Shape, seed: number): { xs: number[][][]; ys: num
   }
   return { xs, ys };
 }
+
+/**
+ * Runs one suite when this process was started on its file (`npx tsx bench/<name>.ts`): launches it (see
+ * `launch`), collects its results and extra figures, and writes them with --json.
+ */
+export async function standalone(
+  name: string, url: string,
+  run: (opts: Options, results: Result[]) => Promise<Record<string, unknown> | void>,
+): Promise<void> {
+  if (!isMain(name)) return;
+  await launch(url, async (opts) => {
+    const results: Result[] = [];
+    const extra = await run(opts, results);
+    writeJson(opts, results, extra ?? {});
+  });
+}

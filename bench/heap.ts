@@ -9,7 +9,9 @@
  * `node --expose-gc`; in-process under tsx: `node --expose-gc --import tsx bench/heap.ts --in-process`).
  */
 import { Session } from "node:inspector";
-import { type Options, type Result, shape, launch, writeJson, isMain, shapeLabel, SHAPES } from "./harness.js";
+import {
+  type Options, shape, shapeLabel, SHAPES, standalone,
+} from "./harness.js";
 import { makeStepModel } from "./train-step.js";
 
 interface ProfileNode {
@@ -99,11 +101,8 @@ export async function runHeap(opts: Options, extra: Record<string, unknown>): Pr
   };
 }
 
-if (isMain("heap")) {
-  await launch(import.meta.url, async (opts) => {
-    const extra: Record<string, unknown> = {};
-    await runHeap(opts, extra);
-    const results: Result[] = [];
-    writeJson(opts, results, extra);
-  });
-}
+await standalone("heap", import.meta.url, async (opts) => {
+  const extra: Record<string, unknown> = {};
+  await runHeap(opts, extra);
+  return extra;
+});

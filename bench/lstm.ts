@@ -11,8 +11,8 @@
 import { LSTM, lstmForward, lstmBackward } from "../src/layers/lstm.js";
 import { naiveMatmul, naiveLstmStep } from "../src/tensor/naive.js";
 import {
-  type Case, type Options, type Spec, type Result, type Shape, SHAPES, rng, randomArray, runSpecs, launch,
-  writeJson, isMain, forwardFlops, shapeLabel,
+  type Case, type Options, type Spec, type Result, type Shape, SHAPES, rng, randomArray, runSpecs,
+  forwardFlops, shapeLabel, standalone,
 } from "./harness.js";
 
 interface Layer {
@@ -121,10 +121,4 @@ export async function runLstm(opts: Options, results: Result[]): Promise<void> {
   runSpecs(opts, "lstm: one layer over a whole window (float64; forward = 2·B·T·(I+H)·4H, backward = 2 × forward)", lstmSpecs(opts), results);
 }
 
-if (isMain("lstm")) {
-  await launch(import.meta.url, async (opts) => {
-    const results: Result[] = [];
-    await runLstm(opts, results);
-    writeJson(opts, results);
-  });
-}
+await standalone("lstm", import.meta.url, runLstm);

@@ -10,7 +10,9 @@
  * then times. FLOPs = 2·M·N·K.
  */
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
-import { type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, launch, writeJson, isMain } from "./harness.js";
+import {
+  type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, standalone,
+} from "./harness.js";
 
 type Form = "NN" | "TN" | "NT";
 const KERNELS = { NN: matmulNN, TN: matmulTN, NT: matmulNT } as const;
@@ -80,10 +82,4 @@ export async function runMatmul(opts: Options, results: Result[]): Promise<void>
   runSpecs(opts, "matmul: the products of one training step (float64; FLOPs = 2·M·N·K)", matmulSpecs(opts), results);
 }
 
-if (isMain("matmul")) {
-  await launch(import.meta.url, async (opts) => {
-    const results: Result[] = [];
-    await runMatmul(opts, results);
-    writeJson(opts, results);
-  });
-}
+await standalone("matmul", import.meta.url, runMatmul);

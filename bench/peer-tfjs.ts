@@ -19,8 +19,8 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Sequential, LSTM, Dense, Adam, tensor } from "../src/index.js";
 import {
-  type Options, type Result, SHAPES, shape, launch, writeJson, isMain, shapeLabel, stepFlops, registerChild, spawnChild,
-  timeSteps, median, formatTime, randomBatch,
+  type Options, type Result, SHAPES, shape, shapeLabel, stepFlops, registerChild, spawnChild, timeSteps,
+  median, formatTime, randomBatch, standalone,
 } from "./harness.js";
 import "./train-step.js"; // registers the "ours" child measurement
 
@@ -107,10 +107,4 @@ export async function runPeer(opts: Options, results: Result[]): Promise<Record<
   return { peer: table };
 }
 
-if (isMain("peer-tfjs")) {
-  await launch(import.meta.url, async (opts) => {
-    const results: Result[] = [];
-    const extra = await runPeer(opts, results);
-    writeJson(opts, results, extra);
-  });
-}
+await standalone("peer-tfjs", import.meta.url, runPeer);

@@ -15,8 +15,8 @@
  */
 import { Sequential, LSTM, Dense, Adam, TruncatedBPTT, zeros, type Tensor } from "../src/index.js";
 import {
-  type Case, type Options, type Spec, type Result, type Shape, SHAPES, forwardFlops, shapeLabel, rng,
-  runSpecs, launch, writeJson, isMain, assertClose,
+  type Case, type Options, type Spec, type Result, type Shape, SHAPES, forwardFlops, shapeLabel, rng, runSpecs,
+  assertClose, standalone,
 } from "./harness.js";
 
 function model(s: Shape): Sequential {
@@ -66,10 +66,4 @@ export async function runTbptt(opts: Options, results: Result[]): Promise<void> 
   runSpecs(opts, "tbptt: one window of TruncatedBPTT.trainSequence, k1 = T (float64; FLOPs = (1 + 2·k2/k1) × forward)", tbpttSpecs(opts), results);
 }
 
-if (isMain("tbptt")) {
-  await launch(import.meta.url, async (opts) => {
-    const results: Result[] = [];
-    await runTbptt(opts, results);
-    writeJson(opts, results);
-  });
-}
+await standalone("tbptt", import.meta.url, runTbptt);

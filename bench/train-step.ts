@@ -19,7 +19,8 @@ import type { Tensor } from "../src/tensor/tensor.js";
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
 import {
   type Case, type Options, type Spec, type Result, type Shape, SHAPES, shape, rng, randomArray, runSpecs,
-  launch, writeJson, isMain, stepFlops, shapeLabel, registerChild, spawnChild, timeSteps, median, formatTime, suiteSelected, randomBatch,
+  stepFlops, shapeLabel, registerChild, spawnChild, timeSteps, median, formatTime, suiteSelected, randomBatch,
+  standalone,
 } from "./harness.js";
 
 export interface StepModel {
@@ -192,10 +193,4 @@ export async function runTrainStep(opts: Options, results: Result[]): Promise<Re
   return extra;
 }
 
-if (isMain("train-step")) {
-  await launch(import.meta.url, async (opts) => {
-    const results: Result[] = [];
-    const extra = await runTrainStep(opts, results);
-    writeJson(opts, results, extra);
-  });
-}
+await standalone("train-step", import.meta.url, runTrainStep);
