@@ -8,7 +8,7 @@
  * Σ dL/dw · v must match (L(w + εv) - L(w - εv)) / 2ε.
  * FLOPs: forward = 2·B·T·(I+H)·4H; backward = 2 × forward (dh per step, dKernel, dRecurrentKernel, dx).
  */
-import { LSTM, lstmForward, lstmBackward } from "../src/layers/lstm.js";
+import { LSTM, LSTMWorkspace, lstmForward, lstmBackward, lstmWorkspace } from "../src/layers/lstm.js";
 import { naiveMatmul, naiveLstmStep } from "../src/tensor/naive.js";
 import {
   type Case, type Options, type Spec, type Result, type Shape, SHAPES, rng, randomArray, runSpecs,
@@ -20,6 +20,7 @@ interface Layer {
   params: Float64Array;
   grads: Float64Array;
   xs: Float64Array; // (T, B, I)
+  ws: LSTMWorkspace;
 }
 
 function makeLayer(s: Shape, seed: number): Layer {
@@ -28,9 +29,9 @@ function makeLayer(s: Shape, seed: number): Layer {
   const n = layer.paramCount();
   const params = randomArray(Float64Array, n, r, 0.3) as Float64Array, grads = new Float64Array(n);
   layer.bind(params, grads, 0);
-  layer.workspace("float64", s.B, s.T);
+  const ws = lstmWorkspace(layer, "float64", s.B, s.T, null);
   const xs = randomArray(Float64Array, s.T * s.B * s.I, r) as Float64Array;
-  return { layer, params, grads, xs };
+  return { layer, params, grads, xs, ws };
 }
 
 /** h_T of batch row b by the naive kernels, from zero state. */
@@ -51,7 +52,7 @@ function naiveLastH(L: Layer, s: Shape, b: number): number[] {
 
 export function lstmForwardCase(s: Shape): Case {
   const L = makeLayer(s, 21);
-  const ws = L.layer.ws!;
+  const ws = L.ws;
   return {
     name: `lstmForward:${shapeLabel(s)}`,
     group: "lstm",
@@ -73,7 +74,7 @@ export function lstmForwardCase(s: Shape): Case {
 
 export function lstmBackwardCase(s: Shape): Case {
   const L = makeLayer(s, 22);
-  const ws = L.layer.ws!;
+  const ws = L.ws;
   const BH = s.B * s.H;
   const r = rng(23);
   const proj = randomArray(Float64Array, BH, r) as Float64Array; // L = <proj, h_T>

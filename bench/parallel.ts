@@ -14,7 +14,8 @@
  *   npx tsx bench/parallel.ts S3           # some shapes only
  */
 import { pathToFileURL } from "node:url";
-import { Sequential, LSTM, Dense, zeros, type Tensor } from "../src/index.js";
+import { Sequential, LSTM, Dense, zeros, setThreads, type Tensor } from "../src/node/index.js";
+import type { ThreadPool } from "../src/threads/pool.js";
 
 export interface ParallelCase { name: string; B: number; T: number; I: number; H: number; iterations: number }
 
@@ -39,8 +40,9 @@ function stepFlops(c: ParallelCase): number {
 }
 
 function model(c: ParallelCase, threads: number): Sequential {
-  // threadsMinFlops 0: the two-thread model splits whatever the default threshold would say.
-  const m = new Sequential([new LSTM({ units: c.H, inputDim: c.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 7, threads, threadsMinFlops: 0 });
+  // minFlops 0: the two-thread model splits whatever the default threshold would say.
+  const m = new Sequential([new LSTM({ units: c.H, inputDim: c.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 7 });
+  setThreads(m, threads, { minFlops: 0 });
   m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
   return m;
 }
@@ -77,7 +79,7 @@ export function runCase(c: ParallelCase): ParallelResult {
     w.data.forEach((v, k) => { worst = Math.max(worst, Math.abs(v - w2[i]!.data[k]!) / scale); });
   });
   if (!(worst <= 1e-12)) throw new Error(`parallel:${c.name}: two threads differ from one by ${worst} (relative)`);
-  if (two.parallel?.parallelCalls !== 1) throw new Error(`parallel:${c.name}: the two-thread step did not run on two threads`);
+  if ((two.engine.executor as ThreadPool | null)?.parallelCalls !== 1) throw new Error(`parallel:${c.name}: the two-thread step did not run on two threads`);
   const t1: number[] = [], t2: number[] = [];
   for (let i = 0; i < c.iterations; i++) {
     let t = performance.now();

@@ -54,12 +54,12 @@ export function checkStepModel(m: StepModel, s: Shape): void {
     { name: "dense kernel[0]", k: s.I * G + s.H * G + G, grad: g.grads[3]!.data[0]! },
   ];
   for (const p of probes) {
-    const w = model.params[p.k]!, eps = 1e-5;
-    model.params[p.k] = w + eps;
+    const w = model.engine.params[p.k]!, eps = 1e-5;
+    model.engine.params[p.k] = w + eps;
     const up = model.testOnBatch(x, y).loss;
-    model.params[p.k] = w - eps;
+    model.engine.params[p.k] = w - eps;
     const down = model.testOnBatch(x, y).loss;
-    model.params[p.k] = w;
+    model.engine.params[p.k] = w;
     const fd = (up - down) / (2 * eps);
     if (!(Math.abs(fd - p.grad) <= 1e-6 * Math.abs(fd) + 1e-9)) {
       throw new Error(`dL/d ${p.name} = ${p.grad} vs finite difference ${fd}`);

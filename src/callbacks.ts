@@ -1,10 +1,13 @@
 /**
- * Training callbacks, the History that `fit` returns, and the Keras-like progress display.
- * A callback is a plain object with any of the hooks; each hook gets the model, so resetting states,
- * saving or stopping takes a line.
+ * Training callbacks and the History that `fit` returns. A callback is a plain object with any of the
+ * hooks; each hook gets the model last, so resetting states, saving or stopping takes a line.
+ *
+ * The hooks are generic in the model they receive (`CallbackHooks<M>`): this file sits below the model
+ * facade, which pins M to `Sequential` (model.ts's `Callback`). The callbacks made here ask of the model
+ * only what they use.
  */
 import { ValueError, fmtValue } from "./errors.js";
-import type { Sequential } from "./model.js";
+import type { Tensor, TensorLike } from "./tensor/tensor.js";
 
 export interface Logs {
   loss?: number;
@@ -22,14 +25,17 @@ export interface Logs {
  * const logEpochs: Callback = { onEpochEnd(epoch, logs) { console.log(epoch, logs.loss, logs.valLoss); } };
  * await model.fit(x, y, { epochs: 5, validationData: [xv, yv], callbacks: [logEpochs] });
  */
-export interface Callback {
-  onTrainBegin?(logs: Logs, model: Sequential): void | Promise<void>;
-  onTrainEnd?(logs: Logs, model: Sequential): void | Promise<void>;
-  onEpochBegin?(epoch: number, logs: Logs, model: Sequential): void | Promise<void>;
-  onEpochEnd?(epoch: number, logs: Logs, model: Sequential): void | Promise<void>;
-  onBatchBegin?(batch: number, logs: Logs, model: Sequential): void | Promise<void>;
-  onBatchEnd?(batch: number, logs: Logs, model: Sequential): void | Promise<void>;
+export interface CallbackHooks<M> {
+  onTrainBegin?(logs: Logs, model: M): void | Promise<void>;
+  onTrainEnd?(logs: Logs, model: M): void | Promise<void>;
+  onEpochBegin?(epoch: number, logs: Logs, model: M): void | Promise<void>;
+  onEpochEnd?(epoch: number, logs: Logs, model: M): void | Promise<void>;
+  onBatchBegin?(batch: number, logs: Logs, model: M): void | Promise<void>;
+  onBatchEnd?(batch: number, logs: Logs, model: M): void | Promise<void>;
 }
+
+/** The hook names, in the order fit calls them within an epoch. */
+export const HOOKS = ["onTrainBegin", "onTrainEnd", "onEpochBegin", "onEpochEnd", "onBatchBegin", "onBatchEnd"] as const;
 
 /**
  * Per-epoch figures, as Keras's History: `history.history.loss[epoch]`. `accuracy` is there when the model
@@ -63,7 +69,7 @@ export class History {
  * @example
  * await model.fit(xWindows, yWindows, { batchSize: 1, epochs: 5, callbacks: [resetStatesEvery(2)] });
  */
-export function resetStatesEvery(n: number): Callback {
+export function resetStatesEvery(n: number): CallbackHooks<{ resetStates(): void }> {
   if (!Number.isInteger(n) || n <= 0) throw new ValueError(`resetStatesEvery n: expected a positive integer, got ${fmtValue(n)}`);
   let counter = 0;
   return {
@@ -86,13 +92,20 @@ export interface EarlyStoppingOptions {
   restoreBestWeights?: boolean;
 }
 
+/** What earlyStopping asks of the model: the stop flag fit reads after each epoch, and the weights. */
+export interface StoppableModel {
+  stopTraining: boolean;
+  getWeights(): Tensor[];
+  setWeights(weights: TensorLike[]): void;
+}
+
 /**
  * Stops `fit` when the monitored figure stops improving (losses fall, accuracies rise).
  *
  * @example
  * await model.fit(x, y, { epochs: 100, validationData: [xv, yv], callbacks: [earlyStopping({ patience: 3 })] });
  */
-export function earlyStopping(options: EarlyStoppingOptions = {}): Callback & { stoppedEpoch: number } {
+export function earlyStopping(options: EarlyStoppingOptions = {}): CallbackHooks<StoppableModel> & { stoppedEpoch: number } {
   if (typeof options !== "object" || options === null) {
     throw new ValueError(`earlyStopping options: expected an object like { patience: 3 }, got ${fmtValue(options)}`);
   }
@@ -108,58 +121,24 @@ export function earlyStopping(options: EarlyStoppingOptions = {}): Callback & { 
     throw new ValueError(`earlyStopping monitor: expected one of ${monitors.join(", ")}, got ${fmtValue(options.monitor)}`);
   }
   let best = Infinity, wait = 0;
-  let bestWeights: Float64Array | null = null;
+  let bestWeights: Tensor[] | null = null;
   const cb = {
     stoppedEpoch: -1,
     onTrainBegin() { best = Infinity; wait = 0; bestWeights = null; cb.stoppedEpoch = -1; },
-    onEpochEnd(epoch: number, logs: Logs, model: Sequential) {
+    onEpochEnd(epoch: number, logs: Logs, model: StoppableModel) {
       const key = options.monitor ?? (logs.valLoss !== undefined ? "valLoss" : "loss");
       const raw = logs[key];
       if (raw === undefined) throw new ValueError(`earlyStopping monitor: "${key}" is not in the epoch's logs (${Object.keys(logs).join(", ")})`);
       const score = key.toLowerCase().includes("accuracy") ? -raw : raw; // lower is better
       if (score < best - minDelta) {
         best = score; wait = 0;
-        if (options.restoreBestWeights) bestWeights = Float64Array.from(model.params);
+        if (options.restoreBestWeights) bestWeights = model.getWeights();
       } else if (++wait >= Math.max(patience, 1)) { // Keras: stop after `patience` epochs without improvement
         model.stopTraining = true;
         cb.stoppedEpoch = epoch;
-        if (bestWeights) model.params.set(bestWeights);
+        if (bestWeights) model.setWeights(bestWeights);
       }
     },
   };
   return cb;
-}
-
-/** Keras-like progress: a live bar on a TTY, one line per epoch otherwise. */
-export class ProgressBar {
-  private epoch = 0;
-  private start = 0;
-  private readonly tty: boolean;
-  constructor(private readonly epochs: number, private readonly batches: number, private readonly accuracy: boolean) {
-    this.tty = Boolean(process.stdout.isTTY);
-  }
-  startEpoch(epoch: number): void {
-    this.epoch = epoch;
-    this.start = performance.now();
-    if (this.tty) process.stdout.write(`Epoch ${epoch + 1}/${this.epochs}\n`);
-  }
-  batch(done: number, loss: number, acc: number): void {
-    if (!this.tty) return;
-    const width = 30, filled = Math.round((done / this.batches) * width);
-    const bar = "=".repeat(Math.max(0, filled - 1)) + (filled > 0 ? (done === this.batches ? "=" : ">") : "") + ".".repeat(width - filled);
-    const metrics = `loss: ${loss.toFixed(4)}` + (this.accuracy ? ` - accuracy: ${acc.toFixed(4)}` : "");
-    process.stdout.write(`\r${String(done).padStart(String(this.batches).length)}/${this.batches} [${bar}] - ${metrics}`);
-  }
-  endEpoch(logs: Logs): void {
-    const ms = performance.now() - this.start;
-    const parts = [`${(ms / 1000).toFixed(2)}s`, `loss: ${logs.loss!.toFixed(4)}`];
-    if (logs.accuracy !== undefined) parts.push(`accuracy: ${logs.accuracy.toFixed(4)}`);
-    if (logs.valLoss !== undefined) parts.push(`valLoss: ${logs.valLoss.toFixed(4)}`);
-    if (logs.valAccuracy !== undefined) parts.push(`valAccuracy: ${logs.valAccuracy.toFixed(4)}`);
-    if (this.tty) {
-      const n = this.batches;
-      process.stdout.write(`\r\x1b[2K${n}/${n} [${"=".repeat(30)}] - ${parts.join(" - ")}\n`);
-    }
-    else process.stdout.write(`Epoch ${this.epoch + 1}/${this.epochs} - ${parts.join(" - ")}\n`);
-  }
 }

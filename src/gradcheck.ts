@@ -58,7 +58,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   restore();
   const analytic = model.computeGradients(x, y).grads;
   const names = model.weightNames();
-  const params = model.params;
+  const params = model.engine.params;
   const rng = new Rng(`gradcheck/${options.seed ?? 0}`);
   const lossAt = (): number => {
     restore();
@@ -92,6 +92,6 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   });
   restore();
   // A model that had run no pass yet has no states: leave it so.
-  if (!hadStates) for (const l of model.lstms) { l.stateH = null; l.stateC = null; }
+  if (!hadStates) model.engine.clearStates();
   return { maxRelativeError: Math.max(...perWeight.map((p) => p.maxRelativeError)), perWeight };
 }

@@ -4,6 +4,7 @@
  */
 import seedrandom from "seedrandom";
 import type { FloatArray } from "./tensor/tensor.js";
+import { cos2pi, log } from "./tensor/math.js";
 import { ValueError, fmtValue } from "./errors.js";
 
 export type InitializerName = "glorotUniform" | "orthogonal" | "zeros";
@@ -24,12 +25,15 @@ export class Rng {
   uniform(): number {
     return this.prng.double();
   }
-  /** Standard normal by Box–Muller (one value per call, so the stream position is simple to reason about). */
+  /**
+   * Standard normal by Box–Muller (one value per call, so the stream position is simple to reason about),
+   * with math.ts's log and cos so that a seed draws the same bits in every engine.
+   */
   normal(): number {
     let u = 0;
     while (u === 0) u = this.uniform();
     const v = this.uniform();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    return Math.sqrt(-2 * log(u)) * cos2pi(v);
   }
   /** An integer in [0, n). */
   int(n: number): number {

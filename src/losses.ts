@@ -5,6 +5,7 @@
  * Legend: M rows (B, or T·B for a per-step head), D output units, N = M·D elements.
  */
 import type { FloatArray } from "./tensor/tensor.js";
+import { exp, log, log1p } from "./tensor/math.js";
 import { ValueError, fmtValue } from "./errors.js";
 
 export type LossName = "binaryCrossentropy" | "meanSquaredError";
@@ -32,7 +33,7 @@ export function bceFromLogits(
   let s = 0;
   for (let k = 0; k < N; k++) {
     const z = logits[k]!, t = y[k]!;
-    s += (z > 0 ? z : 0) - z * t + Math.log1p(Math.exp(-Math.abs(z)));
+    s += (z > 0 ? z : 0) - z * t + log1p(exp(-Math.abs(z)));
   }
   if (dLogits) {
     const inv = 1 / N;
@@ -53,7 +54,7 @@ export function bceFromProbs(
   for (let k = 0; k < N; k++) {
     const raw = p[k]!, t = y[k]!;
     const q = raw < lo ? lo : raw > hi ? hi : raw;
-    s -= t * Math.log(q) + (1 - t) * Math.log(1 - q);
+    s -= t * log(q) + (1 - t) * log(1 - q);
     if (dP) dP[k] = raw < lo || raw > hi ? 0 : ((1 - t) / (1 - q) - t / q) * inv;
   }
   return s / N;

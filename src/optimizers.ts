@@ -4,6 +4,7 @@
  * bias correction is folded into the step size.
  */
 import type { FloatArray } from "./tensor/tensor.js";
+import { oneMinusPow } from "./tensor/math.js";
 import { ValueError, fmtValue } from "./errors.js";
 
 /**
@@ -163,7 +164,8 @@ export class Adam implements Optimizer {
     clipGradients(grads, this.clipValue, this.clipNorm);
     const t = ++this.iterations;
     const b1 = this.beta1, b2 = this.beta2, eps = this.epsilon;
-    const alpha = (this.learningRate * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
+    // 1 - β^t from math.ts: correctly rounded, and the same bits in every engine (`**` is neither).
+    const alpha = (this.learningRate * Math.sqrt(oneMinusPow(b2, t))) / oneMinusPow(b1, t);
     const m = this.m, v = this.v, n = params.length;
     for (let k = 0; k < n; k++) {
       const g = grads[k]!;

@@ -22,6 +22,7 @@
 import { Sequential, type LSTMState } from "./model.js";
 import { type FloatArray, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
 import { gatherSteps } from "./tensor/layout.js";
+import { buildFor, checkInput, checkLabels, checkStatefulBatch, requireCompiled } from "./validate.js";
 import { ValueError, StateError, checkPositiveInt, fmtValue } from "./errors.js";
 
 export interface TruncatedBPTTOptions {
@@ -120,14 +121,14 @@ export class TruncatedBPTT {
    * const [{ h, c }] = tbptt.getStates();   // the first LSTM's state after the chunk's last full window
    */
   getStates(): LSTMState[] {
-    const m = this.model;
-    return m.lstms.map((l) => {
-      const n = this.B * l.units;
-      if (!this.inSequence || !l.ws) return { h: fromData(allocate(m.dtype, n), [this.B, l.units]), c: fromData(allocate(m.dtype, n), [this.B, l.units]) };
+    const e = this.model.engine;
+    return e.lstms.map((l, i) => {
+      const n = this.B * l.units, ws = e.lstmWs[i];
+      if (!this.inSequence || !ws) return { h: fromData(allocate(e.dtype, n), [this.B, l.units]), c: fromData(allocate(e.dtype, n), [this.B, l.units]) };
       const off = this.stateSlot * n;
       return {
-        h: fromData(l.ws.hs.slice(off, off + n), [this.B, l.units]),
-        c: fromData(l.ws.cs.slice(off, off + n), [this.B, l.units]),
+        h: fromData(ws.hs.slice(off, off + n), [this.B, l.units]),
+        c: fromData(ws.cs.slice(off, off + n), [this.B, l.units]),
       };
     });
   }
@@ -144,10 +145,8 @@ export class TruncatedBPTT {
    * tbptt.trainSequence(x, y, { update: false, onWindow: (w) => console.log(w.index, w.loss, w.grads.length) });
    */
   trainSequence(x: TensorLike, y: TensorLike, options: TrainSequenceOptions = {}): SequenceResult {
-    const m = this.model;
-    if (!m.optimizer || !m.loss) {
-      throw new StateError(`TruncatedBPTT.trainSequence: the model is not compiled; call model.compile({ optimizer, loss }) first`);
-    }
+    const m = this.model.engine;
+    requireCompiled(m, "TruncatedBPTT.trainSequence");
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`trainSequence options: expected an object, got ${fmtValue(options)}`);
     }
@@ -158,21 +157,21 @@ export class TruncatedBPTT {
     if (options.onWindow !== undefined && typeof options.onWindow !== "function") {
       throw new ValueError(`trainSequence onWindow: expected a function, got ${fmtValue(options.onWindow)}`);
     }
-    const { t: xt, B, T, F } = m.checkInput("trainSequence x", x);
-    const yt = m.checkLabels("trainSequence y", y, B, T);
+    const { t: xt, B, T, F } = checkInput(m, "trainSequence x", x);
+    const yt = checkLabels(m, "trainSequence y", y, B, T);
     if (this.inSequence) {
       if (B !== this.B) {
         throw new ValueError(`trainSequence x: the sequence in progress has batch size ${this.B}, got ${B}; finish it with endOfSequence: true or call resetStates()`);
       }
-      if (m.engineUses !== this.uses) {
+      if (m.uses !== this.uses) {
         this.resetStates();
         throw new StateError(`trainSequence: the model was used for another call in the middle of a sequence fed in chunks, which overwrote the carried state; the unroller was reset, start the sequence again`);
       }
     }
     // Only once every check has passed: build an unbuilt model, and hold a stateful one to its batch size
     // (the state the unroller leaves behind in the model is per row).
-    m.buildFor(F);
-    m.checkStatefulBatch("trainSequence x", B);
+    buildFor(m, F);
+    checkStatefulBatch(m, "trainSequence x", B);
     const k1 = this.windowLength, cap = this.history + k1;
     const D = m.outputDim;
     if (!this.inSequence) {
@@ -207,7 +206,7 @@ export class TruncatedBPTT {
       throw e;
     }
     if (end) this.resetStates();
-    this.uses = m.engineUses;
+    this.uses = m.uses;
     const res: SequenceResult = {
       loss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN,
       windows: losses.length,
@@ -221,7 +220,7 @@ export class TruncatedBPTT {
     yt: StridedArray, B: number, D: number, index: number, update: boolean,
     onWindow: ((info: WindowInfo) => void) | undefined,
   ): { loss: number; accuracy?: number } {
-    const m = this.model;
+    const m = this.model.engine;
     const t0 = this.hist, steps = this.pending, t1 = t0 + steps;
     const M = m.forward(t0, t1, t0);
     if (m.perStep) {
@@ -230,7 +229,7 @@ export class TruncatedBPTT {
       m.loadLabels(yt, null, 0, B, 0, 0);
     }
     const loss = m.lossOf(M, true);
-    const accuracy = m.metrics.includes("accuracy") ? m.accuracyOf(M) : undefined;
+    const accuracy = m.accuracy ? m.accuracyOf(M) : undefined;
     m.grads.fill(0);
     m.backward(Math.max(0, t1 - this.backpropLength), t1, t0);
     this.stateSlot = t1;

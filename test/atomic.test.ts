@@ -11,8 +11,9 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
-  Sequential, LSTM, Dense, Adam, SGD, NonFiniteError, TruncatedBPTT, loadCheckpointSync, type DType,
+  Sequential, LSTM, Dense, Adam, SGD, NonFiniteError, TruncatedBPTT, type DType,
 } from "../src/index.js";
+import { loadCheckpointSync } from "../src/node/index.js";
 import { Rng } from "../src/init.js";
 import { snapshot, expectSame, randomSeq, randomLabels, smallModel } from "./helpers/rel-snapshot.js";
 import { bigModel, setVersion } from "./helpers/rel-save-loop.js";
@@ -87,7 +88,7 @@ describe("a non-finite step changes nothing", () => {
         const before = snapshot(m);
         try {
           m.trainOnBatch(x, [[1], [-1]]);
-          expect(m.params.every(Number.isFinite) && m.optimizer!.slots().every((sl) => sl.every(Number.isFinite))).toBe(true);
+          expect(m.engine.params.every(Number.isFinite) && m.optimizer!.slots().every((sl) => sl.every(Number.isFinite))).toBe(true);
           outcomes.finite!++;
         } catch (e) {
           expect(e).toBeInstanceOf(NonFiniteError);
@@ -110,7 +111,7 @@ describe("a non-finite step changes nothing", () => {
     expect(steps).toBeGreaterThan(0); // the first step succeeds (|w| ≈ 1e308), a later one overflows
     expect(err).toBeInstanceOf(NonFiniteError);
     expectSame("rolled back", before, snapshot(m));
-    expect(m.params.every(Number.isFinite)).toBe(true);
+    expect(m.engine.params.every(Number.isFinite)).toBe(true);
   });
 
   for (const stateful of [false, true]) {
@@ -164,7 +165,7 @@ describe("saturation: inputs and logits of ±1e3 give finite losses and gradient
         expect(Number.isFinite(g.loss)).toBe(true);
         for (const t of [...g.grads, g.inputGrad]) expect(t.data.every(Number.isFinite)).toBe(true);
         for (let s = 0; s < 20; s++) expect(Number.isFinite(m.trainOnBatch(x, y).loss)).toBe(true);
-        expect(m.params.every(Number.isFinite)).toBe(true);
+        expect(m.engine.params.every(Number.isFinite)).toBe(true);
         expect(m.optimizer!.slots().every((sl) => sl.every(Number.isFinite))).toBe(true);
       }
     });

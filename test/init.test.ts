@@ -133,9 +133,9 @@ describe("initialisation options and determinism", () => {
     const layers = () => [new LSTM({ units: 16, inputDim: 5, returnSequences: true }), new LSTM({ units: 7 }), new Dense({ units: 2, activation: "sigmoid" })];
     const m64 = new Sequential(layers(), { seed: 9, dtype: "float64" });
     const m32 = new Sequential(layers(), { seed: 9, dtype: "float32" });
-    expect(m32.params).toBeInstanceOf(Float32Array);
-    expect(Array.from(m32.params)).toEqual(Array.from(Float32Array.from(m64.params)));
-    expect(Array.from(m32.params).some((v, k) => v !== m64.params[k])).toBe(true); // really rounded
+    expect(m32.engine.params).toBeInstanceOf(Float32Array);
+    expect(Array.from(m32.engine.params)).toEqual(Array.from(Float32Array.from(m64.engine.params)));
+    expect(Array.from(m32.engine.params).some((v, k) => v !== m64.engine.params[k])).toBe(true); // really rounded
   });
 });
 

@@ -82,7 +82,7 @@ function randomizeWeights(model: Sequential, c: Config, rng: Rng): void {
       let data: Float64Array;
       if (l instanceof LSTM) data = uniformArray(rng, size, k === 2 ? -1 : -0.7, k === 2 ? 1 : 0.7);
       else {
-        const isHead = l === model.denses[model.denses.length - 1];
+        const isHead = l === model.engine.denses[model.engine.denses.length - 1];
         const In = l.inputDim!;
         if (l.activation === "relu") {
           data = k === 0 ? uniformArray(rng, size, -0.1 / In, 0.1 / In)
@@ -120,10 +120,10 @@ function flatGrads(grads: Tensor[]): Float64Array {
 /** Every ReLU input at least `margin` from 0, after the last forward pass. */
 function reluMargin(model: Sequential): number {
   let m = Infinity;
-  for (const d of model.denses) {
-    if (d.activation !== "relu") continue;
-    for (const v of d.ws!.logits) m = Math.min(m, Math.abs(v));
-  }
+  model.engine.denses.forEach((d, k) => {
+    if (d.activation !== "relu") return;
+    for (const v of model.engine.denseWs[k]!.logits) m = Math.min(m, Math.abs(v));
+  });
   return m;
 }
 
@@ -174,7 +174,7 @@ describe("computeGradients vs finite differences on random configurations", () =
       const names = model.weightNames(), grads = flatGrads(g.grads);
       let off = 0;
       g.grads.forEach((t, i) => {
-        wrts.push({ name: names[i]!, values: model.params as Float64Array, off, count: t.data.length, analytic: grads.subarray(off, off + t.data.length) });
+        wrts.push({ name: names[i]!, values: model.engine.params as Float64Array, off, count: t.data.length, analytic: grads.subarray(off, off + t.data.length) });
         off += t.data.length;
       });
       wrts.push({ name: "inputGrad", values: xData, analytic: g.inputGrad.data });
@@ -211,13 +211,13 @@ describe("public gradCheck", () => {
         model.resetStates(c.units.map((H) => ({ h: tensorOf(uniformArray(rng, c.B * H), [c.B, H]), c: tensorOf(uniformArray(rng, c.B * H), [c.B, H]) })));
       }
       if (!c.stateful) model.predict(x); // so a stateless model has a last state to keep, too
-      const p0 = Float64Array.from(model.params), st0 = model.getStates();
+      const p0 = Float64Array.from(model.engine.params), st0 = model.getStates();
       const res = gradCheck(model, x, y, { samples: 1000 });
       expect(res.perWeight.map((p) => p.name)).toEqual(model.weightNames());
       expect(res.perWeight.every((p) => p.checked === model.getWeights()[res.perWeight.indexOf(p)]!.data.length)).toBe(true);
       worst.worst.set("public gradCheck", Math.max(worst.worst.get("public gradCheck") ?? 0, res.maxRelativeError));
       expect(res.maxRelativeError).toBeLessThanOrEqual(TOL);
-      expect(Array.from(model.params)).toEqual(Array.from(p0));
+      expect(Array.from(model.engine.params)).toEqual(Array.from(p0));
       const st1 = model.getStates();
       st0.forEach((s, i) => {
         expect(Array.from(st1[i]!.h.data)).toEqual(Array.from(s.h.data));

@@ -1,11 +1,11 @@
 /**
- * Both cores (src/parallel): a model with threads: 2 splits a batch between the calling thread and a
- * worker thread. Every result must equal the one-thread model's, started from the same seed, to 1e-12
+ * Both cores (src/threads, started by setThreads of longshort/node): a model with two threads splits a
+ * batch between the calling thread and a worker thread. Every result must equal the one-thread model's, started from the same seed, to 1e-12
  * relative in float64: the loss, accuracy, every gradient, dL/dx, dL/d(initial state), hidden states and
  * their gradient norms, the weights after several Adam steps, predict's outputs and the carried states.
  * (Only the order of the sums over batch rows differs, so the true gap is ~1e-15.)
  *
- * The shapes are tiny and the threshold is forced to 0 (threadsMinFlops) so the tests run in seconds;
+ * The shapes are tiny and the threshold is forced to 0 (minFlops) so the tests run in seconds;
  * a separate test checks that below the threshold nothing leaves the calling thread. The last tests make
  * a worker throw, exit or hang in the middle of a call (the engine's test-only injectFault), and drop a
  * model without dispose() to see its worker stopped by the garbage collector.
@@ -16,12 +16,24 @@ import { runInNewContext } from "node:vm";
 import type { Worker } from "node:worker_threads";
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, type Tensor, type Gradients,
-} from "../src/index.js";
+  Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, setThreads,
+  type Tensor, type Gradients, type ThreadOptions,
+} from "../src/node/index.js";
 import type { DType } from "../src/tensor/tensor.js";
-import { DEFAULT_MIN_FLOPS } from "../src/parallel/engine.js";
+import { DEFAULT_MIN_FLOPS, type ThreadPool } from "../src/threads/pool.js";
 
 const RTOL = 1e-12;
+
+/** `m` with `threads` threads (setThreads of longshort/node). */
+function threaded(m: Sequential, threads: number | "auto", options?: ThreadOptions): Sequential {
+  setThreads(m, threads, options);
+  return m;
+}
+
+/** The model's thread pool, for what the tests watch (calls split, workers running, faults). */
+function pool(m: Sequential): ThreadPool {
+  return m.engine.executor as ThreadPool;
+}
 const live: Sequential[] = [];
 afterAll(() => { for (const m of live) m.dispose(); });
 
@@ -75,7 +87,7 @@ interface Setup {
 /** The same model twice: one thread, and two threads with the threshold at 0 so every call splits. */
 function pair(s: Setup): [Sequential, Sequential] {
   const make = (threads: number): Sequential => {
-    const m = new Sequential(s.layers(), { seed: 11, dtype: s.dtype ?? "float64", threads, threadsMinFlops: 0 });
+    const m = threaded(new Sequential(s.layers(), { seed: 11, dtype: s.dtype ?? "float64" }), threads, { minFlops: 0 });
     m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: s.loss, metrics: ["accuracy"] });
     live.push(m);
     return m;
@@ -104,7 +116,7 @@ function expectSameTraining(one: Sequential, two: Sequential, x: Tensor, y: Tens
     const r1 = one.trainOnBatch(x, y), r2 = two.trainOnBatch(x, y);
     expectRel(`step ${s} loss`, [r2.loss], [r1.loss]);
     expect(r2.accuracy, `step ${s} accuracy`).toBe(r1.accuracy);
-    expectRel(`step ${s} gradients`, two.grads, one.grads);
+    expectRel(`step ${s} gradients`, two.engine.grads, one.engine.grads);
   }
   expectTensors("weights", two.getWeights(), one.getWeights());
   expectTensors("states h", two.getStates().map((s) => s.h), one.getStates().map((s) => s.h));
@@ -126,8 +138,8 @@ describe("two threads give one thread's results", () => {
     expectRel("testOnBatch loss", [t2.loss], [t1.loss]);
     expect(t2.accuracy).toBe(t1.accuracy);
     // computeGradients, 4 steps, predict, testOnBatch: every one of them split.
-    expect(two.parallel!.parallelCalls).toBe(7);
-    expect(one.parallel).toBeNull();
+    expect(pool(two).parallelCalls).toBe(7);
+    expect(one.engine.executor).toBeNull();
   });
 
   it("per-step head over stacked LSTMs, MSE, two output units, 5 rows", () => {
@@ -143,7 +155,7 @@ describe("two threads give one thread's results", () => {
     const x = randomTensor([5, 6, 2], next), y = randomTensor([5, 6, 2], next);
     expectSameGradients("computeGradients", two.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
     expectSameTraining(one, two, x, y, 3);
-    expect(two.parallel!.parallelCalls).toBe(5);
+    expect(pool(two).parallelCalls).toBe(5);
   });
 
   it("per-step head, sigmoid + BCE (the fused gradient), 3 rows", () => {
@@ -192,7 +204,7 @@ describe("two threads give one thread's results", () => {
     expect(e2.accuracy).toBe(e1.accuracy);
     expectTensors("predict", [two.predict(x, { batchSize: 4 })], [one.predict(x, { batchSize: 4 })]);
     // 3 epochs × 3 batches, 3 validations of 5 rows, evaluate's 4 batches, predict's 4.
-    expect(two.parallel!.parallelCalls).toBe(9 + 3 + 4 + 4);
+    expect(pool(two).parallelCalls).toBe(9 + 3 + 4 + 4);
   });
 
   it("stateful: each row's state carries across calls, resets by row, and reads back whole", () => {
@@ -218,7 +230,7 @@ describe("two threads give one thread's results", () => {
     expectSameGradients("computeGradients", two.computeGradients(chunks[0]!.x, chunks[0]!.y), one.computeGradients(chunks[0]!.x, chunks[0]!.y));
     expectTensors("predict after reset", [two.predict(chunks[1]!.x)], [one.predict(chunks[1]!.x)]);
     expectTensors("states after predict", two.getStates().map((s) => s.h), one.getStates().map((s) => s.h));
-    expect(two.parallel!.parallelCalls).toBe(5);
+    expect(pool(two).parallelCalls).toBe(5);
   });
 
   it("float32: the same up to float32 rounding of the merged sums", () => {
@@ -242,7 +254,7 @@ describe("two threads give one thread's results", () => {
 
 describe("when it splits", () => {
   it("below the threshold every call stays on the calling thread and no worker starts", () => {
-    const m = new Sequential([new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1, threads: 2 });
+    const m = threaded(new Sequential([new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 }), 2);
     live.push(m);
     m.compile({ loss: "binaryCrossentropy" });
     const next = stream(8);
@@ -251,50 +263,55 @@ describe("when it splits", () => {
     m.computeGradients(x, y);
     m.predict(x);
     expect(m.threads).toBe(2);
-    expect(m.parallel!.minFlops).toBe(DEFAULT_MIN_FLOPS);
-    expect(m.parallel!.parallelCalls).toBe(0);
-    expect(m.parallel!.runningWorkers).toBe(0);
+    expect(pool(m).minFlops).toBe(DEFAULT_MIN_FLOPS);
+    expect(pool(m).parallelCalls).toBe(0);
+    expect(pool(m).runningWorkers).toBe(0);
   });
 
   it("the threshold compares the FLOP model's estimate: 3 × forward with backward, forward alone without", () => {
     const layers = (): (LSTM | Dense)[] => [new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })];
     // B = 8, T = 5, I = 2, H = 4: forward = 2·8·5·(2+4)·4·4 = 7680 FLOPs, a step 23040.
     const forward = 2 * 8 * 5 * (2 + 4) * 4 * 4;
-    const m = new Sequential(layers(), { seed: 1, threads: 2, threadsMinFlops: forward + 1 });
+    const m = threaded(new Sequential(layers(), { seed: 1 }), 2, { minFlops: forward + 1 });
     live.push(m);
     m.compile({ loss: "binaryCrossentropy" });
-    expect(m.parallel!.flops(8, 5, false)).toBe(forward);
-    expect(m.parallel!.flops(8, 5, true)).toBe(3 * forward);
+    expect(pool(m).flops(8, 5, false)).toBe(forward);
+    expect(pool(m).flops(8, 5, true)).toBe(3 * forward);
     const next = stream(9);
     const x = randomTensor([8, 5, 2], next), y = randomTensor([8, 1], next, true);
     m.predict(x); // forward only: below
-    expect(m.parallel!.parallelCalls).toBe(0);
+    expect(pool(m).parallelCalls).toBe(0);
     m.trainOnBatch(x, y); // a step: above
-    expect(m.parallel!.parallelCalls).toBe(1);
+    expect(pool(m).parallelCalls).toBe(1);
     // A batch of one row cannot be split, whatever the threshold.
-    m.setThreads(2, { minFlops: 0 });
+    setThreads(m, 2, { minFlops: 0 });
     m.trainOnBatch(randomTensor([1, 5, 2], next), randomTensor([1, 1], next, true));
-    expect(m.parallel!.parallelCalls).toBe(0);
+    expect(pool(m).parallelCalls).toBe(0);
   });
 
   it("setThreads validates before changing anything; 1 thread means no pool", () => {
-    const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })], { seed: 1, threads: 2 });
+    const m = threaded(new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })], { seed: 1 }), 2);
     live.push(m);
-    for (const bad of [0, -1, 1.5, NaN, "two", null]) {
-      expect(() => m.setThreads(bad as never), String(bad)).toThrow(ValueError);
+    const before = pool(m);
+    for (const bad of [0, -1, 1.5, NaN, "two", null, 257]) {
+      expect(() => setThreads(m, bad as never), String(bad)).toThrow(/setThreads threads: expected a positive integer \(at most 256\) or "auto"/);
       expect(m.threads).toBe(2);
+      expect(pool(m)).toBe(before);
     }
-    expect(() => m.setThreads(2, { minFlops: -1 })).toThrow(/minFlops: expected a non-negative finite number of FLOPs, got -1/);
-    expect(() => m.setThreads(2, "fast" as never)).toThrow(ValueError);
+    expect(() => setThreads(m, 2, { minFlops: -1 })).toThrow(/setThreads minFlops: expected a non-negative finite number of FLOPs, got -1/);
+    expect(() => setThreads(m, 2, "fast" as never)).toThrow(ValueError);
+    expect(() => setThreads({} as never, 2)).toThrow(/setThreads model: expected a Sequential/);
+    expect(pool(m)).toBe(before);
+    // The core has no threads of its own: the old constructor options say where threads went.
     const layers = [new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })];
-    expect(() => new Sequential(layers, { threads: 0 })).toThrow(/Sequential threads: expected a positive integer/);
-    expect(() => new Sequential(layers, { threads: 2, threadsMinFlops: -5 })).toThrow(/Sequential threadsMinFlops: expected a non-negative/);
+    expect(() => new Sequential(layers, { threads: 2 } as never)).toThrow(/Sequential threads: threads moved out of the portable core; in Node, import \{ setThreads \} from "longshort\/node"/);
+    expect(() => new Sequential(layers, { threadsMinFlops: 5 } as never)).toThrow(/Sequential threadsMinFlops: threads moved out/);
     expect(new Sequential(layers).threads).toBe(1); // the refused models did not take the layers
-    m.setThreads("auto");
+    setThreads(m, "auto");
     expect(m.threads).toBeGreaterThanOrEqual(1);
-    m.setThreads(1);
+    setThreads(m, 1);
     expect(m.threads).toBe(1);
-    expect(m.parallel).toBeNull();
+    expect(m.engine.executor).toBeNull();
   });
 
   it("dispose stops the workers; a later large call starts one again and agrees", () => {
@@ -305,11 +322,11 @@ describe("when it splits", () => {
     const next = stream(10);
     const x = randomTensor([4, 3, 2], next), y = randomTensor([4, 1], next, true);
     expectRel("before", [two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
-    expect(two.parallel!.runningWorkers).toBe(1);
+    expect(pool(two).runningWorkers).toBe(1);
     two.dispose();
-    expect(two.parallel!.runningWorkers).toBe(0);
+    expect(pool(two).runningWorkers).toBe(0);
     expectRel("after", [two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
-    expect(two.parallel!.runningWorkers).toBe(1);
+    expect(pool(two).runningWorkers).toBe(1);
     expectTensors("weights", two.getWeights(), one.getWeights());
   });
 
@@ -359,7 +376,7 @@ describe("when a worker fails in the middle of a call", () => {
       const next = stream(20);
       const x = randomTensor([5, 3, 2], next), y = randomTensor([5, 1], next, true);
       expectRel("first step", [two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
-      const par = two.parallel!, first = par.workerThreads[0]!;
+      const par = pool(two), first = par.workerThreads[0] as Worker;
       const adam = two.optimizer as Adam;
       const weights = two.getWeights(), states = two.getStates();
       const m0 = adam.m.slice(), v0 = adam.v.slice(), it0 = adam.iterations;
@@ -403,31 +420,31 @@ describe("when a worker fails in the middle of a call", () => {
     one.trainOnBatch(x, y);
     two.trainOnBatch(x, y);
     const states = two.getStates();
-    two.parallel!.injectFault("exit");
+    pool(two).injectFault("exit");
     expect(() => two.computeGradients(x, y)).toThrow(/worker 1 of 1 exited with code 70 before finishing \(its slice of computeGradients on 4 rows\)/);
     expectTensors("states h", two.getStates().map((s) => s.h), states.map((s) => s.h), 0);
     two.predict(x); // starts a new worker
     one.predict(x);
     const after = two.getStates();
-    two.parallel!.injectFault("throw");
+    pool(two).injectFault("throw");
     expect(() => two.predict(x)).toThrow(StateError);
     expectTensors("states h after a failed predict", two.getStates().map((s) => s.h), after.map((s) => s.h), 0);
     expectSameGradients("computeGradients", two.computeGradients(x, y), one.computeGradients(x, y));
   });
 
   it("injectFault needs a running worker", () => {
-    const m = new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })], { threads: 2 });
-    expect(() => m.parallel!.injectFault("exit")).toThrow(/injectFault: no worker thread is running/);
+    const m = threaded(new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })]), 2);
+    expect(() => pool(m).injectFault("exit")).toThrow(/injectFault: no worker thread is running/);
   });
 });
 
 /** Trains a new two-thread model once and returns only its worker threads: the model itself is garbage. */
 function workersOfADroppedModel(): Worker[] {
-  const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3, threads: 2, threadsMinFlops: 0 });
+  const m = threaded(new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3 }), 2, { minFlops: 0 });
   m.compile({ loss: "binaryCrossentropy" });
   const next = stream(22);
   m.trainOnBatch(randomTensor([4, 3, 2], next), randomTensor([4, 1], next, true));
-  return m.parallel!.workerThreads;
+  return pool(m).workerThreads as Worker[];
 }
 
 describe("worker lifetime", () => {
@@ -436,12 +453,12 @@ describe("worker lifetime", () => {
     const gc = runInNewContext("gc") as () => void;
     const dropped = workersOfADroppedModel();
     expect(dropped.length).toBe(1);
-    const kept = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })], { seed: 4, threads: 2, threadsMinFlops: 0 });
+    const kept = threaded(new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })], { seed: 4 }), 2, { minFlops: 0 });
     live.push(kept);
     kept.compile({ loss: "meanSquaredError" });
     const next = stream(23);
     kept.trainOnBatch(randomTensor([4, 3, 2], next), randomTensor([4, 1], next));
-    const keptWorker = kept.parallel!.workerThreads[0]!;
+    const keptWorker = pool(kept).workerThreads[0] as Worker;
     let keptEnded = false;
     keptWorker.once("exit", () => { keptEnded = true; });
     let droppedEnded = false;
@@ -453,6 +470,6 @@ describe("worker lifetime", () => {
     }
     expect(droppedEnded, "the dropped model's worker ended").toBe(true);
     expect(keptEnded, "the kept model's worker still runs").toBe(false);
-    expect(kept.parallel!.runningWorkers).toBe(1);
+    expect(pool(kept).runningWorkers).toBe(1);
   });
 });

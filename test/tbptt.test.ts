@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from "vitest";
 import {
-  Sequential, LSTM, Dense, Adam, SGD, TruncatedBPTT, tensor, toArray, type Tensor, type LossName,
+  Sequential, LSTM, Dense, Adam, SGD, TruncatedBPTT, tensor, toArray, checkpointToJSON, checkpointFromJSON, type Tensor, type LossName,
 } from "../src/index.js";
 import { Rng } from "../src/init.js";
 import { loadFixtures, expectClose, flat } from "./helpers/fixtures.js";
@@ -205,7 +205,7 @@ describe("TruncatedBPTT", () => {
     expect(windows).toBe(T / 50);
     expect(m.getWeights().every((w) => flat(w).every(Number.isFinite))).toBe(true);
     // The LSTM workspace holds max(k1, k2) = 75 steps, not the sequence.
-    expect(m.lstms[0]!.ws!.cap).toBe(75);
+    expect(m.engine.lstmWs[0]!.cap).toBe(75);
   });
 
   it('onNonFinite "skip": a bad window is dropped and the sequence goes on from the state before it, like a stateful model', () => {
@@ -256,7 +256,7 @@ describe("TruncatedBPTT", () => {
     expect(() => tb.trainSequence(rand(rng, [5, 8, 1]), labels(rng, [5, 1]))).toThrow(/fixed batch size of 3.*got a batch of 5/);
     tb.trainSequence(rand(rng, [3, 8, 1]), labels(rng, [3, 1]), { endOfSequence: false });
     expect(m.getStates()[0]!.h.shape).toEqual([3, 3]);
-    const copy = Sequential.fromJSON(JSON.parse(JSON.stringify(m)));
+    const copy = checkpointFromJSON(JSON.parse(JSON.stringify(checkpointToJSON(m))));
     expect(flat(copy.getStates()[0]!.h)).toEqual(flat(m.getStates()[0]!.h));
     expect(() => new TruncatedBPTT({} as any, { windowLength: 2 })).toThrow(/model: expected a Sequential/);
   });

@@ -9,6 +9,7 @@ import {
   ShapeError, StateError, ValueError, type Tensor, type Callback,
 } from "../src/index.js";
 import { Rng } from "../src/init.js";
+import { setTerminal } from "../src/progress.js";
 import { flat } from "./helpers/fixtures.js";
 
 function nest(a: number[], shape: number[]): any {
@@ -75,16 +76,52 @@ describe("fit", () => {
     expect(same(m1.getWeights(), m2.getWeights())).toBe(false); // the shuffle changed the batches
   });
 
-  it("verbose 1 prints one line per epoch off a TTY; verbose 0 prints nothing", async () => {
+  const EPOCH_LINE = /^Epoch 1\/2 - [\d.]+s - loss: \d\.\d{4} - accuracy: \d\.\d{4} - valLoss: \d\.\d{4} - valAccuracy: \d\.\d{4}$/;
+
+  it("verbose 1 with log: one line per epoch through it; verbose 0: nothing; the core alone never writes to stdout", async () => {
+    const out: string[] = [], logged: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((s: any) => { out.push(String(s)); return true; });
+    setTerminal(null); // the portable core on its own: no terminal
+    try {
+      await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 0, log: (l) => logged.push(l) });
+      expect(logged).toHaveLength(0);
+      await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 1, validationData: [xv, yv], log: (l) => logged.push(l) });
+      expect(logged).toHaveLength(2);
+      expect(logged[0]).toMatch(EPOCH_LINE);
+      expect(logged[1]).toMatch(/^Epoch 2\/2 - /);
+      await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 1 }); // no log, no terminal: quiet
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(out).toHaveLength(0);
+    await expect(make().fit(x, y, { log: "console" as never })).rejects.toThrow(/fit log: expected a function \(line: string\) => void, got "console"/);
+  });
+
+  it("with longshort/node's terminal: one line per epoch off a TTY, a live bar on a TTY", async () => {
+    await import("../src/node/index.js"); // registers process.stdout as the terminal
     const out: string[] = [];
     vi.spyOn(process.stdout, "write").mockImplementation((s: any) => { out.push(String(s)); return true; });
-    await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 0 });
-    expect(out).toHaveLength(0);
-    await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 1, validationData: [xv, yv] });
-    vi.restoreAllMocks();
-    const lines = out.join("").trim().split("\n");
-    expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^Epoch 1\/2 - [\d.]+s - loss: \d\.\d{4} - accuracy: \d\.\d{4} - valLoss: \d\.\d{4} - valAccuracy: \d\.\d{4}$/);
+    const tty = process.stdout.isTTY;
+    try {
+      process.stdout.isTTY = false;
+      await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 1, validationData: [xv, yv] });
+      const lines = out.join("").trim().split("\n");
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(EPOCH_LINE);
+      out.length = 0;
+      process.stdout.isTTY = true;
+      await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 1 });
+      const text = out.join("");
+      expect(text).toMatch(/^Epoch 1\/2\n\r1\/2 \[=+>?\.*\] - loss: \d\.\d{4} - accuracy: \d\.\d{4}\r2\/2 \[=+\] - loss/);
+      expect(text).toContain("\r\x1b[2K2/2 [==============================] - "); // the finished epoch's line replaces the bar
+      out.length = 0;
+      await make().fit(x, y, { epochs: 2, batchSize: 6, verbose: 0 });
+      expect(out).toHaveLength(0);
+    } finally {
+      process.stdout.isTTY = tty;
+      vi.restoreAllMocks();
+      setTerminal(null);
+    }
   });
 
   it("calls every hook in order with the model", async () => {
@@ -113,11 +150,11 @@ describe("fit", () => {
     // A callback that reports a loss that gets worse after epoch 1, whatever training does.
     const fake: Callback = { onEpochEnd: (e, logs) => { logs.loss = [3, 1, 2, 0.5][e]; } };
     let best: number[] = [];
-    const snap: Callback = { onEpochEnd: (e, _l, model) => { if (e === 1) best = Array.from(model.params); } };
+    const snap: Callback = { onEpochEnd: (e, _l, model) => { if (e === 1) best = Array.from(model.engine.params); } };
     const h = await m.fit(x, y, { epochs: 10, batchSize: 12, callbacks: [fake, snap, es], verbose: 0 });
     expect(h.epoch).toEqual([0, 1, 2]);
     expect(es.stoppedEpoch).toBe(2);
-    expect(Array.from(m.params)).toEqual(best);
+    expect(Array.from(m.engine.params)).toEqual(best);
     expect(() => earlyStopping({ patience: -1 })).toThrow(ValueError);
     // patience 2, as Keras: stop after 2 epochs without improvement
     const es2 = earlyStopping({ monitor: "loss", patience: 2 });
@@ -178,14 +215,14 @@ describe("optimizers follow their formulas", () => {
     for (const momentum of [0, 0.9]) {
       const m = make();
       m.compile({ optimizer: new SGD({ learningRate: 0.3, momentum }), loss: "binaryCrossentropy" });
-      const w0 = Float64Array.from(m.params);
+      const w0 = Float64Array.from(m.engine.params);
       const g1 = Float64Array.from(m.computeGradients(x, y).grads.flatMap(flat));
       m.trainOnBatch(x, y);
-      const w1 = Float64Array.from(m.params);
+      const w1 = Float64Array.from(m.engine.params);
       w1.forEach((v, k) => expect(v).toBeCloseTo(w0[k]! - 0.3 * g1[k]!, 14));
       const g2 = Float64Array.from(m.computeGradients(x, y).grads.flatMap(flat));
       m.trainOnBatch(x, y);
-      m.params.forEach((v, k) => {
+      m.engine.params.forEach((v, k) => {
         const vel = momentum * (-0.3 * g1[k]!) - 0.3 * g2[k]!;
         expect(v).toBeCloseTo(w1[k]! + vel, 14);
       });
@@ -195,16 +232,16 @@ describe("optimizers follow their formulas", () => {
   it("clipNorm rescales to the global norm; clipValue clamps each entry", () => {
     const m = make();
     m.compile({ optimizer: new SGD({ learningRate: 1, clipNorm: 0.01 }), loss: "binaryCrossentropy" });
-    const w0 = Float64Array.from(m.params);
+    const w0 = Float64Array.from(m.engine.params);
     m.trainOnBatch(x, y);
     let s = 0;
-    m.params.forEach((v, k) => { s += (v - w0[k]!) ** 2; });
+    m.engine.params.forEach((v, k) => { s += (v - w0[k]!) ** 2; });
     expect(Math.sqrt(s)).toBeCloseTo(0.01, 12);
     m.compile({ optimizer: new SGD({ learningRate: 1, clipValue: 1e-4 }), loss: "binaryCrossentropy" });
-    const w1 = Float64Array.from(m.params);
+    const w1 = Float64Array.from(m.engine.params);
     const g = m.computeGradients(x, y).grads.flatMap(flat);
     m.trainOnBatch(x, y);
-    m.params.forEach((v, k) => expect(v).toBeCloseTo(w1[k]! - Math.max(-1e-4, Math.min(1e-4, g[k]!)), 14));
+    m.engine.params.forEach((v, k) => expect(v).toBeCloseTo(w1[k]! - Math.max(-1e-4, Math.min(1e-4, g[k]!)), 14));
   });
 
   it("Adam defaults are Keras's, and resolve from names", () => {

@@ -7,7 +7,7 @@
  */
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
-import { matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto } from "../tensor/kernels.js";
+import { matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, fastSigmoid, fastTanh } from "../tensor/kernels.js";
 import { ValueError, checkPositiveInt, fmtValue } from "../errors.js";
 import { glorotUniform, type Rng } from "../init.js";
 
@@ -51,7 +51,6 @@ export class Dense {
   bias!: FloatArray;    // (D)
   dKernel!: FloatArray; // (In, D)
   dBias!: FloatArray;   // (D)
-  ws: DenseWorkspace | null = null;
   /** The model this layer belongs to (a layer's weights live in one model's buffers). */
   owner: object | null = null;
 
@@ -93,16 +92,18 @@ export class Dense {
     this.bias.fill(0);
   }
 
-  workspace(dtype: DType, M: number): DenseWorkspace {
-    // Sized by capacity: fewer rows (a short last batch or window) reuse the buffers.
-    const ws = this.ws;
-    if (ws && ws.out.length >= M * this.units && ws.dIn.length >= M * this.inputDim!) {
-      ws.M = M;
-      return ws;
-    }
-    this.ws = new DenseWorkspace(dtype, M, this.units, this.inputDim!);
-    return this.ws;
+}
+
+/**
+ * A workspace for M rows of the layer: `current` when it holds at least M rows (a short last batch or
+ * window reuses the buffers), else a new one.
+ */
+export function denseWorkspace(layer: Dense, dtype: DType, M: number, current: DenseWorkspace | null): DenseWorkspace {
+  if (current && current.out.length >= M * layer.units && current.dIn.length >= M * layer.inputDim!) {
+    current.M = M;
+    return current;
   }
+  return new DenseWorkspace(dtype, M, layer.units, layer.inputDim!);
 }
 
 /** logits = x · kernel + bias, out = act(logits), for M rows of x (stride ldx). */
@@ -117,8 +118,9 @@ export function denseForward(
   const n = M * D;
   switch (layer.activation) {
     case "linear": for (let k = 0; k < n; k++) out[k] = logits[k]!; break;
-    case "sigmoid": for (let k = 0; k < n; k++) out[k] = 1 / (1 + Math.exp(-logits[k]!)); break;
-    case "tanh": for (let k = 0; k < n; k++) out[k] = Math.tanh(logits[k]!); break;
+    // The gates' σ and tanh: arithmetic only, so the same bits in every engine (see tensor/math.ts).
+    case "sigmoid": for (let k = 0; k < n; k++) out[k] = fastSigmoid(logits[k]!); break;
+    case "tanh": for (let k = 0; k < n; k++) out[k] = fastTanh(logits[k]!); break;
     case "relu": for (let k = 0; k < n; k++) { const v = logits[k]!; out[k] = v > 0 ? v : 0; } break;
   }
 }

@@ -91,11 +91,6 @@ export class LSTM {
   dRecurrentKernel!: FloatArray; // (H, G)
   dBias!: FloatArray;            // (G)
 
-  /** The state after the last forward pass (the carried state of a stateful layer). */
-  stateH: FloatArray | null = null; // (B, H)
-  stateC: FloatArray | null = null; // (B, H)
-
-  ws: LSTMWorkspace | null = null;
   /** The model this layer belongs to (a layer's weights live in one model's buffers). */
   owner: object | null = null;
 
@@ -150,20 +145,19 @@ export class LSTM {
     if (this.unitForgetBias) this.bias.fill(1, H, 2 * H);
   }
 
-  /** Returns a workspace for B rows and at least `cap` steps, reusing the current one when it fits. */
-  workspace(dtype: DType, B: number, cap: number): LSTMWorkspace {
-    const ws = this.ws;
-    if (ws) {
-      const steps = ws.stepsFor(B);
-      if (steps >= cap) {
-        ws.B = B;
-        ws.cap = steps;
-        return ws;
-      }
+}
+
+/** A workspace for B rows and at least `cap` steps of the layer: `current` when it fits, else a new one. */
+export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number, current: LSTMWorkspace | null): LSTMWorkspace {
+  if (current) {
+    const steps = current.stepsFor(B);
+    if (steps >= cap) {
+      current.B = B;
+      current.cap = steps;
+      return current;
     }
-    this.ws = new LSTMWorkspace(dtype, B, cap, this.units, this.inputDim!);
-    return this.ws;
   }
+  return new LSTMWorkspace(dtype, B, cap, layer.units, layer.inputDim!);
 }
 
 function bool(name: string, v: unknown, dflt: boolean): boolean {

@@ -22,6 +22,9 @@
  *   series with one to three features) are a rank-K update written straight into C.
  */
 import type { FloatArray } from "./tensor.js";
+import {
+  EXP2_FRAC, EXPM1_RANGE, EXPM1_TABLE, INV_LN2_64, LN2_64_HI, LN2_64_LO, POW2, POW2_BIAS, ROUND_SHIFT,
+} from "./math.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Tuning (measured on a 2-core Zen server with Node 20; see bench/matmul.ts)
@@ -519,41 +522,14 @@ export function sumRowsInto(
 // with three sigmoids and two tanh per unit they were most of a small model's step. These inline into
 // the gate loop and agree with Math.exp / Math.tanh to within 3 ulp (test/kernels.test.ts).
 //
-// Both use the table method: x = (64m + j)·ln2/64 + r with |r| ≤ ln2/128, so
-// exp(x) = 2^m · 2^(j/64) · exp(r), and exp(r) - 1 is a degree-6 polynomial whose truncation error is
-// below 2^-55 on that interval. Rounding to the nearest integer uses the 1.5·2^52 shift (Math.round is
-// a slow call in V8). ln2/64 is split in two (fdlibm's ln2_hi, ln2_lo / 64) so n·ln2/64 is exact enough.
-
-const INV_LN2_64 = 64 / Math.LN2;
-const LN2_64_HI = 6.93147180369123816490e-01 / 64; // 32 significant bits: n·LN2_64_HI is exact
-const LN2_64_LO = 1.90821492927058770002e-10 / 64;
-const ROUND_SHIFT = 6755399441055744; // 1.5·2^52: (v + shift) - shift rounds v to an integer
-const EXP2_FRAC = new Float64Array(64); // 2^(j/64)
-for (let j = 0; j < 64; j++) EXP2_FRAC[j] = 2 ** (j / 64);
-const POW2_BIAS = 1100;
-const POW2 = new Float64Array(2 * POW2_BIAS); // 2^m for m in [-1100, 1100): exact powers of two
-for (let m = -POW2_BIAS; m < POW2_BIAS; m++) POW2[m + POW2_BIAS] = 2 ** m;
-// 2^(n/64) - 1 for |n| ≤ 1024 (|x| ≤ 11): expm1 without cancellation where the result is small.
-const EXPM1_RANGE = 1024;
-const EXPM1_TABLE = new Float64Array(2 * EXPM1_RANGE + 1);
-for (let n = -EXPM1_RANGE; n <= EXPM1_RANGE; n++) EXPM1_TABLE[n + EXPM1_RANGE] = Math.expm1(n * LN2_64_HI + n * LN2_64_LO);
-
-/** exp(x), within 2 ulp of Math.exp. */
-export function fastExp(x: number): number {
-  if (x > 709.78) return Infinity;
-  if (x < -745.2) return 0;
-  if (x !== x) return x;
-  const nf = (x * INV_LN2_64 + ROUND_SHIFT) - ROUND_SHIFT;
-  const n = nf | 0;
-  const r = (x - nf * LN2_64_HI) - nf * LN2_64_LO;
-  const q = r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720)))))); // exp(r) - 1
-  const t = EXP2_FRAC[n & 63]!;
-  return POW2[(n >> 6) + POW2_BIAS]! * (t + t * q);
-}
+// Both use the table method of tensor/math.ts (whose tables they read): x = (64m + j)·ln2/64 + r with
+// |r| ≤ ln2/128, so exp(x) = 2^m · 2^(j/64) · exp(r), and exp(r) - 1 is a degree-6 polynomial whose
+// truncation error is below 2^-55 on that interval. They use arithmetic only, so every engine computes
+// the same bits (see math.ts for why that matters).
 
 /**
- * σ(x) = 1 / (1 + exp(-x)), within 3 ulp of the same formula with Math.exp. It repeats fastExp's body
- * rather than calling it: V8 then inlines the whole thing into the gate loop (a call that is not
+ * σ(x) = 1 / (1 + exp(-x)), within 3 ulp of the same formula with Math.exp. It repeats the body of
+ * math.ts's exp rather than calling it: V8 then inlines the whole thing into the gate loop (a call that is not
  * inlined also boxes its double result on the heap).
  */
 export function fastSigmoid(x: number): number {

@@ -7,7 +7,7 @@
  * Usage: node --import tsx rel-save-loop.ts <target> <firstVersion> <sync|async>
  */
 import { Sequential, LSTM, Dense, Adam } from "../../src/index.js";
-import { saveCheckpoint, saveCheckpointSync } from "../../src/io.js";
+import { saveCheckpoint, saveCheckpointSync } from "../../src/node/index.js";
 import { pathToFileURL } from "node:url";
 
 export const UNITS = 160;
@@ -22,7 +22,7 @@ export function bigModel(): Sequential {
 
 /** Writes version k into the model. */
 export function setVersion(m: Sequential, k: number): void {
-  const p = m.params;
+  const p = m.engine.params;
   for (let i = 0; i < p.length; i++) p[i] = k + i * 2 ** -20;
   const [mm, v] = m.optimizer!.slots() as [Float64Array, Float64Array];
   mm.fill(-k);

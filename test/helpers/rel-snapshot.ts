@@ -26,14 +26,14 @@ export interface Snapshot {
 
 export function snapshot(m: Sequential): Snapshot {
   return {
-    params: bytesOf(m.params),
+    params: bytesOf(m.engine.params),
     slots: m.optimizer ? m.optimizer.slots().map(bytesOf) : [],
     iterations: m.optimizer?.iterations ?? -1,
-    states: m.lstms.flatMap((l) => [bytesOf(l.stateH), bytesOf(l.stateC)]),
+    states: m.engine.lstms.flatMap((_, i) => [bytesOf(m.engine.stateH[i]!), bytesOf(m.engine.stateC[i]!)]),
     batchSize: m.batchSize,
-    rng: JSON.stringify(m.shuffleRng.state()),
-    compiled: JSON.stringify([m.loss, m.metrics, m.onNonFinite, m.optimizer?.name, m.optimizer?.config()]),
-    built: m.params.length > 0,
+    rng: JSON.stringify(m.engine.shuffleRng.state()),
+    compiled: JSON.stringify([m.loss, m.metrics, m.engine.onNonFinite, m.optimizer?.name, m.optimizer?.config()]),
+    built: m.engine.params.length > 0,
   };
 }
 

@@ -15,7 +15,7 @@ export type ReplicaLayer =
   | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean }
   | { kind: "dense"; units: number; inputDim: number; activation: Activation };
 
-/** `workerData` of every worker. */
+/** What every worker starts with (Node passes it as `workerData`). */
 export interface WorkerInit {
   dtype: DType;
   layers: ReplicaLayer[];
@@ -25,8 +25,6 @@ export interface WorkerInit {
   result: SharedArrayBuffer;
   /** UTF-8 text of the last error, CTRL_MSG_LEN bytes long. */
   message: SharedArrayBuffer;
-  /** The worker module to load (the .ts source under tsx, or the built .js). */
-  entry: string;
 }
 
 /** Index of the word the worker sets to 1 (and notifies) when a command is done. */
@@ -136,4 +134,16 @@ export function writeMessage(ctrl: Int32Array, message: Uint8Array, text: string
 export function readMessage(ctrl: Int32Array, message: Uint8Array): string {
   // TextDecoder refuses views of shared memory: copy out first.
   return new TextDecoder().decode(message.slice(0, Atomics.load(ctrl, CTRL_MSG_LEN)));
+}
+
+/**
+ * Marks the worker as ended with `code` and wakes a main thread blocked on it. A worker calls this from
+ * its host's exit hook (Node's process 'exit'), which runs inside the ending thread while the main thread
+ * may be blocked in Atomics.wait, where the Worker object's own 'exit' event cannot reach it.
+ */
+export function markExited(ctrl: Int32Array, code: number): void {
+  Atomics.store(ctrl, CTRL_EXIT_CODE, code);
+  Atomics.store(ctrl, CTRL_EXITED, 1);
+  Atomics.notify(ctrl, CTRL_DONE);
+  Atomics.notify(ctrl, CTRL_READY);
 }

@@ -1,6 +1,6 @@
-// Starts a worker from the TypeScript sources (under tsx or vitest, where src/parallel/worker.ts is what
+// Starts a worker from the TypeScript sources (under tsx or vitest, where src/node/worker.ts is what
 // exists): Node 20 does not apply a loader given in a worker's execArgv, so the worker registers tsx
-// itself and then imports its entry. The built package starts dist/parallel/worker.js directly.
+// itself and then imports its entry. The built package starts dist/*/node/worker.js directly.
 import { workerData } from "node:worker_threads";
 
 const CTRL_READY = 2, CTRL_MSG_LEN = 3;

@@ -8,23 +8,43 @@
  * interact in an LSTM, and every loss is a mean over its elements, so with slice k holding B_k of the
  * B rows, L = Σ (B_k/B)·L_k and every gradient (weights, dL/dx, dL/d(initial state)) is Σ (B_k/B)·g_k,
  * for last-step and per-step heads alike. Only the order of the sums over rows changes. The optimizer
- * then runs once, on the calling thread, through the model's own atomic `applyUpdate`.
+ * then runs once, on the calling thread, through the engine's own atomic `applyUpdate`.
+ *
+ * The pool knows no platform: how a worker thread is started (Node's worker_threads in
+ * node/threads.ts) comes in as a ThreadHost. The calling thread blocks in Atomics.wait, which a Node
+ * main thread and a Web Worker may do (a browser page's main thread may not).
  *
  * Legend: B batch, B_k rows of slice k (slice 0 is the calling thread's), T timesteps, F input features,
  * H units, D head units, P parameters.
  */
-import { Worker } from "node:worker_threads";
-import { availableParallelism } from "node:os";
 import { type FloatArray, type StridedArray, type Tensor, allocate, fromData } from "../tensor/tensor.js";
 import { StateError, ValueError, fmtValue } from "../errors.js";
 import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
-import type { Sequential, StepResult, Gradients } from "../model.js";
-import type { LSTM } from "../layers/lstm.js";
+import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
 import {
-  type Fault, type Op, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
+  type Fault, type Message, type Op, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
   CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES,
   bufferSizes, readMessage, sharedArray, sharedBuffer,
 } from "./protocol.js";
+
+/** How a platform starts worker threads that run threads/replica.ts. */
+export interface ThreadHost {
+  /** The number of cores, for `threads: "auto"`. */
+  cores(): number;
+  /** Starts a worker thread whose replica gets `init`. */
+  spawn(init: WorkerInit): HostThread;
+}
+
+/** One started worker thread, as its host sees it. */
+export interface HostThread {
+  post(message: Message): void;
+  /** Stops the thread (asynchronously; nothing waits for it). */
+  terminate(): void;
+  /** True once the host has seen the thread end (its error or exit event; these only arrive while this thread's event loop runs). */
+  readonly ended: boolean;
+  /** The platform's worker object (for tests that watch it end). Holding it must not hold the model. */
+  readonly worker: unknown;
+}
 
 export interface ThreadOptions {
   /**
@@ -54,8 +74,8 @@ const WAIT_RATIO = 100;
 const WAIT_SLICE_MS = 100;
 
 /** Validates a `threads` setting: a positive integer, or "auto" for the machine's cores. */
-export function checkThreads(name: string, v: unknown): number {
-  if (v === "auto") return Math.max(1, availableParallelism());
+export function checkThreads(name: string, v: unknown, host: ThreadHost): number {
+  if (v === "auto") return Math.max(1, host.cores());
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 256) {
     throw new ValueError(`${name}: expected a positive integer (at most 256) or "auto", got ${fmtValue(v)}`);
   }
@@ -71,21 +91,21 @@ function checkMinFlops(name: string, v: unknown): number {
 }
 
 /**
- * The engine behind `model.setThreads(n)`: null for one thread, else a pool. Validates everything
+ * The executor behind `setThreads(model, n)`: null for one thread, else a pool. Validates everything
  * before anything changes.
  */
-export function createParallel(model: Sequential, threads: unknown, options: unknown, what = "setThreads"): ParallelEngine | null {
-  const n = checkThreads(`${what} threads`, threads);
+export function createPool(engine: Engine, threads: unknown, options: unknown, host: ThreadHost): ThreadPool | null {
+  const n = checkThreads("setThreads threads", threads, host);
   if (options !== undefined && (typeof options !== "object" || options === null || Array.isArray(options))) {
-    throw new ValueError(`${what} options: expected an object like { minFlops: 4e6 }, got ${fmtValue(options)}`);
+    throw new ValueError(`setThreads options: expected an object like { minFlops: 4e6 }, got ${fmtValue(options)}`);
   }
-  const minFlops = checkMinFlops(what === "setThreads" ? "setThreads minFlops" : `${what} threadsMinFlops`, (options as ThreadOptions | undefined)?.minFlops);
-  return n > 1 ? new ParallelEngine(model, n, minFlops) : null;
+  const minFlops = checkMinFlops("setThreads minFlops", (options as ThreadOptions | undefined)?.minFlops);
+  return n > 1 ? new ThreadPool(engine, n, minFlops, host) : null;
 }
 
 /** One worker thread and its shared memory. Refers to nothing of the model (see Pool). */
 class WorkerHandle {
-  readonly worker: Worker;
+  readonly thread: HostThread;
   readonly ctrl: Int32Array;        // (CTRL_WORDS)
   readonly result: Float64Array;    // [loss, accuracy hits]
   readonly message: Uint8Array;     // (MESSAGE_BYTES) error text
@@ -108,34 +128,19 @@ class WorkerHandle {
   readonly cmd: RunMessage = {
     type: "run", op: "predict", B: 0, T: 0, loss: null, buffers: null, states: false, accuracy: false, norms: false,
   };
-  /** Set by the Worker's 'error' or 'exit' event, which only runs when this thread's event loop does. */
-  private ended = false;
-
-  constructor(init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
+  constructor(host: ThreadHost, init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
     const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
     const result = new SharedArrayBuffer(2 * 8);
     const message = new SharedArrayBuffer(MESSAGE_BYTES);
     this.ctrl = new Int32Array(ctrl);
     this.result = new Float64Array(result);
     this.message = new Uint8Array(message);
-    const fromSource = import.meta.url.endsWith(".ts");
-    const script = new URL(fromSource ? "./boot.mjs" : "./worker.js", import.meta.url);
-    this.worker = new Worker(script, {
-      workerData: { ...init, ctrl, result, message } satisfies WorkerInit,
-      // Under tsx the parent's loader flags do nothing useful in a worker (boot.mjs registers tsx itself).
-      ...(fromSource ? { execArgv: [] } : {}),
-    });
-    // An idle worker must not keep the process alive; one that is computing has a caller blocked on it.
-    this.worker.unref();
-    // These listeners see only this handle: a running Worker is a GC root, and through its listeners it
-    // must not reach the model (see Pool). The 'error' one also keeps a worker's error from being rethrown here.
-    this.worker.on("error", () => { this.ended = true; });
-    this.worker.on("exit", () => { this.ended = true; });
+    this.thread = host.spawn({ ...init, ctrl, result, message });
   }
 
   /** True once the thread has ended, as far as this thread can tell even without running its event loop. */
   get dead(): boolean {
-    return this.ended || Atomics.load(this.ctrl, CTRL_EXITED) !== 0;
+    return this.thread.ended || Atomics.load(this.ctrl, CTRL_EXITED) !== 0;
   }
 
   /** Blocks until the worker has built its replica; throws if it could not. */
@@ -173,7 +178,7 @@ class WorkerHandle {
   }
 
   terminate(): void {
-    void this.worker.terminate().catch(() => undefined);
+    this.thread.terminate();
   }
 }
 
@@ -201,9 +206,9 @@ const OP_NAMES: Record<Op, string> = {
 
 /**
  * A pool of worker threads plus the logic that splits a batch, hands out the slices and merges the
- * results. Created by `model.setThreads(n)` with n > 1; workers start at the first call large enough.
+ * results. Created by `setThreads(model, n)` with n > 1; workers start at the first call large enough.
  */
-export class ParallelEngine {
+export class ThreadPool implements RowExecutor {
   /** Calls that ran split across threads (for tests and curious users). */
   parallelCalls = 0;
   /**
@@ -224,7 +229,7 @@ export class ParallelEngine {
   private loss = 0;
   private hits = 0;
 
-  constructor(private readonly model: Sequential, readonly threads: number, readonly minFlops: number) {
+  constructor(private readonly model: Engine, readonly threads: number, readonly minFlops: number, private readonly host: ThreadHost) {
     pools.register(this, this.pool);
   }
 
@@ -246,9 +251,9 @@ export class ParallelEngine {
     return n;
   }
 
-  /** @internal The worker threads (for tests that watch them end); holding them does not hold the model. */
-  get workerThreads(): Worker[] {
-    return this.pool.workers.map((w) => w.worker);
+  /** @internal The platform's worker objects (for tests that watch them end); holding them does not hold the model. */
+  get workerThreads(): unknown[] {
+    return this.pool.workers.map((w) => w.thread.worker);
   }
 
   /**
@@ -258,7 +263,7 @@ export class ParallelEngine {
   injectFault(kind: Fault): void {
     const w = this.pool.workers[0];
     if (!w) throw new StateError("injectFault: no worker thread is running; make a large call first");
-    w.worker.postMessage({ type: "fault", kind });
+    w.thread.post({ type: "fault", kind });
   }
 
   /** The FLOP model's estimate for a call over B rows and T steps: forward, or 3 × forward with backward. */
@@ -302,7 +307,7 @@ export class ParallelEngine {
     if (pool.workers.length >= count) return;
     const m = this.model, layers = (this.replica ??= replicaLayers(m));
     const fresh: WorkerHandle[] = [];
-    while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle({ dtype: m.dtype, layers, entry: workerEntry() }));
+    while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers }));
     try {
       for (const w of fresh) w.waitReady();
     } catch (e) {
@@ -343,7 +348,7 @@ export class ParallelEngine {
 
   /** Whether any layer starts from a carried state, as one thread's `setInitialState(0, true)` would. */
   private anyCarried(B: number): boolean {
-    for (const l of this.model.lstms) if (carries(l, B)) return true;
+    for (let i = 0; i < this.model.lstms.length; i++) if (this.model.carries(i, B)) return true;
     return false;
   }
 
@@ -352,11 +357,12 @@ export class ParallelEngine {
    * c: the carried state of a stateful layer whose state fits the batch, zeros otherwise.
    */
   private gatherStates(B: number, b0: number, Bw: number, dst: FloatArray): void {
+    const m = this.model;
     let off = 0;
-    for (const l of this.model.lstms) {
-      const H = l.units, n = Bw * H;
-      if (carries(l, B)) {
-        const h = l.stateH!, c = l.stateC!, src = b0 * H;
+    for (let i = 0; i < m.lstms.length; i++) {
+      const H = m.lstms[i]!.units, n = Bw * H;
+      if (m.carries(i, B)) {
+        const h = m.stateH[i]!, c = m.stateC[i]!, src = b0 * H;
         for (let j = 0; j < n; j++) { dst[off + j] = h[src + j]!; dst[off + n + j] = c[src + j]!; }
       } else {
         dst.fill(0, off, off + 2 * n);
@@ -367,9 +373,10 @@ export class ParallelEngine {
 
   /** Rows [0, B0) of every carried state into the calling thread's slot 0 (the other layers start at zero already). */
   private loadCarried(B: number, B0: number): void {
-    for (const l of this.model.lstms) {
-      if (!carries(l, B)) continue;
-      const h = l.stateH!, c = l.stateC!, hs = l.ws!.hs, cs = l.ws!.cs, n0 = B0 * l.units;
+    const m = this.model;
+    for (let i = 0; i < m.lstms.length; i++) {
+      if (!m.carries(i, B)) continue;
+      const h = m.stateH[i]!, c = m.stateC[i]!, hs = m.ws(i).hs, cs = m.ws(i).cs, n0 = B0 * m.lstms[i]!.units;
       for (let j = 0; j < n0; j++) { hs[j] = h[j]!; cs[j] = c[j]!; }
     }
   }
@@ -413,7 +420,7 @@ export class ParallelEngine {
         const cmd = w.cmd;
         cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss;
         cmd.states = carried; cmd.accuracy = accuracy; cmd.norms = norms0 !== null;
-        w.worker.postMessage(cmd);
+        w.thread.post(cmd);
         cmd.buffers = null; // sent (postMessage copied the message)
         posted++;
       }
@@ -487,15 +494,12 @@ export class ParallelEngine {
   private commit(B: number, T: number): void {
     const m = this.model, sizes = this.sizes, starts = this.starts, workers = this.pool.workers, B0 = sizes[0]!;
     let hBefore = 0; // Σ H of the layers below: a worker's stateOut holds 2·Bw·hBefore values before this layer's
-    for (const l of m.lstms) {
-      const H = l.units, n = B * H, n0 = B0 * H;
-      if (!l.stateH || l.stateH.length !== n) {
-        l.stateH = allocate(m.dtype, n);
-        l.stateC = allocate(m.dtype, n);
-      }
-      const sh = l.stateH, sc = l.stateC!;
-      sh.set(l.ws!.hs.subarray(T * n0, (T + 1) * n0));
-      sc.set(l.ws!.cs.subarray(T * n0, (T + 1) * n0));
+    for (let i = 0; i < m.lstms.length; i++) {
+      const H = m.lstms[i]!.units, n0 = B0 * H, ws = m.ws(i);
+      m.allocState(i, B);
+      const sh = m.stateH[i]!, sc = m.stateC[i]!;
+      sh.set(ws.hs.subarray(T * n0, (T + 1) * n0));
+      sc.set(ws.cs.subarray(T * n0, (T + 1) * n0));
       for (let k = 1; k < sizes.length; k++) {
         const Bw = sizes[k]!, nw = Bw * H, o = 2 * Bw * hBefore, out = workers[k - 1]!.stateOut;
         sh.set(out.subarray(o, o + nw), starts[k]! * H);
@@ -553,10 +557,10 @@ export class ParallelEngine {
   }
 
   /** computeGradients across threads, or null for one thread. */
-  computeGradients(xt: StridedArray, yt: StridedArray, B: number, T: number, options: { hiddenGradNorms?: boolean }): Gradients | null {
+  gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients | null {
     if (!this.split(B, T, true)) return null;
     const m = this.model, dt = m.dtype, F = m.inputDim!, D = m.outputDim;
-    const norms0 = options.hiddenGradNorms ? m.lstms.map(() => new Float64Array(T)) : null;
+    const norms0 = hiddenGradNorms ? m.lstms.map(() => new Float64Array(T)) : null;
     this.pass("grads", xt, yt, null, 0, B, T, norms0);
     this.commit(B, T);
     const sizes = this.sizes, starts = this.starts, workers = this.pool.workers, n = sizes.length, B0 = sizes[0]!;
@@ -565,13 +569,13 @@ export class ParallelEngine {
     this.headRows(T, outputs, 0);
     // Every gradient below is of slice k's own mean loss: scaled by B_k/B it is the batch's.
     const dx = allocate(dt, B * T * F);
-    timeToBatchMajor(T, B0, F, m.lstms[0]!.ws!.dxs, 0, dx, 0, B0 / B);
+    timeToBatchMajor(T, B0, F, m.ws(0).dxs, 0, dx, 0, B0 / B);
     for (let k = 1; k < n; k++) timeToBatchMajor(T, sizes[k]!, F, workers[k - 1]!.dx, 0, dx, starts[k]! * T * F, sizes[k]! / B);
     const hiddenStates: Tensor[] = [];
     const stateGrads: { h: Tensor; c: Tensor }[] = [];
     let hBefore = 0; // Σ H of the layers below, as in commit
-    for (const l of m.lstms) {
-      const H = l.units, ws = l.ws!, w0 = B0 / B;
+    for (let i = 0; i < m.lstms.length; i++) {
+      const H = m.lstms[i]!.units, ws = m.ws(i), w0 = B0 / B;
       const hs = allocate(dt, B * T * H);
       timeToBatchMajor(T, B0, H, ws.hs, B0 * H, hs, 0); // slots 1 … T
       const dh = allocate(dt, B * H), dc = allocate(dt, B * H);
@@ -606,24 +610,13 @@ export class ParallelEngine {
 }
 
 /** The replica's description of the model's layers (the model must be built). */
-function replicaLayers(m: Sequential): ReplicaLayer[] {
+function replicaLayers(m: Engine): ReplicaLayer[] {
   return m.layers.map((l) => l.kind === "lstm"
     ? { kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences }
     : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation });
-}
-
-/** Whether layer l starts a batch of B rows from its carried state: stateful, with a state of B rows. */
-function carries(l: LSTM, B: number): boolean {
-  return l.stateful && l.stateH !== null && l.stateH.length === B * l.units;
 }
 
 /** `cur` when it holds n elements of `bytes` bytes, else a new buffer that does. */
 function fitting(cur: SharedArrayBuffer | undefined, n: number, bytes: number): SharedArrayBuffer {
   return cur && cur.byteLength >= n * bytes ? cur : new SharedArrayBuffer(Math.max(1, n) * bytes);
 }
-
-/** The worker module next to this one: the .ts source under tsx/vitest, the built .js otherwise. */
-function workerEntry(): string {
-  return new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url).href;
-}
-

@@ -1,0 +1,174 @@
+/**
+ * The checkpoint's JSON form and its writer: what a model's state looks like as plain JSON. The reader
+ * (which builds models, so it sits above the model facade) and the file bytes are in checkpoint.ts.
+ *
+ * Arrays are stored losslessly as base64 of their raw little-endian bytes (float32 weights as 4 bytes,
+ * float64 as 8), never as decimal text, so a round trip is exact for every value, -0, subnormals and all.
+ */
+import type { Engine, Layer } from "./engine.js";
+import { LSTM } from "./layers/lstm.js";
+import type { Activation } from "./layers/dense.js";
+import type { Optimizer } from "./optimizers.js";
+import type { LossName } from "./losses.js";
+import type { InitializerName } from "./init.js";
+import type { DType, FloatArray } from "./tensor/tensor.js";
+import { base64Encode } from "./bytes.js";
+
+/**
+ * The format this version writes, and the newest it reads.
+ *
+ * @example
+ * checkpointToJSON(model).version === CHECKPOINT_VERSION;   // true
+ */
+export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_FORMAT = "longshort-checkpoint";
+
+export interface LSTMConfig {
+  kind: "lstm";
+  units: number;
+  inputDim: number | null;
+  returnSequences: boolean;
+  stateful: boolean;
+  batchSize: number | null;
+  unitForgetBias: boolean;
+  kernelInitializer: InitializerName;
+  recurrentInitializer: InitializerName;
+}
+
+export interface DenseConfig {
+  kind: "dense";
+  units: number;
+  activation: Activation;
+  inputDim: number | null;
+}
+
+export interface CompileConfig {
+  loss: LossName;
+  metrics: "accuracy"[];
+  onNonFinite: "throw" | "skip";
+  optimizer: { name: "adam" | "sgd"; config: Record<string, number> };
+}
+
+/** A flat array stored as base64 of its little-endian bytes. */
+export interface EncodedArray {
+  name: string;
+  shape: number[];
+  dtype: DType;
+  data: string;
+}
+
+/** The in-memory checkpoint: plain JSON, what `checkpointToJSON` returns and `checkpointFromJSON` takes. */
+export interface CheckpointJSON {
+  format: typeof CHECKPOINT_FORMAT;
+  version: number;
+  config: {
+    dtype: DType;
+    seed: string;
+    layers: (LSTMConfig | DenseConfig)[];
+    /** null when the model was never compiled. */
+    compile: CompileConfig | null;
+  };
+  /** In getWeights order; null when the model is not built yet. */
+  weights: EncodedArray[] | null;
+  /** null when the model was never compiled. Slots: Adam [m, v], SGD [velocity], float64. */
+  optimizer: { iterations: number; slots: EncodedArray[] } | null;
+  /** The fixed batch size of a stateful model (null if not fixed) and each LSTM's last state (null if none). */
+  states: { batchSize: number | null; layers: ({ h: EncodedArray; c: EncodedArray } | null)[] };
+  /** The ARC4 state of the shuffling RNG (seedrandom's `state()`). */
+  shuffleRng: { i: number; j: number; S: number[] };
+}
+
+// -----------------------------------------------------------------------------------------------
+// Little-endian byte encoding
+
+export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray {
+  const dtype: DType = a instanceof Float32Array ? "float32" : "float64";
+  let bytes: Uint8Array;
+  if (LITTLE_ENDIAN) {
+    bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  } else {
+    bytes = new Uint8Array(a.byteLength);
+    const dv = new DataView(bytes.buffer);
+    for (let k = 0; k < a.length; k++) {
+      if (dtype === "float32") dv.setFloat32(4 * k, a[k]!, true);
+      else dv.setFloat64(8 * k, a[k]!, true);
+    }
+  }
+  return { name, shape: shape.slice(), dtype, data: base64Encode(bytes) };
+}
+
+// -----------------------------------------------------------------------------------------------
+// Model → JSON
+
+function layerConfig(l: Layer): LSTMConfig | DenseConfig {
+  if (l instanceof LSTM) {
+    return {
+      kind: "lstm", units: l.units, inputDim: l.inputDim ?? null, returnSequences: l.returnSequences,
+      stateful: l.stateful, batchSize: l.batchSize ?? null, unitForgetBias: l.unitForgetBias,
+      kernelInitializer: l.kernelInitializer, recurrentInitializer: l.recurrentInitializer,
+    };
+  }
+  return { kind: "dense", units: l.units, activation: l.activation, inputDim: l.inputDim ?? null };
+}
+
+function optimizerConfig(opt: Optimizer): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(opt.config())) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** The engine's whole state as a checkpoint (what checkpointToJSON and `model.toJSON()` return). */
+export function engineToJSON(e: Engine): CheckpointJSON {
+  let weights: EncodedArray[] | null = null;
+  if (e.built) {
+    const names = e.weightNames(), shapes = e.weightShapes();
+    weights = [];
+    let off = 0;
+    shapes.forEach((shape, i) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      weights!.push(encodeArray(names[i]!, e.params.subarray(off, off + n), shape));
+      off += n;
+    });
+  }
+  const opt = e.optimizer;
+  const compiled = opt !== null && e.loss !== null;
+  const slotNames = opt?.name === "adam" ? ["m", "v"] : ["velocity"];
+  return {
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    config: {
+      dtype: e.dtype,
+      seed: e.seed,
+      layers: e.layers.map(layerConfig),
+      compile: compiled
+        ? {
+          loss: e.loss!, metrics: e.metrics.slice(), onNonFinite: e.onNonFinite,
+          optimizer: { name: opt!.name, config: optimizerConfig(opt!) },
+        }
+        : null,
+    },
+    weights,
+    optimizer: compiled
+      ? {
+        iterations: opt!.iterations,
+        slots: opt!.slots().map((s, i) => encodeArray(slotNames[i] ?? `slot${i}`, s, [s.length])),
+      }
+      : null,
+    states: {
+      batchSize: e.batchSize ?? null,
+      layers: e.lstms.map((l, i) => {
+        const h = e.stateH[i], c = e.stateC[i];
+        if (!h || !c) return null;
+        const rows = h.length / l.units;
+        return {
+          h: encodeArray(`lstm_${i}/h`, h, [rows, l.units]),
+          c: encodeArray(`lstm_${i}/c`, c, [rows, l.units]),
+        };
+      }),
+    },
+    shuffleRng: e.shuffleRng.state() as CheckpointJSON["shuffleRng"],
+  };
+}
+

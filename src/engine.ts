@@ -1,0 +1,586 @@
+/**
+ * The network engine: a stack of LSTM layers (stacked when the lower one returns sequences) under one or
+ * more Dense layers, with everything a pass needs and nothing a user calls directly.
+ *
+ * - Weights: one flat parameter buffer and one flat gradient buffer; every layer's weights are named views
+ *   into them, so the optimizer is one loop and a step zeroes the gradients once (llm.c's layout).
+ * - Buffers: the time-major input, the labels, and one workspace per layer, allocated per (B, capacity)
+ *   and reused for every call of that shape or smaller.
+ * - Forward and backward over the whole stack on step ranges [t0, t1), so the truncated-BPTT unroller can
+ *   keep history in front of a window.
+ * - State slots: the (h, c) each LSTM ended its last pass with, which a stateful layer carries into the
+ *   next pass, row by row.
+ * - The loss of the head rows against loaded labels, and the optimizer step applied atomically.
+ *
+ * The engine does not validate: model.ts (the Keras facade), the trainers and the thread pool hand it
+ * checked inputs. A worker thread runs a bare engine as its replica.
+ *
+ * Legend: B batch, T timesteps, F input features, H units, D head units, M head rows (B, or n·B for a
+ * per-step head over n steps). Inside, sequences are time-major (T, B, ·): each step is one contiguous
+ * (B, ·) block (see layers/lstm.ts); the public surface is batch-major [B, T, F].
+ */
+import {
+  type DType, type FloatArray, type Tensor, type StridedArray, allocate, fromData,
+} from "./tensor/tensor.js";
+import { gatherSteps, gatherRows, timeToBatchMajor } from "./tensor/layout.js";
+import { LSTM, LSTMWorkspace, lstmForward, lstmBackward, lstmWorkspace } from "./layers/lstm.js";
+import { Dense, DenseWorkspace, denseForward, denseBackward, denseWorkspace } from "./layers/dense.js";
+import { type LossName, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy } from "./losses.js";
+import type { Optimizer } from "./optimizers.js";
+import { Rng } from "./init.js";
+import { NonFiniteError, ShapeError, ValueError, fmtValue } from "./errors.js";
+
+export type Layer = LSTM | Dense;
+
+/** What a training or test step reports. */
+export interface StepResult {
+  loss: number;
+  accuracy?: number;
+}
+
+/** What `computeGradients` returns. */
+export interface Gradients {
+  loss: number;
+  /** In getWeights order. */
+  grads: Tensor[];
+  /** The head's output, [B, D] or [B, T, D]. */
+  outputs: Tensor;
+  /** dL/dx, [B, T, F]. */
+  inputGrad: Tensor;
+  /** dL/d(initial state), per LSTM layer, each [B, H]. */
+  stateGrads: { h: Tensor; c: Tensor }[];
+  /** Every step's h, per LSTM layer, each [B, T, H] (batch-major copies, for study and plots). */
+  hiddenStates: Tensor[];
+  /** With `hiddenGradNorms: true`: per LSTM layer, ‖dL/dh_t‖ (over batch and units) for t = 0 … T-1. */
+  hiddenGradNorms?: number[][];
+}
+
+/**
+ * Something that runs a whole call over B rows on more than one thread (the thread pool of
+ * threads/pool.ts). Each method returns null (or false) to leave a call to the calling thread, which it
+ * does for calls too small to be worth splitting.
+ */
+export interface RowExecutor {
+  readonly threads: number;
+  trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null;
+  testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null;
+  predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): boolean;
+  gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients | null;
+  dispose(): void;
+}
+
+export class Engine {
+  readonly layers: readonly Layer[];
+  readonly lstms: readonly LSTM[];
+  readonly denses: readonly Dense[];
+  readonly dtype: DType;
+  readonly seed: string;
+  /** All weights, flat, in getWeights order. */
+  params: FloatArray = new Float64Array(0); // (P)
+  /** All gradients, flat, aligned with params. */
+  grads: FloatArray = new Float64Array(0);  // (P)
+  built = false;
+  // Compile settings (set by the facade's compile).
+  optimizer: Optimizer | null = null;
+  loss: LossName | null = null;
+  metrics: "accuracy"[] = [];
+  onNonFinite: "throw" | "skip" = "throw";
+  /** The fixed batch size of a stateful model, once known. */
+  batchSize: number | undefined;
+  /** The state every LSTM ended its last pass with (the carried state of a stateful layer), or null before any. */
+  readonly stateH: (FloatArray | null)[]; // per LSTM (B, H)
+  readonly stateC: (FloatArray | null)[]; // per LSTM (B, H)
+  /** The RNG behind fit's shuffling; its position is saved in checkpoints. */
+  shuffleRng: Rng;
+  /** Runs large calls on more than one thread when set (threads/pool.ts). */
+  executor: RowExecutor | null = null;
+  /** Counts uses of the buffers, so the truncated-BPTT unroller can tell when another call overwrote them. */
+  uses = 0;
+
+  // Pass buffers, allocated per (B, capacity) and reused.
+  private B = 0;
+  private cap = 0;
+  xs: FloatArray = new Float64Array(0);               // (cap, B, F) time-major input
+  private ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the head's
+  readonly lstmWs: (LSTMWorkspace | null)[];          // per LSTM
+  readonly denseWs: (DenseWorkspace | null)[];        // per Dense
+  private backup: FloatArray = new Float64Array(0);   // params before an update, for rollback
+  private slotBackup: Float64Array[] = [];            // optimizer state before an update
+
+  /** The layers must already form a valid stack (model.ts checks); `dtype` and `seed` likewise. */
+  constructor(layers: readonly Layer[], dtype: DType, seed: string) {
+    const firstDense = layers.findIndex((l) => l instanceof Dense);
+    this.layers = layers;
+    this.lstms = layers.slice(0, firstDense) as LSTM[];
+    this.denses = layers.slice(firstDense) as Dense[];
+    this.dtype = dtype;
+    this.seed = seed;
+    this.shuffleRng = new Rng(`${seed}/shuffle`);
+    this.stateH = this.lstms.map(() => null);
+    this.stateC = this.lstms.map(() => null);
+    this.lstmWs = this.lstms.map(() => null);
+    this.denseWs = this.denses.map(() => null);
+    for (const l of this.lstms) if (l.stateful && l.batchSize !== undefined) this.batchSize = l.batchSize;
+  }
+
+  /** True when some LSTM layer is stateful. */
+  get stateful(): boolean {
+    return this.lstms.some((l) => l.stateful);
+  }
+
+  /** True when the top LSTM returns sequences, so the head applies to every step ([B, T, D] outputs). */
+  get perStep(): boolean {
+    return this.lstms[this.lstms.length - 1]!.returnSequences;
+  }
+
+  get inputDim(): number | undefined {
+    return this.lstms[0]!.inputDim;
+  }
+
+  get outputDim(): number {
+    return this.denses[this.denses.length - 1]!.units;
+  }
+
+  /** Whether accuracy is computed with the loss. */
+  get accuracy(): boolean {
+    return this.metrics.includes("accuracy");
+  }
+
+  /**
+   * Sizes every layer for `inputDim` features, allocates the flat buffers and initialises the weights from
+   * the seed. Idempotent for the same inputDim.
+   */
+  build(inputDim: number): void {
+    if (this.built) {
+      if (inputDim !== this.inputDim) {
+        throw new ShapeError(`build inputDim: the model is built for ${this.inputDim} input features, got ${inputDim}`);
+      }
+      return;
+    }
+    if (!Number.isInteger(inputDim) || inputDim <= 0) {
+      throw new ValueError(`build inputDim: expected a positive integer, got ${fmtValue(inputDim)}`);
+    }
+    let dim = inputDim;
+    for (const l of this.layers) { // check every layer before sizing any
+      if (l.inputDim !== undefined && l.inputDim !== dim) {
+        throw new ShapeError(`${l.kind} inputDim: expected ${dim} (the output of the layer below), got ${l.inputDim}`);
+      }
+      dim = l.units;
+    }
+    dim = inputDim;
+    for (const l of this.layers) {
+      l.inputDim = dim;
+      dim = l.units;
+    }
+    const total = this.layers.reduce((s, l) => s + l.paramCount(), 0);
+    this.params = allocate(this.dtype, total);
+    this.grads = allocate(this.dtype, total);
+    let off = 0;
+    for (const l of this.layers) off = l.bind(this.params, this.grads, off);
+    const rng = new Rng(this.seed);
+    for (const l of this.layers) l.initialize(rng);
+    this.built = true;
+    this.optimizer?.init(total);
+  }
+
+  /** Shapes in getWeights order, e.g. [[1, 40], [10, 40], [40], [10, 1], [1]]. */
+  weightShapes(): number[][] {
+    return this.layers.flatMap((l) => l.weightShapes());
+  }
+
+  /** Names in getWeights order: "lstm_0/kernel", …, "dense_0/bias". */
+  weightNames(): string[] {
+    const names: string[] = [];
+    let li = 0, di = 0;
+    for (const l of this.layers) {
+      const prefix = l instanceof LSTM ? `lstm_${li++}` : `dense_${di++}`;
+      for (const n of l.weightNames()) names.push(`${prefix}/${n}`);
+    }
+    return names;
+  }
+
+  /** Copies of a flat buffer (params, grads) cut into the weight shapes, in getWeights order. */
+  splitFlat(buf: FloatArray): Tensor[] {
+    const out: Tensor[] = [];
+    let off = 0;
+    for (const shape of this.weightShapes()) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      out.push(fromData(buf.slice(off, off + n), shape));
+      off += n;
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // State slots
+
+  /** Fixes the batch size of a stateful model (every stateful layer records it, as its config). */
+  fixBatch(B: number): void {
+    this.batchSize = B;
+    for (const l of this.lstms) if (l.stateful) l.batchSize = B;
+  }
+
+  /** Makes layer i's state slots hold B rows (keeping them when they do). */
+  allocState(i: number, B: number): void {
+    const n = B * this.lstms[i]!.units;
+    if (!this.stateH[i] || this.stateH[i]!.length !== n) {
+      this.stateH[i] = allocate(this.dtype, n);
+      this.stateC[i] = allocate(this.dtype, n);
+    }
+  }
+
+  /** Zeros in every state slot; a stateful model with a known batch size gets slots of that size. */
+  zeroStates(): void {
+    this.lstms.forEach((l, i) => {
+      this.stateH[i]?.fill(0);
+      this.stateC[i]?.fill(0);
+      if (l.stateful && this.batchSize !== undefined && !this.stateH[i]) this.allocState(i, this.batchSize);
+    });
+  }
+
+  /** Forgets every state slot (the state of a model that has run no pass). */
+  clearStates(): void {
+    this.stateH.fill(null);
+    this.stateC.fill(null);
+  }
+
+  /** Whether LSTM i starts a batch of B rows from its carried state: stateful, with a state of B rows. */
+  carries(i: number, B: number): boolean {
+    const h = this.stateH[i];
+    return this.lstms[i]!.stateful && h !== null && h.length === B * this.lstms[i]!.units;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Buffers and steps
+
+  /** Makes sure every buffer fits B rows and `cap` steps. */
+  ensure(B: number, cap: number): void {
+    this.uses++;
+    if (B === this.B && cap <= this.cap) return;
+    cap = B === this.B ? Math.max(cap, this.cap) : cap;
+    const F = this.inputDim!;
+    if (this.xs.length < cap * B * F) this.xs = allocate(this.dtype, cap * B * F);
+    for (let i = 0; i < this.lstms.length; i++) this.lstmWs[i] = lstmWorkspace(this.lstms[i]!, this.dtype, B, cap, this.lstmWs[i]!);
+    this.B = B;
+    this.cap = cap;
+  }
+
+  /** The workspace of LSTM i (after `ensure`). */
+  ws(i: number): LSTMWorkspace {
+    return this.lstmWs[i]!;
+  }
+
+  /** The workspace of the head (after a forward pass). */
+  headWs(): DenseWorkspace {
+    return this.denseWs[this.denses.length - 1]!;
+  }
+
+  /**
+   * Copies n steps of x (starting at step tx) for B rows into the time-major input buffer at slot t0.
+   * `rows`, when given, maps batch row b to sample rows[rowStart + b] (fit's shuffled batches).
+   */
+  loadInput(x: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number, t0: number): void {
+    gatherSteps(x, rows, rowStart, B, tx, n, this.xs, t0 * B * this.inputDim!);
+  }
+
+  /**
+   * Loads the labels of the head rows: [B, D] for a last-step head, or steps [tx, tx + n) of [B, T, D]
+   * for a per-step head (time-major rows, like the head's). Returns the head's row count.
+   */
+  loadLabels(y: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number): number {
+    const D = this.outputDim;
+    const M = this.perStep ? n * B : B;
+    if (this.ys.length < M * D) this.ys = allocate(this.dtype, M * D);
+    if (this.perStep) gatherSteps(y, rows, rowStart, B, tx, n, this.ys, 0);
+    else gatherRows(y, rows, rowStart, B, this.ys, 0);
+    return M;
+  }
+
+  /** Loads n label values already laid out like the head's rows (time-major per-step labels). */
+  setLabels(src: FloatArray, n: number): void {
+    if (this.ys.length < n) this.ys = allocate(this.dtype, n);
+    for (let k = 0; k < n; k++) this.ys[k] = src[k]!;
+  }
+
+  /**
+   * Writes each LSTM's initial state into slot t0: the carried state for stateful layers (when
+   * `carried`), zeros otherwise, or the explicit `states` (B·H arrays per layer) when given.
+   */
+  setInitialState(t0: number, carried: boolean, states?: { h: FloatArray; c: FloatArray }[]): void {
+    const B = this.B;
+    for (let i = 0; i < this.lstms.length; i++) {
+      const ws = this.lstmWs[i]!, n = B * this.lstms[i]!.units, off = t0 * n;
+      if (states) {
+        ws.hs.set(states[i]!.h, off);
+        ws.cs.set(states[i]!.c, off);
+      } else if (carried && this.carries(i, B)) {
+        ws.hs.set(this.stateH[i]!, off);
+        ws.cs.set(this.stateC[i]!, off);
+      } else {
+        ws.hs.fill(0, off, off + n);
+        ws.cs.fill(0, off, off + n);
+      }
+    }
+  }
+
+  /**
+   * Moves `keep` steps of history, starting at step `drop`, to the front of every buffer (input, h, c,
+   * gates, tanh c), so that the truncated-BPTT unroller can append the next window after them. Slot
+   * `drop + keep` (the state after the last kept step) becomes slot `keep`.
+   */
+  shiftHistory(drop: number, keep: number): void {
+    if (drop === 0) return;
+    const B = this.B, F = this.inputDim!;
+    this.xs.copyWithin(0, drop * B * F, (drop + keep) * B * F);
+    this.lstms.forEach((l, i) => {
+      const ws = this.lstmWs[i]!, BH = B * l.units, BG = 4 * BH;
+      ws.hs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
+      ws.cs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
+      ws.gates.copyWithin(0, drop * BG, (drop + keep) * BG);
+      ws.tanhC.copyWithin(0, drop * BH, (drop + keep) * BH);
+    });
+  }
+
+  /** Copies every layer's (h, c) at slot `from` to slot `to`. */
+  copyState(from: number, to: number): void {
+    this.lstms.forEach((l, i) => {
+      const n = this.B * l.units, ws = this.lstmWs[i]!;
+      ws.hs.copyWithin(to * n, from * n, (from + 1) * n);
+      ws.cs.copyWithin(to * n, from * n, (from + 1) * n);
+    });
+  }
+
+  /** Keeps the state at slot t as every layer's last state (the carried one when stateful). */
+  commitState(t: number): void {
+    const B = this.B;
+    for (let i = 0; i < this.lstms.length; i++) {
+      const n = B * this.lstms[i]!.units, ws = this.lstmWs[i]!;
+      this.allocState(i, B);
+      this.stateH[i]!.set(ws.hs.subarray(t * n, (t + 1) * n));
+      this.stateC[i]!.set(ws.cs.subarray(t * n, (t + 1) * n));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Forward and backward over the stack
+
+  /** Forward through every LSTM over steps [t0, t1), then the head on steps [ta, t1) (per step) or t1 - 1. */
+  forward(t0: number, t1: number, ta: number): number {
+    let xs = this.xs, xOff = 0;
+    for (let i = 0; i < this.lstms.length; i++) {
+      const l = this.lstms[i]!, ws = this.lstmWs[i]!;
+      lstmForward(l, ws, xs, xOff, t0, t1);
+      xs = ws.hs;
+      xOff = this.B * l.units; // the layer above reads h_t from slot t + 1
+    }
+    return this.headForward(ta, t1);
+  }
+
+  /** The head's rows: all steps [ta, t1) of the top LSTM (per step) or its last step t1 - 1. */
+  private headInput(ta: number, t1: number): { M: number; off: number } {
+    const B = this.B, top = this.lstms[this.lstms.length - 1]!, BH = B * top.units;
+    return this.perStep ? { M: (t1 - ta) * B, off: (ta + 1) * BH } : { M: B, off: t1 * BH };
+  }
+
+  private headForward(ta: number, t1: number): number {
+    const top = this.lstms.length - 1;
+    const { M, off } = this.headInput(ta, t1);
+    let x = this.lstmWs[top]!.hs, xOff = off, ld = this.lstms[top]!.units;
+    for (let k = 0; k < this.denses.length; k++) {
+      const d = this.denses[k]!, ws = this.denseWs[k] = denseWorkspace(d, this.dtype, M, this.denseWs[k]!);
+      denseForward(d, ws, M, x, xOff, ld);
+      x = ws.out; xOff = 0; ld = d.units;
+    }
+    return M;
+  }
+
+  /** The loss of the head rows against the loaded labels; with `grad`, also dL/d(head output) in place. */
+  lossOf(M: number, grad: boolean): number {
+    const head = this.denses[this.denses.length - 1]!, ws = this.headWs();
+    const N = M * head.units;
+    if (this.loss === "meanSquaredError") return meanSquaredError(N, ws.out, this.ys, grad ? ws.dOut : null);
+    if (head.activation === "sigmoid") return bceFromLogits(N, ws.logits, ws.out, this.ys, grad ? ws.dOut : null);
+    return bceFromProbs(N, ws.out, this.ys, grad ? ws.dOut : null);
+  }
+
+  /** Binary accuracy of the head rows against the loaded labels. */
+  accuracyOf(M: number): number {
+    return binaryAccuracy(M * this.outputDim, this.headWs().out, this.ys);
+  }
+
+  /**
+   * Backward from the head (whose dOut the loss has filled) through every LSTM over steps [tb, t1).
+   * Gradients accumulate into `grads`; the caller zeroes them. With `dhNorms`, each LSTM i records
+   * ‖dL/dh_t‖ into dhNorms[i][t].
+   */
+  backward(tb: number, t1: number, ta: number, dhNorms: Float64Array[] | null = null): void {
+    const B = this.B, nD = this.denses.length, top = this.lstms.length - 1;
+    const { M, off } = this.headInput(ta, t1);
+    const fused = this.loss === "binaryCrossentropy" && this.denses[nD - 1]!.activation === "sigmoid";
+    for (let k = nD - 1; k >= 0; k--) {
+      const d = this.denses[k]!, ws = this.denseWs[k]!;
+      if (k > 0) {
+        const below = this.denseWs[k - 1]!, In = this.denses[k - 1]!.units;
+        denseBackward(d, ws, M, below.out, 0, In, fused && k === nD - 1);
+        below.dOut.set(ws.dIn.subarray(0, M * In));
+      } else {
+        denseBackward(d, ws, M, this.lstmWs[top]!.hs, off, this.lstms[top]!.units, fused && k === nD - 1);
+      }
+    }
+    const dHead = this.denseWs[0]!.dIn;
+    for (let i = top; i >= 0; i--) {
+      const l = this.lstms[i]!, ws = this.lstmWs[i]!;
+      const xs = i === 0 ? this.xs : this.lstmWs[i - 1]!.hs;
+      const xOff = i === 0 ? 0 : B * this.lstms[i - 1]!.units;
+      const norms = dhNorms ? dhNorms[i]! : null;
+      if (i === top) {
+        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms);
+        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms);
+      } else {
+        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms);
+      }
+    }
+  }
+
+  /** h_0 … h_{T-1} of LSTM i as a batch-major [B, T, H] tensor. */
+  hiddenSequence(i: number, B: number, T: number): Tensor {
+    const H = this.lstms[i]!.units, out = allocate(this.dtype, B * T * H);
+    timeToBatchMajor(T, B, H, this.lstmWs[i]!.hs, B * H, out, 0); // slot t + 1 holds h_t
+    return fromData(out, [B, T, H]);
+  }
+
+  /** The head output rows as a public tensor: [B, D], or [B, n, D] from time-major rows. */
+  headOutput(B: number, n: number): Tensor {
+    const D = this.outputDim, out = this.headWs().out;
+    if (!this.perStep) return fromData(out.slice(0, B * D), [B, D]);
+    const res = allocate(this.dtype, B * n * D);
+    timeToBatchMajor(n, B, D, out, 0, res, 0);
+    return fromData(res, [B, n, D]);
+  }
+
+  /**
+   * Applies the optimizer atomically: if the loss, a gradient or a new weight is not finite, everything
+   * is restored and false is returned (or NonFiniteError thrown, as `onNonFinite` says).
+   */
+  applyUpdate(loss: number, what: string): boolean {
+    const opt = this.optimizer!;
+    const grads = this.grads, params = this.params;
+    let bad = !Number.isFinite(loss) ? "loss" : "";
+    if (!bad) {
+      let s = 0;
+      for (let k = 0; k < grads.length; k++) s += grads[k]! * 0;
+      if (s !== 0) bad = "gradients"; // 0·x is NaN exactly when x is not finite
+    }
+    if (!bad) {
+      if (this.backup.length !== params.length) this.backup = allocate(this.dtype, params.length);
+      this.backup.set(params);
+      const slots = opt.slots();
+      let fits = this.slotBackup.length === slots.length;
+      for (let i = 0; fits && i < slots.length; i++) fits = this.slotBackup[i]!.length === slots[i]!.length;
+      if (!fits) this.slotBackup = slots.map((sl) => new Float64Array(sl.length));
+      for (let i = 0; i < slots.length; i++) this.slotBackup[i]!.set(slots[i]!);
+      const iterations = opt.iterations;
+      opt.apply(params, grads);
+      let s = 0;
+      for (let k = 0; k < params.length; k++) s += params[k]! * 0;
+      for (const sl of slots) for (let k = 0; k < sl.length; k++) s += sl[k]! * 0; // Adam v = inf would brick later steps
+      if (s !== 0) {
+        params.set(this.backup);
+        for (let i = 0; i < slots.length; i++) slots[i]!.set(this.slotBackup[i]!);
+        opt.iterations = iterations;
+        bad = "updated weights";
+      }
+    }
+    if (!bad) return true;
+    if (this.onNonFinite === "skip") return false;
+    throw new NonFiniteError(`${what}: the step produced non-finite ${bad} (loss ${loss}); weights, optimizer state and LSTM states were left unchanged. Lower the learning rate, clip gradients (clipNorm), or check the inputs`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Whole calls on checked rows: one thread, unless the executor takes them
+
+  /** Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns M. */
+  private forwardRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): number {
+    this.ensure(B, T);
+    this.loadInput(xt, rows, rowStart, B, 0, T, 0);
+    this.setInitialState(0, true);
+    const M = this.forward(0, T, 0);
+    this.loadLabels(yt, rows, rowStart, B, 0, T);
+    return M;
+  }
+
+  /** One optimizer step on B rows (optionally through a row map); the loss is the one before the update. */
+  trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number, what = "trainOnBatch"): StepResult {
+    const par = this.executor?.trainRows(xt, yt, rows, rowStart, B, T);
+    if (par) return par;
+    const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
+    const loss = this.lossOf(M, true);
+    const res: StepResult = { loss };
+    if (this.accuracy) res.accuracy = this.accuracyOf(M);
+    this.grads.fill(0);
+    this.backward(0, T, 0);
+    if (this.applyUpdate(loss, what)) this.commitState(T);
+    return res;
+  }
+
+  /** The loss (and accuracy) on B rows, without updating; a stateful model carries its state. */
+  testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
+    const par = this.executor?.testRows(xt, yt, rows, rowStart, B, T);
+    if (par) return par;
+    const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
+    const res: StepResult = { loss: this.lossOf(M, false) };
+    if (this.accuracy) res.accuracy = this.accuracyOf(M);
+    this.commitState(T);
+    return res;
+  }
+
+  /** The batch-size-weighted mean loss (and accuracy) over N samples, in batches of bs. */
+  evaluateRows(xt: StridedArray, yt: StridedArray, N: number, T: number, bs: number): StepResult {
+    let loss = 0, acc = 0;
+    for (let start = 0; start < N; start += bs) {
+      const B = Math.min(bs, N - start);
+      const r = this.testRows(xt, yt, null, start, B, T);
+      loss += r.loss * B;
+      acc += (r.accuracy ?? 0) * B;
+    }
+    const res: StepResult = { loss: loss / N };
+    if (this.accuracy) res.accuracy = acc / N;
+    return res;
+  }
+
+  /** The head's output for rows [start, start + B) of x, written into `out` (the whole [N, D] or [N, T, D]). */
+  predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): void {
+    if (this.executor?.predictRows(xt, start, B, T, out)) return;
+    this.ensure(B, T);
+    this.loadInput(xt, null, start, B, 0, T, 0);
+    this.setInitialState(0, true);
+    this.forward(0, T, 0);
+    this.commitState(T);
+    out.set(this.headOutput(B, T).data, start * (this.perStep ? T : 1) * this.outputDim);
+  }
+
+  /** The loss, every gradient, dL/dx and dL/d(initial state) on B rows; weights unchanged, state carried. */
+  gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients {
+    const par = this.executor?.gradients(xt, yt, B, T, hiddenGradNorms);
+    if (par) return par;
+    const M = this.forwardRows(xt, yt, null, 0, B, T);
+    const loss = this.lossOf(M, true);
+    this.grads.fill(0);
+    const norms = hiddenGradNorms ? this.lstms.map(() => new Float64Array(T)) : null;
+    this.backward(0, T, 0, norms);
+    this.commitState(T);
+    const F = this.inputDim!;
+    const dx = allocate(this.dtype, B * T * F);
+    timeToBatchMajor(T, B, F, this.lstmWs[0]!.dxs, 0, dx, 0);
+    const res: Gradients = {
+      loss, grads: this.splitFlat(this.grads), outputs: this.headOutput(B, T), inputGrad: fromData(dx, [B, T, F]),
+      hiddenStates: this.lstms.map((_, i) => this.hiddenSequence(i, B, T)),
+      stateGrads: this.lstms.map((l, i) => ({
+        h: fromData(this.lstmWs[i]!.dh.slice(0, B * l.units), [B, l.units]),
+        c: fromData(this.lstmWs[i]!.dc.slice(0, B * l.units), [B, l.units]),
+      })),
+    };
+    if (norms) res.hiddenGradNorms = norms.map((a) => Array.from(a));
+    return res;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * A worker thread's side: a replica of the model's engine (same layers, same kernels) whose weights are
+ * the shared `params` buffer. On each "run" command it binds new buffers if it was sent any, computes
+ * forward (and loss, and backward) on its rows, writes what the main thread asked for into shared memory,
+ * and sets CTRL_DONE; the main thread, which computed its own rows meanwhile, waits on that word with
+ * Atomics.wait, so the public API stays synchronous.
+ *
+ * Whatever happens, the main thread must not wait forever: every "run" signals CTRL_DONE, with
+ * CTRL_STATUS 1 and the error's text when anything in it threw. If the thread dies anyway, the host's exit
+ * hook calls `markExited` (protocol.ts). Only a thread that hangs or is killed from outside says nothing;
+ * the main thread's deadline covers those.
+ *
+ * Nothing here knows the platform: node/worker.ts feeds it messages from Node's worker_threads.
+ *
+ * Legend: B the worker's rows, T timesteps, F input features, H units, D head units, M head rows.
+ */
+import { fromData, type FloatArray } from "../tensor/tensor.js";
+import { LSTM } from "../layers/lstm.js";
+import { Dense } from "../layers/dense.js";
+import { Engine } from "../engine.js";
+import {
+  type Fault, type Message, type RunMessage, type SharedBuffers, type WorkerInit,
+  CTRL_DONE, CTRL_READY, CTRL_STATUS, sharedArray, stateViews, writeMessage,
+} from "./protocol.js";
+
+interface Views {
+  x: FloatArray; y: FloatArray; stateIn: FloatArray; stateOut: FloatArray; out: FloatArray;
+  dx: FloatArray; stateGrads: FloatArray; hseq: FloatArray; norms: Float64Array;
+}
+
+export class Replica {
+  private readonly ctrl: Int32Array;
+  private readonly result: Float64Array;
+  private readonly message: Uint8Array;
+  private readonly units: number[];
+  private engine: Engine | null = null;
+  private views: Views | null = null;
+  /** A failure staged by a "fault" message for the next run (tests only). */
+  private fault: Fault | null = null;
+
+  /**
+   * Builds the replica and tells the main thread (CTRL_READY 1, or 2 with the reason). `exit` ends this
+   * thread with a code (the "exit" fault of the tests).
+   */
+  constructor(private readonly init: WorkerInit, private readonly exit: (code: number) => void) {
+    this.ctrl = new Int32Array(init.ctrl);
+    this.result = new Float64Array(init.result);
+    this.message = new Uint8Array(init.message);
+    this.units = init.layers.filter((l) => l.kind === "lstm").map((l) => l.units);
+    try {
+      // Zero initialisers: its weights are the shared ones anyway.
+      const layers = init.layers.map((l) => l.kind === "lstm"
+        ? new LSTM({
+          units: l.units, inputDim: l.inputDim, returnSequences: l.returnSequences,
+          kernelInitializer: "zeros", recurrentInitializer: "zeros",
+        })
+        : new Dense({ units: l.units, activation: l.activation }));
+      const engine = new Engine(layers, init.dtype, "0");
+      engine.build(init.layers[0]!.inputDim);
+      this.engine = engine;
+      Atomics.store(this.ctrl, CTRL_READY, 1);
+    } catch (e) {
+      writeMessage(this.ctrl, this.message, `building the replica failed: ${(e as Error)?.stack ?? String(e)}`);
+      Atomics.store(this.ctrl, CTRL_READY, 2);
+    }
+    Atomics.notify(this.ctrl, CTRL_READY);
+  }
+
+  /** Handles one message from the main thread; a run always ends by setting CTRL_DONE. */
+  handle(msg: Message): void {
+    if (msg.type === "fault") {
+      this.fault = msg.kind;
+      return;
+    }
+    // Everything a run does is inside the try, so the main thread always hears back.
+    const ctrl = this.ctrl;
+    try {
+      if (this.fault === "throw") throw new Error("injected fault: the run failed before computing (as a failure to bind its buffers would)");
+      this.run(msg);
+      ctrl[CTRL_STATUS] = 0;
+    } catch (e) {
+      try {
+        writeMessage(ctrl, this.message, (e as Error)?.stack ?? String(e));
+      } catch {
+        writeMessage(ctrl, this.message, "an error that could not be converted to text");
+      }
+      ctrl[CTRL_STATUS] = 1;
+    }
+    Atomics.store(ctrl, CTRL_DONE, 1);
+    Atomics.notify(ctrl, CTRL_DONE);
+  }
+
+  /** Points the replica's weights and gradients at the shared buffers, and keeps views of the rest. */
+  private bind(b: SharedBuffers): void {
+    const e = this.engine!, dt = this.init.dtype;
+    this.views = null; // until every view below is made
+    const params = sharedArray(dt, b.params);
+    const grads = sharedArray(dt, b.grads);
+    let off = 0;
+    for (const l of e.layers) off = l.bind(params, grads, off);
+    e.params = params.subarray(0, off);
+    e.grads = grads.subarray(0, off);
+    this.views = {
+      x: sharedArray(dt, b.x), y: sharedArray(dt, b.y),
+      stateIn: sharedArray(dt, b.stateIn), stateOut: sharedArray(dt, b.stateOut),
+      out: sharedArray(dt, b.out), dx: sharedArray(dt, b.dx),
+      stateGrads: sharedArray(dt, b.stateGrads), hseq: sharedArray(dt, b.hseq),
+      norms: new Float64Array(b.norms),
+    };
+  }
+
+  private run(cmd: RunMessage): void {
+    if (!this.engine) throw new Error("the replica was not built");
+    if (cmd.buffers) this.bind(cmd.buffers);
+    if (!this.views) throw new Error("a run came before any buffers");
+    const m = this.engine, v = this.views, units = this.units;
+    const { op, B, T } = cmd;
+    const F = m.inputDim!, D = m.outputDim;
+    m.loss = cmd.loss;
+    m.ensure(B, T);
+    m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
+    m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, units, B) : undefined);
+    const M = m.forward(0, T, 0);
+    if (this.fault === "exit") this.exit(70);
+    if (this.fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
+    // The final state of every layer (slot T), for the main thread to commit if the step stands.
+    const finals = stateViews(v.stateOut, units, B);
+    m.lstms.forEach((l, i) => {
+      const n = B * l.units, ws = m.ws(i);
+      finals[i]!.h.set(ws.hs.subarray(T * n, (T + 1) * n));
+      finals[i]!.c.set(ws.cs.subarray(T * n, (T + 1) * n));
+    });
+    const head = m.headWs();
+    if (op === "predict" || op === "grads") v.out.set(head.out.subarray(0, M * D));
+    if (op === "predict") return;
+    const yShape = m.perStep ? [B, T, D] : [B, D];
+    m.loadLabels(fromData(v.y.subarray(0, M * D), yShape), null, 0, B, 0, T);
+    this.result[0] = m.lossOf(M, op !== "test");
+    // Hits, not the fraction: the main thread divides the total by the whole batch's count, exactly as one thread would.
+    this.result[1] = cmd.accuracy ? Math.round(m.accuracyOf(M) * M * D) : 0;
+    if (op === "test") return;
+    const norms = cmd.norms ? units.map((_, i) => v.norms.subarray(i * T, (i + 1) * T)) : null;
+    m.grads.fill(0);
+    m.backward(0, T, 0, norms);
+    if (norms) for (const a of norms) for (let t = 0; t < T; t++) a[t] = a[t]! * a[t]!;
+    if (op !== "grads") return;
+    v.dx.set(m.ws(0).dxs.subarray(0, T * B * F));
+    const sg = stateViews(v.stateGrads, units, B);
+    let hOff = 0;
+    m.lstms.forEach((l, i) => {
+      const n = B * l.units, ws = m.ws(i);
+      sg[i]!.h.set(ws.dh.subarray(0, n));
+      sg[i]!.c.set(ws.dc.subarray(0, n));
+      v.hseq.set(ws.hs.subarray(n, (T + 1) * n), hOff); // slots 1 … T are h_0 … h_{T-1}
+      hOff += T * n;
+    });
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The argument checks every public call makes before the engine sees anything: inputs, labels, batch
+ * sizes and the model's readiness, each failing with an error that names the argument, what was expected
+ * and what was given. Shared by the Keras facade (model.ts) and the truncated-BPTT unroller.
+ *
+ * Legend: B batch, T timesteps, F input features, D head units.
+ */
+import { type StridedArray, isTensor, toTensor } from "./tensor/tensor.js";
+import { assertFiniteIn } from "./tensor/layout.js";
+import type { Engine } from "./engine.js";
+import { ShapeError, StateError, ValueError, fmtShape, fmtValue } from "./errors.js";
+
+/** A checked input: an ndarray we can index with strides, plus its sizes. */
+export interface Input {
+  t: StridedArray;
+  B: number;
+  T: number;
+  F: number;
+}
+
+/** Validates x [B, T, F] (F as the model was built for, when it is). Builds nothing. */
+export function checkInput(e: Engine, name: string, x: unknown, features = e.inputDim): Input {
+  let t: StridedArray;
+  if (isTensor(x) && (x.data instanceof Float64Array || x.data instanceof Float32Array)) t = x as StridedArray;
+  else t = toTensor(name, x, e.dtype);
+  const F = features;
+  if (t.shape.length !== 3) {
+    throw new ShapeError(`${name}: expected rank 3 [batch, timesteps, features]${F !== undefined ? ` = [B, T, ${F}]` : ""}, got rank ${t.shape.length} with shape ${fmtShape(t.shape)}`);
+  }
+  const [B, T, f] = t.shape as [number, number, number];
+  if (B === 0) throw new ShapeError(`${name}: empty batch: shape ${fmtShape(t.shape)}`);
+  if (T === 0) throw new ShapeError(`${name}: no timesteps: shape ${fmtShape(t.shape)}`);
+  if (F !== undefined && f !== F) {
+    throw new ShapeError(`${name}: expected shape [B, T, F] = [${B}, ${T}, ${F}], got ${fmtShape(t.shape)}: features (dimension 2) is ${f}, expected ${F}`);
+  }
+  assertFiniteIn(name, t);
+  return { t, B, T, F: f };
+}
+
+/** Validates labels against the input and the head: [B, D], or [B, T, D] for a per-step head. */
+export function checkLabels(e: Engine, name: string, y: unknown, B: number, T: number): StridedArray {
+  let t: StridedArray;
+  if (isTensor(y) && (y.data instanceof Float64Array || y.data instanceof Float32Array)) t = y as StridedArray;
+  else t = toTensor(name, y, e.dtype);
+  const D = e.outputDim;
+  const expected = e.perStep ? [B, T, D] : [B, D];
+  const dims = e.perStep ? "[batch, timesteps, units]" : "[batch, units]";
+  if (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
+    const hint = e.perStep ? " (the top LSTM returns sequences, so labels are per step)" : "";
+    throw new ShapeError(`${name}: expected shape ${dims} = ${fmtShape(expected)}${hint}, got ${fmtShape(t.shape)}`);
+  }
+  if (e.loss === "binaryCrossentropy") assertFiniteIn(name, t, 0, 1, "binaryCrossentropy expects labels in [0, 1]");
+  else assertFiniteIn(name, t);
+  return t;
+}
+
+/** Builds the model for F input features, once a call's every check has passed. */
+export function buildFor(e: Engine, F: number): void {
+  if (!e.built) e.build(F);
+}
+
+/** The batch size a call must use: the fixed one of a stateful model, fixing it at the first call. */
+export function checkStatefulBatch(e: Engine, name: string, B: number): void {
+  if (!e.stateful) return;
+  if (e.batchSize === undefined) e.fixBatch(B);
+  else if (B !== e.batchSize) {
+    throw new ShapeError(
+      `${name}: this stateful model has a fixed batch size of ${e.batchSize} (row r continues row r of the last call), got a batch of ${B}; ` +
+      `use batches of ${e.batchSize}, or call model.setBatchSize(${B}) to change it (states are reset)`,
+    );
+  }
+}
+
+/** The batch size of predict, evaluate or fit: the option, else the stateful one, else a default. */
+export function batchOption(e: Engine, what: string, options: unknown, N: number): number {
+  if (typeof options !== "object" || options === null) {
+    throw new ValueError(`${what} options: expected an object, got ${fmtValue(options)}`);
+  }
+  const bs = (options as { batchSize?: unknown }).batchSize ?? e.batchSize ?? (what === "fit" ? 32 : N);
+  if (typeof bs !== "number" || !Number.isInteger(bs) || bs <= 0) {
+    throw new ValueError(`${what} batchSize: expected a positive integer, got ${fmtValue(bs)}`);
+  }
+  if (e.stateful) {
+    if (e.batchSize !== undefined && bs !== e.batchSize) {
+      throw new ValueError(`${what} batchSize: this stateful model has a fixed batch size of ${e.batchSize}, got ${bs}; call model.setBatchSize(${bs}) to change it`);
+    }
+    if (N % bs !== 0) {
+      throw new ShapeError(`${what} x: a stateful model needs a sample count divisible by the batch size ${bs}, got ${N} samples`);
+    }
+  }
+  return bs;
+}
+
+export function requireCompiled(e: Engine, what: string): void {
+  if (!e.optimizer || !e.loss) {
+    throw new StateError(`${what}: the model is not compiled; call model.compile({ optimizer, loss }) first`);
+  }
+}
+
+export function requireBuilt(e: Engine, what: string): void {
+  if (!e.built) {
+    throw new StateError(`${what}: the model is not built yet; give the first LSTM an inputDim, call build(inputDim), or pass data first`);
+  }
+}
+
+/** One batch (x, labels, a stateful model's batch size) checked for `what`; builds the model on success. */
+export function checkBatch(e: Engine, what: string, x: unknown, y: unknown): { xt: StridedArray; yt: StridedArray; B: number; T: number } {
+  requireCompiled(e, what);
+  const { t: xt, B, T, F } = checkInput(e, `${what} x`, x);
+  const yt = checkLabels(e, `${what} y`, y, B, T);
+  // Only once every check has passed: a failed call must neither build the model nor fix the batch size.
+  buildFor(e, F);
+  checkStatefulBatch(e, `${what} x`, B);
+  return { xt, yt, B, T };
+}
