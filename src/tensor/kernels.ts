@@ -22,9 +22,7 @@
  *   series with one to three features) are a rank-K update written straight into C.
  */
 import type { FloatArray } from "./tensor.js";
-import {
-  EXP2_FRAC, EXPM1_RANGE, EXPM1_TABLE, INV_LN2_64, LN2_64_HI, LN2_64_LO, POW2, POW2_BIAS, ROUND_SHIFT,
-} from "./math.js";
+import * as math from "./math.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Tuning (measured on a 2-core Zen server with Node 20; see bench/matmul.ts)
@@ -526,6 +524,12 @@ export function sumRowsInto(
 // |r| ≤ ln2/128, so exp(x) = 2^m · 2^(j/64) · exp(r), and exp(r) - 1 is a degree-6 polynomial whose
 // truncation error is below 2^-55 on that interval. They use arithmetic only, so every engine computes
 // the same bits (see math.ts for why that matters).
+//
+// The tables and constants are copied into this module's own consts once: the hot loops then read a
+// local binding, never an imported one (which the CommonJS build turns into a getter call).
+const EXP2_FRAC = math.EXP2_FRAC, POW2 = math.POW2, EXPM1_TABLE = math.EXPM1_TABLE;
+const POW2_BIAS = math.POW2_BIAS, EXPM1_RANGE = math.EXPM1_RANGE, INV_LN2_64 = math.INV_LN2_64;
+const LN2_64_HI = math.LN2_64_HI, LN2_64_LO = math.LN2_64_LO, ROUND_SHIFT = math.ROUND_SHIFT;
 
 /**
  * σ(x) = 1 / (1 + exp(-x)), within 3 ulp of the same formula with Math.exp. It repeats the body of

@@ -1,0 +1,316 @@
+/**
+ * The package as a user gets it, not the sources: `npm pack` (its `prepare` builds dist/), the tarball
+ * installed into an empty project in a temporary directory, and then
+ * - `import` from an ES module and `require` from CommonJS, of both entries (`longshort`, `longshort/node`),
+ *   training, checkpoint files and worker threads (started from the installed dist/);
+ * - `tsc --strict` on a TypeScript file of each module system that uses the public API, with no
+ *   @types/node and no DOM library: the shipped .d.ts stand on their own;
+ * - an app importing `longshort` bundled by esbuild for the browser (platform "browser", no externals):
+ *   no Node built-in may be needed (and `longshort/node` must fail, which shows the check can fail);
+ * - that bundle loaded in a real headless Chromium (Debian's `chromium`, driven by playwright-core, no
+ *   browser download): the README's quick start trained there must give exactly Node's bits (weights,
+ *   losses, predictions) for the same seed, with no console errors.
+ *
+ * Chromium: $LONGSHORT_CHROMIUM or /usr/bin/chromium (`.ci/run` installs Debian's package when missing).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build, transformSync } from "esbuild";
+import { chromium } from "playwright-core";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
+const tsc = join(repo, "node_modules", "typescript", "bin", "tsc");
+const work = mkdtempSync(join(tmpdir(), "longshort-package-"));
+const app = join(work, "app"); // the user's project
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function run(cmd: string, args: string[], cwd: string): string {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 180_000 });
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")} failed in ${cwd}:\n${err.stdout ?? ""}\n${err.stderr ?? ""}\n${err.message}`);
+  }
+}
+
+const npm = (args: string[], cwd: string): string => run(process.platform === "win32" ? "npm.cmd" : "npm", args, cwd);
+const node = (file: string): string => run(process.execPath, [file], app);
+
+let tarball = "";
+beforeAll(() => {
+  // Nothing of the repo's dist/ may leak in: pack builds it afresh.
+  rmSync(join(repo, "dist"), { recursive: true, force: true });
+  const out = npm(["pack", "--json", "--pack-destination", work], repo);
+  tarball = join(work, (JSON.parse(out.slice(out.indexOf("["))) as { filename: string }[])[0]!.filename);
+  mkdirSync(app);
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "longshort-user", version: "1.0.0", private: true }));
+  npm(["install", "--no-audit", "--no-fund", "--prefer-offline", tarball], app);
+}, 240_000);
+
+describe("the packed package", () => {
+  it("ships dist/ for both module systems, the sources, LICENSE and README, and nothing of the repo's tooling", () => {
+    const files = run("tar", ["tzf", tarball], work).trim().split("\n").map((f) => f.replace(/^package\//, ""));
+    for (const f of [
+      "dist/esm/index.js", "dist/esm/index.d.ts", "dist/esm/node/index.js", "dist/esm/node/worker.js",
+      "dist/cjs/index.js", "dist/cjs/index.d.ts", "dist/cjs/node/index.js", "dist/cjs/node/worker.js", "dist/cjs/package.json",
+      "src/index.ts", "LICENSE", "README.md", "package.json",
+    ]) expect(files, f).toContain(f);
+    expect(files.filter((f) => /^(test|bench|examples|scripts|\.ci)\//.test(f))).toEqual([]);
+    const license = readFileSync(join(app, "node_modules", "longshort", "LICENSE"), "utf8");
+    const pkg = JSON.parse(readFileSync(join(app, "node_modules", "longshort", "package.json"), "utf8"));
+    expect(pkg.license).toBe("MIT");
+    expect(license).toMatch(/^MIT License/);
+  });
+});
+
+/** What the Node scripts below print: the quick start's results and what the Node-only parts did. */
+interface NodeRun {
+  accuracy: number;
+  predictions: number[];
+  reloadedEqual: boolean;
+  threads: number;
+  parallelCalls: number;
+  twoThreadLoss: number;
+  oneThreadLoss: number;
+}
+
+const QUICK = `
+const x = tensor([[[1], [0], [0]], [[0], [0], [0]], [[1], [0], [0]], [[0], [0], [0]]]);
+const y = tensor([[1], [0], [1], [0]]);
+const make = () => {
+  const m = new Sequential([new LSTM({ units: 8, inputDim: 1 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
+  m.compile({ optimizer: new Adam({ learningRate: 0.05 }), loss: "binaryCrossentropy", metrics: ["accuracy"] });
+  return m;
+};
+const report = async (saveSync, loadSync, setThreads, file) => {
+  const model = make();
+  const history = await model.fit(x, y, { epochs: 60, batchSize: 4, verbose: 0 });
+  saveSync(model, file);
+  const back = loadSync(file);
+  const big = tensor(Array.from({ length: 64 }, (_, i) => [[i % 2], [0], [(i >> 1) % 2]]));
+  const bigY = tensor(Array.from({ length: 64 }, (_, i) => [i % 2]));
+  const one = make(), two = make();
+  setThreads(two, 2, { minFlops: 0 });
+  const oneThreadLoss = one.trainOnBatch(big, bigY).loss, twoThreadLoss = two.trainOnBatch(big, bigY).loss;
+  const out = {
+    accuracy: history.history.accuracy.at(-1), predictions: Array.from(model.predict(x).data),
+    reloadedEqual: Array.from(back.predict(x).data).join() === Array.from(model.predict(x).data).join(),
+    threads: two.threads, parallelCalls: two.engine.executor.parallelCalls, oneThreadLoss, twoThreadLoss,
+  };
+  two.dispose();
+  console.log(JSON.stringify(out));
+};
+`;
+
+function expectNodeRun(text: string): void {
+  const r = JSON.parse(text.trim().split("\n").at(-1)!) as NodeRun;
+  expect(r.accuracy).toBe(1);
+  expect(r.predictions.map((p) => (p > 0.5 ? 1 : 0))).toEqual([1, 0, 1, 0]);
+  expect(r.reloadedEqual).toBe(true);
+  expect(r.threads).toBe(2);
+  expect(r.parallelCalls).toBe(1); // the step ran split, on a worker started from the installed dist/
+  expect(Math.abs(r.twoThreadLoss - r.oneThreadLoss)).toBeLessThanOrEqual(1e-12 * Math.abs(r.oneThreadLoss));
+}
+
+describe("both module systems, from the installed package", () => {
+  it("import (ES module): longshort and longshort/node — training, checkpoint files, worker threads", () => {
+    writeFileSync(join(app, "esm.mjs"), `
+import { Sequential, LSTM, Dense, Adam, tensor } from "longshort";
+import { saveCheckpointSync, loadCheckpointSync, setThreads, Sequential as NodeSequential } from "longshort/node";
+if (NodeSequential !== Sequential) throw new Error("longshort/node must re-export the same classes");
+${QUICK}
+await report(saveCheckpointSync, loadCheckpointSync, setThreads, "esm.ckpt");
+`);
+    expectNodeRun(node("esm.mjs"));
+  });
+
+  it("require (CommonJS): longshort and longshort/node — the same", () => {
+    writeFileSync(join(app, "cjs.cjs"), `
+const { Sequential, LSTM, Dense, Adam, tensor } = require("longshort");
+const { saveCheckpointSync, loadCheckpointSync, setThreads, Sequential: NodeSequential } = require("longshort/node");
+if (NodeSequential !== Sequential) throw new Error("longshort/node must re-export the same classes");
+${QUICK}
+report(saveCheckpointSync, loadCheckpointSync, setThreads, "cjs.ckpt");
+`);
+    expectNodeRun(node("cjs.cjs"));
+  });
+
+  it("the two module systems are two copies of one source: same results bit for bit", () => {
+    const a = JSON.parse(node("esm.mjs").trim().split("\n").at(-1)!) as NodeRun;
+    const b = JSON.parse(node("cjs.cjs").trim().split("\n").at(-1)!) as NodeRun;
+    expect(b.predictions).toEqual(a.predictions);
+  });
+});
+
+describe("types, without @types/node and without the DOM library", () => {
+  const use = (from: "import" | "require") => `
+${from === "import"
+    ? `import { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, type Callback, type Tensor } from "longshort";
+import { saveCheckpoint, setThreads } from "longshort/node";`
+    : `import longshort = require("longshort");
+import nodeOnly = require("longshort/node");
+const { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint } = longshort;
+const { saveCheckpoint, setThreads } = nodeOnly;
+type Callback = longshort.Callback;
+type Tensor = longshort.Tensor;`}
+const model = new Sequential([new LSTM({ units: 4, inputDim: 1, returnSequences: false }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
+model.compile({ optimizer: new Adam({ learningRate: 0.05 }), loss: "binaryCrossentropy", metrics: ["accuracy"] });
+const x: Tensor = tensor([[[1], [0]], [[0], [0]]]);
+const cb: Callback = { onEpochEnd(epoch, logs, m) { m.resetStates(); void epoch; void logs.loss; } };
+async function main(): Promise<number> {
+  const h = await model.fit(x, [[1], [0]], { epochs: 2, callbacks: [cb], verbose: 1, log: (line: string) => void line });
+  const bytes: Uint8Array = encodeCheckpoint(model);
+  const copy = decodeCheckpoint(bytes);
+  new TruncatedBPTT(copy, { windowLength: 1 }).trainSequence(x, [[1], [0]]);
+  setThreads(copy, 2);
+  await saveCheckpoint(copy, "m.ckpt");
+  const loss: number = h.history.loss[0]!;
+  return loss + copy.predict(x).data[0]!;
+}
+void main;
+// @ts-expect-error: a wrong option must not type-check
+new LSTM({ units: 4, returnSequence: true });
+`;
+
+  for (const from of ["import", "require"] as const) {
+    it(`tsc --strict (module nodenext, types: [], lib ES2022) accepts a ${from === "import" ? "ES module" : "CommonJS"} file using the public API`, () => {
+      const dir = join(app, `types-${from}`);
+      mkdirSync(dir, { recursive: true });
+      const file = from === "import" ? "use.mts" : "use.cts";
+      writeFileSync(join(dir, file), use(from));
+      writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({
+        compilerOptions: {
+          strict: true, noEmit: true, module: "nodenext", moduleResolution: "nodenext", target: "ES2022",
+          lib: ["ES2022"], types: [], skipLibCheck: false,
+        },
+        files: [file],
+      }));
+      expect(existsSync(join(app, "node_modules", "@types"))).toBe(false);
+      run(process.execPath, [tsc, "-p", dir], dir); // throws with tsc's messages on any error
+    });
+  }
+
+  it("the type check fails on a misuse (it is checking)", () => {
+    const dir = join(app, "types-import");
+    writeFileSync(join(dir, "use.mts"), `import { LSTM } from "longshort";\nnew LSTM({ units: "four" });\n`);
+    expect(() => run(process.execPath, [tsc, "-p", dir], dir)).toThrow(/Type 'string' is not assignable to type 'number'/);
+  });
+});
+
+/** The README's quick start (TypeScript, stripped to JavaScript), wrapped so that it reports its model's bits. */
+function quickstartModule(): string {
+  const readme = readFileSync(join(repo, "README.md"), "utf8");
+  const block = readme.split("## Quick start")[1]!.split("```ts")[1]!.split("```")[0]!;
+  const lines = block.trim().split("\n");
+  const imports = lines.filter((l) => l.startsWith("import "));
+  const body = lines.filter((l) => !l.startsWith("import ")).join("\n");
+  return transformSync(`${imports.join("\n")}
+const hex = (a) => Array.from(new Uint8Array(new Float64Array(a).buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+export async function quickstart() {
+  const logged = [];
+  const console = { log: (...args) => logged.push(args.length) };
+${body}
+  return {
+    logged: logged.length,
+    weights: model.getWeights().map((w) => hex(w.data)),
+    losses: hex(history.history.loss),
+    predictions: hex(model.predict(x).data),
+  };
+}
+`, { loader: "ts", format: "esm" }).code;
+}
+
+describe("in the browser", () => {
+  let bundle = "";
+  let server: Server | null = null;
+  afterAll(() => { server?.close(); });
+
+  it("an app importing longshort bundles for the browser with no Node built-in", async () => {
+    writeFileSync(join(app, "quickstart.mjs"), quickstartModule());
+    writeFileSync(join(app, "page.mjs"), `import { quickstart } from "./quickstart.mjs";\nwindow.longshortQuickstart = quickstart;\n`);
+    const result = await build({
+      entryPoints: [join(app, "page.mjs")], bundle: true, platform: "browser", format: "esm", write: false,
+      metafile: true, logLevel: "silent", absWorkingDir: app, outfile: join(app, "www", "page.js"),
+    });
+    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+    const nodeImports: string[] = [], disabled: string[] = [];
+    for (const [input, info] of Object.entries(result.metafile.inputs)) {
+      expect(input.startsWith("node:") || builtins.has(input), input).toBe(false);
+      for (const imp of info.imports) {
+        if (imp.external || builtins.has(imp.path) || builtins.has(imp.original ?? "")) {
+          if (imp.path.startsWith("(disabled):")) disabled.push(`${input} → ${imp.original}`);
+          else nodeImports.push(`${input} → ${imp.original ?? imp.path}`);
+        }
+      }
+    }
+    expect(nodeImports).toEqual([]);
+    // The one exception is seedrandom's own: its package.json maps require("crypto") (autoseeding, which
+    // longshort never uses: every generator is seeded) to nothing in browsers.
+    expect(disabled).toEqual(["node_modules/seedrandom/seedrandom.js → crypto"]);
+    bundle = result.outputFiles[0]!.text;
+    expect(bundle.length).toBeGreaterThan(10_000);
+    console.log(`browser bundle of the quick start: ${(bundle.length / 1024).toFixed(0)} KiB unminified, ${Object.keys(result.metafile.inputs).length} modules`);
+  });
+
+  it("bundling longshort/node for the browser fails on its Node built-ins (the check above can fail)", async () => {
+    writeFileSync(join(app, "node-page.mjs"), `import { saveCheckpoint } from "longshort/node";\nconsole.log(saveCheckpoint);\n`);
+    const err = await build({ entryPoints: [join(app, "node-page.mjs")], bundle: true, platform: "browser", write: false, logLevel: "silent", absWorkingDir: app })
+      .then(() => null, (e: { errors: { text: string }[] }) => e.errors.map((x) => x.text).join("\n"));
+    expect(err).toMatch(/Could not resolve "node:fs"/);
+    expect(err).toMatch(/Could not resolve "node:worker_threads"/);
+  });
+
+  it("Chromium trains the README's quick start to exactly Node's bits, with no console errors", async () => {
+    expect(bundle, "the bundle test above must pass first").not.toBe("");
+    const executablePath = process.env.LONGSHORT_CHROMIUM ?? "/usr/bin/chromium";
+    if (!existsSync(executablePath)) {
+      throw new Error(`no Chromium at ${executablePath}: install Debian's chromium (apt-get install chromium; .ci/run does) or set LONGSHORT_CHROMIUM`);
+    }
+    // Node's bits, from the same module and the installed package.
+    writeFileSync(join(app, "quickstart-node.mjs"), `import { quickstart } from "./quickstart.mjs";\nconsole.log(JSON.stringify(await quickstart()));\n`);
+    const inNode = JSON.parse(node("quickstart-node.mjs").trim());
+    expect(inNode.logged).toBe(1);
+
+    const www = join(app, "www");
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, "page.js"), bundle);
+    writeFileSync(join(www, "index.html"), `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>longshort</title>
+<link rel="icon" href="data:,"><script type="module" src="page.js"></script></head><body><p>longshort quick start</p></body></html>`);
+    const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript" };
+    server = createServer((req, res) => {
+      const name = (req.url ?? "/").split("?")[0] === "/" ? "index.html" : (req.url ?? "").slice(1).split("?")[0]!;
+      const path = join(www, name);
+      if (!readdirSync(www).includes(name)) { res.writeHead(404).end(); return; }
+      res.writeHead(200, { "content-type": types[name.slice(name.lastIndexOf("."))] ?? "application/octet-stream" }).end(readFileSync(path));
+    });
+    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as { port: number }).port;
+
+    const browser = await chromium.launch({
+      executablePath, headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on("console", (msg) => { if (msg.type() === "error" || msg.type() === "warning") problems.push(`console.${msg.type()}: ${msg.text()}`); });
+      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+      page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()}`));
+      await page.goto(`http://127.0.0.1:${port}/`);
+      await page.waitForFunction(() => typeof (globalThis as unknown as { longshortQuickstart?: unknown }).longshortQuickstart === "function");
+      const inBrowser = await page.evaluate(() => (globalThis as unknown as { longshortQuickstart: () => Promise<unknown> }).longshortQuickstart());
+      const version = browser.version();
+      expect(problems).toEqual([]);
+      expect(inBrowser, `Chromium ${version} vs Node ${process.version}`).toEqual(inNode);
+      console.log(`Chromium ${version}: the quick start's weights, 60 losses and predictions equal Node ${process.version}'s bit for bit`);
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
+});
