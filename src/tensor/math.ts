@@ -20,56 +20,56 @@
 
 // ---------------------------------------------------------------------------------------------------
 // Double-double arithmetic: a value is hi + lo with |lo| ≤ ulp(hi)/2. The operations below return their
-// result in the module registers (rHi, rLo) rather than as a new array, so they allocate nothing.
+// result in the registers R = [hi, lo] rather than as a new array, so they allocate nothing (module-level
+// `let` doubles would: V8 boxes a double each time it stores one in a module variable).
 
-let rHi = 0;
-let rLo = 0;
+const R = new Float64Array(2);
 
-/** rHi + rLo = a + b exactly (Knuth's two-sum). */
+/** R[0] + R[1] = a + b exactly (Knuth's two-sum). */
 function twoSum(a: number, b: number): void {
   const s = a + b, bb = s - a;
-  rLo = (a - (s - bb)) + (b - bb);
-  rHi = s;
+  R[1] = (a - (s - bb)) + (b - bb);
+  R[0] = s;
 }
 
 /** 2^27 + 1: splits a double into two halves of 26 bits whose products are exact (Dekker). */
 const SPLITTER = 134217729;
 
-/** rHi + rLo = a · b exactly (Dekker's two-product; JavaScript has no fused multiply-add). */
+/** R[0] + R[1] = a · b exactly (Dekker's two-product; JavaScript has no fused multiply-add). */
 function twoProd(a: number, b: number): void {
   const p = a * b;
   const ca = SPLITTER * a, ah = ca - (ca - a), al = a - ah;
   const cb = SPLITTER * b, bh = cb - (cb - b), bl = b - bh;
-  rLo = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
-  rHi = p;
+  R[1] = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+  R[0] = p;
 }
 
 /** (ah + al) · (bh + bl) in double-double. */
 function ddMul(ah: number, al: number, bh: number, bl: number): void {
   twoProd(ah, bh);
-  const lo = rLo + (ah * bl + al * bh);
-  const s = rHi + lo;
-  rLo = lo - (s - rHi);
-  rHi = s;
+  const lo = R[1]! + (ah * bl + al * bh);
+  const s = R[0]! + lo;
+  R[1] = lo - (s - R[0]!);
+  R[0] = s;
 }
 
 /** (ah + al) + (bh + bl) in double-double. */
 function ddAdd(ah: number, al: number, bh: number, bl: number): void {
   twoSum(ah, bh);
-  const lo = rLo + al + bl;
-  const s = rHi + lo;
-  rLo = lo - (s - rHi);
-  rHi = s;
+  const lo = R[1]! + al + bl;
+  const s = R[0]! + lo;
+  R[1] = lo - (s - R[0]!);
+  R[0] = s;
 }
 
 /** (ah + al) / k in double-double, for a small positive integer k. */
 function ddDivInt(ah: number, al: number, k: number): void {
   const q = ah / k;
-  twoProd(q, k); // q·k = rHi + rLo exactly
-  const ql = ((ah - rHi) - rLo + al) / k;
+  twoProd(q, k); // q·k = R[0] + R[1] exactly
+  const ql = ((ah - R[0]!) - R[1]! + al) / k;
   const s = q + ql;
-  rLo = ql - (s - q);
-  rHi = s;
+  R[1] = ql - (s - q);
+  R[0] = s;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -90,12 +90,12 @@ function ddExp(xh: number, xl: number): void {
   let sh = 1, sl = 0, th = 1, tl = 0;
   for (let k = 1; th > 1e-40; k++) {
     ddMul(th, tl, xh, xl);
-    ddDivInt(rHi, rLo, k);
-    th = rHi; tl = rLo;
+    ddDivInt(R[0]!, R[1]!, k);
+    th = R[0]!; tl = R[1]!;
     ddAdd(sh, sl, th, tl);
-    sh = rHi; sl = rLo;
+    sh = R[0]!; sl = R[1]!;
   }
-  rHi = sh; rLo = sl;
+  R[0] = sh; R[1] = sl;
 }
 
 /** 2^(j/64) for j = 0 … 63: the correctly rounded double, and the remainder (2^(j/64) = hi + lo to ~2^-100). */
@@ -103,9 +103,9 @@ export const EXP2_FRAC = new Float64Array(64);
 const EXP2_FRAC_LO = new Float64Array(64);
 for (let j = 0; j < 64; j++) {
   ddMul(LN2, LN2_TAIL, j / 64, 0);
-  ddExp(rHi, rLo);
-  EXP2_FRAC[j] = rHi;
-  EXP2_FRAC_LO[j] = rLo;
+  ddExp(R[0]!, R[1]!);
+  EXP2_FRAC[j] = R[0]!;
+  EXP2_FRAC_LO[j] = R[1]!;
 }
 
 /** Offset of 2^0 in POW2. */
@@ -126,7 +126,7 @@ export const EXPM1_TABLE = new Float64Array(2 * EXPM1_RANGE + 1);
 for (let n = -EXPM1_RANGE; n <= EXPM1_RANGE; n++) {
   const j = n & 63, p = POW2[(n >> 6) + POW2_BIAS]!; // n = 64·(n >> 6) + j
   twoSum(p * EXP2_FRAC[j]!, -1); // exact: scaling by 2^m is exact, and so is the two-sum
-  EXPM1_TABLE[n + EXPM1_RANGE] = rHi + (rLo + p * EXP2_FRAC_LO[j]!);
+  EXPM1_TABLE[n + EXPM1_RANGE] = R[0]! + (R[1]! + p * EXP2_FRAC_LO[j]!);
 }
 
 /** 64/ln 2, for the table index n = round(x·64/ln 2). */
@@ -292,10 +292,10 @@ export function cos2pi(v: number): number {
 export function oneMinusPow(b: number, t: number): number {
   let ph = 1, pl = 0, bh = b, bl = 0;
   while (t > 0) {
-    if (t % 2 === 1) { ddMul(ph, pl, bh, bl); ph = rHi; pl = rLo; }
+    if (t % 2 === 1) { ddMul(ph, pl, bh, bl); ph = R[0]!; pl = R[1]!; }
     t = Math.floor(t / 2);
-    if (t > 0) { ddMul(bh, bl, bh, bl); bh = rHi; bl = rLo; }
+    if (t > 0) { ddMul(bh, bl, bh, bl); bh = R[0]!; bl = R[1]!; }
   }
   twoSum(1, -ph);
-  return rHi + (rLo - pl);
+  return R[0]! + (R[1]! - pl);
 }
