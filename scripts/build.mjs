@@ -2,7 +2,9 @@
 // Builds dist/ from src/, one source for both module systems:
 //   dist/esm  tsc's output: ES modules, .d.ts and source maps (the package's "import" condition);
 //   dist/cjs  the same modules converted to CommonJS by esbuild, file for file, with the same .d.ts
-//             (its package.json says "type": "commonjs", so TypeScript reads them as CommonJS types).
+//             (its package.json says "type": "commonjs", so TypeScript reads them as CommonJS types);
+//   dist/web/worker.js  the Web Workers' script (src/web/worker.ts) bundled with all it needs into one
+//             classic-worker file, for pages to serve (longshort/web's setThreads).
 // Run by `npm run build`, and by `prepare`, so `npm pack` and `npm install <git url or folder>` always
 // ship dist/.
 import { execFileSync } from "node:child_process";
@@ -15,10 +17,10 @@ const dist = join(root, "dist"), esm = join(dist, "esm"), cjs = join(dist, "cjs"
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
 
 // `npm install <folder>` runs this in the folder without installing its dev dependencies: say so plainly.
-let transformSync;
+let transformSync, buildSync;
 try {
   if (!existsSync(tsc)) throw new Error("typescript is not installed");
-  ({ transformSync } = await import("esbuild"));
+  ({ transformSync, buildSync } = await import("esbuild"));
 } catch (e) {
   console.error(
     `longshort: building dist/ needs the dev dependencies (typescript, esbuild), which are not installed in ${root} ` +
@@ -53,4 +55,9 @@ for (const f of files) {
   }
 }
 writeFileSync(join(cjs, "package.json"), `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`);
+buildSync({
+  entryPoints: [join(esm, "web", "worker.js")], outfile: join(dist, "web", "worker.js"), bundle: true,
+  platform: "browser", format: "iife", target: "es2022", logLevel: "warning",
+  banner: { js: "// longshort's Web Worker script: serve it with your page and pass its URL to setThreads of longshort/web." },
+});
 console.log(`built dist/esm and dist/cjs (${files.filter((f) => f.endsWith(".js")).length} modules each)`);

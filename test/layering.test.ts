@@ -21,7 +21,7 @@ const LEVELS: [number, RegExp][] = [
   [5, /^model\.ts$/],
   [6, /^(tbptt|gradcheck|checkpoint)\.ts$|^threads\//],
   [7, /^index\.ts$/],
-  [8, /^node\//],
+  [8, /^(node|web)\//],
 ];
 
 const files = readdirSync(src, { recursive: true }).map((f) => String(f).replaceAll("\\", "/"))

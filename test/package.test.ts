@@ -59,6 +59,7 @@ describe("the packed package", () => {
     for (const f of [
       "dist/esm/index.js", "dist/esm/index.d.ts", "dist/esm/node/index.js", "dist/esm/node/worker.js",
       "dist/cjs/index.js", "dist/cjs/index.d.ts", "dist/cjs/node/index.js", "dist/cjs/node/worker.js", "dist/cjs/package.json",
+      "dist/esm/web/index.js", "dist/cjs/web/index.d.ts", "dist/web/worker.js",
       "src/index.ts", "LICENSE", "README.md", "package.json",
     ]) expect(files, f).toContain(f);
     expect(files.filter((f) => /^(test|bench|examples|scripts|\.ci)\//.test(f))).toEqual([]);
@@ -152,11 +153,14 @@ describe("types, without @types/node and without the DOM library", () => {
   const use = (from: "import" | "require") => `
 ${from === "import"
     ? `import { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, type Callback, type Tensor } from "longshort";
-import { saveCheckpoint, setThreads } from "longshort/node";`
+import { saveCheckpoint, setThreads } from "longshort/node";
+import { setThreads as setWebThreads } from "longshort/web";`
     : `import longshort = require("longshort");
 import nodeOnly = require("longshort/node");
+import webOnly = require("longshort/web");
 const { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint } = longshort;
 const { saveCheckpoint, setThreads } = nodeOnly;
+const setWebThreads = webOnly.setThreads;
 type Callback = longshort.Callback;
 type Tensor = longshort.Tensor;`}
 const model = new Sequential([new LSTM({ units: 4, inputDim: 1, returnSequences: false }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
@@ -169,9 +173,10 @@ async function main(): Promise<number> {
   const copy = decodeCheckpoint(bytes);
   new TruncatedBPTT(copy, { windowLength: 1 }).trainSequence(x, [[1], [0]]);
   setThreads(copy, 2);
+  const webThreads: number = await setWebThreads(copy, 2, { workerUrl: "longshort-worker.js", minFlops: 1e6 });
   await saveCheckpoint(copy, "m.ckpt");
   const loss: number = h.history.loss[0]!;
-  return loss + copy.predict(x).data[0]!;
+  return loss + copy.predict(x).data[0]! + webThreads;
 }
 void main;
 // @ts-expect-error: a wrong option must not type-check
@@ -226,17 +231,61 @@ ${body}
 `, { loader: "ts", format: "esm" }).code;
 }
 
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/**
+ * Serves www/ on 127.0.0.1: `/name` plainly, `/iso/name` with the headers that make a page
+ * cross-origin isolated (COOP same-origin, COEP require-corp), which shared memory needs.
+ */
+async function serve(www: string): Promise<{ server: Server; origin: string }> {
+  const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript" };
+  const server = createServer((req, res) => {
+    let name = (req.url ?? "/").split("?")[0]!.slice(1);
+    const isolated = name.startsWith("iso/");
+    if (isolated) name = name.slice(4);
+    if (name === "") name = "index.html";
+    if (!readdirSync(www).includes(name)) { res.writeHead(404).end(); return; }
+    const headers: Record<string, string> = { "content-type": types[name.slice(name.lastIndexOf("."))] ?? "application/octet-stream" };
+    if (isolated) Object.assign(headers, { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" });
+    res.writeHead(200, headers).end(readFileSync(join(www, name)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, origin: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
 describe("in the browser", () => {
+  const www = join(work, "www");
   let bundle = "";
   let server: Server | null = null;
-  afterAll(() => { server?.close(); });
+  let origin = "";
+  let browser: Awaited<ReturnType<typeof chromium.launch>> | null = null;
+  afterAll(async () => { await browser?.close(); server?.close(); });
+
+  /** Chromium with a fresh page on `path`, collecting console errors, page errors and failed requests. */
+  async function open(path: string): Promise<{ page: import("playwright-core").Page; problems: string[] }> {
+    if (!browser) {
+      const executablePath = process.env.LONGSHORT_CHROMIUM ?? "/usr/bin/chromium";
+      if (!existsSync(executablePath)) {
+        throw new Error(`no Chromium at ${executablePath}: install Debian's chromium (apt-get install chromium; .ci/run does) or set LONGSHORT_CHROMIUM`);
+      }
+      browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+      ({ server, origin } = await serve(www));
+    }
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on("console", (msg) => { if (msg.type() === "error" || msg.type() === "warning") problems.push(`console.${msg.type()}: ${msg.text()}`); });
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()}`));
+    await page.goto(`${origin}/${path}`);
+    return { page, problems };
+  }
 
   it("an app importing longshort bundles for the browser with no Node built-in", async () => {
     writeFileSync(join(app, "quickstart.mjs"), quickstartModule());
     writeFileSync(join(app, "page.mjs"), `import { quickstart } from "./quickstart.mjs";\nwindow.longshortQuickstart = quickstart;\n`);
     const result = await build({
       entryPoints: [join(app, "page.mjs")], bundle: true, platform: "browser", format: "esm", write: false,
-      metafile: true, logLevel: "silent", absWorkingDir: app, outfile: join(app, "www", "page.js"),
+      metafile: true, logLevel: "silent", absWorkingDir: app, outfile: join(www, "page.js"),
     });
     const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
     const nodeImports: string[] = [], disabled: string[] = [];
@@ -255,6 +304,10 @@ describe("in the browser", () => {
     expect(disabled).toEqual(["node_modules/seedrandom/seedrandom.js → crypto"]);
     bundle = result.outputFiles[0]!.text;
     expect(bundle.length).toBeGreaterThan(10_000);
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, "page.js"), bundle);
+    writeFileSync(join(www, "index.html"), `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>longshort</title>
+<link rel="icon" href="data:,"><script type="module" src="page.js"></script></head><body><p>longshort quick start</p></body></html>`);
     console.log(`browser bundle of the quick start: ${(bundle.length / 1024).toFixed(0)} KiB unminified, ${Object.keys(result.metafile.inputs).length} modules`);
   });
 
@@ -268,49 +321,131 @@ describe("in the browser", () => {
 
   it("Chromium trains the README's quick start to exactly Node's bits, with no console errors", async () => {
     expect(bundle, "the bundle test above must pass first").not.toBe("");
-    const executablePath = process.env.LONGSHORT_CHROMIUM ?? "/usr/bin/chromium";
-    if (!existsSync(executablePath)) {
-      throw new Error(`no Chromium at ${executablePath}: install Debian's chromium (apt-get install chromium; .ci/run does) or set LONGSHORT_CHROMIUM`);
-    }
     // Node's bits, from the same module and the installed package.
     writeFileSync(join(app, "quickstart-node.mjs"), `import { quickstart } from "./quickstart.mjs";\nconsole.log(JSON.stringify(await quickstart()));\n`);
     const inNode = JSON.parse(node("quickstart-node.mjs").trim());
     expect(inNode.logged).toBe(1);
+    const { page, problems } = await open("");
+    await page.waitForFunction(() => typeof (globalThis as unknown as { longshortQuickstart?: unknown }).longshortQuickstart === "function");
+    const inBrowser = await page.evaluate(() => (globalThis as unknown as { longshortQuickstart: () => Promise<unknown> }).longshortQuickstart());
+    const version = browser!.version();
+    expect(problems).toEqual([]);
+    expect(inBrowser, `Chromium ${version} vs Node ${process.version}`).toEqual(inNode);
+    console.log(`Chromium ${version}: the quick start's weights, 60 losses and predictions equal Node ${process.version}'s bit for bit`);
+    await page.close();
+  }, 120_000);
 
-    const www = join(app, "www");
-    mkdirSync(www, { recursive: true });
-    writeFileSync(join(www, "page.js"), bundle);
-    writeFileSync(join(www, "index.html"), `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>longshort</title>
-<link rel="icon" href="data:,"><script type="module" src="page.js"></script></head><body><p>longshort quick start</p></body></html>`);
-    const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript" };
-    server = createServer((req, res) => {
-      const name = (req.url ?? "/").split("?")[0] === "/" ? "index.html" : (req.url ?? "").slice(1).split("?")[0]!;
-      const path = join(www, name);
-      if (!readdirSync(www).includes(name)) { res.writeHead(404).end(); return; }
-      res.writeHead(200, { "content-type": types[name.slice(name.lastIndexOf("."))] ?? "application/octet-stream" }).end(readFileSync(path));
-    });
-    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as { port: number }).port;
-
-    const browser = await chromium.launch({
-      executablePath, headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    try {
-      const page = await browser.newPage();
-      const problems: string[] = [];
-      page.on("console", (msg) => { if (msg.type() === "error" || msg.type() === "warning") problems.push(`console.${msg.type()}: ${msg.text()}`); });
-      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-      page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()}`));
-      await page.goto(`http://127.0.0.1:${port}/`);
-      await page.waitForFunction(() => typeof (globalThis as unknown as { longshortQuickstart?: unknown }).longshortQuickstart === "function");
-      const inBrowser = await page.evaluate(() => (globalThis as unknown as { longshortQuickstart: () => Promise<unknown> }).longshortQuickstart());
-      const version = browser.version();
-      expect(problems).toEqual([]);
-      expect(inBrowser, `Chromium ${version} vs Node ${process.version}`).toEqual(inNode);
-      console.log(`Chromium ${version}: the quick start's weights, 60 losses and predictions equal Node ${process.version}'s bit for bit`);
-    } finally {
-      await browser.close();
+  it("both cores with Web Workers (longshort/web): two threads in a worker of an isolated page, one elsewhere", async () => {
+    // A training worker of the user's: one model on one thread, the same model on two, in lockstep.
+    writeFileSync(join(app, "trainer.mjs"), `
+import { Sequential, LSTM, Dense, Adam, tensor } from "longshort";
+import { setThreads, canShareMemory } from "longshort/web";
+const make = () => {
+  const m = new Sequential([new LSTM({ units: 6, inputDim: 3 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3 });
+  m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy", metrics: ["accuracy"] });
+  return m;
+};
+let s = 7;
+const next = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+const x = tensor(Array.from({ length: 16 }, () => Array.from({ length: 5 }, () => [next() - 0.5, next() - 0.5, next() - 0.5])));
+const y = tensor(Array.from({ length: 16 }, () => [next() < 0.5 ? 0 : 1]));
+const rel = (a, b) => { let w = 0, scale = 0; for (const v of b) scale = Math.max(scale, Math.abs(v)); a.forEach((v, i) => { w = Math.max(w, Math.abs(v - b[i]) / scale); }); return w; };
+const go = async () => {
+  const one = make(), two = make();
+  const n = await setThreads(two, 2, { workerUrl: "longshort-worker.js", minFlops: 0 }); // relative to this script
+  let lossDiff = 0;
+  const calls = () => (two.engine.executor ? two.engine.executor.parallelCalls : 0);
+  const stages = [calls()];
+  for (let k = 0; k < 3; k++) lossDiff = Math.max(lossDiff, rel([two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]));
+  stages.push(calls());
+  const h1 = await one.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0 }), h2 = await two.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0 });
+  stages.push(calls());
+  const g1 = one.computeGradients(x, y), g2 = two.computeGradients(x, y);
+  stages.push(calls());
+  const w1 = one.getWeights(), w2 = two.getWeights();
+  const predictDiff = rel(Array.from(two.predict(x).data), Array.from(one.predict(x).data));
+  stages.push(calls());
+  postMessage({
+    n, threads: two.threads, canShare: canShareMemory(), isolated: self.crossOriginIsolated, stages,
+    parallelCalls: two.engine.executor ? two.engine.executor.parallelCalls : 0,
+    lossDiff: Math.max(lossDiff, rel(h2.history.loss, h1.history.loss), rel([g2.loss], [g1.loss])),
+    gradDiff: Math.max(...g1.grads.map((g, i) => rel(Array.from(g2.grads[i].data), Array.from(g.data)))),
+    weightDiff: Math.max(...w1.map((w, i) => rel(Array.from(w2[i].data), Array.from(w.data)))),
+    predictDiff,
+  });
+  two.dispose();
+};
+self.onmessage = async (e) => {
+  if (e.data !== "bad url") return go();
+  const m = make();
+  let error = "";
+  try { await setThreads(m, 2, { workerUrl: "no-such-worker.js" }); } catch (err) { error = err.name + ": " + err.message; }
+  postMessage({ error, threads: m.threads, loss: m.trainOnBatch(x, y).loss });
+};
+`);
+    writeFileSync(join(app, "threads-page.mjs"), `
+import { Sequential, LSTM, Dense, setThreads, canShareMemory } from "longshort/web";
+window.trainInWorker = (what = "go") => new Promise((resolve, reject) => {
+  const w = new Worker("trainer.js");
+  w.onmessage = (e) => { resolve(e.data); w.terminate(); };
+  w.onerror = (e) => reject(new Error(e.message));
+  w.postMessage(what);
+});
+window.onMainThread = async () => {
+  const m = new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })], { seed: 1 });
+  return { n: await setThreads(m, 2, { workerUrl: "longshort-worker.js" }), threads: m.threads, canShare: canShareMemory(), isolated: crossOriginIsolated };
+};
+`);
+    for (const [entry, format] of [["trainer", "iife"], ["threads-page", "esm"]] as const) {
+      await build({ entryPoints: [join(app, `${entry}.mjs`)], bundle: true, platform: "browser", format, outfile: join(www, `${entry}.js`), logLevel: "silent", absWorkingDir: app });
     }
+    // The package's worker script, as a user serves it: resolved through its export.
+    const workerScript = run(process.execPath, ["-e", `process.stdout.write(require.resolve("longshort/web/worker.js"))`], app);
+    writeFileSync(join(www, "longshort-worker.js"), readFileSync(workerScript));
+    writeFileSync(join(www, "threads.html"), `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>threads</title>
+<link rel="icon" href="data:,"><script type="module" src="threads-page.js"></script></head><body></body></html>`);
+
+    type Run = { n: number; threads: number; canShare: boolean; isolated: boolean; stages: number[]; parallelCalls: number; lossDiff: number; gradDiff: number; weightDiff: number; predictDiff: number };
+    const inWorker = async (path: string): Promise<{ run: Run; main: { n: number; threads: number; canShare: boolean; isolated: boolean }; problems: string[] }> => {
+      const { page, problems } = await open(path);
+      await page.waitForFunction(() => typeof (globalThis as unknown as { trainInWorker?: unknown }).trainInWorker === "function");
+      const run = await page.evaluate(() => (globalThis as unknown as { trainInWorker: () => Promise<Run> }).trainInWorker());
+      const main = await page.evaluate(() => (globalThis as unknown as { onMainThread: () => Promise<Run> }).onMainThread());
+      await page.close();
+      return { run, main, problems };
+    };
+
+    // Cross-origin isolated: the worker trains on two threads, as one thread would.
+    const iso = await inWorker("iso/threads.html");
+    expect(iso.problems).toEqual([]);
+    expect(iso.run.isolated).toBe(true);
+    expect(iso.run.canShare).toBe(true);
+    expect(iso.run.n).toBe(2);
+    expect(iso.run.threads).toBe(2);
+    // Every call split: 3 steps, fit's 2 epochs of 2 batches, computeGradients, predict.
+    expect(iso.run.stages, JSON.stringify(iso.run)).toEqual([0, 3, 3 + 4, 3 + 4 + 1, 3 + 4 + 1 + 1]);
+    expect(iso.run.parallelCalls).toBe(9); // 3 steps, 2 epochs of 2 batches, computeGradients, predict
+    for (const k of ["lossDiff", "gradDiff", "weightDiff", "predictDiff"] as const) expect(iso.run[k], k).toBeLessThanOrEqual(1e-12);
+    // The page's main thread may not block: one thread.
+    expect(iso.main).toEqual({ n: 1, threads: 1, canShare: false, isolated: true });
+
+    // A worker script that does not load: setThreads rejects at once, and the model trains on one thread.
+    {
+      const { page, problems } = await open("iso/threads.html");
+      await page.waitForFunction(() => typeof (globalThis as unknown as { trainInWorker?: unknown }).trainInWorker === "function");
+      const bad = await page.evaluate(() => (globalThis as unknown as { trainInWorker: (w: string) => Promise<{ error: string; threads: number; loss: number }> }).trainInWorker("bad url"));
+      await page.close();
+      expect(bad.error).toMatch(/^StateError: worker threads: a worker ended before it was ready .*is the worker script's URL right/);
+      expect(bad.threads).toBe(1);
+      expect(Number.isFinite(bad.loss)).toBe(true);
+      expect(problems.filter((p) => !p.includes("no-such-worker.js"))).toEqual([]);
+    }
+
+    // Not isolated: no shared memory anywhere, one thread, and the same results.
+    const plain = await inWorker("threads.html");
+    expect(plain.problems).toEqual([]);
+    expect(plain.run).toMatchObject({ n: 1, threads: 1, canShare: false, isolated: false, parallelCalls: 0, lossDiff: 0, gradDiff: 0, weightDiff: 0, predictDiff: 0 });
+    expect(plain.main).toEqual({ n: 1, threads: 1, canShare: false, isolated: false });
+    console.log(`Chromium ${browser!.version()}: a Web Worker trained on 2 threads (${iso.run.parallelCalls} split calls), equal to one thread's to ${Math.max(iso.run.lossDiff, iso.run.gradDiff, iso.run.weightDiff, iso.run.predictDiff).toExponential(1)}`);
   }, 120_000);
 });

@@ -58,6 +58,7 @@ class NodeThread implements HostThread {
 
 /** Worker threads from node:worker_threads. */
 export const nodeThreads: ThreadHost = {
+  startsWhileBlocked: true,
   cores: () => availableParallelism(),
   spawn: (init) => new NodeThread(init),
 };

@@ -29,6 +29,13 @@ import {
 
 /** How a platform starts worker threads that run threads/replica.ts. */
 export interface ThreadHost {
+  /**
+   * Whether a worker starts while the thread that created it blocks in Atomics.wait. Node's do, so the
+   * pool starts workers when a call needs them and waits. A browser starts a worker only once its creator
+   * returns to the event loop: there the pool starts workers without waiting, runs calls on the calling
+   * thread until every worker is ready, and `start()` awaits them.
+   */
+  readonly startsWhileBlocked: boolean;
   /** The number of cores, for `threads: "auto"`. */
   cores(): number;
   /** Starts a worker thread whose replica gets `init`. */
@@ -143,6 +150,16 @@ class WorkerHandle {
     return this.thread.ended || Atomics.load(this.ctrl, CTRL_EXITED) !== 0;
   }
 
+  /** 0 while starting, 1 ready, 2 failed to start (the reason in `message`). */
+  get readyState(): number {
+    return Atomics.load(this.ctrl, CTRL_READY);
+  }
+
+  /** The StateError for a worker that failed to start. */
+  startError(): StateError {
+    return new StateError(`worker threads: a worker failed to start: ${readMessage(this.ctrl, this.message)}`);
+  }
+
   /** Blocks until the worker has built its replica; throws if it could not. */
   waitReady(): void {
     const deadline = Date.now() + START_TIMEOUT_MS;
@@ -151,9 +168,7 @@ class WorkerHandle {
       if (Date.now() > deadline) throw new StateError(`worker threads: a worker did not start within ${START_TIMEOUT_MS / 1000} s`);
       Atomics.wait(this.ctrl, CTRL_READY, 0, WAIT_SLICE_MS);
     }
-    if (Atomics.load(this.ctrl, CTRL_READY) !== 1) {
-      throw new StateError(`worker threads: a worker failed to start: ${readMessage(this.ctrl, this.message)}`);
-    }
+    if (Atomics.load(this.ctrl, CTRL_READY) !== 1) throw this.startError();
   }
 
   /**
@@ -295,26 +310,77 @@ export class ThreadPool implements RowExecutor {
     return true;
   }
 
-  /** Starts (or replaces ended) workers until there are `count`, and waits for them. */
-  private ensureWorkers(count: number): void {
+  /**
+   * Whether this pool takes a call over B rows and T steps: worth splitting (see split) and every worker it
+   * needs ready (starting them if need be, see ensureWorkers).
+   */
+  private run(B: number, T: number, backward: boolean): boolean {
+    return this.split(B, T, backward) && this.ensureWorkers(this.sizes.length - 1);
+  }
+
+  /**
+   * Starts (or replaces ended) workers until there are `count`, and says whether all are ready. On a host
+   * whose workers start while this thread blocks (Node) it waits for them, so the answer is true (or a
+   * StateError). Elsewhere it does not wait, and false leaves the call to the calling thread.
+   */
+  private ensureWorkers(count: number): boolean {
     const pool = this.pool;
     let ended = 0;
-    for (const w of pool.workers) if (w.dead) ended++;
+    for (const w of pool.workers) {
+      if (!w.dead) continue;
+      if (w.readyState !== 1) {
+        // It never became ready: its script did not load, or threw while starting. Starting another
+        // would fail the same way.
+        this.dispose();
+        throw new StateError("worker threads: a worker ended before it was ready (its script failed to load or threw while starting; is the worker script's URL right?)");
+      }
+      ended++;
+    }
     if (ended > 0) {
       for (const w of pool.workers) if (w.dead) w.terminate();
       pool.workers = pool.workers.filter((w) => !w.dead);
     }
-    if (pool.workers.length >= count) return;
-    const m = this.model, layers = (this.replica ??= replicaLayers(m));
-    const fresh: WorkerHandle[] = [];
-    while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers }));
-    try {
-      for (const w of fresh) w.waitReady();
-    } catch (e) {
-      for (const w of fresh) w.terminate();
-      throw e;
+    if (pool.workers.length < count) {
+      const m = this.model, layers = (this.replica ??= replicaLayers(m));
+      const fresh: WorkerHandle[] = [];
+      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers }));
+      if (this.host.startsWhileBlocked) {
+        try {
+          for (const w of fresh) w.waitReady();
+        } catch (e) {
+          for (const w of fresh) w.terminate();
+          throw e;
+        }
+      }
+      pool.workers.push(...fresh);
     }
-    pool.workers.push(...fresh);
+    let ready = true;
+    for (let k = 0; k < count; k++) {
+      const state = pool.workers[k]!.readyState;
+      if (state === 2) {
+        const error = pool.workers[k]!.startError();
+        this.dispose();
+        throw error;
+      }
+      if (state !== 1) ready = false;
+    }
+    return ready;
+  }
+
+  /**
+   * Starts every worker now and resolves once all are ready, yielding to the event loop meanwhile: how
+   * workers start on a host where they cannot start while this thread blocks (a browser). The model must
+   * be built (the workers replicate its layers).
+   */
+  async start(): Promise<void> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!this.ensureWorkers(this.threads - 1)) {
+      if (Date.now() > deadline) {
+        this.dispose();
+        throw new StateError(`worker threads: the workers did not start within ${START_TIMEOUT_MS / 1000} s (is the worker script's URL right?)`);
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, 5));
+    }
   }
 
   /** Grows a worker's shared buffers to fit Bw rows and T steps; the next run sends them when anything changed. */
@@ -397,8 +463,7 @@ export class ThreadPool implements RowExecutor {
   ): void {
     const m = this.model, sizes = this.sizes, starts = this.starts, n = sizes.length;
     const D = m.outputDim;
-    this.ensureWorkers(n - 1);
-    const workers = this.pool.workers;
+    const workers = this.pool.workers; // started and ready: see `run`
     const P = m.params.length;
     if (!this.params || this.paramsView.length !== P) {
       this.params = sharedBuffer(m.dtype, P);
@@ -515,7 +580,7 @@ export class ThreadPool implements RowExecutor {
 
   /** trainRows across threads, or null when the call is small enough for one thread. */
   trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
-    if (!this.split(B, T, true)) return null;
+    if (!this.run(B, T, true)) return null;
     this.pass("train", xt, yt, rows, rowStart, B, T, null);
     const res: StepResult = { loss: this.loss };
     if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(B, T);
@@ -525,7 +590,7 @@ export class ThreadPool implements RowExecutor {
 
   /** testRows across threads, or null for one thread. */
   testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
-    if (!this.split(B, T, false)) return null;
+    if (!this.run(B, T, false)) return null;
     this.pass("test", xt, yt, rows, rowStart, B, T, null);
     const res: StepResult = { loss: this.loss };
     if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(B, T);
@@ -538,7 +603,7 @@ export class ThreadPool implements RowExecutor {
    * result); false (and nothing done) when the chunk is small enough for one thread.
    */
   predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): boolean {
-    if (!this.split(B, T, false)) return false;
+    if (!this.run(B, T, false)) return false;
     this.pass("predict", xt, null, null, start, B, T, null);
     this.commit(B, T);
     this.headRows(T, out, start);
@@ -558,7 +623,7 @@ export class ThreadPool implements RowExecutor {
 
   /** computeGradients across threads, or null for one thread. */
   gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients | null {
-    if (!this.split(B, T, true)) return null;
+    if (!this.run(B, T, true)) return null;
     const m = this.model, dt = m.dtype, F = m.inputDim!, D = m.outputDim;
     const norms0 = hiddenGradNorms ? m.lstms.map(() => new Float64Array(T)) : null;
     this.pass("grads", xt, yt, null, 0, B, T, norms0);
