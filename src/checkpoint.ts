@@ -164,7 +164,7 @@ function readLayer(r: Reader, path: string, v: unknown): Layer {
 }
 
 /**
- * Rebuilds a model from `checkpointToJSON`'s object (what `Sequential.fromJSON` does). Every field is
+ * Rebuilds a model from `checkpointToJSON`'s object (or `JSON.parse(JSON.stringify(model))`). Every field is
  * validated; a bad one throws CheckpointError naming it.
  *
  * @example

@@ -69,6 +69,10 @@ export interface RowExecutor {
   dispose(): void;
 }
 
+/**
+ * The engine of one model (see the file's header). Everything here is internal: model.ts, fit.ts, tbptt.ts,
+ * checkpoint*.ts and the thread pool use it; users reach it as `model.engine` only to study internals.
+ */
 export class Engine {
   readonly layers: readonly Layer[];
   readonly lstms: readonly LSTM[];
@@ -100,7 +104,7 @@ export class Engine {
   // Pass buffers, allocated per (B, capacity) and reused.
   private B = 0;
   private cap = 0;
-  xs: FloatArray = new Float64Array(0);               // (cap, B, F) time-major input
+  private xs: FloatArray = new Float64Array(0);       // (cap, B, F) time-major input
   private ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the head's
   readonly lstmWs: (LSTMWorkspace | null)[];          // per LSTM
   readonly denseWs: (DenseWorkspace | null)[];        // per Dense
@@ -510,7 +514,7 @@ export class Engine {
   }
 
   /** One optimizer step on B rows (optionally through a row map); the loss is the one before the update. */
-  trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number, what = "trainOnBatch"): StepResult {
+  trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
     const par = this.executor?.trainRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
@@ -519,7 +523,7 @@ export class Engine {
     if (this.accuracy) res.accuracy = this.accuracyOf(M);
     this.grads.fill(0);
     this.backward(0, T, 0);
-    if (this.applyUpdate(loss, what)) this.commitState(T);
+    if (this.applyUpdate(loss, "trainOnBatch")) this.commitState(T);
     return res;
   }
 
