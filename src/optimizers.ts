@@ -140,8 +140,8 @@ export class Adam implements Optimizer {
   readonly clipNorm: number | undefined;
   readonly clipValue: number | undefined;
   iterations = 0;
-  m = new Float64Array(0); // first moment, one per parameter
-  v = new Float64Array(0); // second moment
+  m: Float64Array = new Float64Array(0); // first moment, one per parameter
+  v: Float64Array = new Float64Array(0); // second moment
 
   constructor(options?: AdamOptions) {
     const o = checkOptions("Adam", options);
@@ -204,7 +204,7 @@ export class SGD implements Optimizer {
   readonly clipNorm: number | undefined;
   readonly clipValue: number | undefined;
   iterations = 0;
-  velocity = new Float64Array(0);
+  velocity: Float64Array = new Float64Array(0);
 
   constructor(options?: SGDOptions) {
     const o = checkOptions("SGD", options);

@@ -99,7 +99,7 @@ function ddExp(xh: number, xl: number): void {
 }
 
 /** 2^(j/64) for j = 0 … 63: the correctly rounded double, and the remainder (2^(j/64) = hi + lo to ~2^-100). */
-export const EXP2_FRAC = new Float64Array(64);
+export const EXP2_FRAC: Float64Array = new Float64Array(64);
 const EXP2_FRAC_LO = new Float64Array(64);
 for (let j = 0; j < 64; j++) {
   ddMul(LN2, LN2_TAIL, j / 64, 0);
@@ -111,7 +111,7 @@ for (let j = 0; j < 64; j++) {
 /** Offset of 2^0 in POW2. */
 export const POW2_BIAS = 1100;
 /** 2^m for m in [-1100, 1100), by exact doubling and halving (0 below 2^-1074, Infinity from 2^1024). */
-export const POW2 = new Float64Array(2 * POW2_BIAS);
+export const POW2: Float64Array = new Float64Array(2 * POW2_BIAS);
 POW2[POW2_BIAS] = 1;
 for (let m = 1; m < POW2_BIAS; m++) POW2[POW2_BIAS + m] = POW2[POW2_BIAS + m - 1]! * 2;
 for (let m = 1; m <= POW2_BIAS; m++) POW2[POW2_BIAS - m] = POW2[POW2_BIAS - m + 1]! * 0.5;
@@ -122,7 +122,7 @@ export const EXPM1_RANGE = 1024;
  * 2^(n/64) - 1 for |n| ≤ 1024, correctly rounded: expm1 at the table points without the cancellation of
  * subtracting 1 in double precision (tanh near 0 needs it).
  */
-export const EXPM1_TABLE = new Float64Array(2 * EXPM1_RANGE + 1);
+export const EXPM1_TABLE: Float64Array = new Float64Array(2 * EXPM1_RANGE + 1);
 for (let n = -EXPM1_RANGE; n <= EXPM1_RANGE; n++) {
   const j = n & 63, p = POW2[(n >> 6) + POW2_BIAS]!; // n = 64·(n >> 6) + j
   twoSum(p * EXP2_FRAC[j]!, -1); // exact: scaling by 2^m is exact, and so is the two-sum
