@@ -1,6 +1,6 @@
 /**
  * Both cores: a large call's batch is split across threads. The calling thread keeps the first rows and
- * each worker thread (a replica of the engine, see worker.ts) takes a slice of the rest; the calling
+ * each worker thread (a replica of the engine, see replica.ts) takes a slice of the rest; the calling
  * thread hands the slices out, computes its own rows meanwhile, then blocks on Atomics.wait until every
  * worker is done, so the public API stays synchronous.
  *
@@ -10,9 +10,9 @@
  * for last-step and per-step heads alike. Only the order of the sums over rows changes. The optimizer
  * then runs once, on the calling thread, through the engine's own atomic `applyUpdate`.
  *
- * The pool knows no platform: how a worker thread is started (Node's worker_threads in
- * node/threads.ts) comes in as a ThreadHost. The calling thread blocks in Atomics.wait, which a Node
- * main thread and a Web Worker may do (a browser page's main thread may not).
+ * The pool knows no platform: how a worker thread is started (Node's worker_threads in node/threads.ts,
+ * Web Workers in web/threads.ts) comes in as a ThreadHost. The calling thread blocks in Atomics.wait,
+ * which a Node main thread and a Web Worker may do (a browser page's main thread may not).
  *
  * Legend: B batch, B_k rows of slice k (slice 0 is the calling thread's), T timesteps, F input features,
  * H units, D head units, P parameters.
