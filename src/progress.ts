@@ -6,6 +6,7 @@
  *   one line per epoch when it is not;
  * - otherwise (a browser, or Node without `longshort/node`) nowhere.
  */
+import type { Logs } from "./callbacks.js";
 
 /** Where progress text goes. `live`: the sink is a terminal that understands \r and ANSI line erase. */
 export interface ProgressSink {
@@ -25,14 +26,6 @@ export function progressSink(verbose: 0 | 1, log: ((line: string) => void) | und
   if (verbose === 0) return null;
   if (log) return { write: (text) => log(text.replace(/\n$/, "")), live: false };
   return terminal;
-}
-
-/** Per-epoch figures as the display prints them. */
-export interface EpochFigures {
-  loss?: number;
-  accuracy?: number;
-  valLoss?: number;
-  valAccuracy?: number;
 }
 
 /** Keras-like progress: a live bar on a live sink, one line per epoch otherwise. */
@@ -60,7 +53,7 @@ export class ProgressBar {
     this.sink.write(`\r${String(done).padStart(String(this.batches).length)}/${this.batches} [${bar}] - ${metrics}`);
   }
 
-  endEpoch(logs: EpochFigures): void {
+  endEpoch(logs: Logs): void {
     const ms = performance.now() - this.start;
     const parts = [`${(ms / 1000).toFixed(2)}s`, `loss: ${logs.loss!.toFixed(4)}`];
     if (logs.accuracy !== undefined) parts.push(`accuracy: ${logs.accuracy.toFixed(4)}`);
