@@ -24,7 +24,7 @@ export function gatesForwardCase(B: number, H: number, label: string): Case {
     group: "gates",
     check: () => {
       z.set(z0);
-      lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0);
+      lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
       const ref = naiveLstmStep(B, H, z0, cPrev);
       assertClose("activations", z, ref.gates, 1e-14);
       assertClose("c", c, ref.c, 1e-14);
@@ -34,7 +34,7 @@ export function gatesForwardCase(B: number, H: number, label: string): Case {
     // (a memcpy of B·4H values, a few percent of the op).
     run: () => {
       z.set(z0);
-      lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0);
+      lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
     },
     note: perUnit(B, H),
   };
@@ -45,7 +45,7 @@ export function gatesBackwardCase(B: number, H: number, label: string): Case {
   const z0 = randomArray(Float64Array, B * G, r, 3), gates = Float64Array.from(z0);
   const cPrev = randomArray(Float64Array, BH, r, 2);
   const c = new Float64Array(BH), tanhC = new Float64Array(BH), h = new Float64Array(BH);
-  lstmGatesForward(B, H, gates, 0, cPrev, 0, c, 0, tanhC, 0, h, 0);
+  lstmGatesForward(B, H, gates, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
   const dh = randomArray(Float64Array, BH, r), dc0 = randomArray(Float64Array, BH, r);
   const dc = Float64Array.from(dc0), dz = new Float64Array(B * G);
   return {
@@ -53,7 +53,7 @@ export function gatesBackwardCase(B: number, H: number, label: string): Case {
     group: "gates",
     check: () => {
       dc.set(dc0);
-      lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0);
+      lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0, false);
       // L = <dh, h> + <dc0, c>; dz must be dL/dz. Central differences of the naive step on 8 entries.
       const loss = (zz: Float64Array): number => {
         const s = naiveLstmStep(B, H, zz, cPrev);
@@ -71,7 +71,7 @@ export function gatesBackwardCase(B: number, H: number, label: string): Case {
         if (!(Math.abs(fd - dz[k]!) <= 1e-6 * (1 + Math.abs(fd)))) throw new Error(`dz[${k}] = ${dz[k]} vs finite difference ${fd}`);
       }
     },
-    run: () => lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0),
+    run: () => lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0, false),
     note: perUnit(B, H),
   };
 }

@@ -42,7 +42,7 @@ function naiveLastH(L: Layer, s: Shape, b: number): number[] {
   for (let t = 0; t < T; t++) {
     naiveMatmul(false, false, 1, G, I, L.xs, (t * B + b) * I, I, L.layer.kernel, 0, G, z, 0, G, false);
     naiveMatmul(false, false, 1, G, H, h, 0, H, L.layer.recurrentKernel, 0, G, z, 0, G, true);
-    for (let j = 0; j < G; j++) z[j] = z[j]! + L.layer.bias[j]!;
+    for (let j = 0; j < G; j++) z[j] = z[j]! + L.layer.bias![j]!;
     const st = naiveLstmStep(1, H, z, c);
     h = Float64Array.from(st.h);
     c = Float64Array.from(st.c);

@@ -154,7 +154,11 @@ export class Engine {
    * Sizes every layer for `inputDim` features, allocates the flat buffers and initialises the weights from
    * the seed. Idempotent for the same inputDim.
    */
-  build(inputDim: number): void {
+  /**
+   * Sizes every layer for `inputDim` input features and allocates the flat weights. With `init` false the
+   * weights are left at zero for the caller to fill (an importer about to copy a file's weights in).
+   */
+  build(inputDim: number, init = true): void {
     if (this.built) {
       if (inputDim !== this.inputDim) {
         throw new ShapeError(`build inputDim: the model is built for ${this.inputDim} input features, got ${inputDim}`);
@@ -181,8 +185,10 @@ export class Engine {
     this.grads = allocate(this.dtype, total);
     let off = 0;
     for (const l of this.layers) off = l.bind(this.params, this.grads, off);
-    const rng = new Rng(this.seed);
-    for (const l of this.layers) l.initialize(rng);
+    if (init) {
+      const rng = new Rng(this.seed);
+      for (const l of this.layers) l.initialize(rng);
+    }
     this.built = true;
     this.optimizer?.init(total);
   }

@@ -27,6 +27,12 @@ export class NonFiniteError extends LongshortError {}
 /** A checkpoint could not be read: truncated, corrupted, or written by a newer format version. */
 export class CheckpointError extends LongshortError {}
 
+/**
+ * Bytes or an object in an outside format (safetensors, TensorFlow.js artifacts, ONNX) could not be read:
+ * truncated, malformed, or asking for something the engine does not compute (the message names it).
+ */
+export class FormatError extends LongshortError {}
+
 /** Formats a shape for messages: `[2, 10, 1]`. */
 export function fmtShape(shape: readonly number[]): string {
   // Entries are formatted one by one: a bad "shape" given by a user may hold anything (even objects

@@ -21,5 +21,5 @@ export {
   encodeCheckpoint, decodeCheckpoint, checkpointToJSON, checkpointFromJSON, CHECKPOINT_VERSION, type CheckpointJSON,
 } from "./checkpoint.js";
 export {
-  LongshortError, ShapeError, ValueError, StateError, NonFiniteError, CheckpointError,
+  LongshortError, ShapeError, ValueError, StateError, NonFiniteError, CheckpointError, FormatError,
 } from "./errors.js";

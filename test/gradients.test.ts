@@ -23,24 +23,25 @@ afterAll(() => { if (process.env.GRADCHECK_REPORT) console.log(`worst relative e
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
 describe("lstmGatesForward / lstmGatesBackward", () => {
-  for (const [B, H] of [[1, 1], [3, 4], [2, 7]] as const) {
-    it(`B=${B} H=${H}: dz and dL/dc_{t-1} match finite differences; forward matches the naive step`, () => {
-      const rng = makeRng(`gates/${B}/${H}`);
+  for (const [B, H, hard] of [[1, 1, false], [3, 4, false], [2, 7, false], [1, 1, true], [3, 4, true], [2, 7, true]] as const) {
+    it(`B=${B} H=${H}${hard ? " hardSigmoid" : ""}: dz and dL/dc_{t-1} match finite differences; forward matches the naive step`, () => {
+      const rng = makeRng(`gates/${B}/${H}/${hard}`);
       const G = 4 * H, BH = B * H;
       // Offsets into larger buffers, as the layer uses them (one timestep of a (T, B, ·) buffer).
       const zOff = 5, cpOff = 3, cOff = 2, tOff = 7, hOff = 1;
-      const z0 = uniformArray(rng, zOff + B * G, -2.5, 2.5);            // (B, G) pre-activations at zOff
+      // (B, G) pre-activations at zOff; for hardSigmoid wide enough that some gates sit on each clipped side.
+      const z0 = uniformArray(rng, zOff + B * G, hard ? -4 : -2.5, hard ? 4 : 2.5);
       const cPrev = uniformArray(rng, cpOff + BH, -2, 2);                // (B, H) at cpOff
       const rh = uniformArray(rng, BH), rc = uniformArray(rng, BH);      // the projection: L = <rh, h> + <rc, c>
       const z = new Float64Array(z0.length), c = new Float64Array(cOff + BH);
       const tanhC = new Float64Array(tOff + BH), h = new Float64Array(hOff + BH);
       const loss = (): number => {
         z.set(z0); // forward overwrites z with the activations
-        lstmGatesForward(B, H, z, zOff, cPrev, cpOff, c, cOff, tanhC, tOff, h, hOff);
+        lstmGatesForward(B, H, z, zOff, cPrev, cpOff, c, cOff, tanhC, tOff, h, hOff, hard);
         return project(BH, h, hOff, rh) + project(BH, c, cOff, rc);
       };
       loss();
-      const ref = naiveLstmStep(B, H, z0.subarray(zOff), cPrev.subarray(cpOff));
+      const ref = naiveLstmStep(B, H, z0.subarray(zOff), cPrev.subarray(cpOff), hard);
       expect(maxAbsDiff(BH, h, hOff, ref.h, 0)).toBeLessThanOrEqual(1e-15);
       expect(maxAbsDiff(BH, c, cOff, ref.c, 0)).toBeLessThanOrEqual(1e-15);
       expect(maxAbsDiff(B * G, z, zOff, ref.gates, 0)).toBeLessThanOrEqual(1e-15);
@@ -49,12 +50,16 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
       const dh = new Float64Array(dhOff + BH); dh.set(rh, dhOff);
       const dc = new Float64Array(dcOff + BH); dc.set(rc, dcOff);
       const dz = new Float64Array(dzOff + B * G);
-      lstmGatesBackward(B, H, z, zOff, cPrev, cpOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff);
+      lstmGatesBackward(B, H, z, zOff, cPrev, cpOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff, hard);
       expect(Array.from(dh.subarray(dhOff)), "dh is an input and must not change").toEqual(Array.from(rh));
       const rep = checkGradients(loss, [
         { name: "dz", values: z0, off: zOff, count: B * G, analytic: dz.subarray(dzOff) },
         { name: "dcPrev", values: cPrev, off: cpOff, count: BH, analytic: dc.subarray(dcOff) },
       ]);
+      if (hard) { // both clipped sides and the ramp are exercised, or the test proves less than it says
+        const gatesOnly = Array.from(z.subarray(zOff)).filter((_, q) => Math.floor(q / H) % 4 !== 2);
+        if (B * H > 1) expect(gatesOnly.some((v) => v === 0) && gatesOnly.some((v) => v === 1) && gatesOnly.some((v) => v > 0 && v < 1)).toBe(true);
+      }
       worst.add("gates", rep);
       expectGradientsMatch(`gates B=${B} H=${H}`, rep, TOL);
     });

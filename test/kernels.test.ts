@@ -179,7 +179,7 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
         const c = new Arr(cOff + BH + 2), tanhC = new Arr(tOff + BH + 2), h = new Arr(hOff + BH + 2);
         c.fill(9); tanhC.fill(9); h.fill(9);
         const zTail = z[zOff + B * G]!;
-        lstmGatesForward(B, H, z, zOff, cPrev, cpOff, c, cOff, tanhC, tOff, h, hOff);
+        lstmGatesForward(B, H, z, zOff, cPrev, cpOff, c, cOff, tanhC, tOff, h, hOff, false);
         // float32: inputs are float32, the math is double, and every stored value is rounded once.
         const near = (what: string, got: number, want: number) => {
           if (!(Math.abs(got - want) <= tol * (1 + Math.abs(want)))) expect.fail(`B=${B} H=${H} ${what}: ${got} vs ${want}`);
@@ -212,11 +212,11 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
       const gates = new Float64Array(gOff + B * G); gates.set(z0, gOff);
       const cp = new Float64Array(cpOff + BH); cp.set(cPrev, cpOff);
       const c = new Float64Array(BH), tanhC = new Float64Array(tOff + BH), h = new Float64Array(BH);
-      lstmGatesForward(B, H, gates, gOff, cp, cpOff, c, 0, tanhC, tOff, h, 0);
+      lstmGatesForward(B, H, gates, gOff, cp, cpOff, c, 0, tanhC, tOff, h, 0, false);
       const dh = new Float64Array(dhOff + BH); dh.set(rh, dhOff);
       const dc = new Float64Array(dcOff + BH); dc.set(rc, dcOff);
       const dz = new Float64Array(dzOff + B * G);
-      lstmGatesBackward(B, H, gates, gOff, cp, cpOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff);
+      lstmGatesBackward(B, H, gates, gOff, cp, cpOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff, false);
       // Check a spread of entries on the larger shapes to keep the test fast.
       const pick = (n: number) => (n <= 64 ? undefined : Array.from({ length: 64 }, (_, k) => Math.floor((k * n) / 64)));
       const rep = checkGradients(loss, [
@@ -233,8 +233,8 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
     const run = (Arr: Ctor, src: { z: Float64Array; cp: Float64Array; dh: Float64Array; dc: Float64Array }) => {
       const z = Arr.from(src.z), cp = Arr.from(src.cp), dh = Arr.from(src.dh), dc = Arr.from(src.dc);
       const c = new Arr(BH), tanhC = new Arr(BH), h = new Arr(BH), dz = new Arr(B * G);
-      lstmGatesForward(B, H, z, 0, cp, 0, c, 0, tanhC, 0, h, 0);
-      lstmGatesBackward(B, H, z, 0, cp, 0, tanhC, 0, dh, 0, dc, 0, dz, 0);
+      lstmGatesForward(B, H, z, 0, cp, 0, c, 0, tanhC, 0, h, 0, false);
+      lstmGatesBackward(B, H, z, 0, cp, 0, tanhC, 0, dh, 0, dc, 0, dz, 0, false);
       return { dz: dz as FloatArray, dc: dc as FloatArray };
     };
     const rnd = (n: number, s: number) => Float64Array.from(uniformArray(rng, n, -s, s), Math.fround);
@@ -292,7 +292,7 @@ describe("exp (tensor/math.ts), fastSigmoid / fastTanh (the gate activations)", 
     const z0 = Float64Array.from({ length: B * G }, (_, k) => [1000, -1000, 40, -40, 1e-12, -745.5, 710, 0][k % 8]!);
     const cPrev = Float64Array.from([1e3, -1e3, 0, 2, -2, 0.5]);
     const z = z0.slice(), c = new Float64Array(B * H), tanhC = new Float64Array(B * H), h = new Float64Array(B * H);
-    lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0);
+    lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
     const ref = naiveLstmStep(B, H, z0, cPrev);
     for (let k = 0; k < B * G; k++) expect(Math.abs(z[k]! - ref.gates[k]!), `gate ${k}`).toBeLessThanOrEqual(1e-15);
     for (let k = 0; k < B * H; k++) {

@@ -19,7 +19,7 @@ const LEVELS: [number, RegExp][] = [
   [3, /^engine\.ts$/],
   [4, /^(validate|callbacks|progress|fit|checkpoint-json)\.ts$/],
   [5, /^model\.ts$/],
-  [6, /^(tbptt|gradcheck|checkpoint)\.ts$|^threads\//],
+  [6, /^(tbptt|gradcheck|checkpoint)\.ts$|^threads\/|^interop\//],
   [7, /^index\.ts$/],
   [8, /^(node|web)\//],
 ];

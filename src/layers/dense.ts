@@ -19,6 +19,8 @@ export interface DenseOptions {
   units: number;
   /** Default "linear". */
   activation?: Activation;
+  /** Add a bias. Default true; false (Keras `use_bias=False`) leaves the bias out of the weights. */
+  useBias?: boolean;
 }
 
 /** Buffers for M rows, allocated once per row count and reused. */
@@ -45,12 +47,13 @@ export class Dense {
   readonly kind = "dense" as const;
   readonly units: number;
   readonly activation: Activation;
+  readonly useBias: boolean;
   inputDim: number | undefined;
 
-  kernel!: FloatArray;  // (In, D)
-  bias!: FloatArray;    // (D)
-  dKernel!: FloatArray; // (In, D)
-  dBias!: FloatArray;   // (D)
+  kernel!: FloatArray;             // (In, D)
+  bias: FloatArray | null = null;  // (D), null without useBias
+  dKernel!: FloatArray;            // (In, D)
+  dBias: FloatArray | null = null; // (D)
   /** The model this layer belongs to (a layer's weights live in one model's buffers). */
   owner: object | null = null;
 
@@ -64,32 +67,37 @@ export class Dense {
       throw new ValueError(`Dense activation: expected one of ${ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(act)}`);
     }
     this.activation = act;
+    const ub = options.useBias ?? true;
+    if (typeof ub !== "boolean") throw new ValueError(`Dense useBias: expected true or false, got ${fmtValue(ub)}`);
+    this.useBias = ub;
   }
 
-  paramCount(): number {
-    return this.inputDim! * this.units + this.units;
+  /** Number of parameters: In·D (+ D with a bias). */
+  paramCount(inputDim = this.inputDim!): number {
+    return inputDim * this.units + (this.useBias ? this.units : 0);
   }
 
-  weightShapes(): number[][] {
-    return [[this.inputDim!, this.units], [this.units]];
+  /** Shapes in getWeights order, for `inputDim` input features (default: the built layer's). */
+  weightShapes(inputDim = this.inputDim!): number[][] {
+    return this.useBias ? [[inputDim, this.units], [this.units]] : [[inputDim, this.units]];
   }
 
   weightNames(): string[] {
-    return ["kernel", "bias"];
+    return this.useBias ? ["kernel", "bias"] : ["kernel"];
   }
 
   bind(params: FloatArray, grads: FloatArray, off: number): number {
-    const nk = this.inputDim! * this.units, D = this.units;
+    const nk = this.inputDim! * this.units, nb = this.useBias ? this.units : 0;
     this.kernel = params.subarray(off, off + nk);
-    this.bias = params.subarray(off + nk, off + nk + D);
     this.dKernel = grads.subarray(off, off + nk);
-    this.dBias = grads.subarray(off + nk, off + nk + D);
-    return off + nk + D;
+    this.bias = nb ? params.subarray(off + nk, off + nk + nb) : null;
+    this.dBias = nb ? grads.subarray(off + nk, off + nk + nb) : null;
+    return off + nk + nb;
   }
 
   initialize(rng: Rng): void {
     glorotUniform(this.kernel, 0, this.inputDim!, this.units, rng);
-    this.bias.fill(0);
+    this.bias?.fill(0);
   }
 
 }
@@ -114,7 +122,7 @@ export function denseForward(
   const D = layer.units, In = layer.inputDim!;
   const { logits, out } = ws;
   matmulNN(M, D, In, x, xOff, ldx, layer.kernel, 0, D, logits, 0, D, false);
-  addBiasRows(M, D, logits, 0, D, layer.bias, 0);
+  if (layer.bias) addBiasRows(M, D, logits, 0, D, layer.bias, 0);
   const n = M * D;
   switch (layer.activation) {
     case "linear": for (let k = 0; k < n; k++) out[k] = logits[k]!; break;
@@ -148,7 +156,7 @@ export function denseBackward(
   }
   // dKernel (In, D) += xᵀ · dLogits over the M rows
   matmulTN(In, D, M, x, xOff, ldx, dOut, 0, D, layer.dKernel, 0, D, true);
-  sumRowsInto(M, D, dOut, 0, D, layer.dBias, 0);
+  if (layer.dBias) sumRowsInto(M, D, dOut, 0, D, layer.dBias, 0);
   // dIn (M, In) = dLogits · kernelᵀ
   matmulNT(M, In, D, dOut, 0, D, layer.kernel, 0, D, dIn, 0, In, false);
 }

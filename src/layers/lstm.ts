@@ -33,7 +33,17 @@ export interface LSTMOptions {
   unitForgetBias?: boolean;
   kernelInitializer?: InitializerName;
   recurrentInitializer?: InitializerName;
+  /**
+   * σ on the input, forget and output gates: "sigmoid" (default, Keras ≥ 2.3 and PyTorch) or "hardSigmoid",
+   * clip(0.2·x + 0.5, 0, 1), the default of TensorFlow.js and of Keras 2 (what most tfjs-trained models use).
+   */
+  recurrentActivation?: RecurrentActivation;
+  /** Add a bias to the gates. Default true; false (Keras `use_bias=False`) leaves the bias out of the weights. */
+  useBias?: boolean;
 }
+
+export type RecurrentActivation = "sigmoid" | "hardSigmoid";
+export const RECURRENT_ACTIVATIONS: readonly RecurrentActivation[] = ["sigmoid", "hardSigmoid"];
 
 /** Buffers for one (B, capacity) shape, allocated once and reused for every window of that shape. */
 export class LSTMWorkspace {
@@ -82,14 +92,16 @@ export class LSTM {
   readonly unitForgetBias: boolean;
   readonly kernelInitializer: InitializerName;
   readonly recurrentInitializer: InitializerName;
+  readonly recurrentActivation: RecurrentActivation;
+  readonly useBias: boolean;
 
   // Views into the model's flat parameter and gradient buffers (bound by the model).
   kernel!: FloatArray;           // (I, G)
   recurrentKernel!: FloatArray;  // (H, G)
-  bias!: FloatArray;             // (G)
+  bias: FloatArray | null = null;  // (G), null without useBias
   dKernel!: FloatArray;          // (I, G)
   dRecurrentKernel!: FloatArray; // (H, G)
-  dBias!: FloatArray;            // (G)
+  dBias: FloatArray | null = null; // (G)
 
   /** The model this layer belongs to (a layer's weights live in one model's buffers). */
   owner: object | null = null;
@@ -106,43 +118,52 @@ export class LSTM {
     this.unitForgetBias = bool("LSTM unitForgetBias", options.unitForgetBias, true);
     this.kernelInitializer = checkInitializer("LSTM kernelInitializer", options.kernelInitializer ?? "glorotUniform");
     this.recurrentInitializer = checkInitializer("LSTM recurrentInitializer", options.recurrentInitializer ?? "orthogonal");
+    const ra = options.recurrentActivation ?? "sigmoid";
+    if (!RECURRENT_ACTIVATIONS.includes(ra)) {
+      throw new ValueError(`LSTM recurrentActivation: expected one of ${RECURRENT_ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(ra)}`);
+    }
+    this.recurrentActivation = ra;
+    this.useBias = bool("LSTM useBias", options.useBias, true);
   }
 
-  /** Number of parameters: I·4H + H·4H + 4H. */
-  paramCount(): number {
-    const H = this.units, G = 4 * H;
-    return this.inputDim! * G + H * G + G;
+  /** Number of parameters: I·4H + H·4H (+ 4H with a bias). */
+  paramCount(inputDim = this.inputDim!): number {
+    return this.weightShapes(inputDim).reduce((s, sh) => s + sh.reduce((a, b) => a * b, 1), 0);
   }
 
-  /** Shapes in getWeights order. */
-  weightShapes(): number[][] {
+  /** Shapes in getWeights order, for `inputDim` input features (default: the built layer's). */
+  weightShapes(inputDim = this.inputDim!): number[][] {
     const H = this.units, G = 4 * H;
-    return [[this.inputDim!, G], [H, G], [G]];
+    return this.useBias ? [[inputDim, G], [H, G], [G]] : [[inputDim, G], [H, G]];
   }
 
   weightNames(): string[] {
-    return ["kernel", "recurrentKernel", "bias"];
+    return this.useBias ? ["kernel", "recurrentKernel", "bias"] : ["kernel", "recurrentKernel"];
   }
 
   /** Points the weights and gradients at slices of the model's flat buffers. */
   bind(params: FloatArray, grads: FloatArray, off: number): number {
     const I = this.inputDim!, H = this.units, G = 4 * H;
-    const sizes = [I * G, H * G, G];
-    const views = (buf: FloatArray): FloatArray[] => {
-      let o = off;
-      return sizes.map((n) => { const v = buf.subarray(o, o + n); o += n; return v; });
-    };
-    [this.kernel, this.recurrentKernel, this.bias] = views(params);
-    [this.dKernel, this.dRecurrentKernel, this.dBias] = views(grads);
-    return off + I * G + H * G + G;
+    const nb = this.useBias ? G : 0;
+    this.kernel = params.subarray(off, off + I * G);
+    this.dKernel = grads.subarray(off, off + I * G);
+    off += I * G;
+    this.recurrentKernel = params.subarray(off, off + H * G);
+    this.dRecurrentKernel = grads.subarray(off, off + H * G);
+    off += H * G;
+    this.bias = nb ? params.subarray(off, off + nb) : null;
+    this.dBias = nb ? grads.subarray(off, off + nb) : null;
+    return off + nb;
   }
 
   initialize(rng: Rng): void {
     const I = this.inputDim!, H = this.units, G = 4 * H;
     initialize(this.kernelInitializer, this.kernel, 0, I, G, rng);
     initialize(this.recurrentInitializer, this.recurrentKernel, 0, H, G, rng);
-    this.bias.fill(0);
-    if (this.unitForgetBias) this.bias.fill(1, H, 2 * H);
+    if (this.bias) {
+      this.bias.fill(0);
+      if (this.unitForgetBias) this.bias.fill(1, H, 2 * H);
+    }
   }
 
 }
@@ -181,12 +202,13 @@ export function lstmForward(
   if (n <= 0) return;
   // Input projection for every step of the range at once: (n·B, I) · (I, G) -> (n·B, G), plus bias.
   matmulNN(n * B, G, I, xs, xOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
-  addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
+  if (layer.bias) addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
+  const hard = layer.recurrentActivation === "hardSigmoid";
   for (let t = t0; t < t1; t++) {
     const zOff = t * B * G;
     // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
     matmulNN(B, G, H, hs, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true);
-    lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H);
+    lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H, hard);
   }
 }
 
@@ -218,6 +240,7 @@ export function lstmBackward(
   }
   const n = t1 - tb;
   if (n <= 0) return;
+  const hard = layer.recurrentActivation === "hardSigmoid";
   for (let t = t1 - 1; t >= tb; t--) {
     if (dhSeq && t >= dhSeqFrom) {
       const so = dhSeqOff + (t - dhSeqFrom) * BH;
@@ -228,7 +251,7 @@ export function lstmBackward(
       for (let k = 0; k < BH; k++) s += dh[k]! * dh[k]!;
       dhNorms[t] = Math.sqrt(s);
     }
-    lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
+    lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G, hard);
     // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H)
     matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false);
   }
@@ -237,7 +260,7 @@ export function lstmBackward(
   matmulTN(I, G, n * B, xs, xOff + tb * B * I, I, dZ, tb * B * G, G, layer.dKernel, 0, G, true);
   // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1)
   matmulTN(H, G, n * B, hs, tb * BH, H, dZ, tb * B * G, G, layer.dRecurrentKernel, 0, G, true);
-  sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
+  if (layer.dBias) sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
   // dxs (n·B, I) = dZ · kernelᵀ
   matmulNT(n * B, I, G, dZ, tb * B * G, G, layer.kernel, 0, G, dxs, tb * B * I, I, false);
 }

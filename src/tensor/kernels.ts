@@ -581,6 +581,7 @@ export function lstmGatesForward(
   c: FloatArray, cOff: number,          // (B, H) out
   tanhC: FloatArray, tOff: number,      // (B, H) out
   h: FloatArray, hOff: number,          // (B, H) out
+  hard: boolean,                        // the gates' σ is hardSigmoid, clip(0.2·x + 0.5, 0, 1)
 ): void {
   const G = 4 * H, H2 = 2 * H, H3 = 3 * H;
   for (let b = 0; b < B; b++) {
@@ -588,9 +589,17 @@ export function lstmGatesForward(
     // Activations in place: σ on i, f (columns [0, 2H)) and o ([3H, 4H)), tanh on g ([2H, 3H)).
     // One call site per function: V8 inlines a limited amount of code into one function, and three
     // σ sites plus two tanh sites would leave one as a real call (with a boxed result) per unit.
-    for (let k = 0; k < H3; k++) {
-      const q = zb + (k < H2 ? k : k + H);
-      z[q] = fastSigmoid(z[q]!);
+    if (hard) {
+      for (let k = 0; k < H3; k++) {
+        const q = zb + (k < H2 ? k : k + H);
+        const v = 0.2 * z[q]! + 0.5;
+        z[q] = v < 0 ? 0 : v > 1 ? 1 : v;
+      }
+    } else {
+      for (let k = 0; k < H3; k++) {
+        const q = zb + (k < H2 ? k : k + H);
+        z[q] = fastSigmoid(z[q]!);
+      }
     }
     for (let q = zb + H2; q < zb + H3; q++) z[q] = fastTanh(z[q]!);
     const sb = b * H;
@@ -618,6 +627,7 @@ export function lstmGatesBackward(
   dh: FloatArray, dhOff: number,        // (B, H) dL/dh_t
   dc: FloatArray, dcOff: number,        // (B, H) in: dL/dc_t from later steps, out: dL/dc_{t-1}
   dz: FloatArray, dzOff: number,        // (B, 4H) out: dL/dz_t
+  hard: boolean,                        // the gates' σ is hardSigmoid
 ): void {
   const G = 4 * H;
   for (let b = 0; b < B; b++) {
@@ -628,12 +638,17 @@ export function lstmGatesBackward(
       const ig = gates[gb + j]!, fg = gates[gb + H + j]!, gg = gates[gb + 2 * H + j]!, og = gates[gb + 3 * H + j]!;
       const tc = tanhC[tOff + sb + j]!;
       const dhv = dh[dhOff + sb + j]!;
+      // σ' from the saved output: σ(1-σ); hardSigmoid's is 0.2 inside the ramp and 0 where it is clipped
+      // (at the kinks themselves too, as PyTorch's hardsigmoid does).
+      const di = hard ? (ig > 0 && ig < 1 ? 0.2 : 0) : ig * (1 - ig);
+      const df = hard ? (fg > 0 && fg < 1 ? 0.2 : 0) : fg * (1 - fg);
+      const dO = hard ? (og > 0 && og < 1 ? 0.2 : 0) : og * (1 - og);
       // c_t reaches the loss through h_t = o ⊙ tanh(c_t) and through c_{t+1} = f ⊙ c_t + …
       const dcv = dc[dcOff + sb + j]! + dhv * og * (1 - tc * tc);
-      dz[db + j] = dcv * gg * ig * (1 - ig);
-      dz[db + H + j] = dcv * cPrev[cPrevOff + sb + j]! * fg * (1 - fg);
+      dz[db + j] = dcv * gg * di;
+      dz[db + H + j] = dcv * cPrev[cPrevOff + sb + j]! * df;
       dz[db + 2 * H + j] = dcv * ig * (1 - gg * gg);
-      dz[db + 3 * H + j] = dhv * tc * og * (1 - og);
+      dz[db + 3 * H + j] = dhv * tc * dO;
       dc[dcOff + sb + j] = dcv * fg;
     }
   }

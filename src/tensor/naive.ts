@@ -28,16 +28,18 @@ export function naiveMatmul(
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
+const hardSigmoid = (x: number): number => Math.min(1, Math.max(0, 0.2 * x + 0.5));
+
 /** One LSTM step from pre-activations, returning fresh arrays: gates (activated), c, h. */
 export function naiveLstmStep(
-  B: number, H: number, z: ArrayLike<number>, cPrev: ArrayLike<number>,
+  B: number, H: number, z: ArrayLike<number>, cPrev: ArrayLike<number>, hard = false,
 ): { gates: number[]; c: number[]; h: number[] } {
   const gates: number[] = [], c: number[] = [], h: number[] = [];
   for (let b = 0; b < B; b++) {
     for (let k = 0; k < 4; k++) {
       for (let j = 0; j < H; j++) {
         const v = z[b * 4 * H + k * H + j]!;
-        gates[b * 4 * H + k * H + j] = k === 2 ? Math.tanh(v) : sigmoid(v);
+        gates[b * 4 * H + k * H + j] = k === 2 ? Math.tanh(v) : hard ? hardSigmoid(v) : sigmoid(v);
       }
     }
     for (let j = 0; j < H; j++) {

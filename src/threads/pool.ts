@@ -677,8 +677,11 @@ export class ThreadPool implements RowExecutor {
 /** The replica's description of the model's layers (the model must be built). */
 function replicaLayers(m: Engine): ReplicaLayer[] {
   return m.layers.map((l) => l.kind === "lstm"
-    ? { kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences }
-    : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation });
+    ? {
+      kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
+      recurrentActivation: l.recurrentActivation, useBias: l.useBias,
+    }
+    : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias });
 }
 
 /** `cur` when it holds n elements of `bytes` bytes, else a new buffer that does. */

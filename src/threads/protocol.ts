@@ -8,12 +8,13 @@
  */
 import type { DType, FloatArray } from "../tensor/tensor.js";
 import type { Activation } from "../layers/dense.js";
+import type { RecurrentActivation } from "../layers/lstm.js";
 import type { LossName } from "../losses.js";
 
 /** One layer of the replica, enough to rebuild the same shapes (the weights come through `params`). */
 export type ReplicaLayer =
-  | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean }
-  | { kind: "dense"; units: number; inputDim: number; activation: Activation };
+  | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean }
+  | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean };
 
 /** What every worker starts with (Node passes it as `workerData`). */
 export interface WorkerInit {

@@ -48,15 +48,13 @@ export class Replica {
     this.message = new Uint8Array(init.message);
     this.units = init.layers.filter((l) => l.kind === "lstm").map((l) => l.units);
     try {
-      // Zero initialisers: its weights are the shared ones anyway.
       const layers = init.layers.map((l) => l.kind === "lstm"
         ? new LSTM({
-          units: l.units, inputDim: l.inputDim, returnSequences: l.returnSequences,
-          kernelInitializer: "zeros", recurrentInitializer: "zeros",
+          units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
         })
-        : new Dense({ units: l.units, activation: l.activation }));
+        : new Dense({ units: l.units, activation: l.activation, useBias: l.useBias }));
       const engine = new Engine(layers, init.dtype, "0");
-      engine.build(init.layers[0]!.inputDim);
+      engine.build(init.layers[0]!.inputDim, false); // no initialisation: its weights are the shared ones anyway
       this.engine = engine;
       Atomics.store(this.ctrl, CTRL_READY, 1);
     } catch (e) {
