@@ -6,7 +6,7 @@
  * float64 as 8), never as decimal text, so a round trip is exact for every value, -0, subnormals and all.
  */
 import type { Engine, Layer } from "./engine.js";
-import { LSTM } from "./layers/lstm.js";
+import { LSTM, type RecurrentActivation } from "./layers/lstm.js";
 import type { Activation } from "./layers/dense.js";
 import type { Optimizer } from "./optimizers.js";
 import type { LossName } from "./losses.js";
@@ -15,12 +15,15 @@ import type { DType, FloatArray } from "./tensor/tensor.js";
 import { base64Encode } from "./bytes.js";
 
 /**
- * The format this version writes, and the newest it reads.
+ * The newest format this version reads and writes. Version 2 added the layer options `recurrentActivation`
+ * and `useBias`; a model that uses neither at its default is still written as version 1, which every
+ * longshort since 0.1 reads (an older reader refuses a version-2 file by name instead of silently computing
+ * σ where the file asks for hard sigmoid).
  *
  * @example
- * checkpointToJSON(model).version === CHECKPOINT_VERSION;   // true
+ * checkpointToJSON(model).version <= CHECKPOINT_VERSION;   // true
  */
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 export const CHECKPOINT_FORMAT = "longshort-checkpoint";
 
 export interface LSTMConfig {
@@ -33,6 +36,9 @@ export interface LSTMConfig {
   unitForgetBias: boolean;
   kernelInitializer: InitializerName;
   recurrentInitializer: InitializerName;
+  /** Version 2 only (version 1 means "sigmoid" and true). */
+  recurrentActivation?: RecurrentActivation;
+  useBias?: boolean;
 }
 
 export interface DenseConfig {
@@ -40,6 +46,8 @@ export interface DenseConfig {
   units: number;
   activation: Activation;
   inputDim: number | null;
+  /** Version 2 only (version 1 means true). */
+  useBias?: boolean;
 }
 
 export interface CompileConfig {
@@ -102,15 +110,24 @@ function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray
 // -----------------------------------------------------------------------------------------------
 // Model → JSON
 
-function layerConfig(l: Layer): LSTMConfig | DenseConfig {
+/** The format version a model needs: 2 when a layer uses an option that version 1 cannot say. */
+function versionFor(layers: readonly Layer[]): number {
+  return layers.some((l) => !l.useBias || (l instanceof LSTM && l.recurrentActivation !== "sigmoid")) ? 2 : 1;
+}
+
+function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig {
   if (l instanceof LSTM) {
-    return {
+    const c: LSTMConfig = {
       kind: "lstm", units: l.units, inputDim: l.inputDim ?? null, returnSequences: l.returnSequences,
       stateful: l.stateful, batchSize: l.batchSize ?? null, unitForgetBias: l.unitForgetBias,
       kernelInitializer: l.kernelInitializer, recurrentInitializer: l.recurrentInitializer,
     };
+    if (version >= 2) { c.recurrentActivation = l.recurrentActivation; c.useBias = l.useBias; }
+    return c;
   }
-  return { kind: "dense", units: l.units, activation: l.activation, inputDim: l.inputDim ?? null };
+  const c: DenseConfig = { kind: "dense", units: l.units, activation: l.activation, inputDim: l.inputDim ?? null };
+  if (version >= 2) c.useBias = l.useBias;
+  return c;
 }
 
 function optimizerConfig(opt: Optimizer): Record<string, number> {
@@ -135,13 +152,14 @@ export function engineToJSON(e: Engine): CheckpointJSON {
   const opt = e.optimizer;
   const compiled = opt !== null && e.loss !== null;
   const slotNames = opt?.name === "adam" ? ["m", "v"] : ["velocity"];
+  const version = versionFor(e.layers);
   return {
     format: CHECKPOINT_FORMAT,
-    version: CHECKPOINT_VERSION,
+    version,
     config: {
       dtype: e.dtype,
       seed: e.seed,
-      layers: e.layers.map(layerConfig),
+      layers: e.layers.map((l) => layerConfig(l, version)),
       compile: compiled
         ? {
           loss: e.loss!, metrics: e.metrics.slice(), onNonFinite: e.onNonFinite,

@@ -21,8 +21,9 @@
  */
 import { Sequential } from "./model.js";
 import type { Layer } from "./engine.js";
-import { LSTM } from "./layers/lstm.js";
+import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/lstm.js";
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
+import { expectedNames, expectedShapes } from "./interop/build.js";
 import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
 import { LOSSES } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
@@ -135,32 +136,47 @@ class Reader {
   }
 }
 
-function readLayer(r: Reader, path: string, v: unknown): Layer {
+/**
+ * One layer's configuration. The layer is made without its input size, which is returned beside it: the
+ * model is built only once the weights in the file have been checked against the sizes it asks for.
+ */
+function readLayer(r: Reader, path: string, v: unknown, version: number): { layer: Layer; inputDim: number | undefined } {
   const o = r.obj(path, v);
   const kind = r.oneOf(`${path}.kind`, o.kind, ["lstm", "dense"] as const);
-  // Every field is required (version 1 always writes them): a missing one must not fall back to a default.
+  const inputDim = r.optInt(`${path}.inputDim`, o.inputDim, 1);
+  // Every field is required (each version always writes its fields): a missing one must not fall back to a
+  // default. The fields version 2 added must be absent from a version-1 file, which means their defaults.
+  const v2 = (name: string, ok: readonly unknown[], dflt: unknown): unknown => {
+    if (version >= 2) {
+      if (!ok.includes(o[name])) r.fail(`${path}.${name}`, `expected one of ${ok.map((x) => JSON.stringify(x)).join(", ")}, got ${fmtValue(o[name])}`);
+      return o[name];
+    }
+    if (name in o) r.fail(`${path}.${name}`, `a version-1 checkpoint has no ${name} (it came with version 2)`);
+    return dflt;
+  };
   if (kind === "lstm") {
     const options = {
       units: r.int(`${path}.units`, o.units, 1),
-      inputDim: r.optInt(`${path}.inputDim`, o.inputDim, 1),
       returnSequences: o.returnSequences as boolean,
       stateful: o.stateful as boolean,
       batchSize: r.optInt(`${path}.batchSize`, o.batchSize, 1),
       unitForgetBias: o.unitForgetBias as boolean,
       kernelInitializer: r.oneOf(`${path}.kernelInitializer`, o.kernelInitializer, INITIALIZERS),
       recurrentInitializer: r.oneOf(`${path}.recurrentInitializer`, o.recurrentInitializer, INITIALIZERS),
+      recurrentActivation: v2("recurrentActivation", RECURRENT_ACTIVATIONS, "sigmoid") as RecurrentActivation,
+      useBias: v2("useBias", [true, false], true) as boolean,
     };
     for (const k of ["returnSequences", "stateful", "unitForgetBias"] as const) {
       if (typeof options[k] !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(options[k])}`);
     }
-    if (options.inputDim === undefined) delete options.inputDim;
     if (options.batchSize === undefined) delete options.batchSize;
-    return r.build(path, () => new LSTM(options));
+    return { layer: r.build(path, () => new LSTM(options)), inputDim };
   }
-  const d = new Dense({ units: r.int(`${path}.units`, o.units, 1), activation: r.oneOf(`${path}.activation`, o.activation, ACTIVATIONS) });
-  const inputDim = r.optInt(`${path}.inputDim`, o.inputDim, 1);
-  if (inputDim !== undefined) d.inputDim = inputDim;
-  return d;
+  const d = new Dense({
+    units: r.int(`${path}.units`, o.units, 1), activation: r.oneOf(`${path}.activation`, o.activation, ACTIVATIONS),
+    useBias: v2("useBias", [true, false], true) as boolean,
+  });
+  return { layer: d, inputDim };
 }
 
 /**
@@ -183,28 +199,36 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
   const config = r.obj("config", top.config);
   const dtype = r.oneOf("config.dtype", config.dtype, ["float32", "float64"] as const);
   const seed = r.str("config.seed", config.seed);
-  const layers = r.arr("config.layers", config.layers).map((l, i) => readLayer(r, `config.layers[${i}]`, l));
-  const model = r.build("config", () => new Sequential(layers, { dtype, seed }));
+  const read = r.arr("config.layers", config.layers).map((l, i) => readLayer(r, `config.layers[${i}]`, l, version));
+  const layers = read.map((l) => l.layer);
+  // The input sizes the configuration states must chain: layer k reads what layer k-1 gives.
+  const inputDim = read[0]?.inputDim;
+  read.forEach(({ inputDim: d }, i) => {
+    const want = i === 0 ? inputDim : layers[i - 1]!.units;
+    if (d !== want && !(i > 0 && d === undefined && inputDim === undefined)) {
+      r.fail(`config.layers[${i}].inputDim`, `expected ${want ?? null} (the output of the layer below), got ${d ?? null}`);
+    }
+  });
+  const model = r.build("config", () => new Sequential(layers, { dtype, seed })); // not built yet: no inputDim given
   const e = model.engine;
 
-  // Weights (building first when the first LSTM's inputDim was only known from data).
+  // Weights. The file must hold every weight the configuration asks for, at the size it asks for, before the
+  // model allocates anything: a configuration cannot make the reader allocate more than the file holds, and
+  // the weights are not initialised only to be overwritten.
   if (top.weights !== null) {
     const ws = r.arr("weights", top.weights);
-    if (!e.built) {
-      const first = e.inputDim;
-      if (first === undefined) r.fail("weights", `the model has weights but config.layers[0].inputDim is null`);
-      r.build("config", () => e.build(first!));
-    }
-    const names = e.weightNames(), shapes = e.weightShapes();
+    if (inputDim === undefined) r.fail("weights", `the model has weights but config.layers[0].inputDim is null`);
+    const names = expectedNames(layers), shapes = expectedShapes(layers, inputDim!);
     if (ws.length !== shapes.length) r.fail("weights", `expected ${shapes.length} arrays (${names.join(", ")}), got ${ws.length}`);
-    let off = 0;
     const decoded = shapes.map((shape, i) => {
       const name = (ws[i] as { name?: unknown } | null)?.name;
       if (name !== names[i]) r.fail(`weights[${i}].name`, `expected ${JSON.stringify(names[i])}, got ${fmtValue(name)}`);
       return r.array(`weights[${i}] (${names[i]})`, ws[i], names[i]!, dtype, shape);
     });
+    r.build("config", () => e.build(inputDim!, false));
+    let off = 0;
     for (const a of decoded) { e.params.set(a, off); off += a.length; }
-  } else if (e.built) {
+  } else if (inputDim !== undefined) {
     r.fail("weights", `the configuration builds the model (config.layers[0].inputDim is set) but weights is null`);
   }
 
@@ -237,7 +261,7 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
     if (batchSize === undefined || !e.stateful) {
       r.fail("states.batchSize", `expected ${e.batchSize ?? null} (from the layers' configuration), got ${fmtValue(st.batchSize)}`);
     }
-    model.setBatchSize(batchSize!);
+    e.fixBatch(batchSize!); // no state slots yet: they come from the file below, or lazily when a pass needs them
   }
   const sl = r.arr("states.layers", st.layers);
   if (sl.length !== e.lstms.length) r.fail("states.layers", `expected ${e.lstms.length} entries (one per LSTM), got ${sl.length}`);

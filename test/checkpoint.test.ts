@@ -223,7 +223,7 @@ describe("refusing bad checkpoints", () => {
 
   it("a newer format version is refused by name", () => {
     const json = checkpointToJSON(m);
-    expect(() => decodeCheckpoint(fileFor(JSON.stringify(json), CHECKPOINT_VERSION + 1))).toThrow(/format version 2, newer than this longshort reads \(up to 1\)/);
+    expect(() => decodeCheckpoint(fileFor(JSON.stringify(json), CHECKPOINT_VERSION + 1))).toThrow(/format version 3, newer than this longshort reads \(up to 2\)/);
     expect(() => checkpointFromJSON({ ...json, version: 7 })).toThrow(/version: written by checkpoint format version 7/);
   });
 
@@ -270,6 +270,9 @@ describe("refusing bad checkpoints", () => {
       ["state renamed", (j) => { j.states.layers[1].h.name = "lstm_0/h"; }, /states\.layers\[1\]\.h\.name: expected "lstm_1\/h", got "lstm_0\/h"/],
       ["slot renamed", (j) => { j.optimizer.slots[1].name = "m"; }, /optimizer\.slots\[1\]\.name: expected "v", got "m"/],
       ["rng i", (j) => { j.shuffleRng.i = 1.5; }, /shuffleRng\.i/],
+      ["a version-2 field in a version-1 file", (j) => { j.config.layers[1].recurrentActivation = "hardSigmoid"; }, /config\.layers\[1\]\.recurrentActivation: a version-1 checkpoint has no recurrentActivation/],
+      ["inputDims that do not chain", (j) => { j.config.layers[2].inputDim = 5; }, /config\.layers\[2\]\.inputDim: expected 4 \(the output of the layer below\), got 5/],
+      ["the first inputDim not what the weights hold", (j) => { j.config.layers[0].inputDim = 3; }, /weights\[0\] \(lstm_0\/kernel\)\.shape: expected \[3, 12\], got \[2,12\]/],
     ];
     for (const [name, mutate, pattern] of mutations) {
       const j = base();
@@ -282,6 +285,77 @@ describe("refusing bad checkpoints", () => {
       expect((err as Error).message.startsWith("ckpt: "), name).toBe(true);
     }
     console.log(`checkpoint payload mutations refused: ${mutations.length}`);
+  });
+});
+
+describe("format version 2: the layer options of imported models", () => {
+  const layers = () => [
+    new LSTM({ units: 4, inputDim: 2, returnSequences: true, recurrentActivation: "hardSigmoid", useBias: false }),
+    new LSTM({ units: 3 }),
+    new Dense({ units: 2, activation: "tanh", useBias: false }),
+    new Dense({ units: 1, activation: "sigmoid" }),
+  ];
+
+  it("round-trips recurrentActivation and useBias, written as version 2; a model without them stays version 1", () => {
+    const m = new Sequential(layers(), { seed: 4 });
+    m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
+    const x = [[[0.5, -1], [2, 0.3], [-1, 1]], [[1, 1], [0, -2], [0.4, 0.1]]], y = [[1], [0]];
+    m.trainOnBatch(x, y);
+    const json = checkpointToJSON(m);
+    expect(json.version).toBe(2);
+    expect(json.config.layers.map((l: any) => [l.recurrentActivation, l.useBias])).toEqual([["hardSigmoid", false], ["sigmoid", true], [undefined, false], [undefined, true]]);
+    const copy = decodeCheckpoint(encodeCheckpoint(m));
+    expect(copy.layers.map((l) => [(l as LSTM).recurrentActivation, l.useBias])).toEqual([["hardSigmoid", false], ["sigmoid", true], [undefined, false], [undefined, true]]);
+    expect(copy.weightNames()).toEqual(m.weightNames());
+    expect(copy.trainOnBatch(x, y)).toEqual(m.trainOnBatch(x, y));
+    expect(checkpointToJSON(trained("stacked", "float64", "adam").m).version).toBe(1);
+  });
+
+  it("a version-2 file must say both options; an unknown value is refused by name", () => {
+    const base = (): any => JSON.parse(JSON.stringify(checkpointToJSON(new Sequential(layers(), { seed: 4 }))));
+    const cases: [(j: any) => void, RegExp][] = [
+      [(j) => { delete j.config.layers[0].recurrentActivation; }, /config\.layers\[0\]\.recurrentActivation: expected one of "sigmoid", "hardSigmoid", got undefined/],
+      [(j) => { j.config.layers[1].recurrentActivation = "hard_sigmoid"; }, /config\.layers\[1\]\.recurrentActivation: expected one of "sigmoid", "hardSigmoid", got "hard_sigmoid"/],
+      [(j) => { delete j.config.layers[2].useBias; }, /config\.layers\[2\]\.useBias: expected one of true, false, got undefined/],
+      // Saying there is a bias when the file holds none: the weights no longer match the configuration.
+      [(j) => { j.config.layers[0].useBias = true; }, /weights: expected 9 arrays \(lstm_0\/kernel, lstm_0\/recurrentKernel, lstm_0\/bias, /],
+    ];
+    for (const [mutate, pattern] of cases) {
+      const j = base();
+      mutate(j);
+      expect(() => decodeCheckpoint(fileFor(JSON.stringify(j)))).toThrow(pattern);
+    }
+  });
+});
+
+describe("a checkpoint is untrusted input", () => {
+  it("a valid checksum over a configuration that asks for 20,000,000 inputs is refused before anything is allocated or initialised", () => {
+    const m = new Sequential([new LSTM({ units: 10, inputDim: 1 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
+    const j: any = JSON.parse(JSON.stringify(checkpointToJSON(m)));
+    j.config.layers[0].inputDim = 20_000_000;
+    const file = fileFor(JSON.stringify(j));
+    expect(file.length).toBeLessThan(8000);
+    const before = process.memoryUsage().arrayBuffers;
+    let err: unknown;
+    try { decodeCheckpoint(file, "hostile"); } catch (e) { err = e; }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect((err as Error).message).toBe("hostile: weights[0] (lstm_0/kernel).shape: expected [20000000, 40], got [1,40]");
+    // Building first would have allocated 2 × 6.4 GB of float64 weights and gradients (and failed in most
+    // processes); refusing first allocates nothing sized by the configuration.
+    expect(grown).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it("a stateful batch size from the file allocates no state slots until a pass needs them", () => {
+    const m = new Sequential([new LSTM({ units: 3, inputDim: 1, stateful: true, batchSize: 2 }), new Dense({ units: 1 })], { seed: 1 });
+    const j: any = JSON.parse(JSON.stringify(checkpointToJSON(m)));
+    j.config.layers[0].batchSize = 50_000_000;
+    j.states.batchSize = 50_000_000;
+    const before = process.memoryUsage().arrayBuffers;
+    const copy = decodeCheckpoint(fileFor(JSON.stringify(j)));
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * 1024 * 1024);
+    expect(copy.batchSize).toBe(50_000_000);
+    expect(copy.engine.stateH).toEqual([null]);
   });
 });
 

@@ -85,8 +85,11 @@ for (const dtype of ["float64", "float32"] as DType[]) {
         let dim = cfg.inputDim;
         const layers = cfg.layers.map((l: any) => {
           const layer = l.type === "lstm"
-            ? new LSTM({ units: l.units, inputDim: dim, returnSequences: Boolean(l.returnSequences) })
-            : new Dense({ units: l.units, activation: l.activation });
+            ? new LSTM({
+              units: l.units, inputDim: dim, returnSequences: Boolean(l.returnSequences),
+              recurrentActivation: l.recurrentActivation ?? "sigmoid", useBias: l.useBias ?? true,
+            })
+            : new Dense({ units: l.units, activation: l.activation, useBias: l.useBias ?? true });
           dim = l.units;
           return layer;
         });

@@ -23,14 +23,18 @@ interface Config {
   B: number; T: number; I: number;
   units: number[];            // LSTM units, bottom to top
   returnSequences: boolean;   // of the top LSTM: a per-step head
-  denses: { units: number; activation: Activation }[];
+  denses: { units: number; activation: Activation; useBias?: boolean }[];
   loss: LossName;
   stateful: boolean;
+  /** Per LSTM: hardSigmoid gates, and whether it has a bias (both default to the plain LSTM). */
+  hard?: boolean[];
+  lstmBias?: boolean[];
 }
 
 function describeConfig(c: Config): string {
   return `B=${c.B} T=${c.T} I=${c.I} H=[${c.units}] ${c.returnSequences ? "perStep" : "lastStep"} ` +
-    `dense=[${c.denses.map((d) => `${d.units}${d.activation}`)}] ${c.loss} ${c.stateful ? "stateful" : "stateless"}`;
+    `dense=[${c.denses.map((d) => `${d.units}${d.activation}${d.useBias === false ? "-nobias" : ""}`)}] ${c.loss} ${c.stateful ? "stateful" : "stateless"}` +
+    `${c.hard?.some(Boolean) ? ` hard=[${c.hard}]` : ""}${c.lstmBias?.some((b) => !b) ? ` lstmBias=[${c.lstmBias}]` : ""}`;
 }
 
 const HIDDEN_ACTS: Activation[] = ["linear", "sigmoid", "tanh", "relu"];
@@ -41,16 +45,26 @@ function randomConfig(rng: Rng): Config {
   // Heads: sigmoid or linear for either loss (a linear head under BCE is kept inside (0, 1), below);
   // tanh and relu heads with MSE.
   const heads: Activation[] = loss === "binaryCrossentropy" ? ["sigmoid", "sigmoid", "linear"] : ["sigmoid", "linear", "tanh", "relu"];
-  const denses = Array.from({ length: nD }, (_, k) => ({
+  const denses: Config["denses"] = Array.from({ length: nD }, (_, k) => ({
     units: randInt(rng, 1, k === nD - 1 ? 3 : 4),
     activation: k === nD - 1 ? heads[rng.int(heads.length)]! : HIDDEN_ACTS[rng.int(4)]!,
   }));
-  return {
+  const c: Config = {
     B: randInt(rng, 1, 4), T: randInt(rng, 1, 6), I: randInt(rng, 1, 4),
     units: Array.from({ length: nL }, () => randInt(rng, 1, 5)),
     returnSequences: rng.uniform() < 0.5,
     denses, loss, stateful: rng.uniform() < 0.5,
   };
+  // The options imported models carry: hard-sigmoid gates and layers without a bias (a ReLU layer keeps its
+  // bias, which holds its inputs away from the kink, and so does a linear head under BCE, whose bias keeps
+  // its outputs inside (0, 1); see randomizeWeights).
+  c.hard = c.units.map(() => rng.uniform() < 0.4);
+  c.lstmBias = c.units.map(() => rng.uniform() < 0.7);
+  denses.forEach((d, k) => {
+    const keep = d.activation === "relu" || (k === nD - 1 && d.activation === "linear" && loss === "binaryCrossentropy");
+    if (!keep && rng.uniform() < 0.3) d.useBias = false;
+  });
+  return c;
 }
 
 function buildModel(c: Config, seed: string, override: Partial<{ stateful: boolean; returnSequences: boolean }> = {}): Sequential {
@@ -59,6 +73,7 @@ function buildModel(c: Config, seed: string, override: Partial<{ stateful: boole
     units: u, inputDim: i === 0 ? c.I : undefined,
     returnSequences: i < c.units.length - 1 || (override.returnSequences ?? c.returnSequences),
     stateful, batchSize: stateful ? c.B : undefined,
+    recurrentActivation: c.hard?.[i] ? "hardSigmoid" : "sigmoid", useBias: c.lstmBias?.[i] ?? true,
   }));
   for (const d of c.denses) layers.push(new Dense(d));
   const model = new Sequential(layers, { dtype: "float64", seed });
@@ -72,6 +87,7 @@ function buildModel(c: Config, seed: string, override: Partial<{ stateful: boole
  * head under BCE gets bias 0.5 and a small kernel, so its outputs are probabilities far from the clip.
  */
 function randomizeWeights(model: Sequential, c: Config, rng: Rng): void {
+  // Hard-sigmoid layers get larger weights, so that some gates sit on each clipped side.
   const shapes = model.weightShapes();
   const ws: Tensor[] = [];
   let w = 0;
@@ -80,7 +96,10 @@ function randomizeWeights(model: Sequential, c: Config, rng: Rng): void {
     for (let k = 0; k < n; k++, w++) {
       const shape = shapes[w]!, size = shape.reduce((a, b) => a * b, 1);
       let data: Float64Array;
-      if (l instanceof LSTM) data = uniformArray(rng, size, k === 2 ? -1 : -0.7, k === 2 ? 1 : 0.7);
+      if (l instanceof LSTM) {
+        const s = (k === 2 ? 1 : 0.7) * (l.recurrentActivation === "hardSigmoid" ? 2.5 : 1);
+        data = uniformArray(rng, size, -s, s);
+      }
       else {
         const isHead = l === model.engine.denses[model.engine.denses.length - 1];
         const In = l.inputDim!;
@@ -117,6 +136,26 @@ function flatGrads(grads: Tensor[]): Float64Array {
   return out;
 }
 
+/**
+ * How far the hard-sigmoid gates are from the kinks after the last forward pass: a finite difference across a
+ * kink would measure neither side. Gates exactly 0 or 1 are clipped (and stay so under a tiny step); the rest
+ * must be at least this far inside (0, 1). Infinity when there is no hard-sigmoid layer.
+ */
+function hardKinkMargin(model: Sequential): number {
+  let m = Infinity;
+  model.engine.lstms.forEach((l, k) => {
+    if (l.recurrentActivation !== "hardSigmoid") return;
+    const ws = model.engine.ws(k), H = l.units, G = 4 * H;
+    const n = ws.B * ws.cap * G;
+    for (let q = 0; q < n; q++) {
+      if (Math.floor(q / H) % 4 === 2) continue; // the tanh block
+      const v = ws.gates[q]!;
+      if (v !== 0 && v !== 1) m = Math.min(m, v, 1 - v);
+    }
+  });
+  return m;
+}
+
 /** Every ReLU input at least `margin` from 0, after the last forward pass. */
 function reluMargin(model: Sequential): number {
   let m = Infinity;
@@ -146,6 +185,7 @@ describe("computeGradients vs finite differences on random configurations", () =
       }
     }
     for (const act of ["tanh", "relu"] as const) expect(has((c) => c.denses.some((d) => d.activation === act)), act).toBe(true);
+    expect(has((c) => c.hard!.some(Boolean)) && has((c) => c.lstmBias!.some((b) => !b)) && has((c) => c.denses.some((d) => d.useBias === false))).toBe(true);
     expect(has((c) => c.B === 1) && has((c) => c.T === 1) && has((c) => c.units.includes(1))).toBe(true);
   });
 
@@ -169,6 +209,11 @@ describe("computeGradients vs finite differences on random configurations", () =
       restart();
       const g = model.computeGradients(x, y);
       expect(reluMargin(model), "ReLU inputs away from the kink").toBeGreaterThan(0.1);
+      // Hard sigmoid is piecewise linear: with one in the model the stencil steps 1e-5 (which moves a gate by
+      // ~1e-5, a quarter of the margin asserted here), and the floor rises to 1e-4 so that the smaller step's
+      // round-off (~2e-11·|L|) stays inside the tolerance (an absolute 1e-10 below the floor).
+      const hard = c.hard!.some(Boolean);
+      if (hard) expect(hardKinkMargin(model), "hard-sigmoid gates away from the kinks").toBeGreaterThan(3e-5);
       expect(g.loss).toBe(loss()); // the same forward pass as testOnBatch
       const wrts: Wrt[] = [];
       const names = model.weightNames(), grads = flatGrads(g.grads);
@@ -184,7 +229,7 @@ describe("computeGradients vs finite differences on random configurations", () =
           wrts.push({ name: `stateGrads[${i}].c`, values: s.c.data as Float64Array, analytic: g.stateGrads[i]!.c.data });
         });
       }
-      const rep = checkGradients(loss, wrts);
+      const rep = checkGradients(loss, wrts, hard ? { step: 1e-5, floor: 1e-4 } : {});
       worst.add("computeGradients", rep);
       expectGradientsMatch(`#${ci}`, rep, TOL);
       // Not vacuous: some gradient is far above the floor.

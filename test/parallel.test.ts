@@ -15,6 +15,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Worker } from "node:worker_threads";
 import { afterAll, describe, expect, it } from "vitest";
+import ndarray from "ndarray";
 import {
   Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, setThreads,
   type Tensor, type Gradients, type ThreadOptions,
@@ -183,6 +184,29 @@ describe("two threads give one thread's results", () => {
     const x = randomTensor([9, 4, 3], next), y = randomTensor([9, 1], next, true);
     expectSameGradients("computeGradients", two.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
     expectSameTraining(one, two, x, y, 3);
+  });
+
+  it("the options imported models carry: hard-sigmoid gates, layers without a bias (the replicas build the same layers)", () => {
+    const [one, two] = pair({
+      layers: () => [
+        new LSTM({ units: 5, inputDim: 3, returnSequences: true, recurrentActivation: "hardSigmoid", useBias: false }),
+        new LSTM({ units: 4, recurrentActivation: "hardSigmoid" }),
+        new Dense({ units: 3, activation: "tanh", useBias: false }),
+        new Dense({ units: 1, activation: "sigmoid" }),
+      ],
+      loss: "binaryCrossentropy",
+    });
+    // Larger weights, so that gates clip: a replica computing σ instead would differ.
+    const big = one.getWeights().map((w) => ndarray(Float64Array.from(w.data, (v) => 3 * v), w.shape) as Tensor);
+    one.setWeights(big);
+    two.setWeights(big);
+    const next = stream(5);
+    const x = randomTensor([7, 5, 3], next), y = randomTensor([7, 1], next, true);
+    expectSameGradients("computeGradients", two.computeGradients(x, y), one.computeGradients(x, y));
+    expectSameTraining(one, two, x, y, 3);
+    expect(pool(two).parallelCalls).toBe(5);
+    const gates = one.engine.ws(0).gates;
+    expect(gates.some((v) => v === 0) && gates.some((v) => v === 1)).toBe(true);
   });
 
   it("fit with shuffled batches (a smaller last batch) and validation, evaluate, predict in batches", async () => {
