@@ -54,12 +54,12 @@ export function checkpointToJSON(model: Sequential): CheckpointJSON {
 // -----------------------------------------------------------------------------------------------
 // JSON → model, validating every piece
 
-/** Reads a checkpoint object, throwing CheckpointError with the path of the bad field. */
+/** Reads a checkpoint object, throwing CheckpointError (or `Err`) with the path of the bad field. */
 class Reader {
-  constructor(private readonly source: string) {}
+  constructor(private readonly source: string, private readonly Err: new (message: string) => LongshortError = CheckpointError) {}
 
   fail(path: string, msg: string, cause?: unknown): never {
-    const e = new CheckpointError(`${this.source}: ${path}: ${msg}`);
+    const e = new this.Err(`${this.source}: ${path}: ${msg}`);
     if (cause !== undefined) (e as { cause?: unknown }).cause = cause;
     throw e;
   }
@@ -130,7 +130,7 @@ class Reader {
     try {
       return make();
     } catch (e) {
-      if (e instanceof LongshortError && !(e instanceof CheckpointError)) this.fail(path, e.message, e);
+      if (e instanceof LongshortError && !(e instanceof this.Err)) this.fail(path, (e as Error).message, e);
       throw e;
     }
   }
@@ -179,6 +179,36 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
   return { layer: d, inputDim };
 }
 
+/** The layers of a configuration (unbuilt) and the input size it states, checked to chain. */
+function readLayers(r: Reader, path: string, v: unknown, version: number): { layers: Layer[]; inputDim: number | undefined } {
+  const read = r.arr(path, v).map((l, i) => readLayer(r, `${path}[${i}]`, l, version));
+  const layers = read.map((l) => l.layer);
+  // The input sizes the configuration states must chain: layer k reads what layer k-1 gives.
+  const inputDim = read[0]?.inputDim;
+  read.forEach(({ inputDim: d }, i) => {
+    const want = i === 0 ? inputDim : layers[i - 1]!.units;
+    if (d !== want && !(i > 0 && d === undefined && inputDim === undefined)) {
+      r.fail(`${path}[${i}].inputDim`, `expected ${want ?? null} (the output of the layer below), got ${d ?? null}`);
+    }
+  });
+  return { layers, inputDim };
+}
+
+/**
+ * @internal For importers that carry longshort's configuration (safetensors' `__metadata__`): the layers of a
+ * checkpoint-format `config.layers` array of format `version`, unbuilt, and the input size it states. A bad
+ * field throws `Err` naming `source` and the field's path.
+ */
+export function layersFromConfig(
+  source: string, path: string, layers: unknown, version: number, Err: new (message: string) => LongshortError,
+): { layers: Layer[]; inputDim: number | undefined } {
+  const r = new Reader(source, Err);
+  if (!Number.isInteger(version) || version < 1 || version > CHECKPOINT_VERSION) {
+    r.fail(`${path} version`, `expected a format version from 1 to ${CHECKPOINT_VERSION}, got ${fmtValue(version)}`);
+  }
+  return readLayers(r, path, layers, version);
+}
+
 /**
  * Rebuilds a model from `checkpointToJSON`'s object (or `JSON.parse(JSON.stringify(model))`). Every field is
  * validated; a bad one throws CheckpointError naming it.
@@ -199,16 +229,7 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
   const config = r.obj("config", top.config);
   const dtype = r.oneOf("config.dtype", config.dtype, ["float32", "float64"] as const);
   const seed = r.str("config.seed", config.seed);
-  const read = r.arr("config.layers", config.layers).map((l, i) => readLayer(r, `config.layers[${i}]`, l, version));
-  const layers = read.map((l) => l.layer);
-  // The input sizes the configuration states must chain: layer k reads what layer k-1 gives.
-  const inputDim = read[0]?.inputDim;
-  read.forEach(({ inputDim: d }, i) => {
-    const want = i === 0 ? inputDim : layers[i - 1]!.units;
-    if (d !== want && !(i > 0 && d === undefined && inputDim === undefined)) {
-      r.fail(`config.layers[${i}].inputDim`, `expected ${want ?? null} (the output of the layer below), got ${d ?? null}`);
-    }
-  });
+  const { layers, inputDim } = readLayers(r, "config.layers", config.layers, version);
   const model = r.build("config", () => new Sequential(layers, { dtype, seed })); // not built yet: no inputDim given
   const e = model.engine;
 

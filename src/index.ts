@@ -20,6 +20,7 @@ export { gradCheck, type GradCheckOptions, type GradCheckResult } from "./gradch
 export {
   encodeCheckpoint, decodeCheckpoint, checkpointToJSON, checkpointFromJSON, CHECKPOINT_VERSION, type CheckpointJSON,
 } from "./checkpoint.js";
+export { toSafetensors, fromSafetensors } from "./interop/safetensors.js";
 export { toOnnx, ONNX_OPSET, ONNX_IR_VERSION } from "./interop/onnx.js";
 export {
   LongshortError, ShapeError, ValueError, StateError, NonFiniteError, CheckpointError, FormatError,
