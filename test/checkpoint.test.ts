@@ -4,6 +4,7 @@
  * corrupted, newer-version and malformed checkpoints.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -344,6 +345,22 @@ describe("a checkpoint is untrusted input", () => {
     // Building first would have allocated 2 × 6.4 GB of float64 weights and gradients (and failed in most
     // processes); refusing first allocates nothing sized by the configuration.
     expect(grown).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it("fuzz: random bytes, truncations and byte flips only ever throw CheckpointError, allocating nothing large", () => {
+    const good = encodeCheckpoint(trained("stacked", "float32", "adam").m);
+    const onlyOurs = (b: Uint8Array): void => {
+      const before = process.memoryUsage().arrayBuffers;
+      try { decodeCheckpoint(b); } catch (e) { if (!(e instanceof CheckpointError)) throw e; }
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
+    };
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), onlyOurs), { seed: 7, numRuns: 300 });
+    fc.assert(fc.property(fc.nat(good.length), (n) => onlyOurs(good.subarray(0, n))), { seed: 8, numRuns: 200 });
+    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), (flips) => {
+      const b = good.slice();
+      for (const [i, v] of flips) b[i] = v;
+      onlyOurs(b);
+    }), { seed: 9, numRuns: 300 });
   });
 
   it("a stateful batch size from the file allocates no state slots until a pass needs them", () => {

@@ -236,7 +236,9 @@ describe("property: checkpoints", () => {
 
   it("a random field replaced by junk: still a valid checkpoint, or CheckpointError, nothing else", () => {
     let runs = 0, refused = 0;
-    const junk = fc.constantFrom<unknown>(null, undefined, -1, 0, 1.5, 1e308, NaN, "x", "AAAA", [], {}, true, [1, 2], { kind: "lstm" });
+    // Sizes too (20,000,000 units or inputs, 2^31 rows): a configuration must not make the reader allocate
+    // beyond what the file holds, so each call's growth in ArrayBuffer memory is bounded as well.
+    const junk = fc.constantFrom<unknown>(null, undefined, -1, 0, 1.5, 1e308, NaN, "x", "AAAA", [], {}, true, [1, 2], { kind: "lstm" }, 20_000_000, 2 ** 31);
     fc.assert(fc.property(ckptArb, fc.nat(), junk, (a, pick, value) => {
       const json: any = checkpointToJSON(ckptModel(a).m);
       const paths: (string | number)[][] = [];
@@ -250,12 +252,14 @@ describe("property: checkpoints", () => {
       for (const k of path.slice(0, -1)) parent = parent[k];
       if (value === undefined) delete parent[path[path.length - 1]!];
       else parent[path[path.length - 1]!] = value;
+      const before = process.memoryUsage().arrayBuffers;
       try {
         checkpointFromJSON(json);
       } catch (e) {
         expect(e, `${path.join(".")} = ${String(value)}: ${(e as Error).name}: ${(e as Error).message}`).toBeInstanceOf(CheckpointError);
         refused++;
       }
+      expect(process.memoryUsage().arrayBuffers - before, `${path.join(".")} = ${String(value)}: memory`).toBeLessThan(32 * 1024 * 1024);
       runs++;
     }), { seed: 99, numRuns: 300 });
     console.log(`checkpoint junk property: ${runs} random field replacements, ${refused} refused with CheckpointError, ${runs - refused} still valid`);

@@ -211,17 +211,21 @@ describe("untrusted bytes: FormatError naming what is wrong, the target model un
 
   it("fuzz: random bytes, truncations and byte flips of a valid file only ever throw library errors", () => {
     const throwsOnlyOurs = (b: Uint8Array, into: boolean): void => {
-      try { fromSafetensors(b, into ? model() : undefined); } catch (e) {
+      const target = into ? model() : undefined;
+      const before = process.memoryUsage().arrayBuffers;
+      try { fromSafetensors(b, target); } catch (e) {
         if (!(e instanceof LongshortError)) throw e;
       }
+      // Nothing sized by the header's claims: growth stays near the file's own size.
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(4 * 1024 * 1024);
     };
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (b, into) => throwsOnlyOurs(b, into)), { numRuns: 300 });
-    fc.assert(fc.property(fc.nat(bytes.length), fc.boolean(), (n, into) => throwsOnlyOurs(bytes.subarray(0, n), into)), { numRuns: 200 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (b, into) => throwsOnlyOurs(b, into)), { seed: 1, numRuns: 300 });
+    fc.assert(fc.property(fc.nat(bytes.length), fc.boolean(), (n, into) => throwsOnlyOurs(bytes.subarray(0, n), into)), { seed: 2, numRuns: 200 });
     fc.assert(fc.property(fc.array(fc.tuple(fc.nat(bytes.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.boolean(), (flips, into) => {
       const b = bytes.slice();
       for (const [i, v] of flips) b[i] = v;
       throwsOnlyOurs(b, into);
-    }), { numRuns: 400 });
+    }), { seed: 3, numRuns: 400 });
   });
 
   it("argument errors are ValueErrors naming the argument", () => {
