@@ -152,11 +152,8 @@ export class Engine {
 
   /**
    * Sizes every layer for `inputDim` features, allocates the flat buffers and initialises the weights from
-   * the seed. Idempotent for the same inputDim.
-   */
-  /**
-   * Sizes every layer for `inputDim` input features and allocates the flat weights. With `init` false the
-   * weights are left at zero for the caller to fill (an importer about to copy a file's weights in).
+   * the seed. Idempotent for the same inputDim. With `init` false the weights are left at zero for the caller
+   * to fill (an importer about to copy a file's weights in).
    */
   build(inputDim: number, init = true): void {
     if (this.built) {

@@ -1,7 +1,7 @@
 // The public surface (see README.md), the same in every JavaScript runtime: nothing here, nor in anything
 // it imports, uses Node. What needs Node is in node/index.ts ("longshort/node"). This file only re-exports.
 export { tensor, zeros, toArray, type Tensor, type TensorLike, type DType } from "./tensor/tensor.js";
-export { LSTM, type LSTMOptions } from "./layers/lstm.js";
+export { LSTM, type LSTMOptions, type RecurrentActivation } from "./layers/lstm.js";
 export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
 export {
   Sequential, type SequentialOptions, type CompileOptions, type Gradients, type StepResult, type FitOptions,
@@ -21,6 +21,10 @@ export {
   encodeCheckpoint, decodeCheckpoint, checkpointToJSON, checkpointFromJSON, CHECKPOINT_VERSION, type CheckpointJSON,
 } from "./checkpoint.js";
 export { toSafetensors, fromSafetensors } from "./interop/safetensors.js";
+export {
+  toTfjs, fromTfjs, tfjsModelJSON, tfjsArtifactsFromModelJSON, TFJS_LAYERS_VERSION,
+  type TfjsArtifacts, type TfjsArtifactsInput, type TfjsModelJSON, type TfjsWeightSpec, type FromTfjsOptions,
+} from "./interop/tfjs.js";
 export { toOnnx, ONNX_OPSET, ONNX_IR_VERSION } from "./interop/onnx.js";
 export {
   LongshortError, ShapeError, ValueError, StateError, NonFiniteError, CheckpointError, FormatError,

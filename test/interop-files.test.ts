@@ -3,13 +3,14 @@
  * read back; a missing file is a FormatError naming the path.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
+import * as tf from "@tensorflow/tfjs";
 import {
-  Sequential, LSTM, Dense, FormatError, ValueError, toSafetensors, toOnnx,
-  saveSafetensors, loadSafetensors, saveOnnx,
+  Sequential, LSTM, Dense, FormatError, ValueError, toSafetensors, toOnnx, toTfjs,
+  saveSafetensors, loadSafetensors, saveOnnx, saveTfjs, loadTfjs,
 } from "../src/node/index.js";
 
 let dir = "";
@@ -42,6 +43,35 @@ describe("longshort/node interop files", () => {
     const session = await ort.InferenceSession.create(path);
     const out = await session.run({ x: new ort.Tensor("float32", Float32Array.from(X.flat(2)), [1, 3, 2]) });
     expect(Math.abs((out.y!.data as Float32Array)[0]! - m.predict(X).data[0]!)).toBeLessThan(1e-6);
+  });
+
+  it("saveTfjs writes model.json + weights.bin, which tfjs loads and loadTfjs reads back", async () => {
+    const m = model(), folder = join(dir, "tfjs");
+    mkdirSync(folder);
+    await saveTfjs(m, folder);
+    expect(readdirSync(folder).sort()).toEqual(["model.json", "weights.bin"]);
+    const json = JSON.parse(readFileSync(join(folder, "model.json"), "utf8"));
+    const weights = readFileSync(join(folder, "weights.bin"));
+    expect(json.weightsManifest).toEqual([{ paths: ["weights.bin"], weights: toTfjs(m).weightSpecs }]);
+    expect(weights.equals(Buffer.from(toTfjs(m).weightData))).toBe(true);
+    tf.setBackend("cpu");
+    const tfModel = await tf.loadLayersModel(tf.io.fromMemory({
+      modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights,
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+    }));
+    const fromTf = (tfModel.predict(tf.tensor3d(X)) as tf.Tensor).dataSync()[0]!;
+    expect(Math.abs(fromTf - m.predict(X).data[0]!)).toBeLessThan(1e-6);
+    for (const p of [folder, join(folder, "model.json")]) {
+      const back = await loadTfjs(p);
+      expect(Array.from(back.predict(X).data)).toEqual(Array.from(m.predict(X).data));
+      expect((back.layers[0] as LSTM).recurrentActivation).toBe("hardSigmoid");
+    }
+    // A manifest that points outside its folder is refused before any file is read; a missing shard is named.
+    writeFileSync(join(folder, "model.json"), JSON.stringify({ ...json, weightsManifest: [{ paths: ["../m.onnx"], weights: json.weightsManifest[0].weights }] }));
+    await expect(loadTfjs(folder)).rejects.toThrow(/weightsManifest\[0\]\.paths\[0\]: "\.\.\/m\.onnx" is not a plain relative path inside the model's folder/);
+    writeFileSync(join(folder, "model.json"), JSON.stringify({ ...json, weightsManifest: [{ paths: ["gone.bin"], weights: json.weightsManifest[0].weights }] }));
+    await expect(loadTfjs(folder)).rejects.toThrow(/paths\[0\] "gone\.bin": cannot be read \(load .*gone\.bin: cannot read the TensorFlow\.js model: ENOENT/);
+    await expect(loadTfjs(join(dir, "nothing-here"))).rejects.toThrow(/load .*nothing-here\/model\.json: cannot read the TensorFlow\.js model: ENOENT/);
   });
 
   it("errors name the path: a missing file, a file that is not safetensors, a bad path argument", async () => {

@@ -1,5 +1,6 @@
 /**
- * The README's quick start, run as written (its `from "longshort"` import is rewritten to ../src/index.js below).
+ * The README's quick start and its interop block, run as written (their `from "longshort"` import is rewritten
+ * to ../src/index.js below).
  */
 import { describe, it, expect, vi } from "vitest";
 import { readFileSync } from "node:fs";
@@ -26,5 +27,26 @@ describe("README", () => {
     const [acc, probs] = logs[0] as [number, Float64Array];
     expect(acc).toBe(1);
     expect(Array.from(probs).map((p) => (p > 0.5 ? 1 : 0))).toEqual([1, 0, 1, 0]);
+  });
+
+  it("the travel block runs with the real TensorFlow.js and ONNX Runtime, and all four agree", async () => {
+    const block = readme.split("## Models that travel")[1]!.split("```ts")[1]!.split("```")[0]!;
+    const file = join(dirname(fileURLToPath(import.meta.url)), ".readme-travel.test-tmp.ts");
+    const { writeFileSync, rmSync } = await import("node:fs");
+    writeFileSync(file, block.replace(`from "longshort"`, `from "../src/index.js"`) + "\nexport {};\n");
+    const logs: unknown[][] = [];
+    vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => { logs.push(a); });
+    vi.spyOn(console, "warn").mockImplementation(() => undefined); // tfjs's advice to install tfjs-node
+    try {
+      await import(/* @vite-ignore */ file);
+    } finally {
+      vi.restoreAllMocks();
+      rmSync(file, { force: true });
+    }
+    const four = logs[logs.length - 1] as number[];
+    expect(four).toHaveLength(4);
+    expect(four[0]).toBeGreaterThan(0);
+    expect(four[1]).toBe(four[0]); // safetensors in float64: bit for bit
+    for (const v of four.slice(2)) expect(Math.abs(v - four[0]!)).toBeLessThan(1e-6);
   });
 });

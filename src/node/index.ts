@@ -12,5 +12,5 @@ setTerminal({
 
 export * from "../index.js";
 export { saveCheckpoint, loadCheckpoint, saveCheckpointSync, loadCheckpointSync } from "./checkpoint-files.js";
-export { saveSafetensors, loadSafetensors, saveOnnx } from "./interop-files.js";
+export { saveSafetensors, loadSafetensors, saveOnnx, saveTfjs, loadTfjs } from "./interop-files.js";
 export { setThreads, nodeThreads, type ThreadOptions } from "./threads.js";
