@@ -630,25 +630,39 @@ export function lstmGatesBackward(
   hard: boolean,                        // the gates' σ is hardSigmoid
 ): void {
   const G = 4 * H;
+  // Two copies of the loop, one per gate function: a `hard ? … : …` on each derivative inside the loop
+  // measured ~1.5× slower on the sigmoid path (V8 does not hoist it), and the loop is short.
+  if (hard) {
+    for (let b = 0; b < B; b++) {
+      const gb = gOff + b * G, db = dzOff + b * G, sb = b * H;
+      for (let j = 0; j < H; j++) {
+        const ig = gates[gb + j]!, fg = gates[gb + H + j]!, gg = gates[gb + 2 * H + j]!, og = gates[gb + 3 * H + j]!;
+        const tc = tanhC[tOff + sb + j]!;
+        const dhv = dh[dhOff + sb + j]!;
+        const dcv = dc[dcOff + sb + j]! + dhv * og * (1 - tc * tc);
+        // hardSigmoid' is 0.2 on the ramp and 0 where it clips (at the corners too, as PyTorch's hardsigmoid).
+        dz[db + j] = ig > 0 && ig < 1 ? 0.2 * dcv * gg : 0;
+        dz[db + H + j] = fg > 0 && fg < 1 ? 0.2 * dcv * cPrev[cPrevOff + sb + j]! : 0;
+        dz[db + 2 * H + j] = dcv * ig * (1 - gg * gg);
+        dz[db + 3 * H + j] = og > 0 && og < 1 ? 0.2 * dhv * tc : 0;
+        dc[dcOff + sb + j] = dcv * fg;
+      }
+    }
+    return;
+  }
   for (let b = 0; b < B; b++) {
-    const gb = gOff + b * G;
-    const db = dzOff + b * G;
-    const sb = b * H;
+    const gb = gOff + b * G, db = dzOff + b * G, sb = b * H;
     for (let j = 0; j < H; j++) {
       const ig = gates[gb + j]!, fg = gates[gb + H + j]!, gg = gates[gb + 2 * H + j]!, og = gates[gb + 3 * H + j]!;
       const tc = tanhC[tOff + sb + j]!;
       const dhv = dh[dhOff + sb + j]!;
-      // σ' from the saved output: σ(1-σ); hardSigmoid's is 0.2 inside the ramp and 0 where it is clipped
-      // (at the kinks themselves too, as PyTorch's hardsigmoid does).
-      const di = hard ? (ig > 0 && ig < 1 ? 0.2 : 0) : ig * (1 - ig);
-      const df = hard ? (fg > 0 && fg < 1 ? 0.2 : 0) : fg * (1 - fg);
-      const dO = hard ? (og > 0 && og < 1 ? 0.2 : 0) : og * (1 - og);
-      // c_t reaches the loss through h_t = o ⊙ tanh(c_t) and through c_{t+1} = f ⊙ c_t + …
+      // c_t reaches the loss through h_t = o ⊙ tanh(c_t) and through c_{t+1} = f ⊙ c_t + …;
+      // σ' comes from the saved output: σ(1-σ).
       const dcv = dc[dcOff + sb + j]! + dhv * og * (1 - tc * tc);
-      dz[db + j] = dcv * gg * di;
-      dz[db + H + j] = dcv * cPrev[cPrevOff + sb + j]! * df;
+      dz[db + j] = dcv * gg * ig * (1 - ig);
+      dz[db + H + j] = dcv * cPrev[cPrevOff + sb + j]! * fg * (1 - fg);
       dz[db + 2 * H + j] = dcv * ig * (1 - gg * gg);
-      dz[db + 3 * H + j] = dhv * tc * dO;
+      dz[db + 3 * H + j] = dhv * tc * og * (1 - og);
       dc[dcOff + sb + j] = dcv * fg;
     }
   }
