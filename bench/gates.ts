@@ -53,7 +53,7 @@ export function gatesBackwardCase(B: number, H: number, label: string): Case {
     group: "gates",
     check: () => {
       dc.set(dc0);
-      lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0, false);
+      lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0);
       // L = <dh, h> + <dc0, c>; dz must be dL/dz. Central differences of the naive step on 8 entries.
       const loss = (zz: Float64Array): number => {
         const s = naiveLstmStep(B, H, zz, cPrev);
@@ -71,7 +71,7 @@ export function gatesBackwardCase(B: number, H: number, label: string): Case {
         if (!(Math.abs(fd - dz[k]!) <= 1e-6 * (1 + Math.abs(fd)))) throw new Error(`dz[${k}] = ${dz[k]} vs finite difference ${fd}`);
       }
     },
-    run: () => lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0, false),
+    run: () => lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0),
     note: perUnit(B, H),
   };
 }

@@ -216,7 +216,7 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
       const dh = new Float64Array(dhOff + BH); dh.set(rh, dhOff);
       const dc = new Float64Array(dcOff + BH); dc.set(rc, dcOff);
       const dz = new Float64Array(dzOff + B * G);
-      lstmGatesBackward(B, H, gates, gOff, cp, cpOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff, false);
+      lstmGatesBackward(B, H, gates, gOff, cp, cpOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff);
       // Check a spread of entries on the larger shapes to keep the test fast.
       const pick = (n: number) => (n <= 64 ? undefined : Array.from({ length: 64 }, (_, k) => Math.floor((k * n) / 64)));
       const rep = checkGradients(loss, [
@@ -234,7 +234,7 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
       const z = Arr.from(src.z), cp = Arr.from(src.cp), dh = Arr.from(src.dh), dc = Arr.from(src.dc);
       const c = new Arr(BH), tanhC = new Arr(BH), h = new Arr(BH), dz = new Arr(B * G);
       lstmGatesForward(B, H, z, 0, cp, 0, c, 0, tanhC, 0, h, 0, false);
-      lstmGatesBackward(B, H, z, 0, cp, 0, tanhC, 0, dh, 0, dc, 0, dz, 0, false);
+      lstmGatesBackward(B, H, z, 0, cp, 0, tanhC, 0, dh, 0, dc, 0, dz, 0);
       return { dz: dz as FloatArray, dc: dc as FloatArray };
     };
     const rnd = (n: number, s: number) => Float64Array.from(uniformArray(rng, n, -s, s), Math.fround);

@@ -13,7 +13,7 @@
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import {
-  matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward,
+  matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
 } from "../tensor/kernels.js";
 import { ValueError, checkPositiveInt, fmtValue } from "../errors.js";
 import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
@@ -251,7 +251,8 @@ export function lstmBackward(
       for (let k = 0; k < BH; k++) s += dh[k]! * dh[k]!;
       dhNorms[t] = Math.sqrt(s);
     }
-    lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G, hard);
+    if (hard) lstmGatesBackwardHard(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
+    else lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
     // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H)
     matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false);
   }
