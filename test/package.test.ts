@@ -79,6 +79,8 @@ interface NodeRun {
   parallelCalls: number;
   twoThreadLoss: number;
   oneThreadLoss: number;
+  /** Byte lengths of the safetensors and ONNX exports, and whether the safetensors round trip predicts the same. */
+  interop: [number, number, boolean];
 }
 
 const QUICK = `
@@ -103,6 +105,8 @@ const report = async (saveSync, loadSync, setThreads, file) => {
     accuracy: history.history.accuracy.at(-1), predictions: Array.from(model.predict(x).data),
     reloadedEqual: Array.from(back.predict(x).data).join() === Array.from(model.predict(x).data).join(),
     threads: two.threads, parallelCalls: two.engine.executor.parallelCalls, oneThreadLoss, twoThreadLoss,
+    interop: [toSafetensors(model).length, toOnnx(model).length,
+      Array.from(fromSafetensors(toSafetensors(model)).predict(x).data).join() === Array.from(model.predict(x).data).join()],
   };
   two.dispose();
   console.log(JSON.stringify(out));
@@ -121,12 +125,15 @@ function expectNodeRun(system: "esm" | "cjs", text: string): void {
   expect(r.threads).toBe(2);
   expect(r.parallelCalls).toBe(1); // the step ran split, on a worker started from the installed dist/
   expect(Math.abs(r.twoThreadLoss - r.oneThreadLoss)).toBeLessThanOrEqual(1e-12 * Math.abs(r.oneThreadLoss));
+  expect(r.interop[0]).toBeGreaterThan(1000);
+  expect(r.interop[1]).toBeGreaterThan(1000);
+  expect(r.interop[2]).toBe(true);
 }
 
 describe("both module systems, from the installed package", () => {
   it("import (ES module): longshort and longshort/node — training, checkpoint files, worker threads", () => {
     writeFileSync(join(app, "esm.mjs"), `
-import { Sequential, LSTM, Dense, Adam, tensor } from "longshort";
+import { Sequential, LSTM, Dense, Adam, tensor, toSafetensors, fromSafetensors, toOnnx } from "longshort";
 import { saveCheckpointSync, loadCheckpointSync, setThreads, Sequential as NodeSequential } from "longshort/node";
 if (NodeSequential !== Sequential) throw new Error("longshort/node must re-export the same classes");
 ${QUICK}
@@ -137,7 +144,7 @@ await report(saveCheckpointSync, loadCheckpointSync, setThreads, "esm.ckpt");
 
   it("require (CommonJS): longshort and longshort/node — the same", () => {
     writeFileSync(join(app, "cjs.cjs"), `
-const { Sequential, LSTM, Dense, Adam, tensor } = require("longshort");
+const { Sequential, LSTM, Dense, Adam, tensor, toSafetensors, fromSafetensors, toOnnx } = require("longshort");
 const { saveCheckpointSync, loadCheckpointSync, setThreads, Sequential: NodeSequential } = require("longshort/node");
 if (NodeSequential !== Sequential) throw new Error("longshort/node must re-export the same classes");
 ${QUICK}
@@ -155,14 +162,14 @@ report(saveCheckpointSync, loadCheckpointSync, setThreads, "cjs.ckpt");
 describe("types, without @types/node and without the DOM library", () => {
   const use = (from: "import" | "require") => `
 ${from === "import"
-    ? `import { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, type Callback, type Tensor } from "longshort";
-import { saveCheckpoint, setThreads } from "longshort/node";
+    ? `import { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx, type Callback, type Tensor } from "longshort";
+import { saveCheckpoint, setThreads, saveTfjs, loadSafetensors } from "longshort/node";
 import { setThreads as setWebThreads } from "longshort/web";`
     : `import longshort = require("longshort");
 import nodeOnly = require("longshort/node");
 import webOnly = require("longshort/web");
-const { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint } = longshort;
-const { saveCheckpoint, setThreads } = nodeOnly;
+const { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx } = longshort;
+const { saveCheckpoint, setThreads, saveTfjs, loadSafetensors } = nodeOnly;
 const setWebThreads = webOnly.setThreads;
 type Callback = longshort.Callback;
 type Tensor = longshort.Tensor;`}
@@ -178,12 +185,20 @@ async function main(): Promise<number> {
   setThreads(copy, 2);
   const webThreads: number = await setWebThreads(copy, 2, { workerUrl: "longshort-worker.js", minFlops: 1e6 });
   await saveCheckpoint(copy, "m.ckpt");
-  const loss: number = h.history.loss[0]!;
+  const st: Uint8Array = toSafetensors(copy);
+  const back = fromSafetensors(st, await loadSafetensors("m.safetensors"));
+  const artifacts = toTfjs(new Sequential([new LSTM({ units: 2, inputDim: 1, recurrentActivation: "hardSigmoid", useBias: false }), new Dense({ units: 1, useBias: false })]));
+  const wd: ArrayBuffer = artifacts.weightData;
+  const onnx: Uint8Array = toOnnx(fromTfjs(artifacts, { dtype: "float64" }));
+  await saveTfjs(back, "tfjs-model");
+  const loss: number = h.history.loss[0]! + wd.byteLength + onnx.length;
   return loss + copy.predict(x).data[0]! + webThreads;
 }
 void main;
 // @ts-expect-error: a wrong option must not type-check
 new LSTM({ units: 4, returnSequence: true });
+// @ts-expect-error: nor an activation the engine does not compute
+new LSTM({ units: 4, recurrentActivation: "hard_sigmoid" });
 `;
 
   for (const from of ["import", "require"] as const) {
@@ -219,7 +234,9 @@ function quickstartModule(): string {
   const imports = lines.filter((l) => l.startsWith("import "));
   const body = lines.filter((l) => !l.startsWith("import ")).join("\n");
   return transformSync(`${imports.join("\n")}
+import { toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx, encodeCheckpoint } from "longshort";
 const hex = (a) => Array.from(new Uint8Array(new Float64Array(a).buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+const hexBytes = (u) => Array.from(u, (b) => b.toString(16).padStart(2, "0")).join("");
 export async function quickstart() {
   const logged = [];
   const console = { log: (...args) => logged.push(args.length) };
@@ -229,6 +246,9 @@ ${body}
     weights: model.getWeights().map((w) => hex(w.data)),
     losses: hex(history.history.loss),
     predictions: hex(model.predict(x).data),
+    // The trained model out through every format, and back in through the importers (in a page too).
+    files: [toSafetensors(model), toOnnx(model), new Uint8Array(toTfjs(model).weightData), encodeCheckpoint(model)].map(hexBytes),
+    reimported: [fromSafetensors(toSafetensors(model)), fromTfjs(toTfjs(model))].map((m) => hex(m.predict(x).data)),
   };
 }
 `, { loader: "ts", format: "esm" }).code;
@@ -334,7 +354,8 @@ describe("in the browser", () => {
     const version = browser!.version();
     expect(problems).toEqual([]);
     expect(inBrowser, `Chromium ${version} vs Node ${process.version}`).toEqual(inNode);
-    console.log(`Chromium ${version}: the quick start's weights, 60 losses and predictions equal Node ${process.version}'s bit for bit`);
+    expect(inNode.reimported[0]).toBe(inNode.predictions); // safetensors in float64: exact
+    console.log(`Chromium ${version}: the quick start's weights, 60 losses and predictions, and its safetensors, ONNX, tfjs and checkpoint bytes (${inNode.files.map((f: string) => f.length / 2).join(", ")} B) equal Node ${process.version}'s bit for bit`);
     await page.close();
   }, 120_000);
 
