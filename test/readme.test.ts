@@ -3,26 +3,33 @@
  * to ../src/index.js below).
  */
 import { describe, it, expect, vi } from "vitest";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
 const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "README.md"), "utf8");
 
+/** Runs the first ```ts block after `heading` as a module, returning what it logged (console.warn is muted:
+ * tfjs advises installing tfjs-node there). */
+async function runBlock(heading: string, name: string): Promise<unknown[][]> {
+  const block = readme.split(heading)[1]!.split("```ts")[1]!.split("```")[0]!;
+  const file = join(dirname(fileURLToPath(import.meta.url)), `.readme-${name}.test-tmp.ts`);
+  writeFileSync(file, block.replace(`from "longshort"`, `from "../src/index.js"`) + "\nexport {};\n");
+  const logs: unknown[][] = [];
+  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => { logs.push(a); });
+  vi.spyOn(console, "warn").mockImplementation(() => undefined);
+  try {
+    await import(/* @vite-ignore */ file);
+  } finally {
+    vi.restoreAllMocks();
+    rmSync(file, { force: true });
+  }
+  return logs;
+}
+
 describe("README", () => {
   it("the quick start runs and learns the toy task", async () => {
-    const block = readme.split("## Quick start")[1]!.split("```ts")[1]!.split("```")[0]!;
-    const file = join(dirname(fileURLToPath(import.meta.url)), ".readme-quickstart.test-tmp.ts");
-    const { writeFileSync, rmSync } = await import("node:fs");
-    writeFileSync(file, block.replace(`from "longshort"`, `from "../src/index.js"`) + "\nexport {};\n");
-    const logs: unknown[][] = [];
-    vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => { logs.push(a); });
-    try {
-      await import(/* @vite-ignore */ file);
-    } finally {
-      vi.restoreAllMocks();
-      rmSync(file, { force: true });
-    }
+    const logs = await runBlock("## Quick start", "quickstart");
     expect(logs).toHaveLength(1);
     const [acc, probs] = logs[0] as [number, Float64Array];
     expect(acc).toBe(1);
@@ -30,19 +37,7 @@ describe("README", () => {
   });
 
   it("the travel block runs with the real TensorFlow.js and ONNX Runtime, and all four agree", async () => {
-    const block = readme.split("## Models that travel")[1]!.split("```ts")[1]!.split("```")[0]!;
-    const file = join(dirname(fileURLToPath(import.meta.url)), ".readme-travel.test-tmp.ts");
-    const { writeFileSync, rmSync } = await import("node:fs");
-    writeFileSync(file, block.replace(`from "longshort"`, `from "../src/index.js"`) + "\nexport {};\n");
-    const logs: unknown[][] = [];
-    vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => { logs.push(a); });
-    vi.spyOn(console, "warn").mockImplementation(() => undefined); // tfjs's advice to install tfjs-node
-    try {
-      await import(/* @vite-ignore */ file);
-    } finally {
-      vi.restoreAllMocks();
-      rmSync(file, { force: true });
-    }
+    const logs = await runBlock("## Models that travel", "travel");
     const four = logs[logs.length - 1] as number[];
     expect(four).toHaveLength(4);
     expect(four[0]).toBeGreaterThan(0);

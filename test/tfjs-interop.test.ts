@@ -16,20 +16,15 @@ import {
 import {
   toTfjs, fromTfjs, tfjsModelJSON, tfjsArtifactsFromModelJSON, type TfjsArtifactsInput, type TfjsModelJSON,
 } from "../src/interop/tfjs.js";
+import { makeRng } from "./helpers/gradcheck.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/** A seeded uniform stream in [-1, 1) (mulberry32), for data and weights. */
+/** A seeded uniform stream in [-1, 1), for data and weights. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const r = makeRng(`tfjs/${seed}`);
+  return () => 2 * r.uniform() - 1;
 }
 
 function randomX(seed: number, N: number, T: number, F: number): number[][][] {
