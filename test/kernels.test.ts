@@ -1,7 +1,7 @@
 /**
  * Every kernel in src/tensor/kernels.ts against the naive references in src/tensor/naive.ts.
  *
- * The matmuls take two very different paths (simple loops for small products, the packed 4×4 blocked
+ * The matmuls take two very different paths (simple loops for small products, the packed 4×3 blocked
  * driver above a size threshold, with K blocks of 256 and M blocks of 128), so the shapes sweep each of
  * M, N, K over 1 … 70 (odd sizes, sizes that are not a multiple of the 4-wide tile, both sides of the
  * threshold) plus a few larger products that cross the K and M block boundaries. Every case uses nonzero
@@ -12,6 +12,7 @@
  * (the bound on reordered summation is ~K·2⁻⁵³ ≈ 1e-14 relative to that sum) and 1e-6 in float32.
  */
 import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
 import {
   matmulNN, matmulTN, matmulNT, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward,
   fastSigmoid, fastTanh,
@@ -246,24 +247,47 @@ describe("lstmGatesForward / lstmGatesBackward", () => {
 });
 
 describe("exp (tensor/math.ts), fastSigmoid / fastTanh (the gate activations)", () => {
-  /** Distance in units of the last place of the reference (2^-52 relative). */
-  const ulps = (got: number, want: number): number => (got === want ? 0 : Math.abs(got - want) / (Math.abs(want) * 2 ** -52));
+  /** Units in the last place of the correctly rounded value y (its binade's spacing; 2^-1074 for subnormals). */
+  const ulpOf = (y: number): number => {
+    const a = Math.abs(y);
+    return a < 2 ** -1022 ? 2 ** -1074 : 2 ** (Math.floor(Math.log2(a)) - 52);
+  };
+  const ulps = (got: number, want: number): number => (got === want ? 0 : !Number.isFinite(want) || !Number.isFinite(got) ? Infinity : Math.abs(got - want) / ulpOf(want));
+  // Correctly rounded references from mpmath at 200 bits (test/fixtures/mpmath_activations.py): uniform
+  // draws over each function's whole range, log-uniform magnitudes down to 1e-300, dense runs at the edges.
+  const fx = JSON.parse(readFileSync(new URL("./fixtures/activations_mpmath.json", import.meta.url), "utf8"));
+  const f64 = (b64: string): Float64Array => { const u = Buffer.from(b64, "base64"); return new Float64Array(u.buffer, u.byteOffset, u.length / 8); };
+  const worstOver = (name: string, f: (x: number) => number): { worst: number; at: number; n: number } => {
+    const xs = f64(fx[name].x), ys = f64(fx[name].y);
+    let worst = 0, at = NaN;
+    xs.forEach((x, i) => { const u = ulps(f(x), ys[i]!); if (u > worst) { worst = u; at = x; } });
+    return { worst, at, n: xs.length };
+  };
 
-  it("agree with Math.exp, 1/(1+Math.exp(-x)) and Math.tanh to within 3 ulp over ±1e-9 … ±700", () => {
-    const rng = makeRng("fastmath");
-    const worst = { exp: 0, sigmoid: 0, tanh: 0 };
-    for (const scale of [1e-9, 1e-3, 0.5, 1, 4, 20, 40, 700]) {
-      for (let n = 0; n < 4000; n++) {
-        const x = (2 * rng.uniform() - 1) * scale;
-        worst.exp = Math.max(worst.exp, ulps(exp(x), Math.exp(x)));
-        const sRef = 1 / (1 + Math.exp(-x));
-        if (sRef > 1e-300) worst.sigmoid = Math.max(worst.sigmoid, ulps(fastSigmoid(x), sRef));
-        worst.tanh = Math.max(worst.tanh, ulps(fastTanh(x), Math.tanh(x)));
-      }
+  it("are within 1 (exp) and 3 (σ, tanh) ulp of the correctly rounded values over their whole range", () => {
+    const e = worstOver("exp", exp), s = worstOver("sigmoid", fastSigmoid), t = worstOver("tanh", fastTanh);
+    console.log(`true ulps against mpmath: exp ${e.worst.toFixed(2)} (${e.n} points), σ ${s.worst.toFixed(2)} at ${s.at} (${s.n}), tanh ${t.worst.toFixed(2)} at ${t.at} (${t.n})`);
+    expect(e.worst).toBeLessThanOrEqual(1);
+    expect(s.worst).toBeLessThanOrEqual(3);
+    expect(t.worst).toBeLessThanOrEqual(3);
+  });
+
+  it("the edges: exp finite up to its overflow, σ exact through the subnormal tail", () => {
+    // exp(709.78) is 1.79e308, finite; an earlier version overflowed in (709.7773, 709.78].
+    for (const x of [709.7773, 709.778, 709.78, 709.7827]) {
+      expect(Number.isFinite(exp(x)), `exp(${x})`).toBe(true);
+      expect(ulps(exp(x), Math.exp(x))).toBeLessThanOrEqual(1);
     }
-    expect(worst.exp).toBeLessThanOrEqual(2);
-    expect(worst.sigmoid).toBeLessThanOrEqual(3);
-    expect(worst.tanh).toBeLessThanOrEqual(3);
+    expect(exp(709.783)).toBe(Infinity);
+    // σ(x) = e^x to double precision down there: 5.6e-309 at -709.78 (it gave 0 from -709.7773 down), the
+    // smallest subnormal near -745, and 0 only where e^x rounds to 0.
+    for (const x of [-709.7773, -709.78, -709.79, -720, -744.44]) {
+      const want = exp(x);
+      expect(want).toBeGreaterThan(0);
+      expect(fastSigmoid(x), `σ(${x})`).toBe(want);
+    }
+    expect(fastSigmoid(-745.1)).toBe(5e-324);
+    expect(fastSigmoid(-746)).toBe(0);
   });
 
   it("handle the special values like Math does", () => {
