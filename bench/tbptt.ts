@@ -8,8 +8,11 @@
  * FLOP model: a window with k2 = k1 ≈ 3 × forward = 3 · 2·B·T·(I+H)·4H; with k2 = 2·k1 the backward runs
  * over 2T steps: ≈ (1 + 2·2) × forward.
  *
- * Check before timing: with `update: false`, the first window's gradients equal computeGradients of the
- * same window from zero state (the definition of TBPTT(k, k)'s first update), to 1e-12.
+ * Check before timing, on two windows with `update: false` (so the kept history is exercised): the first
+ * window's gradients equal computeGradients of the same window from zero state; the second window's equal,
+ * with k2 = 2·k1, computeGradients of both windows as one sequence (the loss at its end reaching back to step
+ * 0), and with k2 = k1, computeGradients of the second window from the first one's final state, carried by a
+ * stateful copy (the state a constant). To 1e-12.
  *
  *   npx tsx bench/tbptt.ts [S1 S2 …]      (or npm run bench -- tbptt)
  */
@@ -42,12 +45,28 @@ export function tbpttCase(s: Shape, reach: 1 | 2): Case {
     group: "tbptt",
     flops: (1 + 2 * reach) * forwardFlops(s),
     check: () => {
-      let got: Float64Array | null = null;
-      new TruncatedBPTT(m, { windowLength: s.T, backpropLength: reach * s.T }).trainSequence(x, y, {
-        update: false, onWindow: (w) => { got = Float64Array.from(w.grads); },
+      const got: Float64Array[] = [];
+      const x2 = zeros([s.B, 2 * s.T, s.I]); // the window twice over: a sequence of two windows
+      for (let b = 0; b < s.B; b++) {
+        const row = x.data.subarray(b * s.T * s.I, (b + 1) * s.T * s.I);
+        x2.data.set(row, b * 2 * s.T * s.I);
+        x2.data.set(row, (b * 2 + 1) * s.T * s.I);
+      }
+      new TruncatedBPTT(m, { windowLength: s.T, backpropLength: reach * s.T }).trainSequence(x2, y, {
+        update: false, onWindow: (w) => { got.push(Float64Array.from(w.grads)); },
       });
-      const ref = model(s).computeGradients(x, y).grads.flatMap((g) => Array.from(g.data));
-      assertClose("first window's gradients vs computeGradients", got!, ref, 1e-12, 1e-6);
+      const flat = (m2: Sequential, xx: Tensor) => m2.computeGradients(xx, y).grads.flatMap((g) => Array.from(g.data));
+      assertClose("first window's gradients vs computeGradients", got[0]!, flat(model(s), x), 1e-12, 1e-6);
+      let second: number[];
+      if (reach === 2) second = flat(model(s), x2);
+      else {
+        const carried = new Sequential([new LSTM({ units: s.H, inputDim: s.I, stateful: true, batchSize: s.B }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3 });
+        carried.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
+        carried.setWeights(m.getWeights());
+        carried.predict(x); // the first window: its final state carries into the next call
+        second = flat(carried, x);
+      }
+      assertClose("second window's gradients (through the kept history when k2 = 2·k1)", got[1]!, second, 1e-12, 1e-6);
     },
     run: () => { tbptt.trainSequence(x, y, { endOfSequence: false }); },
   };
