@@ -85,15 +85,15 @@ interface Setup {
   dtype?: DType;
 }
 
-/** The same model twice: one thread, and two threads with the threshold at 0 so every call splits. */
-function pair(s: Setup): [Sequential, Sequential] {
+/** The same model twice: one thread, and `threads` (2) threads with the threshold at 0 so every call splits. */
+function pair(s: Setup, threads = 2): [Sequential, Sequential] {
   const make = (threads: number): Sequential => {
     const m = threaded(new Sequential(s.layers(), { seed: 11, dtype: s.dtype ?? "float64" }), threads, { minFlops: 0 });
     m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: s.loss, metrics: ["accuracy"] });
     live.push(m);
     return m;
   };
-  return [make(1), make(2)];
+  return [make(1), make(threads)];
 }
 
 function expectSameGradients(name: string, a: Gradients, e: Gradients): void {
@@ -184,6 +184,37 @@ describe("two threads give one thread's results", () => {
     const x = randomTensor([9, 4, 3], next), y = randomTensor([9, 1], next, true);
     expectSameGradients("computeGradients", two.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
     expectSameTraining(one, two, x, y, 3);
+  });
+
+  it("three and four threads (slices merged three and four at a time) give one thread's results, training and stateful", () => {
+    for (const threads of [3, 4]) {
+      const [one, many] = pair({
+        layers: () => [
+          new LSTM({ units: 5, inputDim: 3, returnSequences: true }),
+          new LSTM({ units: 4 }),
+          new Dense({ units: 2, activation: "sigmoid" }),
+        ],
+        loss: "binaryCrossentropy",
+      }, threads);
+      const next = stream(40 + threads);
+      const x = randomTensor([11, 6, 3], next), y = randomTensor([11, 2], next, true); // 11 rows: uneven slices
+      expectSameGradients(`computeGradients, ${threads} threads`, many.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
+      expectSameTraining(one, many, x, y, 3);
+      expect(many.threads).toBe(threads);
+      expect(pool(many).parallelCalls).toBe(5);
+    }
+    // Stateful, 3 threads: every row's state carries across calls through its own slice.
+    const [one, many] = pair({
+      layers: () => [new LSTM({ units: 4, inputDim: 2, stateful: true, batchSize: 7 }), new Dense({ units: 1 })],
+      loss: "meanSquaredError",
+    }, 3);
+    const next = stream(50);
+    for (let call = 0; call < 3; call++) {
+      const x = randomTensor([7, 4, 2], next), y = randomTensor([7, 1], next);
+      expectRel(`stateful call ${call} loss`, [many.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
+    }
+    expectTensors("stateful h", many.getStates().map((st) => st.h), one.getStates().map((st) => st.h));
+    expectTensors("stateful c", many.getStates().map((st) => st.c), one.getStates().map((st) => st.c));
   });
 
   it("the options imported models carry: hard-sigmoid gates, layers without a bias (the replicas build the same layers)", () => {
