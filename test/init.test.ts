@@ -139,6 +139,27 @@ describe("initialisation options and determinism", () => {
   });
 });
 
+describe("unitForgetBias opens the forget gate, and only that gate", () => {
+  it("with zero kernels, c₁ = σ(1)·c₀ and h₁ = σ(0)·tanh(c₁): the ones sit in the forget block", () => {
+    for (const unitForgetBias of [true, false]) {
+      const m = new Sequential([new LSTM({ units: 3, inputDim: 2, stateful: true, batchSize: 2, unitForgetBias }), new Dense({ units: 1 })], { seed: 5 });
+      const [k, r, b, dk, db] = m.getWeights();
+      k!.data.fill(0);
+      r!.data.fill(0);
+      m.setWeights([k!, r!, b!, dk!, db!]); // the bias as initialised
+      const c0 = [[1, -2, 0.5], [3, 0.25, -1]];
+      m.resetStates([{ h: [[0, 0, 0], [0, 0, 0]], c: c0 }]);
+      m.predict([[[0.7, -0.3]], [[1, 2]]]);
+      const { h, c } = m.getStates()[0]!;
+      const f = unitForgetBias ? 1 / (1 + Math.exp(-1)) : 0.5; // i = o = σ(0) = 0.5 and g = tanh(0) = 0 either way
+      c0.flat().forEach((v, j) => {
+        expect(c.data[j]).toBeCloseTo(f * v, 15);
+        expect(h.data[j]).toBeCloseTo(0.5 * Math.tanh(f * v), 15);
+      });
+    }
+  });
+});
+
 describe("orthogonal / householderQ", () => {
   /** Q (m, n) with orthonormal columns from the Gaussian columns of A (m, n), by Gram–Schmidt run twice
    * (for accuracy): the unique Q with A = Q·R, R upper triangular with a positive diagonal. */

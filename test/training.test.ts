@@ -244,6 +244,29 @@ describe("optimizers follow their formulas", () => {
     m.engine.params.forEach((v, k) => expect(v).toBeCloseTo(w1[k]! - Math.max(-1e-4, Math.min(1e-4, g[k]!)), 14));
   });
 
+  it("Adam puts ε where Keras does: w -= lr·√(1-β2ᵗ)/(1-β1ᵗ) · m / (√v + ε), on gradients where that matters", () => {
+    // Gradients from 1e-7 (where √v is near ε) to 1, over six steps, against the formula in plain arithmetic.
+    const g = [1e-7, -3e-7, 1e-5, 1e-3, -0.2, 1], n = g.length;
+    const opt = new Adam({ learningRate: 0.01, epsilon: 1e-6 });
+    opt.init(n);
+    const w = new Float64Array(n), ref = new Float64Array(n), torch = new Float64Array(n);
+    const m = new Float64Array(n), v = new Float64Array(n);
+    for (let t = 1; t <= 6; t++) {
+      const grads = Float64Array.from(g, (x, k) => x * (1 + 0.3 * t * (k % 2 ? -1 : 1)));
+      opt.apply(w, grads.slice());
+      const c1 = 1 - Math.pow(0.9, t), c2 = 1 - Math.pow(0.999, t);
+      for (let k = 0; k < n; k++) {
+        m[k] = m[k]! + (grads[k]! - m[k]!) * 0.1;
+        v[k] = v[k]! + (grads[k]! * grads[k]! - v[k]!) * 0.001;
+        ref[k] = ref[k]! - (0.01 * Math.sqrt(c2) / c1) * m[k]! / (Math.sqrt(v[k]!) + 1e-6);
+        torch[k] = torch[k]! - (0.01 / c1) * m[k]! / (Math.sqrt(v[k]!) / Math.sqrt(c2) + 1e-6); // ε on √v̂ instead
+      }
+    }
+    for (let k = 0; k < n; k++) expect(Math.abs(w[k]! - ref[k]!), `w[${k}]`).toBeLessThanOrEqual(1e-14 * Math.abs(ref[k]!));
+    // Not vacuous: the other placement moves the smallest-gradient weights by a different amount.
+    expect(Math.abs(torch[0]! - ref[0]!)).toBeGreaterThan(0.1 * Math.abs(ref[0]!));
+  });
+
   it("Adam defaults are Keras's, and resolve from names", () => {
     const a = new Adam();
     expect([a.learningRate, a.beta1, a.beta2, a.epsilon]).toEqual([0.001, 0.9, 0.999, 1e-7]);
