@@ -1,7 +1,7 @@
 /**
  * Both cores: one training step (forward over T, backward through all T, one Adam update) of
  * LSTM(H) → Dense(1, sigmoid) on the last step, binary cross-entropy, on one thread and on two
- * (model.setThreads(2): half the batch here, half in a worker thread).
+ * (setThreads(model, 2): half the batch here, half in a worker thread).
  *
  * FLOP model (as every bench here): forward = 2·B·T·(I+H)·4H, a training step ≈ 3 × forward
  * (elementwise, head and optimizer terms ignored). Times are medians; the one- and two-thread steps are
@@ -10,10 +10,11 @@
  * Before timing, each shape checks that the two-thread step gives the one-thread step's loss and
  * weights (relative difference ≤ 1e-12) from the same start.
  *
- *   npx tsx bench/parallel.ts              # S2, S3, S4
+ *   npx tsx bench/parallel.ts              # S2, S3, S4 (re-runs itself compiled, under plain node, as every suite)
  *   npx tsx bench/parallel.ts S3           # some shapes only
+ *   npm run bench -- parallel              # the same, within the whole run
  */
-import { pathToFileURL } from "node:url";
+import { isMain, launch } from "./harness.js";
 import { Sequential, LSTM, Dense, zeros, setThreads, type Tensor } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
 
@@ -118,6 +119,5 @@ function fmtMs(ms: number): string {
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2));
-}
+// On its own, like every suite: compiled and run under plain node (under tsx the kernels run ~15% slower).
+if (isMain("parallel")) await launch(import.meta.url, async (opts) => { main(opts.filters); });

@@ -6,7 +6,7 @@
  * facade, which pins M to `Sequential` (model.ts's `Callback`). The callbacks made here ask of the model
  * only what they use.
  */
-import { ValueError, fmtValue } from "./errors.js";
+import { ValueError, checkKeys, fmtValue } from "./errors.js";
 import type { Tensor, TensorLike } from "./tensor/tensor.js";
 
 export interface Logs {
@@ -109,6 +109,7 @@ export function earlyStopping(options: EarlyStoppingOptions = {}): CallbackHooks
   if (typeof options !== "object" || options === null) {
     throw new ValueError(`earlyStopping options: expected an object like { patience: 3 }, got ${fmtValue(options)}`);
   }
+  checkKeys("earlyStopping", options, ["monitor", "patience", "minDelta", "restoreBestWeights"]);
   const patience = options.patience ?? 0;
   const minDelta = options.minDelta ?? 0;
   if (!Number.isInteger(patience) || patience < 0) throw new ValueError(`earlyStopping patience: expected a non-negative integer, got ${fmtValue(patience)}`);

@@ -53,6 +53,23 @@ export interface Gradients {
   hiddenStates: Tensor[];
   /** With `hiddenGradNorms: true`: per LSTM layer, ‖dL/dh_t‖ (over batch and units) for t = 0 … T-1. */
   hiddenGradNorms?: number[][];
+  /**
+   * With `gradNorms: true`: per LSTM layer, every sample's ‖dL/dh_t‖ and ‖dL/dc_t‖ (over the units), each
+   * [B, T]. dL/dh_t and dL/dc_t are the whole gradients reaching h_t and c_t: from the layer above or the head,
+   * and from step t + 1.
+   */
+  gradNorms?: { h: Tensor; c: Tensor }[];
+  /** With `hiddenGrads: true`: per LSTM layer, dL/dh_t itself, [B, T, H]. */
+  hiddenGrads?: Tensor[];
+}
+
+/** What a gradient pass is asked for, beyond the gradients (model.computeGradients' options). */
+export interface GradientRequest {
+  hiddenGradNorms?: boolean;
+  gradNorms?: boolean;
+  hiddenGrads?: boolean;
+  /** Leave a stateful model's carried state where it was (the pass still starts from it). */
+  keepState?: boolean;
 }
 
 /**
@@ -420,7 +437,10 @@ export class Engine {
    * Gradients accumulate into `grads`; the caller zeroes them. With `dhNorms`, each LSTM i records
    * ‖dL/dh_t‖ into dhNorms[i][t].
    */
-  backward(tb: number, t1: number, ta: number, dhNorms: Float64Array[] | null = null): void {
+  backward(
+    tb: number, t1: number, ta: number, dhNorms: Float64Array[] | null = null,
+    study: { dh: FloatArray; dc: FloatArray }[] | null = null, // per LSTM, (cap, B, H) each
+  ): void {
     const B = this.B, nD = this.denses.length, top = this.lstms.length - 1;
     const { M, off } = this.headInput(ta, t1);
     const fused = this.loss === "binaryCrossentropy" && this.denses[nD - 1]!.activation === "sigmoid";
@@ -439,12 +459,12 @@ export class Engine {
       const l = this.lstms[i]!, ws = this.lstmWs[i]!;
       const xs = i === 0 ? this.xs : this.lstmWs[i - 1]!.hs;
       const xOff = i === 0 ? 0 : B * this.lstms[i - 1]!.units;
-      const norms = dhNorms ? dhNorms[i]! : null;
+      const norms = dhNorms ? dhNorms[i]! : null, st = study ? study[i]! : null;
       if (i === top) {
-        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms);
-        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms);
+        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms, st);
+        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms, st);
       } else {
-        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms);
+        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms, st);
       }
     }
   }
@@ -567,15 +587,21 @@ export class Engine {
   }
 
   /** The loss, every gradient, dL/dx and dL/d(initial state) on B rows; weights unchanged, state carried. */
-  gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients {
-    const par = this.executor?.gradients(xt, yt, B, T, hiddenGradNorms);
+  gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, request: GradientRequest = {}): Gradients {
+    const hiddenGradNorms = request.hiddenGradNorms ?? false;
+    // The thread pool serves the plain request; the study outputs run on the calling thread.
+    const plain = !request.gradNorms && !request.hiddenGrads && !request.keepState;
+    const par = plain ? this.executor?.gradients(xt, yt, B, T, hiddenGradNorms) : null;
     if (par) return par;
     const M = this.forwardRows(xt, yt, null, 0, B, T);
     const loss = this.lossOf(M, true);
     this.grads.fill(0);
     const norms = hiddenGradNorms ? this.lstms.map(() => new Float64Array(T)) : null;
-    this.backward(0, T, 0, norms);
-    this.commitState(T);
+    const study = request.gradNorms || request.hiddenGrads
+      ? this.lstms.map((l) => ({ dh: new Float64Array(T * B * l.units), dc: new Float64Array(T * B * l.units) }))
+      : null;
+    this.backward(0, T, 0, norms, study);
+    if (!request.keepState) this.commitState(T);
     const F = this.inputDim!;
     const dx = allocate(this.dtype, B * T * F);
     timeToBatchMajor(T, B, F, this.lstmWs[0]!.dxs, 0, dx, 0);
@@ -588,6 +614,43 @@ export class Engine {
       })),
     };
     if (norms) res.hiddenGradNorms = norms.map((a) => Array.from(a));
+    if (study && request.gradNorms) res.gradNorms = study.map((s, i) => ({ h: rowNorms(s.dh, B, T, this.lstms[i]!.units), c: rowNorms(s.dc, B, T, this.lstms[i]!.units) }));
+    if (study && request.hiddenGrads) {
+      res.hiddenGrads = study.map((s, i) => {
+        const H = this.lstms[i]!.units, out = new Float64Array(B * T * H);
+        timeToBatchMajor(T, B, H, s.dh, 0, out, 0);
+        return fromData(out, [B, T, H]);
+      });
+    }
     return res;
   }
+
+  /**
+   * The loss of B rows of x against y from the given initial states (per LSTM, (B, H) each), or from what a
+   * pass would start from (the carried state of a stateful model, else zeros). Changes no state: gradCheck's
+   * probe.
+   */
+  lossFrom(xt: StridedArray, yt: StridedArray, B: number, T: number, states: { h: FloatArray; c: FloatArray }[] | null): number {
+    this.ensure(B, T);
+    this.loadInput(xt, null, 0, B, 0, T, 0);
+    this.setInitialState(0, true, states ?? undefined);
+    const M = this.forward(0, T, 0);
+    this.loadLabels(yt, null, 0, B, 0, T);
+    this.uses++;
+    return this.lossOf(M, false);
+  }
+}
+
+/** Per (row, step) Euclidean norms over the last axis of a time-major (T, B, H) buffer, as a [B, T] tensor. */
+function rowNorms(a: FloatArray, B: number, T: number, H: number): Tensor {
+  const out = new Float64Array(B * T);
+  for (let t = 0; t < T; t++) {
+    for (let b = 0; b < B; b++) {
+      let s = 0;
+      const o = (t * B + b) * H;
+      for (let j = 0; j < H; j++) s += a[o + j]! * a[o + j]!;
+      out[b * T + t] = Math.sqrt(s);
+    }
+  }
+  return fromData(out, [B, T]);
 }

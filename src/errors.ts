@@ -50,6 +50,57 @@ export function fmtValue(v: unknown): string {
   return typeof v;
 }
 
+/**
+ * Refuses every key of an options object that is not one of `known`, with a ValueError that names the key and,
+ * when one is close (a typo, another casing, snake_case), the key meant: `new Adam({ learning_rate: 0.1 })`
+ * would otherwise train at the default rate without a word.
+ *
+ * @example
+ * checkKeys("LSTM", { units: 4, returnSequence: true }, ["units", "returnSequences"]);
+ * // ValueError: LSTM options: unknown option "returnSequence" (did you mean "returnSequences"?); …
+ */
+export function checkKeys(what: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const meant = closestKey(key, known);
+    throw new ValueError(
+      `${what} options: unknown option ${JSON.stringify(key)}${meant ? ` (did you mean ${JSON.stringify(meant)}?)` : ""}; ` +
+      `the options are ${known.map((k) => JSON.stringify(k)).join(", ")}`,
+    );
+  }
+}
+
+/** The known key nearest to `key`: the same letters up to case and underscores, a key it abbreviates, else one
+ * within a small edit distance. */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  const norm = (s: string): string => s.replaceAll("_", "").toLowerCase();
+  const exact = known.find((k) => norm(k) === norm(key));
+  if (exact) return exact;
+  // An abbreviation: "std" for "stddev", "eps" for "epsilon".
+  const prefix = key.length >= 3 ? known.find((k) => norm(k).startsWith(norm(key))) : undefined;
+  if (prefix) return prefix;
+  let best: string | undefined, bestD = Math.max(1, Math.min(3, Math.floor(key.length / 3)));
+  for (const k of known) {
+    const d = editDistance(norm(key), norm(k));
+    if (d <= bestD) { best = k; bestD = d - 1; }
+  }
+  return best;
+}
+
+/** Edit distance counting insertions, deletions, substitutions and swaps of neighbours (the usual typos). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
 /** Returns v when it is a positive integer, else throws ValueError naming the argument. */
 export function checkPositiveInt(name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {

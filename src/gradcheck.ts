@@ -1,43 +1,55 @@
 /**
  * Finite-difference gradient checking for users: compares `computeGradients` with the fourth-order central
- * difference [8(L(w+ε) - L(w-ε)) - (L(w+2ε) - L(w-2ε))] / 12ε in float64, weight by weight, and reports the
- * worst relative error. (The two-point (L(w+ε) - L(w-ε))/2ε cannot certify 1e-6: its truncation and
+ * difference [8(L(w+ε) - L(w-ε)) - (L(w+2ε) - L(w-2ε))] / 12ε in float64, weight by weight, over the input
+ * and over the initial states, and reports the worst relative errors. (The two-point (L(w+ε) - L(w-ε))/2ε cannot certify 1e-6: its truncation and
  * round-off meet at ~1e-11 absolute, a relative 1e-5 on gradients near the floor.)
  */
 import { Sequential } from "./model.js";
-import type { TensorLike } from "./tensor/tensor.js";
+import { type Tensor, type TensorLike, tensor } from "./tensor/tensor.js";
+import { checkBatch } from "./validate.js";
 import { Rng } from "./init.js";
-import { ValueError, fmtValue } from "./errors.js";
+import { ValueError, checkKeys, fmtValue } from "./errors.js";
 
 export interface GradCheckOptions {
   /** The finite-difference step. Default 1e-3 (truncation ~ε⁴ and round-off ~1e-16/ε both ~1e-13). */
   epsilon?: number;
-  /** Entries checked per weight tensor; all of them when the tensor has fewer. Default 40. */
+  /** Entries checked per tensor; all of them when the tensor has fewer. Default 40. */
   samples?: number;
   /** Denominator floor for the relative error |a - n| / max(|a|, |n|, floor), so that gradients that are
    * zero up to round-off do not count as failures. Default 1e-6. */
   floor?: number;
   /** Seed for choosing the sampled entries. Default 0. */
   seed?: number;
+  /** What to check: the weights' gradients, dL/dx (`inputGrad`) and dL/d(initial state) (`stateGrads`).
+   * Default all three. */
+  wrt?: ("weights" | "input" | "states")[];
 }
 
 export interface GradCheckResult {
+  /** The worst over everything checked. */
   maxRelativeError: number;
   perWeight: { name: string; maxRelativeError: number; checked: number }[];
+  /** computeGradients' inputGrad against differences in x (when "input" is checked). */
+  input?: { maxRelativeError: number; checked: number };
+  /** computeGradients' stateGrads against differences in the initial state, per LSTM layer: "lstm_0/h",
+   * "lstm_0/c", … (when "states" is checked). The initial state is the carried one of a stateful model,
+   * else zeros. */
+  states?: { name: string; maxRelativeError: number; checked: number }[];
 }
 
 /**
- * Checks every weight's gradient of a float64 model on (x, y). The model's weights and LSTM states are
- * left as they were.
+ * Checks a float64 model's gradients on (x, y) against finite differences of its loss: every weight's, and
+ * dL/dx and dL/d(initial state). The model's weights and LSTM states are left as they were.
  *
  * @example
- * const { maxRelativeError, perWeight } = gradCheck(model, x, y);
+ * const { maxRelativeError, perWeight, input, states } = gradCheck(model, x, y);
  * console.table(perWeight);                           // worst relative error per weight
  */
 export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, options: GradCheckOptions = {}): GradCheckResult {
   if (typeof options !== "object" || options === null) {
     throw new ValueError(`gradCheck options: expected an object like { epsilon, samples }, got ${fmtValue(options)}`);
   }
+  checkKeys("gradCheck", options, ["epsilon", "samples", "floor", "seed", "wrt"]);
   if (!(model instanceof Sequential)) throw new ValueError(`gradCheck model: expected a Sequential, got ${fmtValue(model)}`);
   if (model.dtype !== "float64") {
     throw new ValueError(`gradCheck model: expected a float64 model (finite differences need the precision), got ${model.dtype}; build a float64 copy and setWeights`);
@@ -45,53 +57,66 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   const eps = options.epsilon ?? 1e-3;
   const samples = options.samples ?? 40;
   const floor = options.floor ?? 1e-6;
+  const wrt = options.wrt ?? ["weights", "input", "states"];
   if (typeof eps !== "number" || !(eps > 0)) throw new ValueError(`gradCheck epsilon: expected a positive number, got ${fmtValue(eps)}`);
   if (!Number.isInteger(samples) || samples <= 0) throw new ValueError(`gradCheck samples: expected a positive integer, got ${fmtValue(samples)}`);
   if (typeof floor !== "number" || !(floor > 0)) throw new ValueError(`gradCheck floor: expected a positive number, got ${fmtValue(floor)}`);
   if (options.seed !== undefined && !Number.isFinite(options.seed)) throw new ValueError(`gradCheck seed: expected a finite number, got ${fmtValue(options.seed)}`);
-  const states = model.getStates();
-  const hadStates = states.every((s) => s.h.shape[0]! > 0);
-  const restore = (): void => {
-    if (hadStates) model.resetStates(states);
-    else model.resetStates();
-  };
-  restore();
-  const analytic = model.computeGradients(x, y).grads;
-  const names = model.weightNames();
-  const params = model.engine.params;
+  if (!Array.isArray(wrt) || wrt.length === 0 || wrt.some((w) => w !== "weights" && w !== "input" && w !== "states")) {
+    throw new ValueError(`gradCheck wrt: expected a non-empty array of "weights", "input", "states", got ${Array.isArray(wrt) ? JSON.stringify(wrt) : fmtValue(wrt)}`);
+  }
+  const e = model.engine;
+  const { xt, yt, B, T } = checkBatch(e, "gradCheck", x, y);
+  // A copy of x to perturb, and the initial states the pass starts from (carried, or zeros).
+  const xc = tensor(xt as Tensor, "float64");
+  const states = e.lstms.map((l, i) => {
+    const n = B * l.units, carried = e.carries(i, B);
+    return { h: carried ? Float64Array.from(e.stateH[i]!) : new Float64Array(n), c: carried ? Float64Array.from(e.stateC[i]!) : new Float64Array(n) };
+  });
+  const analytic = model.computeGradients(xc, yt as Tensor, { keepState: true });
+  const lossAt = (): number => e.lossFrom(xc, yt, B, T, states);
   const rng = new Rng(`gradcheck/${options.seed ?? 0}`);
-  const lossAt = (): number => {
-    restore();
-    return model.testOnBatch(x, y).loss;
-  };
-  const perWeight: GradCheckResult["perWeight"] = [];
-  let off = 0;
-  analytic.forEach((g, w) => {
-    const n = g.data.length;
-    const idx: number[] = [];
+  /** The worst relative error over sampled entries of `values` (perturbed in place, then restored). */
+  const check = (values: Float64Array, grad: ArrayLike<number>): { maxRelativeError: number; checked: number } => {
+    const n = values.length, idx: number[] = [];
     if (n <= samples) for (let i = 0; i < n; i++) idx.push(i);
     else for (let i = 0; i < samples; i++) idx.push(rng.int(n));
     let worst = 0;
     for (const i of idx) {
-      const k = off + i, saved = params[k]!;
-      params[k] = saved + eps;
+      const saved = values[i]!;
+      values[i] = saved + eps;
       const lp = lossAt();
-      params[k] = saved - eps;
+      values[i] = saved - eps;
       const lm = lossAt();
-      params[k] = saved + 2 * eps;
+      values[i] = saved + 2 * eps;
       const lp2 = lossAt();
-      params[k] = saved - 2 * eps;
+      values[i] = saved - 2 * eps;
       const lm2 = lossAt();
-      params[k] = saved;
-      const num = (8 * (lp - lm) - (lp2 - lm2)) / (12 * eps), a = g.data[i]!;
+      values[i] = saved;
+      const num = (8 * (lp - lm) - (lp2 - lm2)) / (12 * eps), a = grad[i]!;
       const rel = Math.abs(a - num) / Math.max(Math.abs(a), Math.abs(num), floor);
       if (rel > worst || Number.isNaN(rel)) worst = rel;
     }
-    perWeight.push({ name: names[w]!, maxRelativeError: worst, checked: idx.length });
-    off += n;
-  });
-  restore();
-  // A model that had run no pass yet has no states: leave it so.
-  if (!hadStates) model.engine.clearStates();
-  return { maxRelativeError: Math.max(...perWeight.map((p) => p.maxRelativeError)), perWeight };
+    return { maxRelativeError: worst, checked: idx.length };
+  };
+  const result: GradCheckResult = { maxRelativeError: 0, perWeight: [] };
+  if (wrt.includes("weights")) {
+    const names = model.weightNames(), params = e.params as Float64Array;
+    let off = 0;
+    analytic.grads.forEach((g, w) => {
+      const n = g.data.length;
+      result.perWeight.push({ name: names[w]!, ...check(params.subarray(off, off + n), g.data) });
+      off += n;
+    });
+  }
+  if (wrt.includes("input")) result.input = check(xc.data as Float64Array, analytic.inputGrad.data);
+  if (wrt.includes("states")) {
+    result.states = states.flatMap((st, i) => [
+      { name: `lstm_${i}/h`, ...check(st.h, analytic.stateGrads[i]!.h.data) },
+      { name: `lstm_${i}/c`, ...check(st.c, analytic.stateGrads[i]!.c.data) },
+    ]);
+  }
+  const all = [...result.perWeight, ...(result.input ? [result.input] : []), ...(result.states ?? [])];
+  result.maxRelativeError = Math.max(...all.map((p) => p.maxRelativeError));
+  return result;
 }

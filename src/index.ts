@@ -4,7 +4,7 @@ export { tensor, zeros, toArray, type Tensor, type TensorLike, type DType } from
 export { LSTM, type LSTMOptions, type RecurrentActivation } from "./layers/lstm.js";
 export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
 export {
-  Sequential, type SequentialOptions, type CompileOptions, type Gradients, type StepResult, type FitOptions,
+  Sequential, type SequentialOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
   type LSTMState, type Callback, type Layer,
 } from "./model.js";
 export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer } from "./optimizers.js";
@@ -16,6 +16,7 @@ export {
   TruncatedBPTT, type TruncatedBPTTOptions, type TrainSequenceOptions, type SequenceResult, type WindowInfo,
 } from "./tbptt.js";
 export { prepareSequences } from "./data.js";
+export { randomNormal, randomUniform, type RandomNormalOptions, type RandomUniformOptions } from "./random.js";
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from "./gradcheck.js";
 export {
   encodeCheckpoint, decodeCheckpoint, checkpointToJSON, checkpointFromJSON, CHECKPOINT_VERSION, type CheckpointJSON,

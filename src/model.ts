@@ -14,7 +14,7 @@ import { LSTM } from "./layers/lstm.js";
 import { Dense } from "./layers/dense.js";
 import { type LossName, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
-import { Engine, type Layer, type Gradients, type StepResult } from "./engine.js";
+import { Engine, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
 import {
   batchOption, buildFor, checkBatch, checkInput, checkLabels, checkStatefulBatch, requireBuilt, requireCompiled,
 } from "./validate.js";
@@ -22,9 +22,9 @@ import { type CallbackHooks, type History, HOOKS } from "./callbacks.js";
 import { fitLoop } from "./fit.js";
 import { progressSink } from "./progress.js";
 import { type CheckpointJSON, engineToJSON } from "./checkpoint-json.js";
-import { ShapeError, ValueError, StateError, fmtShape, fmtValue } from "./errors.js";
+import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue } from "./errors.js";
 
-export type { Layer, Gradients, StepResult };
+export type { Layer, Gradients, GradientRequest, StepResult };
 
 export interface SequentialOptions {
   /** "float64" (default: exact, and as fast as float32 in V8, see the README) or "float32". */
@@ -124,6 +124,7 @@ export class Sequential {
         throw new ValueError(`Sequential ${k}: threads moved out of the portable core; in Node, import { setThreads } from "longshort/node" and call setThreads(model, n)`);
       }
     }
+    checkKeys("Sequential", options, ["dtype", "seed"]);
     const dtype = checkDType("Sequential dtype", options.dtype ?? DEFAULT_DTYPE);
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
     if ((typeof seed !== "number" || !Number.isFinite(seed)) && typeof seed !== "string") {
@@ -229,6 +230,7 @@ export class Sequential {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`compile options: expected { optimizer, loss, metrics? }, got ${fmtValue(options)}`);
     }
+    checkKeys("compile", options, ["optimizer", "loss", "metrics", "onNonFinite"]);
     const e = this.engine;
     const optimizer = resolveOptimizer(options.optimizer ?? "adam");
     if (optimizer.owner !== null && optimizer.owner !== this) {
@@ -354,7 +356,8 @@ export class Sequential {
       e.zeroStates();
       return;
     }
-    if (!Array.isArray(states) && typeof states === "object" && states !== null && "rows" in states) {
+    if (!Array.isArray(states) && typeof states === "object" && states !== null) {
+      checkKeys("resetStates", states, ["rows"]);
       const rows = states.rows;
       const h0 = e.stateH[0];
       const B = e.batchSize ?? (h0 ? h0.length / e.lstms[0]!.units : 0);
@@ -425,18 +428,32 @@ export class Sequential {
 
   /**
    * The loss, every gradient, dL/dx and dL/d(initial state), without changing the weights. On a stateful
-   * model the pass starts from the carried state and leaves the final state behind, as every pass does.
+   * model the pass starts from the carried state and leaves the final state behind, as every pass does,
+   * unless `keepState: true` (then it only looks: two such calls give the same result).
+   *
+   * Options, for studying the gradient along the sequence (each false by default):
+   * - `hiddenGradNorms`: per LSTM layer, ‖dL/dh_t‖ over the whole batch, one number per step;
+   * - `gradNorms`: per LSTM layer, every sample's ‖dL/dh_t‖ and ‖dL/dc_t‖, [B, T] each;
+   * - `hiddenGrads`: per LSTM layer, dL/dh_t itself, [B, T, H];
+   * - `keepState`: leave a stateful model's carried state as it was.
+   * With `gradNorms`, `hiddenGrads` or `keepState` the pass runs on the calling thread.
    *
    * @example
    * const { loss, grads, inputGrad, stateGrads, hiddenGradNorms } = model.computeGradients(x, y, { hiddenGradNorms: true });
+   * const { gradNorms } = model.computeGradients(x, y, { gradNorms: true, keepState: true });
+   * gradNorms[0].h;   // [B, T]: how far back each sample's gradient reaches, step by step
    */
-  computeGradients(x: TensorLike, y: TensorLike, options: { hiddenGradNorms?: boolean } = {}): Gradients {
+  computeGradients(x: TensorLike, y: TensorLike, options: GradientRequest = {}): Gradients {
     if (typeof options !== "object" || options === null) throw new ValueError(`computeGradients options: expected an object, got ${fmtValue(options)}`);
-    if (options.hiddenGradNorms !== undefined && typeof options.hiddenGradNorms !== "boolean") {
-      throw new ValueError(`computeGradients hiddenGradNorms: expected true or false, got ${fmtValue(options.hiddenGradNorms)}`);
+    const known = ["hiddenGradNorms", "gradNorms", "hiddenGrads", "keepState"] as const;
+    checkKeys("computeGradients", options, known);
+    for (const k of known) {
+      if (options[k] !== undefined && typeof options[k] !== "boolean") {
+        throw new ValueError(`computeGradients ${k}: expected true or false, got ${fmtValue(options[k])}`);
+      }
     }
     const { xt, yt, B, T } = checkBatch(this.engine, "computeGradients", x, y);
-    return this.engine.gradients(xt, yt, B, T, options.hiddenGradNorms ?? false);
+    return this.engine.gradients(xt, yt, B, T, options);
   }
 
   /**
@@ -513,7 +530,7 @@ export class Sequential {
     requireCompiled(e, "fit");
     const { t: xt, B: N, T, F } = checkInput(e, "fit x", x);
     const yt = checkLabels(e, "fit y", y, N, T);
-    const bs = batchOption(e, "fit", options, N);
+    const bs = batchOption(e, "fit", options, N, ["epochs", "batchSize", "shuffle", "validationData", "callbacks", "verbose", "log"]);
     const epochs = options.epochs ?? 1;
     if (!Number.isInteger(epochs) || epochs < 0) throw new ValueError(`fit epochs: expected a non-negative integer, got ${fmtValue(epochs)}`);
     const shuffle = options.shuffle ?? !e.stateful;
@@ -528,6 +545,9 @@ export class Sequential {
       for (const k of HOOKS) {
         if (cb[k] !== undefined && typeof cb[k] !== "function") throw new ValueError(`fit callbacks[${i}].${k}: expected a function, got ${fmtValue(cb[k])}`);
       }
+      // A hook with a misspelt name would never be called: refuse own keys that look like hooks but are not.
+      const hookLike = Object.keys(cb).filter((k) => /^on[A-Z]/.test(k));
+      checkKeys(`fit callbacks[${i}]`, Object.fromEntries(hookLike.map((k) => [k, true])), HOOKS);
     });
     let validation: { x: typeof xt; y: typeof yt; N: number; T: number } | null = null;
     if (options.validationData !== undefined) {

@@ -5,7 +5,7 @@
  */
 import type { FloatArray } from "./tensor/tensor.js";
 import { oneMinusPow } from "./tensor/math.js";
-import { ValueError, fmtValue } from "./errors.js";
+import { ValueError, checkKeys, fmtValue } from "./errors.js";
 
 /**
  * Gradient clipping, applied to the gradient before each update (before Adam's moments see it).
@@ -115,11 +115,12 @@ export function clipGradients(grads: FloatArray, clipValue: number | undefined, 
   }
 }
 
-function checkOptions(name: string, options: unknown): Record<string, unknown> {
+function checkOptions(name: string, options: unknown, known: readonly string[]): Record<string, unknown> {
   if (options === undefined) return {};
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new ValueError(`${name} options: expected an object, got ${fmtValue(options)}`);
   }
+  checkKeys(name, options, known);
   return options as Record<string, unknown>;
 }
 
@@ -144,7 +145,7 @@ export class Adam implements Optimizer {
   v: Float64Array = new Float64Array(0); // second moment
 
   constructor(options?: AdamOptions) {
-    const o = checkOptions("Adam", options);
+    const o = checkOptions("Adam", options, ["learningRate", "beta1", "beta2", "epsilon", "clipNorm", "clipValue"]);
     this.learningRate = positive("Adam learningRate", o.learningRate, 0.001);
     this.beta1 = unitInterval("Adam beta1", o.beta1, 0.9);
     this.beta2 = unitInterval("Adam beta2", o.beta2, 0.999);
@@ -207,7 +208,7 @@ export class SGD implements Optimizer {
   velocity: Float64Array = new Float64Array(0);
 
   constructor(options?: SGDOptions) {
-    const o = checkOptions("SGD", options);
+    const o = checkOptions("SGD", options, ["learningRate", "momentum", "clipNorm", "clipValue"]);
     this.learningRate = positive("SGD learningRate", o.learningRate, 0.01);
     this.momentum = unitInterval("SGD momentum", o.momentum, 0);
     this.clipNorm = optional("SGD clipNorm", o.clipNorm);

@@ -20,10 +20,10 @@
  * Legend: B batch, T steps of the chunk, F features, D head units.
  */
 import { Sequential, type LSTMState } from "./model.js";
-import { type FloatArray, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
-import { gatherSteps } from "./tensor/layout.js";
+import { type FloatArray, type Tensor, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
+import { gatherSteps, timeToBatchMajor } from "./tensor/layout.js";
 import { buildFor, checkInput, checkLabels, checkStatefulBatch, requireCompiled } from "./validate.js";
-import { ValueError, StateError, checkPositiveInt, fmtValue } from "./errors.js";
+import { ValueError, StateError, checkKeys, checkPositiveInt, fmtValue } from "./errors.js";
 
 export interface TruncatedBPTTOptions {
   /** k1: steps per window, one optimizer update per window. */
@@ -42,6 +42,23 @@ export interface WindowInfo {
   accuracy?: number;
   /** The model's flat gradient buffer for this window (getWeights order); valid during the callback only. */
   grads: FloatArray;
+  /**
+   * How many steps the window's gradient went back through: min(k2, steps since the sequence began). The
+   * reached steps run from `steps - reach` (negative when k2 > k1 reaches into earlier windows) to the end of
+   * the window, counted from the window's first step.
+   */
+  reach: number;
+  /** Per LSTM layer, ‖dL/dh_t‖ over the batch for each reached step, oldest first (`reach` numbers). */
+  hiddenGradNorms: number[][];
+  /** This window's gradient per weight, in getWeights order, named as `model.weightNames()` (copies). */
+  weightGrads(): { name: string; grad: Tensor }[];
+  /** dL/dx over the reached steps, [B, reach, F] (a copy). */
+  inputGrad(): Tensor;
+  /**
+   * dL/d(h, c) of the state the reached steps started from, where the gradient was cut, per LSTM layer,
+   * [B, H] each (copies): with k2 = k1, the window's initial state.
+   */
+  stateGrads(): { h: Tensor; c: Tensor }[];
 }
 
 export interface TrainSequenceOptions {
@@ -50,7 +67,8 @@ export interface TrainSequenceOptions {
   endOfSequence?: boolean;
   /** Apply the optimizer after every window. Default true; false computes gradients only (for study). */
   update?: boolean;
-  /** Called after every window's backward pass (and before its update). */
+  /** Called after every window's backward pass (and before its update). Its info's functions read the
+   * window's buffers: call them during the callback (they return copies). */
   onWindow?: (info: WindowInfo) => void;
 }
 
@@ -90,6 +108,7 @@ export class TruncatedBPTT {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
     }
+    checkKeys("TruncatedBPTT", options, ["windowLength", "backpropLength"]);
     this.windowLength = checkPositiveInt("TruncatedBPTT windowLength", options.windowLength);
     this.backpropLength = options.backpropLength === undefined
       ? this.windowLength : checkPositiveInt("TruncatedBPTT backpropLength", options.backpropLength);
@@ -150,6 +169,7 @@ export class TruncatedBPTT {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`trainSequence options: expected an object, got ${fmtValue(options)}`);
     }
+    checkKeys("trainSequence", options, ["endOfSequence", "update", "onWindow"]);
     const end = options.endOfSequence ?? true;
     const update = options.update ?? true;
     if (typeof end !== "boolean") throw new ValueError(`trainSequence endOfSequence: expected true or false, got ${fmtValue(end)}`);
@@ -231,10 +251,29 @@ export class TruncatedBPTT {
     const loss = m.lossOf(M, true);
     const accuracy = m.accuracy ? m.accuracyOf(M) : undefined;
     m.grads.fill(0);
-    m.backward(Math.max(0, t1 - this.backpropLength), t1, t0);
+    const tb = Math.max(0, t1 - this.backpropLength);
+    const norms = onWindow ? m.lstms.map(() => new Float64Array(t1)) : null; // only when someone looks
+    m.backward(tb, t1, t0, norms);
     this.stateSlot = t1;
     if (onWindow) {
-      const info: WindowInfo = { index, steps, loss, grads: m.grads };
+      const reach = t1 - tb, F = m.inputDim!;
+      const info: WindowInfo = {
+        index, steps, loss, grads: m.grads, reach,
+        hiddenGradNorms: norms!.map((a) => Array.from(a.subarray(tb, t1))),
+        weightGrads: () => {
+          const names = m.weightNames();
+          return m.splitFlat(m.grads).map((grad, i) => ({ name: names[i]!, grad }));
+        },
+        inputGrad: () => {
+          const out = allocate(m.dtype, B * reach * F);
+          timeToBatchMajor(reach, B, F, m.ws(0).dxs, tb * B * F, out, 0);
+          return fromData(out, [B, reach, F]);
+        },
+        stateGrads: () => m.lstms.map((l, i) => ({
+          h: fromData(m.ws(i).dh.slice(0, B * l.units), [B, l.units]),
+          c: fromData(m.ws(i).dc.slice(0, B * l.units), [B, l.units]),
+        })),
+      };
       if (accuracy !== undefined) info.accuracy = accuracy;
       onWindow(info);
     }

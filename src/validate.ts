@@ -8,7 +8,7 @@
 import { type StridedArray, isTensor, toTensor } from "./tensor/tensor.js";
 import { assertFiniteIn } from "./tensor/layout.js";
 import type { Engine } from "./engine.js";
-import { ShapeError, StateError, ValueError, fmtShape, fmtValue } from "./errors.js";
+import { ShapeError, StateError, ValueError, checkKeys, fmtShape, fmtValue } from "./errors.js";
 
 /** A checked input: an ndarray we can index with strides, plus its sizes. */
 export interface Input {
@@ -72,10 +72,11 @@ export function checkStatefulBatch(e: Engine, name: string, B: number): void {
 }
 
 /** The batch size of predict, evaluate or fit: the option, else the stateful one, else a default. */
-export function batchOption(e: Engine, what: string, options: unknown, N: number): number {
+export function batchOption(e: Engine, what: string, options: unknown, N: number, known: readonly string[] = ["batchSize"]): number {
   if (typeof options !== "object" || options === null) {
     throw new ValueError(`${what} options: expected an object, got ${fmtValue(options)}`);
   }
+  checkKeys(what, options, known);
   const bs = (options as { batchSize?: unknown }).batchSize ?? e.batchSize ?? (what === "fit" ? 32 : N);
   if (typeof bs !== "number" || !Number.isInteger(bs) || bs <= 0) {
     throw new ValueError(`${what} batchSize: expected a positive integer, got ${fmtValue(bs)}`);

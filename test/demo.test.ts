@@ -16,7 +16,9 @@ describe("npm run demo: the first-element task", () => {
     };
     for (const a of acc("stateless, full sequences")) expect(a).toBeGreaterThanOrEqual(0.98);
     for (const a of acc("stateless, 2 windows")) { expect(a).toBeGreaterThanOrEqual(0.72); expect(a).toBeLessThanOrEqual(0.78); }
-    for (const a of acc("stateless, 11 sliding")) expect(a).toBeLessThanOrEqual(0.65);
+    // Only the first of 11 windows holds the first value: right on those and chance on the rest is
+    // (1 + 10·0.5)/11 ≈ 0.545. A model that learned nothing scores 0.5, one that could see more would pass 0.56.
+    for (const a of acc("stateless, 11 sliding")) { expect(a).toBeGreaterThanOrEqual(0.53); expect(a).toBeLessThanOrEqual(0.56); }
     for (const p of ["stateful, trainOnBatch loop", "stateful, fit", "TruncatedBPTT(10, 10)", "stateful batch 3"]) {
       for (const a of acc(p)) expect(a).toBeGreaterThanOrEqual(0.98);
     }

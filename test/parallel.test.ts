@@ -355,6 +355,8 @@ describe("when it splits", () => {
     }
     expect(() => setThreads(m, 2, { minFlops: -1 })).toThrow(/setThreads minFlops: expected a non-negative finite number of FLOPs, got -1/);
     expect(() => setThreads(m, 2, "fast" as never)).toThrow(ValueError);
+    expect(() => setThreads(m, 3, { minFlop: 0 } as never)).toThrow(/setThreads options: unknown option "minFlop" \(did you mean "minFlops"\?\)/);
+    expect(m.threads).toBe(2);
     expect(() => setThreads({} as never, 2)).toThrow(/setThreads model: expected a Sequential/);
     expect(pool(m)).toBe(before);
     // The core has no threads of its own: the old constructor options say where threads went.

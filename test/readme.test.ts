@@ -36,6 +36,14 @@ describe("README", () => {
     expect(Array.from(probs).map((p) => (p > 0.5 ? 1 : 0))).toEqual([1, 0, 1, 0]);
   });
 
+  it("the gradient-study block runs: the checks pass and every window reports its reach", async () => {
+    const logs = await runBlock("## Studying gradients", "study");
+    const [last, first] = logs[0] as [number, number];
+    expect(last).toBeGreaterThan(first); // the gradient fades going back
+    expect(logs[1]).toEqual([true, 5, 40, ["lstm_0/h", "lstm_0/c"]]);
+    expect(logs.slice(2)).toEqual([[0, 10, 10, [4, 10, 2]], [1, 20, 20, [4, 20, 2]], [2, 20, 20, [4, 20, 2]]]);
+  });
+
   it("the travel block runs with the real TensorFlow.js and ONNX Runtime, and all four agree", async () => {
     const logs = await runBlock("## Models that travel", "travel");
     const four = logs[logs.length - 1] as number[];

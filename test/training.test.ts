@@ -337,7 +337,9 @@ describe("stateful models", () => {
     const after = s.getStates()[0]!;
     for (let r = 0; r < 3; r++) {
       const hr = flat(after.h).slice(r * 4, r * 4 + 4), old = flat(st[0]!.h).slice(r * 4, r * 4 + 4);
+      const cr = flat(after.c).slice(r * 4, r * 4 + 4), oldC = flat(st[0]!.c).slice(r * 4, r * 4 + 4);
       expect(hr).toEqual(r === 1 ? [0, 0, 0, 0] : old);
+      expect(cr).toEqual(r === 1 ? [0, 0, 0, 0] : oldC);
     }
     // row 1 now starts afresh while rows 0 and 2 continue
     const p = flat(s.predict(secondHalf));
@@ -346,9 +348,12 @@ describe("stateful models", () => {
     expect(p[1]).toBe(fresh[1]);
     expect(p[0]).toBe(cont[0]);
     s.resetStates(st.map((q) => ({ h: q.h, c: q.c })));
+    expect(flat(s.getStates()[0]!.h)).toEqual(flat(st[0]!.h));
     expect(flat(s.getStates()[0]!.c)).toEqual(flat(st[0]!.c));
+    expect(flat(st[0]!.c).some((v) => v !== 0)).toBe(true);
     s.resetStates();
     expect(flat(s.getStates()[0]!.h).every((v) => v === 0)).toBe(true);
+    expect(flat(s.getStates()[0]!.c).every((v) => v === 0)).toBe(true);
     expect(() => s.resetStates({ rows: [3] })).toThrow(/rows: expected batch row indices in \[0, 3\), got \[3\]/);
     expect(() => s.resetStates([{ h: [[1, 2]], c: [[1, 2]] }])).toThrow(/states\[0\]\.h: expected shape \[B, H\] = \[3, 4\], got \[1, 2\]/);
   });

@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import {
-  Sequential, LSTM, Dense, Adam, SGD, TruncatedBPTT, prepareSequences, gradCheck, tensor, zeros, toArray,
+  Sequential, LSTM, Dense, Adam, SGD, TruncatedBPTT, prepareSequences, gradCheck, tensor, zeros, toArray, earlyStopping,
   LongshortError, ShapeError, ValueError, StateError, type Tensor,
 } from "../src/index.js";
 import { Rng } from "../src/init.js";
@@ -66,6 +66,24 @@ const nanView = (): Tensor => {
 type Case = [name: string, call: () => unknown, error: typeof LongshortError, message: RegExp];
 
 const CASES: Case[] = [
+  // Unknown option keys, everywhere: a typo or a Python habit must not be ignored (it would train on defaults).
+  ["LSTM returnSequence (typo)", () => new LSTM({ units: 4, returnSequence: true } as any), ValueError, /LSTM options: unknown option "returnSequence" \(did you mean "returnSequences"\?\)/],
+  ["Dense activaton (typo)", () => new Dense({ units: 1, activaton: "sigmoid" } as any), ValueError, /Dense options: unknown option "activaton" \(did you mean "activation"\?\)/],
+  ["Adam learning_rate (snake_case)", () => new Adam({ learning_rate: 0.1 } as any), ValueError, /Adam options: unknown option "learning_rate" \(did you mean "learningRate"\?\); the options are "learningRate", "beta1"/],
+  ["SGD lr (no near key)", () => new SGD({ lr: 0.1 } as any), ValueError, /SGD options: unknown option "lr"; the options are "learningRate", "momentum", "clipNorm", "clipValue"/],
+  ["Sequential dtpye", () => new Sequential([new LSTM({ units: 2 }), new Dense({ units: 1 })], { dtpye: "float32" } as any), ValueError, /Sequential options: unknown option "dtpye" \(did you mean "dtype"\?\)/],
+  ["compile metric (singular)", () => A.compile({ loss: "binaryCrossentropy", metric: ["accuracy"] } as any), ValueError, /compile options: unknown option "metric" \(did you mean "metrics"\?\)/],
+  ["fit epoch (singular)", () => A.fit(X, YA, { epoch: 5, verbose: 0 } as any), ValueError, /fit options: unknown option "epoch" \(did you mean "epochs"\?\)/],
+  ["fit batch_size", () => A.fit(X, YA, { batch_size: 2, verbose: 0 } as any), ValueError, /fit options: unknown option "batch_size" \(did you mean "batchSize"\?\)/],
+  ["fit callback hook misspelt", () => A.fit(X, YA, { verbose: 0, callbacks: [{ onEpochEnds: () => undefined }] } as any), ValueError, /fit callbacks\[0\] options: unknown option "onEpochEnds" \(did you mean "onEpochEnd"\?\)/],
+  ["predict batchsize", () => A.predict(X, { batchsize: 1 } as any), ValueError, /predict options: unknown option "batchsize" \(did you mean "batchSize"\?\)/],
+  ["evaluate verbose (Keras has it, we do not)", () => A.evaluate(X, YA, { verbose: 0 } as any), ValueError, /evaluate options: unknown option "verbose"; the options are "batchSize"/],
+  ["computeGradients hiddenGradNorm", () => A.computeGradients(X, YA, { hiddenGradNorm: true } as any), ValueError, /computeGradients options: unknown option "hiddenGradNorm" \(did you mean "hiddenGradNorms"\?\)/],
+  ["TruncatedBPTT k1", () => new TruncatedBPTT(A, { windowLength: 2, k2: 4 } as any), ValueError, /TruncatedBPTT options: unknown option "k2"; the options are "windowLength", "backpropLength"/],
+  ["trainSequence endOfSequences", () => TB.trainSequence(X, YA, { endOfSequences: false } as any), ValueError, /trainSequence options: unknown option "endOfSequences" \(did you mean "endOfSequence"\?\)/],
+  ["gradCheck eps", () => gradCheck(A, X, YA, { eps: 1e-4 } as any), ValueError, /gradCheck options: unknown option "eps"/],
+  ["earlyStopping min_delta", () => earlyStopping({ min_delta: 0.1 } as any), ValueError, /earlyStopping options: unknown option "min_delta" \(did you mean "minDelta"\?\)/],
+  ["resetStates row", () => B.resetStates({ row: [0] } as any), ValueError, /resetStates options: unknown option "row" \(did you mean "rows"\?\)/],
   // Layer, model and optimizer constructors
   ["LSTM options missing", () => new LSTM(undefined as any), ValueError, /LSTM options: expected an object like \{ units: 10 \}, got undefined/],
   ["LSTM units 0", () => new LSTM({ units: 0 }), ValueError, /LSTM units: expected a positive integer, got 0/],

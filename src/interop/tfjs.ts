@@ -23,7 +23,7 @@ import { Dense, type Activation } from "../layers/dense.js";
 import type { InitializerName } from "../init.js";
 import { checkDType, type DType } from "../tensor/tensor.js";
 import { assemble, type ImportedWeight } from "./build.js";
-import { FormatError, StateError, ValueError, fmtValue } from "../errors.js";
+import { FormatError, StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 
 /** The tfjs-layers version whose format `toTfjs` writes (the one the tests load it with). */
 export const TFJS_LAYERS_VERSION = "4.22.0";
@@ -654,6 +654,7 @@ function matchSpecs(plans: LayerPlan[], specs: Spec[]): Spec[][] {
  */
 export function fromTfjs(artifacts: TfjsArtifactsInput, options: FromTfjsOptions = {}): Sequential {
   if (typeof options !== "object" || options === null) throw new ValueError(`fromTfjs options: expected an object, got ${fmtValue(options)}`);
+  checkKeys("fromTfjs", options, ["dtype", "seed"]);
   const dtype = checkDType("fromTfjs dtype", options.dtype ?? "float32");
   const seed = options.seed;
   if (seed !== undefined && (typeof seed !== "number" || !Number.isFinite(seed)) && typeof seed !== "string") {

@@ -8,7 +8,7 @@
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import { matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, fastSigmoid, fastTanh } from "../tensor/kernels.js";
-import { ValueError, checkPositiveInt, fmtValue } from "../errors.js";
+import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { glorotUniform, type Rng } from "../init.js";
 
 export type Activation = "linear" | "sigmoid" | "tanh" | "relu";
@@ -61,6 +61,7 @@ export class Dense {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`Dense options: expected an object like { units: 1 }, got ${fmtValue(options)}`);
     }
+    checkKeys("Dense", options, ["units", "activation", "useBias"]);
     this.units = checkPositiveInt("Dense units", options.units);
     const act = options.activation ?? "linear";
     if (!ACTIVATIONS.includes(act)) {

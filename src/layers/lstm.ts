@@ -15,7 +15,7 @@ import { allocate } from "../tensor/tensor.js";
 import {
   matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
 } from "../tensor/kernels.js";
-import { ValueError, checkPositiveInt, fmtValue } from "../errors.js";
+import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
 
 export interface LSTMOptions {
@@ -41,6 +41,11 @@ export interface LSTMOptions {
   /** Add a bias to the gates. Default true; false (Keras `use_bias=False`) leaves the bias out of the weights. */
   useBias?: boolean;
 }
+
+const LSTM_OPTIONS = [
+  "units", "inputDim", "returnSequences", "stateful", "batchSize", "unitForgetBias", "kernelInitializer",
+  "recurrentInitializer", "recurrentActivation", "useBias",
+] as const;
 
 export type RecurrentActivation = "sigmoid" | "hardSigmoid";
 export const RECURRENT_ACTIVATIONS: readonly RecurrentActivation[] = ["sigmoid", "hardSigmoid"];
@@ -110,6 +115,7 @@ export class LSTM {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`LSTM options: expected an object like { units: 10 }, got ${fmtValue(options)}`);
     }
+    checkKeys("LSTM", options, LSTM_OPTIONS);
     this.units = checkPositiveInt("LSTM units", options.units);
     this.inputDim = options.inputDim === undefined ? undefined : checkPositiveInt("LSTM inputDim", options.inputDim);
     this.returnSequences = bool("LSTM returnSequences", options.returnSequences, false);
@@ -230,6 +236,7 @@ export function lstmBackward(
   dhNext: FloatArray | null, dhNextOff: number,  // (B, H)
   dcNext: FloatArray | null, dcNextOff: number,  // (B, H)
   dhNorms: Float64Array | null = null,           // (cap) out: ‖dL/dh_t‖ over the batch, when asked
+  study: { dh: FloatArray; dc: FloatArray } | null = null, // (cap, B, H) each, out: dL/dh_t and dL/dc_t, when asked
 ): void {
   const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!;
   const { hs, cs, gates, tanhC, dZ, dxs, dh, dc } = ws;
@@ -250,6 +257,17 @@ export function lstmBackward(
       let s = 0;
       for (let k = 0; k < BH; k++) s += dh[k]! * dh[k]!;
       dhNorms[t] = Math.sqrt(s);
+    }
+    if (study) {
+      // dL/dh_t is dh now; dL/dc_t is what the gate kernel computes first: dc + dh ⊙ o ⊙ (1 - tanh²(c_t)).
+      const so = t * BH, go = t * B * G;
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < H; j++) {
+          const k = b * H + j, tc = tanhC[so + k]!;
+          study.dh[so + k] = dh[k]!;
+          study.dc[so + k] = dc[k]! + dh[k]! * gates[go + b * G + 3 * H + j]! * (1 - tc * tc);
+        }
+      }
     }
     if (hard) lstmGatesBackwardHard(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
     else lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);

@@ -18,7 +18,7 @@
  * H units, D head units, P parameters.
  */
 import { type FloatArray, type StridedArray, type Tensor, allocate, fromData } from "../tensor/tensor.js";
-import { StateError, ValueError, fmtValue } from "../errors.js";
+import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
 import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
 import {
@@ -106,6 +106,7 @@ export function createPool(engine: Engine, threads: unknown, options: unknown, h
   if (options !== undefined && (typeof options !== "object" || options === null || Array.isArray(options))) {
     throw new ValueError(`setThreads options: expected an object like { minFlops: 4e6 }, got ${fmtValue(options)}`);
   }
+  if (options !== undefined) checkKeys("setThreads", options, ["minFlops"]);
   const minFlops = checkMinFlops("setThreads minFlops", (options as ThreadOptions | undefined)?.minFlops);
   return n > 1 ? new ThreadPool(engine, n, minFlops, host) : null;
 }

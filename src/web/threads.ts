@@ -13,7 +13,7 @@
 import { Sequential } from "../model.js";
 import { type HostThread, type ThreadHost, type ThreadOptions, checkThreads, createPool } from "../threads/pool.js";
 import type { Message, WorkerInit } from "../threads/protocol.js";
-import { ValueError, fmtValue } from "../errors.js";
+import { ValueError, checkKeys, fmtValue } from "../errors.js";
 
 export interface WebThreadOptions extends ThreadOptions {
   /** Where the page serves longshort's worker script (`dist/web/worker.js` of the package). */
@@ -89,6 +89,7 @@ export async function setThreads(model: Sequential, threads: number | "auto", op
   if (typeof options !== "object" || options === null || typeof options.workerUrl !== "string" || options.workerUrl === "") {
     throw new ValueError(`setThreads options: expected { workerUrl: "<URL of longshort's worker script>", minFlops? }, got ${fmtValue(options)}`);
   }
+  checkKeys("setThreads", options, ["workerUrl", "minFlops"]);
   const scope = globalThis as { Worker?: WebWorkerConstructor; navigator?: { hardwareConcurrency?: number } };
   const Worker = scope.Worker;
   const host: ThreadHost = {
