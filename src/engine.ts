@@ -25,7 +25,10 @@ import {
 import { gatherSteps, gatherRows, timeToBatchMajor } from "./tensor/layout.js";
 import { LSTM, LSTMWorkspace, lstmForward, lstmBackward, lstmWorkspace } from "./layers/lstm.js";
 import { Dense, DenseWorkspace, denseForward, denseBackward, denseWorkspace } from "./layers/dense.js";
-import { type LossName, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy } from "./losses.js";
+import {
+  type LossName, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
+  isCategorical,
+} from "./losses.js";
 import type { Optimizer } from "./optimizers.js";
 import { Rng } from "./init.js";
 import { NonFiniteError, ShapeError, ValueError, fmtValue } from "./errors.js";
@@ -165,6 +168,16 @@ export class Engine {
   /** Whether accuracy is computed with the loss. */
   get accuracy(): boolean {
     return this.metrics.includes("accuracy");
+  }
+
+  /** Label values per head row: one class index for sparse categorical cross-entropy, else D. */
+  get labelDim(): number {
+    return this.loss === "sparseCategoricalCrossentropy" ? 1 : this.outputDim;
+  }
+
+  /** What accuracy counts over M head rows: rows for a categorical loss (argmax), else every unit. */
+  accuracyUnits(M: number): number {
+    return isCategorical(this.loss) ? M : M * this.outputDim;
   }
 
   /**
@@ -312,7 +325,7 @@ export class Engine {
    * for a per-step head (time-major rows, like the head's). Returns the head's row count.
    */
   loadLabels(y: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number): number {
-    const D = this.outputDim;
+    const D = this.labelDim;
     const M = this.perStep ? n * B : B;
     if (this.ys.length < M * D) this.ys = allocate(this.dtype, M * D);
     if (this.perStep) gatherSteps(y, rows, rowStart, B, tx, n, this.ys, 0);
@@ -423,12 +436,17 @@ export class Engine {
     const head = this.denses[this.denses.length - 1]!, ws = this.headWs();
     const N = M * head.units;
     if (this.loss === "meanSquaredError") return meanSquaredError(N, ws.out, this.ys, grad ? ws.dOut : null);
+    // Categorical losses need a softmax head (compile checks), and are computed from its logits.
+    if (isCategorical(this.loss)) {
+      return softmaxCrossentropy(M, head.units, ws.logits, ws.out, this.ys, this.loss === "sparseCategoricalCrossentropy", grad ? ws.dOut : null);
+    }
     if (head.activation === "sigmoid") return bceFromLogits(N, ws.logits, ws.out, this.ys, grad ? ws.dOut : null);
     return bceFromProbs(N, ws.out, this.ys, grad ? ws.dOut : null);
   }
 
-  /** Binary accuracy of the head rows against the loaded labels. */
+  /** Accuracy of the head rows against the loaded labels: argmax for a categorical loss, else binary (p > 0.5). */
   accuracyOf(M: number): number {
+    if (isCategorical(this.loss)) return categoricalAccuracy(M, this.outputDim, this.headWs().out, this.ys, this.loss === "sparseCategoricalCrossentropy");
     return binaryAccuracy(M * this.outputDim, this.headWs().out, this.ys);
   }
 
@@ -443,7 +461,8 @@ export class Engine {
   ): void {
     const B = this.B, nD = this.denses.length, top = this.lstms.length - 1;
     const { M, off } = this.headInput(ta, t1);
-    const fused = this.loss === "binaryCrossentropy" && this.denses[nD - 1]!.activation === "sigmoid";
+    // The loss wrote dL/d(logits) itself for sigmoid + binary and softmax + categorical cross-entropy.
+    const fused = isCategorical(this.loss) || (this.loss === "binaryCrossentropy" && this.denses[nD - 1]!.activation === "sigmoid");
     for (let k = nD - 1; k >= 0; k--) {
       const d = this.denses[k]!, ws = this.denseWs[k]!;
       if (k > 0) {

@@ -8,7 +8,7 @@ export {
   type LSTMState, type Callback, type Layer,
 } from "./model.js";
 export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer } from "./optimizers.js";
-export { type LossName } from "./losses.js";
+export { type LossName, type LossAlias } from "./losses.js";
 export {
   History, resetStatesEvery, earlyStopping, type CallbackHooks, type Logs, type EarlyStoppingOptions, type StoppableModel,
 } from "./callbacks.js";

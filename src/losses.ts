@@ -8,15 +8,32 @@ import type { FloatArray } from "./tensor/tensor.js";
 import { exp, log, log1p } from "./tensor/math.js";
 import { ValueError, fmtValue } from "./errors.js";
 
-export type LossName = "binaryCrossentropy" | "meanSquaredError";
-export const LOSSES: readonly LossName[] = ["binaryCrossentropy", "meanSquaredError"];
+export type LossName = "binaryCrossentropy" | "meanSquaredError" | "categoricalCrossentropy" | "sparseCategoricalCrossentropy";
+export const LOSSES: readonly LossName[] = ["binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy", "sparseCategoricalCrossentropy"];
+
+/** Keras's other spellings of the losses (its snake_case names and short forms), accepted by compile. */
+export type LossAlias =
+  | "binary_crossentropy" | "bce" | "mean_squared_error" | "mse" | "categorical_crossentropy" | "sparse_categorical_crossentropy";
+export const LOSS_ALIASES: Readonly<Record<LossAlias, LossName>> = {
+  binary_crossentropy: "binaryCrossentropy", bce: "binaryCrossentropy",
+  mean_squared_error: "meanSquaredError", mse: "meanSquaredError",
+  categorical_crossentropy: "categoricalCrossentropy",
+  sparse_categorical_crossentropy: "sparseCategoricalCrossentropy",
+};
 
 /** Keras's clipping constant for binary cross-entropy on probabilities. */
 export const BCE_EPSILON = 1e-7;
 
+/** The loss a name (or a Keras alias) means. */
 export function checkLoss(name: string, v: unknown): LossName {
   if (LOSSES.includes(v as LossName)) return v as LossName;
-  throw new ValueError(`${name}: expected one of ${LOSSES.map((s) => `"${s}"`).join(", ")}, got ${fmtValue(v)}`);
+  if (typeof v === "string" && Object.hasOwn(LOSS_ALIASES, v)) return LOSS_ALIASES[v as LossAlias];
+  throw new ValueError(`${name}: expected one of ${LOSSES.map((s) => `"${s}"`).join(", ")} (or a Keras alias: ${Object.keys(LOSS_ALIASES).map((s) => `"${s}"`).join(", ")}), got ${fmtValue(v)}`);
+}
+
+/** Whether the loss compares a softmax over classes with class labels (one-hot or indices). */
+export function isCategorical(loss: LossName | null): boolean {
+  return loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy";
 }
 
 /**
@@ -77,4 +94,58 @@ export function binaryAccuracy(N: number, p: FloatArray, y: FloatArray): number 
   let hit = 0;
   for (let k = 0; k < N; k++) if ((p[k]! > 0.5 ? 1 : 0) === y[k]) hit++;
   return hit / N;
+}
+
+/**
+ * Categorical cross-entropy of a softmax head, from its logits: per row, log Σ exp(z) by log-sum-exp (the
+ * largest logit subtracted first, so nothing overflows), loss = Σ_k y_k (lse − z_k) = −Σ y log p. Labels are
+ * D values per row (one-hot or soft), or with `sparse` one class index per row. The gradient w.r.t. the logits
+ * is (Σy·p − y) / M (p − onehot for one-hot and sparse labels), written into dLogits; the loss is the mean
+ * over the M rows.
+ */
+export function softmaxCrossentropy(
+  M: number, D: number,
+  logits: FloatArray, // (M, D)
+  probs: FloatArray,  // (M, D) the head's softmax, already computed
+  y: FloatArray,      // (M, D), or (M) class indices when sparse
+  sparse: boolean,
+  dLogits: FloatArray | null, // (M, D) out
+): number {
+  let s = 0;
+  const inv = 1 / M;
+  for (let r = 0; r < M; r++) {
+    const o = r * D;
+    let max = logits[o]!;
+    for (let k = 1; k < D; k++) if (logits[o + k]! > max) max = logits[o + k]!;
+    let sum = 0;
+    for (let k = 0; k < D; k++) sum += exp(logits[o + k]! - max);
+    const lse = max + log(sum);
+    if (sparse) {
+      const c = y[r]!;
+      s += lse - logits[o + c]!;
+      if (dLogits) {
+        for (let k = 0; k < D; k++) dLogits[o + k] = probs[o + k]! * inv;
+        dLogits[o + c] = dLogits[o + c]! - inv;
+      }
+    } else {
+      let ysum = 0;
+      for (let k = 0; k < D; k++) { const t = y[o + k]!; s += t * (lse - logits[o + k]!); ysum += t; }
+      if (dLogits) for (let k = 0; k < D; k++) dLogits[o + k] = (ysum * probs[o + k]! - y[o + k]!) * inv;
+    }
+  }
+  return s * inv;
+}
+
+/** Categorical accuracy: the fraction of the M rows whose largest p (the first, on ties) is the label's class. */
+export function categoricalAccuracy(M: number, D: number, p: FloatArray, y: FloatArray, sparse: boolean): number {
+  let hit = 0;
+  for (let r = 0; r < M; r++) {
+    const o = r * D;
+    let best = 0, yBest = 0;
+    for (let k = 1; k < D; k++) if (p[o + k]! > p[o + best]!) best = k;
+    if (sparse) yBest = y[r]!;
+    else for (let k = 1; k < D; k++) if (y[o + k]! > y[o + yBest]!) yBest = k;
+    if (best === yBest) hit++;
+  }
+  return hit / M;
 }

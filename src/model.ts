@@ -12,7 +12,7 @@ import {
 } from "./tensor/tensor.js";
 import { LSTM } from "./layers/lstm.js";
 import { Dense } from "./layers/dense.js";
-import { type LossName, checkLoss } from "./losses.js";
+import { type LossName, type LossAlias, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
 import { Engine, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
 import {
@@ -35,7 +35,9 @@ export interface SequentialOptions {
 
 export interface CompileOptions {
   optimizer?: Optimizer | "adam" | "sgd";
-  loss: LossName;
+  /** "binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy" or "sparseCategoricalCrossentropy" (the
+   * last two need a softmax head), or one of Keras's names for them ("binary_crossentropy", "mse", …). */
+  loss: LossName | LossAlias;
   metrics?: "accuracy"[];
   /** What a training step does when its loss, gradients or new weights are not finite: "throw" (default)
    * raises NonFiniteError, "skip" returns the non-finite loss and leaves everything unchanged. Both leave
@@ -237,6 +239,10 @@ export class Sequential {
       throw new ValueError(`compile optimizer: this ${optimizer.name === "adam" ? "Adam" : "SGD"} instance already belongs to another model (its moments and step count are that model's); give each model its own optimizer`);
     }
     const loss = checkLoss("compile loss", options.loss);
+    const head = e.denses[e.denses.length - 1]!;
+    if ((loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy") && head.activation !== "softmax") {
+      throw new ValueError(`compile loss: ${loss} compares class probabilities; the head must be new Dense({ units, activation: "softmax" }), got activation ${JSON.stringify(head.activation)}`);
+    }
     const metrics = options.metrics ?? [];
     if (!Array.isArray(metrics) || metrics.some((m) => m !== "accuracy")) {
       throw new ValueError(`compile metrics: expected [] or ["accuracy"], got ${JSON.stringify(metrics)}`);

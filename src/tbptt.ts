@@ -99,7 +99,7 @@ export class TruncatedBPTT {
   private pending = 0; // steps of the open window in slots [hist, hist + pending)
   private stateSlot = 0;
   private uses = -1;
-  private yPending: FloatArray = new Float64Array(0); // (k1, B, D) per-step labels of the open window
+  private yPending: FloatArray = new Float64Array(0); // (k1, B, D) per-step labels of the open window (D: values per row, 1 for class indices)
 
   constructor(readonly model: Sequential, options: TruncatedBPTTOptions) {
     if (!(model instanceof Sequential)) {
@@ -193,7 +193,7 @@ export class TruncatedBPTT {
     buildFor(m, F);
     checkStatefulBatch(m, "trainSequence x", B);
     const k1 = this.windowLength, cap = this.history + k1;
-    const D = m.outputDim;
+    const D = m.labelDim; // label values per head row: D, or one class index (sparse)
     if (!this.inSequence) {
       m.ensure(B, cap);
       m.setInitialState(0, false);

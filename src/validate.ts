@@ -5,7 +5,7 @@
  *
  * Legend: B batch, T timesteps, F input features, D head units.
  */
-import { type StridedArray, isTensor, toTensor } from "./tensor/tensor.js";
+import { type StridedArray, fromData, isTensor, toTensor } from "./tensor/tensor.js";
 import { assertFiniteIn } from "./tensor/layout.js";
 import type { Engine } from "./engine.js";
 import { ShapeError, StateError, ValueError, checkKeys, fmtShape, fmtValue } from "./errors.js";
@@ -37,12 +37,17 @@ export function checkInput(e: Engine, name: string, x: unknown, features = e.inp
   return { t, B, T, F: f };
 }
 
-/** Validates labels against the input and the head: [B, D], or [B, T, D] for a per-step head. */
+/**
+ * Validates labels against the input and the head: [B, D], or [B, T, D] for a per-step head. For sparse
+ * categorical cross-entropy, class indices: [B] or [B, 1], per step [B, T] or [B, T, 1], integers in [0, D),
+ * returned as a [B, 1] or [B, T, 1] copy (one label value per head row).
+ */
 export function checkLabels(e: Engine, name: string, y: unknown, B: number, T: number): StridedArray {
   let t: StridedArray;
   if (isTensor(y) && (y.data instanceof Float64Array || y.data instanceof Float32Array)) t = y as StridedArray;
   else t = toTensor(name, y, e.dtype);
   const D = e.outputDim;
+  if (e.loss === "sparseCategoricalCrossentropy") return sparseLabels(e, name, t, B, T, D);
   const expected = e.perStep ? [B, T, D] : [B, D];
   const dims = e.perStep ? "[batch, timesteps, units]" : "[batch, units]";
   if (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
@@ -52,6 +57,31 @@ export function checkLabels(e: Engine, name: string, y: unknown, B: number, T: n
   if (e.loss === "binaryCrossentropy") assertFiniteIn(name, t, 0, 1, "binaryCrossentropy expects labels in [0, 1]");
   else assertFiniteIn(name, t);
   return t;
+}
+
+/** Class-index labels, checked and copied into the engine's one-value-per-row layout. */
+function sparseLabels(e: Engine, name: string, t: StridedArray, B: number, T: number, D: number): StridedArray {
+  const rows = e.perStep ? [B, T] : [B];
+  const s = t.shape;
+  const ok = (s.length === rows.length || (s.length === rows.length + 1 && s[rows.length] === 1)) && rows.every((d, i) => s[i] === d);
+  if (!ok) {
+    const want = e.perStep ? `[B, T] or [B, T, 1] = [${B}, ${T}]` : `[B] or [B, 1] = [${B}]`;
+    throw new ShapeError(`${name}: sparseCategoricalCrossentropy takes one class index per ${e.perStep ? "step" : "sequence"}: expected shape ${want}, got ${fmtShape(s)}`);
+  }
+  const n = rows.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(n);
+  const stride = t.stride, nd = rows.length;
+  for (let k = 0; k < n; k++) {
+    const idx = nd === 1 ? [k] : [Math.floor(k / T), k % T];
+    let off = t.offset;
+    for (let i = 0; i < nd; i++) off += idx[i]! * stride[i]!;
+    const v = t.data[off];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= D) {
+      throw new ValueError(`${name}[${idx.join("][")}]: expected a class index, an integer in [0, ${D}), got ${fmtValue(v)}`);
+    }
+    out[k] = v;
+  }
+  return fromData(out, e.perStep ? [B, T, 1] : [B, 1]);
 }
 
 /** Builds the model for F input features, once a call's every check has passed. */

@@ -99,7 +99,7 @@ const CASES: Case[] = [
   ["unknown recurrent initializer", () => new LSTM({ units: 2, recurrentInitializer: "random" as any }), ValueError, /LSTM recurrentInitializer: expected one of .*got "random"/],
   ["Dense options null", () => new Dense(null as any), ValueError, /Dense options: expected an object/],
   ["Dense units 0", () => new Dense({ units: 0 }), ValueError, /Dense units: expected a positive integer, got 0/],
-  ["unknown activation", () => new Dense({ units: 1, activation: "softmax" as any }), ValueError, /Dense activation: expected one of "linear", "sigmoid", "tanh", "relu", got "softmax"/],
+  ["unknown activation", () => new Dense({ units: 1, activation: "softplus" as any }), ValueError, /Dense activation: expected one of "linear", "sigmoid", "tanh", "relu", "softmax", got "softplus"/],
   ["Sequential with no layers", () => new Sequential([]), ValueError, /Sequential layers: expected a non-empty array/],
   ["Sequential layers not an array", () => new Sequential("lstm" as any), ValueError, /Sequential layers: expected a non-empty array.*got "lstm"/],
   ["Sequential layer not a layer", () => new Sequential([new LSTM({ units: 1 }), {} as any]), ValueError, /Sequential layers\[1\]: expected an LSTM or a Dense, got an object/],
@@ -123,7 +123,8 @@ const CASES: Case[] = [
 
   // compile: an unknown name leaves the previous settings
   ["compile options null", () => A.compile(null as any), ValueError, /compile options: expected \{ optimizer, loss, metrics\? \}, got null/],
-  ["unknown loss", () => A.compile({ loss: "mse" as any }), ValueError, /compile loss: expected one of "binaryCrossentropy", "meanSquaredError", got "mse"/],
+  ["unknown loss", () => A.compile({ loss: "hinge" as any }), ValueError, /compile loss: expected one of "binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy", "sparseCategoricalCrossentropy" \(or a Keras alias: "binary_crossentropy", "bce", .*\), got "hinge"/],
+  ["categorical loss on a sigmoid head", () => A.compile({ loss: "sparseCategoricalCrossentropy" }), ValueError, /compile loss: sparseCategoricalCrossentropy compares class probabilities; the head must be/],
   ["loss missing", () => A.compile({} as any), ValueError, /compile loss: expected one of .*got undefined/],
   ["unknown optimizer name", () => A.compile({ optimizer: "rmsprop" as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", an Adam or an SGD, got "rmsprop"/],
   ["optimizer a plain object", () => A.compile({ optimizer: {} as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", an Adam or an SGD, got an object/],

@@ -190,7 +190,8 @@ export function toOnnx(model: Sequential): Uint8Array {
         const bias = g.constant(`${p}/bias`, [D], "float", weights[w++]!.data);              // (D)
         cur = g.node("Add", `${p}/add`, [cur, bias], [`${p}/add`]);
       }
-      const op = ({ linear: null, sigmoid: "Sigmoid", tanh: "Tanh", relu: "Relu" } as const)[dense.activation];
+      // Softmax (opset 13+) normalises over one axis, by default the last: the units, per row and step.
+      const op = ({ linear: null, sigmoid: "Sigmoid", tanh: "Tanh", relu: "Relu", softmax: "Softmax" } as const)[dense.activation];
       if (op) cur = g.node(op, `${p}/${dense.activation}`, [cur], [`${p}/${dense.activation}`]);
       dim = D;
       di++;

@@ -304,14 +304,14 @@ function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean,
   return { layer, where, names: [], slots: lstmSlots(useBias) };
 }
 
-const DENSE_ACTIVATIONS: Record<string, Activation> = { linear: "linear", sigmoid: "sigmoid", tanh: "tanh", relu: "relu" };
+const DENSE_ACTIVATIONS: Record<string, Activation> = { linear: "linear", sigmoid: "sigmoid", tanh: "tanh", relu: "relu", softmax: "softmax" };
 
 function parseDense(where: string, cfg: Record<string, unknown>): LayerPlan {
   const units = unitsField(where, cfg);
   const act = activationName(where, "activation", cfg["activation"]) ?? "linear";
   const activation = DENSE_ACTIVATIONS[act];
   if (activation === undefined || !Object.hasOwn(DENSE_ACTIVATIONS, act)) {
-    fail(`${where}: config.activation ${JSON.stringify(act)} is not supported; expected one of "linear", "sigmoid", "tanh", "relu"`);
+    fail(`${where}: config.activation ${JSON.stringify(act)} is not supported; expected one of ${Object.keys(DENSE_ACTIVATIONS).map((a) => JSON.stringify(a)).join(", ")}`);
   }
   const useBias = boolField(where, cfg, "use_bias", true);
   return { layer: new Dense({ units, activation, useBias }), where, names: [], slots: denseSlots(useBias) };

@@ -2,17 +2,19 @@
  * The Dense head: y = act(x · kernel + bias), applied to the last step's h or to every step's h.
  *
  * Legend: M rows (B, or T·B for a per-step head, time-major), In input features, D units.
- * Every activation's derivative is taken from its saved output (σ' = y(1-y), tanh' = 1-y², relu' = [y>0]),
- * and the pre-activation (logit) is kept too, for the stable sigmoid + binary cross-entropy.
+ * Every activation's derivative is taken from its saved output (σ' = y(1-y), tanh' = 1-y², relu' = [y>0],
+ * softmax: dz = p ⊙ (g − Σ g·p) per row), and the pre-activation (logit) is kept too, for the stable sigmoid +
+ * binary cross-entropy and softmax + categorical cross-entropy, computed from logits.
  */
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import { matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, fastSigmoid, fastTanh } from "../tensor/kernels.js";
+import { exp } from "../tensor/math.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { glorotUniform, type Rng } from "../init.js";
 
-export type Activation = "linear" | "sigmoid" | "tanh" | "relu";
-export const ACTIVATIONS: readonly Activation[] = ["linear", "sigmoid", "tanh", "relu"];
+export type Activation = "linear" | "sigmoid" | "tanh" | "relu" | "softmax";
+export const ACTIVATIONS: readonly Activation[] = ["linear", "sigmoid", "tanh", "relu", "softmax"];
 
 export interface DenseOptions {
   /** Number of output units D. */
@@ -131,6 +133,20 @@ export function denseForward(
     case "sigmoid": for (let k = 0; k < n; k++) out[k] = fastSigmoid(logits[k]!); break;
     case "tanh": for (let k = 0; k < n; k++) out[k] = fastTanh(logits[k]!); break;
     case "relu": for (let k = 0; k < n; k++) { const v = logits[k]!; out[k] = v > 0 ? v : 0; } break;
+    case "softmax": softmaxRows(M, D, logits, out); break;
+  }
+}
+
+/** p = softmax(z) over each row's D units, the largest logit subtracted first (no overflow). */
+function softmaxRows(M: number, D: number, z: FloatArray, p: FloatArray): void {
+  for (let r = 0; r < M; r++) {
+    const o = r * D;
+    let max = z[o]!;
+    for (let k = 1; k < D; k++) if (z[o + k]! > max) max = z[o + k]!;
+    let sum = 0;
+    for (let k = 0; k < D; k++) { const e = exp(z[o + k]! - max); p[o + k] = e; sum += e; }
+    const inv = 1 / sum;
+    for (let k = 0; k < D; k++) p[o + k] = p[o + k]! * inv;
   }
 }
 
@@ -153,6 +169,14 @@ export function denseBackward(
       case "sigmoid": for (let k = 0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * y * (1 - y); } break;
       case "tanh": for (let k = 0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * (1 - y * y); } break;
       case "relu": for (let k = 0; k < n; k++) if (!(out[k]! > 0)) dOut[k] = 0; break;
+      case "softmax": // dz_j = p_j (g_j − Σ_k g_k p_k), row by row
+        for (let r = 0; r < M; r++) {
+          const o = r * D;
+          let dot = 0;
+          for (let k = 0; k < D; k++) dot += dOut[o + k]! * out[o + k]!;
+          for (let k = 0; k < D; k++) dOut[o + k] = out[o + k]! * (dOut[o + k]! - dot);
+        }
+        break;
     }
   }
   // dKernel (In, D) += xᵀ · dLogits over the M rows

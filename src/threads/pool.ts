@@ -463,7 +463,6 @@ export class ThreadPool implements RowExecutor {
     B: number, T: number, norms0: Float64Array[] | null,
   ): void {
     const m = this.model, sizes = this.sizes, starts = this.starts, n = sizes.length;
-    const D = m.outputDim;
     const workers = this.pool.workers; // started and ready: see `run`
     const P = m.params.length;
     if (!this.params || this.paramsView.length !== P) {
@@ -500,7 +499,7 @@ export class ThreadPool implements RowExecutor {
       if (op !== "predict") {
         m.loadLabels(yt!, rows, rowStart, B0, 0, T);
         mainLoss = m.lossOf(M, op !== "test");
-        mainHits = accuracy ? Math.round(m.accuracyOf(M) * M * D) : 0;
+        mainHits = accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(M)) : 0;
         if (op !== "test") {
           m.grads.fill(0);
           m.backward(0, T, 0, norms0);
@@ -576,7 +575,7 @@ export class ThreadPool implements RowExecutor {
   }
 
   private accuracyOf(B: number, T: number): number {
-    return this.hits / ((this.model.perStep ? T * B : B) * this.model.outputDim);
+    return this.hits / this.model.accuracyUnits(this.model.perStep ? T * B : B);
   }
 
   /** trainRows across threads, or null when the call is small enough for one thread. */

@@ -131,11 +131,11 @@ export class Replica {
     const head = m.headWs();
     if (op === "predict" || op === "grads") v.out.set(head.out.subarray(0, M * D));
     if (op === "predict") return;
-    const yShape = m.perStep ? [B, T, D] : [B, D];
-    m.loadLabels(fromData(v.y.subarray(0, M * D), yShape), null, 0, B, 0, T);
+    const L = m.labelDim, yShape = m.perStep ? [B, T, L] : [B, L];
+    m.loadLabels(fromData(v.y.subarray(0, M * L), yShape), null, 0, B, 0, T);
     this.result[0] = m.lossOf(M, op !== "test");
     // Hits, not the fraction: the main thread divides the total by the whole batch's count, exactly as one thread would.
-    this.result[1] = cmd.accuracy ? Math.round(m.accuracyOf(M) * M * D) : 0;
+    this.result[1] = cmd.accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(M)) : 0;
     if (op === "test") return;
     const norms = cmd.norms ? units.map((_, i) => v.norms.subarray(i * T, (i + 1) * T)) : null;
     m.grads.fill(0);
