@@ -73,6 +73,8 @@ export interface GradientRequest {
   hiddenGrads?: boolean;
   /** Leave a stateful model's carried state where it was (the pass still starts from it). */
   keepState?: boolean;
+  /** A training pass: dropout applies, with masks drawn for this call (the gradients are exact for them). */
+  training?: boolean;
 }
 
 /**
@@ -116,6 +118,10 @@ export class Engine {
   readonly stateC: (FloatArray | null)[]; // per LSTM (B, H)
   /** The RNG behind fit's shuffling; its position is saved in checkpoints. */
   shuffleRng: Rng;
+  /** The RNG behind dropout's masks; its position is saved in checkpoints. */
+  dropoutRng: Rng;
+  /** @internal Masks for the next draw, per LSTM { x (B, I), h (B, H) } scaled 0/1/(1−p): the golden tests' hook. */
+  nextMasks: ({ x?: Float64Array | null; h?: Float64Array | null } | null)[] | null = null;
   /** Runs large calls on more than one thread when set (threads/pool.ts). */
   executor: RowExecutor | null = null;
   /** Counts uses of the buffers, so the truncated-BPTT unroller can tell when another call overwrote them. */
@@ -140,6 +146,7 @@ export class Engine {
     this.dtype = dtype;
     this.seed = seed;
     this.shuffleRng = new Rng(`${seed}/shuffle`);
+    this.dropoutRng = new Rng(`${seed}/dropout`);
     this.stateH = this.lstms.map(() => null);
     this.stateC = this.lstms.map(() => null);
     this.lstmWs = this.lstms.map(() => null);
@@ -293,6 +300,7 @@ export class Engine {
   /** Makes sure every buffer fits B rows and `cap` steps. */
   ensure(B: number, cap: number): void {
     this.uses++;
+    for (const ws of this.lstmWs) if (ws) ws.dropping = false; // every pass is an inference pass unless made a training one
     if (B === this.B && cap <= this.cap) return;
     cap = B === this.B ? Math.max(cap, this.cap) : cap;
     const F = this.inputDim!;
@@ -300,6 +308,38 @@ export class Engine {
     for (let i = 0; i < this.lstms.length; i++) this.lstmWs[i] = lstmWorkspace(this.lstms[i]!, this.dtype, B, cap, this.lstmWs[i]!);
     this.B = B;
     this.cap = cap;
+  }
+
+  /** Whether some LSTM has dropout or recurrent dropout (which training passes then apply). */
+  get hasDropout(): boolean {
+    return this.lstms.some((l) => l.dropout > 0 || l.recurrentDropout > 0);
+  }
+
+  /**
+   * Draws every dropout layer's masks for the B rows of the buffers (after `ensure`) from the dropout RNG, one
+   * scaled 0/1 value per row and unit, and applies them to the passes that follow until the next `ensure`.
+   * `nextMasks` (for tests: the masks a reference computed with) replaces one draw.
+   */
+  drawMasks(): void {
+    const B = this.B, given = this.nextMasks;
+    this.nextMasks = null;
+    this.lstms.forEach((l, i) => {
+      const ws = this.lstmWs[i]!, I = l.inputDim!, H = l.units;
+      const fill = (n: number, p: number, g: Float64Array | null | undefined, mask: Float64Array | null): Float64Array => {
+        const m = mask && mask.length === n ? mask : new Float64Array(n);
+        if (g) m.set(g);
+        else for (let k = 0; k < n; k++) m[k] = this.dropoutRng.uniform() < p ? 0 : 1 / (1 - p);
+        return m;
+      };
+      ws.xMask = l.dropout > 0 ? fill(B * I, l.dropout, given?.[i]?.x, ws.xMask) : null;
+      ws.hMask = l.recurrentDropout > 0 ? fill(B * H, l.recurrentDropout, given?.[i]?.h, ws.hMask) : null;
+      ws.dropping = l.dropout > 0 || l.recurrentDropout > 0;
+    });
+  }
+
+  /** Turns the masks drawn last on for a training pass (or off), until the next `ensure`. */
+  setDropping(on: boolean): void {
+    for (const ws of this.lstmWs) if (ws) ws.dropping = on && (ws.xMask !== null || ws.hMask !== null);
   }
 
   /** The workspace of LSTM i (after `ensure`). */
@@ -370,7 +410,9 @@ export class Engine {
     const B = this.B, F = this.inputDim!;
     this.xs.copyWithin(0, drop * B * F, (drop + keep) * B * F);
     this.lstms.forEach((l, i) => {
-      const ws = this.lstmWs[i]!, BH = B * l.units, BG = 4 * BH;
+      const ws = this.lstmWs[i]!, BH = B * l.units, BG = 4 * BH, BI = B * l.inputDim!;
+      ws.xd?.copyWithin(0, drop * BI, (drop + keep) * BI); // dropout's masked copies are history too
+      ws.hd?.copyWithin(0, drop * BH, (drop + keep) * BH);
       ws.hs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
       ws.cs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
       ws.gates.copyWithin(0, drop * BG, (drop + keep) * BG);
@@ -546,8 +588,9 @@ export class Engine {
   // Whole calls on checked rows: one thread, unless the executor takes them
 
   /** Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns M. */
-  private forwardRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): number {
+  private forwardRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number, train = false): number {
     this.ensure(B, T);
+    if (train && this.hasDropout) this.drawMasks(); // a training pass: dropout on, with masks for this batch
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
     this.setInitialState(0, true);
     const M = this.forward(0, T, 0);
@@ -557,9 +600,10 @@ export class Engine {
 
   /** One optimizer step on B rows (optionally through a row map); the loss is the one before the update. */
   trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
-    const par = this.executor?.trainRows(xt, yt, rows, rowStart, B, T);
+    // Dropout's masks are drawn for the whole batch on this thread: such steps are not split across threads.
+    const par = this.hasDropout ? null : this.executor?.trainRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
-    const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
+    const M = this.forwardRows(xt, yt, rows, rowStart, B, T, true);
     const loss = this.lossOf(M, true);
     const res: StepResult = { loss };
     if (this.accuracy) res.accuracy = this.accuracyOf(M);
@@ -609,10 +653,10 @@ export class Engine {
   gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, request: GradientRequest = {}): Gradients {
     const hiddenGradNorms = request.hiddenGradNorms ?? false;
     // The thread pool serves the plain request; the study outputs run on the calling thread.
-    const plain = !request.gradNorms && !request.hiddenGrads && !request.keepState;
+    const plain = !request.gradNorms && !request.hiddenGrads && !request.keepState && !request.training;
     const par = plain ? this.executor?.gradients(xt, yt, B, T, hiddenGradNorms) : null;
     if (par) return par;
-    const M = this.forwardRows(xt, yt, null, 0, B, T);
+    const M = this.forwardRows(xt, yt, null, 0, B, T, request.training ?? false);
     const loss = this.lossOf(M, true);
     this.grads.fill(0);
     const norms = hiddenGradNorms ? this.lstms.map(() => new Float64Array(T)) : null;

@@ -441,8 +441,9 @@ export class Sequential {
    * - `hiddenGradNorms`: per LSTM layer, ‖dL/dh_t‖ over the whole batch, one number per step;
    * - `gradNorms`: per LSTM layer, every sample's ‖dL/dh_t‖ and ‖dL/dc_t‖, [B, T] each;
    * - `hiddenGrads`: per LSTM layer, dL/dh_t itself, [B, T, H];
-   * - `keepState`: leave a stateful model's carried state as it was.
-   * With `gradNorms`, `hiddenGrads` or `keepState` the pass runs on the calling thread.
+   * - `keepState`: leave a stateful model's carried state as it was;
+   * - `training`: a training pass, with dropout (masks drawn for this call) where the layers have it.
+   * With `gradNorms`, `hiddenGrads`, `keepState` or `training` the pass runs on the calling thread.
    *
    * @example
    * const { loss, grads, inputGrad, stateGrads, hiddenGradNorms } = model.computeGradients(x, y, { hiddenGradNorms: true });
@@ -451,7 +452,7 @@ export class Sequential {
    */
   computeGradients(x: TensorLike, y: TensorLike, options: GradientRequest = {}): Gradients {
     if (typeof options !== "object" || options === null) throw new ValueError(`computeGradients options: expected an object, got ${fmtValue(options)}`);
-    const known = ["hiddenGradNorms", "gradNorms", "hiddenGrads", "keepState"] as const;
+    const known = ["hiddenGradNorms", "gradNorms", "hiddenGrads", "keepState", "training"] as const;
     checkKeys("computeGradients", options, known);
     for (const k of known) {
       if (options[k] !== undefined && typeof options[k] !== "boolean") {

@@ -196,6 +196,9 @@ export class TruncatedBPTT {
     const D = m.labelDim; // label values per head row: D, or one class index (sparse)
     if (!this.inSequence) {
       m.ensure(B, cap);
+      // Dropout: one set of masks per sequence (per batch row), the same in every window of it, so that the
+      // kept history and the window see the same masks.
+      if (update && m.hasDropout) m.drawMasks();
       m.setInitialState(0, false);
       this.inSequence = true;
       this.B = B;
@@ -242,6 +245,7 @@ export class TruncatedBPTT {
   ): { loss: number; accuracy?: number } {
     const m = this.model.engine;
     const t0 = this.hist, steps = this.pending, t1 = t0 + steps;
+    m.setDropping(update); // a training window applies the sequence's dropout masks; a study window does not
     const M = m.forward(t0, t1, t0);
     if (m.perStep) {
       m.setLabels(this.yPending, steps * B * D); // already time-major, like the head's rows

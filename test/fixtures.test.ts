@@ -88,6 +88,7 @@ for (const dtype of ["float64", "float32"] as DType[]) {
             ? new LSTM({
               units: l.units, inputDim: dim, returnSequences: Boolean(l.returnSequences),
               recurrentActivation: l.recurrentActivation ?? "sigmoid", useBias: l.useBias ?? true,
+              dropout: l.dropout ?? 0, recurrentDropout: l.recurrentDropout ?? 0,
             })
             : new Dense({ units: l.units, activation: l.activation, useBias: l.useBias ?? true });
           dim = l.units;
@@ -96,7 +97,13 @@ for (const dtype of ["float64", "float32"] as DType[]) {
         const model = new Sequential(layers, { dtype, seed: 3 });
         model.compile({ optimizer: "adam", loss: cfg.loss });
         model.setWeights(fx.weights);
-        const r = model.computeGradients(fx.x, fx.y);
+        // Dropout: the masks the reference drew, handed to the next training pass.
+        if (fx.masks) {
+          model.engine.nextMasks = fx.masks.map((m: { x: number[][] | null; h: number[][] | null }) => ({
+            x: m.x ? Float64Array.from(m.x.flat()) : null, h: m.h ? Float64Array.from(m.h.flat()) : null,
+          }));
+        }
+        const r = model.computeGradients(fx.x, fx.y, fx.masks ? { training: true } : {});
         const tol = (n: string, a: unknown, e: unknown) => expectClose(`${fx.file} ${n}`, a, e, rtol, atol);
         tol("loss", r.loss, fx.expected.loss);
         tol("output", r.outputs, fx.expected.output);

@@ -150,8 +150,8 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
           unit_forget_bias: l.unitForgetBias,
           kernel_regularizer: null, recurrent_regularizer: null, bias_regularizer: null, activity_regularizer: null,
           kernel_constraint: null, recurrent_constraint: null, bias_constraint: null,
-          dropout: 0,
-          recurrent_dropout: 0,
+          dropout: l.dropout,
+          recurrent_dropout: l.recurrentDropout,
           implementation: 2,
           return_sequences: l.returnSequences,
           return_state: false,
@@ -261,12 +261,12 @@ function activationName(where: string, key: string, v: unknown): string | null {
   fail(`${where}: config.${key}: expected an activation name, got ${fmtValue(v)} (custom activations are not supported)`);
 }
 
-/** A dropout rate: 0 is fine, anything else is refused (longshort does not train with dropout yet). */
-function noDropout(where: string, cfg: Record<string, unknown>, key: string): void {
+/** A dropout rate in [0, 1) (Keras 3 LSTMCell semantics, which longshort's LSTM follows); missing means 0. */
+function dropoutRate(where: string, cfg: Record<string, unknown>, key: string): number {
   const v = cfg[key];
-  if (v === undefined || v === null || v === 0) return;
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(`${where}: config.${key}: expected a number, got ${fmtValue(v)}`);
-  fail(`${where}: config.${key} ${v} is not supported (longshort has no dropout yet); only 0 is`);
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== "number" || !(v >= 0 && v < 1)) fail(`${where}: config.${key}: expected a rate in [0, 1), got ${fmtValue(v)}`);
+  return v as number;
 }
 
 function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
@@ -287,8 +287,7 @@ function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean,
   for (const key of ["return_state", "go_backwards", "time_major"]) {
     if (boolField(where, cfg, key, false)) fail(`${where}: config.${key} true is not supported`);
   }
-  noDropout(where, cfg, "dropout");
-  noDropout(where, cfg, "recurrent_dropout");
+  const dropout = dropoutRate(where, cfg, "dropout"), recurrentDropout = dropoutRate(where, cfg, "recurrent_dropout");
   boolField(where, cfg, "unroll", false); // a speed setting: same results either way
   const useBias = boolField(where, cfg, "use_bias", true);
   const stateful = boolField(where, cfg, "stateful", false);
@@ -300,6 +299,8 @@ function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean,
     unitForgetBias: boolField(where, cfg, "unit_forget_bias", true),
     recurrentActivation,
     useBias,
+    dropout,
+    recurrentDropout,
   });
   return { layer, where, names: [], slots: lstmSlots(useBias) };
 }
@@ -640,7 +641,7 @@ function matchSpecs(plans: LayerPlan[], specs: Spec[]): Spec[][] {
  * or Keras 3 model (read the folder with `tfjsArtifactsFromModelJSON`). The topology must be LSTM layers
  * (activation tanh, recurrent_activation sigmoid or Keras 2/tfjs hard_sigmoid) then Dense or
  * TimeDistributed(Dense) layers (linear, sigmoid, tanh or relu); an InputLayer may come first. Anything
- * else (GRU, Bidirectional, Dropout, Masking, go_backwards, return_state, dropout > 0, Keras 3's
+ * else (GRU, Bidirectional, Dropout, Masking, go_backwards, return_state, Keras 3's
  * hard_sigmoid, a functional model, other weight dtypes) is refused by name. A stateful LSTM takes its batch
  * size from batch_input_shape. Weights are matched to layers by name, and must be float32 (or quantized
  * float32: uint8/uint16 affine or float16, dequantized as tfjs does).

@@ -40,11 +40,18 @@ export interface LSTMOptions {
   recurrentActivation?: RecurrentActivation;
   /** Add a bias to the gates. Default true; false (Keras `use_bias=False`) leaves the bias out of the weights. */
   useBias?: boolean;
+  /**
+   * Keras's `dropout`: while training, each input x_t is multiplied by a 0/1 mask scaled by 1/(1 − p), one mask
+   * per batch row drawn once per batch (the same at every step, shared by the four gates). Default 0.
+   */
+  dropout?: number;
+  /** Keras's `recurrent_dropout`: the same on h_{t−1} in the recurrent product. Default 0. */
+  recurrentDropout?: number;
 }
 
 const LSTM_OPTIONS = [
   "units", "inputDim", "returnSequences", "stateful", "batchSize", "unitForgetBias", "kernelInitializer",
-  "recurrentInitializer", "recurrentActivation", "useBias",
+  "recurrentInitializer", "recurrentActivation", "useBias", "dropout", "recurrentDropout",
 ] as const;
 
 export type RecurrentActivation = "sigmoid" | "hardSigmoid";
@@ -60,6 +67,13 @@ export class LSTMWorkspace {
   readonly dxs: FloatArray;   // (cap, B, I): dL/dx, handed to the layer below as its dhSeq
   readonly dh: FloatArray;    // (B, H): gradient reaching h_{t-1} through the recurrence; dL/dh0 at the end
   readonly dc: FloatArray;    // (B, H): gradient reaching c_{t-1}; dL/dc0 at the end
+  // Dropout (allocated only for a layer that has it). The masks are per batch row, scaled: 0 or 1/(1 − p).
+  xd: FloatArray | null = null;      // (cap, B, I): x_t ⊙ xMask, what the input projection and dKernel read
+  hd: FloatArray | null = null;      // (cap, B, H): h_{t-1} ⊙ hMask at slot t, what the recurrent product reads
+  xMask: Float64Array | null = null; // (B, I)
+  hMask: Float64Array | null = null; // (B, H)
+  /** Whether the masks apply to the pass in progress (a training pass of a layer with dropout). */
+  dropping = false;
   constructor(dtype: DType, public B: number, public cap: number, private readonly H: number, private readonly I: number) {
     const G = 4 * H;
     this.hs = allocate(dtype, (cap + 1) * B * H);
@@ -99,6 +113,8 @@ export class LSTM {
   readonly recurrentInitializer: InitializerName;
   readonly recurrentActivation: RecurrentActivation;
   readonly useBias: boolean;
+  readonly dropout: number;
+  readonly recurrentDropout: number;
 
   // Views into the model's flat parameter and gradient buffers (bound by the model).
   kernel!: FloatArray;           // (I, G)
@@ -130,6 +146,8 @@ export class LSTM {
     }
     this.recurrentActivation = ra;
     this.useBias = bool("LSTM useBias", options.useBias, true);
+    this.dropout = rate("LSTM dropout", options.dropout);
+    this.recurrentDropout = rate("LSTM recurrentDropout", options.recurrentDropout);
   }
 
   /** Number of parameters: I·4H + H·4H (+ 4H with a bias). */
@@ -176,15 +194,23 @@ export class LSTM {
 
 /** A workspace for B rows and at least `cap` steps of the layer: `current` when it fits, else a new one. */
 export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number, current: LSTMWorkspace | null): LSTMWorkspace {
-  if (current) {
-    const steps = current.stepsFor(B);
-    if (steps >= cap) {
-      current.B = B;
-      current.cap = steps;
-      return current;
-    }
-  }
-  return new LSTMWorkspace(dtype, B, cap, layer.units, layer.inputDim!);
+  let ws: LSTMWorkspace;
+  if (current && current.stepsFor(B) >= cap) {
+    ws = current;
+    ws.cap = ws.stepsFor(B);
+    ws.B = B;
+  } else ws = new LSTMWorkspace(dtype, B, cap, layer.units, layer.inputDim!);
+  // Dropout's masked copies, sized like the buffers they shadow.
+  const I = layer.inputDim!, H = layer.units;
+  if (layer.dropout > 0 && (!ws.xd || ws.xd.length < ws.cap * B * I)) ws.xd = allocate(dtype, ws.cap * B * I);
+  if (layer.recurrentDropout > 0 && (!ws.hd || ws.hd.length < ws.cap * B * H)) ws.hd = allocate(dtype, ws.cap * B * H);
+  return ws;
+}
+
+function rate(name: string, v: unknown): number {
+  if (v === undefined) return 0;
+  if (typeof v !== "number" || !(v >= 0 && v < 1)) throw new ValueError(`${name}: expected a rate in [0, 1), got ${fmtValue(v)}`);
+  return v;
 }
 
 function bool(name: string, v: unknown, dflt: boolean): boolean {
@@ -202,18 +228,38 @@ export function lstmForward(
   xs: FloatArray, xOff: number, // (cap, B, I)
   t0: number, t1: number,
 ): void {
-  const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!;
+  const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!, BH = B * H;
   const { hs, cs, gates, tanhC } = ws;
   const n = t1 - t0;
   if (n <= 0) return;
+  const xm = ws.dropping ? ws.xMask : null, hm = ws.dropping ? ws.hMask : null;
+  let src = xs, srcOff = xOff;
+  if (xm) {
+    // Dropout on the inputs: x_t ⊙ mask (one mask per row, every step), kept for dKernel in backward.
+    const xd = ws.xd!;
+    for (let t = t0; t < t1; t++) {
+      for (let b = 0; b < B; b++) {
+        const o = (t * B + b) * I;
+        for (let i = 0; i < I; i++) xd[o + i] = xs[xOff + o + i]! * xm[b * I + i]!;
+      }
+    }
+    src = xd; srcOff = 0;
+  }
   // Input projection for every step of the range at once: (n·B, I) · (I, G) -> (n·B, G), plus bias.
-  matmulNN(n * B, G, I, xs, xOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
+  matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
   if (layer.bias) addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
   const hard = layer.recurrentActivation === "hardSigmoid";
   for (let t = t0; t < t1; t++) {
     const zOff = t * B * G;
+    let hsrc = hs;
+    if (hm) {
+      // Recurrent dropout: h_{t-1} ⊙ mask into slot t of hd, kept for dRecurrentKernel in backward.
+      const hd = ws.hd!, o = t * BH;
+      for (let k = 0; k < BH; k++) hd[o + k] = hs[o + k]! * hm[k]!;
+      hsrc = hd;
+    }
     // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
-    matmulNN(B, G, H, hs, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true);
+    matmulNN(B, G, H, hsrc, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true);
     lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H, hard);
   }
 }
@@ -241,6 +287,7 @@ export function lstmBackward(
   const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!;
   const { hs, cs, gates, tanhC, dZ, dxs, dh, dc } = ws;
   const BH = B * H;
+  const xm = ws.dropping ? ws.xMask : null, hm = ws.dropping ? ws.hMask : null;
   for (let k = 0; k < BH; k++) {
     dh[k] = dhNext ? dhNext[dhNextOff + k]! : 0;
     dc[k] = dcNext ? dcNext[dcNextOff + k]! : 0;
@@ -271,15 +318,25 @@ export function lstmBackward(
     }
     if (hard) lstmGatesBackwardHard(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
     else lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
-    // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H)
+    // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H), through the recurrent mask if any
     matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false);
+    if (hm) for (let k = 0; k < BH; k++) dh[k] = dh[k]! * hm[k]!;
   }
-  // Weight gradients over all n·B rows at once.
+  // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout).
   // dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I)
-  matmulTN(I, G, n * B, xs, xOff + tb * B * I, I, dZ, tb * B * G, G, layer.dKernel, 0, G, true);
+  if (xm) matmulTN(I, G, n * B, ws.xd!, tb * B * I, I, dZ, tb * B * G, G, layer.dKernel, 0, G, true);
+  else matmulTN(I, G, n * B, xs, xOff + tb * B * I, I, dZ, tb * B * G, G, layer.dKernel, 0, G, true);
   // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1)
-  matmulTN(H, G, n * B, hs, tb * BH, H, dZ, tb * B * G, G, layer.dRecurrentKernel, 0, G, true);
+  matmulTN(H, G, n * B, hm ? ws.hd! : hs, tb * BH, H, dZ, tb * B * G, G, layer.dRecurrentKernel, 0, G, true);
   if (layer.dBias) sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
-  // dxs (n·B, I) = dZ · kernelᵀ
+  // dxs (n·B, I) = dZ · kernelᵀ, through the input mask if any
   matmulNT(n * B, I, G, dZ, tb * B * G, G, layer.kernel, 0, G, dxs, tb * B * I, I, false);
+  if (xm) {
+    for (let t = tb; t < t1; t++) {
+      for (let b = 0; b < B; b++) {
+        const o = (t * B + b) * I;
+        for (let i = 0; i < I; i++) dxs[o + i] = dxs[o + i]! * xm[b * I + i]!;
+      }
+    }
+  }
 }
