@@ -9,6 +9,7 @@ import type { Engine, Layer } from "./engine.js";
 import { LSTM, type RecurrentActivation } from "./layers/lstm.js";
 import type { Activation } from "./layers/dense.js";
 import type { Optimizer } from "./optimizers.js";
+import type { ScheduleJSON } from "./schedules.js";
 import type { LossName } from "./losses.js";
 import type { InitializerName } from "./init.js";
 import type { DType, FloatArray } from "./tensor/tensor.js";
@@ -54,7 +55,10 @@ export interface CompileConfig {
   loss: LossName;
   metrics: "accuracy"[];
   onNonFinite: "throw" | "skip";
-  optimizer: { name: "adam" | "sgd"; config: Record<string, number> };
+  /** The optimizer's options; `learningRate` is a number, or a schedule as `{ schedule, config }` with every
+   * option of the schedule present (e.g. `{ schedule: "exponentialDecay", config: { initialLearningRate: 0.01,
+   * decaySteps: 100, decayRate: 0.5, staircase: false } }`; CosineDecay's `warmupTarget` null when none). */
+  optimizer: { name: "adam" | "sgd"; config: Record<string, number | ScheduleJSON> };
 }
 
 /** A flat array stored as base64 of its little-endian bytes. */
@@ -130,8 +134,9 @@ function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig {
   return c;
 }
 
-function optimizerConfig(opt: Optimizer): Record<string, number> {
-  const out: Record<string, number> = {};
+/** The optimizer's options without the unset ones; a schedule is already plain JSON (`{ schedule, config }`). */
+function optimizerConfig(opt: Optimizer): Record<string, number | ScheduleJSON> {
+  const out: Record<string, number | ScheduleJSON> = {};
   for (const [k, v] of Object.entries(opt.config())) if (v !== undefined) out[k] = v;
   return out;
 }

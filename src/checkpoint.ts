@@ -25,6 +25,7 @@ import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
 import { expectedNames, expectedShapes } from "./interop/build.js";
 import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
+import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./schedules.js";
 import { LOSSES } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
@@ -210,6 +211,20 @@ export function layersFromConfig(
 }
 
 /**
+ * A learning-rate schedule as the writer stores it, `{ schedule: name, config: {…} }`, with every field of the
+ * schedule's config present (no default is assumed; CosineDecay's warmupTarget is null when none) and each one
+ * validated as the schedule's constructor does.
+ */
+function readSchedule(r: Reader, path: string, v: unknown): Schedule {
+  const o = r.obj(path, v);
+  for (const k of Object.keys(o)) if (k !== "schedule" && k !== "config") r.fail(`${path}.${k}`, `unknown field (a schedule has "schedule" and "config")`);
+  const name = r.oneOf(`${path}.schedule`, o.schedule, SCHEDULE_NAMES);
+  const c = r.obj(`${path}.config`, o.config);
+  for (const k of SCHEDULE_FIELDS[name]) if (!Object.hasOwn(c, k)) r.fail(`${path}.config.${k}`, `missing (every field of a ${name} is written)`);
+  return r.build(`${path}.config`, () => makeSchedule(name, c));
+}
+
+/**
  * Rebuilds a model from `checkpointToJSON`'s object (or `JSON.parse(JSON.stringify(model))`). Every field is
  * validated; a bad one throws CheckpointError naming it.
  *
@@ -258,7 +273,9 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
     const c = r.obj("config.compile", config.compile);
     const oc = r.obj("config.compile.optimizer", c.optimizer);
     const name = r.oneOf("config.compile.optimizer.name", oc.name, ["adam", "sgd"] as const);
-    const ocfg = r.obj("config.compile.optimizer.config", oc.config);
+    const ocfg = { ...r.obj("config.compile.optimizer.config", oc.config) };
+    const lr = ocfg.learningRate;
+    if (typeof lr === "object" && lr !== null) ocfg.learningRate = readSchedule(r, "config.compile.optimizer.config.learningRate", lr);
     const optimizer = r.build("config.compile.optimizer.config", () => (name === "adam" ? new Adam(ocfg as AdamOptions) : new SGD(ocfg as SGDOptions)));
     const loss = r.oneOf("config.compile.loss", c.loss, LOSSES);
     const metrics = r.arr("config.compile.metrics", c.metrics).map((v, i) => r.oneOf(`config.compile.metrics[${i}]`, v, ["accuracy"] as const));

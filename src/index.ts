@@ -7,7 +7,11 @@ export {
   Sequential, type SequentialOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
   type LSTMState, type Callback, type Layer,
 } from "./model.js";
-export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer } from "./optimizers.js";
+export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer, type OptimizerConfig } from "./optimizers.js";
+export {
+  ExponentialDecay, CosineDecay, type Schedule, type ScheduleName, type ScheduleConfig, type ScheduleJSON,
+  type ExponentialDecayOptions, type CosineDecayOptions,
+} from "./schedules.js";
 export { type LossName, type LossAlias } from "./losses.js";
 export {
   History, resetStatesEvery, earlyStopping, type CallbackHooks, type Logs, type EarlyStoppingOptions, type StoppableModel,

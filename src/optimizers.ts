@@ -6,6 +6,7 @@
 import type { FloatArray } from "./tensor/tensor.js";
 import { oneMinusPow } from "./tensor/math.js";
 import { ValueError, checkKeys, fmtValue } from "./errors.js";
+import { type Schedule, type ScheduleJSON, isSchedule, scheduleToJSON } from "./schedules.js";
 
 /**
  * Gradient clipping, applied to the gradient before each update (before Adam's moments see it).
@@ -27,9 +28,11 @@ export interface ClipOptions {
   clipValue?: number;
 }
 
-export interface AdamOptions extends ClipOptions {
-  /** Step size. Default 0.001. */
-  learningRate?: number;
+/** `LR`, the type of `learningRate`, is inferred from the options: `new Adam({ learningRate: 0.01 }).learningRate` is a number. */
+export interface AdamOptions<LR extends number | Schedule = number | Schedule> extends ClipOptions {
+  /** Step size: a number, or a schedule (ExponentialDecay, CosineDecay) evaluated at `iterations` before each
+   * update, so the first update uses its step 0 (Keras). Default 0.001. */
+  learningRate?: LR;
   /** Decay of the first-moment average. Default 0.9. */
   beta1?: number;
   /** Decay of the second-moment average. Default 0.999. */
@@ -38,9 +41,11 @@ export interface AdamOptions extends ClipOptions {
   epsilon?: number;
 }
 
-export interface SGDOptions extends ClipOptions {
-  /** Step size. Default 0.01. */
-  learningRate?: number;
+/** `LR`, the type of `learningRate`, is inferred from the options: `new SGD({ learningRate: 0.1 }).learningRate` is a number. */
+export interface SGDOptions<LR extends number | Schedule = number | Schedule> extends ClipOptions {
+  /** Step size: a number, or a schedule (ExponentialDecay, CosineDecay) evaluated at `iterations` before each
+   * update, so the first update uses its step 0 (Keras). Default 0.01. */
+  learningRate?: LR;
   /** Heavy-ball momentum (Keras form: v = momentum·v - lr·g; w += v). Default 0 (plain SGD). */
   momentum?: number;
 }
@@ -57,6 +62,8 @@ export interface Optimizer {
   readonly name: "adam" | "sgd";
   /** Steps taken so far. */
   iterations: number;
+  /** The learning rate the next update will use: the number, or the schedule at `iterations`. */
+  currentLearningRate(): number;
   /** The model whose weights this optimizer's state belongs to (set by compile). */
   owner: object | null;
   /** Allocates state for `size` parameters (called by compile; keeps state if the size matches). */
@@ -65,8 +72,12 @@ export interface Optimizer {
   apply(params: FloatArray, grads: FloatArray): void;
   /** The optimizer's state buffers (for checkpoints and rollback), in a fixed order. */
   slots(): Float64Array[];
-  config(): Record<string, number | undefined>;
+  /** The options, as plain JSON (a schedule as `{ schedule, config }`; see schedules.ts). */
+  config(): OptimizerConfig;
 }
+
+/** An optimizer's options as plain JSON: numbers, and a learning-rate schedule as `{ schedule, config }`. */
+export type OptimizerConfig = Record<string, number | ScheduleJSON | undefined>;
 
 function positive(name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
@@ -86,6 +97,22 @@ function unitInterval(name: string, v: unknown, dflt: number): number {
 
 function optional(name: string, v: unknown): number | undefined {
   return v === undefined ? undefined : positive(name, v, 0);
+}
+
+/** A learning rate: a positive finite number or one of the library's schedules. */
+function learningRate(name: string, v: unknown, dflt: number): number | Schedule {
+  if (v === undefined || typeof v === "number") return positive(name, v, dflt);
+  if (isSchedule(v)) return v;
+  throw new ValueError(`${name}: expected a positive finite number or a schedule (an ExponentialDecay or a CosineDecay), got ${fmtValue(v)}`);
+}
+
+/** The rate of the update that follows `iterations` updates. */
+function rateAt(lr: number | Schedule, iterations: number): number {
+  return typeof lr === "number" ? lr : lr.at(iterations);
+}
+
+function rateJSON(lr: number | Schedule): number | ScheduleJSON {
+  return typeof lr === "number" ? lr : scheduleToJSON(lr);
 }
 
 /**
@@ -128,13 +155,18 @@ function checkOptions(name: string, options: unknown, known: readonly string[]):
  * Adam, Keras form. Moments are kept in float64 whatever the model's dtype. Optional clipping
  * (`clipValue`, then `clipNorm` by the global norm; see ClipOptions) happens before the moments update.
  *
+ * With a schedule as `learningRate`, update t (t = 1, 2, …) uses the schedule at step t − 1, `iterations`
+ * before the update, as Keras does; `currentLearningRate()` is the rate the next update will use.
+ *
  * @example
  * model.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+ * new Adam({ learningRate: new ExponentialDecay({ initialLearningRate: 0.01, decaySteps: 1000, decayRate: 0.9 }) });
  */
-export class Adam implements Optimizer {
+export class Adam<LR extends number | Schedule = number | Schedule> implements Optimizer {
   readonly name = "adam" as const;
   owner: object | null = null;
-  readonly learningRate: number;
+  /** A number, or a schedule evaluated at `iterations` before each update. */
+  readonly learningRate: LR;
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
@@ -144,9 +176,9 @@ export class Adam implements Optimizer {
   m: Float64Array = new Float64Array(0); // first moment, one per parameter
   v: Float64Array = new Float64Array(0); // second moment
 
-  constructor(options?: AdamOptions) {
+  constructor(options?: AdamOptions<LR>) {
     const o = checkOptions("Adam", options, ["learningRate", "beta1", "beta2", "epsilon", "clipNorm", "clipValue"]);
-    this.learningRate = positive("Adam learningRate", o.learningRate, 0.001);
+    this.learningRate = learningRate("Adam learningRate", o.learningRate, 0.001) as LR;
     this.beta1 = unitInterval("Adam beta1", o.beta1, 0.9);
     this.beta2 = unitInterval("Adam beta2", o.beta2, 0.999);
     this.epsilon = positive("Adam epsilon", o.epsilon, 1e-7);
@@ -163,10 +195,11 @@ export class Adam implements Optimizer {
 
   apply(params: FloatArray, grads: FloatArray): void {
     clipGradients(grads, this.clipValue, this.clipNorm);
+    const lr = rateAt(this.learningRate, this.iterations); // before the increment: the first update uses step 0
     const t = ++this.iterations;
     const b1 = this.beta1, b2 = this.beta2, eps = this.epsilon;
     // 1 - β^t from math.ts: correctly rounded, and the same bits in every engine (`**` is neither).
-    const alpha = (this.learningRate * Math.sqrt(oneMinusPow(b2, t))) / oneMinusPow(b1, t);
+    const alpha = (lr * Math.sqrt(oneMinusPow(b2, t))) / oneMinusPow(b1, t);
     const m = this.m, v = this.v, n = params.length;
     for (let k = 0; k < n; k++) {
       const g = grads[k]!;
@@ -182,9 +215,20 @@ export class Adam implements Optimizer {
     return [this.m, this.v];
   }
 
-  config(): Record<string, number | undefined> {
+  /**
+   * The learning rate the next update will use: `learningRate` itself, or the schedule at `iterations`.
+   *
+   * @example
+   * const adam = new Adam({ learningRate: new CosineDecay({ initialLearningRate: 0.01, decaySteps: 100 }) });
+   * adam.currentLearningRate();   // 0.01 (step 0); after 50 updates 0.005
+   */
+  currentLearningRate(): number {
+    return rateAt(this.learningRate, this.iterations);
+  }
+
+  config(): OptimizerConfig {
     return {
-      learningRate: this.learningRate, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon,
+      learningRate: rateJSON(this.learningRate), beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon,
       clipNorm: this.clipNorm, clipValue: this.clipValue,
     };
   }
@@ -194,22 +238,27 @@ export class Adam implements Optimizer {
  * Stochastic gradient descent, optionally with momentum. Optional clipping (`clipValue`, then `clipNorm`
  * by the global norm; see ClipOptions) happens before the step.
  *
+ * With a schedule as `learningRate`, update t (t = 1, 2, …) uses the schedule at step t − 1, `iterations`
+ * before the update, as Keras does; `currentLearningRate()` is the rate the next update will use.
+ *
  * @example
  * model.compile({ optimizer: new SGD({ learningRate: 0.1 }), loss: "meanSquaredError" });
+ * new SGD({ learningRate: new CosineDecay({ initialLearningRate: 0.1, decaySteps: 500 }), momentum: 0.9 });
  */
-export class SGD implements Optimizer {
+export class SGD<LR extends number | Schedule = number | Schedule> implements Optimizer {
   readonly name = "sgd" as const;
   owner: object | null = null;
-  readonly learningRate: number;
+  /** A number, or a schedule evaluated at `iterations` before each update. */
+  readonly learningRate: LR;
   readonly momentum: number;
   readonly clipNorm: number | undefined;
   readonly clipValue: number | undefined;
   iterations = 0;
   velocity: Float64Array = new Float64Array(0);
 
-  constructor(options?: SGDOptions) {
+  constructor(options?: SGDOptions<LR>) {
     const o = checkOptions("SGD", options, ["learningRate", "momentum", "clipNorm", "clipValue"]);
-    this.learningRate = positive("SGD learningRate", o.learningRate, 0.01);
+    this.learningRate = learningRate("SGD learningRate", o.learningRate, 0.01) as LR;
     this.momentum = unitInterval("SGD momentum", o.momentum, 0);
     this.clipNorm = optional("SGD clipNorm", o.clipNorm);
     this.clipValue = optional("SGD clipValue", o.clipValue);
@@ -223,8 +272,9 @@ export class SGD implements Optimizer {
 
   apply(params: FloatArray, grads: FloatArray): void {
     clipGradients(grads, this.clipValue, this.clipNorm);
+    const lr = rateAt(this.learningRate, this.iterations); // before the increment: the first update uses step 0
     this.iterations++;
-    const lr = this.learningRate, mu = this.momentum, n = params.length;
+    const mu = this.momentum, n = params.length;
     if (mu === 0) {
       for (let k = 0; k < n; k++) params[k] = params[k]! - lr * grads[k]!;
       return;
@@ -241,8 +291,18 @@ export class SGD implements Optimizer {
     return [this.velocity];
   }
 
-  config(): Record<string, number | undefined> {
-    return { learningRate: this.learningRate, momentum: this.momentum, clipNorm: this.clipNorm, clipValue: this.clipValue };
+  /**
+   * The learning rate the next update will use: `learningRate` itself, or the schedule at `iterations`.
+   *
+   * @example
+   * new SGD({ learningRate: 0.1 }).currentLearningRate();   // 0.1
+   */
+  currentLearningRate(): number {
+    return rateAt(this.learningRate, this.iterations);
+  }
+
+  config(): OptimizerConfig {
+    return { learningRate: rateJSON(this.learningRate), momentum: this.momentum, clipNorm: this.clipNorm, clipValue: this.clipValue };
   }
 }
 
