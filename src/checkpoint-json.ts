@@ -37,9 +37,11 @@ export interface LSTMConfig {
   unitForgetBias: boolean;
   kernelInitializer: InitializerName;
   recurrentInitializer: InitializerName;
-  /** Version 2 only (version 1 means "sigmoid" and true). */
+  /** Version 2 only (version 1 means "sigmoid", true, 0 and 0). */
   recurrentActivation?: RecurrentActivation;
   useBias?: boolean;
+  dropout?: number;
+  recurrentDropout?: number;
 }
 
 export interface DenseConfig {
@@ -88,6 +90,8 @@ export interface CheckpointJSON {
   states: { batchSize: number | null; layers: ({ h: EncodedArray; c: EncodedArray } | null)[] };
   /** The ARC4 state of the shuffling RNG (seedrandom's `state()`). */
   shuffleRng: { i: number; j: number; S: number[] };
+  /** The ARC4 state of the dropout RNG; written when a layer has dropout (version 2). */
+  dropoutRng?: { i: number; j: number; S: number[] };
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -116,7 +120,7 @@ function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray
 
 /** The format version a model needs: 2 when a layer uses an option that version 1 cannot say. */
 function versionFor(layers: readonly Layer[]): number {
-  return layers.some((l) => !l.useBias || (l instanceof LSTM && l.recurrentActivation !== "sigmoid")) ? 2 : 1;
+  return layers.some((l) => !l.useBias || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
 }
 
 function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig {
@@ -126,7 +130,10 @@ function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig {
       stateful: l.stateful, batchSize: l.batchSize ?? null, unitForgetBias: l.unitForgetBias,
       kernelInitializer: l.kernelInitializer, recurrentInitializer: l.recurrentInitializer,
     };
-    if (version >= 2) { c.recurrentActivation = l.recurrentActivation; c.useBias = l.useBias; }
+    if (version >= 2) {
+      c.recurrentActivation = l.recurrentActivation; c.useBias = l.useBias;
+      c.dropout = l.dropout; c.recurrentDropout = l.recurrentDropout;
+    }
     return c;
   }
   const c: DenseConfig = { kind: "dense", units: l.units, activation: l.activation, inputDim: l.inputDim ?? null };
@@ -192,6 +199,7 @@ export function engineToJSON(e: Engine): CheckpointJSON {
       }),
     },
     shuffleRng: e.shuffleRng.state() as CheckpointJSON["shuffleRng"],
+    ...(e.hasDropout ? { dropoutRng: e.dropoutRng.state() as CheckpointJSON["shuffleRng"] } : {}),
   };
 }
 

@@ -2,7 +2,8 @@
  * Checkpoints: everything needed to resume training bit for bit, as JSON (checkpoint-json.ts) or bytes.
  *
  * A checkpoint holds the model's configuration (every layer option, dtype, seed, compile settings), its
- * weights, the optimizer's state (Adam m, v, iterations; SGD velocity), the LSTM states with the fixed
+ * weights, the optimizer's state (Adam m, v, iterations; SGD velocity; a learning-rate schedule's settings,
+ * evaluated at the saved step count), the positions of the RNGs behind shuffling and dropout, the LSTM states with the fixed
  * batch size of a stateful model, and the position of the RNG behind `fit`'s shuffling. Arrays are stored
  * losslessly as base64 of their raw little-endian bytes (float32 weights as 4 bytes, float64 as 8), never
  * as decimal text, so a round trip is exact for every value, -0, subnormals and all.
@@ -155,6 +156,12 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
     if (name in o) r.fail(`${path}.${name}`, `a version-1 checkpoint has no ${name} (it came with version 2)`);
     return dflt;
   };
+  const v2rate = (name: string): number => {
+    if (version < 2) return v2(name, [], 0) as number;
+    const v = o[name];
+    if (typeof v !== "number" || !(v >= 0 && v < 1)) r.fail(`${path}.${name}`, `expected a rate in [0, 1), got ${fmtValue(v)}`);
+    return v as number;
+  };
   if (kind === "lstm") {
     const options = {
       units: r.int(`${path}.units`, o.units, 1),
@@ -166,6 +173,8 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
       recurrentInitializer: r.oneOf(`${path}.recurrentInitializer`, o.recurrentInitializer, INITIALIZERS),
       recurrentActivation: v2("recurrentActivation", RECURRENT_ACTIVATIONS, "sigmoid") as RecurrentActivation,
       useBias: v2("useBias", [true, false], true) as boolean,
+      dropout: v2rate("dropout"),
+      recurrentDropout: v2rate("recurrentDropout"),
     };
     for (const k of ["returnSequences", "stateful", "unitForgetBias"] as const) {
       if (typeof options[k] !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(options[k])}`);
@@ -322,17 +331,26 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
   });
 
   // The shuffling RNG's position.
-  const rng = r.obj("shuffleRng", top.shuffleRng);
-  const S = r.arr("shuffleRng.S", rng.S);
-  if (S.length !== 256) r.fail("shuffleRng.S", `expected 256 entries, got ${S.length}`);
+  e.shuffleRng = new Rng(`${e.seed}/shuffle`, readArc4(r, "shuffleRng", top.shuffleRng));
+  // The dropout RNG's position (a model with dropout writes it; without, none is expected).
+  if (top.dropoutRng !== undefined) {
+    if (!e.hasDropout) r.fail("dropoutRng", `a dropout RNG state for a model without dropout`);
+    e.dropoutRng = new Rng(`${e.seed}/dropout`, readArc4(r, "dropoutRng", top.dropoutRng));
+  } else if (e.hasDropout && version >= 2) r.fail("dropoutRng", `missing: a model with dropout must carry its dropout RNG's position`);
+  return model;
+}
+
+/** An RNG position: seedrandom's ARC4 state { i, j, S (a permutation of 0…255) }. */
+function readArc4(r: Reader, path: string, v: unknown): { i: number; j: number; S: number[] } {
+  const rng = r.obj(path, v);
+  const S = r.arr(`${path}.S`, rng.S);
+  if (S.length !== 256) r.fail(`${path}.S`, `expected 256 entries, got ${S.length}`);
   const seen = new Uint8Array(256);
   for (let k = 0; k < 256; k++) {
-    const v = r.int(`shuffleRng.S[${k}]`, S[k], 0, 255);
-    if (seen[v]++) r.fail(`shuffleRng.S[${k}]`, `${v} appears twice; the ARC4 state is a permutation of 0…255`);
+    const x = r.int(`${path}.S[${k}]`, S[k], 0, 255);
+    if (seen[x]++) r.fail(`${path}.S[${k}]`, `${x} appears twice; the ARC4 state is a permutation of 0…255`);
   }
-  const state = { i: r.int("shuffleRng.i", rng.i, 0, 255), j: r.int("shuffleRng.j", rng.j, 0, 255), S: S.slice() };
-  e.shuffleRng = new Rng(`${e.seed}/shuffle`, state);
-  return model;
+  return { i: r.int(`${path}.i`, rng.i, 0, 255), j: r.int(`${path}.j`, rng.j, 0, 255), S: S.slice() as number[] };
 }
 
 // -----------------------------------------------------------------------------------------------

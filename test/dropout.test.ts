@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import {
   Sequential, LSTM, Dense, SGD, TruncatedBPTT, ValueError, randomNormal, setThreads, toTfjs, fromTfjs, type Tensor,
+  checkpointToJSON, checkpointFromJSON, encodeCheckpoint, decodeCheckpoint,
 } from "../src/node/index.js";
 
 const live: Sequential[] = [];
@@ -111,6 +112,23 @@ describe("dropout", () => {
     const tfModel = await tf.loadLayersModel(tf.io.fromMemory(toTfjs(m)));
     const p = (tfModel.predict(tf.tensor3d(Array.from(X.data), [B, T, F])) as tf.Tensor).dataSync();
     Array.from(m.predict(X).data).forEach((v, i) => expect(Math.abs(v - p[i]!)).toBeLessThan(1e-6));
+  });
+
+  it("a checkpoint carries the rates and the dropout RNG's position: saved mid-run, training resumes bit for bit", () => {
+    const a = model(0.3, 0.2, 12);
+    a.trainOnBatch(X, Y);
+    const json = checkpointToJSON(a);
+    expect(json.version).toBe(2);
+    expect(json.config.layers[0]).toMatchObject({ dropout: 0.3, recurrentDropout: 0.2 });
+    expect(json.dropoutRng!.S).toHaveLength(256);
+    const b = decodeCheckpoint(encodeCheckpoint(a));
+    for (let s = 0; s < 3; s++) expect(b.trainOnBatch(X, Y)).toEqual(a.trainOnBatch(X, Y));
+    expect(flat(b.getWeights())).toEqual(flat(a.getWeights()));
+    const bad: any = JSON.parse(JSON.stringify(checkpointToJSON(a)));
+    delete bad.dropoutRng;
+    expect(() => checkpointFromJSON(bad)).toThrow(/dropoutRng: missing: a model with dropout must carry its dropout RNG's position/);
+    bad.config.layers[0].dropout = 1.5;
+    expect(() => checkpointFromJSON(bad)).toThrow(/config\.layers\[0\]\.dropout: expected a rate in \[0, 1\), got 1\.5/);
   });
 
   it("rates are checked", () => {
