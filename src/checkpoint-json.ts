@@ -76,6 +76,8 @@ export interface CheckpointJSON {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
   config: {
+    /** Version 2: the Masking layer the model starts with ({ maskValue }), or null. */
+    masking?: { maskValue: number } | null;
     dtype: DType;
     seed: string;
     layers: (LSTMConfig | DenseConfig)[];
@@ -119,7 +121,8 @@ function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray
 // Model → JSON
 
 /** The format version a model needs: 2 when a layer uses an option that version 1 cannot say. */
-function versionFor(layers: readonly Layer[]): number {
+function versionFor(layers: readonly Layer[], masking: number | null): number {
+  if (masking !== null) return 2;
   return layers.some((l) => !l.useBias || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
 }
 
@@ -164,11 +167,12 @@ export function engineToJSON(e: Engine): CheckpointJSON {
   const opt = e.optimizer;
   const compiled = opt !== null && e.loss !== null;
   const slotNames = opt?.name === "adam" ? ["m", "v"] : ["velocity"];
-  const version = versionFor(e.layers);
+  const version = versionFor(e.layers, e.maskValue);
   return {
     format: CHECKPOINT_FORMAT,
     version,
     config: {
+      ...(version >= 2 ? { masking: e.maskValue === null ? null : { maskValue: e.maskValue } } : {}),
       dtype: e.dtype,
       seed: e.seed,
       layers: e.layers.map((l) => layerConfig(l, version)),

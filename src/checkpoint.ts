@@ -24,6 +24,7 @@ import { Sequential } from "./model.js";
 import type { Layer } from "./engine.js";
 import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/lstm.js";
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
+import { Masking } from "./layers/masking.js";
 import { expectedNames, expectedShapes } from "./interop/build.js";
 import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
 import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./schedules.js";
@@ -254,7 +255,9 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
   const dtype = r.oneOf("config.dtype", config.dtype, ["float32", "float64"] as const);
   const seed = r.str("config.seed", config.seed);
   const { layers, inputDim } = readLayers(r, "config.layers", config.layers, version);
-  const model = r.build("config", () => new Sequential(layers, { dtype, seed })); // not built yet: no inputDim given
+  const masking = readMasking(r, "config.masking", config.masking, version);
+  // Not built yet: no inputDim given.
+  const model = r.build("config", () => new Sequential(masking ? [masking, ...layers] : layers, { dtype, seed }));
   const e = model.engine;
 
   // Weights. The file must hold every weight the configuration asks for, at the size it asks for, before the
@@ -338,6 +341,15 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
     e.dropoutRng = new Rng(`${e.seed}/dropout`, readArc4(r, "dropoutRng", top.dropoutRng));
   } else if (e.hasDropout && version >= 2) r.fail("dropoutRng", `missing: a model with dropout must carry its dropout RNG's position`);
   return model;
+}
+
+/** A configuration's Masking layer (version 2: an object { maskValue } or null; absent means none). */
+function readMasking(r: Reader, path: string, v: unknown, version: number): Masking | null {
+  if (v === undefined || v === null) return null;
+  if (version < 2) r.fail(path, `a version-1 checkpoint has no masking (it came with version 2)`);
+  const o = r.obj(path, v);
+  for (const k of Object.keys(o)) if (k !== "maskValue") r.fail(`${path}.${k}`, `unknown field`);
+  return r.build(path, () => new Masking({ maskValue: o.maskValue as number }));
 }
 
 /** An RNG position: seedrandom's ARC4 state { i, j, S (a permutation of 0…255) }. */

@@ -118,6 +118,15 @@ export class Engine {
   readonly stateC: (FloatArray | null)[]; // per LSTM (B, H)
   /** The RNG behind fit's shuffling; its position is saved in checkpoints. */
   shuffleRng: Rng;
+  /** Masking's value (a step whose every feature equals it is skipped), or null without a Masking layer. */
+  readonly maskValue: number | null;
+  /** (cap, B): 1 where a step is kept, 0 where it is masked; filled by loadInput when masking. */
+  private valid: Uint8Array = new Uint8Array(0);
+  /** Masking: per head row of the last forward pass, 1 to count it in the loss (a kept step), else 0. */
+  private rowValid: Uint8Array | null = null;
+  /** Masking: the head's input with the rows zeroed that come before a row's first kept step in the pass. */
+  private headX: FloatArray | null = null;
+  private headZero: Uint8Array | null = null; // (M) 1 for a zeroed row, or null when no row is
   /** The RNG behind dropout's masks; its position is saved in checkpoints. */
   dropoutRng: Rng;
   /** @internal Masks for the next draw, per LSTM { x (B, I), h (B, H) } scaled 0/1/(1−p): the golden tests' hook. */
@@ -138,7 +147,8 @@ export class Engine {
   private slotBackup: Float64Array[] = [];            // optimizer state before an update
 
   /** The layers must already form a valid stack (model.ts checks); `dtype` and `seed` likewise. */
-  constructor(layers: readonly Layer[], dtype: DType, seed: string) {
+  constructor(layers: readonly Layer[], dtype: DType, seed: string, maskValue: number | null = null) {
+    this.maskValue = maskValue;
     const firstDense = layers.findIndex((l) => l instanceof Dense);
     this.layers = layers;
     this.lstms = layers.slice(0, firstDense) as LSTM[];
@@ -305,9 +315,19 @@ export class Engine {
     cap = B === this.B ? Math.max(cap, this.cap) : cap;
     const F = this.inputDim!;
     if (this.xs.length < cap * B * F) this.xs = allocate(this.dtype, cap * B * F);
+    if (this.maskValue !== null && this.valid.length < cap * B) this.valid = new Uint8Array(cap * B);
     for (let i = 0; i < this.lstms.length; i++) this.lstmWs[i] = lstmWorkspace(this.lstms[i]!, this.dtype, B, cap, this.lstmWs[i]!);
     this.B = B;
     this.cap = cap;
+  }
+
+  /**
+   * The thread pool, when it may take the call: not with masking (each slice would count its own kept steps)
+   * nor for a training step with dropout (the masks are drawn for the whole batch here).
+   */
+  private pool(training: boolean): RowExecutor | null {
+    if (this.maskValue !== null || (training && this.hasDropout)) return null;
+    return this.executor;
   }
 
   /** Whether some LSTM has dropout or recurrent dropout (which training passes then apply). */
@@ -357,7 +377,17 @@ export class Engine {
    * `rows`, when given, maps batch row b to sample rows[rowStart + b] (fit's shuffled batches).
    */
   loadInput(x: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number, t0: number): void {
-    gatherSteps(x, rows, rowStart, B, tx, n, this.xs, t0 * B * this.inputDim!);
+    const F = this.inputDim!;
+    gatherSteps(x, rows, rowStart, B, tx, n, this.xs, t0 * B * F);
+    const mv = this.maskValue;
+    if (mv === null) return;
+    // Masking: a step is kept unless every one of its features equals the mask value.
+    const xs = this.xs, valid = this.valid;
+    for (let q = t0 * B; q < (t0 + n) * B; q++) {
+      let keep = 0;
+      for (let f = q * F; f < (q + 1) * F; f++) if (xs[f] !== mv) { keep = 1; break; }
+      valid[q] = keep;
+    }
   }
 
   /**
@@ -409,6 +439,7 @@ export class Engine {
     if (drop === 0) return;
     const B = this.B, F = this.inputDim!;
     this.xs.copyWithin(0, drop * B * F, (drop + keep) * B * F);
+    if (this.maskValue !== null) this.valid.copyWithin(0, drop * B, (drop + keep) * B);
     this.lstms.forEach((l, i) => {
       const ws = this.lstmWs[i]!, BH = B * l.units, BG = 4 * BH, BI = B * l.inputDim!;
       ws.xd?.copyWithin(0, drop * BI, (drop + keep) * BI); // dropout's masked copies are history too
@@ -446,13 +477,14 @@ export class Engine {
   /** Forward through every LSTM over steps [t0, t1), then the head on steps [ta, t1) (per step) or t1 - 1. */
   forward(t0: number, t1: number, ta: number): number {
     let xs = this.xs, xOff = 0;
+    const valid = this.maskValue === null ? null : this.valid; // the mask reaches every LSTM of the stack
     for (let i = 0; i < this.lstms.length; i++) {
       const l = this.lstms[i]!, ws = this.lstmWs[i]!;
-      lstmForward(l, ws, xs, xOff, t0, t1);
+      lstmForward(l, ws, xs, xOff, t0, t1, valid);
       xs = ws.hs;
       xOff = this.B * l.units; // the layer above reads h_t from slot t + 1
     }
-    return this.headForward(ta, t1);
+    return this.headForward(ta, t1, t0);
   }
 
   /** The head's rows: all steps [ta, t1) of the top LSTM (per step) or its last step t1 - 1. */
@@ -461,10 +493,42 @@ export class Engine {
     return this.perStep ? { M: (t1 - ta) * B, off: (ta + 1) * BH } : { M: B, off: t1 * BH };
   }
 
-  private headForward(ta: number, t1: number): number {
+  private headForward(ta: number, t1: number, t0: number): number {
     const top = this.lstms.length - 1;
     const { M, off } = this.headInput(ta, t1);
     let x = this.lstmWs[top]!.hs, xOff = off, ld = this.lstms[top]!.units;
+    this.rowValid = null;
+    this.headZero = null;
+    if (this.maskValue !== null) {
+      // Keras's masked RNN output: at a masked step the previous output, and zeros before a row's first kept
+      // step of the call (the state, passed through, may differ from zero there). Per-step losses count kept
+      // steps only.
+      const B = this.B, H = ld, valid = this.valid;
+      const seen = new Uint8Array(B), zero = new Uint8Array(M), rv = new Uint8Array(M);
+      let zeros = 0;
+      for (let t = t0; t < t1; t++) {
+        for (let b = 0; b < B; b++) {
+          if (valid[t * B + b]) seen[b] = 1;
+          if (this.perStep && t >= ta) {
+            const r = (t - ta) * B + b;
+            rv[r] = valid[t * B + b]!;
+            if (!seen[b]) { zero[r] = 1; zeros++; }
+          }
+        }
+      }
+      if (!this.perStep) for (let b = 0; b < B; b++) if (!seen[b]) { zero[b] = 1; zeros++; }
+      if (this.perStep) this.rowValid = rv;
+      if (zeros) {
+        if (!this.headX || this.headX.length < M * H) this.headX = allocate(this.dtype, M * H);
+        const hx = this.headX;
+        for (let r = 0; r < M; r++) {
+          if (zero[r]) hx.fill(0, r * H, (r + 1) * H);
+          else for (let j = 0; j < H; j++) hx[r * H + j] = x[off + r * H + j]!;
+        }
+        this.headZero = zero;
+        x = hx; xOff = 0;
+      }
+    }
     for (let k = 0; k < this.denses.length; k++) {
       const d = this.denses[k]!, ws = this.denseWs[k] = denseWorkspace(d, this.dtype, M, this.denseWs[k]!);
       denseForward(d, ws, M, x, xOff, ld);
@@ -476,20 +540,21 @@ export class Engine {
   /** The loss of the head rows against the loaded labels; with `grad`, also dL/d(head output) in place. */
   lossOf(M: number, grad: boolean): number {
     const head = this.denses[this.denses.length - 1]!, ws = this.headWs();
-    const N = M * head.units;
-    if (this.loss === "meanSquaredError") return meanSquaredError(N, ws.out, this.ys, grad ? ws.dOut : null);
+    const N = M * head.units, D = head.units, rv = this.rowValid; // rv: masking's kept rows of a per-step head
+    if (this.loss === "meanSquaredError") return meanSquaredError(N, ws.out, this.ys, grad ? ws.dOut : null, rv, D);
     // Categorical losses need a softmax head (compile checks), and are computed from its logits.
     if (isCategorical(this.loss)) {
-      return softmaxCrossentropy(M, head.units, ws.logits, ws.out, this.ys, this.loss === "sparseCategoricalCrossentropy", grad ? ws.dOut : null);
+      return softmaxCrossentropy(M, D, ws.logits, ws.out, this.ys, this.loss === "sparseCategoricalCrossentropy", grad ? ws.dOut : null, rv);
     }
-    if (head.activation === "sigmoid") return bceFromLogits(N, ws.logits, ws.out, this.ys, grad ? ws.dOut : null);
-    return bceFromProbs(N, ws.out, this.ys, grad ? ws.dOut : null);
+    if (head.activation === "sigmoid") return bceFromLogits(N, ws.logits, ws.out, this.ys, grad ? ws.dOut : null, rv, D);
+    return bceFromProbs(N, ws.out, this.ys, grad ? ws.dOut : null, rv, D);
   }
 
   /** Accuracy of the head rows against the loaded labels: argmax for a categorical loss, else binary (p > 0.5). */
   accuracyOf(M: number): number {
-    if (isCategorical(this.loss)) return categoricalAccuracy(M, this.outputDim, this.headWs().out, this.ys, this.loss === "sparseCategoricalCrossentropy");
-    return binaryAccuracy(M * this.outputDim, this.headWs().out, this.ys);
+    const rv = this.rowValid;
+    if (isCategorical(this.loss)) return categoricalAccuracy(M, this.outputDim, this.headWs().out, this.ys, this.loss === "sparseCategoricalCrossentropy", rv);
+    return binaryAccuracy(M * this.outputDim, this.headWs().out, this.ys, rv, this.outputDim);
   }
 
   /**
@@ -511,21 +576,27 @@ export class Engine {
         const below = this.denseWs[k - 1]!, In = this.denses[k - 1]!.units;
         denseBackward(d, ws, M, below.out, 0, In, fused && k === nD - 1);
         below.dOut.set(ws.dIn.subarray(0, M * In));
+      } else if (this.headZero) {
+        // Masking zeroed some head rows: they read the copy, and send no gradient down.
+        const H = this.lstms[top]!.units, zero = this.headZero;
+        denseBackward(d, ws, M, this.headX!, 0, H, fused && k === nD - 1);
+        for (let r = 0; r < M; r++) if (zero[r]) ws.dIn.fill(0, r * H, (r + 1) * H);
       } else {
         denseBackward(d, ws, M, this.lstmWs[top]!.hs, off, this.lstms[top]!.units, fused && k === nD - 1);
       }
     }
     const dHead = this.denseWs[0]!.dIn;
+    const valid = this.maskValue === null ? null : this.valid;
     for (let i = top; i >= 0; i--) {
       const l = this.lstms[i]!, ws = this.lstmWs[i]!;
       const xs = i === 0 ? this.xs : this.lstmWs[i - 1]!.hs;
       const xOff = i === 0 ? 0 : B * this.lstms[i - 1]!.units;
       const norms = dhNorms ? dhNorms[i]! : null, st = study ? study[i]! : null;
       if (i === top) {
-        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms, st);
-        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms, st);
+        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms, st, valid);
+        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms, st, valid);
       } else {
-        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms, st);
+        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms, st, valid);
       }
     }
   }
@@ -601,7 +672,7 @@ export class Engine {
   /** One optimizer step on B rows (optionally through a row map); the loss is the one before the update. */
   trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
     // Dropout's masks are drawn for the whole batch on this thread: such steps are not split across threads.
-    const par = this.hasDropout ? null : this.executor?.trainRows(xt, yt, rows, rowStart, B, T);
+    const par = this.pool(true)?.trainRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T, true);
     const loss = this.lossOf(M, true);
@@ -615,7 +686,7 @@ export class Engine {
 
   /** The loss (and accuracy) on B rows, without updating; a stateful model carries its state. */
   testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
-    const par = this.executor?.testRows(xt, yt, rows, rowStart, B, T);
+    const par = this.pool(false)?.testRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
     const res: StepResult = { loss: this.lossOf(M, false) };
@@ -640,7 +711,7 @@ export class Engine {
 
   /** The head's output for rows [start, start + B) of x, written into `out` (the whole [N, D] or [N, T, D]). */
   predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): void {
-    if (this.executor?.predictRows(xt, start, B, T, out)) return;
+    if (this.pool(false)?.predictRows(xt, start, B, T, out)) return;
     this.ensure(B, T);
     this.loadInput(xt, null, start, B, 0, T, 0);
     this.setInitialState(0, true);
@@ -654,7 +725,7 @@ export class Engine {
     const hiddenGradNorms = request.hiddenGradNorms ?? false;
     // The thread pool serves the plain request; the study outputs run on the calling thread.
     const plain = !request.gradNorms && !request.hiddenGrads && !request.keepState && !request.training;
-    const par = plain ? this.executor?.gradients(xt, yt, B, T, hiddenGradNorms) : null;
+    const par = plain ? this.pool(false)?.gradients(xt, yt, B, T, hiddenGradNorms) : null;
     if (par) return par;
     const M = this.forwardRows(xt, yt, null, 0, B, T, request.training ?? false);
     const loss = this.lossOf(M, true);

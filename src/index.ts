@@ -3,6 +3,7 @@
 export { tensor, zeros, toArray, type Tensor, type TensorLike, type DType } from "./tensor/tensor.js";
 export { LSTM, type LSTMOptions, type RecurrentActivation } from "./layers/lstm.js";
 export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
+export { Masking, type MaskingOptions } from "./layers/masking.js";
 export {
   Sequential, type SequentialOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
   type LSTMState, type Callback, type Layer,

@@ -46,17 +46,28 @@ export function bceFromLogits(
   probs: FloatArray,  // (N) σ(logits), already computed by the head
   y: FloatArray,      // (N)
   dLogits: FloatArray | null, // (N) out
+  valid: Uint8Array | null = null, D = 1, // rows of D elements to count (masking); null: all
 ): number {
+  const n = counted(N, valid, D), inv = 1 / n;
   let s = 0;
   for (let k = 0; k < N; k++) {
+    if (valid && !valid[(k / D) | 0]) { if (dLogits) dLogits[k] = 0; continue; }
     const z = logits[k]!, t = y[k]!;
     s += (z > 0 ? z : 0) - z * t + log1p(exp(-Math.abs(z)));
+    if (dLogits) dLogits[k] = (probs[k]! - t) * inv;
   }
-  if (dLogits) {
-    const inv = 1 / N;
-    for (let k = 0; k < N; k++) dLogits[k] = (probs[k]! - y[k]!) * inv;
-  }
-  return s / N;
+  return n ? s / n : 0;
+}
+
+/**
+ * How many of the N elements (rows of D) a loss averages over: all, or with masking the rows of kept steps.
+ * Keras 3 divides by the same count (it also adds 1e-7, which we do not: SEMANTICS.md).
+ */
+function counted(N: number, valid: Uint8Array | null, D: number): number {
+  if (!valid) return N;
+  let rows = 0;
+  for (let r = 0; r < N / D; r++) rows += valid[r]!;
+  return rows * D;
 }
 
 /**
@@ -64,36 +75,41 @@ export function bceFromLogits(
  * [1e-7, 1 - 1e-7], and the gradient is zero where the clip is active.
  */
 export function bceFromProbs(
-  N: number, p: FloatArray, y: FloatArray, dP: FloatArray | null,
+  N: number, p: FloatArray, y: FloatArray, dP: FloatArray | null, valid: Uint8Array | null = null, D = 1,
 ): number {
   let s = 0;
-  const lo = BCE_EPSILON, hi = 1 - BCE_EPSILON, inv = 1 / N;
+  const n = counted(N, valid, D), lo = BCE_EPSILON, hi = 1 - BCE_EPSILON, inv = 1 / n;
   for (let k = 0; k < N; k++) {
+    if (valid && !valid[(k / D) | 0]) { if (dP) dP[k] = 0; continue; }
     const raw = p[k]!, t = y[k]!;
     const q = raw < lo ? lo : raw > hi ? hi : raw;
     s -= t * log(q) + (1 - t) * log(1 - q);
     if (dP) dP[k] = raw < lo || raw > hi ? 0 : ((1 - t) / (1 - q) - t / q) * inv;
   }
-  return s / N;
+  return n ? s / n : 0;
 }
 
 /** Mean squared error over all N elements; dOut = 2 (out - y) / N. */
-export function meanSquaredError(N: number, out: FloatArray, y: FloatArray, dOut: FloatArray | null): number {
+export function meanSquaredError(
+  N: number, out: FloatArray, y: FloatArray, dOut: FloatArray | null, valid: Uint8Array | null = null, D = 1,
+): number {
   let s = 0;
-  const k2 = 2 / N;
+  const n = counted(N, valid, D), k2 = 2 / n;
   for (let k = 0; k < N; k++) {
+    if (valid && !valid[(k / D) | 0]) { if (dOut) dOut[k] = 0; continue; }
     const d = out[k]! - y[k]!;
     s += d * d;
     if (dOut) dOut[k] = d * k2;
   }
-  return s / N;
+  return n ? s / n : 0;
 }
 
 /** Binary accuracy: the fraction of elements with y == (p > 0.5), strictly greater, as Keras. */
-export function binaryAccuracy(N: number, p: FloatArray, y: FloatArray): number {
+export function binaryAccuracy(N: number, p: FloatArray, y: FloatArray, valid: Uint8Array | null = null, D = 1): number {
   let hit = 0;
-  for (let k = 0; k < N; k++) if ((p[k]! > 0.5 ? 1 : 0) === y[k]) hit++;
-  return hit / N;
+  for (let k = 0; k < N; k++) if ((!valid || valid[(k / D) | 0]) && (p[k]! > 0.5 ? 1 : 0) === y[k]) hit++;
+  const n = counted(N, valid, D);
+  return n ? hit / n : 0;
 }
 
 /**
@@ -110,11 +126,13 @@ export function softmaxCrossentropy(
   y: FloatArray,      // (M, D), or (M) class indices when sparse
   sparse: boolean,
   dLogits: FloatArray | null, // (M, D) out
+  valid: Uint8Array | null = null, // (M) rows to count (masking); null: all
 ): number {
   let s = 0;
-  const inv = 1 / M;
+  const rows = counted(M, valid, 1), inv = 1 / rows;
   for (let r = 0; r < M; r++) {
     const o = r * D;
+    if (valid && !valid[r]) { if (dLogits) dLogits.fill(0, o, o + D); continue; }
     let max = logits[o]!;
     for (let k = 1; k < D; k++) if (logits[o + k]! > max) max = logits[o + k]!;
     let sum = 0;
@@ -133,13 +151,14 @@ export function softmaxCrossentropy(
       if (dLogits) for (let k = 0; k < D; k++) dLogits[o + k] = (ysum * probs[o + k]! - y[o + k]!) * inv;
     }
   }
-  return s * inv;
+  return rows ? s * inv : 0;
 }
 
 /** Categorical accuracy: the fraction of the M rows whose largest p (the first, on ties) is the label's class. */
-export function categoricalAccuracy(M: number, D: number, p: FloatArray, y: FloatArray, sparse: boolean): number {
+export function categoricalAccuracy(M: number, D: number, p: FloatArray, y: FloatArray, sparse: boolean, valid: Uint8Array | null = null): number {
   let hit = 0;
   for (let r = 0; r < M; r++) {
+    if (valid && !valid[r]) continue;
     const o = r * D;
     let best = 0, yBest = 0;
     for (let k = 1; k < D; k++) if (p[o + k]! > p[o + best]!) best = k;
@@ -147,5 +166,6 @@ export function categoricalAccuracy(M: number, D: number, p: FloatArray, y: Floa
     else for (let k = 1; k < D; k++) if (y[o + k]! > y[o + yBest]!) yBest = k;
     if (best === yBest) hit++;
   }
-  return hit / M;
+  const rows = counted(M, valid, 1);
+  return rows ? hit / rows : 0;
 }

@@ -12,6 +12,7 @@ import {
 } from "./tensor/tensor.js";
 import { LSTM } from "./layers/lstm.js";
 import { Dense } from "./layers/dense.js";
+import { Masking } from "./layers/masking.js";
 import { type LossName, type LossAlias, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
 import { Engine, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
@@ -92,30 +93,39 @@ export class Sequential {
   /** Set by a callback (early stopping) to end `fit` after the current epoch. */
   stopTraining = false;
 
-  constructor(layers: Layer[], options: SequentialOptions = {}) {
-    if (!Array.isArray(layers) || layers.length === 0) {
-      throw new ValueError(`Sequential layers: expected a non-empty array of LSTM and Dense layers, got ${fmtValue(layers)}`);
+  constructor(stack: (Masking | Layer)[], options: SequentialOptions = {}) {
+    if (!Array.isArray(stack) || stack.length === 0) {
+      throw new ValueError(`Sequential layers: expected a non-empty array of LSTM and Dense layers, got ${fmtValue(stack)}`);
     }
+    // A Masking layer may come first; the engine gets its value, the layers with weights get the rest.
+    stack.forEach((l, i) => {
+      if (l instanceof Masking && i > 0) throw new ValueError(`Sequential layers[${i}]: a Masking layer must be the first layer`);
+    });
+    const masking = stack[0] instanceof Masking ? stack[0] : null;
+    if (masking && masking.owner !== null) throw new ValueError(`Sequential layers[0]: this Masking layer already belongs to another model; create a new one`);
+    const layers = (masking ? stack.slice(1) : stack) as Layer[];
+    const at = (i: number): number => i + (masking ? 1 : 0); // index in the array the user gave
+    if (layers.length === 0) throw new ValueError(`Sequential layers: expected LSTM and Dense layers after the Masking layer`);
     layers.forEach((l, i) => {
       if (!(l instanceof LSTM) && !(l instanceof Dense)) {
-        throw new ValueError(`Sequential layers[${i}]: expected an LSTM or a Dense, got ${fmtValue(l)}`);
+        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM or a Dense, got ${fmtValue(l)}`);
       }
     });
     const firstDense = layers.findIndex((l) => l instanceof Dense);
     if (!(layers[0] instanceof LSTM) || firstDense < 0 || layers.slice(firstDense).some((l) => l instanceof LSTM)) {
       throw new ValueError(
-        `Sequential layers: expected one or more LSTM layers followed by one or more Dense layers, got [${layers.map((l) => l.kind).join(", ")}]`,
+        `Sequential layers: expected one or more LSTM layers followed by one or more Dense layers, got [${stack.map((l) => l.kind).join(", ")}]`,
       );
     }
     layers.forEach((l, i) => {
       if (l.owner !== null) {
-        throw new ValueError(`Sequential layers[${i}]: this ${l.kind} layer already belongs to another model (its weights live in that model's buffers); create a new layer and copy weights with setWeights`);
+        throw new ValueError(`Sequential layers[${at(i)}]: this ${l.kind} layer already belongs to another model (its weights live in that model's buffers); create a new layer and copy weights with setWeights`);
       }
-      if (layers.indexOf(l) !== i) throw new ValueError(`Sequential layers[${i}]: the same layer object appears twice`);
+      if (layers.indexOf(l) !== i) throw new ValueError(`Sequential layers[${at(i)}]: the same layer object appears twice`);
     });
     for (let i = 0; i < firstDense - 1; i++) {
       if (!(layers[i] as LSTM).returnSequences) {
-        throw new ValueError(`Sequential layers[${i}]: an LSTM below another LSTM must have returnSequences: true`);
+        throw new ValueError(`Sequential layers[${at(i)}]: an LSTM below another LSTM must have returnSequences: true`);
       }
     }
     if (typeof options !== "object" || options === null) {
@@ -137,14 +147,18 @@ export class Sequential {
     if (sizes.size > 1) {
       throw new ValueError(`Sequential: stateful LSTM layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
     }
-    const engine = new Engine(layers, dtype, String(seed));
+    const engine = new Engine(layers, dtype, String(seed), masking ? masking.maskValue : null);
     const inputDim = engine.inputDim;
     if (inputDim !== undefined) engine.build(inputDim);
     this.engine = engine;
-    for (const l of layers) l.owner = this; // only once every check has passed
+    this.masking = masking;
+    for (const l of stack) l.owner = this; // only once every check has passed
   }
 
-  /** The layers, bottom to top. */
+  /** The Masking layer the model starts with, or null. */
+  readonly masking: Masking | null;
+
+  /** The layers with weights (LSTM, then Dense), bottom to top; a Masking layer is `masking`. */
   get layers(): readonly Layer[] {
     return this.engine.layers;
   }

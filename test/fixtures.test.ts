@@ -3,7 +3,7 @@
  * float64 to relative 1e-9 (absolute 1e-12 near zero), float32 to 1e-4.
  */
 import { describe, it } from "vitest";
-import { Sequential, LSTM, Dense, Adam, type DType } from "../src/index.js";
+import { Sequential, LSTM, Dense, Adam, Masking, type DType } from "../src/index.js";
 import { loadFixtures, expectClose } from "./helpers/fixtures.js";
 
 const TOL: Record<DType, [number, number]> = { float64: [1e-9, 1e-12], float32: [1e-4, 1e-5] };
@@ -94,7 +94,7 @@ for (const dtype of ["float64", "float32"] as DType[]) {
           dim = l.units;
           return layer;
         });
-        const model = new Sequential(layers, { dtype, seed: 3 });
+        const model = new Sequential(cfg.maskValue !== undefined ? [new Masking({ maskValue: cfg.maskValue }), ...layers] : layers, { dtype, seed: 3 });
         model.compile({ optimizer: "adam", loss: cfg.loss });
         model.setWeights(fx.weights);
         // Dropout: the masks the reference drew, handed to the next training pass.

@@ -708,9 +708,10 @@ describe("fromTfjs errors: FormatError naming the thing, the artifacts untouched
   });
 
   it("unsupported layer classes, named", () => {
-    for (const cls of ["GRU", "SimpleRNN", "Bidirectional", "Masking", "Dropout", "Embedding", "RNN"]) {
+    for (const cls of ["GRU", "SimpleRNN", "Bidirectional", "Dropout", "Embedding", "RNN"]) {
       refused((a) => { layer(a, 1).class_name = cls; }, "layers[1]", `"${cls}"`);
     }
+    refused((a) => { layer(a, 1).class_name = "Masking"; }, "layers[1]", "a Masking layer is only supported first");
     refused((a) => { a.modelTopology.class_name = "Functional"; }, "Functional", "functional models");
     refused((a) => { a.modelTopology.config.layers.splice(1, 0, { class_name: "Dropout", config: { name: "dropout", rate: 0.2 } }); }, "\"Dropout\"");
     refused((a) => { [a.modelTopology.config.layers[1], a.modelTopology.config.layers[2]] = [layer(a, 2), layer(a, 1)]; }, "LSTM after a Dense");

@@ -7,6 +7,7 @@
 import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM } from "../layers/lstm.js";
+import type { Masking } from "../layers/masking.js";
 import type { DType } from "../tensor/tensor.js";
 import { FormatError, LongshortError, fmtShape } from "../errors.js";
 
@@ -47,6 +48,7 @@ export function expectedNames(layers: readonly Layer[]): string[] {
  */
 export function assemble(
   source: string, layers: Layer[], inputDim: number, dtype: DType, weights: readonly ImportedWeight[], seed?: number | string,
+  masking: Masking | null = null,
 ): Sequential {
   const fail = (msg: string): never => { throw new FormatError(`${source}: ${msg}`); };
   const shapes = expectedShapes(layers, inputDim), names = expectedNames(layers);
@@ -67,7 +69,7 @@ export function assemble(
   });
   let model: Sequential;
   try {
-    model = new Sequential(layers, seed === undefined ? { dtype } : { dtype, seed });
+    model = new Sequential(masking ? [masking, ...layers] : layers, seed === undefined ? { dtype } : { dtype, seed });
     model.engine.build(inputDim, false);
   } catch (e) {
     if (e instanceof LongshortError && !(e instanceof FormatError)) fail(e.message);

@@ -128,6 +128,9 @@ export function toOnnx(model: Sequential): Uint8Array {
   if (!model.engine.built) {
     throw new StateError(`toOnnx: the model is not built yet; give the first LSTM an inputDim, call build(inputDim), or pass data first`);
   }
+  if (model.masking) {
+    throw new ValueError(`toOnnx model: a model with a Masking layer is not exported: ONNX's LSTM has no per-step mask (only sequence lengths), so the graph would not compute what predict does`);
+  }
   const weights = model.getWeights();
   const names = model.weightNames();
   weights.forEach((w, k) => {

@@ -23,6 +23,7 @@
 import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM } from "../layers/lstm.js";
+import { Masking } from "../layers/masking.js";
 import { type DType, fromData } from "../tensor/tensor.js";
 import { engineToJSON } from "../checkpoint-json.js";
 import { layersFromConfig } from "../checkpoint.js";
@@ -91,7 +92,10 @@ export function toSafetensors(model: Sequential): Uint8Array {
   const dtype = e.dtype === "float32" ? "F32" : "F64", width = DTYPE_BYTES[dtype]!;
   const json = engineToJSON(e);
   const header: Record<string, unknown> = {
-    __metadata__: { [META_VERSION]: String(json.version), [META_CONFIG]: JSON.stringify({ dtype: e.dtype, layers: json.config.layers }) },
+    __metadata__: {
+      [META_VERSION]: String(json.version),
+      [META_CONFIG]: JSON.stringify({ dtype: e.dtype, layers: json.config.layers, ...(e.maskValue !== null ? { masking: { maskValue: e.maskValue } } : {}) }),
+    },
   };
   let off = 0;
   for (const s of specs) {
@@ -205,7 +209,7 @@ export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequent
   const fail = (msg: string): never => { throw new FormatError(`${source}: ${msg}`); };
   const { entries, metadata, data } = parse(bytes, fail);
 
-  let layers: Layer[], inputDim: number, dtype: DType;
+  let layers: Layer[], inputDim: number, dtype: DType, masking: Masking | null = null;
   if (model) {
     if (!model.engine.built) throw new StateError(`fromSafetensors: the model to load into is not built yet (give the first layer inputDim or call build)`);
     layers = model.engine.layers.slice();
@@ -217,7 +221,7 @@ export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequent
       return fail(`no longshort configuration in __metadata__ (a file saved by PyTorch?): pass the model to load it into, fromSafetensors(bytes, model)`);
     }
     const version = Number(metadata[META_VERSION]);
-    let config: { dtype?: unknown; layers?: unknown };
+    let config: { dtype?: unknown; layers?: unknown; masking?: unknown };
     try { config = JSON.parse(configText); } catch (err) { return fail(`__metadata__.${META_CONFIG} is not JSON (${(err as Error).message})`); }
     if (typeof config !== "object" || config === null) return fail(`__metadata__.${META_CONFIG}: expected an object`);
     if (config.dtype !== "float32" && config.dtype !== "float64") return fail(`__metadata__.${META_CONFIG}.dtype: expected "float32" or "float64", got ${fmtValue(config.dtype)}`);
@@ -226,6 +230,11 @@ export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequent
     if (read.inputDim === undefined) return fail(`__metadata__.${META_CONFIG}.layers[0].inputDim is null`);
     layers = read.layers;
     inputDim = read.inputDim;
+    if (config.masking !== undefined && config.masking !== null) {
+      const mv = (config.masking as { maskValue?: unknown }).maskValue;
+      if (typeof mv !== "number" || !Number.isFinite(mv)) return fail(`__metadata__.${META_CONFIG}.masking.maskValue: expected a finite number, got ${fmtValue(mv)}`);
+      masking = new Masking({ maskValue: mv });
+    }
   }
 
   // Every key the layers need, at the shape they need, and nothing else.
@@ -265,5 +274,5 @@ export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequent
     model.setWeights(values.map((v, i) => fromData(v, shapes[i]!)));
     return model;
   }
-  return assemble(source, layers, inputDim, dtype, weights);
+  return assemble(source, layers, inputDim, dtype, weights, undefined, masking);
 }

@@ -20,6 +20,7 @@ import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM, type RecurrentActivation } from "../layers/lstm.js";
 import { Dense, type Activation } from "../layers/dense.js";
+import { Masking } from "../layers/masking.js";
 import type { InitializerName } from "../init.js";
 import { checkDType, type DType } from "../tensor/tensor.js";
 import { assemble, type ImportedWeight } from "./build.js";
@@ -131,10 +132,11 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
   const layers = model.layers;
   const names = layerNames(layers);
   const batch = model.stateful ? model.batchSize! : null;
-  const configs = layers.map((l, i) => {
+  const masking = model.masking;
+  const configs: object[] = layers.map((l, i) => {
     const name = names[i]!;
-    // As tfjs writes it: the input shape and dtype on the first layer only.
-    const head = i === 0 ? { name, trainable: true, batch_input_shape: [batch, null, F], dtype: "float32" } : { name, trainable: true };
+    // As tfjs writes it: the input shape and dtype on the first layer only (the Masking layer, when there is one).
+    const head = i === 0 && !masking ? { name, trainable: true, batch_input_shape: [batch, null, F], dtype: "float32" } : { name, trainable: true };
     if (l instanceof LSTM) {
       return {
         class_name: "LSTM",
@@ -176,6 +178,12 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
     };
   });
 
+  if (masking) {
+    configs.unshift({
+      class_name: "Masking",
+      config: { name: "masking", trainable: true, batch_input_shape: [batch, null, F], dtype: "float32", mask_value: masking.maskValue },
+    });
+  }
   // Weights: getWeights order, which is Keras's per layer (kernel, recurrent_kernel, bias).
   const weights = model.getWeights();
   const specNames = layers.flatMap((l, i) => (l instanceof LSTM ? lstmSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
@@ -237,6 +245,8 @@ interface LayerPlan {
 interface Topology {
   plans: LayerPlan[];
   inputDim: number;
+  /** Keras's Masking layer first, or null. */
+  masking: Masking | null;
 }
 
 /** Reads an optional boolean field, FormatError if it is anything else. */
@@ -401,9 +411,22 @@ function parseTopology(topology: unknown, generatedBy: unknown): Topology {
     start = 1;
   }
   const plans: LayerPlan[] = [];
-  let seenDense = false;
+  let seenDense = false, masking: Masking | null = null;
   for (let i = start; i < layers.length; i++) {
     const { cls: c, cfg, where } = layerAt(i);
+    if (c === "Masking") {
+      // Keras's Masking, first (after an InputLayer): its mask_value; it may carry the input shape.
+      if (i !== start) fail(`${where}: a Masking layer is only supported first`);
+      const mv = cfg["mask_value"] ?? 0;
+      if (typeof mv !== "number" || !Number.isFinite(mv)) fail(`${where}: config.mask_value: expected a finite number, got ${fmtValue(mv)}`);
+      masking = new Masking({ maskValue: mv as number });
+      if (shape === undefined) {
+        const key = cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : cfg["batch_shape"] !== undefined ? "batch_shape" : null;
+        if (key !== null) shape = parseBatchShape(`${where}: config.${key}`, cfg[key]);
+      }
+      start = i + 1;
+      continue;
+    }
     if (shape === undefined && i === start) {
       const key = cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : cfg["batch_shape"] !== undefined ? "batch_shape" : null;
       const buildCfg = cfg["build_config"];
@@ -460,7 +483,7 @@ function parseTopology(topology: unknown, generatedBy: unknown): Topology {
       seen.set(n, p.where);
     }
   }
-  return { plans, inputDim: shape!.features };
+  return { plans, inputDim: shape!.features, masking };
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -667,14 +690,14 @@ export function fromTfjs(artifacts: TfjsArtifactsInput, options: FromTfjsOptions
   if (format !== undefined && format !== null && format !== "layers-model") {
     fail(`format: expected "layers-model", got ${fmtValue(format)}${format === "graph-model" ? " (a graph model has no Keras layers to import)" : ""}`);
   }
-  const { plans, inputDim } = parseTopology(a["modelTopology"], a["generatedBy"]);
+  const { plans, inputDim, masking } = parseTopology(a["modelTopology"], a["generatedBy"]);
   if (a["weightData"] === undefined || a["weightData"] === null) fail(`weightData: missing (a topology without weights cannot be imported)`);
   const bytes = weightBytes(a["weightData"]);
   const specs = parseSpecs(SRC, "weightSpecs", a["weightSpecs"], bytes.byteLength, "the weightData");
   const matched = matchSpecs(plans, specs);
   const weights: ImportedWeight[] = [];
   matched.forEach((row) => row.forEach((s) => weights.push({ name: s.name, shape: s.shape, data: decode(s, bytes) })));
-  return assemble(SRC, plans.map((p) => p.layer), inputDim, dtype, weights, seed);
+  return assemble(SRC, plans.map((p) => p.layer), inputDim, dtype, weights, seed, masking);
 }
 
 // -------------------------------------------------------------------------------------------------

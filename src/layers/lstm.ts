@@ -74,6 +74,9 @@ export class LSTMWorkspace {
   hMask: Float64Array | null = null; // (B, H)
   /** Whether the masks apply to the pass in progress (a training pass of a layer with dropout). */
   dropping = false;
+  // Masking: the gradients a skipped step passes through unchanged, per row (allocated on first use).
+  keepH: FloatArray | null = null; // (B, H)
+  keepC: FloatArray | null = null; // (B, H)
   constructor(dtype: DType, public B: number, public cap: number, private readonly H: number, private readonly I: number) {
     const G = 4 * H;
     this.hs = allocate(dtype, (cap + 1) * B * H);
@@ -227,6 +230,7 @@ export function lstmForward(
   layer: LSTM, ws: LSTMWorkspace,
   xs: FloatArray, xOff: number, // (cap, B, I)
   t0: number, t1: number,
+  valid: Uint8Array | null = null, // (cap, B): 0 where a step is masked (Masking), when the model masks
 ): void {
   const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!, BH = B * H;
   const { hs, cs, gates, tanhC } = ws;
@@ -261,6 +265,15 @@ export function lstmForward(
     // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
     matmulNN(B, G, H, hsrc, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true);
     lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H, hard);
+    if (valid) {
+      // A masked step passes the state through: h_t = h_{t-1}, c_t = c_{t-1} for that row.
+      for (let b = 0; b < B; b++) {
+        if (valid[t * B + b]) continue;
+        const from = t * BH + b * H, to = from + BH;
+        hs.copyWithin(to, from, from + H);
+        cs.copyWithin(to, from, from + H);
+      }
+    }
   }
 }
 
@@ -283,6 +296,7 @@ export function lstmBackward(
   dcNext: FloatArray | null, dcNextOff: number,  // (B, H)
   dhNorms: Float64Array | null = null,           // (cap) out: ‖dL/dh_t‖ over the batch, when asked
   study: { dh: FloatArray; dc: FloatArray } | null = null, // (cap, B, H) each, out: dL/dh_t and dL/dc_t, when asked
+  valid: Uint8Array | null = null,               // (cap, B): 0 where a step is masked
 ): void {
   const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!;
   const { hs, cs, gates, tanhC, dZ, dxs, dh, dc } = ws;
@@ -316,11 +330,28 @@ export function lstmBackward(
         }
       }
     }
+    let skips = false;
+    if (valid) {
+      // A masked step was the identity on (h, c): its row's gradients pass straight to step t-1 (kept aside
+      // here), and it has no gate gradient.
+      for (let b = 0; b < B; b++) {
+        if (valid[t * B + b]) continue;
+        if (!skips) { skips = true; ws.keepH ??= new Float64Array(BH); ws.keepC ??= new Float64Array(BH); }
+        for (let j = b * H; j < (b + 1) * H; j++) { ws.keepH![j] = dh[j]!; ws.keepC![j] = dc[j]!; }
+      }
+    }
     if (hard) lstmGatesBackwardHard(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
     else lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
+    if (skips) for (let b = 0; b < B; b++) if (!valid![t * B + b]) dZ.fill(0, (t * B + b) * G, (t * B + b + 1) * G);
     // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H), through the recurrent mask if any
     matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false);
     if (hm) for (let k = 0; k < BH; k++) dh[k] = dh[k]! * hm[k]!;
+    if (skips) {
+      for (let b = 0; b < B; b++) {
+        if (valid![t * B + b]) continue;
+        for (let j = b * H; j < (b + 1) * H; j++) { dh[j] = ws.keepH![j]!; dc[j] = ws.keepC![j]!; }
+      }
+    }
   }
   // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout).
   // dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I)
