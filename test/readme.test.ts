@@ -44,6 +44,13 @@ describe("README", () => {
     expect(logs.slice(2)).toEqual([[0, 10, 10, [4, 10, 2]], [1, 20, 20, [4, 20, 2]], [2, 20, 20, [4, 20, 2]]]);
   });
 
+  it("the classes block runs: masking, dropout, a schedule and a softmax head learn the task", async () => {
+    const logs = await runBlock("## Classes, variable lengths, dropout, schedules", "classes");
+    const [acc, shape] = logs[0] as [number, number[]];
+    expect(acc).toBeGreaterThan(0.9);
+    expect(shape).toEqual([60, 3]);
+  });
+
   it("the travel block runs with the real TensorFlow.js and ONNX Runtime, and all four agree", async () => {
     const logs = await runBlock("## Models that travel", "travel");
     const four = logs[logs.length - 1] as number[];
