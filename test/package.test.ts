@@ -162,13 +162,13 @@ report(saveCheckpointSync, loadCheckpointSync, setThreads, "cjs.ckpt");
 describe("types, without @types/node and without the DOM library", () => {
   const use = (from: "import" | "require") => `
 ${from === "import"
-    ? `import { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx, type Callback, type Tensor } from "longshort";
+    ? `import { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx, Masking, ExponentialDecay, randomNormal, type Callback, type Tensor } from "longshort";
 import { saveCheckpoint, setThreads, saveTfjs, loadSafetensors } from "longshort/node";
 import { setThreads as setWebThreads } from "longshort/web";`
     : `import longshort = require("longshort");
 import nodeOnly = require("longshort/node");
 import webOnly = require("longshort/web");
-const { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx } = longshort;
+const { Sequential, LSTM, Dense, Adam, tensor, TruncatedBPTT, encodeCheckpoint, decodeCheckpoint, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx, Masking, ExponentialDecay, randomNormal } = longshort;
 const { saveCheckpoint, setThreads, saveTfjs, loadSafetensors } = nodeOnly;
 const setWebThreads = webOnly.setThreads;
 type Callback = longshort.Callback;
@@ -191,7 +191,10 @@ async function main(): Promise<number> {
   const wd: ArrayBuffer = artifacts.weightData;
   const onnx: Uint8Array = toOnnx(fromTfjs(artifacts, { dtype: "float64" }));
   await saveTfjs(back, "tfjs-model");
-  const loss: number = h.history.loss[0]! + wd.byteLength + onnx.length;
+  const classes = new Sequential([new Masking({ maskValue: 0 }), new LSTM({ units: 3, inputDim: 2, dropout: 0.1 }), new Dense({ units: 4, activation: "softmax" })]);
+  classes.compile({ optimizer: new Adam({ learningRate: new ExponentialDecay({ initialLearningRate: 0.01, decaySteps: 10, decayRate: 0.9 }) }), loss: "sparse_categorical_crossentropy" });
+  const step = classes.trainOnBatch(randomNormal([2, 3, 2], { seed: 1 }), [1, 3]);
+  const loss: number = h.history.loss[0]! + wd.byteLength + onnx.length + step.loss;
   return loss + copy.predict(x).data[0]! + webThreads;
 }
 void main;
