@@ -77,10 +77,12 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   const lossAt = (): number => e.lossFrom(xc, yt, B, T, states);
   const rng = new Rng(`gradcheck/${options.seed ?? 0}`);
   /** The worst relative error over sampled entries of `values` (perturbed in place, then restored). */
-  const check = (values: Float64Array, grad: ArrayLike<number>): { maxRelativeError: number; checked: number } => {
-    const n = values.length, idx: number[] = [];
-    if (n <= samples) for (let i = 0; i < n; i++) idx.push(i);
-    else for (let i = 0; i < samples; i++) idx.push(rng.int(n));
+  const check = (values: Float64Array, grad: ArrayLike<number>, allowed?: (i: number) => boolean): { maxRelativeError: number; checked: number } => {
+    const pool: number[] = [];
+    for (let i = 0; i < values.length; i++) if (!allowed || allowed(i)) pool.push(i);
+    const n = pool.length, idx: number[] = [];
+    if (n <= samples) idx.push(...pool);
+    else for (let i = 0; i < samples; i++) idx.push(pool[rng.int(n)]!);
     let worst = 0;
     for (const i of idx) {
       const saved = values[i]!;
@@ -109,7 +111,17 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
       off += n;
     });
   }
-  if (wrt.includes("input")) result.input = check(xc.data as Float64Array, analytic.inputGrad.data);
+  if (wrt.includes("input")) {
+    // A masked step is a discrete choice, not a smooth function of its inputs (a nudge un-masks it): only kept
+    // steps' inputs are checked.
+    const mv = e.maskValue, F = e.inputDim!, xd = xc.data;
+    const kept = mv === null ? undefined : (i: number): boolean => {
+      const s = i - (i % F);
+      for (let f = s; f < s + F; f++) if (xd[f] !== mv) return true;
+      return false;
+    };
+    result.input = check(xc.data as Float64Array, analytic.inputGrad.data, kept);
+  }
   if (wrt.includes("states")) {
     result.states = states.flatMap((st, i) => [
       { name: `lstm_${i}/h`, ...check(st.h, analytic.stateGrads[i]!.h.data) },

@@ -8,7 +8,7 @@ import ndarray from "ndarray";
 import * as ort from "onnxruntime-node";
 import {
   Sequential, LSTM, Dense, Adam, TruncatedBPTT, ShapeError, ValueError, decodeCheckpoint, encodeCheckpoint, toOnnx,
-  setThreads, randomNormal, type Tensor,
+  setThreads, randomNormal, gradCheck, type Tensor,
 } from "../src/node/index.js";
 
 const live: Sequential[] = [];
@@ -74,6 +74,15 @@ describe("softmax head", () => {
       expect(c.loss).toBe(name);
     }
     expect(() => classifier(false, "crossentropy")).toThrow(ValueError);
+  });
+});
+
+describe("gradCheck on softmax heads", () => {
+  it("agrees for categorical (soft labels) and sparse per-step losses: weights, dL/dx, dL/d(initial state)", () => {
+    const soft = classifier(false, "categoricalCrossentropy", 3);
+    expect(gradCheck(soft, X, Array.from({ length: 6 }, (_, r) => [0.2 + 0.1 * r, 0.5, 0.3])).maxRelativeError).toBeLessThan(1e-6);
+    const sparse = classifier(true, "sparseCategoricalCrossentropy", 3);
+    expect(gradCheck(sparse, X, ndarray(Float64Array.from({ length: 30 }, (_, k) => k % 3), [6, 5]) as Tensor).maxRelativeError).toBeLessThan(1e-6);
   });
 });
 

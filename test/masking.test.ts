@@ -9,7 +9,7 @@ import ndarray from "ndarray";
 import * as tf from "@tensorflow/tfjs";
 import {
   Sequential, LSTM, Dense, Masking, SGD, TruncatedBPTT, ValueError, randomNormal, setThreads, toTfjs, fromTfjs,
-  toOnnx, toSafetensors, fromSafetensors, encodeCheckpoint, decodeCheckpoint, type Tensor,
+  toOnnx, toSafetensors, fromSafetensors, encodeCheckpoint, decodeCheckpoint, gradCheck, type Tensor,
 } from "../src/node/index.js";
 
 const live: Sequential[] = [];
@@ -126,6 +126,17 @@ describe("Masking", () => {
     // tfjs's masked RNN: the same outputs at kept steps (padded steps repeat the last output there too).
     want.forEach((v, i) => expect(Math.abs(p[i]! - v)).toBeLessThan(1e-5));
     expect(() => toOnnx(m)).toThrow(/a model with a Masking layer is not exported/);
+  });
+
+  it("gradCheck agrees on a masked, stacked, per-step model: weights, dL/dx and dL/d(initial state)", () => {
+    const m = new Sequential([
+      new Masking({ maskValue: -1 }), new LSTM({ units: 3, inputDim: F, returnSequences: true }),
+      new LSTM({ units: 4, returnSequences: true }), new Dense({ units: 2, activation: "tanh" }),
+    ], { seed: 6 });
+    m.compile({ optimizer: "sgd", loss: "mse" });
+    const x = padded([row(0, 5), [[-1, -1], ...row(1, 3)], row(2, 2)], 5);
+    const r = gradCheck(m, x, randomNormal([3, 5, 2], { seed: 2 }));
+    expect(r.maxRelativeError).toBeLessThan(1e-6);
   });
 
   it("is checked: first layer only, a finite mask value", () => {
