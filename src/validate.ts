@@ -71,13 +71,12 @@ function sparseLabels(e: Engine, name: string, t: StridedArray, B: number, T: nu
   const n = rows.reduce((a, b) => a * b, 1);
   const out = new Float64Array(n);
   const stride = t.stride, nd = rows.length;
+  const steps = nd === 1 ? 1 : T;
   for (let k = 0; k < n; k++) {
-    const idx = nd === 1 ? [k] : [Math.floor(k / T), k % T];
-    let off = t.offset;
-    for (let i = 0; i < nd; i++) off += idx[i]! * stride[i]!;
-    const v = t.data[off];
+    const b = Math.floor(k / steps), s = k % steps;
+    const v = t.data[t.offset + b * stride[0]! + (nd === 1 ? 0 : s * stride[1]!)];
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= D) {
-      throw new ValueError(`${name}[${idx.join("][")}]: expected a class index, an integer in [0, ${D}), got ${fmtValue(v)}`);
+      throw new ValueError(`${name}[${nd === 1 ? b : `${b}][${s}`}]: expected a class index, an integer in [0, ${D}), got ${fmtValue(v)}`);
     }
     out[k] = v;
   }
