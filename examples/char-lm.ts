@@ -22,7 +22,7 @@ import {
 } from "../src/node/index.js";
 import ndarray from "ndarray";
 import { pathToFileURL } from "node:url";
-import { loadFemaleNames } from "./data.js";
+import { loadFemaleNames, numberFlag } from "./data.js";
 
 export interface CharLmOptions {
   /** Use only this many names (after shuffling; tests run on a few hundred). Default: all. */
@@ -250,11 +250,7 @@ export function formatCharLm(r: CharLmResult): string {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const num = (flag: string): number | undefined => {
-    const i = args.indexOf(flag);
-    return i >= 0 ? Number(args[i + 1]) : undefined;
-  };
+  const num = (flag: string): number | undefined => numberFlag(process.argv.slice(2), flag);
   const r = await runCharLm({
     epochs: num("--epochs"), streams: num("--streams"), units: num("--units"), learningRate: num("--lr"),
     chunk: num("--chunk"), temperature: num("--temperature"), seed: num("--seed"), log: console.log,

@@ -22,7 +22,7 @@
 import { Sequential, LSTM, Dense, Adam } from "../src/node/index.js";
 import ndarray from "ndarray";
 import { pathToFileURL } from "node:url";
-import { loadCo2 } from "./data.js";
+import { loadCo2, numberFlag } from "./data.js";
 
 export interface Co2Options {
   /** Use only the first `months` months of the series (tests run on a short prefix). Default: all 672. */
@@ -184,11 +184,7 @@ export function formatCo2(r: Co2Result): string {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const num = (flag: string): number | undefined => {
-    const i = args.indexOf(flag);
-    return i >= 0 ? Number(args[i + 1]) : undefined;
-  };
+  const num = (flag: string): number | undefined => numberFlag(process.argv.slice(2), flag);
   const r = await runCo2({
     epochs: num("--epochs"), ensemble: num("--ensemble"), units: num("--units"), window: num("--window"),
     learningRate: num("--lr"), seed: num("--seed"), log: console.log,

