@@ -23,7 +23,7 @@ import { type CallbackHooks, type History, HOOKS } from "./callbacks.js";
 import { fitLoop } from "./fit.js";
 import { progressSink } from "./progress.js";
 import { type CheckpointJSON, engineToJSON } from "./checkpoint-json.js";
-import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue } from "./errors.js";
+import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue, toSize } from "./errors.js";
 
 export type { Layer, Gradients, GradientRequest, StepResult };
 
@@ -222,7 +222,7 @@ export class Sequential {
    * m.build(3);                                   // 3 input features: weights exist now
    */
   build(inputDim: number): void {
-    this.engine.build(inputDim);
+    this.engine.build(Number.isInteger(inputDim) ? toSize(inputDim) : inputDim); // the engine refuses the rest
   }
 
   /**
@@ -431,11 +431,12 @@ export class Sequential {
    * model.setBatchSize(1);
    * for (const seq of testSequences) { model.resetStates(); model.predict(seq); }
    */
-  setBatchSize(batchSize: number): void {
+  setBatchSize(size: number): void {
     const e = this.engine;
-    if (!Number.isInteger(batchSize) || batchSize <= 0) {
-      throw new ValueError(`setBatchSize batchSize: expected a positive integer, got ${fmtValue(batchSize)}`);
+    if (!Number.isInteger(size) || size <= 0) {
+      throw new ValueError(`setBatchSize batchSize: expected a positive integer, got ${fmtValue(size)}`);
     }
+    const batchSize = toSize(size);
     if (!e.stateful) {
       throw new StateError(`setBatchSize: the model is stateless and takes any batch size; setBatchSize is for stateful models`);
     }

@@ -5,7 +5,7 @@
  */
 import { type DType, type Tensor, allocate, checkDType, fromData } from "./tensor/tensor.js";
 import { Rng } from "./init.js";
-import { ValueError, checkKeys, fmtValue } from "./errors.js";
+import { ValueError, checkKeys, fmtValue, toSize } from "./errors.js";
 
 export interface RandomNormalOptions { mean?: number; stddev?: number; seed?: number | string; dtype?: DType }
 export interface RandomUniformOptions { min?: number; max?: number; seed?: number | string; dtype?: DType }
@@ -17,7 +17,7 @@ function checkShape(what: string, shape: unknown): number[] {
   }
   const n = shape.reduce((a: number, b: number) => a * b, 1);
   if (n > 2 ** 31) throw new ValueError(`${what} shape: ${JSON.stringify(shape)} has ${n} entries, more than 2^31`);
-  return shape.slice();
+  return shape.map(toSize);
 }
 
 function options<T extends object>(what: string, o: unknown, known: readonly string[]): Partial<T> {

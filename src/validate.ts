@@ -8,7 +8,7 @@
 import { type StridedArray, fromData, isTensor, toTensor } from "./tensor/tensor.js";
 import { assertFiniteIn } from "./tensor/layout.js";
 import type { Engine } from "./engine.js";
-import { ShapeError, StateError, ValueError, checkKeys, fmtShape, fmtValue } from "./errors.js";
+import { ShapeError, StateError, ValueError, checkKeys, fmtShape, fmtValue, toSize } from "./errors.js";
 
 /** A checked input: an ndarray we can index with strides, plus its sizes. */
 export interface Input {
@@ -27,7 +27,8 @@ export function checkInput(e: Engine, name: string, x: unknown, features = e.inp
   if (t.shape.length !== 3) {
     throw new ShapeError(`${name}: expected rank 3 [batch, timesteps, features]${F !== undefined ? ` = [B, T, ${F}]` : ""}, got rank ${t.shape.length} with shape ${fmtShape(t.shape)}`);
   }
-  const [B, T, f] = t.shape as [number, number, number];
+  // Sizes as small integers, whatever the shape array held (see toSize): they index every hot loop.
+  const [B, T, f] = (t.shape as number[]).map(toSize) as [number, number, number];
   if (B === 0) throw new ShapeError(`${name}: empty batch: shape ${fmtShape(t.shape)}`);
   if (T === 0) throw new ShapeError(`${name}: no timesteps: shape ${fmtShape(t.shape)}`);
   if (F !== undefined && f !== F) {
@@ -118,7 +119,7 @@ export function batchOption(e: Engine, what: string, options: unknown, N: number
       throw new ShapeError(`${what} x: a stateful model needs a sample count divisible by the batch size ${bs}, got ${N} samples`);
     }
   }
-  return bs;
+  return toSize(bs);
 }
 
 export function requireCompiled(e: Engine, what: string): void {

@@ -6,7 +6,7 @@
 import ndarray from "ndarray";
 import type { NdArray } from "ndarray";
 import ops from "ndarray-ops";
-import { ShapeError, ValueError, fmtShape, fmtValue } from "../errors.js";
+import { ShapeError, ValueError, fmtShape, fmtValue, toSize } from "../errors.js";
 
 export type DType = "float32" | "float64";
 export type FloatArray = Float32Array | Float64Array;
@@ -209,7 +209,7 @@ export function zeros(shape: number[], dtype: DType = DEFAULT_DTYPE): Tensor {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new ShapeError(`shape: expected an array of non-negative integers, got ${Array.isArray(shape) ? fmtShape(shape) : fmtValue(shape)}`);
   }
-  return ndarray(allocate(checkDType("dtype", dtype), sizeOf(shape)), shape.slice()) as Tensor;
+  return ndarray(allocate(checkDType("dtype", dtype), sizeOf(shape)), shape.map(toSize)) as Tensor;
 }
 
 /**
