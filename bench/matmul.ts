@@ -8,8 +8,13 @@
  *              dZ · Wᵀ             matmulNT (T·B, I, 4H)   dx
  * Each case first compares 300 random entries of its result with a plain dot product (float64, 1e-12),
  * then times. FLOPs = 2·M·N·K.
+ *
+ * `wasmNN:…` cases time the first WebAssembly SIMD kernel (src/wasm/gemm.ts: f64x2, 4×4 tiles, no packing yet)
+ * on the A·B products of the same shapes, its operands in a WebAssembly.Memory, checked the same way first:
+ * where the SIMD backend starts, beside the TypeScript kernel it is to replace.
  */
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
+import { createGemm64, createMemory } from "../src/wasm/gemm.js";
 import {
   type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, standalone,
 } from "./harness.js";
@@ -66,6 +71,35 @@ export function matmulCase(form: Form, M: number, N: number, K: number, label: s
   };
 }
 
+/** The SIMD kernel on one A·B product, operands in a WebAssembly.Memory; checked like matmulCase. */
+export function wasmCase(M: number, N: number, K: number, label: string, seed = 1): Case {
+  const bytes = 8 * (M * K + K * N + M * N);
+  const memory = createMemory(Math.ceil(bytes / 65536) + 1);
+  const gemm = createGemm64(memory);
+  const f = new Float64Array(memory.buffer);
+  const r = rng(seed);
+  const aOff = 0, bOff = M * K, cOff = M * K + K * N;
+  f.set(randomArray(Float64Array, M * K, r), aOff);
+  f.set(randomArray(Float64Array, K * N, r), bOff);
+  const run = (): void => gemm(M, N, K, 8 * aOff, K, 8 * bOff, N, 8 * cOff, N, false);
+  return {
+    name: `wasmNN:M=${M},N=${N},K=${K} (${label})`,
+    group: "matmul",
+    flops: 2 * M * N * K,
+    check: () => {
+      run();
+      const pick = rng(seed + 7);
+      for (let n = 0; n < 300; n++) {
+        const i = Math.floor(pick() * M), j = Math.floor(pick() * N);
+        let s = 0;
+        for (let k = 0; k < K; k++) s += f[aOff + i * K + k]! * f[bOff + k * N + j]!;
+        if (s !== f[cOff + i * N + j]) throw new Error(`C[${i}, ${j}] = ${f[cOff + i * N + j]} vs ${s} (the kernel sums in the same order: bit for bit)`);
+      }
+    },
+    run,
+  };
+}
+
 export function matmulSpecs(opts: Options): Spec[] {
   const shapes = opts.quick ? SHAPES.filter((s) => s.name === "S1" || s.name === "S2") : SHAPES.filter((s) => s.name !== "S0");
   const out: Spec[] = [];
@@ -73,6 +107,7 @@ export function matmulSpecs(opts: Options): Spec[] {
     for (const m of stepMatmuls(s)) {
       const label = `${s.name} ${m.role}`;
       out.push({ name: matmulName(m.form, m.M, m.N, m.K, label), group: "matmul", build: () => matmulCase(m.form, m.M, m.N, m.K, label) });
+      if (m.form === "NN") out.push({ name: `wasmNN:M=${m.M},N=${m.N},K=${m.K} (${label})`, group: "matmul", build: () => wasmCase(m.M, m.N, m.K, label) });
     }
   }
   return out;

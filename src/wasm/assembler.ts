@@ -1,0 +1,185 @@
+/**
+ * A small WebAssembly assembler: just what longshort's SIMD kernels need, emitted at run time from TypeScript
+ * (no toolchain, no binary in the repository). A module imports one memory (the engine's buffers are views of
+ * it) and exports functions built with `Code`, an instruction writer with one method per opcode used.
+ *
+ * Facts from the WebAssembly binary format (core spec 2.0 and its SIMD proposal) used here: a module is the
+ * magic "\0asm" and version 1, then sections (id, byte size, contents): 1 types, 2 imports, 3 functions,
+ * 7 exports, 10 code. Integers are LEB128 (unsigned, or signed for constants). A function body is its locals
+ * (count, type pairs) and an expression ended by 0x0b. SIMD instructions are the prefix 0xfd and a LEB128
+ * opcode; loads and stores carry a memarg (log2 alignment, offset).
+ */
+
+/** Value types. */
+export const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
+
+/** A growable byte buffer with LEB128 writers. */
+class Bytes {
+  private buf = new Uint8Array(256);
+  length = 0;
+
+  byte(b: number): this {
+    if (this.length === this.buf.length) {
+      const next = new Uint8Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.length++] = b;
+    return this;
+  }
+
+  bytes(bs: ArrayLike<number>): this {
+    for (let i = 0; i < bs.length; i++) this.byte(bs[i]!);
+    return this;
+  }
+
+  /** Unsigned LEB128. */
+  u32(v: number): this {
+    do {
+      let b = v & 0x7f;
+      v >>>= 7;
+      if (v !== 0) b |= 0x80;
+      this.byte(b);
+    } while (v !== 0);
+    return this;
+  }
+
+  /** Signed LEB128 of a 32-bit integer. */
+  s32(v: number): this {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) { this.byte(b); return this; }
+      this.byte(b | 0x80);
+    }
+  }
+
+  name(s: string): this {
+    this.u32(s.length);
+    for (let i = 0; i < s.length; i++) this.byte(s.charCodeAt(i)); // names here are ASCII
+    return this;
+  }
+
+  /** A length-prefixed copy of another buffer (a section's or a body's contents). */
+  sized(inner: Bytes): this {
+    this.u32(inner.length);
+    return this.bytes(inner.view());
+  }
+
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+/**
+ * An instruction writer for one function body. Locals are numbered after the parameters; `local(type)`
+ * declares one and returns its index. Blocks and loops nest with `block`/`loop` … `end`, and branches count
+ * outward from the innermost (0).
+ */
+export class Code {
+  readonly out = new Bytes();
+  private readonly locals: ValType[] = [];
+
+  constructor(private readonly params: readonly ValType[]) {}
+
+  /** A new local of `type`; its index (parameters come first). */
+  local(type: ValType): number {
+    this.locals.push(type);
+    return this.params.length + this.locals.length - 1;
+  }
+
+  private op(b: number): this { this.out.byte(b); return this; }
+  private simd(op: number): this { this.out.byte(0xfd).u32(op); return this; }
+  private memarg(alignLog2: number, offset: number): this { this.out.u32(alignLog2).u32(offset); return this; }
+
+  block(): this { return this.op(0x02).op(0x40); }
+  loop(): this { return this.op(0x03).op(0x40); }
+  end(): this { return this.op(0x0b); }
+  br(depth: number): this { this.op(0x0c); this.out.u32(depth); return this; }
+  brIf(depth: number): this { this.op(0x0d); this.out.u32(depth); return this; }
+
+  get(i: number): this { this.op(0x20); this.out.u32(i); return this; }
+  set(i: number): this { this.op(0x21); this.out.u32(i); return this; }
+  tee(i: number): this { this.op(0x22); this.out.u32(i); return this; }
+
+  i32(v: number): this { this.op(0x41); this.out.s32(v); return this; }
+  i32Add(): this { return this.op(0x6a); }
+  i32Sub(): this { return this.op(0x6b); }
+  i32Mul(): this { return this.op(0x6c); }
+  i32Shl(): this { return this.op(0x74); }
+  i32GeS(): this { return this.op(0x4e); }
+  i32GtS(): this { return this.op(0x4a); }
+  i32Eqz(): this { return this.op(0x45); }
+
+  f64Load(offset = 0): this { return this.op(0x2b).memarg(3, offset); }
+  f64Store(offset = 0): this { return this.op(0x39).memarg(3, offset); }
+  f64Add(): this { return this.op(0xa0); }
+  f64Mul(): this { return this.op(0xa2); }
+  f64(v: number): this {
+    this.op(0x44);
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    this.out.bytes(b); // IEEE 754 little-endian
+    return this;
+  }
+
+  v128Load(offset = 0): this { return this.simd(0x00).memarg(4, offset); }
+  v128Store(offset = 0): this { return this.simd(0x0b).memarg(4, offset); }
+  v128Load64Splat(offset = 0): this { return this.simd(0x0a).memarg(3, offset); }
+  f64x2Splat(): this { return this.simd(0x14); }
+  f64x2Add(): this { return this.simd(0xf0); }
+  f64x2Mul(): this { return this.simd(0xf2); }
+
+  /** The body's bytes: the locals (grouped by runs of one type) and the instructions, ended. */
+  body(): Bytes {
+    const b = new Bytes();
+    const runs: [number, ValType][] = [];
+    for (const t of this.locals) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === t) last[0]++;
+      else runs.push([1, t]);
+    }
+    b.u32(runs.length);
+    for (const [n, t] of runs) b.u32(n).byte(t);
+    b.bytes(this.out.view()).byte(0x0b);
+    return b;
+  }
+}
+
+/** One exported function: its name, signature and body. */
+export interface FunctionDef {
+  name: string;
+  params: readonly ValType[];
+  results: readonly ValType[];
+  code: Code;
+}
+
+/**
+ * A module importing memory `env.memory` (`pages` 64 KiB pages at least; shared when `shared`, which needs a
+ * maximum) and exporting `functions`.
+ */
+export function assemble(functions: readonly FunctionDef[], memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
+  const mod = new Bytes().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const section = (id: number, contents: Bytes): void => { mod.byte(id).sized(contents); };
+  const types = new Bytes().u32(functions.length);
+  for (const f of functions) {
+    types.byte(0x60).u32(f.params.length).bytes(f.params).u32(f.results.length).bytes(f.results);
+  }
+  section(1, types);
+  const imports = new Bytes().u32(1).name("env").name("memory").byte(0x02);
+  if (memory.shared) imports.byte(0x03).u32(memory.pages).u32(memory.maxPages!);
+  else if (memory.maxPages !== undefined) imports.byte(0x01).u32(memory.pages).u32(memory.maxPages);
+  else imports.byte(0x00).u32(memory.pages);
+  section(2, imports);
+  const funcs = new Bytes().u32(functions.length);
+  functions.forEach((_, i) => funcs.u32(i));
+  section(3, funcs);
+  const exports = new Bytes().u32(functions.length);
+  functions.forEach((f, i) => exports.name(f.name).byte(0x00).u32(i));
+  section(7, exports);
+  const code = new Bytes().u32(functions.length);
+  for (const f of functions) code.sized(f.code.body());
+  section(10, code);
+  return mod.view().slice();
+}
