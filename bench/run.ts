@@ -9,7 +9,8 @@
  *   npm run bench -- --in-process         measure under tsx instead of plain node (see harness.ts)
  *
  * Suites: matmul, gates, lstm, adam, train-step, tbptt (one window) (with the matmul-only step and float32 vs float64),
- * heap, peer (tfjs cpu and wasm), parallel (one thread vs two, worker threads; not with --quick).
+ * heap, peer (tfjs cpu and wasm), torch (PyTorch, when python3 can import torch; skipped otherwise),
+ * parallel (one thread vs two, worker threads; not with --quick).
  */
 import { type Result, launch, writeJson, suiteSelected } from "./harness.js";
 import { runMatmul } from "./matmul.js";
@@ -20,6 +21,7 @@ import { runTrainStep } from "./train-step.js";
 import { runHeap } from "./heap.js";
 import { runTbptt } from "./tbptt.js";
 import { runPeer } from "./peer-tfjs.js";
+import { runTorchPeer } from "./peer-torch.js";
 import { main as runParallel, CASES as PARALLEL_CASES } from "./parallel.js";
 
 await launch(import.meta.url, async (opts) => {
@@ -34,6 +36,7 @@ await launch(import.meta.url, async (opts) => {
   await runTbptt(opts, results);
   if (suiteSelected(opts, "heap")) await runHeap(opts, extra);
   if (suiteSelected(opts, "peer", "tfjs")) Object.assign(extra, await runPeer(opts, results));
+  if (suiteSelected(opts, "peer", "torch", "pytorch")) Object.assign(extra, await runTorchPeer(opts, results));
   if (!opts.quick && suiteSelected(opts, "parallel", "threads")) {
     console.log("\n## parallel: one thread vs two (worker threads share the batch)");
     const shapes = opts.filters.filter((f) => PARALLEL_CASES.some((c) => c.name === f));
