@@ -9,9 +9,9 @@
  * Each case first compares 300 random entries of its result with a plain dot product (float64, 1e-12),
  * then times. FLOPs = 2·M·N·K.
  *
- * `wasmNN:…` cases time the first WebAssembly SIMD kernel (src/wasm/gemm.ts: f64x2, 4×4 tiles, no packing yet)
- * on the A·B products of the same shapes, its operands in a WebAssembly.Memory, checked the same way first:
- * where the SIMD backend starts, beside the TypeScript kernel it is to replace.
+ * `wasm…:` cases time the first WebAssembly SIMD kernels (src/wasm/gemm.ts: f64x2, 4×4 tiles, no packing yet)
+ * on the same products, their operands in a WebAssembly.Memory, checked first (bit for bit: they sum in the
+ * dot product's order): where the SIMD backend starts, beside the TypeScript kernels it is to replace.
  */
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
 import { createGemm64, createMemory } from "../src/wasm/gemm.js";
@@ -71,19 +71,21 @@ export function matmulCase(form: Form, M: number, N: number, K: number, label: s
   };
 }
 
-/** The SIMD kernel on one A·B product, operands in a WebAssembly.Memory; checked like matmulCase. */
-export function wasmCase(M: number, N: number, K: number, label: string, seed = 1): Case {
+/** The SIMD kernel on one product of the form, operands in a WebAssembly.Memory; checked like matmulCase. */
+export function wasmCase(form: Form, M: number, N: number, K: number, label: string, seed = 1): Case {
   const bytes = 8 * (M * K + K * N + M * N);
   const memory = createMemory(Math.ceil(bytes / 65536) + 1);
   const gemm = createGemm64(memory);
   const f = new Float64Array(memory.buffer);
   const r = rng(seed);
+  const transA = form === "TN", transB = form === "NT";
+  const lda = transA ? M : K, ldb = transB ? K : N;
   const aOff = 0, bOff = M * K, cOff = M * K + K * N;
   f.set(randomArray(Float64Array, M * K, r), aOff);
   f.set(randomArray(Float64Array, K * N, r), bOff);
-  const run = (): void => gemm(M, N, K, 8 * aOff, K, 8 * bOff, N, 8 * cOff, N, false);
+  const run = (): void => gemm(form, M, N, K, 8 * aOff, lda, 8 * bOff, ldb, 8 * cOff, N, false);
   return {
-    name: `wasmNN:M=${M},N=${N},K=${K} (${label})`,
+    name: `wasm${form}:M=${M},N=${N},K=${K} (${label})`,
     group: "matmul",
     flops: 2 * M * N * K,
     check: () => {
@@ -92,7 +94,11 @@ export function wasmCase(M: number, N: number, K: number, label: string, seed = 
       for (let n = 0; n < 300; n++) {
         const i = Math.floor(pick() * M), j = Math.floor(pick() * N);
         let s = 0;
-        for (let k = 0; k < K; k++) s += f[aOff + i * K + k]! * f[bOff + k * N + j]!;
+        for (let k = 0; k < K; k++) {
+          const a = transA ? f[aOff + k * lda + i]! : f[aOff + i * lda + k]!;
+          const b = transB ? f[bOff + j * ldb + k]! : f[bOff + k * ldb + j]!;
+          s += a * b;
+        }
         if (s !== f[cOff + i * N + j]) throw new Error(`C[${i}, ${j}] = ${f[cOff + i * N + j]} vs ${s} (the kernel sums in the same order: bit for bit)`);
       }
     },
@@ -107,7 +113,7 @@ export function matmulSpecs(opts: Options): Spec[] {
     for (const m of stepMatmuls(s)) {
       const label = `${s.name} ${m.role}`;
       out.push({ name: matmulName(m.form, m.M, m.N, m.K, label), group: "matmul", build: () => matmulCase(m.form, m.M, m.N, m.K, label) });
-      if (m.form === "NN") out.push({ name: `wasmNN:M=${m.M},N=${m.N},K=${m.K} (${label})`, group: "matmul", build: () => wasmCase(m.M, m.N, m.K, label) });
+      out.push({ name: `wasm${m.form}:M=${m.M},N=${m.N},K=${m.K} (${label})`, group: "matmul", build: () => wasmCase(m.form, m.M, m.N, m.K, label) });
     }
   }
   return out;

@@ -13,37 +13,40 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     expect(validModule(gemmModule({ pages: 1 }))).toBe(true);
   });
 
-  it("C = A·B and C += A·B bit for bit as the naive loop, over shapes around the 4×4 tile, with strides and offsets", () => {
+  it("C = op(A)·op(B) and C += op(A)·op(B), every form, bit for bit as the naive loop, over shapes around the 4×4 tile, with strides and offsets", () => {
     const memory = createMemory(64); // 4 MiB
     const gemm = createGemm64(memory);
     const f = new Float64Array(memory.buffer);
     const rng = makeRng("wasm/gemm");
     let cases = 0;
-    for (const M of [1, 3, 4, 5, 8, 13]) {
-      for (const N of [1, 2, 4, 6, 9, 16]) {
-        for (const K of [1, 3, 8, 33]) {
-          for (const accumulate of [false, true]) {
-            const lda = K + 2, ldb = N + 3, ldc = N + 1;
-            // A at element 5, B after it, C after B: offsets that are not multiples of the tile.
-            const aOff = 5, bOff = aOff + M * lda + 7, cOff = bOff + K * ldb + 3, end = cOff + M * ldc + 4;
-            f.fill(0, 0, end + 8);
-            f.set(uniformArray(rng, M * lda, -1, 1), aOff);
-            f.set(uniformArray(rng, K * ldb, -1, 1), bOff);
-            f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
-            const before = f.slice(0, end + 8);
-            const want = before.slice();
-            naiveMatmul(false, false, M, N, K, want, aOff, lda, want, bOff, ldb, want, cOff, ldc, accumulate);
-            gemm(M, N, K, 8 * aOff, lda, 8 * bOff, ldb, 8 * cOff, ldc, accumulate);
-            const got = f.slice(0, end + 8);
-            // Every entry of C as the naive loop gives it, bit for bit; everything else untouched.
-            for (let q = 0; q < got.length; q++) {
-              if (!Object.is(got[q], want[q])) expect.fail(`M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
+    for (const form of ["NN", "TN", "NT"] as const) {
+      const ta = form === "TN", tb = form === "NT";
+      for (const M of [1, 3, 4, 5, 8, 13]) {
+        for (const N of [1, 2, 4, 6, 9, 16]) {
+          for (const K of [1, 3, 8, 33]) {
+            for (const accumulate of [false, true]) {
+              // Stored shapes: A (M, K) or (K, M) for TN; B (K, N) or (N, K) for NT; leading dimensions padded.
+              const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
+              const lda = aCols + 2, ldb = bCols + 3, ldc = N + 1;
+              const aOff = 5, bOff = aOff + aRows * lda + 7, cOff = bOff + bRows * ldb + 3, end = cOff + M * ldc + 4;
+              f.fill(0, 0, end + 8);
+              f.set(uniformArray(rng, aRows * lda, -1, 1), aOff);
+              f.set(uniformArray(rng, bRows * ldb, -1, 1), bOff);
+              f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
+              const want = f.slice(0, end + 8);
+              naiveMatmul(ta, tb, M, N, K, want, aOff, lda, want, bOff, ldb, want, cOff, ldc, accumulate);
+              gemm(form, M, N, K, 8 * aOff, lda, 8 * bOff, ldb, 8 * cOff, ldc, accumulate);
+              const got = f.slice(0, end + 8);
+              // Every entry of C as the naive loop gives it, bit for bit; everything else untouched.
+              for (let q = 0; q < got.length; q++) {
+                if (!Object.is(got[q], want[q])) expect.fail(`${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
+              }
+              cases++;
             }
-            cases++;
           }
         }
       }
     }
-    expect(cases).toBe(288);
+    expect(cases).toBe(864);
   });
 });

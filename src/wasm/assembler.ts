@@ -128,6 +128,10 @@ export class Code {
   v128Store(offset = 0): this { return this.simd(0x0b).memarg(4, offset); }
   v128Load64Splat(offset = 0): this { return this.simd(0x0a).memarg(3, offset); }
   f64x2Splat(): this { return this.simd(0x14); }
+  f64x2ExtractLane(lane: number): this { this.simd(0x21); this.out.byte(lane); return this; }
+  f64x2ReplaceLane(lane: number): this { this.simd(0x22); this.out.byte(lane); return this; }
+  /** Pops c, b, a: a when c ≠ 0, else b. */
+  select(): this { return this.op(0x1b); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Mul(): this { return this.simd(0xf2); }
 

@@ -1,15 +1,16 @@
 /**
- * The first SIMD kernel: C = (accumulate ? C : 0) + A·B in float64, in WebAssembly SIMD128 (f64x2), over
+ * The first SIMD kernels: C = (accumulate ? C : 0) + op(A)·op(B) in float64 for the three forms the engine
+ * uses (A·B, Aᵀ·B, A·Bᵀ), in WebAssembly SIMD128 (f64x2), over
  * row-major matrices that live in one WebAssembly.Memory (pointers are byte offsets into it, leading
  * dimensions count elements). Not wired into the engine yet: it is the building block the SIMD backend
  * (issue "SIMD: WebAssembly kernels emitted from TypeScript") will use, measured by `bench/matmul.ts`.
  *
- * The kernel sweeps C in 4×4 tiles: per step of k it loads 4 values of B's row k (two f64x2), splats one value
- * of each of A's 4 rows, and adds the 4 × 2 products into 8 accumulators that stay in registers (V8 gives wasm
- * xmm0–15: a 4×4 f64 tile fits, bigger ones spill; PERFORMANCE.md). Each entry is summed in k order from its
- * start value, with one rounding per multiply and per add, exactly as a plain scalar loop does: the results are
- * bit-identical to `naiveMatmul`. The edges (rows past the last multiple of 4, columns likewise) run a scalar
- * loop in the same order.
+ * Each kernel sweeps C in 4×4 tiles: per step of k, two f64x2 vectors of one operand and four splatted values
+ * of the other make 16 products into 8 accumulators that stay in registers (V8 gives wasm xmm0–15: a 4×4 f64
+ * tile fits, bigger ones spill; PERFORMANCE.md). Each entry is summed in k order from zero, with one rounding
+ * per multiply and per add, and added to C at the end when accumulating, exactly as `naiveMatmul` does: the
+ * results are bit-identical to it. The edges (rows past the last multiple of 4, columns likewise) run a scalar
+ * loop in the same order. No packing yet: the larger shapes fall out of cache.
  */
 import { Code, I32, V128, F64, assemble, type FunctionDef } from "./assembler.js";
 
@@ -40,75 +41,163 @@ export function validModule(bytes: Uint8Array): boolean {
 }
 
 const P = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
-// Parameters of both functions: M, N, K, a, lda, b, ldb, c, ldc, accumulate (0 or 1).
+// Parameters of every function: M, N, K, a, lda, b, ldb, c, ldc, accumulate (0 or 1).
 const M_ = 0, N_ = 1, K_ = 2, A_ = 3, LDA = 4, B_ = 5, LDB = 6, C_ = 7, LDC = 8, ACC = 9;
 
-/** The 4×4-tile kernel over the first M, N (multiples of 4). */
-function tiles(): FunctionDef {
-  const c = new Code(P);
-  const i = c.local(I32), j = c.local(I32), k = c.local(I32);
-  const ldaB = c.local(I32), ldbB = c.local(I32), ldcB = c.local(I32);
-  const pa = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
-  const pb = c.local(I32), pc = c.local(I32);
-  const acc = Array.from({ length: 8 }, () => c.local(V128));
-  const bv0 = c.local(V128), bv1 = c.local(V128), av = c.local(V128);
-  // Strides in bytes.
-  c.get(LDA).i32(3).i32Shl().set(ldaB);
-  c.get(LDB).i32(3).i32Shl().set(ldbB);
-  c.get(LDC).i32(3).i32Shl().set(ldcB);
+/** The matrix forms: C = A·B, Aᵀ·B (dKernel, dRecurrentKernel), A·Bᵀ (dh, dx). */
+export type Form = "NN" | "TN" | "NT";
+
+/**
+ * The loops every tile kernel shares: rows of tiles (i += 4), columns of tiles (j += 4), and per tile the k
+ * loop, around the form's own `setup` (before k), `step` (one k) and `store` (after k). Locals i, j, k and the
+ * byte strides come with the frame.
+ */
+function tileLoops(
+  c: Code, i: number, j: number, k: number,
+  setup: () => void, step: () => void, store: () => void,
+): void {
   c.i32(0).set(i);
   c.block().loop(); // rows of tiles
   c.get(i).get(M_).i32GeS().brIf(1);
   c.i32(0).set(j);
   c.block().loop(); // columns of tiles
   c.get(j).get(N_).i32GeS().brIf(1);
-  // pc = c + (i·ldc + j)·8: the tile's first entry. The sums start from zero (C is added at the end, as the
-  // naive loop does: (C) + Σ_k a·b).
-  c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(3).i32Shl().i32Add().set(pc);
-  for (let q = 0; q < 8; q++) c.f64(0).f64x2Splat().set(acc[q]!);
-  // Row pointers into A (row i + r, column 0) and B (row 0, column j).
-  c.get(A_).get(i).get(LDA).i32Mul().i32(3).i32Shl().i32Add().set(pa[0]!);
-  for (let r = 1; r < 4; r++) c.get(pa[r - 1]!).get(ldaB).i32Add().set(pa[r]!);
-  c.get(B_).get(j).i32(3).i32Shl().i32Add().set(pb);
+  setup();
   c.i32(0).set(k);
-  c.block().loop(); // k
+  c.block().loop();
   c.get(k).get(K_).i32GeS().brIf(1);
-  c.get(pb).v128Load(0).set(bv0);
-  c.get(pb).v128Load(16).set(bv1);
-  for (let r = 0; r < 4; r++) {
-    c.get(pa[r]!).v128Load64Splat(0).set(av);
-    c.get(acc[2 * r]!).get(av).get(bv0).f64x2Mul().f64x2Add().set(acc[2 * r]!);
-    c.get(acc[2 * r + 1]!).get(av).get(bv1).f64x2Mul().f64x2Add().set(acc[2 * r + 1]!);
-    c.get(pa[r]!).i32(8).i32Add().set(pa[r]!);
-  }
-  c.get(pb).get(ldbB).i32Add().set(pb);
+  step();
   c.get(k).i32(1).i32Add().set(k);
   c.br(0).end().end();
-  for (let r = 0; r < 4; r++) {
-    for (let h = 0; h < 2; h++) {
-      // C = (accumulate ? C : 0) + sum
-      const q = acc[2 * r + h]!;
-      c.block();
-      c.get(ACC).i32Eqz().brIf(0);
-      c.get(pc).get(ldcB).i32(r).i32Mul().i32Add().v128Load(16 * h).get(q).f64x2Add().set(q);
-      c.end();
-      c.get(pc).get(ldcB).i32(r).i32Mul().i32Add().get(q).v128Store(16 * h);
-    }
-  }
+  store();
   c.get(j).i32(4).i32Add().set(j);
   c.br(0).end().end();
   c.get(i).i32(4).i32Add().set(i);
   c.br(0).end().end();
-  return { name: "tiles", params: P, results: [], code: c };
 }
 
-/** The scalar loop for a block of C: rows [i0, i1) × columns [j0, j1), passed as M = i1, N = j1 and two extras. */
+/**
+ * A 4×4 tile kernel over the first M, N (multiples of 4) for one form. Every sum starts at zero and adds the
+ * products in k order, and C is added at the end when accumulating, exactly as `naiveMatmul`.
+ *
+ * - NN and NT keep row pairs of C in the accumulators: acc[2r + h] = C[i + r, j + 2h … j + 2h + 1]; each k
+ *   splats A[i + r, k] and multiplies it into B's values for columns j … j + 3 (two loads from B's row k for NN,
+ *   four strided loads gathered into two vectors for NT).
+ * - TN keeps column pairs: acc[2c + h] = C[i + 2h … i + 2h + 1, j + c]; each k loads Aᵀ's row (A's row k,
+ *   contiguous) and splats B[k, j + c].
+ */
+function tiles(form: Form): FunctionDef {
+  const c = new Code(P);
+  const i = c.local(I32), j = c.local(I32), k = c.local(I32);
+  const ldaB = c.local(I32), ldbB = c.local(I32), ldcB = c.local(I32);
+  const pa = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
+  const pb = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
+  const pc = c.local(I32);
+  const acc = Array.from({ length: 8 }, () => c.local(V128));
+  const v0 = c.local(V128), v1 = c.local(V128), s = c.local(V128);
+  c.get(LDA).i32(3).i32Shl().set(ldaB);
+  c.get(LDB).i32(3).i32Shl().set(ldbB);
+  c.get(LDC).i32(3).i32Shl().set(ldcB);
+  const zero = (): void => { for (let q = 0; q < 8; q++) c.f64(0).f64x2Splat().set(acc[q]!); };
+  const pcSet = (): void => { c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(3).i32Shl().i32Add().set(pc); };
+  /** pointers[0] = base + (row·ld + col)·8; pointers[r] = pointers[r-1] + stride for r = 1 … 3 */
+  const rows = (ptrs: number[], base: number, row: number, ld: number, col: number | null, strideB: number): void => {
+    c.get(base).get(row).get(ld).i32Mul();
+    if (col !== null) c.get(col).i32Add();
+    c.i32(3).i32Shl().i32Add().set(ptrs[0]!);
+    for (let r = 1; r < 4; r++) c.get(ptrs[r - 1]!).get(strideB).i32Add().set(ptrs[r]!);
+  };
+  /** C[row pair] = (acc ? C : 0) + sum, as a vector (NN, NT). */
+  const storeRows = (): void => {
+    for (let r = 0; r < 4; r++) {
+      for (let h = 0; h < 2; h++) {
+        const q = acc[2 * r + h]!;
+        c.block();
+        c.get(ACC).i32Eqz().brIf(0);
+        c.get(pc).get(ldcB).i32(r).i32Mul().i32Add().v128Load(16 * h).get(q).f64x2Add().set(q);
+        c.end();
+        c.get(pc).get(ldcB).i32(r).i32Mul().i32Add().get(q).v128Store(16 * h);
+      }
+    }
+  };
+  if (form === "NN" || form === "NT") {
+    tileLoops(c, i, j, k, () => {
+      pcSet();
+      zero();
+      rows(pa, A_, i, LDA, null, ldaB); // A[i + r, 0]
+      if (form === "NN") c.get(B_).get(j).i32(3).i32Shl().i32Add().set(pb[0]!); // B[0, j]
+      else rows(pb, B_, j, LDB, null, ldbB); // B[j + r, 0]: Bᵀ's columns j … j + 3
+    }, () => {
+      if (form === "NN") {
+        c.get(pb[0]!).v128Load(0).set(v0);
+        c.get(pb[0]!).v128Load(16).set(v1);
+        c.get(pb[0]!).get(ldbB).i32Add().set(pb[0]!);
+      } else {
+        // (B[j, k], B[j + 1, k]) and (B[j + 2, k], B[j + 3, k]), gathered from four rows of B.
+        c.get(pb[0]!).v128Load64Splat(0).get(pb[1]!).f64Load().f64x2ReplaceLane(1).set(v0);
+        c.get(pb[2]!).v128Load64Splat(0).get(pb[3]!).f64Load().f64x2ReplaceLane(1).set(v1);
+        for (let r = 0; r < 4; r++) c.get(pb[r]!).i32(8).i32Add().set(pb[r]!);
+      }
+      for (let r = 0; r < 4; r++) {
+        c.get(pa[r]!).v128Load64Splat(0).set(s);
+        c.get(acc[2 * r]!).get(s).get(v0).f64x2Mul().f64x2Add().set(acc[2 * r]!);
+        c.get(acc[2 * r + 1]!).get(s).get(v1).f64x2Mul().f64x2Add().set(acc[2 * r + 1]!);
+        c.get(pa[r]!).i32(8).i32Add().set(pa[r]!);
+      }
+    }, storeRows);
+  } else {
+    tileLoops(c, i, j, k, () => {
+      pcSet();
+      zero();
+      c.get(A_).get(i).i32(3).i32Shl().i32Add().set(pa[0]!); // A[0, i]: Aᵀ's row i starts there, along A's row 0
+      c.get(B_).get(j).i32(3).i32Shl().i32Add().set(pb[0]!); // B[0, j]
+    }, () => {
+      c.get(pa[0]!).v128Load(0).set(v0);
+      c.get(pa[0]!).v128Load(16).set(v1);
+      for (let col = 0; col < 4; col++) {
+        c.get(pb[0]!).v128Load64Splat(8 * col).set(s);
+        c.get(acc[2 * col]!).get(v0).get(s).f64x2Mul().f64x2Add().set(acc[2 * col]!);
+        c.get(acc[2 * col + 1]!).get(v1).get(s).f64x2Mul().f64x2Add().set(acc[2 * col + 1]!);
+      }
+      c.get(pa[0]!).get(ldaB).i32Add().set(pa[0]!);
+      c.get(pb[0]!).get(ldbB).i32Add().set(pb[0]!);
+    }, () => {
+      // Column pairs to rows: lane l of acc[2col + h] is C[i + 2h + l, j + col].
+      for (let col = 0; col < 4; col++) {
+        for (let h = 0; h < 2; h++) {
+          for (let l = 0; l < 2; l++) {
+            const row = 2 * h + l;
+            const addr = (): void => { c.get(pc).get(ldcB).i32(row).i32Mul().i32Add(); };
+            // C = accumulate ? C + sum : sum (C is read either way; select keeps the right one).
+            addr();
+            addr();
+            c.f64Load(8 * col).get(acc[2 * col + h]!).f64x2ExtractLane(l).f64Add();
+            c.get(acc[2 * col + h]!).f64x2ExtractLane(l);
+            c.get(ACC).select();
+            c.f64Store(8 * col);
+          }
+        }
+      }
+    });
+  }
+  return { name: `tiles${form}`, params: P, results: [], code: c };
+}
+
+/**
+ * The scalar loop for a block of C (any form): rows [i0, M) × columns [j0, N), each entry summed in k order
+ * from zero and added to C at the end when accumulating, as `naiveMatmul`. Extra parameters: i0, j0, transA,
+ * transB.
+ */
 function edge(): FunctionDef {
-  const params = [...P, I32, I32] as const; // … then i0, j0
-  const I0 = 10, J0 = 11;
+  const params = [...P, I32, I32, I32, I32] as const;
+  const I0 = 10, J0 = 11, TA = 12, TB = 13;
   const c = new Code(params);
   const i = c.local(I32), j = c.local(I32), k = c.local(I32), pa = c.local(I32), pb = c.local(I32), pc = c.local(I32);
+  const aStep = c.local(I32), bStep = c.local(I32);
   const s = c.local(F64);
+  // Along k, A moves by one row (transposed) or one element; B by one element (transposed) or one row.
+  c.get(LDA).i32(3).i32Shl().i32(8).get(TA).select().set(aStep);
+  c.i32(8).get(LDB).i32(3).i32Shl().get(TB).select().set(bStep);
   c.get(I0).set(i);
   c.block().loop();
   c.get(i).get(M_).i32GeS().brIf(1);
@@ -117,14 +206,15 @@ function edge(): FunctionDef {
   c.get(j).get(N_).i32GeS().brIf(1);
   c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(3).i32Shl().i32Add().set(pc);
   c.f64(0).set(s);
-  c.get(A_).get(i).get(LDA).i32Mul().i32(3).i32Shl().i32Add().set(pa);
-  c.get(B_).get(j).i32(3).i32Shl().i32Add().set(pb);
+  // pa = A + (transA ? i : i·lda)·8, pb = B + (transB ? j·ldb : j)·8
+  c.get(A_).get(i).get(i).get(LDA).i32Mul().get(TA).select().i32(3).i32Shl().i32Add().set(pa);
+  c.get(B_).get(j).get(LDB).i32Mul().get(j).get(TB).select().i32(3).i32Shl().i32Add().set(pb);
   c.i32(0).set(k);
   c.block().loop();
   c.get(k).get(K_).i32GeS().brIf(1);
   c.get(s).get(pa).f64Load().get(pb).f64Load().f64Mul().f64Add().set(s);
-  c.get(pa).i32(8).i32Add().set(pa);
-  c.get(pb).get(LDB).i32(3).i32Shl().i32Add().set(pb);
+  c.get(pa).get(aStep).i32Add().set(pa);
+  c.get(pb).get(bStep).i32Add().set(pb);
   c.get(k).i32(1).i32Add().set(k);
   c.br(0).end().end();
   c.block();
@@ -141,14 +231,19 @@ function edge(): FunctionDef {
 
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([tiles(), edge()], memory);
+  return assemble([tiles("NN"), tiles("TN"), tiles("NT"), edge()], memory);
 }
 
-/** C = (accumulate ? C : 0) + A·B over byte offsets into the module's memory (see the file's header). */
-export type Gemm64 = (M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: boolean) => void;
+/**
+ * C (M, N) = (accumulate ? C : 0) + op(A)·op(B) over byte offsets into the module's memory: for "NN" A is
+ * (M, K) and B (K, N); for "TN" A is (K, M); for "NT" B is (N, K). Leading dimensions count elements.
+ */
+export type Gemm64 = (
+  form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: boolean,
+) => void;
 
 /**
- * Instantiates the kernel on `memory` (synchronously: the module is small) and returns the product, which
+ * Instantiates the kernels on `memory` (synchronously: the module is small) and returns the product, which
  * runs the 4×4 tiles in SIMD and the edges in the scalar loop. Throws when this runtime has no WebAssembly
  * SIMD (the caller then keeps the TypeScript kernels).
  *
@@ -156,18 +251,18 @@ export type Gemm64 = (M: number, N: number, K: number, a: number, lda: number, b
  * const memory = createMemory(16);                   // the engine will own one
  * const gemm = createGemm64(memory);
  * const f = new Float64Array(memory.buffer);          // A at 0, B at 8·M·K, C after them: offsets in bytes
- * gemm(M, N, K, 0, K, 8 * M * K, N, 8 * (M * K + K * N), N, false);
+ * gemm("NN", M, N, K, 0, K, 8 * M * K, N, 8 * (M * K + K * N), N, false);
  */
 export function createGemm64(memory: WasmMemory): Gemm64 {
   const pages = memory.buffer.byteLength / 65536;
   const module = new WA.Module(gemmModule({ pages }));
-  const { tiles: t, edge: e } = new WA.Instance(module, { env: { memory } }).exports as {
-    tiles: (...args: number[]) => void; edge: (...args: number[]) => void;
-  };
-  return (M, N, K, a, lda, b, ldb, c, ldc, accumulate) => {
+  const ex = new WA.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
+  const kernels = { NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT! }, e = ex.edge!;
+  return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate) => {
     const M4 = M - (M % 4), N4 = N - (N % 4), acc = accumulate ? 1 : 0;
-    if (M4 > 0 && N4 > 0) t(M4, N4, K, a, lda, b, ldb, c, ldc, acc);
-    if (N4 < N && M4 > 0) e(M4, N, K, a, lda, b, ldb, c, ldc, acc, 0, N4);
-    if (M4 < M) e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, 0);
+    const ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
+    if (M4 > 0 && N4 > 0) kernels[form](M4, N4, K, a, lda, b, ldb, c, ldc, acc);
+    if (N4 < N && M4 > 0) e(M4, N, K, a, lda, b, ldb, c, ldc, acc, 0, N4, ta, tb);
+    if (M4 < M) e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, 0, ta, tb);
   };
 }
