@@ -8,12 +8,18 @@
  *   npm run demo                 # the table, 3 seeds
  *   npm run demo -- --json       # the same as JSON
  *   npm run demo -- --seeds 1,2  # other seeds
+ *   npm run demo -- --plot DIR   # instead of the table: SVG plots of a short run of each playground mode
+ *                                # (loss, accuracy, ‖dL/dh_t‖ heatmap, cell state), the page's own SVG code
  */
 import {
   Sequential, LSTM, Dense, Adam, TruncatedBPTT, prepareSequences, resetStatesEvery, tensor, type Tensor,
 } from "../src/index.js";
 import { Rng } from "../src/init.js";
 import { pathToFileURL } from "node:url";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runSession, MODES, type Mode, type Settings } from "../playground/session.js";
+import { runPlots } from "../playground/plots.js";
 
 const T = 20, WINDOW = 10, UNITS = 10, N_TRAIN = 1000, N_TEST = 200;
 
@@ -154,8 +160,36 @@ export async function runDemo(seeds: number[]): Promise<{ rows: Row[]; totalSeco
   return { rows: [...rowsOut.values()], totalSeconds: (performance.now() - start) / 1000 };
 }
 
+/**
+ * `--plot DIR`: a short run of each mode (the playground's defaults unless overridden) and its four plots
+ * as SVG files, DIR/<mode>-{loss,accuracy,gradients,cell}.svg, drawn by the same code as the playground page.
+ */
+export async function writePlots(dir: string, options: { modes?: readonly Mode[]; settings?: Partial<Settings> } = {}): Promise<{ files: string[]; testAccuracy: Record<string, number> }> {
+  mkdirSync(dir, { recursive: true });
+  const files: string[] = [], testAccuracy: Record<string, number> = {};
+  for (const mode of options.modes ?? MODES) {
+    const { reports } = await runSession({ ...options.settings, mode });
+    testAccuracy[mode] = reports.at(-1)!.testAccuracy;
+    for (const [name, svg] of Object.entries(runPlots(reports))) {
+      const file = join(dir, `${mode}-${name}.svg`);
+      writeFileSync(file, `<?xml version="1.0" encoding="UTF-8"?>\n${svg}\n`);
+      files.push(file);
+    }
+  }
+  return { files, testAccuracy };
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  const pi = args.indexOf("--plot");
+  if (pi >= 0) {
+    const dir = args[pi + 1];
+    if (!dir || dir.startsWith("--")) throw new Error("--plot: expected a directory, e.g. --plot /tmp/plots");
+    const { files, testAccuracy } = await writePlots(dir);
+    for (const [mode, acc] of Object.entries(testAccuracy)) console.log(`${mode.padEnd(8)} test accuracy ${acc.toFixed(3)}`);
+    console.log(`wrote ${files.length} SVG files to ${dir}`);
+    return;
+  }
   const json = args.includes("--json");
   const si = args.indexOf("--seeds");
   const seeds = si >= 0 ? args[si + 1]!.split(",").map(Number) : [1, 2, 3];
