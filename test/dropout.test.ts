@@ -10,6 +10,8 @@ import {
   checkpointToJSON, checkpointFromJSON, encodeCheckpoint, decodeCheckpoint,
 } from "../src/node/index.js";
 
+import { checkGradients, expectGradientsMatch, type Wrt } from "./helpers/gradcheck.js";
+
 const live: Sequential[] = [];
 afterAll(() => { for (const m of live) m.dispose(); });
 
@@ -112,6 +114,31 @@ describe("dropout", () => {
     const tfModel = await tf.loadLayersModel(tf.io.fromMemory(toTfjs(m)));
     const p = (tfModel.predict(tf.tensor3d(Array.from(X.data), [B, T, F])) as tf.Tensor).dataSync();
     Array.from(m.predict(X).data).forEach((v, i) => expect(Math.abs(v - p[i]!)).toBeLessThan(1e-6));
+  });
+
+  it("training-mode gradients match finite differences of the training-mode loss with the same masks (weights and dL/dx)", () => {
+    const m = new Sequential([
+      new LSTM({ units: 4, inputDim: F, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4 }),
+      new LSTM({ units: 3, dropout: 0.2, recurrentDropout: 0.25 }),
+      new Dense({ units: 1, activation: "sigmoid" }),
+    ], { seed: 21 });
+    m.compile({ optimizer: "sgd", loss: "binaryCrossentropy" });
+    const x = randomNormal([B, T, F], { seed: 3 });
+    const g = m.computeGradients(x, Y, { training: true }); // draws one set of masks…
+    const masks = m.engine.lstms.map((_, i) => ({ x: Float64Array.from(m.engine.ws(i).xMask!), h: Float64Array.from(m.engine.ws(i).hMask!) }));
+    const loss = (): number => { m.engine.nextMasks = masks; return m.computeGradients(x, Y, { training: true }).loss; }; // …reused for every probe
+    expect(loss()).toBe(g.loss);
+    const wrts: Wrt[] = [];
+    let off = 0;
+    g.grads.forEach((t, i) => {
+      wrts.push({ name: m.weightNames()[i]!, values: m.engine.params as Float64Array, off, count: t.data.length, analytic: t.data, indices: Array.from({ length: Math.min(12, t.data.length) }, (_, q) => Math.floor((q * t.data.length) / Math.min(12, t.data.length))) });
+      off += t.data.length;
+    });
+    wrts.push({ name: "inputGrad", values: x.data as Float64Array, analytic: g.inputGrad.data });
+    const rep = checkGradients(loss, wrts);
+    expectGradientsMatch("dropout, training mode", rep, 1e-6);
+    // Not vacuous: the masks zero some inputs, whose gradient is then exactly 0.
+    expect(masks[0]!.x.some((v) => v === 0)).toBe(true);
   });
 
   it("a checkpoint carries the rates and the dropout RNG's position: saved mid-run, training resumes bit for bit", () => {
