@@ -9,12 +9,13 @@
  * Each case first compares 300 random entries of its result with a plain dot product (float64, 1e-12),
  * then times. FLOPs = 2·M·N·K.
  *
- * `wasm…:` cases time the first WebAssembly SIMD kernels (src/wasm/gemm.ts: f64x2, 4×4 tiles, no packing yet)
+ * `wasm…:` cases time the first WebAssembly SIMD kernels (src/wasm/gemm.ts: f64x2 with 4×4 tiles, and as
+ * `wasm…32:` f32x4 with 4×8 tiles on float32 operands; no packing yet)
  * on the same products, their operands in a WebAssembly.Memory, checked first (bit for bit: they sum in the
  * dot product's order): where the SIMD backend starts, beside the TypeScript kernels it is to replace.
  */
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
-import { createGemm64, createMemory } from "../src/wasm/gemm.js";
+import { createGemm32, createGemm64, createMemory } from "../src/wasm/gemm.js";
 import {
   type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, standalone,
 } from "./harness.js";
@@ -72,20 +73,21 @@ export function matmulCase(form: Form, M: number, N: number, K: number, label: s
 }
 
 /** The SIMD kernel on one product of the form, operands in a WebAssembly.Memory; checked like matmulCase. */
-export function wasmCase(form: Form, M: number, N: number, K: number, label: string, seed = 1): Case {
-  const bytes = 8 * (M * K + K * N + M * N);
+export function wasmCase(form: Form, M: number, N: number, K: number, label: string, seed = 1, f32 = false): Case {
+  const w = f32 ? 4 : 8;
+  const bytes = w * (M * K + K * N + M * N);
   const memory = createMemory(Math.ceil(bytes / 65536) + 1);
-  const gemm = createGemm64(memory);
-  const f = new Float64Array(memory.buffer);
+  const gemm = f32 ? createGemm32(memory) : createGemm64(memory);
+  const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
   const r = rng(seed);
   const transA = form === "TN", transB = form === "NT";
   const lda = transA ? M : K, ldb = transB ? K : N;
   const aOff = 0, bOff = M * K, cOff = M * K + K * N;
   f.set(randomArray(Float64Array, M * K, r), aOff);
   f.set(randomArray(Float64Array, K * N, r), bOff);
-  const run = (): void => gemm(form, M, N, K, 8 * aOff, lda, 8 * bOff, ldb, 8 * cOff, N, false);
+  const run = (): void => gemm(form, M, N, K, w * aOff, lda, w * bOff, ldb, w * cOff, N, false);
   return {
-    name: `wasm${form}:M=${M},N=${N},K=${K} (${label})`,
+    name: `wasm${form}${f32 ? "32" : ""}:M=${M},N=${N},K=${K} (${label})`,
     group: "matmul",
     flops: 2 * M * N * K,
     check: () => {
@@ -97,7 +99,7 @@ export function wasmCase(form: Form, M: number, N: number, K: number, label: str
         for (let k = 0; k < K; k++) {
           const a = transA ? f[aOff + k * lda + i]! : f[aOff + i * lda + k]!;
           const b = transB ? f[bOff + j * ldb + k]! : f[bOff + k * ldb + j]!;
-          s += a * b;
+          s = f32 ? Math.fround(s + Math.fround(a * b)) : s + a * b; // float32: every product and sum rounded
         }
         if (s !== f[cOff + i * N + j]) throw new Error(`C[${i}, ${j}] = ${f[cOff + i * N + j]} vs ${s} (the kernel sums in the same order: bit for bit)`);
       }
@@ -114,6 +116,7 @@ export function matmulSpecs(opts: Options): Spec[] {
       const label = `${s.name} ${m.role}`;
       out.push({ name: matmulName(m.form, m.M, m.N, m.K, label), group: "matmul", build: () => matmulCase(m.form, m.M, m.N, m.K, label) });
       out.push({ name: `wasm${m.form}:M=${m.M},N=${m.N},K=${m.K} (${label})`, group: "matmul", build: () => wasmCase(m.form, m.M, m.N, m.K, label) });
+      out.push({ name: `wasm${m.form}32:M=${m.M},N=${m.N},K=${m.K} (${label})`, group: "matmul", build: () => wasmCase(m.form, m.M, m.N, m.K, label, 1, true) });
     }
   }
   return out;

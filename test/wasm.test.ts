@@ -4,7 +4,7 @@
  * than the rows, offsets into the memory, accumulate or overwrite, and nothing outside C written.
  */
 import { describe, expect, it } from "vitest";
-import { createGemm64, createMemory, gemmModule, validModule } from "../src/wasm/gemm.js";
+import { createGemm32, createGemm64, createMemory, gemmModule, validModule } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -48,5 +48,52 @@ describe("WebAssembly SIMD GEMM, float64", () => {
       }
     }
     expect(cases).toBe(864);
+  });
+
+  it("float32: every form bit for bit as a naive loop that rounds each product and sum to float32, around the 4×8 tile", () => {
+    const memory = createMemory(32);
+    const gemm = createGemm32(memory);
+    const f = new Float32Array(memory.buffer);
+    const rng = makeRng("wasm/gemm32");
+    const fr = Math.fround;
+    let cases = 0;
+    for (const form of ["NN", "TN", "NT"] as const) {
+      const ta = form === "TN", tb = form === "NT";
+      for (const M of [1, 4, 5, 9]) {
+        for (const N of [1, 7, 8, 13, 16]) {
+          for (const K of [1, 5, 40]) {
+            for (const accumulate of [false, true]) {
+              const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
+              const lda = aCols + 1, ldb = bCols + 2, ldc = N + 3;
+              const aOff = 3, bOff = aOff + aRows * lda + 5, cOff = bOff + bRows * ldb + 1, end = cOff + M * ldc + 4;
+              f.fill(0, 0, end + 8);
+              f.set(uniformArray(rng, aRows * lda, -1, 1), aOff);
+              f.set(uniformArray(rng, bRows * ldb, -1, 1), bOff);
+              f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
+              const want = f.slice(0, end + 8);
+              for (let i = 0; i < M; i++) {
+                for (let j = 0; j < N; j++) {
+                  let s = 0;
+                  for (let k = 0; k < K; k++) {
+                    const a = ta ? want[aOff + k * lda + i]! : want[aOff + i * lda + k]!;
+                    const b = tb ? want[bOff + j * ldb + k]! : want[bOff + k * ldb + j]!;
+                    s = fr(s + fr(a * b));
+                  }
+                  const q = cOff + i * ldc + j;
+                  want[q] = accumulate ? fr(want[q]! + s) : s;
+                }
+              }
+              gemm(form, M, N, K, 4 * aOff, lda, 4 * bOff, ldb, 4 * cOff, ldc, accumulate);
+              const got = f.slice(0, end + 8);
+              for (let q = 0; q < got.length; q++) {
+                if (!Object.is(got[q], want[q])) expect.fail(`${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
+              }
+              cases++;
+            }
+          }
+        }
+      }
+    }
+    expect(cases).toBe(360);
   });
 });

@@ -128,6 +128,21 @@ export class Code {
   v128Store(offset = 0): this { return this.simd(0x0b).memarg(4, offset); }
   v128Load64Splat(offset = 0): this { return this.simd(0x0a).memarg(3, offset); }
   f64x2Splat(): this { return this.simd(0x14); }
+  f32Load(offset = 0): this { return this.op(0x2a).memarg(2, offset); }
+  f32Store(offset = 0): this { return this.op(0x38).memarg(2, offset); }
+  f32Add(): this { return this.op(0x92); }
+  f32Mul(): this { return this.op(0x94); }
+  f32(v: number): this {
+    this.op(0x43);
+    this.out.bytes(new Uint8Array(new Float32Array([v]).buffer));
+    return this;
+  }
+  v128Load32Splat(offset = 0): this { return this.simd(0x09).memarg(2, offset); }
+  f32x4Splat(): this { return this.simd(0x13); }
+  f32x4ExtractLane(lane: number): this { this.simd(0x1f); this.out.byte(lane); return this; }
+  f32x4ReplaceLane(lane: number): this { this.simd(0x20); this.out.byte(lane); return this; }
+  f32x4Add(): this { return this.simd(0xe4); }
+  f32x4Mul(): this { return this.simd(0xe6); }
   f64x2ExtractLane(lane: number): this { this.simd(0x21); this.out.byte(lane); return this; }
   f64x2ReplaceLane(lane: number): this { this.simd(0x22); this.out.byte(lane); return this; }
   /** Pops c, b, a: a when c ≠ 0, else b. */

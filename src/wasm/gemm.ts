@@ -12,7 +12,7 @@
  * results are bit-identical to it. The edges (rows past the last multiple of 4, columns likewise) run a scalar
  * loop in the same order. No packing yet: the larger shapes fall out of cache.
  */
-import { Code, I32, V128, F64, assemble, type FunctionDef } from "./assembler.js";
+import { Code, I32, V128, F32, F64, assemble, type FunctionDef } from "./assembler.js";
 
 /**
  * The WebAssembly API, typed here as far as it is used: the core is type-checked without the DOM's and Node's
@@ -54,7 +54,7 @@ export type Form = "NN" | "TN" | "NT";
  */
 function tileLoops(
   c: Code, i: number, j: number, k: number,
-  setup: () => void, step: () => void, store: () => void,
+  setup: () => void, step: () => void, store: () => void, cols = 4,
 ): void {
   c.i32(0).set(i);
   c.block().loop(); // rows of tiles
@@ -70,7 +70,7 @@ function tileLoops(
   c.get(k).i32(1).i32Add().set(k);
   c.br(0).end().end();
   store();
-  c.get(j).i32(4).i32Add().set(j);
+  c.get(j).i32(cols).i32Add().set(j);
   c.br(0).end().end();
   c.get(i).i32(4).i32Add().set(i);
   c.br(0).end().end();
@@ -229,16 +229,151 @@ function edge(): FunctionDef {
   return { name: "edge", params, results: [], code: c };
 }
 
+/**
+ * The float32 tile kernels: 4 rows × 8 columns (f32x4; the 4×8 tile PERFORMANCE.md measured best), the same
+ * layouts as float64 (NN and NT: row pairs of four columns, acc[2r + h] = C[i + r, j + 4h … j + 4h + 3];
+ * TN: columns, acc[c] = C[i … i + 3, j + c]). Sums in float32, in k order, as `naiveMatmul` would round them in
+ * float32 (each product and each sum rounded once): the test compares with exactly that.
+ */
+function tiles32(form: Form): FunctionDef {
+  const c = new Code(P);
+  const i = c.local(I32), j = c.local(I32), k = c.local(I32);
+  const ldaB = c.local(I32), ldbB = c.local(I32), ldcB = c.local(I32);
+  const pa = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
+  const pb = Array.from({ length: 8 }, () => c.local(I32));
+  const pc = c.local(I32);
+  const acc = Array.from({ length: 8 }, () => c.local(V128));
+  const v0 = c.local(V128), v1 = c.local(V128), s = c.local(V128);
+  c.get(LDA).i32(2).i32Shl().set(ldaB);
+  c.get(LDB).i32(2).i32Shl().set(ldbB);
+  c.get(LDC).i32(2).i32Shl().set(ldcB);
+  const setup = (): void => {
+    c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(pc);
+    for (let q = 0; q < 8; q++) c.f32(0).f32x4Splat().set(acc[q]!);
+    if (form === "TN") {
+      c.get(A_).get(i).i32(2).i32Shl().i32Add().set(pa[0]!);
+      c.get(B_).get(j).i32(2).i32Shl().i32Add().set(pb[0]!);
+      return;
+    }
+    c.get(A_).get(i).get(LDA).i32Mul().i32(2).i32Shl().i32Add().set(pa[0]!);
+    for (let r = 1; r < 4; r++) c.get(pa[r - 1]!).get(ldaB).i32Add().set(pa[r]!);
+    if (form === "NN") c.get(B_).get(j).i32(2).i32Shl().i32Add().set(pb[0]!);
+    else {
+      c.get(B_).get(j).get(LDB).i32Mul().i32(2).i32Shl().i32Add().set(pb[0]!);
+      for (let q = 1; q < 8; q++) c.get(pb[q - 1]!).get(ldbB).i32Add().set(pb[q]!);
+    }
+  };
+  const step = (): void => {
+    if (form === "TN") {
+      c.get(pa[0]!).v128Load(0).set(v0);
+      for (let col = 0; col < 8; col++) {
+        c.get(pb[0]!).v128Load32Splat(4 * col).set(s);
+        c.get(acc[col]!).get(v0).get(s).f32x4Mul().f32x4Add().set(acc[col]!);
+      }
+      c.get(pa[0]!).get(ldaB).i32Add().set(pa[0]!);
+      c.get(pb[0]!).get(ldbB).i32Add().set(pb[0]!);
+      return;
+    }
+    if (form === "NN") {
+      c.get(pb[0]!).v128Load(0).set(v0);
+      c.get(pb[0]!).v128Load(16).set(v1);
+      c.get(pb[0]!).get(ldbB).i32Add().set(pb[0]!);
+    } else {
+      for (const [v, q0] of [[v0, 0], [v1, 4]] as const) {
+        c.get(pb[q0]!).v128Load32Splat(0);
+        for (let l = 1; l < 4; l++) c.get(pb[q0 + l]!).f32Load().f32x4ReplaceLane(l);
+        c.set(v);
+      }
+      for (let q = 0; q < 8; q++) c.get(pb[q]!).i32(4).i32Add().set(pb[q]!);
+    }
+    for (let r = 0; r < 4; r++) {
+      c.get(pa[r]!).v128Load32Splat(0).set(s);
+      c.get(acc[2 * r]!).get(s).get(v0).f32x4Mul().f32x4Add().set(acc[2 * r]!);
+      c.get(acc[2 * r + 1]!).get(s).get(v1).f32x4Mul().f32x4Add().set(acc[2 * r + 1]!);
+      c.get(pa[r]!).i32(4).i32Add().set(pa[r]!);
+    }
+  };
+  const store = (): void => {
+    if (form === "TN") {
+      for (let col = 0; col < 8; col++) {
+        for (let l = 0; l < 4; l++) {
+          const addr = (): void => { c.get(pc).get(ldcB).i32(l).i32Mul().i32Add(); };
+          addr();
+          addr();
+          c.f32Load(4 * col).get(acc[col]!).f32x4ExtractLane(l).f32Add();
+          c.get(acc[col]!).f32x4ExtractLane(l);
+          c.get(ACC).select();
+          c.f32Store(4 * col);
+        }
+      }
+      return;
+    }
+    for (let r = 0; r < 4; r++) {
+      for (let h = 0; h < 2; h++) {
+        const q = acc[2 * r + h]!;
+        c.block();
+        c.get(ACC).i32Eqz().brIf(0);
+        c.get(pc).get(ldcB).i32(r).i32Mul().i32Add().v128Load(16 * h).get(q).f32x4Add().set(q);
+        c.end();
+        c.get(pc).get(ldcB).i32(r).i32Mul().i32Add().get(q).v128Store(16 * h);
+      }
+    }
+  };
+  tileLoops(c, i, j, k, setup, step, store, 8);
+  return { name: `tiles32${form}`, params: P, results: [], code: c };
+}
+
+/** The float32 scalar edge loop: `edge` with float32 loads, products and sums. */
+function edge32(): FunctionDef {
+  const params = [...P, I32, I32, I32, I32] as const;
+  const I0 = 10, J0 = 11, TA = 12, TB = 13;
+  const c = new Code(params);
+  const i = c.local(I32), j = c.local(I32), k = c.local(I32), pa = c.local(I32), pb = c.local(I32), pc = c.local(I32);
+  const aStep = c.local(I32), bStep = c.local(I32);
+  const s = c.local(F32);
+  c.get(LDA).i32(2).i32Shl().i32(4).get(TA).select().set(aStep);
+  c.i32(4).get(LDB).i32(2).i32Shl().get(TB).select().set(bStep);
+  c.get(I0).set(i);
+  c.block().loop();
+  c.get(i).get(M_).i32GeS().brIf(1);
+  c.get(J0).set(j);
+  c.block().loop();
+  c.get(j).get(N_).i32GeS().brIf(1);
+  c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(pc);
+  c.f32(0).set(s);
+  c.get(A_).get(i).get(i).get(LDA).i32Mul().get(TA).select().i32(2).i32Shl().i32Add().set(pa);
+  c.get(B_).get(j).get(LDB).i32Mul().get(j).get(TB).select().i32(2).i32Shl().i32Add().set(pb);
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(K_).i32GeS().brIf(1);
+  c.get(s).get(pa).f32Load().get(pb).f32Load().f32Mul().f32Add().set(s);
+  c.get(pa).get(aStep).i32Add().set(pa);
+  c.get(pb).get(bStep).i32Add().set(pb);
+  c.get(k).i32(1).i32Add().set(k);
+  c.br(0).end().end();
+  c.block();
+  c.get(ACC).i32Eqz().brIf(0);
+  c.get(pc).f32Load().get(s).f32Add().set(s);
+  c.end();
+  c.get(pc).get(s).f32Store();
+  c.get(j).i32(1).i32Add().set(j);
+  c.br(0).end().end();
+  c.get(i).i32(1).i32Add().set(i);
+  c.br(0).end().end();
+  return { name: "edge32", params, results: [], code: c };
+}
+
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([tiles("NN"), tiles("TN"), tiles("NT"), edge()], memory);
+  return assemble([tiles("NN"), tiles("TN"), tiles("NT"), edge(), tiles32("NN"), tiles32("TN"), tiles32("NT"), edge32()], memory);
 }
 
 /**
- * C (M, N) = (accumulate ? C : 0) + op(A)·op(B) over byte offsets into the module's memory: for "NN" A is
+ * C (M, N) = (accumulate ? C : 0) + op(A)·op(B) over byte offsets into the module's memory (float64 or float32
+ * matrices, as created): for "NN" A is
  * (M, K) and B (K, N); for "TN" A is (K, M); for "NT" B is (N, K). Leading dimensions count elements.
  */
-export type Gemm64 = (
+export type Gemm = (
   form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: boolean,
 ) => void;
 
@@ -253,16 +388,37 @@ export type Gemm64 = (
  * const f = new Float64Array(memory.buffer);          // A at 0, B at 8·M·K, C after them: offsets in bytes
  * gemm("NN", M, N, K, 0, K, 8 * M * K, N, 8 * (M * K + K * N), N, false);
  */
-export function createGemm64(memory: WasmMemory): Gemm64 {
+export function createGemm64(memory: WasmMemory): Gemm {
+  const ex = instantiate(memory);
+  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT! }, ex.edge!, 4);
+}
+
+/**
+ * The float32 product, on float32 matrices in the memory (byte offsets, leading dimensions in elements): the
+ * 4×8 tiles in SIMD, the edges in the scalar loop, every value rounded to float32 as it is computed.
+ *
+ * @example
+ * const gemm = createGemm32(createMemory(16));
+ * gemm("TN", M, N, K, aBytes, lda, bBytes, ldb, cBytes, ldc, true);   // C += Aᵀ·B
+ */
+export function createGemm32(memory: WasmMemory): Gemm {
+  const ex = instantiate(memory);
+  return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT! }, ex.edge32!, 8);
+}
+
+function instantiate(memory: WasmMemory): Record<string, (...args: number[]) => void> {
   const pages = memory.buffer.byteLength / 65536;
   const module = new WA.Module(gemmModule({ pages }));
-  const ex = new WA.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
-  const kernels = { NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT! }, e = ex.edge!;
+  return new WA.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
+}
+
+/** Tiles over the largest block of whole tiles (4 rows × `cols` columns), the scalar loop over the rest. */
+function wrap(kernels: Record<Form, (...args: number[]) => void>, e: (...args: number[]) => void, cols: number): Gemm {
   return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate) => {
-    const M4 = M - (M % 4), N4 = N - (N % 4), acc = accumulate ? 1 : 0;
+    const M4 = M - (M % 4), Nt = N - (N % cols), acc = accumulate ? 1 : 0;
     const ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
-    if (M4 > 0 && N4 > 0) kernels[form](M4, N4, K, a, lda, b, ldb, c, ldc, acc);
-    if (N4 < N && M4 > 0) e(M4, N, K, a, lda, b, ldb, c, ldc, acc, 0, N4, ta, tb);
+    if (M4 > 0 && Nt > 0) kernels[form](M4, Nt, K, a, lda, b, ldb, c, ldc, acc);
+    if (Nt < N && M4 > 0) e(M4, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
     if (M4 < M) e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, 0, ta, tb);
   };
 }
