@@ -30,11 +30,11 @@ export interface StepModel {
 }
 
 /** The benchmark model and one batch of data, seeded. */
-export function makeStepModel(s: Shape, dtype: DType, seed = 1): StepModel {
+export function makeStepModel(s: Shape, dtype: DType, seed = 1, backend: "js" | "wasm" = "js"): StepModel {
   const model = new Sequential([
     new LSTM({ units: s.H, inputDim: s.I }),
     new Dense({ units: 1, activation: "sigmoid" }),
-  ], { seed, dtype });
+  ], { seed, dtype, backend });
   model.compile({ optimizer: new Adam({ learningRate: 1e-3 }), loss: "binaryCrossentropy" });
   const { xs, ys } = randomBatch(s, seed + 100);
   return { model, x: tensor(xs, dtype), y: tensor(ys, dtype) };
@@ -67,14 +67,15 @@ export function checkStepModel(m: StepModel, s: Shape): void {
   }
 }
 
-export function trainStepName(s: Shape, dtype: DType): string {
-  return `trainStep:${shapeLabel(s)},${dtype}`;
+export function trainStepName(s: Shape, dtype: DType, backend: "js" | "wasm" = "js"): string {
+  return `trainStep:${shapeLabel(s)},${dtype}${backend === "wasm" ? ",wasm" : ""}`;
 }
 
-export function trainStepCase(s: Shape, dtype: DType): Case {
-  const m = makeStepModel(s, dtype);
+export function trainStepCase(s: Shape, dtype: DType, backend: "js" | "wasm" = "js"): Case {
+  const m = makeStepModel(s, dtype, 1, backend);
+  if (backend === "wasm" && m.model.backend !== "wasm") throw new Error("the wasm backend is not available here");
   return {
-    name: trainStepName(s, dtype),
+    name: trainStepName(s, dtype, backend),
     group: "train-step",
     flops: stepFlops(s),
     check: () => checkStepModel(m, s),
@@ -124,6 +125,12 @@ export function stepMatmulsCase(s: Shape): Case {
 export function trainStepSpecs(opts: Options): Spec[] {
   const shapes = opts.quick ? SHAPES.filter((s) => s.name === "S0" || s.name === "S1" || s.name === "S2") : SHAPES;
   const out: Spec[] = shapes.map((s) => ({ name: trainStepName(s, "float64"), group: "train-step", build: () => trainStepCase(s, "float64") }));
+  // The SIMD backend (its products only, so far), float64 and float32.
+  for (const s of shapes) {
+    for (const dt of ["float64", "float32"] as DType[]) {
+      out.push({ name: trainStepName(s, dt, "wasm"), group: "train-step", build: () => trainStepCase(s, dt, "wasm") });
+    }
+  }
   for (const s of shapes.filter((x) => x.name >= "S2")) {
     out.push({ name: `stepMatmuls:${shapeLabel(s)}`, group: "train-step", build: () => stepMatmulsCase(s) });
   }

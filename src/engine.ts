@@ -19,6 +19,7 @@
  * per-step head over n steps). Inside, sequences are time-major (T, B, ·): each step is one contiguous
  * (B, ·) block (see layers/lstm.ts); the public surface is batch-major [B, T, F].
  */
+import { WasmArena, withArena } from "./wasm/arena.js";
 import {
   type DType, type FloatArray, type Tensor, type StridedArray, allocate, fromData,
 } from "./tensor/tensor.js";
@@ -118,6 +119,11 @@ export class Engine {
   readonly stateC: (FloatArray | null)[]; // per LSTM (B, H)
   /** The RNG behind fit's shuffling; its position is saved in checkpoints. */
   shuffleRng: Rng;
+  /**
+   * The SIMD backend's memory, when the model asked for it and this runtime has it: the buffers the products
+   * read and write are allocated there, and the matmuls then run in WebAssembly SIMD in place (kernels.ts).
+   */
+  readonly arena: WasmArena | null;
   /** Masking's value (a step whose every feature equals it is skipped), or null without a Masking layer. */
   readonly maskValue: number | null;
   /** (cap, B): 1 where a step is kept, 0 where it is masked; filled by loadInput when masking. */
@@ -147,8 +153,9 @@ export class Engine {
   private slotBackup: Float64Array[] = [];            // optimizer state before an update
 
   /** The layers must already form a valid stack (model.ts checks); `dtype` and `seed` likewise. */
-  constructor(layers: readonly Layer[], dtype: DType, seed: string, maskValue: number | null = null) {
+  constructor(layers: readonly Layer[], dtype: DType, seed: string, maskValue: number | null = null, backend: "js" | "wasm" = "js") {
     this.maskValue = maskValue;
+    this.arena = backend === "wasm" ? WasmArena.create() : null;
     const firstDense = layers.findIndex((l) => l instanceof Dense);
     this.layers = layers;
     this.lstms = layers.slice(0, firstDense) as LSTM[];
@@ -225,8 +232,10 @@ export class Engine {
       dim = l.units;
     }
     const total = this.layers.reduce((s, l) => s + l.paramCount(), 0);
-    this.params = allocate(this.dtype, total);
-    this.grads = allocate(this.dtype, total);
+    withArena(this.arena, () => {
+      this.params = allocate(this.dtype, total);
+      this.grads = allocate(this.dtype, total);
+    });
     let off = 0;
     for (const l of this.layers) off = l.bind(this.params, this.grads, off);
     if (init) {
@@ -313,10 +322,12 @@ export class Engine {
     for (const ws of this.lstmWs) if (ws) ws.dropping = false; // every pass is an inference pass unless made a training one
     if (B === this.B && cap <= this.cap) return;
     cap = B === this.B ? Math.max(cap, this.cap) : cap;
-    const F = this.inputDim!;
-    if (this.xs.length < cap * B * F) this.xs = allocate(this.dtype, cap * B * F);
+    const F = this.inputDim!, c = cap;
+    withArena(this.arena, () => {
+      if (this.xs.length < c * B * F) this.xs = allocate(this.dtype, c * B * F);
+      for (let i = 0; i < this.lstms.length; i++) this.lstmWs[i] = lstmWorkspace(this.lstms[i]!, this.dtype, B, c, this.lstmWs[i]!);
+    });
     if (this.maskValue !== null && this.valid.length < cap * B) this.valid = new Uint8Array(cap * B);
-    for (let i = 0; i < this.lstms.length; i++) this.lstmWs[i] = lstmWorkspace(this.lstms[i]!, this.dtype, B, cap, this.lstmWs[i]!);
     this.B = B;
     this.cap = cap;
   }
@@ -519,7 +530,7 @@ export class Engine {
       if (!this.perStep) for (let b = 0; b < B; b++) if (!seen[b]) { zero[b] = 1; zeros++; }
       if (this.perStep) this.rowValid = rv;
       if (zeros) {
-        if (!this.headX || this.headX.length < M * H) this.headX = allocate(this.dtype, M * H);
+        if (!this.headX || this.headX.length < M * H) this.headX = withArena(this.arena, () => allocate(this.dtype, M * H));
         const hx = this.headX;
         for (let r = 0; r < M; r++) {
           if (zero[r]) hx.fill(0, r * H, (r + 1) * H);
@@ -530,7 +541,7 @@ export class Engine {
       }
     }
     for (let k = 0; k < this.denses.length; k++) {
-      const d = this.denses[k]!, ws = this.denseWs[k] = denseWorkspace(d, this.dtype, M, this.denseWs[k]!);
+      const d = this.denses[k]!, ws = this.denseWs[k] = withArena(this.arena, () => denseWorkspace(d, this.dtype, M, this.denseWs[k]!));
       denseForward(d, ws, M, x, xOff, ld);
       x = ws.out; xOff = 0; ld = d.units;
     }

@@ -32,6 +32,12 @@ export interface SequentialOptions {
   dtype?: DType;
   /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
   seed?: number | string;
+  /**
+   * "js" (default): the TypeScript kernels. "wasm": the products run in WebAssembly SIMD on buffers in the
+   * model's own WebAssembly memory (needs SharedArrayBuffer: Node, or a cross-origin-isolated page; elsewhere
+   * the model keeps "js", and `model.backend` says which is in effect). Early: the products only.
+   */
+  backend?: "js" | "wasm";
 }
 
 export interface CompileOptions {
@@ -136,7 +142,7 @@ export class Sequential {
         throw new ValueError(`Sequential ${k}: threads moved out of the portable core; in Node, import { setThreads } from "longshort/node" and call setThreads(model, n)`);
       }
     }
-    checkKeys("Sequential", options, ["dtype", "seed"]);
+    checkKeys("Sequential", options, ["dtype", "seed", "backend"]);
     const dtype = checkDType("Sequential dtype", options.dtype ?? DEFAULT_DTYPE);
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
     if ((typeof seed !== "number" || !Number.isFinite(seed)) && typeof seed !== "string") {
@@ -147,12 +153,19 @@ export class Sequential {
     if (sizes.size > 1) {
       throw new ValueError(`Sequential: stateful LSTM layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
     }
-    const engine = new Engine(layers, dtype, String(seed), masking ? masking.maskValue : null);
+    const backend = options.backend ?? "js";
+    if (backend !== "js" && backend !== "wasm") throw new ValueError(`Sequential backend: expected "js" or "wasm", got ${fmtValue(backend)}`);
+    const engine = new Engine(layers, dtype, String(seed), masking ? masking.maskValue : null, backend);
     const inputDim = engine.inputDim;
     if (inputDim !== undefined) engine.build(inputDim);
     this.engine = engine;
     this.masking = masking;
     for (const l of stack) l.owner = this; // only once every check has passed
+  }
+
+  /** "wasm" when the model's products run in WebAssembly SIMD, else "js" (see SequentialOptions.backend). */
+  get backend(): "js" | "wasm" {
+    return this.engine.arena ? "wasm" : "js";
   }
 
   /** The Masking layer the model starts with, or null. */

@@ -1,6 +1,7 @@
 /**
  * Every golden fixture (PyTorch autograd, float64; test/fixtures/README.md) through the public API:
- * float64 to relative 1e-9 (absolute 1e-12 near zero), float32 to 1e-4.
+ * float64 to relative 1e-9 (absolute 1e-12 near zero), float32 to 1e-4; on both backends (the TypeScript
+ * kernels, and the WebAssembly SIMD products of `backend: "wasm"`).
  */
 import { describe, it } from "vitest";
 import { Sequential, LSTM, Dense, Adam, Masking, type DType } from "../src/index.js";
@@ -8,25 +9,25 @@ import { loadFixtures, expectClose } from "./helpers/fixtures.js";
 
 const TOL: Record<DType, [number, number]> = { float64: [1e-9, 1e-12], float32: [1e-4, 1e-5] };
 
-function headModel(cfg: any, dtype: DType, stateful: boolean): Sequential {
+function headModel(cfg: any, dtype: DType, stateful: boolean, backend: "js" | "wasm"): Sequential {
   return new Sequential([
     new LSTM({ units: cfg.units, inputDim: cfg.inputDim, stateful, batchSize: stateful ? cfg.batchSize : undefined }),
     new Dense({ units: cfg.denseUnits, activation: cfg.activation }),
-  ], { dtype, seed: 1 });
+  ], { dtype, seed: 1, backend });
 }
 
 function keraWeights(w: any): number[][] | any[] {
   return [w.lstm.kernel, w.lstm.recurrentKernel, w.lstm.bias, w.dense.kernel, w.dense.bias];
 }
 
-for (const dtype of ["float64", "float32"] as DType[]) {
+for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64", "wasm"], ["float32", "wasm"]] as [DType, "js" | "wasm"][]) {
   const [rtol, atol] = TOL[dtype];
-  describe(`golden fixtures (${dtype})`, () => {
+  describe(`golden fixtures (${dtype}, backend ${backend})`, () => {
     for (const fx of loadFixtures("singleWindow")) {
       it(`${fx.file}: outputs, loss, every gradient, dx and dInitialState`, () => {
         const cfg = fx.config, ex = fx.expected;
         // A stateful model lets us start from the fixture's initial state through the public API.
-        const model = headModel(cfg, dtype, true);
+        const model = headModel(cfg, dtype, true, backend);
         model.compile({ optimizer: "adam", loss: cfg.loss });
         model.setWeights(keraWeights(fx.weights));
         model.resetStates([{ h: fx.initialState.h, c: fx.initialState.c }]);
@@ -49,7 +50,7 @@ for (const dtype of ["float64", "float32"] as DType[]) {
     for (const fx of loadFixtures("statefulWindows")) {
       it(`${fx.file}: windows carried by a stateful model`, () => {
         const cfg = fx.config;
-        const model = headModel(cfg, dtype, true);
+        const model = headModel(cfg, dtype, true, backend);
         model.compile({ optimizer: "adam", loss: cfg.loss });
         model.setWeights(keraWeights(fx.weights));
         fx.windows.forEach((w: any, k: number) => {
@@ -68,7 +69,7 @@ for (const dtype of ["float64", "float32"] as DType[]) {
     for (const fx of loadFixtures("adamSteps")) {
       it(`${fx.file}: ${fx.config.steps} Keras-form Adam steps, losses before each update and final weights`, () => {
         const cfg = fx.config;
-        const model = headModel(cfg, dtype, false);
+        const model = headModel(cfg, dtype, false, backend);
         model.compile({ optimizer: new Adam({ learningRate: cfg.learningRate }), loss: cfg.loss });
         model.setWeights(keraWeights(fx.weights));
         const losses = [];
@@ -94,7 +95,7 @@ for (const dtype of ["float64", "float32"] as DType[]) {
           dim = l.units;
           return layer;
         });
-        const model = new Sequential(cfg.maskValue !== undefined ? [new Masking({ maskValue: cfg.maskValue }), ...layers] : layers, { dtype, seed: 3 });
+        const model = new Sequential(cfg.maskValue !== undefined ? [new Masking({ maskValue: cfg.maskValue }), ...layers] : layers, { dtype, seed: 3, backend });
         model.compile({ optimizer: "adam", loss: cfg.loss });
         model.setWeights(fx.weights);
         // Dropout: the masks the reference drew, handed to the next training pass.

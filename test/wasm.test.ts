@@ -97,3 +97,49 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     expect(cases).toBe(360);
   });
 });
+
+describe("backend: \"wasm\"", () => {
+  it("puts the model's buffers in its WebAssembly memory, trains as the TypeScript kernels do (1e-12), and says so", async () => {
+    const { Sequential, LSTM, Dense, Adam, randomNormal } = await import("../src/index.js");
+    const make = (backend: "js" | "wasm") => {
+      const m = new Sequential([new LSTM({ units: 8, inputDim: 3, returnSequences: true }), new LSTM({ units: 6 }), new Dense({ units: 2, activation: "sigmoid" })], { seed: 4, backend });
+      m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+      return m;
+    };
+    const js = make("js"), wasm = make("wasm");
+    expect([js.backend, wasm.backend]).toEqual(["js", "wasm"]);
+    expect(wasm.engine.params.buffer).toBeInstanceOf(SharedArrayBuffer); // the arena's memory
+    expect(js.engine.params.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    const x = randomNormal([9, 7, 3], { seed: 5 }), y = Array.from({ length: 9 }, (_, i) => [i % 2, (i >> 1) % 2]);
+    for (let s = 0; s < 5; s++) {
+      const a = js.trainOnBatch(x, y).loss, b = wasm.trainOnBatch(x, y).loss;
+      expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-12 * a);
+    }
+    const wj = js.engine.params, ww = wasm.engine.params;
+    wj.forEach((v, i) => expect(Math.abs(ww[i]! - v)).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(v))));
+    expect(wasm.engine.ws(0).hs.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(() => new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })], { backend: "gpu" as never })).toThrow(/Sequential backend: expected "js" or "wasm", got "gpu"/);
+  });
+
+  it("with two threads: the calling thread's slice runs in SIMD, the worker's in TypeScript, and the step equals one thread's", async () => {
+    const { Sequential, LSTM, Dense, Adam, randomNormal, setThreads } = await import("../src/node/index.js");
+    const make = () => {
+      const m = new Sequential([new LSTM({ units: 16, inputDim: 4 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 9, backend: "wasm" });
+      m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+      return m;
+    };
+    const one = make(), two = make();
+    setThreads(two, 2, { minFlops: 0 });
+    try {
+      const x = randomNormal([12, 6, 4], { seed: 2 }), y = Array.from({ length: 12 }, (_, i) => [i % 2]);
+      for (let s = 0; s < 3; s++) {
+        const a = one.trainOnBatch(x, y).loss, b = two.trainOnBatch(x, y).loss;
+        expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-12 * a);
+      }
+      one.engine.params.forEach((v, i) => expect(Math.abs(two.engine.params[i]! - v)).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(v))));
+      expect(two.threads).toBe(2);
+    } finally {
+      two.dispose();
+    }
+  });
+});

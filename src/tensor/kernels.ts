@@ -23,6 +23,7 @@
  */
 import type { FloatArray } from "./tensor.js";
 import * as math from "./math.js";
+import * as arenas from "../wasm/arena.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Tuning (measured on a 2-core Zen server with Node 20; see bench/matmul.ts)
@@ -85,6 +86,16 @@ function gemm(
   C: FloatArray, cOff: number, ldc: number,
   accumulate: boolean,
 ): void {
+  // The SIMD backend: when the three arrays live in one model's WebAssembly memory, its kernel runs in place;
+  // products thinner than its 4-row tile stay here (the call would cost more than the thin loops below).
+  if (arenas.anyArena && M >= 4 && N >= 4) {
+    const simd = arenas.simdFor(A, B, C);
+    if (simd) {
+      const w = A.BYTES_PER_ELEMENT;
+      simd(transA ? "TN" : transB ? "NT" : "NN", M, N, K, A.byteOffset + w * aOff, lda, B.byteOffset + w * bOff, ldb, C.byteOffset + w * cOff, ldc, accumulate);
+      return;
+    }
+  }
   if (K < 4) shallow(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else if (M < MR || N < NR) thin(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else blocked(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);

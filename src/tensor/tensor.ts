@@ -3,6 +3,7 @@
  * arrays or other ndarrays, always contiguous and row-major when we return it. This file (with the kernels
  * beside it) is the only place that knows ndarray internals; layers work on the raw typed arrays.
  */
+import { currentArena } from "../wasm/arena.js";
 import ndarray from "ndarray";
 import type { NdArray } from "ndarray";
 import ops from "ndarray-ops";
@@ -48,9 +49,11 @@ export function checkDType(name: string, dtype: unknown): DType {
   throw new ValueError(`${name}: expected "float32" or "float64", got ${fmtValue(dtype)}`);
 }
 
-/** Allocates a typed array of the dtype. */
+/** Allocates a typed array of the dtype (in the SIMD backend's memory while a model allocates there). */
 export function allocate(dtype: DType, size: number): FloatArray {
   try {
+    const arena = currentArena();
+    if (arena) return arena.alloc(dtype, size);
     return dtype === "float32" ? new Float32Array(size) : new Float64Array(size);
   } catch (e) {
     // A RangeError from deep inside a build or a workspace would not say what was too large.

@@ -388,8 +388,8 @@ export type Gemm = (
  * const f = new Float64Array(memory.buffer);          // A at 0, B at 8·M·K, C after them: offsets in bytes
  * gemm("NN", M, N, K, 0, K, 8 * M * K, N, 8 * (M * K + K * N), N, false);
  */
-export function createGemm64(memory: WasmMemory): Gemm {
-  const ex = instantiate(memory);
+export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }): Gemm {
+  const ex = instantiate(memory, shared);
   return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT! }, ex.edge!, 4);
 }
 
@@ -401,14 +401,15 @@ export function createGemm64(memory: WasmMemory): Gemm {
  * const gemm = createGemm32(createMemory(16));
  * gemm("TN", M, N, K, aBytes, lda, bBytes, ldb, cBytes, ldc, true);   // C += Aᵀ·B
  */
-export function createGemm32(memory: WasmMemory): Gemm {
-  const ex = instantiate(memory);
+export function createGemm32(memory: WasmMemory, shared?: { maxPages: number }): Gemm {
+  const ex = instantiate(memory, shared);
   return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT! }, ex.edge32!, 8);
 }
 
-function instantiate(memory: WasmMemory): Record<string, (...args: number[]) => void> {
-  const pages = memory.buffer.byteLength / 65536;
-  const module = new WA.Module(gemmModule({ pages }));
+/** The kernels on `memory`: a shared memory (give its maximum) is imported as shared, from one page up. */
+function instantiate(memory: WasmMemory, shared?: { maxPages: number }): Record<string, (...args: number[]) => void> {
+  const limits = shared ? { pages: 1, maxPages: shared.maxPages, shared: true } : { pages: memory.buffer.byteLength / 65536 };
+  const module = new WA.Module(gemmModule(limits));
   return new WA.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
 }
 

@@ -1,0 +1,100 @@
+/**
+ * The SIMD backend's memory: one shared WebAssembly.Memory per model, from which the model's buffers are
+ * allocated (a bump allocator, 16-byte aligned), so that the SIMD kernels work on them in place, with no copy.
+ *
+ * The memory is shared because a shared memory grows without detaching the views already handed out (a
+ * non-shared one would empty every typed array of the model on each growth). That needs SharedArrayBuffer:
+ * Node, and cross-origin-isolated pages; elsewhere `WasmArena.create` returns null and the model keeps the
+ * TypeScript kernels. Nothing is freed: a model that keeps changing its batch size or window leaves its old
+ * buffers behind in the arena (as garbage would be, but never collected) until the model is dropped.
+ *
+ * `simdFor(A, B, C)` is what the matmul dispatcher asks: the arena's product when all three arrays live in one
+ * arena, else null (the TypeScript kernels then run).
+ */
+import { type Gemm, type WasmMemory, createGemm32, createGemm64 } from "./gemm.js";
+
+type Float = Float32Array | Float64Array;
+
+const WA = (globalThis as unknown as {
+  WebAssembly?: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory & { grow(pages: number): number } };
+}).WebAssembly;
+
+/** Which arena a buffer belongs to (every SharedArrayBuffer object a memory has handed out). */
+const OWNER = new WeakMap<ArrayBufferLike, WasmArena>();
+/** True once any arena exists: until then the dispatcher skips its lookups entirely. */
+export let anyArena = false;
+
+const PAGE = 65536, MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
+
+export class WasmArena {
+  private top = 0;
+  private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }, readonly gemm64: Gemm, readonly gemm32: Gemm) {
+    OWNER.set(memory.buffer, this);
+  }
+
+  /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
+  static create(initialBytes = 1 << 20): WasmArena | null {
+    if (!WA || typeof SharedArrayBuffer === "undefined") return null;
+    try {
+      const memory = new WA.Memory({ initial: Math.max(1, Math.ceil(initialBytes / PAGE)), maximum: MAX_PAGES, shared: true });
+      const arena = new WasmArena(memory, createGemm64(memory, { maxPages: MAX_PAGES }), createGemm32(memory, { maxPages: MAX_PAGES }));
+      anyArena = true;
+      return arena;
+    } catch {
+      return null; // no SIMD, or no shared memory here
+    }
+  }
+
+  /** n zeroed values of the dtype, in the arena (growing it when needed). */
+  alloc(dtype: "float32" | "float64", n: number): Float {
+    const w = dtype === "float32" ? 4 : 8, bytes = n * w;
+    const start = (this.top + 15) & ~15;
+    const end = start + bytes;
+    let buf = this.memory.buffer;
+    if (end > buf.byteLength) {
+      const more = Math.ceil((end - buf.byteLength) / PAGE);
+      const grow = Math.max(more, Math.ceil(buf.byteLength / PAGE / 2)); // amortised: grow by half at least
+      this.memory.grow(Math.min(grow, MAX_PAGES - buf.byteLength / PAGE));
+      buf = this.memory.buffer;
+      OWNER.set(buf, this);
+      if (end > buf.byteLength) throw new RangeError(`the SIMD backend's memory is full (4 GiB)`);
+    }
+    this.top = end;
+    // Fresh pages are zero, but the bump pointer never reuses memory, so every allocation is zero already.
+    return dtype === "float32" ? new Float32Array(buf, start, n) : new Float64Array(buf, start, n);
+  }
+
+  /** The bytes the arena holds. */
+  get bytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+}
+
+/** The product that runs on A, B and C in place, when the three live in one arena and share a dtype. */
+export function simdFor(A: Float, B: Float, C: Float): Gemm | null {
+  const arena = OWNER.get(A.buffer);
+  if (!arena || OWNER.get(B.buffer) !== arena || OWNER.get(C.buffer) !== arena) return null;
+  const f32 = A instanceof Float32Array;
+  if ((B instanceof Float32Array) !== f32 || (C instanceof Float32Array) !== f32) return null;
+  return f32 ? arena.gemm32 : arena.gemm64;
+}
+
+/** The arena `allocate` draws from while one is set (see tensor.ts), or null. */
+let current: WasmArena | null = null;
+
+/** Runs `fn` with the model's buffers allocated from `arena` (null: the ordinary heap). */
+export function withArena<T>(arena: WasmArena | null, fn: () => T): T {
+  if (arena === null) return fn();
+  const prev = current;
+  current = arena;
+  try {
+    return fn();
+  } finally {
+    current = prev;
+  }
+}
+
+/** The arena in effect for allocations, or null. */
+export function currentArena(): WasmArena | null {
+  return current;
+}
