@@ -184,49 +184,64 @@ function tiles(form: Form): FunctionDef {
 }
 
 /**
- * The scalar loop for a block of C (any form): rows [i0, M) × columns [j0, N), each entry summed in k order
- * from zero and added to C at the end when accumulating, as `naiveMatmul`. Extra parameters: i0, j0, transA,
+ * The scalar loop for a block of C (any form), in float64 (`w` 8) or float32 (`w` 4): rows [i0, M) × columns
+ * [j0, N), each entry summed in k order from zero and added to C at the end when accumulating, as
+ * `naiveMatmul` (in float32 every product and sum is rounded to float32). Extra parameters: i0, j0, transA,
  * transB.
  */
-function edge(): FunctionDef {
+function edge(w: 4 | 8): FunctionDef {
   const params = [...P, I32, I32, I32, I32] as const;
-  const I0 = 10, J0 = 11, TA = 12, TB = 13;
+  const I0 = 10, J0 = 11, TA = 12, TB = 13, sh = w === 8 ? 3 : 2;
   const c = new Code(params);
   const i = c.local(I32), j = c.local(I32), k = c.local(I32), pa = c.local(I32), pb = c.local(I32), pc = c.local(I32);
   const aStep = c.local(I32), bStep = c.local(I32);
-  const s = c.local(F64);
+  const s = c.local(w === 8 ? F64 : F32);
+  const load = (): void => { if (w === 8) c.f64Load(); else c.f32Load(); };
+  const add = (): void => { if (w === 8) c.f64Add(); else c.f32Add(); };
   // Along k, A moves by one row (transposed) or one element; B by one element (transposed) or one row.
-  c.get(LDA).i32(3).i32Shl().i32(8).get(TA).select().set(aStep);
-  c.i32(8).get(LDB).i32(3).i32Shl().get(TB).select().set(bStep);
+  c.get(LDA).i32(sh).i32Shl().i32(w).get(TA).select().set(aStep);
+  c.i32(w).get(LDB).i32(sh).i32Shl().get(TB).select().set(bStep);
   c.get(I0).set(i);
   c.block().loop();
   c.get(i).get(M_).i32GeS().brIf(1);
   c.get(J0).set(j);
   c.block().loop();
   c.get(j).get(N_).i32GeS().brIf(1);
-  c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(3).i32Shl().i32Add().set(pc);
-  c.f64(0).set(s);
-  // pa = A + (transA ? i : i·lda)·8, pb = B + (transB ? j·ldb : j)·8
-  c.get(A_).get(i).get(i).get(LDA).i32Mul().get(TA).select().i32(3).i32Shl().i32Add().set(pa);
-  c.get(B_).get(j).get(LDB).i32Mul().get(j).get(TB).select().i32(3).i32Shl().i32Add().set(pb);
+  c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(sh).i32Shl().i32Add().set(pc);
+  if (w === 8) c.f64(0); else c.f32(0);
+  c.set(s);
+  // pa = A + (transA ? i : i·lda)·w, pb = B + (transB ? j·ldb : j)·w
+  c.get(A_).get(i).get(i).get(LDA).i32Mul().get(TA).select().i32(sh).i32Shl().i32Add().set(pa);
+  c.get(B_).get(j).get(LDB).i32Mul().get(j).get(TB).select().i32(sh).i32Shl().i32Add().set(pb);
   c.i32(0).set(k);
   c.block().loop();
   c.get(k).get(K_).i32GeS().brIf(1);
-  c.get(s).get(pa).f64Load().get(pb).f64Load().f64Mul().f64Add().set(s);
+  c.get(s).get(pa);
+  load();
+  c.get(pb);
+  load();
+  if (w === 8) c.f64Mul(); else c.f32Mul();
+  add();
+  c.set(s);
   c.get(pa).get(aStep).i32Add().set(pa);
   c.get(pb).get(bStep).i32Add().set(pb);
   c.get(k).i32(1).i32Add().set(k);
   c.br(0).end().end();
   c.block();
   c.get(ACC).i32Eqz().brIf(0);
-  c.get(pc).f64Load().get(s).f64Add().set(s);
+  c.get(pc);
+  load();
+  c.get(s);
+  add();
+  c.set(s);
   c.end();
-  c.get(pc).get(s).f64Store();
+  c.get(pc).get(s);
+  if (w === 8) c.f64Store(); else c.f32Store();
   c.get(j).i32(1).i32Add().set(j);
   c.br(0).end().end();
   c.get(i).i32(1).i32Add().set(i);
   c.br(0).end().end();
-  return { name: "edge", params, results: [], code: c };
+  return { name: w === 8 ? "edge" : "edge32", params, results: [], code: c };
 }
 
 /**
@@ -323,49 +338,9 @@ function tiles32(form: Form): FunctionDef {
   return { name: `tiles32${form}`, params: P, results: [], code: c };
 }
 
-/** The float32 scalar edge loop: `edge` with float32 loads, products and sums. */
-function edge32(): FunctionDef {
-  const params = [...P, I32, I32, I32, I32] as const;
-  const I0 = 10, J0 = 11, TA = 12, TB = 13;
-  const c = new Code(params);
-  const i = c.local(I32), j = c.local(I32), k = c.local(I32), pa = c.local(I32), pb = c.local(I32), pc = c.local(I32);
-  const aStep = c.local(I32), bStep = c.local(I32);
-  const s = c.local(F32);
-  c.get(LDA).i32(2).i32Shl().i32(4).get(TA).select().set(aStep);
-  c.i32(4).get(LDB).i32(2).i32Shl().get(TB).select().set(bStep);
-  c.get(I0).set(i);
-  c.block().loop();
-  c.get(i).get(M_).i32GeS().brIf(1);
-  c.get(J0).set(j);
-  c.block().loop();
-  c.get(j).get(N_).i32GeS().brIf(1);
-  c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(pc);
-  c.f32(0).set(s);
-  c.get(A_).get(i).get(i).get(LDA).i32Mul().get(TA).select().i32(2).i32Shl().i32Add().set(pa);
-  c.get(B_).get(j).get(LDB).i32Mul().get(j).get(TB).select().i32(2).i32Shl().i32Add().set(pb);
-  c.i32(0).set(k);
-  c.block().loop();
-  c.get(k).get(K_).i32GeS().brIf(1);
-  c.get(s).get(pa).f32Load().get(pb).f32Load().f32Mul().f32Add().set(s);
-  c.get(pa).get(aStep).i32Add().set(pa);
-  c.get(pb).get(bStep).i32Add().set(pb);
-  c.get(k).i32(1).i32Add().set(k);
-  c.br(0).end().end();
-  c.block();
-  c.get(ACC).i32Eqz().brIf(0);
-  c.get(pc).f32Load().get(s).f32Add().set(s);
-  c.end();
-  c.get(pc).get(s).f32Store();
-  c.get(j).i32(1).i32Add().set(j);
-  c.br(0).end().end();
-  c.get(i).i32(1).i32Add().set(i);
-  c.br(0).end().end();
-  return { name: "edge32", params, results: [], code: c };
-}
-
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([tiles("NN"), tiles("TN"), tiles("NT"), edge(), tiles32("NN"), tiles32("TN"), tiles32("NT"), edge32()], memory);
+  return assemble([tiles("NN"), tiles("TN"), tiles("NT"), edge(8), tiles32("NN"), tiles32("TN"), tiles32("NT"), edge(4)], memory);
 }
 
 /**
