@@ -4,7 +4,7 @@
  * than the rows, offsets into the memory, accumulate or overwrite, and nothing outside C written.
  */
 import { describe, expect, it } from "vitest";
-import { createGemm32, createGemm64, createMemory, gemmModule, validModule } from "../src/wasm/gemm.js";
+import { KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -95,6 +95,55 @@ describe("WebAssembly SIMD GEMM, float64", () => {
       }
     }
     expect(cases).toBe(360);
+  });
+
+  it(`Aᵀ·B with K > ${KC_TN} is cut into K blocks: bit for bit as naive sums block by block, each added into C; to rounding as one sum`, () => {
+    const memory = createMemory(64);
+    let cases = 0;
+    for (const dtype of ["float64", "float32"] as const) {
+      const f32 = dtype === "float32", bytes = f32 ? 4 : 8, fr = f32 ? Math.fround : (v: number) => v;
+      const gemm = f32 ? createGemm32(memory) : createGemm64(memory);
+      const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
+      const rng = makeRng(`wasm/gemm-kblocks/${dtype}`);
+      for (const [M, N, K] of [[8, 16, 257], [5, 9, 2 * KC_TN], [12, 19, 2 * KC_TN + 77]] as const) {
+        for (const accumulate of [false, true]) {
+          // A (K, M), B (K, N), C (M, N), leading dimensions padded.
+          const lda = M + 1, ldb = N + 2, ldc = N + 3;
+          const aOff = 2, bOff = aOff + K * lda + 3, cOff = bOff + K * ldb + 1, end = cOff + M * ldc + 4;
+          f.fill(0, 0, end + 8);
+          f.set(uniformArray(rng, K * lda, -1, 1), aOff);
+          f.set(uniformArray(rng, K * ldb, -1, 1), bOff);
+          f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
+          const want = f.slice(0, end + 8), before = f.slice(0, end + 8);
+          for (let i = 0; i < M; i++) {
+            for (let j = 0; j < N; j++) {
+              const q = cOff + i * ldc + j;
+              let whole = 0, scale = Math.abs(before[q]!);
+              for (let k0 = 0; k0 < K; k0 += KC_TN) {
+                let s = 0;
+                for (let k = k0; k < Math.min(K, k0 + KC_TN); k++) {
+                  const p = want[aOff + k * lda + i]! * want[bOff + k * ldb + j]!;
+                  s = fr(s + fr(p));
+                  whole += p;
+                  scale += Math.abs(p);
+                }
+                want[q] = k0 === 0 && !accumulate ? s : fr(want[q]! + s);
+              }
+              // One sum in float64 over all of K: the blocks change the order of additions only.
+              const exact = (accumulate ? before[q]! : 0) + whole;
+              if (!(Math.abs(want[q]! - exact) <= (f32 ? 1e-6 : 1e-14) * scale)) expect.fail(`${dtype} reference C[${i}, ${j}] ${want[q]} vs ${exact}`);
+            }
+          }
+          gemm("TN", M, N, K, bytes * aOff, lda, bytes * bOff, ldb, bytes * cOff, ldc, accumulate);
+          const got = f.slice(0, end + 8);
+          for (let q = 0; q < got.length; q++) {
+            if (!Object.is(got[q], want[q])) expect.fail(`${dtype} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
+          }
+          cases++;
+        }
+      }
+    }
+    expect(cases).toBe(12);
   });
 });
 

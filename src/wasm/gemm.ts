@@ -388,13 +388,30 @@ function instantiate(memory: WasmMemory, shared?: { maxPages: number }): Record<
   return new WA.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
 }
 
+/**
+ * Aᵀ·B products with a long K (the weight gradients sum over every step and row) are cut into blocks of KC
+ * rows of A and B, each block's sums added into C: a tile's k loop then walks a few hundred rows of each operand,
+ * which stay in cache, instead of thousands. (This changes the order of the additions, so such products agree
+ * with the naive loop to rounding, not bit for bit.)
+ */
+export const KC_TN = 256;
+
 /** Tiles over the largest block of whole tiles (4 rows × `cols` columns), the scalar loop over the rest. */
 function wrap(kernels: Record<Form, (...args: number[]) => void>, e: (...args: number[]) => void, cols: number): Gemm {
-  return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate) => {
-    const M4 = M - (M % 4), Nt = N - (N % cols), acc = accumulate ? 1 : 0;
+  const bytes = cols === 4 ? 8 : 4;
+  const run = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
+    const M4 = M - (M % 4), Nt = N - (N % cols);
     const ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
     if (M4 > 0 && Nt > 0) kernels[form](M4, Nt, K, a, lda, b, ldb, c, ldc, acc);
     if (Nt < N && M4 > 0) e(M4, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
     if (M4 < M) e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, 0, ta, tb);
+  };
+  return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate) => {
+    if (form !== "TN" || K <= KC_TN) { run(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0); return; }
+    // Rows [k0, k0 + KC) of A (K, M) and B (K, N): the first block overwrites or accumulates as asked, the rest add.
+    for (let k0 = 0; k0 < K; k0 += KC_TN) {
+      const kb = Math.min(KC_TN, K - k0);
+      run(form, M, N, kb, a + bytes * k0 * lda, lda, b + bytes * k0 * ldb, ldb, c, ldc, k0 === 0 && !accumulate ? 0 : 1);
+    }
   };
 }
