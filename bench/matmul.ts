@@ -76,8 +76,14 @@ export function matmulCase(form: Form, M: number, N: number, K: number, label: s
 export function wasmCase(form: Form, M: number, N: number, K: number, label: string, seed = 1, f32 = false): Case {
   const w = f32 ? 4 : 8;
   const bytes = w * (M * K + K * N + M * N);
-  const memory = createMemory(Math.ceil(bytes / 65536) + 1);
-  const gemm = f32 ? createGemm32(memory) : createGemm64(memory);
+  // Room after the operands for A·Bᵀ's packed Bᵀ (K × N), as a model's arena gives it.
+  const scratchAt = (Math.ceil(bytes / 16) + 1) * 16;
+  const memory = createMemory(Math.ceil((scratchAt + w * K * N) / 65536) + 1);
+  const scratch = (need: number): number => {
+    if (need > w * K * N) throw new Error(`scratch of ${need} bytes asked for, ${w * K * N} set aside`);
+    return scratchAt;
+  };
+  const gemm = f32 ? createGemm32(memory, undefined, scratch) : createGemm64(memory, undefined, scratch);
   const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
   const r = rng(seed);
   const transA = form === "TN", transB = form === "NT";

@@ -4,9 +4,28 @@
  * than the rows, offsets into the memory, accumulate or overwrite, and nothing outside C written.
  */
 import { describe, expect, it } from "vitest";
-import { KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule } from "../src/wasm/gemm.js";
+import {
+  type Form, type Gemm, type WasmMemory, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
+} from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
+
+/**
+ * Every form twice: the product without a scratch region (the tiles read B where it is; Aᵀ·B and A·Bᵀ in their
+ * own tiles), and with one, as a model's arena gives it (B packed in strips, A·Bᵀ through the A·B tiles on a
+ * packed Bᵀ, float32 Aᵀ·B on a transposed A). The scratch region lies past everything the tests compare.
+ */
+function withAndWithoutPacking(create: typeof createGemm64, memory: WasmMemory): [Gemm, Form][] {
+  const at = 2 << 20, size = 2 << 20; // bytes 2 MiB … 4 MiB of the 4 MiB memory
+  const scratch = (bytes: number): number => {
+    if (bytes > size) throw new Error(`scratch of ${bytes} bytes asked for`);
+    return at;
+  };
+  const plain = create(memory), packed = create(memory, undefined, scratch);
+  const out: [Gemm, Form][] = [];
+  for (const gemm of [plain, packed]) for (const form of ["NN", "TN", "NT"] as const) out.push([gemm, form]);
+  return out;
+}
 
 describe("WebAssembly SIMD GEMM, float64", () => {
   it("is a valid module in this runtime", () => {
@@ -15,11 +34,10 @@ describe("WebAssembly SIMD GEMM, float64", () => {
 
   it("C = op(A)·op(B) and C += op(A)·op(B), every form, bit for bit as the naive loop, over shapes around the 4×4 tile, with strides and offsets", () => {
     const memory = createMemory(64); // 4 MiB
-    const gemm = createGemm64(memory);
     const f = new Float64Array(memory.buffer);
     const rng = makeRng("wasm/gemm");
     let cases = 0;
-    for (const form of ["NN", "TN", "NT"] as const) {
+    for (const [gemm, form] of withAndWithoutPacking(createGemm64, memory)) {
       const ta = form === "TN", tb = form === "NT";
       for (const M of [1, 3, 4, 5, 8, 13]) {
         for (const N of [1, 2, 4, 6, 9, 16]) {
@@ -47,17 +65,16 @@ describe("WebAssembly SIMD GEMM, float64", () => {
         }
       }
     }
-    expect(cases).toBe(864);
+    expect(cases).toBe(2 * 864);
   });
 
   it("float32: every form bit for bit as a naive loop that rounds each product and sum to float32, around the 4×8 tile", () => {
-    const memory = createMemory(32);
-    const gemm = createGemm32(memory);
+    const memory = createMemory(64);
     const f = new Float32Array(memory.buffer);
     const rng = makeRng("wasm/gemm32");
     const fr = Math.fround;
     let cases = 0;
-    for (const form of ["NN", "TN", "NT"] as const) {
+    for (const [gemm, form] of withAndWithoutPacking(createGemm32, memory)) {
       const ta = form === "TN", tb = form === "NT";
       for (const M of [1, 4, 5, 9]) {
         for (const N of [1, 7, 8, 13, 16]) {
@@ -94,7 +111,52 @@ describe("WebAssembly SIMD GEMM, float64", () => {
         }
       }
     }
-    expect(cases).toBe(360);
+    expect(cases).toBe(2 * 360);
+  });
+
+  it("with packing: B in several panels of strips (64 KiB each), remainders in rows and columns, bit for bit as the naive loop", () => {
+    const memory = createMemory(64);
+    let cases = 0;
+    for (const dtype of ["float64", "float32"] as const) {
+      const f32 = dtype === "float32", w = f32 ? 4 : 8, fr = f32 ? Math.fround : (v: number) => v;
+      const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
+      const rng = makeRng(`wasm/gemm-panels/${dtype}`);
+      // K = 250: a panel holds 32 columns in float64 and 64 in float32, so N = 75 makes 3 and 2 panels.
+      for (const [gemm, form] of withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory).slice(3)) {
+        for (const [M, N, K] of [[13, 75, 250], [8, 64, 250], [3, 75, 250]] as const) {
+          for (const accumulate of [false, true]) {
+            const ta = form === "TN", tb = form === "NT";
+            const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
+            const lda = aCols + 1, ldb = bCols + 2, ldc = N + 3;
+            const aOff = 4, bOff = aOff + aRows * lda + 5, cOff = bOff + bRows * ldb + 1, end = cOff + M * ldc + 4;
+            f.fill(0, 0, end + 8);
+            f.set(uniformArray(rng, aRows * lda, -1, 1), aOff);
+            f.set(uniformArray(rng, bRows * ldb, -1, 1), bOff);
+            f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
+            const want = f.slice(0, end + 8);
+            for (let i = 0; i < M; i++) {
+              for (let j = 0; j < N; j++) {
+                let sum = 0;
+                for (let k = 0; k < K; k++) {
+                  const a = ta ? want[aOff + k * lda + i]! : want[aOff + i * lda + k]!;
+                  const b = tb ? want[bOff + j * ldb + k]! : want[bOff + k * ldb + j]!;
+                  sum = fr(sum + fr(a * b));
+                }
+                const q = cOff + i * ldc + j;
+                want[q] = accumulate ? fr(want[q]! + sum) : sum;
+              }
+            }
+            gemm(form, M, N, K, w * aOff, lda, w * bOff, ldb, w * cOff, ldc, accumulate);
+            const got = f.slice(0, end + 8);
+            for (let q = 0; q < got.length; q++) {
+              if (!Object.is(got[q], want[q])) expect.fail(`${dtype} ${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
+            }
+            cases++;
+          }
+        }
+      }
+    }
+    expect(cases).toBe(2 * 3 * 3 * 2);
   });
 
   it(`Aᵀ·B with K > ${KC_TN} is cut into K blocks: bit for bit as naive sums block by block, each added into C; to rounding as one sum`, () => {
@@ -102,9 +164,9 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     let cases = 0;
     for (const dtype of ["float64", "float32"] as const) {
       const f32 = dtype === "float32", bytes = f32 ? 4 : 8, fr = f32 ? Math.fround : (v: number) => v;
-      const gemm = f32 ? createGemm32(memory) : createGemm64(memory);
       const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
       const rng = makeRng(`wasm/gemm-kblocks/${dtype}`);
+      for (const [gemm] of withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory).filter(([, form]) => form === "TN")) {
       for (const [M, N, K] of [[8, 16, 257], [5, 9, 2 * KC_TN], [12, 19, 2 * KC_TN + 77]] as const) {
         for (const accumulate of [false, true]) {
           // A (K, M), B (K, N), C (M, N), leading dimensions padded.
@@ -142,8 +204,9 @@ describe("WebAssembly SIMD GEMM, float64", () => {
           cases++;
         }
       }
+      }
     }
-    expect(cases).toBe(12);
+    expect(cases).toBe(2 * 12);
   });
 });
 

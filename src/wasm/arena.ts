@@ -28,8 +28,16 @@ const PAGE = 65536, MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 
 export class WasmArena {
   private top = 0;
-  private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }, readonly gemm64: Gemm, readonly gemm32: Gemm) {
+  /** Where the products pack their operands (see `Scratch` in gemm.ts): one region, replaced when too small. */
+  private scratchAt = 0;
+  private scratchBytes = 0;
+  readonly gemm64: Gemm;
+  readonly gemm32: Gemm;
+  private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {
     OWNER.set(memory.buffer, this);
+    const scratch = (bytes: number): number => this.scratch(bytes);
+    this.gemm64 = createGemm64(memory, { maxPages: MAX_PAGES }, scratch);
+    this.gemm32 = createGemm32(memory, { maxPages: MAX_PAGES }, scratch);
   }
 
   /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
@@ -37,7 +45,7 @@ export class WasmArena {
     if (!WA || typeof SharedArrayBuffer === "undefined") return null;
     try {
       const memory = new WA.Memory({ initial: Math.max(1, Math.ceil(initialBytes / PAGE)), maximum: MAX_PAGES, shared: true });
-      const arena = new WasmArena(memory, createGemm64(memory, { maxPages: MAX_PAGES }), createGemm32(memory, { maxPages: MAX_PAGES }));
+      const arena = new WasmArena(memory);
       anyArena = true;
       return arena;
     } catch {
@@ -47,7 +55,26 @@ export class WasmArena {
 
   /** n zeroed values of the dtype, in the arena (growing it when needed). */
   alloc(dtype: "float32" | "float64", n: number): Float {
-    const w = dtype === "float32" ? 4 : 8, bytes = n * w;
+    const w = dtype === "float32" ? 4 : 8;
+    const start = this.reserve(n * w), buf = this.memory.buffer;
+    // Fresh pages are zero, but the bump pointer never reuses memory, so every allocation is zero already.
+    return dtype === "float32" ? new Float32Array(buf, start, n) : new Float64Array(buf, start, n);
+  }
+
+  /**
+   * The byte offset of a region of at least `bytes` for the products' packed operands. The region is reused
+   * from call to call; a larger need takes a new one (twice as large, so that few are left behind).
+   */
+  private scratch(bytes: number): number {
+    if (bytes > this.scratchBytes) {
+      this.scratchBytes = Math.max(bytes, 2 * this.scratchBytes, 65536);
+      this.scratchAt = this.reserve(this.scratchBytes);
+    }
+    return this.scratchAt;
+  }
+
+  /** `bytes` more bytes at the top, 16-byte aligned, growing the memory when needed: their byte offset. */
+  private reserve(bytes: number): number {
     const start = (this.top + 15) & ~15;
     const end = start + bytes;
     let buf = this.memory.buffer;
@@ -60,8 +87,7 @@ export class WasmArena {
       if (end > buf.byteLength) throw new RangeError(`the SIMD backend's memory is full (4 GiB)`);
     }
     this.top = end;
-    // Fresh pages are zero, but the bump pointer never reuses memory, so every allocation is zero already.
-    return dtype === "float32" ? new Float32Array(buf, start, n) : new Float64Array(buf, start, n);
+    return start;
   }
 
   /** The bytes the arena holds. */

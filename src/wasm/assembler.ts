@@ -109,6 +109,7 @@ export class Code {
   i32Sub(): this { return this.op(0x6b); }
   i32Mul(): this { return this.op(0x6c); }
   i32Shl(): this { return this.op(0x74); }
+  i32And(): this { return this.op(0x71); }
   i32GeS(): this { return this.op(0x4e); }
   i32GtS(): this { return this.op(0x4a); }
   i32Eqz(): this { return this.op(0x45); }

@@ -1,16 +1,20 @@
 /**
- * The first SIMD kernels: C = (accumulate ? C : 0) + op(A)·op(B) in float64 for the three forms the engine
- * uses (A·B, Aᵀ·B, A·Bᵀ), in WebAssembly SIMD128 (f64x2), over
- * row-major matrices that live in one WebAssembly.Memory (pointers are byte offsets into it, leading
- * dimensions count elements). Not wired into the engine yet: it is the building block the SIMD backend
- * (issue "SIMD: WebAssembly kernels emitted from TypeScript") will use, measured by `bench/matmul.ts`.
+ * The SIMD products: C = (accumulate ? C : 0) + op(A)·op(B) for the three forms the engine uses (A·B, Aᵀ·B,
+ * A·Bᵀ), in WebAssembly SIMD128, f64x2 and f32x4, over row-major matrices that live in one WebAssembly.Memory
+ * (pointers are byte offsets into it, leading dimensions count elements). The SIMD backend (src/wasm/arena.ts,
+ * `Sequential({ backend: "wasm" })`) runs them on the model's own buffers, in place.
  *
- * Each kernel sweeps C in 4×4 tiles: per step of k, two f64x2 vectors of one operand and four splatted values
- * of the other make 16 products into 8 accumulators that stay in registers (V8 gives wasm xmm0–15: a 4×4 f64
- * tile fits, bigger ones spill; PERFORMANCE.md). Each entry is summed in k order from zero, with one rounding
+ * Each kernel sweeps C in tiles, 4×4 in float64 and 4×8 in float32: per step of k, two vectors of one operand and
+ * four splatted values of the other make 8 vector products into 8 accumulators that stay in registers (V8 gives
+ * wasm xmm0–15: bigger tiles spill; PERFORMANCE.md). Each entry is summed in k order from zero, with one rounding
  * per multiply and per add, and added to C at the end when accumulating, exactly as `naiveMatmul` does: the
- * results are bit-identical to it. The edges (rows past the last multiple of 4, columns likewise) run a scalar
- * loop in the same order. No packing yet: the larger shapes fall out of cache.
+ * results are bit-identical to it (float32: to a naive loop that rounds every product and sum to float32). The
+ * edges (rows past the last multiple of 4, columns likewise) run a scalar loop in the same order.
+ *
+ * Given a scratch region (the arena gives one), the products pack first: B, one panel of columns at a time, in
+ * strips that the tiles read as one contiguous run (`pack`); A·Bᵀ then runs in the A·B tiles on the packed Bᵀ,
+ * and float32 Aᵀ·B on a transposed copy of A (`transpose`). Packing moves values and keeps every sum as it
+ * was. Aᵀ·B with a long K is also cut into blocks of K (`KC_TN`), which does change the order of its additions.
  */
 import { Code, I32, V128, F32, F64, assemble, type FunctionDef } from "./assembler.js";
 
@@ -86,7 +90,7 @@ function tileLoops(
  * - TN keeps column pairs: acc[2c + h] = C[i + 2h … i + 2h + 1, j + c]; each k loads Aᵀ's row (A's row k,
  *   contiguous) and splats B[k, j + c].
  */
-function tiles(form: Form): FunctionDef {
+function tiles(form: Form, packed = false): FunctionDef {
   const c = new Code(P);
   const i = c.local(I32), j = c.local(I32), k = c.local(I32);
   const ldaB = c.local(I32), ldbB = c.local(I32), ldcB = c.local(I32);
@@ -96,8 +100,14 @@ function tiles(form: Form): FunctionDef {
   const acc = Array.from({ length: 8 }, () => c.local(V128));
   const v0 = c.local(V128), v1 = c.local(V128), s = c.local(V128);
   c.get(LDA).i32(3).i32Shl().set(ldaB);
-  c.get(LDB).i32(3).i32Shl().set(ldbB);
+  if (packed) c.i32(32).set(ldbB); // a strip's rows: 4 values, 32 bytes
+  else c.get(LDB).i32(3).i32Shl().set(ldbB);
   c.get(LDC).i32(3).i32Shl().set(ldcB);
+  /** B[0, j]: in a packed B, strip j / 4 starts j·K values in. */
+  const bCol = (): void => {
+    if (packed) c.get(B_).get(j).get(K_).i32Mul().i32(3).i32Shl().i32Add().set(pb[0]!);
+    else c.get(B_).get(j).i32(3).i32Shl().i32Add().set(pb[0]!);
+  };
   const zero = (): void => { for (let q = 0; q < 8; q++) c.f64(0).f64x2Splat().set(acc[q]!); };
   const pcSet = (): void => { c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(3).i32Shl().i32Add().set(pc); };
   /** pointers[0] = base + (row·ld + col)·8; pointers[r] = pointers[r-1] + stride for r = 1 … 3 */
@@ -125,7 +135,7 @@ function tiles(form: Form): FunctionDef {
       pcSet();
       zero();
       rows(pa, A_, i, LDA, null, ldaB); // A[i + r, 0]
-      if (form === "NN") c.get(B_).get(j).i32(3).i32Shl().i32Add().set(pb[0]!); // B[0, j]
+      if (form === "NN") bCol(); // B[0, j]
       else rows(pb, B_, j, LDB, null, ldbB); // B[j + r, 0]: Bᵀ's columns j … j + 3
     }, () => {
       if (form === "NN") {
@@ -150,7 +160,7 @@ function tiles(form: Form): FunctionDef {
       pcSet();
       zero();
       c.get(A_).get(i).i32(3).i32Shl().i32Add().set(pa[0]!); // A[0, i]: Aᵀ's row i starts there, along A's row 0
-      c.get(B_).get(j).i32(3).i32Shl().i32Add().set(pb[0]!); // B[0, j]
+      bCol(); // B[0, j]
     }, () => {
       c.get(pa[0]!).v128Load(0).set(v0);
       c.get(pa[0]!).v128Load(16).set(v1);
@@ -180,7 +190,7 @@ function tiles(form: Form): FunctionDef {
       }
     });
   }
-  return { name: `tiles${form}`, params: P, results: [], code: c };
+  return { name: `tiles${form}${packed ? "P" : ""}`, params: P, results: [], code: c };
 }
 
 /**
@@ -250,7 +260,7 @@ function edge(w: 4 | 8): FunctionDef {
  * TN: columns, acc[c] = C[i … i + 3, j + c]). Sums in float32, in k order, as `naiveMatmul` would round them in
  * float32 (each product and each sum rounded once): the test compares with exactly that.
  */
-function tiles32(form: Form): FunctionDef {
+function tiles32(form: Form, packed = false): FunctionDef {
   const c = new Code(P);
   const i = c.local(I32), j = c.local(I32), k = c.local(I32);
   const ldaB = c.local(I32), ldbB = c.local(I32), ldcB = c.local(I32);
@@ -260,19 +270,25 @@ function tiles32(form: Form): FunctionDef {
   const acc = Array.from({ length: 8 }, () => c.local(V128));
   const v0 = c.local(V128), v1 = c.local(V128), s = c.local(V128);
   c.get(LDA).i32(2).i32Shl().set(ldaB);
-  c.get(LDB).i32(2).i32Shl().set(ldbB);
+  if (packed) c.i32(32).set(ldbB); // a strip's rows: 8 values, 32 bytes
+  else c.get(LDB).i32(2).i32Shl().set(ldbB);
   c.get(LDC).i32(2).i32Shl().set(ldcB);
+  /** B[0, j]: in a packed B, strip j / 8 starts j·K values in. */
+  const bCol = (): void => {
+    if (packed) c.get(B_).get(j).get(K_).i32Mul().i32(2).i32Shl().i32Add().set(pb[0]!);
+    else c.get(B_).get(j).i32(2).i32Shl().i32Add().set(pb[0]!);
+  };
   const setup = (): void => {
     c.get(C_).get(i).get(LDC).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(pc);
     for (let q = 0; q < 8; q++) c.f32(0).f32x4Splat().set(acc[q]!);
     if (form === "TN") {
       c.get(A_).get(i).i32(2).i32Shl().i32Add().set(pa[0]!);
-      c.get(B_).get(j).i32(2).i32Shl().i32Add().set(pb[0]!);
+      bCol();
       return;
     }
     c.get(A_).get(i).get(LDA).i32Mul().i32(2).i32Shl().i32Add().set(pa[0]!);
     for (let r = 1; r < 4; r++) c.get(pa[r - 1]!).get(ldaB).i32Add().set(pa[r]!);
-    if (form === "NN") c.get(B_).get(j).i32(2).i32Shl().i32Add().set(pb[0]!);
+    if (form === "NN") bCol();
     else {
       c.get(B_).get(j).get(LDB).i32Mul().i32(2).i32Shl().i32Add().set(pb[0]!);
       for (let q = 1; q < 8; q++) c.get(pb[q - 1]!).get(ldbB).i32Add().set(pb[q]!);
@@ -335,12 +351,91 @@ function tiles32(form: Form): FunctionDef {
     }
   };
   tileLoops(c, i, j, k, setup, step, store, 8);
-  return { name: `tiles32${form}`, params: P, results: [], code: c };
+  return { name: `tiles32${form}${packed ? "P" : ""}`, params: P, results: [], code: c };
+}
+
+/**
+ * B packed in strips for the tiles: strip s holds columns [s·cols, s·cols + cols) of op(B) for every k, one
+ * 32-byte row per k (4 float64 or 8 float32 values), strips one after the other. A tile then reads its part of
+ * B as one contiguous run instead of one short piece per row of B, rows that may each sit on another page (the
+ * unpacked products lose half their speed once B's rows are 4 KiB apart). Parameters: Nt (whole strips only),
+ * K, b, ldb, dst (byte offsets); `trans` packs from B (N, K) for A·Bᵀ, else from B (K, N). Values are copied,
+ * not changed: the products stay bit-identical.
+ */
+function pack(w: 4 | 8, trans: boolean): FunctionDef {
+  const params = [I32, I32, I32, I32, I32] as const;
+  const NT = 0, K = 1, B = 2, LD = 3, DST = 4, sh = w === 8 ? 3 : 2, cols = 32 / w;
+  const c = new Code(params);
+  const j = c.local(I32), k = c.local(I32), src = c.local(I32), dst = c.local(I32), ldB = c.local(I32);
+  c.get(LD).i32(sh).i32Shl().set(ldB);
+  c.i32(0).set(j);
+  c.block().loop();
+  c.get(j).get(NT).i32GeS().brIf(1);
+  if (trans) {
+    // Row j of B (N, K) is column j of Bᵀ: lane j % cols of strip j / cols, one value per k.
+    c.get(B).get(j).get(ldB).i32Mul().i32Add().set(src);
+    c.get(DST).get(j).i32(-cols).i32And().get(K).i32Mul().get(j).i32(cols - 1).i32And().i32Add().i32(sh).i32Shl().i32Add().set(dst);
+  } else {
+    // Strip j / cols: 32 bytes of B's row k per k.
+    c.get(B).get(j).i32(sh).i32Shl().i32Add().set(src);
+    c.get(DST).get(j).get(K).i32Mul().i32(sh).i32Shl().i32Add().set(dst);
+  }
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(K).i32GeS().brIf(1);
+  if (trans) {
+    c.get(dst).get(src);
+    if (w === 8) c.f64Load().f64Store(); else c.f32Load().f32Store();
+    c.get(src).i32(w).i32Add().set(src);
+  } else {
+    c.get(dst).get(src).v128Load(0).v128Store(0);
+    c.get(dst).get(src).v128Load(16).v128Store(16);
+    c.get(src).get(ldB).i32Add().set(src);
+  }
+  c.get(dst).i32(32).i32Add().set(dst);
+  c.get(k).i32(1).i32Add().set(k);
+  c.br(0).end().end();
+  c.get(j).i32(trans ? 1 : cols).i32Add().set(j);
+  c.br(0).end().end();
+  return { name: `pack${w === 8 ? "" : "32"}${trans ? "T" : "N"}`, params, results: [], code: c };
+}
+
+/**
+ * Aᵀ for Aᵀ·B: dst (M, K) with leading dimension K, from A (K, M) with leading dimension lda. Parameters: M, K,
+ * a, lda, dst (byte offsets). Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles, whose k step loads two vectors of
+ * B and splats four values of A, where the Aᵀ·B tiles splat eight (float32) or four (float64) values of B.
+ */
+function transpose(w: 4 | 8): FunctionDef {
+  const params = [I32, I32, I32, I32, I32] as const;
+  const M = 0, K = 1, A = 2, LD = 3, DST = 4, sh = w === 8 ? 3 : 2;
+  const c = new Code(params);
+  const i = c.local(I32), k = c.local(I32), src = c.local(I32), dst = c.local(I32), row = c.local(I32);
+  c.get(K).i32(sh).i32Shl().set(row);
+  c.i32(0).set(k);
+  c.block().loop(); // rows k of A: contiguous reads, column k of dst
+  c.get(k).get(K).i32GeS().brIf(1);
+  c.get(A).get(k).get(LD).i32Mul().i32(sh).i32Shl().i32Add().set(src);
+  c.get(DST).get(k).i32(sh).i32Shl().i32Add().set(dst);
+  c.i32(0).set(i);
+  c.block().loop();
+  c.get(i).get(M).i32GeS().brIf(1);
+  c.get(dst).get(src);
+  if (w === 8) c.f64Load().f64Store(); else c.f32Load().f32Store();
+  c.get(src).i32(w).i32Add().set(src);
+  c.get(dst).get(row).i32Add().set(dst);
+  c.get(i).i32(1).i32Add().set(i);
+  c.br(0).end().end();
+  c.get(k).i32(1).i32Add().set(k);
+  c.br(0).end().end();
+  return { name: `transpose${w === 8 ? "" : "32"}`, params, results: [], code: c };
 }
 
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([tiles("NN"), tiles("TN"), tiles("NT"), edge(8), tiles32("NN"), tiles32("TN"), tiles32("NT"), edge(4)], memory);
+  return assemble([
+    tiles("NN"), tiles("TN"), tiles("NT"), tiles("NN", true), tiles("TN", true), edge(8), pack(8, false), pack(8, true), transpose(8),
+    tiles32("NN"), tiles32("TN"), tiles32("NT"), tiles32("NN", true), tiles32("TN", true), edge(4), pack(4, false), pack(4, true), transpose(4),
+  ], memory);
 }
 
 /**
@@ -363,9 +458,9 @@ export type Gemm = (
  * const f = new Float64Array(memory.buffer);          // A at 0, B at 8·M·K, C after them: offsets in bytes
  * gemm("NN", M, N, K, 0, K, 8 * M * K, N, 8 * (M * K + K * N), N, false);
  */
-export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }): Gemm {
+export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }, scratch?: Scratch): Gemm {
   const ex = instantiate(memory, shared);
-  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT! }, ex.edge!, 4);
+  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT!, NNP: ex.tilesNNP!, TNP: ex.tilesTNP! }, ex.edge!, ex.packN!, ex.packT!, ex.transpose!, 4, scratch);
 }
 
 /**
@@ -376,10 +471,16 @@ export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }):
  * const gemm = createGemm32(createMemory(16));
  * gemm("TN", M, N, K, aBytes, lda, bBytes, ldb, cBytes, ldc, true);   // C += Aᵀ·B
  */
-export function createGemm32(memory: WasmMemory, shared?: { maxPages: number }): Gemm {
+export function createGemm32(memory: WasmMemory, shared?: { maxPages: number }, scratch?: Scratch): Gemm {
   const ex = instantiate(memory, shared);
-  return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT! }, ex.edge32!, 8);
+  return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT!, NNP: ex.tiles32NNP!, TNP: ex.tiles32TNP! }, ex.edge32!, ex.pack32N!, ex.pack32T!, ex.transpose32!, 8, scratch);
 }
+
+/**
+ * Where A·Bᵀ packs Bᵀ: the byte offset of a region of at least `bytes` bytes in the memory, 16-byte aligned,
+ * that nothing else uses while a product runs. Without one, A·Bᵀ gathers B's columns in its tiles (slower).
+ */
+export type Scratch = (bytes: number) => number;
 
 /** The kernels on `memory`: a shared memory (give its maximum) is imported as shared, from one page up. */
 function instantiate(memory: WasmMemory, shared?: { maxPages: number }): Record<string, (...args: number[]) => void> {
@@ -396,9 +497,23 @@ function instantiate(memory: WasmMemory, shared?: { maxPages: number }): Record<
  */
 export const KC_TN = 256;
 
-/** Tiles over the largest block of whole tiles (4 rows × `cols` columns), the scalar loop over the rest. */
-function wrap(kernels: Record<Form, (...args: number[]) => void>, e: (...args: number[]) => void, cols: number): Gemm {
-  const bytes = cols === 4 ? 8 : 4;
+/**
+ * Bytes of packed B per panel: the tiles sweep C one panel of columns at a time, so that B's part (K × n values,
+ * packed in strips) stays in cache while every row of A passes over it. (64 KiB measured best of 64, 128 and
+ * 256 KiB in `npm run bench -- wasm`, by a little.)
+ */
+const PANEL_BYTES = 65536;
+
+type Kernel = (...args: number[]) => void;
+
+function wrap(
+  kernels: Record<Form | "NNP" | "TNP", Kernel>, e: Kernel, packN: Kernel, packT: Kernel, tr: Kernel, cols: number, scratch?: Scratch,
+): Gemm {
+  const w = cols === 4 ? 8 : 4;
+  // float32 Aᵀ·B runs as (Aᵀ)·B: its own tiles splat 8 values of B per k and reach 17-18 GFLOP/s, the A·B tiles
+  // on a transposed copy of A 37-45 (npm run bench -- wasmTN); in float64 the Aᵀ·B tiles are a little faster.
+  const tnAsNN = w === 4;
+  /** The whole tiles (4 rows × `cols` columns) in SIMD, the scalar loop over the rest. */
   const run = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
     const M4 = M - (M % 4), Nt = N - (N % cols);
     const ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
@@ -406,12 +521,43 @@ function wrap(kernels: Record<Form, (...args: number[]) => void>, e: (...args: n
     if (Nt < N && M4 > 0) e(M4, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
     if (M4 < M) e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, 0, ta, tb);
   };
+  /**
+   * Panels of columns of C: B's part packed in strips (scratch), the packed tiles over the whole tiles, the
+   * scalar loop (on B as it is) over the rest. Summation order unchanged.
+   */
+  const packed = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
+    let ta = form === "TN" ? 1 : 0;
+    const M4 = M - (M % 4), tb = form === "NT" ? 1 : 0;
+    const nc = Math.max(cols, Math.floor(PANEL_BYTES / (w * K * cols)) * cols);
+    const panel = w * K * Math.min(nc, N - (N % cols));
+    const s = scratch!(panel + (ta && tnAsNN ? w * M * K + 16 : 0));
+    if (ta && tnAsNN) {
+      // Aᵀ (M, K) after the panel, then the A·B tiles on it.
+      const at = s + ((panel + 15) & ~15);
+      tr(M, K, a, lda, at);
+      a = at; lda = K; ta = 0;
+    }
+    for (let j0 = 0; j0 < N; j0 += nc) {
+      const n = Math.min(nc, N - j0), nt = n - (n % cols);
+      const bp = b + w * (tb ? j0 * ldb : j0), cp = c + w * j0;
+      if (nt > 0 && M4 > 0) {
+        (tb ? packT : packN)(nt, K, bp, ldb, s);
+        kernels[ta ? "TNP" : "NNP"](M4, nt, K, a, lda, s, 0, cp, ldc, acc);
+      }
+      if (nt < n && M4 > 0) e(M4, n, K, a, lda, bp, ldb, cp, ldc, acc, 0, nt, ta, tb);
+      if (M4 < M) e(M, n, K, a, lda, bp, ldb, cp, ldc, acc, M4, 0, ta, tb);
+    }
+  };
+  const one = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
+    if (scratch && N >= cols) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
+    else run(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
+  };
   return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate) => {
-    if (form !== "TN" || K <= KC_TN) { run(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0); return; }
+    if (form !== "TN" || K <= KC_TN) { one(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0); return; }
     // Rows [k0, k0 + KC) of A (K, M) and B (K, N): the first block overwrites or accumulates as asked, the rest add.
     for (let k0 = 0; k0 < K; k0 += KC_TN) {
       const kb = Math.min(KC_TN, K - k0);
-      run(form, M, N, kb, a + bytes * k0 * lda, lda, b + bytes * k0 * ldb, ldb, c, ldc, k0 === 0 && !accumulate ? 0 : 1);
+      one(form, M, N, kb, a + w * k0 * lda, lda, b + w * k0 * ldb, ldb, c, ldc, k0 === 0 && !accumulate ? 0 : 1);
     }
   };
 }
