@@ -8,6 +8,8 @@ import {
   type Form, type Gemm, type WasmMemory, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
+import { lstmGatesForward } from "../src/tensor/kernels.js";
+import { WasmArena } from "../src/wasm/arena.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
 /**
@@ -253,5 +255,77 @@ describe("backend: \"wasm\"", () => {
     } finally {
       two.dispose();
     }
+  });
+});
+
+describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
+  /** Pre-activations over the whole range: ordinary, large, the clamp and table edges, and the special values. */
+  function preActivations(rng: ReturnType<typeof makeRng>, n: number): number[] {
+    const edges = [0, -0, 1e-300, -1e-300, 5e-324, 22, -22, 22.0000001, -21.9999999, 5.545, -5.545, 5.5452, -5.5452, 11.09, -11.09,
+      -708, -707.9999, 709.7, 745.2, 745.3, 800, -745.2, 1e300, -1e300, Infinity, NaN, 0.1868251, -0.1868251, 3e-9, -3e-9];
+    const out: number[] = [];
+    for (let q = 0; q < n; q++) {
+      const u = rng.uniform(), kind = q % 5;
+      if (kind === 0) out.push(edges[q / 5 % edges.length | 0]!);
+      else if (kind === 1) out.push((u * 2 - 1) * 4);
+      else if (kind === 2) out.push((u * 2 - 1) * 30);
+      else if (kind === 3) out.push((u * 2 - 1) * 700);
+      else out.push((u * 2 - 1) * 1e-6);
+    }
+    return out;
+  }
+
+  for (const dtype of ["float64", "float32"] as const) {
+    it(`${dtype}: every activation, c, tanh(c) and h bit for bit as lstmGatesForward in TypeScript, over the full range of inputs`, () => {
+      const arena = WasmArena.create()!;
+      expect(arena).not.toBeNull();
+      const rng = makeRng(`wasm/gates/${dtype}`);
+      const Arr = dtype === "float32" ? Float32Array : Float64Array;
+      let ran = 0;
+      for (const [B, H] of [[1, 2], [3, 6], [8, 64], [5, 30]] as const) {
+        for (let round = 0; round < 4; round++) {
+          const z0 = preActivations(rng, B * 4 * H), cp0 = preActivations(rng, B * H);
+          // Inputs below -708 on σ gates make the kernel decline; keep them to the tanh block (g) and cPrev here.
+          for (let b = 0; b < B; b++) for (let j = 0; j < 4 * H; j++) {
+            const q = b * 4 * H + j;
+            if ((j < 2 * H || j >= 3 * H) && z0[q]! < -708) z0[q] = -z0[q]!;
+          }
+          const heap = { z: Arr.from(z0), cp: Arr.from(cp0), c: new Arr(B * H), tc: new Arr(B * H), h: new Arr(B * H) };
+          const wasm = { z: arena.alloc(dtype, B * 4 * H), cp: arena.alloc(dtype, B * H), c: arena.alloc(dtype, B * H), tc: arena.alloc(dtype, B * H), h: arena.alloc(dtype, B * H) };
+          wasm.z.set(heap.z); wasm.cp.set(heap.cp);
+          lstmGatesForward(B, H, heap.z, 0, heap.cp, 0, heap.c, 0, heap.tc, 0, heap.h, 0, false);
+          // Straight to the kernel, so that the test knows it ran (0) rather than declined to the TypeScript path.
+          const gates = dtype === "float32" ? arena.gates32 : arena.gates64;
+          const at = (a: Float32Array | Float64Array): number => a.byteOffset;
+          expect(gates(B, H, at(wasm.z), at(wasm.cp), at(wasm.c), at(wasm.tc), at(wasm.h))).toBe(0);
+          ran++;
+          for (const key of ["z", "c", "tc", "h"] as const) {
+            const got = wasm[key], want = heap[key];
+            for (let q = 0; q < want.length; q++) {
+              if (!Object.is(got[q], want[q])) expect.fail(`B=${B} H=${H} ${key}[${q}] = ${got[q]} vs ${want[q]} (z in ${z0[q]}, cPrev ${cp0[q % (B * H)]})`);
+            }
+          }
+        }
+      }
+      expect(ran).toBe(16);
+    });
+  }
+
+  it("declines, writing nothing, a step with a σ input below -708; lstmGatesForward then gives the TypeScript result", () => {
+    const arena = WasmArena.create()!;
+    const B = 2, H = 4, z0 = Array.from({ length: B * 4 * H }, (_, q) => (q % 7) - 3);
+    z0[4 * H + H + 1] = -720; // row 1, forget gate of unit 1: σ ≈ e^-720, subnormal
+    const wasm = { z: arena.alloc("float64", B * 4 * H), cp: arena.alloc("float64", B * H), c: arena.alloc("float64", B * H), tc: arena.alloc("float64", B * H), h: arena.alloc("float64", B * H) };
+    wasm.z.set(z0); wasm.cp.fill(0.5);
+    const before = wasm.z.slice();
+    expect(arena.gates64(B, H, wasm.z.byteOffset, wasm.cp.byteOffset, wasm.c.byteOffset, wasm.tc.byteOffset, wasm.h.byteOffset)).toBe(1);
+    expect(Array.from(wasm.z)).toEqual(Array.from(before));
+    expect(Array.from(wasm.c)).toEqual(new Array(B * H).fill(0));
+    const heap = { z: Float64Array.from(z0), cp: new Float64Array(B * H).fill(0.5), c: new Float64Array(B * H), tc: new Float64Array(B * H), h: new Float64Array(B * H) };
+    lstmGatesForward(B, H, heap.z, 0, heap.cp, 0, heap.c, 0, heap.tc, 0, heap.h, 0, false);
+    lstmGatesForward(B, H, wasm.z, 0, wasm.cp, 0, wasm.c, 0, wasm.tc, 0, wasm.h, 0, false);
+    expect(Array.from(wasm.z)).toEqual(Array.from(heap.z));
+    expect(Array.from(wasm.h)).toEqual(Array.from(heap.h));
+    expect(wasm.z[4 * H + H + 1]).toBeGreaterThan(0); // e^-720, through math.exp
   });
 });

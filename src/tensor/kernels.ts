@@ -598,6 +598,13 @@ export function lstmGatesForward(
   h: FloatArray, hOff: number,          // (B, H) out
   hard: boolean,                        // the gates' σ is hardSigmoid, clip(0.2·x + 0.5, 0, 1)
 ): void {
+  // The SIMD backend: the same arithmetic two units at a time, bit for bit (src/wasm/gates.ts), when the arrays
+  // live in a model's WebAssembly memory; it declines (1) a step with a σ input below -708, which runs here.
+  if (arenas.anyArena && !hard && (H & 1) === 0) {
+    const simd = arenas.gatesFor(z, cPrev, c, tanhC, h);
+    const w = z.BYTES_PER_ELEMENT;
+    if (simd && simd(B, H, z.byteOffset + w * zOff, cPrev.byteOffset + w * cPrevOff, c.byteOffset + w * cOff, tanhC.byteOffset + w * tOff, h.byteOffset + w * hOff) === 0) return;
+  }
   const G = 4 * H, H2 = 2 * H, H3 = 3 * H;
   for (let b = 0; b < B; b++) {
     const zb = zOff + b * G;

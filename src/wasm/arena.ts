@@ -12,11 +12,19 @@
  * arena, else null (the TypeScript kernels then run).
  */
 import { type Gemm, type WasmMemory, createGemm32, createGemm64 } from "./gemm.js";
+import { TABLE_BYTES, gatesModule, writeTables } from "./gates.js";
+
+/** One LSTM step's σ-gate math (see gates.ts): byte offsets of z, cPrev, c, tanhC, h; 0 when done, 1 when not. */
+export type Gates = (B: number, H: number, z: number, cPrev: number, c: number, tanhC: number, h: number) => number;
 
 type Float = Float32Array | Float64Array;
 
 const WA = (globalThis as unknown as {
-  WebAssembly?: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory & { grow(pages: number): number } };
+  WebAssembly?: {
+    Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory & { grow(pages: number): number };
+    Module: new (bytes: Uint8Array) => object;
+    Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  };
 }).WebAssembly;
 
 /** Which arena a buffer belongs to (every SharedArrayBuffer object a memory has handed out). */
@@ -33,11 +41,20 @@ export class WasmArena {
   private scratchBytes = 0;
   readonly gemm64: Gemm;
   readonly gemm32: Gemm;
+  readonly gates64: Gates;
+  readonly gates32: Gates;
   private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {
     OWNER.set(memory.buffer, this);
     const scratch = (bytes: number): number => this.scratch(bytes);
     this.gemm64 = createGemm64(memory, { maxPages: MAX_PAGES }, scratch);
     this.gemm32 = createGemm32(memory, { maxPages: MAX_PAGES }, scratch);
+    // The σ/tanh tables, once, at the bottom of the arena; the gate kernels read them there.
+    const tables = this.reserve(TABLE_BYTES);
+    writeTables(memory.buffer, tables);
+    const ex = new WA!.Instance(new WA!.Module(gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } }).exports as
+      Record<"gates" | "gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number>;
+    this.gates64 = (B, H, z, cp, c, tc, h) => ex.gates(B, H, z, cp, c, tc, h, tables);
+    this.gates32 = (B, H, z, cp, c, tc, h) => ex.gates32(B, H, z, cp, c, tc, h, tables);
   }
 
   /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
@@ -103,6 +120,15 @@ export function simdFor(A: Float, B: Float, C: Float): Gemm | null {
   const f32 = A instanceof Float32Array;
   if ((B instanceof Float32Array) !== f32 || (C instanceof Float32Array) !== f32) return null;
   return f32 ? arena.gemm32 : arena.gemm64;
+}
+
+/** The gate kernel that runs on the five arrays in place, when all live in one arena and share a dtype. */
+export function gatesFor(z: Float, cPrev: Float, c: Float, tanhC: Float, h: Float): Gates | null {
+  const arena = OWNER.get(z.buffer);
+  if (!arena || OWNER.get(cPrev.buffer) !== arena || OWNER.get(c.buffer) !== arena || OWNER.get(tanhC.buffer) !== arena || OWNER.get(h.buffer) !== arena) return null;
+  const f32 = z instanceof Float32Array;
+  if ((cPrev instanceof Float32Array) !== f32 || (c instanceof Float32Array) !== f32 || (tanhC instanceof Float32Array) !== f32 || (h instanceof Float32Array) !== f32) return null;
+  return f32 ? arena.gates32 : arena.gates64;
 }
 
 /** The arena `allocate` draws from while one is set (see tensor.ts), or null. */

@@ -113,11 +113,17 @@ export class Code {
   i32GeS(): this { return this.op(0x4e); }
   i32GtS(): this { return this.op(0x4a); }
   i32Eqz(): this { return this.op(0x45); }
+  i32ShrS(): this { return this.op(0x75); }
+  i32LeU(): this { return this.op(0x4d); }
+  return(): this { return this.op(0x0f); }
 
   f64Load(offset = 0): this { return this.op(0x2b).memarg(3, offset); }
   f64Store(offset = 0): this { return this.op(0x39).memarg(3, offset); }
   f64Add(): this { return this.op(0xa0); }
   f64Mul(): this { return this.op(0xa2); }
+  f64Sub(): this { return this.op(0xa1); }
+  f64Div(): this { return this.op(0xa3); }
+  f64Neg(): this { return this.op(0x9a); }
   f64(v: number): this {
     this.op(0x44);
     const b = new Uint8Array(new Float64Array([v]).buffer);
@@ -150,6 +156,23 @@ export class Code {
   select(): this { return this.op(0x1b); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Mul(): this { return this.simd(0xf2); }
+  f64x2Sub(): this { return this.simd(0xf1); }
+  f64x2Div(): this { return this.simd(0xf3); }
+  f64x2Neg(): this { return this.simd(0xed); }
+  /** Pops b, a: b < a ? b : a (the JavaScript `a > b ? b : a`, NaN in a kept). */
+  f64x2Pmin(): this { return this.simd(0xf6); }
+  /** Pops b, a: a < b ? b : a. */
+  f64x2Pmax(): this { return this.simd(0xf7); }
+  f64x2Lt(): this { return this.simd(0x49); }
+  v128Or(): this { return this.simd(0x50); }
+  v128AnyTrue(): this { return this.simd(0x53); }
+  i32x4ExtractLane(lane: number): this { this.simd(0x1b); this.out.byte(lane); return this; }
+  /** Lanes 0 and 1: the two float64 lanes truncated to int32 (saturating); lanes 2 and 3 zero. */
+  i32x4TruncSatF64x2SZero(): this { return this.simd(0xfc); }
+  f64x2PromoteLowF32x4(): this { return this.simd(0x5f); }
+  f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
+  v128Load64Zero(offset = 0): this { return this.simd(0x5d).memarg(3, offset); }
+  v128Store64Lane(lane: number, offset = 0): this { this.simd(0x5b).memarg(3, offset); this.out.byte(lane); return this; }
 
   /** The body's bytes: the locals (grouped by runs of one type) and the instructions, ended. */
   body(): Bytes {
