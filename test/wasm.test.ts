@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import {
-  type Form, type Gemm, type WasmMemory, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
+  type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import { lstmGatesForward } from "../src/tensor/kernels.js";
@@ -18,10 +18,10 @@ import { makeRng, uniformArray } from "./helpers/gradcheck.js";
  * packed Bᵀ, float32 Aᵀ·B on a transposed A). The scratch region lies past everything the tests compare.
  */
 function withAndWithoutPacking(create: typeof createGemm64, memory: WasmMemory): [Gemm, Form][] {
-  const at = 2 << 20, size = 2 << 20; // bytes 2 MiB … 4 MiB of the 4 MiB memory
-  const scratch = (bytes: number): number => {
+  const at = 2 << 20, size = 1 << 20; // bytes 2 MiB … 3 MiB of the 4 MiB memory, and 3 … 4 MiB for a held B
+  const scratch = (bytes: number, region: 0 | 1): number => {
     if (bytes > size) throw new Error(`scratch of ${bytes} bytes asked for`);
-    return at;
+    return at + region * size;
   };
   const plain = create(memory), packed = create(memory, undefined, scratch);
   const out: [Gemm, Form][] = [];
@@ -159,6 +159,43 @@ describe("WebAssembly SIMD GEMM, float64", () => {
       }
     }
     expect(cases).toBe(2 * 3 * 3 * 2);
+  });
+
+  it("a held B (the recurrent kernel in a loop): packed once by HOLD_NEW, reused by HOLD_SAME, packed afresh when B, its shape or form differ", () => {
+    for (const dtype of ["float64", "float32"] as const) {
+      const memory = createMemory(64);
+      const f32 = dtype === "float32", w = f32 ? 4 : 8;
+      const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
+      const [[plain], [packed]] = [withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[0]!, withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[3]!];
+      const rng = makeRng(`wasm/gemm-hold/${dtype}`);
+      // A (M, K) at 0; B1 and B2 (K, N) or (N, K); C at cOff; the plain product's C at dOff. K·N·w > 64 KiB: several panels.
+      const M = 12, N = 300, K = 40, a = 0, b1 = M * K, b2 = b1 + K * N, cOff = b2 + K * N, dOff = cOff + M * N;
+      f.set(uniformArray(rng, cOff, -1, 1), 0);
+      const check = (form: Form, b: number, hold: 0 | 1 | 2, what: string): void => {
+        const ldb = form === "NT" ? K : N;
+        packed(form, M, N, K, w * a, K, w * b, ldb, w * cOff, N, false, hold);
+        plain(form, M, N, K, w * a, K, w * b, ldb, w * dOff, N, false);
+        for (let q = 0; q < M * N; q++) if (!Object.is(f[cOff + q], f[dOff + q])) expect.fail(`${dtype} ${what}: C[${q}] ${f[cOff + q]} vs ${f[dOff + q]}`);
+      };
+      for (const form of ["NN", "NT"] as const) {
+        check(form, b1, HOLD_NEW, `${form} new`);
+        check(form, b1, HOLD_SAME, `${form} same`);
+        check(form, b2, HOLD_SAME, `${form} another B`);
+        check(form, b1, HOLD_SAME, `${form} back to the first B`);
+        f[b1 + 5] = f[b1 + 5]! + 1; // B changes (as after an update): the next loop starts with HOLD_NEW
+        check(form, b1, HOLD_NEW, `${form} B changed, new`);
+      }
+      check("NN", b1, HOLD_NEW, "NN");
+      check("NT", b1, HOLD_SAME, "NT after NN on the same B");
+      // HOLD_SAME reuses the packing without looking at B: changing B in between shows that it did reuse.
+      check("NN", b2, HOLD_NEW, "NN new on B2");
+      const keep = f[b2]!;
+      f[b2] = keep + 1;
+      packed("NN", M, N, K, w * a, K, w * b2, N, w * cOff, N, false, HOLD_SAME);
+      f[b2] = keep;
+      plain("NN", M, N, K, w * a, K, w * b2, N, w * dOff, N, false);
+      for (let q = 0; q < M * N; q++) if (!Object.is(f[cOff + q], f[dOff + q])) expect.fail(`${dtype} reuse: C[${q}] ${f[cOff + q]} vs ${f[dOff + q]}`);
+    }
   });
 
   it(`Aᵀ·B with K > ${KC_TN} is cut into K blocks: bit for bit as naive sums block by block, each added into C; to rounding as one sum`, () => {

@@ -13,7 +13,7 @@
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import {
-  matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
+  HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
 } from "../tensor/kernels.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
@@ -263,7 +263,8 @@ export function lstmForward(
       hsrc = hd;
     }
     // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
-    matmulNN(B, G, H, hsrc, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true);
+    // The kernel does not change within the loop: the SIMD backend packs it at t0 and reuses that packing.
+    matmulNN(B, G, H, hsrc, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true, t === t0 ? HOLD_NEW : HOLD_SAME);
     lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H, hard);
     if (valid) {
       // A masked step passes the state through: h_t = h_{t-1}, c_t = c_{t-1} for that row.
@@ -344,7 +345,7 @@ export function lstmBackward(
     else lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
     if (skips) for (let b = 0; b < B; b++) if (!valid![t * B + b]) dZ.fill(0, (t * B + b) * G, (t * B + b + 1) * G);
     // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H), through the recurrent mask if any
-    matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false);
+    matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
     if (hm) for (let k = 0; k < BH; k++) dh[k] = dh[k]! * hm[k]!;
     if (skips) {
       for (let b = 0; b < B; b++) {

@@ -24,6 +24,9 @@
 import type { FloatArray } from "./tensor.js";
 import * as math from "./math.js";
 import * as arenas from "../wasm/arena.js";
+import { type Hold, HOLD_NEW, HOLD_SAME } from "../wasm/gemm.js";
+
+export { type Hold, HOLD_NEW, HOLD_SAME };
 
 // ---------------------------------------------------------------------------------------------------
 // Tuning (measured on a 2-core Zen server with Node 20; see bench/matmul.ts)
@@ -85,6 +88,7 @@ function gemm(
   B: FloatArray, bOff: number, ldb: number,
   C: FloatArray, cOff: number, ldc: number,
   accumulate: boolean,
+  hold: Hold = 0,
 ): void {
   // The SIMD backend: when the three arrays live in one model's WebAssembly memory, its kernel runs in place;
   // products thinner than its 4-row tile stay here (the call would cost more than the thin loops below).
@@ -92,7 +96,7 @@ function gemm(
     const simd = arenas.simdFor(A, B, C);
     if (simd) {
       const w = A.BYTES_PER_ELEMENT;
-      simd(transA ? "TN" : transB ? "NT" : "NN", M, N, K, A.byteOffset + w * aOff, lda, B.byteOffset + w * bOff, ldb, C.byteOffset + w * cOff, ldc, accumulate);
+      simd(transA ? "TN" : transB ? "NT" : "NN", M, N, K, A.byteOffset + w * aOff, lda, B.byteOffset + w * bOff, ldb, C.byteOffset + w * cOff, ldc, accumulate, hold);
       return;
     }
   }
@@ -114,8 +118,9 @@ export function matmulNN(
   B: FloatArray, bOff: number, ldb: number, // (K, N)
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
+  hold: Hold = 0,                          // the SIMD backend may keep B packed across a loop's calls (see Hold)
 ): void {
-  gemm(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  gemm(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate, hold);
 }
 
 /**
@@ -150,8 +155,9 @@ export function matmulNT(
   B: FloatArray, bOff: number, ldb: number, // (N, K)
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
+  hold: Hold = 0,                          // the SIMD backend may keep B packed across a loop's calls (see Hold)
 ): void {
-  gemm(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
+  gemm(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate, hold);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -37,15 +37,15 @@ const PAGE = 65536, MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 export class WasmArena {
   private top = 0;
   /** Where the products pack their operands (see `Scratch` in gemm.ts): one region, replaced when too small. */
-  private scratchAt = 0;
-  private scratchBytes = 0;
+  private scratchAt = [0, 0];
+  private scratchBytes = [0, 0];
   readonly gemm64: Gemm;
   readonly gemm32: Gemm;
   readonly gates64: Gates;
   readonly gates32: Gates;
   private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {
     OWNER.set(memory.buffer, this);
-    const scratch = (bytes: number): number => this.scratch(bytes);
+    const scratch = (bytes: number, region: 0 | 1): number => this.scratch(bytes, region);
     this.gemm64 = createGemm64(memory, { maxPages: MAX_PAGES }, scratch);
     this.gemm32 = createGemm32(memory, { maxPages: MAX_PAGES }, scratch);
     // The σ/tanh tables, once, at the bottom of the arena; the gate kernels read them there.
@@ -79,15 +79,16 @@ export class WasmArena {
   }
 
   /**
-   * The byte offset of a region of at least `bytes` for the products' packed operands. The region is reused
-   * from call to call; a larger need takes a new one (twice as large, so that few are left behind).
+   * The byte offset of a region of at least `bytes` for the products' packed operands (region 0: within a call;
+   * 1: a B held across calls). A region is reused from call to call; a larger need takes a new one (twice as
+   * large, so that few are left behind).
    */
-  private scratch(bytes: number): number {
-    if (bytes > this.scratchBytes) {
-      this.scratchBytes = Math.max(bytes, 2 * this.scratchBytes, 65536);
-      this.scratchAt = this.reserve(this.scratchBytes);
+  private scratch(bytes: number, region: 0 | 1): number {
+    if (bytes > this.scratchBytes[region]!) {
+      this.scratchBytes[region] = Math.max(bytes, 2 * this.scratchBytes[region]!, 65536);
+      this.scratchAt[region] = this.reserve(this.scratchBytes[region]!);
     }
-    return this.scratchAt;
+    return this.scratchAt[region]!;
   }
 
   /** `bytes` more bytes at the top, 16-byte aligned, growing the memory when needed: their byte offset. */

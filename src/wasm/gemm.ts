@@ -445,7 +445,16 @@ export function gemmModule(memory: { pages: number; maxPages?: number; shared?: 
  */
 export type Gemm = (
   form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: boolean,
+  hold?: Hold,
 ) => void;
+
+/**
+ * For a loop of products on one B (the recurrent kernel, step after step): `HOLD_NEW` packs all of B into a
+ * region kept for it, `HOLD_SAME` promises that B has not changed since the last `HOLD_NEW` call with the same
+ * form, B and shape, and reuses that packing (it packs afresh if anything differs). 0: pack per call.
+ */
+export type Hold = 0 | 1 | 2;
+export const HOLD_NEW = 1, HOLD_SAME = 2;
 
 /**
  * Instantiates the kernels on `memory` (synchronously: the module is small) and returns the product, which
@@ -477,10 +486,11 @@ export function createGemm32(memory: WasmMemory, shared?: { maxPages: number }, 
 }
 
 /**
- * Where A·Bᵀ packs Bᵀ: the byte offset of a region of at least `bytes` bytes in the memory, 16-byte aligned,
- * that nothing else uses while a product runs. Without one, A·Bᵀ gathers B's columns in its tiles (slower).
+ * Where the products pack: the byte offset of a region of at least `bytes` bytes in the memory, 16-byte
+ * aligned, that nothing else uses: region 0 while a product runs, region 1 for a held B between products
+ * (see `Hold`). Without one, the tiles read B where it is (A·Bᵀ gathering B's columns: slower).
  */
-export type Scratch = (bytes: number) => number;
+export type Scratch = (bytes: number, region: 0 | 1) => number;
 
 /** The kernels on `memory`: a shared memory (give its maximum) is imported as shared, from one page up. */
 function instantiate(memory: WasmMemory, shared?: { maxPages: number }): Record<string, (...args: number[]) => void> {
@@ -525,12 +535,22 @@ function wrap(
    * Panels of columns of C: B's part packed in strips (scratch), the packed tiles over the whole tiles, the
    * scalar loop (on B as it is) over the rest. Summation order unchanged.
    */
-  const packed = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
+  // The held packing: what it holds (form code, B, ldb, K, N) and where.
+  let heldForm = -1, heldB = -1, heldLd = -1, heldK = -1, heldN = -1, heldAt = -1;
+  const packed = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
     let ta = form === "TN" ? 1 : 0;
     const M4 = M - (M % 4), tb = form === "NT" ? 1 : 0;
     const nc = Math.max(cols, Math.floor(PANEL_BYTES / (w * K * cols)) * cols);
     const panel = w * K * Math.min(nc, N - (N % cols));
-    const s = scratch!(panel + (ta && tnAsNN ? w * M * K + 16 : 0));
+    const s = scratch!(panel + (ta && tnAsNN ? w * M * K + 16 : 0), 0);
+    // Held: every panel of B packed one after the other (panel j0 at w·K·j0), packed now unless already held.
+    let held = -1, fresh = true;
+    if (hold !== 0) {
+      held = scratch!(w * K * (N - (N % cols)), 1);
+      const code = ta + 2 * tb;
+      fresh = hold === HOLD_NEW || heldForm !== code || heldB !== b || heldLd !== ldb || heldK !== K || heldN !== N || heldAt !== held;
+      heldForm = code; heldB = b; heldLd = ldb; heldK = K; heldN = N; heldAt = held;
+    }
     if (ta && tnAsNN) {
       // Aᵀ (M, K) after the panel, then the A·B tiles on it.
       const at = s + ((panel + 15) & ~15);
@@ -541,23 +561,24 @@ function wrap(
       const n = Math.min(nc, N - j0), nt = n - (n % cols);
       const bp = b + w * (tb ? j0 * ldb : j0), cp = c + w * j0;
       if (nt > 0 && M4 > 0) {
-        (tb ? packT : packN)(nt, K, bp, ldb, s);
-        kernels[ta ? "TNP" : "NNP"](M4, nt, K, a, lda, s, 0, cp, ldc, acc);
+        const dst = held >= 0 ? held + w * K * j0 : s;
+        if (fresh) (tb ? packT : packN)(nt, K, bp, ldb, dst);
+        kernels[ta ? "TNP" : "NNP"](M4, nt, K, a, lda, dst, 0, cp, ldc, acc);
       }
       if (nt < n && M4 > 0) e(M4, n, K, a, lda, bp, ldb, cp, ldc, acc, 0, nt, ta, tb);
       if (M4 < M) e(M, n, K, a, lda, bp, ldb, cp, ldc, acc, M4, 0, ta, tb);
     }
   };
-  const one = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
-    if (scratch && N >= cols) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
+  const one = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
+    if (scratch && N >= cols) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
     else run(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
   };
-  return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate) => {
-    if (form !== "TN" || K <= KC_TN) { one(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0); return; }
+  return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate, hold = 0) => {
+    if (form !== "TN" || K <= KC_TN) { one(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0, hold); return; }
     // Rows [k0, k0 + KC) of A (K, M) and B (K, N): the first block overwrites or accumulates as asked, the rest add.
     for (let k0 = 0; k0 < K; k0 += KC_TN) {
       const kb = Math.min(KC_TN, K - k0);
-      one(form, M, N, kb, a + w * k0 * lda, lda, b + w * k0 * ldb, ldb, c, ldc, k0 === 0 && !accumulate ? 0 : 1);
+      one(form, M, N, kb, a + w * k0 * lda, lda, b + w * k0 * ldb, ldb, c, ldc, k0 === 0 && !accumulate ? 0 : 1, 0);
     }
   };
 }
