@@ -9,10 +9,10 @@
  * Each case first compares 300 random entries of its result with a plain dot product (float64, 1e-12),
  * then times. FLOPs = 2·M·N·K.
  *
- * `wasm…:` cases time the first WebAssembly SIMD kernels (src/wasm/gemm.ts: f64x2 with 4×4 tiles, and as
- * `wasm…32:` f32x4 with 4×8 tiles on float32 operands; no packing yet)
- * on the same products, their operands in a WebAssembly.Memory, checked first (bit for bit: they sum in the
- * dot product's order): where the SIMD backend starts, beside the TypeScript kernels it is to replace.
+ * `wasm…:` cases time the WebAssembly SIMD products (src/wasm/gemm.ts: f64x2 with 4×4 tiles, and as
+ * `wasm…32:` f32x4 with 4×8 tiles on float32 operands), packing in a scratch region as the backend's arena
+ * does, on the same products, their operands in a WebAssembly.Memory, checked first (bit for bit: they sum in
+ * the dot product's order; Aᵀ·B with K > 256 to rounding, as it sums in K blocks), beside the TypeScript kernels.
  */
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
 import { KC_TN, createGemm32, createGemm64, createMemory } from "../src/wasm/gemm.js";

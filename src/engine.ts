@@ -121,7 +121,8 @@ export class Engine {
   shuffleRng: Rng;
   /**
    * The SIMD backend's memory, when the model asked for it and this runtime has it: the buffers the products
-   * read and write are allocated there, and the matmuls then run in WebAssembly SIMD in place (kernels.ts).
+   * read and write are allocated there, and the matmuls and the σ-gate math then run in WebAssembly SIMD in place
+   * (kernels.ts).
    */
   readonly arena: WasmArena | null;
   /** Masking's value (a step whose every feature equals it is skipped), or null without a Masking layer. */

@@ -33,9 +33,10 @@ export interface SequentialOptions {
   /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
   seed?: number | string;
   /**
-   * "js" (default): the TypeScript kernels. "wasm": the products run in WebAssembly SIMD on buffers in the
-   * model's own WebAssembly memory (needs SharedArrayBuffer: Node, or a cross-origin-isolated page; elsewhere
-   * the model keeps "js", and `model.backend` says which is in effect). Early: the products only.
+   * "js" (default): the TypeScript kernels. "wasm": the products and the LSTM's σ-gate math run in WebAssembly
+   * SIMD on buffers in the model's own WebAssembly memory (needs SharedArrayBuffer: Node, or a cross-origin-isolated
+   * page; elsewhere the model keeps "js", and `model.backend` says which is in effect). With float32 it is the
+   * fastest here (README, "The SIMD backend").
    */
   backend?: "js" | "wasm";
 }
@@ -163,7 +164,7 @@ export class Sequential {
     for (const l of stack) l.owner = this; // only once every check has passed
   }
 
-  /** "wasm" when the model's products run in WebAssembly SIMD, else "js" (see SequentialOptions.backend). */
+  /** "wasm" when the model's products and gate math run in WebAssembly SIMD, else "js" (see SequentialOptions.backend). */
   get backend(): "js" | "wasm" {
     return this.engine.arena ? "wasm" : "js";
   }
