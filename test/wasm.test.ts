@@ -272,7 +272,7 @@ describe("backend: \"wasm\"", () => {
     expect(() => new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })], { backend: "gpu" as never })).toThrow(/Sequential backend: expected "js" or "wasm", got "gpu"/);
   });
 
-  it("with two threads: the calling thread's slice runs in SIMD, the worker's in TypeScript, and the step equals one thread's", async () => {
+  for (const threads of [2, 3]) it(`with ${threads} threads: every slice runs in SIMD (the workers' replicas in their own WebAssembly memory), and each step equals one thread's`, async () => {
     const { Sequential, LSTM, Dense, Adam, randomNormal, setThreads } = await import("../src/node/index.js");
     const make = () => {
       const m = new Sequential([new LSTM({ units: 16, inputDim: 4 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 9, backend: "wasm" });
@@ -280,7 +280,7 @@ describe("backend: \"wasm\"", () => {
       return m;
     };
     const one = make(), two = make();
-    setThreads(two, 2, { minFlops: 0 });
+    setThreads(two, threads, { minFlops: 0 });
     try {
       const x = randomNormal([12, 6, 4], { seed: 2 }), y = Array.from({ length: 12 }, (_, i) => [i % 2]);
       for (let s = 0; s < 3; s++) {
@@ -288,7 +288,9 @@ describe("backend: \"wasm\"", () => {
         expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-12 * a);
       }
       one.engine.params.forEach((v, i) => expect(Math.abs(two.engine.params[i]! - v)).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(v))));
-      expect(two.threads).toBe(2);
+      expect(two.threads).toBe(threads);
+      expect(two.backend).toBe("wasm");
+      expect((two.engine.executor as unknown as { simdWorkers: number }).simdWorkers).toBe(threads - 1);
     } finally {
       two.dispose();
     }

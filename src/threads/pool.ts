@@ -115,7 +115,7 @@ export function createPool(engine: Engine, threads: unknown, options: unknown, h
 class WorkerHandle {
   readonly thread: HostThread;
   readonly ctrl: Int32Array;        // (CTRL_WORDS)
-  readonly result: Float64Array;    // [loss, accuracy hits]
+  readonly result: Float64Array;    // [loss, accuracy hits, 1 when the replica computes in SIMD]
   readonly message: Uint8Array;     // (MESSAGE_BYTES) error text
   /** The buffers the worker has been given; null until the first run. */
   buffers: SharedBuffers | null = null;
@@ -138,7 +138,7 @@ class WorkerHandle {
   };
   constructor(host: ThreadHost, init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
     const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
-    const result = new SharedArrayBuffer(2 * 8);
+    const result = new SharedArrayBuffer(3 * 8);
     const message = new SharedArrayBuffer(MESSAGE_BYTES);
     this.ctrl = new Int32Array(ctrl);
     this.result = new Float64Array(result);
@@ -249,6 +249,11 @@ export class ThreadPool implements RowExecutor {
     pools.register(this, this.pool);
   }
 
+  /** How many of the started workers compute in WebAssembly SIMD (their replica has its own arena). */
+  get simdWorkers(): number {
+    return this.pool.workers.filter((w) => w.result[2] === 1).length;
+  }
+
   /**
    * Terminates the worker threads now; a later large call starts new ones. Call it when done with a
    * model that has threads: until then, or until the model is garbage-collected (a FinalizationRegistry
@@ -344,7 +349,7 @@ export class ThreadPool implements RowExecutor {
     if (pool.workers.length < count) {
       const m = this.model, layers = (this.replica ??= replicaLayers(m));
       const fresh: WorkerHandle[] = [];
-      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers }));
+      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers, backend: m.arena ? "wasm" : "js" }));
       if (this.host.startsWhileBlocked) {
         try {
           for (const w of fresh) w.waitReady();

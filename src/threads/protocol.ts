@@ -20,6 +20,12 @@ export type ReplicaLayer =
 export interface WorkerInit {
   dtype: DType;
   layers: ReplicaLayer[];
+  /**
+   * "wasm": the replica computes in its own WebAssembly memory in SIMD (it copies the shared weights in before
+   * each run and its gradients out after), as the main thread's model does; "js" (or absent): on the shared
+   * buffers directly, with the TypeScript kernels.
+   */
+  backend?: "js" | "wasm";
   /** Int32 control words, see CTRL_*. */
   ctrl: SharedArrayBuffer;
   /** Float64 results: [loss, accuracy hits]. */

@@ -35,6 +35,8 @@ export class Replica {
   private readonly units: number[];
   private engine: Engine | null = null;
   private views: Views | null = null;
+  /** The shared weights and gradients, when the replica computes in its own WebAssembly memory (backend "wasm"). */
+  private shared: { params: FloatArray; grads: FloatArray } | null = null;
   /** A failure staged by a "fault" message for the next run (tests only). */
   private fault: Fault | null = null;
 
@@ -53,9 +55,10 @@ export class Replica {
           units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
         })
         : new Dense({ units: l.units, activation: l.activation, useBias: l.useBias }));
-      const engine = new Engine(layers, init.dtype, "0");
+      const engine = new Engine(layers, init.dtype, "0", null, init.backend ?? "js");
       engine.build(init.layers[0]!.inputDim, false); // no initialisation: its weights are the shared ones anyway
       this.engine = engine;
+      this.result[2] = engine.arena ? 1 : 0; // what the main thread reports as simdWorkers
       Atomics.store(this.ctrl, CTRL_READY, 1);
     } catch (e) {
       writeMessage(this.ctrl, this.message, `building the replica failed: ${(e as Error)?.stack ?? String(e)}`);
@@ -94,10 +97,16 @@ export class Replica {
     this.views = null; // until every view below is made
     const params = sharedArray(dt, b.params);
     const grads = sharedArray(dt, b.grads);
-    let off = 0;
-    for (const l of e.layers) off = l.bind(params, grads, off);
-    e.params = params.subarray(0, off);
-    e.grads = grads.subarray(0, off);
+    if (e.arena) {
+      // The SIMD kernels run on the replica's own memory: its weights stay there, filled from the shared ones
+      // at each run (build allocated them in the arena), and its gradients are copied out after backward.
+      this.shared = { params: params.subarray(0, e.params.length), grads: grads.subarray(0, e.grads.length) };
+    } else {
+      let off = 0;
+      for (const l of e.layers) off = l.bind(params, grads, off);
+      e.params = params.subarray(0, off);
+      e.grads = grads.subarray(0, off);
+    }
     this.views = {
       x: sharedArray(dt, b.x), y: sharedArray(dt, b.y),
       stateIn: sharedArray(dt, b.stateIn), stateOut: sharedArray(dt, b.stateOut),
@@ -114,6 +123,7 @@ export class Replica {
     const m = this.engine, v = this.views, units = this.units;
     const { op, B, T } = cmd;
     const F = m.inputDim!, D = m.outputDim;
+    if (this.shared) m.params.set(this.shared.params); // the weights of this step (the main thread may have updated them)
     m.loss = cmd.loss;
     m.ensure(B, T);
     m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
@@ -140,6 +150,7 @@ export class Replica {
     const norms = cmd.norms ? units.map((_, i) => v.norms.subarray(i * T, (i + 1) * T)) : null;
     m.grads.fill(0);
     m.backward(0, T, 0, norms);
+    if (this.shared) this.shared.grads.set(m.grads);
     if (norms) for (const a of norms) for (let t = 0; t < T; t++) a[t] = a[t]! * a[t]!;
     if (op !== "grads") return;
     v.dx.set(m.ws(0).dxs.subarray(0, T * B * F));
