@@ -272,17 +272,42 @@ describe("backend: \"wasm\"", () => {
     expect(() => new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })], { backend: "gpu" as never })).toThrow(/Sequential backend: expected "js" or "wasm", got "gpu"/);
   });
 
+  it("two models in one thread, trained in turn: every buffer of both is in its own arena, where the SIMD kernels find it", async () => {
+    const { Sequential, LSTM, Dense, randomNormal } = await import("../src/index.js");
+    const { simdFor } = await import("../src/wasm/arena.js");
+    const make = () => {
+      const m = new Sequential([new LSTM({ units: 8, inputDim: 3 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 4, backend: "wasm", dtype: "float32" });
+      m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
+      return m;
+    };
+    const one = make(), two = make();
+    const x = randomNormal([8, 5, 3], { seed: 1, dtype: "float32" }), y = Array.from({ length: 8 }, (_, i) => [i % 2]);
+    const xHalf = randomNormal([4, 5, 3], { seed: 2, dtype: "float32" }), yHalf = y.slice(0, 4);
+    // As the thread pool does: a model's first step, then the other's on other sizes, then both in turn.
+    one.trainOnBatch(x, y);
+    two.trainOnBatch(xHalf, yHalf);
+    one.trainOnBatch(x, y);
+    two.trainOnBatch(x, y);
+    for (const m of [one, two]) {
+      const e = m.engine as unknown as { params: Float32Array; grads: Float32Array; xs: Float32Array; ws(i: number): Record<string, Float32Array> };
+      const ws = e.ws(0);
+      for (const [name, a] of [["params", e.params], ["grads", e.grads], ["xs", e.xs], ["hs", ws.hs!], ["cs", ws.cs!], ["gates", ws.gates!], ["dZ", ws.dZ!]] as const) {
+        expect(simdFor(a, a, a), `${m === one ? "first" : "second"} model's ${name}`).not.toBeNull();
+      }
+    }
+  });
+
   for (const threads of [2, 3]) it(`with ${threads} threads: every slice runs in SIMD (the workers' replicas in their own WebAssembly memory), and each step equals one thread's`, async () => {
     const { Sequential, LSTM, Dense, Adam, randomNormal, setThreads } = await import("../src/node/index.js");
     const make = () => {
-      const m = new Sequential([new LSTM({ units: 16, inputDim: 4 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 9, backend: "wasm" });
+      const m = new Sequential([new LSTM({ units: 64, inputDim: 16 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 9, backend: "wasm" });
       m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
       return m;
     };
     const one = make(), two = make();
     setThreads(two, threads, { minFlops: 0 });
     try {
-      const x = randomNormal([12, 6, 4], { seed: 2 }), y = Array.from({ length: 12 }, (_, i) => [i % 2]);
+      const x = randomNormal([16, 30, 16], { seed: 2 }), y = Array.from({ length: 16 }, (_, i) => [i % 2]);
       for (let s = 0; s < 3; s++) {
         const a = one.trainOnBatch(x, y).loss, b = two.trainOnBatch(x, y).loss;
         expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-12 * a);
@@ -291,6 +316,15 @@ describe("backend: \"wasm\"", () => {
       expect(two.threads).toBe(threads);
       expect(two.backend).toBe("wasm");
       expect((two.engine.executor as unknown as { simdWorkers: number }).simdWorkers).toBe(threads - 1);
+      // The calling thread's slice computes in SIMD too: every buffer it uses is found in the arena. (Measured
+      // before the fix: a worker's memory growing made this thread's shared memories hand out new buffer objects,
+      // and the slice's input and hidden-state buffers, made on one of those, ran in TypeScript.)
+      const { simdFor } = await import("../src/wasm/arena.js");
+      const e = two.engine as unknown as { params: Float64Array; grads: Float64Array; xs: Float64Array; ws(i: number): Record<string, Float64Array> };
+      const ws = e.ws(0);
+      for (const [name, a] of [["params", e.params], ["grads", e.grads], ["xs", e.xs], ["hs", ws.hs!], ["cs", ws.cs!], ["gates", ws.gates!], ["dZ", ws.dZ!]] as const) {
+        expect(simdFor(a, a, a), name).not.toBeNull();
+      }
     } finally {
       two.dispose();
     }

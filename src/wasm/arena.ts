@@ -74,6 +74,11 @@ export class WasmArena {
   alloc(dtype: "float32" | "float64", n: number): Float {
     const w = dtype === "float32" ? 4 : 8;
     const start = this.reserve(n * w), buf = this.memory.buffer;
+    // The buffer object the view is made on is the one `simdFor` will look up. A shared memory's `buffer` is
+    // not always the same object without this memory growing: measured, when a worker thread's shared memory
+    // grew, this thread's shared memories handed out new buffer objects, and the views made on them then ran
+    // in TypeScript (test/wasm.test.ts, "with 2 threads"). So every object views are made on is registered.
+    OWNER.set(buf, this);
     // Fresh pages are zero, but the bump pointer never reuses memory, so every allocation is zero already.
     return dtype === "float32" ? new Float32Array(buf, start, n) : new Float64Array(buf, start, n);
   }
