@@ -8,7 +8,7 @@ import {
   type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
-import { lstmGatesForward } from "../src/tensor/kernels.js";
+import { lstmGatesBackward, lstmGatesForward } from "../src/tensor/kernels.js";
 import { WasmArena } from "../src/wasm/arena.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -381,6 +381,39 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
         }
       }
       expect(ran).toBe(16);
+    });
+  }
+
+  for (const dtype of ["float64", "float32"] as const) {
+    it(`${dtype}: the backward (dz and dL/dc_{t-1}) bit for bit as lstmGatesBackward in TypeScript`, () => {
+      const arena = WasmArena.create()!;
+      const rng = makeRng(`wasm/gates-back/${dtype}`);
+      const Arr = dtype === "float32" ? Float32Array : Float64Array;
+      let ran = 0;
+      for (const [B, H] of [[1, 2], [3, 6], [8, 64], [5, 30]] as const) {
+        // Activations as forward leaves them (σ in (0, 1), tanh in (-1, 1)), some at the ends; any dh, dc, cPrev.
+        const acts = Array.from({ length: B * 4 * H }, (_, q) => {
+          const u = rng.uniform(), j = q % (4 * H);
+          if (q % 11 === 0) return j >= 2 * H && j < 3 * H ? -1 : 1;
+          return j >= 2 * H && j < 3 * H ? 2 * u - 1 : u;
+        });
+        const tanhC = uniformArray(rng, B * H, -1, 1), cPrev = uniformArray(rng, B * H, -30, 30);
+        const dh = uniformArray(rng, B * H, -5, 5), dc = uniformArray(rng, B * H, -5, 5);
+        dh[0] = 1e-300; dc[1] = -0; cPrev[2 % (B * H)] = 1e300;
+        const heap = { g: Arr.from(acts), cp: Arr.from(cPrev), tc: Arr.from(tanhC), dh: Arr.from(dh), dc: Arr.from(dc), dz: new Arr(B * 4 * H) };
+        const put = (a: Float32Array | Float64Array) => { const v = arena.alloc(dtype, a.length); v.set(a); return v; };
+        const wasm = { g: put(heap.g), cp: put(heap.cp), tc: put(heap.tc), dh: put(heap.dh), dc: put(heap.dc), dz: arena.alloc(dtype, B * 4 * H) };
+        lstmGatesBackward(B, H, heap.g, 0, heap.cp, 0, heap.tc, 0, heap.dh, 0, heap.dc, 0, heap.dz, 0);
+        const back = dtype === "float32" ? arena.gatesBack32 : arena.gatesBack64;
+        back(B, H, wasm.g.byteOffset, wasm.cp.byteOffset, wasm.tc.byteOffset, wasm.dh.byteOffset, wasm.dc.byteOffset, wasm.dz.byteOffset);
+        ran++;
+        for (const key of ["dz", "dc"] as const) {
+          for (let q = 0; q < heap[key].length; q++) {
+            if (!Object.is(wasm[key][q], heap[key][q])) expect.fail(`B=${B} H=${H} ${key}[${q}] = ${wasm[key][q]} vs ${heap[key][q]}`);
+          }
+        }
+      }
+      expect(ran).toBe(4);
     });
   }
 

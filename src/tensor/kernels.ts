@@ -656,6 +656,15 @@ export function lstmGatesBackward(
   dc: FloatArray, dcOff: number,        // (B, H) in: dL/dc_t from later steps, out: dL/dc_{t-1}
   dz: FloatArray, dzOff: number,        // (B, 4H) out: dL/dz_t
 ): void {
+  // The SIMD backend: the same arithmetic two units at a time, bit for bit (src/wasm/gates.ts).
+  if (arenas.anyArena && (H & 1) === 0) {
+    const simd = arenas.gatesBackFor(gates, cPrev, tanhC, dh, dc, dz);
+    if (simd) {
+      const w = gates.BYTES_PER_ELEMENT;
+      simd(B, H, gates.byteOffset + w * gOff, cPrev.byteOffset + w * cPrevOff, tanhC.byteOffset + w * tOff, dh.byteOffset + w * dhOff, dc.byteOffset + w * dcOff, dz.byteOffset + w * dzOff);
+      return;
+    }
+  }
   const G = 4 * H;
   for (let b = 0; b < B; b++) {
     const gb = gOff + b * G, db = dzOff + b * G, sb = b * H;

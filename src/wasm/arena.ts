@@ -16,6 +16,8 @@ import { TABLE_BYTES, gatesModule, writeTables } from "./gates.js";
 
 /** One LSTM step's σ-gate math (see gates.ts): byte offsets of z, cPrev, c, tanhC, h; 0 when done, 1 when not. */
 export type Gates = (B: number, H: number, z: number, cPrev: number, c: number, tanhC: number, h: number) => number;
+/** Its backward (see gates.ts): byte offsets of gates, cPrev, tanhC, dh, dc, dz. */
+export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tanhC: number, dh: number, dc: number, dz: number) => void;
 
 type Float = Float32Array | Float64Array;
 
@@ -43,6 +45,8 @@ export class WasmArena {
   readonly gemm32: Gemm;
   readonly gates64: Gates;
   readonly gates32: Gates;
+  readonly gatesBack64: GatesBack;
+  readonly gatesBack32: GatesBack;
   private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {
     OWNER.set(memory.buffer, this);
     const scratch = (bytes: number, region: 0 | 1): number => this.scratch(bytes, region);
@@ -52,9 +56,12 @@ export class WasmArena {
     const tables = this.reserve(TABLE_BYTES);
     writeTables(memory.buffer, tables);
     const ex = new WA!.Instance(new WA!.Module(gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } }).exports as
-      Record<"gates" | "gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number>;
+      Record<"gates" | "gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number> &
+      Record<"gatesBack" | "gatesBack32", GatesBack>;
     this.gates64 = (B, H, z, cp, c, tc, h) => ex.gates(B, H, z, cp, c, tc, h, tables);
     this.gates32 = (B, H, z, cp, c, tc, h) => ex.gates32(B, H, z, cp, c, tc, h, tables);
+    this.gatesBack64 = ex.gatesBack;
+    this.gatesBack32 = ex.gatesBack32;
   }
 
   /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
@@ -135,6 +142,15 @@ export function gatesFor(z: Float, cPrev: Float, c: Float, tanhC: Float, h: Floa
   const f32 = z instanceof Float32Array;
   if ((cPrev instanceof Float32Array) !== f32 || (c instanceof Float32Array) !== f32 || (tanhC instanceof Float32Array) !== f32 || (h instanceof Float32Array) !== f32) return null;
   return f32 ? arena.gates32 : arena.gates64;
+}
+
+/** The backward gate kernel on the six arrays in place, when all live in one arena and share a dtype. */
+export function gatesBackFor(gates: Float, cPrev: Float, tanhC: Float, dh: Float, dc: Float, dz: Float): GatesBack | null {
+  const arena = OWNER.get(gates.buffer);
+  if (!arena) return null;
+  const f32 = gates instanceof Float32Array;
+  for (const a of [cPrev, tanhC, dh, dc, dz]) if (OWNER.get(a.buffer) !== arena || (a instanceof Float32Array) !== f32) return null;
+  return f32 ? arena.gatesBack32 : arena.gatesBack64;
 }
 
 /** The arena `allocate` draws from while one is set (see tensor.ts), or null. */

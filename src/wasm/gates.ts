@@ -185,7 +185,60 @@ export function gatesForward(w: 4 | 8): FunctionDef {
   return { name: w === 8 ? "gates" : "gates32", params, results: [I32], code: c };
 }
 
-/** The module's bytes (both kernels), for a shared memory of at most `maxPages` pages, or a plain one of `pages`. */
+/**
+ * The backward of one step's σ-gate math (`lstmGatesBackward` in kernels.ts), two units at a time, the same
+ * operations in the same order, so bit-identical to it. Parameters: B, H, gates, cPrev, tanhC, dh, dc, dz (byte
+ * offsets): dz (B, 4H) is written, dc (B, H) replaced by dL/dc_{t-1}. No transcendentals: every derivative
+ * comes from the activations forward saved. H must be even.
+ */
+export function gatesBackward(w: 4 | 8): FunctionDef {
+  const params = [I32, I32, I32, I32, I32, I32, I32, I32] as const;
+  const B_ = 0, H_ = 1, G_ = 2, CP_ = 3, TC_ = 4, DH_ = 5, DC_ = 6, DZ_ = 7;
+  const c = new Code(params);
+  const b = c.local(I32), p = c.local(I32), end = c.local(I32), gb = c.local(I32), zb = c.local(I32), sb = c.local(I32), hw = c.local(I32);
+  const s = c.local(I32);
+  const ig = c.local(V128), fg = c.local(V128), gg = c.local(V128), og = c.local(V128), tc = c.local(V128), dh = c.local(V128);
+  const dcv = c.local(V128), one = c.local(V128);
+  c.f64(1).f64x2Splat().set(one);
+  const load = (): void => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); };
+  /** Stores the f64x2 on the stack at the address below it (float32: rounded). */
+  const store = (): void => { if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0); };
+  c.get(H_).i32(w === 8 ? 3 : 2).i32Shl().set(hw);
+  c.i32(0).set(b);
+  c.block().loop();
+  c.get(b).get(B_).i32GeS().brIf(1);
+  c.get(b).get(hw).i32(4).i32Mul().i32Mul().set(gb); // row b of gates and dz: b·4H values in
+  c.get(G_).get(gb).i32Add().set(p);
+  c.get(DZ_).get(gb).i32Add().set(zb);
+  c.get(b).get(hw).i32Mul().set(sb); // row b of the (B, H) arrays
+  c.get(p).get(hw).i32Add().set(end);
+  c.block().loop(); // p walks the i block of row b; units j, j + 1
+  c.get(p).get(end).i32GeS().brIf(1);
+  c.get(p).get(G_).i32Sub().get(gb).i32Sub().get(sb).i32Add().set(s); // (b·H + j)·w
+  c.get(p); load(); c.set(ig);
+  c.get(p).get(hw).i32Add(); load(); c.set(fg);
+  c.get(p).get(hw).i32(2).i32Mul().i32Add(); load(); c.set(gg);
+  c.get(p).get(hw).i32(3).i32Mul().i32Add(); load(); c.set(og);
+  c.get(TC_).get(s).i32Add(); load(); c.set(tc);
+  c.get(DH_).get(s).i32Add(); load(); c.set(dh);
+  // dcv = dc + dh·o·(1 − tanh²(c))
+  c.get(DC_).get(s).i32Add(); load();
+  c.get(dh).get(og).f64x2Mul().get(one).get(tc).get(tc).f64x2Mul().f64x2Sub().f64x2Mul().f64x2Add().set(dcv);
+  // the four gate blocks of dz, at zb + (p − G − gb) + k·H
+  const dzAt = (k: number): void => { c.get(zb).get(p).get(G_).i32Sub().get(gb).i32Sub().i32Add(); if (k) c.get(hw).i32(k).i32Mul().i32Add(); };
+  dzAt(0); c.get(dcv).get(gg).f64x2Mul().get(ig).f64x2Mul().get(one).get(ig).f64x2Sub().f64x2Mul(); store(); // dcv·g·i·(1 − i)
+  dzAt(1); c.get(dcv).get(CP_).get(s).i32Add(); load(); c.f64x2Mul().get(fg).f64x2Mul().get(one).get(fg).f64x2Sub().f64x2Mul(); store(); // dcv·cPrev·f·(1 − f)
+  dzAt(2); c.get(dcv).get(ig).f64x2Mul().get(one).get(gg).get(gg).f64x2Mul().f64x2Sub().f64x2Mul(); store(); // dcv·i·(1 − g²)
+  dzAt(3); c.get(dh).get(tc).f64x2Mul().get(og).f64x2Mul().get(one).get(og).f64x2Sub().f64x2Mul(); store(); // dh·tanh(c)·o·(1 − o)
+  c.get(DC_).get(s).i32Add().get(dcv).get(fg).f64x2Mul(); store(); // dL/dc_{t-1} = dcv·f
+  c.get(p).i32(2 * w).i32Add().set(p);
+  c.br(0).end().end();
+  c.get(b).i32(1).i32Add().set(b);
+  c.br(0).end().end();
+  return { name: w === 8 ? "gatesBack" : "gatesBack32", params, results: [], code: c };
+}
+
+/** The module's bytes (all four kernels), for a shared memory of at most `maxPages` pages, or a plain one of `pages`. */
 export function gatesModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([gatesForward(8), gatesForward(4)], memory);
+  return assemble([gatesForward(8), gatesForward(4), gatesBackward(8), gatesBackward(4)], memory);
 }
