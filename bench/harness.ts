@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import os from "node:os";
+import { Sequential, Dense } from "../src/index.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Shapes and the FLOP model
@@ -255,7 +256,13 @@ export function meta(): Record<string, unknown> {
     cpu: os.cpus()[0]?.model ?? "unknown",
     cores: os.cpus().length,
     mode: runMode(),
+    defaultBackend: defaultBackend(),
   };
+}
+
+/** What `new Sequential(…)` picks on this runtime: "wasm" (SIMD, where it validates) or "js". */
+export function defaultBackend(): "js" | "wasm" {
+  return new Sequential([new Dense({ units: 1 })]).backend;
 }
 
 /** "plain node" when launched through `launch`, else "in-process (tsx)". */
@@ -403,7 +410,7 @@ export async function launch(entryUrl: string, main: (opts: Options) => Promise<
     }
     console.log("(esbuild not found: measuring in-process under tsx, which runs our kernels ~15% slower)");
   }
-  console.log(`mode: ${runMode()}; node ${process.version}; ${os.cpus()[0]?.model ?? "cpu?"} × ${os.cpus().length}`);
+  console.log(`mode: ${runMode()}; node ${process.version}; ${os.cpus()[0]?.model ?? "cpu?"} × ${os.cpus().length}; default backend here: ${defaultBackend()}`);
   console.log(`FLOP model: ${FLOP_MODEL}`);
   await main(opts);
 }

@@ -50,7 +50,7 @@ registerChild("tfjs", async (args) => {
   const x = tf.tensor3d(xs), y = tf.tensor2d(ys);
   // Check: the same loss from our engine on tfjs's initial weights.
   const tfLoss = (model.evaluate(x, y) as import("@tensorflow/tfjs").Scalar).dataSync()[0]!;
-  const ours = new Sequential([new LSTM({ units: s.H, inputDim: s.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
+  const ours = new Sequential([new LSTM({ units: s.H, inputDim: s.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1, backend: "js" });
   ours.compile({ optimizer: new Adam(), loss: "binaryCrossentropy" });
   ours.setWeights(model.getWeights().map((w) => w.arraySync() as number[][]));
   const ourLoss = ours.testOnBatch(tensor(xs), tensor(ys)).loss;

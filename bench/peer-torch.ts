@@ -36,7 +36,7 @@ function findPython(): string | null {
 
 /** One PyTorch measurement; checks its loss against ours on the same weights and batch first. */
 function torchStep(py: string, script: string, s: Shape, dtype: "float32" | "float64", budgetMs: number, dir: string): { samples: number[]; version: string } | null {
-  const model = new Sequential([new LSTM({ units: s.H, inputDim: s.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
+  const model = new Sequential([new LSTM({ units: s.H, inputDim: s.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1, backend: "js" });
   model.compile({ optimizer: new Adam(), loss: "binaryCrossentropy" });
   const { xs, ys } = randomBatch(s, 101);
   const ourLoss = model.testOnBatch(tensor(xs), tensor(ys)).loss;

@@ -13,7 +13,7 @@ import { Sequential, LSTM, Dense, TruncatedBPTT, zeros } from "../src/index.js";
 const B = 8, F = 4, H = 32, WINDOW = 50, CHUNK = 1000;
 
 function child(T: number): void {
-  const model = new Sequential([new LSTM({ units: H, inputDim: F }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
+  const model = new Sequential([new LSTM({ units: H, inputDim: F }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1, backend: "js" });
   model.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
   const tbptt = new TruncatedBPTT(model, { windowLength: WINDOW });
   const x = zeros([B, CHUNK, F]), y = zeros([B, 1]);

@@ -23,7 +23,7 @@ import {
 } from "./harness.js";
 
 function model(s: Shape): Sequential {
-  const m = new Sequential([new LSTM({ units: s.H, inputDim: s.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3 });
+  const m = new Sequential([new LSTM({ units: s.H, inputDim: s.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3, backend: "js" });
   m.compile({ optimizer: new Adam({ learningRate: 1e-3 }), loss: "binaryCrossentropy" });
   return m;
 }
@@ -60,7 +60,7 @@ export function tbpttCase(s: Shape, reach: 1 | 2): Case {
       let second: number[];
       if (reach === 2) second = flat(model(s), x2);
       else {
-        const carried = new Sequential([new LSTM({ units: s.H, inputDim: s.I, stateful: true, batchSize: s.B }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3 });
+        const carried = new Sequential([new LSTM({ units: s.H, inputDim: s.I, stateful: true, batchSize: s.B }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3, backend: "js" });
         carried.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
         carried.setWeights(m.getWeights());
         carried.predict(x); // the first window: its final state carries into the next call

@@ -33,10 +33,11 @@ export interface SequentialOptions {
   /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
   seed?: number | string;
   /**
-   * "js" (default): the TypeScript kernels. "wasm": the products and the LSTM's σ-gate math run in WebAssembly
-   * SIMD on buffers in the model's own WebAssembly memory (needs SharedArrayBuffer: Node, or a cross-origin-isolated
-   * page; elsewhere the model keeps "js", and `model.backend` says which is in effect). With float32 it is the
-   * fastest here (README, "The SIMD backend").
+   * "wasm" (default): the products and the LSTM's σ-gate math run in WebAssembly SIMD on buffers in the model's
+   * own WebAssembly memory. It needs SharedArrayBuffer (Node; a cross-origin-isolated page) and WebAssembly SIMD;
+   * elsewhere the model takes "js", and `model.backend` says which is in effect. "js": the TypeScript kernels
+   * everywhere. Both pass every golden fixture; "wasm" is never slower and 2–7× faster from S1 up (README,
+   * "The SIMD backend").
    */
   backend?: "js" | "wasm";
 }
@@ -154,7 +155,7 @@ export class Sequential {
     if (sizes.size > 1) {
       throw new ValueError(`Sequential: stateful LSTM layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
     }
-    const backend = options.backend ?? "js";
+    const backend = options.backend ?? "wasm";
     if (backend !== "js" && backend !== "wasm") throw new ValueError(`Sequential backend: expected "js" or "wasm", got ${fmtValue(backend)}`);
     const engine = new Engine(layers, dtype, String(seed), masking ? masking.maskValue : null, backend);
     const inputDim = engine.inputDim;

@@ -11,7 +11,7 @@
  * `simdFor(A, B, C)` is what the matmul dispatcher asks: the arena's product when all three arrays live in one
  * arena, else null (the TypeScript kernels then run).
  */
-import { type Gemm, type WasmMemory, createGemm32, createGemm64 } from "./gemm.js";
+import { type Gemm, type WasmMemory, compiled, createGemm32, createGemm64 } from "./gemm.js";
 import { TABLE_BYTES, gatesModule, writeTables } from "./gates.js";
 
 /** One LSTM step's σ-gate math (see gates.ts): byte offsets of z, cPrev, c, tanhC, h; 0 when done, 1 when not. */
@@ -55,7 +55,8 @@ export class WasmArena {
     // The σ/tanh tables, once, at the bottom of the arena; the gate kernels read them there.
     const tables = this.reserve(TABLE_BYTES);
     writeTables(memory.buffer, tables);
-    const ex = new WA!.Instance(new WA!.Module(gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } }).exports as
+    const module = compiled("gates", () => gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true }));
+    const ex = new WA!.Instance(module, { env: { memory } }).exports as
       Record<"gates" | "gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number> &
       Record<"gatesBack" | "gatesBack32", GatesBack>;
     this.gates64 = (B, H, z, cp, c, tc, h) => ex.gates(B, H, z, cp, c, tc, h, tables);

@@ -34,6 +34,17 @@ const WA = (globalThis as unknown as {
 /** A WebAssembly.Memory, as far as the kernels use it. */
 export interface WasmMemory { readonly buffer: ArrayBuffer | SharedArrayBuffer }
 
+/**
+ * Compiled modules by key: every model's arena instantiates the same bytes, so they are assembled and compiled
+ * once per thread (~3 ms) and each arena only instantiates them.
+ */
+const MODULES = new Map<string, object>();
+export function compiled(key: string, bytes: () => Uint8Array): object {
+  let m = MODULES.get(key);
+  if (!m) MODULES.set(key, m = new WA.Module(bytes()));
+  return m;
+}
+
 /** A WebAssembly.Memory of `pages` 64 KiB pages. */
 export function createMemory(pages: number): WasmMemory {
   return new WA.Memory({ initial: pages });
@@ -495,7 +506,7 @@ export type Scratch = (bytes: number, region: 0 | 1) => number;
 /** The kernels on `memory`: a shared memory (give its maximum) is imported as shared, from one page up. */
 function instantiate(memory: WasmMemory, shared?: { maxPages: number }): Record<string, (...args: number[]) => void> {
   const limits = shared ? { pages: 1, maxPages: shared.maxPages, shared: true } : { pages: memory.buffer.byteLength / 65536 };
-  const module = new WA.Module(gemmModule(limits));
+  const module = compiled(`gemm ${limits.pages} ${shared?.maxPages ?? ""}`, () => gemmModule(limits));
   return new WA.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
 }
 
