@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import os from "node:os";
-import { Sequential, Dense } from "../src/index.js";
+import { Sequential, LSTM, Dense } from "../src/index.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Shapes and the FLOP model
@@ -262,7 +262,7 @@ export function meta(): Record<string, unknown> {
 
 /** What `new Sequential(…)` picks on this runtime: "wasm" (SIMD, where it validates) or "js". */
 export function defaultBackend(): "js" | "wasm" {
-  return new Sequential([new Dense({ units: 1 })]).backend;
+  return new Sequential([new LSTM({ units: 1, inputDim: 1 }), new Dense({ units: 1 })]).backend;
 }
 
 /** "plain node" when launched through `launch`, else "in-process (tsx)". */
