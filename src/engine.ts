@@ -577,6 +577,7 @@ export class Engine {
   backward(
     tb: number, t1: number, ta: number, dhNorms: Float64Array[] | null = null,
     study: { dh: FloatArray; dc: FloatArray }[] | null = null, // per LSTM, (cap, B, H) each
+    inputGrad = true, // false: the bottom LSTM's dxs (dL/dx) is not computed (a training step's)
   ): void {
     const B = this.B, nD = this.denses.length, top = this.lstms.length - 1;
     const { M, off } = this.headInput(ta, t1);
@@ -604,11 +605,12 @@ export class Engine {
       const xs = i === 0 ? this.xs : this.lstmWs[i - 1]!.hs;
       const xOff = i === 0 ? 0 : B * this.lstms[i - 1]!.units;
       const norms = dhNorms ? dhNorms[i]! : null, st = study ? study[i]! : null;
+      const needDx = i > 0 || inputGrad;
       if (i === top) {
-        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms, st, valid);
-        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms, st, valid);
+        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms, st, valid, needDx);
+        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms, st, valid, needDx);
       } else {
-        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms, st, valid);
+        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms, st, valid, needDx);
       }
     }
   }
@@ -691,7 +693,7 @@ export class Engine {
     const res: StepResult = { loss };
     if (this.accuracy) res.accuracy = this.accuracyOf(M);
     this.grads.fill(0);
-    this.backward(0, T, 0);
+    this.backward(0, T, 0, null, null, false);
     if (this.applyUpdate(loss, "trainOnBatch")) this.commitState(T);
     return res;
   }

@@ -257,7 +257,7 @@ export class TruncatedBPTT {
     m.grads.fill(0);
     const tb = Math.max(0, t1 - this.backpropLength);
     const norms = onWindow ? m.lstms.map(() => new Float64Array(t1)) : null; // only when someone looks
-    m.backward(tb, t1, t0, norms);
+    m.backward(tb, t1, t0, norms, null, Boolean(onWindow)); // dL/dx only when onWindow may ask for it
     this.stateSlot = t1;
     if (onWindow) {
       const reach = t1 - tb, F = m.inputDim!;

@@ -507,7 +507,7 @@ export class ThreadPool implements RowExecutor {
         mainHits = accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(M)) : 0;
         if (op !== "test") {
           m.grads.fill(0);
-          m.backward(0, T, 0, norms0);
+          m.backward(0, T, 0, norms0, null, op === "grads");
         }
       }
     } catch (e) {

@@ -149,7 +149,7 @@ export class Replica {
     if (op === "test") return;
     const norms = cmd.norms ? units.map((_, i) => v.norms.subarray(i * T, (i + 1) * T)) : null;
     m.grads.fill(0);
-    m.backward(0, T, 0, norms);
+    m.backward(0, T, 0, norms, null, op === "grads");
     if (this.shared) this.shared.grads.set(m.grads);
     if (norms) for (const a of norms) for (let t = 0; t < T; t++) a[t] = a[t]! * a[t]!;
     if (op !== "grads") return;
