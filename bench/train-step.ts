@@ -102,7 +102,7 @@ export function stepMatmulsCase(s: Shape, dtype: DType = "float64", backend: "js
   const zero = (n: number): FloatArray => withArena(arena, () => allocate(dtype, n));
   const xs = put(randomArray(Float64Array, R * I, r)), W = put(randomArray(Float64Array, I * G, r)), Wr = put(randomArray(Float64Array, H * G, r, 0.1));
   const hs = put(randomArray(Float64Array, (T + 1) * BH, r)), gates = zero(R * G), dZ = put(randomArray(Float64Array, R * G, r));
-  const dh = zero(BH), dW = zero(I * G), dWr = zero(H * G), dxs = zero(R * I);
+  const dh = zero(BH), dW = zero(I * G), dWr = zero(H * G);
   const run = (): void => {
     matmulNN(R, G, I, xs, 0, I, W, 0, G, gates, 0, G, false);
     // As lstm.ts: the recurrent kernel held packed over each loop (the TypeScript kernels ignore the flag).
@@ -110,7 +110,7 @@ export function stepMatmulsCase(s: Shape, dtype: DType = "float64", backend: "js
     for (let t = T - 1; t >= 0; t--) matmulNT(B, H, G, dZ, t * B * G, G, Wr, 0, G, dh, 0, H, false, t === T - 1 ? HOLD_NEW : HOLD_SAME);
     matmulTN(I, G, R, xs, 0, I, dZ, 0, G, dW, 0, G, true);
     matmulTN(H, G, R, hs, 0, H, dZ, 0, G, dWr, 0, G, true);
-    matmulNT(R, I, G, dZ, 0, G, W, 0, G, dxs, 0, I, false);
+    // (No dZ·Wᵀ: a training step skips the bottom layer's dL/dx.)
   };
   const label = `stepMatmuls:${shapeLabel(s)}${backend === "wasm" ? `,${dtype},wasm` : ""}`;
   const tol = dtype === "float32" ? 1e-5 : 1e-12;
