@@ -8,7 +8,7 @@ import {
   type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
-import { lstmGatesBackward, lstmGatesForward } from "../src/tensor/kernels.js";
+import { addBiasRows, lstmGatesBackward, lstmGatesForward, sumRowsInto } from "../src/tensor/kernels.js";
 import { WasmArena } from "../src/wasm/arena.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -416,6 +416,34 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       expect(ran).toBe(4);
     });
   }
+
+  it("bias rows: Y += bias and dBias += column sums (four rows per pass, then one by one), bit for bit as addBiasRows and sumRowsInto", () => {
+    const arena = WasmArena.create()!;
+    let ran = 0;
+    for (const dtype of ["float64", "float32"] as const) {
+      const Arr = dtype === "float32" ? Float32Array : Float64Array, w = dtype === "float32" ? 4 : 8;
+      const rng = makeRng(`wasm/bias/${dtype}`);
+      for (const [M, N, ld] of [[1, 2, 2], [3, 6, 9], [4, 8, 8], [5, 10, 13], [9, 512, 512], [66, 4, 7]] as const) {
+        const y0 = uniformArray(rng, 3 + M * ld, -10, 10), b0 = uniformArray(rng, 2 + N, -10, 10);
+        y0[3] = 1e300; y0[4 % y0.length] = -1e300; b0[2] = -0;
+        for (const sum of [false, true]) {
+          const heap = { y: Arr.from(y0), b: Arr.from(b0) };
+          const wy = arena.alloc(dtype, y0.length), wb = arena.alloc(dtype, b0.length);
+          wy.set(heap.y); wb.set(heap.b);
+          if (sum) sumRowsInto(M, N, heap.y, 3, ld, heap.b, 2);
+          else addBiasRows(M, N, heap.y, 3, ld, heap.b, 2);
+          arena.bias[(sum ? 2 : 0) + (dtype === "float32" ? 1 : 0)]!(M, N, wy.byteOffset + 3 * w, ld, wb.byteOffset + 2 * w);
+          ran++;
+          for (const [got, want, name] of [[wy, heap.y, "Y"], [wb, heap.b, "bias"]] as const) {
+            for (let q = 0; q < want.length; q++) {
+              if (!Object.is(got[q], want[q])) expect.fail(`${dtype} ${sum ? "sum" : "add"} M=${M} N=${N}: ${name}[${q}] = ${got[q]} vs ${want[q]}`);
+            }
+          }
+        }
+      }
+    }
+    expect(ran).toBe(24);
+  });
 
   it("declines, writing nothing, a step with a σ input below -708; lstmGatesForward then gives the TypeScript result", () => {
     const arena = WasmArena.create()!;

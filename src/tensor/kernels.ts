@@ -494,6 +494,11 @@ export function addBiasRows(
   Y: FloatArray, yOff: number, ldy: number, // (M, N)
   bias: FloatArray, bOff: number,           // (N)
 ): void {
+  // The SIMD backend: the same additions two columns at a time (src/wasm/gates.ts), bit for bit.
+  if (arenas.anyArena && (N & 1) === 0 && M > 0) {
+    const simd = arenas.biasFor(Y, bias, false), w = Y.BYTES_PER_ELEMENT;
+    if (simd) { simd(M, N, Y.byteOffset + w * yOff, ldy, bias.byteOffset + w * bOff); return; }
+  }
   let i = 0;
   // Four rows per pass: each bias value is loaded once for four updates.
   for (; i + 3 < M; i += 4) {
@@ -518,6 +523,11 @@ export function sumRowsInto(
   dY: FloatArray, yOff: number, ldy: number, // (M, N)
   dBias: FloatArray, bOff: number,           // (N)
 ): void {
+  // The SIMD backend: the same sums, in the same order, two columns at a time (src/wasm/gates.ts).
+  if (arenas.anyArena && (N & 1) === 0 && M > 0) {
+    const simd = arenas.biasFor(dY, dBias, true), w = dY.BYTES_PER_ELEMENT;
+    if (simd) { simd(M, N, dY.byteOffset + w * yOff, ldy, dBias.byteOffset + w * bOff); return; }
+  }
   let i = 0;
   // Four rows per pass: dBias is read and written once per four rows.
   for (; i + 3 < M; i += 4) {

@@ -16,6 +16,8 @@ import { TABLE_BYTES, gatesModule, writeTables } from "./gates.js";
 
 /** One LSTM step's σ-gate math (see gates.ts): byte offsets of z, cPrev, c, tanhC, h; 0 when done, 1 when not. */
 export type Gates = (B: number, H: number, z: number, cPrev: number, c: number, tanhC: number, h: number) => number;
+/** Bias rows (see gates.ts): Y (M, N) += bias, or dBias += column sums of Y; y and bias byte offsets, ldy in elements. */
+export type BiasRows = (M: number, N: number, y: number, ldy: number, bias: number) => void;
 /** Its backward (see gates.ts): byte offsets of gates, cPrev, tanhC, dh, dc, dz. */
 export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tanhC: number, dh: number, dc: number, dz: number) => void;
 
@@ -47,6 +49,8 @@ export class WasmArena {
   readonly gates32: Gates;
   readonly gatesBack64: GatesBack;
   readonly gatesBack32: GatesBack;
+  /** [add float64, add float32, sum float64, sum float32] */
+  readonly bias: readonly BiasRows[];
   private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {
     OWNER.set(memory.buffer, this);
     const scratch = (bytes: number, region: 0 | 1): number => this.scratch(bytes, region);
@@ -58,11 +62,12 @@ export class WasmArena {
     const module = compiled("gates", () => gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true }));
     const ex = new WA!.Instance(module, { env: { memory } }).exports as
       Record<"gates" | "gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number> &
-      Record<"gatesBack" | "gatesBack32", GatesBack>;
+      Record<"gatesBack" | "gatesBack32", GatesBack> & Record<"addBias" | "addBias32" | "sumRows" | "sumRows32", BiasRows>;
     this.gates64 = (B, H, z, cp, c, tc, h) => ex.gates(B, H, z, cp, c, tc, h, tables);
     this.gates32 = (B, H, z, cp, c, tc, h) => ex.gates32(B, H, z, cp, c, tc, h, tables);
     this.gatesBack64 = ex.gatesBack;
     this.gatesBack32 = ex.gatesBack32;
+    this.bias = [ex.addBias, ex.addBias32, ex.sumRows, ex.sumRows32];
   }
 
   /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
@@ -152,6 +157,15 @@ export function gatesBackFor(gates: Float, cPrev: Float, tanhC: Float, dh: Float
   const f32 = gates instanceof Float32Array;
   for (const a of [cPrev, tanhC, dh, dc, dz]) if (OWNER.get(a.buffer) !== arena || (a instanceof Float32Array) !== f32) return null;
   return f32 ? arena.gatesBack32 : arena.gatesBack64;
+}
+
+/** The bias kernel (`sum`: column sums into the bias) on Y and the bias in place, when both live in one arena. */
+export function biasFor(Y: Float, bias: Float, sum: boolean): BiasRows | null {
+  const arena = OWNER.get(Y.buffer);
+  if (!arena || OWNER.get(bias.buffer) !== arena) return null;
+  const f32 = Y instanceof Float32Array;
+  if ((bias instanceof Float32Array) !== f32) return null;
+  return arena.bias[(sum ? 2 : 0) + (f32 ? 1 : 0)]!;
 }
 
 /** The arena `allocate` draws from while one is set (see tensor.ts), or null. */

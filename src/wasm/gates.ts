@@ -238,7 +238,71 @@ export function gatesBackward(w: 4 | 8): FunctionDef {
   return { name: w === 8 ? "gatesBack" : "gatesBack32", params, results: [], code: c };
 }
 
-/** The module's bytes (all four kernels), for a shared memory of at most `maxPages` pages, or a plain one of `pages`. */
+/**
+ * The bias kernels, two columns at a time, the same operations in the same order as `addBiasRows` and
+ * `sumRowsInto` in kernels.ts (bit-identical): Y (M, N) += bias by rows, and dBias += the column sums of dY (M, N),
+ * four rows per pass as ((y0 + y1) + (y2 + y3)), then one row at a time. Parameters: M, N, y, ldy (elements),
+ * bias (byte offsets). N must be even.
+ */
+function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
+  const params = [I32, I32, I32, I32, I32] as const;
+  const M_ = 0, N_ = 1, Y_ = 2, LD_ = 3, BI_ = 4, sh = w === 8 ? 3 : 2;
+  const c = new Code(params);
+  const i = c.local(I32), j = c.local(I32), row = c.local(I32), ld = c.local(I32), nb = c.local(I32), m4 = c.local(I32);
+  const v = c.local(V128);
+  const load = (): void => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); };
+  const store = (): void => { if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0); };
+  c.get(LD_).i32(sh).i32Shl().set(ld);
+  c.get(N_).i32(sh).i32Shl().set(nb);
+  c.get(M_).i32(-4).i32And().set(m4); // rows in passes of four (sum) — every row, for add
+  /** for (j = 0; j < N·w; j += 2w) body() over the row starting at `row` */
+  const cols = (body: () => void): void => {
+    c.i32(0).set(j);
+    c.block().loop();
+    c.get(j).get(nb).i32GeS().brIf(1);
+    body();
+    c.get(j).i32(2 * w).i32Add().set(j);
+    c.br(0).end().end();
+  };
+  const at = (r: number): void => { c.get(row).get(j).i32Add(); if (r) c.get(ld).i32(r).i32Mul().i32Add(); };
+  c.i32(0).set(i);
+  if (sum) {
+    c.block().loop();
+    c.get(i).get(m4).i32GeS().brIf(1);
+    c.get(Y_).get(i).get(ld).i32Mul().i32Add().set(row);
+    cols(() => {
+      c.get(BI_).get(j).i32Add(); // dBias[j] = dBias[j] + ((y0 + y1) + (y2 + y3))
+      c.get(BI_).get(j).i32Add(); load();
+      at(0); load(); at(1); load(); c.f64x2Add();
+      at(2); load(); at(3); load(); c.f64x2Add();
+      c.f64x2Add().f64x2Add().set(v);
+      c.get(v); store();
+    });
+    c.get(i).i32(4).i32Add().set(i);
+    c.br(0).end().end();
+  }
+  c.block().loop(); // the remaining rows one at a time (for add: every row)
+  c.get(i).get(M_).i32GeS().brIf(1);
+  c.get(Y_).get(i).get(ld).i32Mul().i32Add().set(row);
+  cols(() => {
+    if (sum) {
+      c.get(BI_).get(j).i32Add();
+      c.get(BI_).get(j).i32Add(); load(); at(0); load(); c.f64x2Add().set(v);
+    } else {
+      at(0);
+      at(0); load(); c.get(BI_).get(j).i32Add(); load(); c.f64x2Add().set(v);
+    }
+    c.get(v); store();
+  });
+  c.get(i).i32(1).i32Add().set(i);
+  c.br(0).end().end();
+  return { name: `${sum ? "sumRows" : "addBias"}${w === 8 ? "" : "32"}`, params, results: [], code: c };
+}
+
+/** The module's bytes (all the kernels), for a shared memory of at most `maxPages` pages, or a plain one of `pages`. */
 export function gatesModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([gatesForward(8), gatesForward(4), gatesBackward(8), gatesBackward(4)], memory);
+  return assemble([
+    gatesForward(8), gatesForward(4), gatesBackward(8), gatesBackward(4),
+    biasRows(8, false), biasRows(4, false), biasRows(8, true), biasRows(4, true),
+  ], memory);
 }
