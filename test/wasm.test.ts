@@ -29,6 +29,58 @@ function withAndWithoutPacking(create: typeof createGemm64, memory: WasmMemory):
   return out;
 }
 
+/**
+ * Random operands for op(A)·op(B) in `f`: A, B and C at offsets with gaps between, leading dimensions padded
+ * past the rows (A (M, K), or (K, M) for TN; B (K, N), or (N, K) for NT; C (M, N)); zeros around them.
+ */
+function layOut(f: Float32Array | Float64Array, form: Form, M: number, N: number, K: number, rng: ReturnType<typeof makeRng>) {
+  const ta = form === "TN", tb = form === "NT";
+  const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
+  const lda = aCols + 1, ldb = bCols + 2, ldc = N + 3;
+  const aOff = 3, bOff = aOff + aRows * lda + 5, cOff = bOff + bRows * ldb + 1, end = cOff + M * ldc + 4;
+  f.fill(0, 0, end + 8);
+  f.set(uniformArray(rng, aRows * lda, -1, 1), aOff);
+  f.set(uniformArray(rng, bRows * ldb, -1, 1), bOff);
+  f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
+  return { lda, ldb, ldc, aOff, bOff, cOff, end };
+}
+
+/**
+ * One product checked whole: op(A) and op(B) laid out with padded leading dimensions at offsets into the memory
+ * (`f` views it), C random; the reference sums each entry in k order from zero, rounding every product and sum
+ * with `fr` (Math.fround for float32, the identity for float64), and adds C at the end when accumulating, as
+ * the kernels do (float64: naiveMatmul). Every element of the region (C, the operands and the gaps around them)
+ * must match bit for bit.
+ */
+function checkProduct(
+  f: Float32Array | Float64Array, gemm: Gemm, form: Form, M: number, N: number, K: number, accumulate: boolean,
+  rng: ReturnType<typeof makeRng>, label: string,
+): void {
+  const fr = Math.fround, w = f.BYTES_PER_ELEMENT;
+  const ta = form === "TN", tb = form === "NT";
+  const { lda, ldb, ldc, aOff, bOff, cOff, end } = layOut(f, form, M, N, K, rng);
+  const want = f.slice(0, end + 8);
+  // float64: the library's own reference (src/tensor/naive.ts); float32: the same loop rounding as it goes.
+  if (want instanceof Float64Array) naiveMatmul(ta, tb, M, N, K, want, aOff, lda, want, bOff, ldb, want, cOff, ldc, accumulate);
+  else for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let sum = 0;
+      for (let k = 0; k < K; k++) {
+        const a = ta ? want[aOff + k * lda + i]! : want[aOff + i * lda + k]!;
+        const b = tb ? want[bOff + j * ldb + k]! : want[bOff + k * ldb + j]!;
+        sum = fr(sum + fr(a * b));
+      }
+      const q = cOff + i * ldc + j;
+      want[q] = accumulate ? fr(want[q]! + sum) : sum;
+    }
+  }
+  gemm(form, M, N, K, w * aOff, lda, w * bOff, ldb, w * cOff, ldc, accumulate);
+  const got = f.slice(0, end + 8);
+  for (let q = 0; q < got.length; q++) {
+    if (!Object.is(got[q], want[q])) expect.fail(`${label} ${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
+  }
+}
+
 describe("WebAssembly SIMD GEMM, float64", () => {
   it("is a valid module in this runtime", () => {
     expect(validModule(gemmModule({ pages: 1 }))).toBe(true);
@@ -40,27 +92,11 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     const rng = makeRng("wasm/gemm");
     let cases = 0;
     for (const [gemm, form] of withAndWithoutPacking(createGemm64, memory)) {
-      const ta = form === "TN", tb = form === "NT";
       for (const M of [1, 3, 4, 5, 8, 13]) {
         for (const N of [1, 2, 4, 6, 9, 16]) {
           for (const K of [1, 3, 8, 33]) {
             for (const accumulate of [false, true]) {
-              // Stored shapes: A (M, K) or (K, M) for TN; B (K, N) or (N, K) for NT; leading dimensions padded.
-              const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
-              const lda = aCols + 2, ldb = bCols + 3, ldc = N + 1;
-              const aOff = 5, bOff = aOff + aRows * lda + 7, cOff = bOff + bRows * ldb + 3, end = cOff + M * ldc + 4;
-              f.fill(0, 0, end + 8);
-              f.set(uniformArray(rng, aRows * lda, -1, 1), aOff);
-              f.set(uniformArray(rng, bRows * ldb, -1, 1), bOff);
-              f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
-              const want = f.slice(0, end + 8);
-              naiveMatmul(ta, tb, M, N, K, want, aOff, lda, want, bOff, ldb, want, cOff, ldc, accumulate);
-              gemm(form, M, N, K, 8 * aOff, lda, 8 * bOff, ldb, 8 * cOff, ldc, accumulate);
-              const got = f.slice(0, end + 8);
-              // Every entry of C as the naive loop gives it, bit for bit; everything else untouched.
-              for (let q = 0; q < got.length; q++) {
-                if (!Object.is(got[q], want[q])) expect.fail(`${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
-              }
+              checkProduct(f, gemm, form, M, N, K, accumulate, rng, "float64");
               cases++;
             }
           }
@@ -74,39 +110,13 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     const memory = createMemory(64);
     const f = new Float32Array(memory.buffer);
     const rng = makeRng("wasm/gemm32");
-    const fr = Math.fround;
     let cases = 0;
     for (const [gemm, form] of withAndWithoutPacking(createGemm32, memory)) {
-      const ta = form === "TN", tb = form === "NT";
       for (const M of [1, 4, 5, 9]) {
         for (const N of [1, 7, 8, 13, 16]) {
           for (const K of [1, 5, 40]) {
             for (const accumulate of [false, true]) {
-              const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
-              const lda = aCols + 1, ldb = bCols + 2, ldc = N + 3;
-              const aOff = 3, bOff = aOff + aRows * lda + 5, cOff = bOff + bRows * ldb + 1, end = cOff + M * ldc + 4;
-              f.fill(0, 0, end + 8);
-              f.set(uniformArray(rng, aRows * lda, -1, 1), aOff);
-              f.set(uniformArray(rng, bRows * ldb, -1, 1), bOff);
-              f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
-              const want = f.slice(0, end + 8);
-              for (let i = 0; i < M; i++) {
-                for (let j = 0; j < N; j++) {
-                  let s = 0;
-                  for (let k = 0; k < K; k++) {
-                    const a = ta ? want[aOff + k * lda + i]! : want[aOff + i * lda + k]!;
-                    const b = tb ? want[bOff + j * ldb + k]! : want[bOff + k * ldb + j]!;
-                    s = fr(s + fr(a * b));
-                  }
-                  const q = cOff + i * ldc + j;
-                  want[q] = accumulate ? fr(want[q]! + s) : s;
-                }
-              }
-              gemm(form, M, N, K, 4 * aOff, lda, 4 * bOff, ldb, 4 * cOff, ldc, accumulate);
-              const got = f.slice(0, end + 8);
-              for (let q = 0; q < got.length; q++) {
-                if (!Object.is(got[q], want[q])) expect.fail(`${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
-              }
+              checkProduct(f, gemm, form, M, N, K, accumulate, rng, "float32");
               cases++;
             }
           }
@@ -120,39 +130,14 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     const memory = createMemory(64);
     let cases = 0;
     for (const dtype of ["float64", "float32"] as const) {
-      const f32 = dtype === "float32", w = f32 ? 4 : 8, fr = f32 ? Math.fround : (v: number) => v;
+      const f32 = dtype === "float32";
       const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
       const rng = makeRng(`wasm/gemm-panels/${dtype}`);
       // K = 250: a panel holds 32 columns in float64 and 64 in float32, so N = 75 makes 3 and 2 panels.
       for (const [gemm, form] of withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory).slice(3)) {
         for (const [M, N, K] of [[13, 75, 250], [8, 64, 250], [3, 75, 250]] as const) {
           for (const accumulate of [false, true]) {
-            const ta = form === "TN", tb = form === "NT";
-            const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
-            const lda = aCols + 1, ldb = bCols + 2, ldc = N + 3;
-            const aOff = 4, bOff = aOff + aRows * lda + 5, cOff = bOff + bRows * ldb + 1, end = cOff + M * ldc + 4;
-            f.fill(0, 0, end + 8);
-            f.set(uniformArray(rng, aRows * lda, -1, 1), aOff);
-            f.set(uniformArray(rng, bRows * ldb, -1, 1), bOff);
-            f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
-            const want = f.slice(0, end + 8);
-            for (let i = 0; i < M; i++) {
-              for (let j = 0; j < N; j++) {
-                let sum = 0;
-                for (let k = 0; k < K; k++) {
-                  const a = ta ? want[aOff + k * lda + i]! : want[aOff + i * lda + k]!;
-                  const b = tb ? want[bOff + j * ldb + k]! : want[bOff + k * ldb + j]!;
-                  sum = fr(sum + fr(a * b));
-                }
-                const q = cOff + i * ldc + j;
-                want[q] = accumulate ? fr(want[q]! + sum) : sum;
-              }
-            }
-            gemm(form, M, N, K, w * aOff, lda, w * bOff, ldb, w * cOff, ldc, accumulate);
-            const got = f.slice(0, end + 8);
-            for (let q = 0; q < got.length; q++) {
-              if (!Object.is(got[q], want[q])) expect.fail(`${dtype} ${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
-            }
+            checkProduct(f, gemm, form, M, N, K, accumulate, rng, dtype);
             cases++;
           }
         }
@@ -209,12 +194,7 @@ describe("WebAssembly SIMD GEMM, float64", () => {
       for (const [M, N, K] of [[8, 16, 257], [5, 9, 2 * KC_TN], [12, 19, 2 * KC_TN + 77]] as const) {
         for (const accumulate of [false, true]) {
           // A (K, M), B (K, N), C (M, N), leading dimensions padded.
-          const lda = M + 1, ldb = N + 2, ldc = N + 3;
-          const aOff = 2, bOff = aOff + K * lda + 3, cOff = bOff + K * ldb + 1, end = cOff + M * ldc + 4;
-          f.fill(0, 0, end + 8);
-          f.set(uniformArray(rng, K * lda, -1, 1), aOff);
-          f.set(uniformArray(rng, K * ldb, -1, 1), bOff);
-          f.set(uniformArray(rng, M * ldc + 4, -1, 1), cOff);
+          const { lda, ldb, ldc, aOff, bOff, cOff, end } = layOut(f, "TN", M, N, K, rng);
           const want = f.slice(0, end + 8), before = f.slice(0, end + 8);
           for (let i = 0; i < M; i++) {
             for (let j = 0; j < N; j++) {
