@@ -169,6 +169,13 @@ export class Code {
   i32x4ExtractLane(lane: number): this { this.simd(0x1b); this.out.byte(lane); return this; }
   /** Lanes 0 and 1: the two float64 lanes truncated to int32 (saturating); lanes 2 and 3 zero. */
   i32x4TruncSatF64x2SZero(): this { return this.simd(0xfc); }
+  i32x4Splat(): this { return this.simd(0x11); }
+  i32x4ShrS(): this { return this.simd(0xac); }
+  i32x4Add(): this { return this.simd(0xae); }
+  i32x4MaxS(): this { return this.simd(0xb8); }
+  i64x2ExtendLowI32x4S(): this { return this.simd(0xc7); }
+  i64x2Shl(): this { return this.simd(0xcb); }
+  v128Load64Lane(lane: number, offset = 0): this { this.simd(0x57).memarg(3, offset); this.out.byte(lane); return this; }
   f64x2PromoteLowF32x4(): this { return this.simd(0x5f); }
   f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
   v128Load64Zero(offset = 0): this { return this.simd(0x5d).memarg(3, offset); }

@@ -46,7 +46,10 @@ export function gatesForward(w: 4 | 8): FunctionDef {
     cut: c.local(V128), max: c.local(V128), inv: c.local(V128), shift: c.local(V128), hi: c.local(V128), lo: c.local(V128),
     one: c.local(V128), half: c.local(V128), c6: c.local(V128), c24: c.local(V128), c120: c.local(V128), c720: c.local(V128),
     t22: c.local(V128), tm22: c.local(V128), m2: c.local(V128), two: c.local(V128),
+    minExp: c.local(V128), bias1023: c.local(V128),
   };
+  c.i32(-1022).i32x4Splat().set(k.minExp);
+  c.i32(1023).i32x4Splat().set(k.bias1023);
   const consts: [number, number][] = [
     [k.cut, -708], [k.max, 745.2], [k.inv, math.INV_LN2_64], [k.shift, math.ROUND_SHIFT], [k.hi, math.LN2_64_HI],
     [k.lo, math.LN2_64_LO], [k.one, 1], [k.half, 0.5], [k.c6, 1 / 6], [k.c24, 1 / 24], [k.c120, 1 / 120],
@@ -81,14 +84,13 @@ export function gatesForward(w: 4 | 8): FunctionDef {
   const sigmoid = (): void => {
     c.get(x).get(k.max).f64x2Pmin().f64x2Neg().set(y); // y = -min(x, 745.2)
     reduce();
-    // t = 2^((n mod 64)/64), p = 2^(n div 64), lane by lane
-    for (let l = 0; l < 2; l++) {
-      nLane(l); c.set(n);
-      c.get(n).i32(63).i32And(); table(T_EXP2);
-      if (l === 0) c.f64x2Splat().set(tv); else { c.set(tl); c.get(tv).get(tl).f64x2ReplaceLane(1).set(tv); }
-      c.get(n).i32(6).i32ShrS().i32(math.POW2_BIAS).i32Add(); table(T_POW2);
-      if (l === 0) c.f64x2Splat().set(pv); else { c.set(tl); c.get(pv).get(tl).f64x2ReplaceLane(1).set(pv); }
-    }
+    // t = 2^((n mod 64)/64) from the table, lane by lane (straight into the vector's lanes)
+    nLane(0); c.i32(63).i32And().i32(3).i32Shl().get(TAB).i32Add().v128Load64Zero(T_EXP2).set(tv);
+    nLane(1); c.i32(63).i32And().i32(3).i32Shl().get(TAB).i32Add().get(tv).v128Load64Lane(1, T_EXP2).set(tv);
+    // p = 2^(n div 64), built from its bits in both lanes: exponent field (n >> 6) + 1023, shifted into place. It
+    // equals the table's POW2 wherever that is a normal number; below 2^-1022 (σ of inputs past 708) the table
+    // holds subnormals and this holds 2^-1022, and either way 1 + p·(t + t·q) rounds to exactly 1.
+    c.get(ni).i32(6).i32x4ShrS().get(k.minExp).i32x4MaxS().get(k.bias1023).i32x4Add().i64x2ExtendLowI32x4S().i32(52).i64x2Shl().set(pv);
     // 1 / (1 + p·(t + t·q))
     c.get(k.one).get(k.one).get(pv).get(tv).get(tv).get(q).f64x2Mul().f64x2Add().f64x2Mul().f64x2Add().f64x2Div().set(x);
   };
