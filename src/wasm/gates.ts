@@ -38,9 +38,18 @@ export function gatesForward(w: 4 | 8): FunctionDef {
   const c = new Code(params);
   const b = c.local(I32), p = c.local(I32), end = c.local(I32), zb = c.local(I32), sb = c.local(I32), hw = c.local(I32);
   const n = c.local(I32);
-  const x = c.local(V128), y = c.local(V128), nf = c.local(V128), r = c.local(V128), q = c.local(V128), t = c.local(V128);
-  const tv = c.local(V128), pv = c.local(V128), ni = c.local(V128), bad = c.local(V128);
-  const cv = c.local(V128), tcv = c.local(V128);
+  const bad = c.local(V128);
+  /**
+   * The working locals of one pair's σ or tanh, in two sets: the loops take two pairs per pass, and the two
+   * chains side by side ran the step ~20% faster than one pair per pass (each chain is long and serial).
+   */
+  const regs = () => ({
+    x: c.local(V128), y: c.local(V128), nf: c.local(V128), r: c.local(V128), q: c.local(V128), tv: c.local(V128),
+    pv: c.local(V128), ni: c.local(V128), t: c.local(V128), cv: c.local(V128), tcv: c.local(V128),
+  });
+  const R0 = regs(), R1 = regs();
+  let { x, y, nf, r, q, tv, pv, ni, t, cv, tcv } = R0;
+  const use = (R: typeof R0): void => { ({ x, y, nf, r, q, tv, pv, ni, t, cv, tcv } = R); };
   const em = c.local(F64), ql = c.local(F64), tl = c.local(F64);
   const k = {
     cut: c.local(V128), max: c.local(V128), inv: c.local(V128), shift: c.local(V128), hi: c.local(V128), lo: c.local(V128),
@@ -59,11 +68,11 @@ export function gatesForward(w: 4 | 8): FunctionDef {
   const sh = w === 8 ? 3 : 2;
 
   /** Two values at the address on the stack, as f64x2. */
-  const load = (): void => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); };
-  /** Stores `v` at the address on the stack (float32: rounded). */
-  const store = (v: number): void => {
+  const load = (off = 0): void => { if (w === 8) c.v128Load(off); else c.v128Load64Zero(off).f64x2PromoteLowF32x4(); };
+  /** Stores `v` at the address on the stack, plus `off` bytes (float32: rounded). */
+  const store = (v: number, off = 0): void => {
     c.get(v);
-    if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0);
+    if (w === 8) c.v128Store(off); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0, off);
   };
   /** nf = round(y·64/ln 2) (the shift trick), n = nf as int32 lanes, r = y − nf·ln2/64 (two parts), q = e^r − 1. */
   const reduce = (): void => {
@@ -129,6 +138,28 @@ export function gatesForward(w: 4 | 8): FunctionDef {
     c.get(p).i32(2 * w).i32Add().set(p);
     c.br(0).end().end();
   };
+  /**
+   * for (p = from; p + 4w ≤ to; p += 4w): the pairs at p and p + 2w, each with its own set of locals, in phases
+   * (both loads, both computations, both stores), then the last pair alone if the block holds an odd number.
+   */
+  type Phases = { load(o: number): void; compute(o: number): void; store(o: number): void };
+  const pairs2 = (from: () => void, to: () => void, ph: Phases): void => {
+    from(); c.set(p);
+    to(); c.set(end);
+    c.block().loop();
+    c.get(p).i32(4 * w).i32Add().get(end).i32GtS().brIf(1);
+    for (const step of ["load", "compute", "store"] as const) {
+      use(R0); ph[step](0);
+      use(R1); ph[step](2 * w);
+    }
+    use(R0);
+    c.get(p).i32(4 * w).i32Add().set(p);
+    c.br(0).end().end();
+    c.block();
+    c.get(p).get(end).i32GeS().brIf(0);
+    ph.load(0); ph.compute(0); ph.store(0);
+    c.end();
+  };
   /** for each row b: zb = z + b·4H·w, sb = b·H·w; body() */
   const rows = (body: () => void): void => {
     c.i32(0).set(b);
@@ -157,31 +188,46 @@ export function gatesForward(w: 4 | 8): FunctionDef {
   c.end();
 
   rows(() => {
-    const sig = (): void => { c.get(p); c.get(p); load(); c.set(x); sigmoid(); store(x); };
-    pairs(zAt(0), zAt(2), sig); // i, f
-    pairs(zAt(3), zAt(4), sig); // o
-    pairs(zAt(2), zAt(3), () => { c.get(p); c.get(p); load(); c.set(x); tanh(); store(t); }); // g
-    // Units j, j + 1: p walks the i block; the others are p + H, + 2H, + 3H (bytes hw); the states sb + (p − zb).
-    pairs(zAt(0), zAt(1), () => {
-      const off = (): void => { c.get(p).get(zb).i32Sub().get(sb).i32Add(); }; // (b·H + j)·w
-      // c = f·cPrev + i·g
-      c.get(p).get(hw).i32Add(); load();
-      off(); c.get(CP).i32Add(); load();
-      c.f64x2Mul();
-      c.get(p); load();
-      c.get(p).get(hw).i32(2).i32Mul().i32Add(); load();
-      c.f64x2Mul().f64x2Add().set(cv);
-      off(); c.get(C).i32Add(); store(cv);
-      c.get(cv).set(x);
-      tanh();
-      c.get(t).set(tcv);
-      off(); c.get(TC).i32Add(); store(tcv);
-      // h = o·tanh(c)
-      off(); c.get(HH).i32Add();
-      c.get(p).get(hw).i32(3).i32Mul().i32Add(); load();
-      c.get(tcv).f64x2Mul().set(cv);
-      store(cv);
-    });
+    // Each handles the pair at p + o (bytes) with the current set of locals.
+    const sig: Phases = {
+      load: (o) => { c.get(p); load(o); c.set(x); },
+      compute: () => sigmoid(),
+      store: (o) => { c.get(p); store(x, o); },
+    };
+    const tnh: Phases = {
+      load: (o) => { c.get(p); load(o); c.set(x); },
+      compute: () => tanh(),
+      store: (o) => { c.get(p); store(t, o); },
+    };
+    // Units j, j + 1 at p + o: p walks the i block; the others are p + H, + 2H, + 3H (bytes hw); the states at
+    // sb + (p − zb) + o.
+    const off = (): void => { c.get(p).get(zb).i32Sub().get(sb).i32Add(); }; // (b·H + j)·w, less o
+    const cell: Phases = {
+      load: (o) => {
+        // c = f·cPrev + i·g
+        c.get(p).get(hw).i32Add(); load(o);
+        off(); c.get(CP).i32Add(); load(o);
+        c.f64x2Mul();
+        c.get(p); load(o);
+        c.get(p).get(hw).i32(2).i32Mul().i32Add(); load(o);
+        c.f64x2Mul().f64x2Add().set(cv);
+        c.get(cv).set(x);
+      },
+      compute: () => { tanh(); c.get(t).set(tcv); },
+      store: (o) => {
+        off(); c.get(C).i32Add(); store(cv, o);
+        off(); c.get(TC).i32Add(); store(tcv, o);
+        // h = o·tanh(c)
+        off(); c.get(HH).i32Add();
+        c.get(p).get(hw).i32(3).i32Mul().i32Add(); load(o);
+        c.get(tcv).f64x2Mul();
+        c.set(y); store(y, o);
+      },
+    };
+    pairs2(zAt(0), zAt(2), sig); // i, f
+    pairs2(zAt(3), zAt(4), sig); // o
+    pairs2(zAt(2), zAt(3), tnh); // g
+    pairs2(zAt(0), zAt(1), cell);
   });
   c.i32(0);
   return { name: w === 8 ? "gates" : "gates32", params, results: [I32], code: c };
