@@ -8,7 +8,7 @@ import {
   type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
-import { addBiasRows, lstmGatesBackward, lstmGatesForward, sumRowsInto } from "../src/tensor/kernels.js";
+import { addBiasRows, fastSigmoid, fastTanh, lstmGatesBackward, lstmGatesForward, sumRowsInto } from "../src/tensor/kernels.js";
 import { WasmArena } from "../src/wasm/arena.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -328,12 +328,12 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     return out;
   }
 
-  for (const dtype of ["float64", "float32"] as const) {
+  {
+    const dtype = "float64", Arr = Float64Array;
     it(`${dtype}: every activation, c, tanh(c) and h bit for bit as lstmGatesForward in TypeScript, over the full range of inputs`, () => {
       const arena = WasmArena.create()!;
       expect(arena).not.toBeNull();
       const rng = makeRng(`wasm/gates/${dtype}`);
-      const Arr = dtype === "float32" ? Float32Array : Float64Array;
       let ran = 0;
       for (const [B, H] of [[1, 2], [3, 6], [8, 64], [5, 30]] as const) {
         for (let round = 0; round < 4; round++) {
@@ -348,7 +348,7 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
           wasm.z.set(heap.z); wasm.cp.set(heap.cp);
           lstmGatesForward(B, H, heap.z, 0, heap.cp, 0, heap.c, 0, heap.tc, 0, heap.h, 0, false);
           // Straight to the kernel, so that the test knows it ran (0) rather than declined to the TypeScript path.
-          const gates = dtype === "float32" ? arena.gates32 : arena.gates64;
+          const gates = arena.gates64;
           const at = (a: Float32Array | Float64Array): number => a.byteOffset;
           expect(gates(B, H, at(wasm.z), at(wasm.cp), at(wasm.c), at(wasm.tc), at(wasm.h))).toBe(0);
           ran++;
@@ -363,6 +363,94 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       expect(ran).toBe(16);
     });
   }
+
+  /** Distance in float32 ulps: the gap between the two values' positions in the ordered float32 line (subnormals included). */
+  const u32 = new Uint32Array(1), f32v = new Float32Array(u32.buffer);
+  const ord = (v: number): number => { f32v[0] = v; const b = u32[0]!; return b >= 0x80000000 ? -(b - 0x80000000) : b; };
+  const ulps32 = (got: number, want: number): number => (Object.is(got, want) ? 0 : Number.isNaN(got) || Number.isNaN(want) ? Infinity : Math.abs(ord(got) - ord(want)));
+  /** σ and tanh rounded to float32 from the float64 kernels, themselves within 3 double ulps of the true values. */
+  const sig32 = (x: number): number => Math.fround(x < -708 ? Math.exp(x) : fastSigmoid(x));
+  const tanh32 = (x: number): number => Math.fround(fastTanh(x));
+
+  it("float32 (f32x4): σ within 2 and tanh within 3 float32 ulps over the whole float32 range; ±∞, ±0, NaN and the subnormal tail of σ", () => {
+    const arena = WasmArena.create()!;
+    const B = 1, H = 1024;
+    const z = arena.alloc("float32", B * 4 * H), cp = arena.alloc("float32", B * H), c = arena.alloc("float32", B * H);
+    const tc = arena.alloc("float32", B * H), h = arena.alloc("float32", B * H);
+    // Every 4099th float32 bit pattern (about a million values, both signs, subnormals to ±∞ and the NaNs), then edges.
+    const inputs: number[] = [];
+    for (let pat = 0; pat < 2 ** 32; pat += 4099) { u32[0] = pat; inputs.push(f32v[0]!); }
+    inputs.push(0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45, 10, -10, 10.000001, 9.999999, -87.3, -88.7, -100, -103.97, -104, -104.1, 3.4e38, -3.4e38);
+    let worstS = 0, worstT = 0, atS = NaN, atT = NaN;
+    for (let at = 0; at < inputs.length; at += H) {
+      const m = Math.min(H, inputs.length - at);
+      for (let j = 0; j < H; j++) { const v = j < m ? inputs[at + j]! : 0; z[j] = v; z[H + j] = v; z[2 * H + j] = v; z[3 * H + j] = v; }
+      expect(arena.gates32(B, H, z.byteOffset, cp.byteOffset, c.byteOffset, tc.byteOffset, h.byteOffset)).toBe(0);
+      for (let j = 0; j < m; j++) {
+        const v = Math.fround(inputs[at + j]!), es = ulps32(z[j]!, sig32(v)), et = ulps32(z[2 * H + j]!, tanh32(v));
+        if (es > worstS) { worstS = es; atS = v; }
+        if (et > worstT) { worstT = et; atT = v; }
+      }
+    }
+    console.log(`float32 gate kernel, ulps over ${inputs.length} inputs: σ ${worstS} (at ${atS}), tanh ${worstT} (at ${atT})`);
+    expect(worstS).toBeLessThanOrEqual(2);
+    expect(worstT).toBeLessThanOrEqual(3);
+    // The special values exactly, and σ's subnormal tail to the last bit (e^x rounds once there).
+    const one = (v: number): { s: number; t: number } => {
+      z.fill(0); z[0] = v; z[2 * H] = v;
+      arena.gates32(B, H, z.byteOffset, cp.byteOffset, c.byteOffset, tc.byteOffset, h.byteOffset);
+      return { s: z[0]!, t: z[2 * H]! };
+    };
+    expect(one(Infinity)).toEqual({ s: 1, t: 1 });
+    expect(one(-Infinity)).toEqual({ s: 0, t: -1 });
+    expect(Object.is(one(-0).t, -0)).toBe(true);
+    expect(Object.is(one(0).t, 0)).toBe(true);
+    expect(one(0).s).toBe(0.5);
+    expect(one(NaN).s).toBeNaN();
+    expect(one(NaN).t).toBeNaN();
+    for (const x of [-87.5, -90, -95, -100, -103, -103.9]) {
+      const want = sig32(x);
+      expect(want).toBeGreaterThan(0);
+      expect(want).toBeLessThan(2 ** -126); // a subnormal float32
+      expect(ulps32(one(x).s, want), `σ(${x})`).toBeLessThanOrEqual(1);
+    }
+    expect(one(-104.5).s).toBe(0);
+    expect(one(-1e30).s).toBe(0);
+  });
+
+  it("float32 (f32x4): c = f·cPrev + i·g and h = o·tanh(c) as float32 arithmetic gives them, for H ≡ 0 and 2 (mod 4), nothing written past the arrays", () => {
+    const arena = WasmArena.create()!;
+    const rng = makeRng("wasm/gates/float32-cell");
+    let ran = 0;
+    for (const [B, H] of [[1, 2], [3, 6], [8, 64], [5, 30], [2, 4], [4, 10]] as const) {
+      const pad = 8, SENT = 7.25;
+      const z0 = preActivations(rng, B * 4 * H), cp0 = preActivations(rng, B * H);
+      const zA = arena.alloc("float32", B * 4 * H + pad), cpA = arena.alloc("float32", B * H + pad);
+      const cA = arena.alloc("float32", B * H + pad), tcA = arena.alloc("float32", B * H + pad), hA = arena.alloc("float32", B * H + pad);
+      for (const a of [zA, cpA, cA, tcA, hA]) a.fill(SENT);
+      zA.set(z0); cpA.set(cp0);
+      expect(arena.gates32(B, H, zA.byteOffset, cpA.byteOffset, cA.byteOffset, tcA.byteOffset, hA.byteOffset)).toBe(0);
+      ran++;
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < 4 * H; j++) {
+          const q = b * 4 * H + j, v = Math.fround(z0[q]!), tanhBlock = j >= 2 * H && j < 3 * H;
+          const e = ulps32(zA[q]!, tanhBlock ? tanh32(v) : sig32(v));
+          if (!(e <= (tanhBlock ? 3 : 2))) expect.fail(`B=${B} H=${H} z[${q}] = ${zA[q]} from ${v}: ${e} ulps`);
+        }
+        for (let j = 0; j < H; j++) {
+          const g = b * 4 * H + j, s = b * H + j, fr = Math.fround;
+          const cv = fr(fr(zA[g + H]! * cpA[s]!) + fr(zA[g]! * zA[g + 2 * H]!)); // the kernel's own activations
+          if (!Object.is(cA[s], cv)) expect.fail(`B=${B} H=${H} c[${s}] = ${cA[s]} vs ${cv}`);
+          if (!(ulps32(tcA[s]!, tanh32(cv)) <= 3)) expect.fail(`B=${B} H=${H} tanh(c)[${s}] = ${tcA[s]} vs ${tanh32(cv)}`);
+          if (!Object.is(hA[s], fr(zA[g + 3 * H]! * tcA[s]!))) expect.fail(`B=${B} H=${H} h[${s}] = ${hA[s]}`);
+        }
+      }
+      for (const [name, a, n] of [["z", zA, B * 4 * H], ["cPrev", cpA, B * H], ["c", cA, B * H], ["tanhC", tcA, B * H], ["h", hA, B * H]] as const) {
+        for (let q = n; q < n + pad; q++) if (a[q] !== SENT) expect.fail(`B=${B} H=${H}: ${name}[${q}] written past the end`);
+      }
+    }
+    expect(ran).toBe(6);
+  });
 
   for (const dtype of ["float64", "float32"] as const) {
     it(`${dtype}: the backward (dz and dL/dc_{t-1}) bit for bit as lstmGatesBackward in TypeScript`, () => {

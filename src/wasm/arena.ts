@@ -61,10 +61,11 @@ export class WasmArena {
     writeTables(memory.buffer, tables);
     const module = compiled("gates", () => gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true }));
     const ex = new WA!.Instance(module, { env: { memory } }).exports as
-      Record<"gates" | "gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number> &
+      Record<"gates", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number> &
+      Record<"gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number) => number> &
       Record<"gatesBack" | "gatesBack32", GatesBack> & Record<"addBias" | "addBias32" | "sumRows" | "sumRows32", BiasRows>;
     this.gates64 = (B, H, z, cp, c, tc, h) => ex.gates(B, H, z, cp, c, tc, h, tables);
-    this.gates32 = (B, H, z, cp, c, tc, h) => ex.gates32(B, H, z, cp, c, tc, h, tables);
+    this.gates32 = ex.gates32;
     this.gatesBack64 = ex.gatesBack;
     this.gatesBack32 = ex.gatesBack32;
     this.bias = [ex.addBias, ex.addBias32, ex.sumRows, ex.sumRows32];

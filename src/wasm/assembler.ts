@@ -149,7 +149,23 @@ export class Code {
   f32x4ExtractLane(lane: number): this { this.simd(0x1f); this.out.byte(lane); return this; }
   f32x4ReplaceLane(lane: number): this { this.simd(0x20); this.out.byte(lane); return this; }
   f32x4Add(): this { return this.simd(0xe4); }
+  f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  f32x4Div(): this { return this.simd(0xe7); }
+  f32x4Abs(): this { return this.simd(0xe0); }
+  f32x4Neg(): this { return this.simd(0xe1); }
+  /** Pops b, a: b < a ? b : a. */
+  f32x4Pmin(): this { return this.simd(0xea); }
+  /** Pops b, a: a < b ? b : a. */
+  f32x4Pmax(): this { return this.simd(0xeb); }
+  /** Pops b, a: all ones where a ≥ b, else zeros. */
+  f32x4Ge(): this { return this.simd(0x46); }
+  /** Each lane rounded to the nearest integer, ties to even. */
+  f32x4Nearest(): this { return this.simd(0x6a); }
+  /** Each float32 lane truncated to int32 (saturating, NaN to 0). */
+  i32x4TruncSatF32x4S(): this { return this.simd(0xf8); }
+  i32x4Sub(): this { return this.simd(0xb1); }
+  i32x4Shl(): this { return this.simd(0xab); }
   f64x2ExtractLane(lane: number): this { this.simd(0x21); this.out.byte(lane); return this; }
   f64x2ReplaceLane(lane: number): this { this.simd(0x22); this.out.byte(lane); return this; }
   /** Pops c, b, a: a when c ≠ 0, else b. */
@@ -165,6 +181,8 @@ export class Code {
   f64x2Pmax(): this { return this.simd(0xf7); }
   f64x2Lt(): this { return this.simd(0x49); }
   v128Or(): this { return this.simd(0x50); }
+  /** Pops c, b, a: a's bits where c's are set, b's elsewhere. */
+  v128Bitselect(): this { return this.simd(0x52); }
   v128AnyTrue(): this { return this.simd(0x53); }
   i32x4ExtractLane(lane: number): this { this.simd(0x1b); this.out.byte(lane); return this; }
   /** Lanes 0 and 1: the two float64 lanes truncated to int32 (saturating); lanes 2 and 3 zero. */
@@ -173,6 +191,11 @@ export class Code {
   i32x4ShrS(): this { return this.simd(0xac); }
   i32x4Add(): this { return this.simd(0xae); }
   i32x4MaxS(): this { return this.simd(0xb8); }
+  i32x4MinS(): this { return this.simd(0xb6); }
+  /** Lane by lane: all ones where a = b, else zeros. */
+  i32x4Eq(): this { return this.simd(0x37); }
+  /** 1 if every lane is non-zero, else 0. */
+  i32x4AllTrue(): this { return this.simd(0xa3); }
   i64x2ExtendLowI32x4S(): this { return this.simd(0xc7); }
   i64x2Shl(): this { return this.simd(0xcb); }
   v128Load64Lane(lane: number, offset = 0): this { this.simd(0x57).memarg(3, offset); this.out.byte(lane); return this; }

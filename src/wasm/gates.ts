@@ -1,19 +1,21 @@
 /**
- * One LSTM step's gate math in WebAssembly SIMD (f64x2): the same computation as `lstmGatesForward` in
- * src/tensor/kernels.ts for σ gates, operation for operation, so that the results are bit-identical to it.
+ * One LSTM step's gate math in WebAssembly SIMD. σ on i, f, o and tanh on g, in place over z (B, 4H); then
+ * c = f ⊙ cPrev + i ⊙ g, tanhC = tanh(c), h = o ⊙ tanhC.
  *
- * σ on i, f, o and tanh on g, in place over z (B, 4H); then c = f ⊙ cPrev + i ⊙ g, tanhC = tanh(c),
- * h = o ⊙ tanhC. σ and tanh are `fastSigmoid` and `fastTanh` (2^(n/64)·e^r with a degree-6 polynomial and
- * the tables of src/tensor/math.ts, copied into the memory once): the arithmetic runs two lanes at a time,
- * the table lookups lane by lane. In float32 every value is widened to float64, computed as the TypeScript
- * kernel computes it on a Float32Array, and rounded to float32 where that kernel stores it (the cell's c is
- * used unrounded for tanh(c), as there).
+ * Float64 (f64x2): the same computation as `lstmGatesForward` in src/tensor/kernels.ts for σ gates, operation
+ * for operation, so that the results are bit-identical to it. σ and tanh are `fastSigmoid` and `fastTanh`
+ * (2^(n/64)·e^r with a degree-6 polynomial and the tables of src/tensor/math.ts, copied into the memory once):
+ * the arithmetic runs two lanes at a time, the table lookups lane by lane.
  *
- * σ of an input below -708 takes `math.exp` there (a subnormal result); this kernel looks for such inputs
- * first and returns 1 without writing anything, and the caller then runs the TypeScript kernel on the step.
- * H must be even (pairs of units); the caller keeps odd H on the TypeScript kernel.
+ * Float32 (f32x4, `gatesForward32`): float32 arithmetic four lanes at a time with no tables, within a few
+ * float32 ulps of the true values rather than bit-identical to the TypeScript kernel (which computes in float64
+ * and rounds where it stores); it ran the gate step ~2× faster than widening to float64 did.
+ *
+ * In float64, σ of an input below -708 takes `math.exp` there (a subnormal result); the kernel looks for such
+ * inputs first and returns 1 without writing anything, and the caller then runs the TypeScript kernel on the
+ * step. H must be even (pairs of units); the caller keeps odd H on the TypeScript kernel.
  */
-import { Code, I32, V128, F64, assemble, type FunctionDef } from "./assembler.js";
+import { Code, I32, V128, assemble, type FunctionDef } from "./assembler.js";
 import * as math from "../tensor/math.js";
 
 /** Byte offsets of the tables in the region `tables` points to: EXP2_FRAC, POW2, EXPM1_TABLE, as float64. */
@@ -32,12 +34,12 @@ export function writeTables(buffer: ArrayBufferLike, at: number): void {
 // Parameters: B, H, z, cPrev, c, tanhC, h (byte offsets), tables (byte offset). Result: 0 done, 1 not done.
 const B_ = 0, H_ = 1, Z = 2, CP = 3, C = 4, TC = 5, HH = 6, TAB = 7;
 
-/** The step's kernel for float64 (`w` 8) or float32 (`w` 4) arrays. */
-export function gatesForward(w: 4 | 8): FunctionDef {
+/** The step's kernel for float64 arrays (`gatesForward32` is float32's). */
+export function gatesForward(): FunctionDef {
+  const w = 8;
   const params = [I32, I32, I32, I32, I32, I32, I32, I32] as const;
   const c = new Code(params);
   const b = c.local(I32), p = c.local(I32), end = c.local(I32), zb = c.local(I32), sb = c.local(I32), hw = c.local(I32);
-  const n = c.local(I32);
   const bad = c.local(V128);
   /**
    * The working locals of one pair's σ or tanh, in two sets: the loops take two pairs per pass, and the two
@@ -46,34 +48,32 @@ export function gatesForward(w: 4 | 8): FunctionDef {
   const regs = () => ({
     x: c.local(V128), y: c.local(V128), nf: c.local(V128), r: c.local(V128), q: c.local(V128), tv: c.local(V128),
     pv: c.local(V128), ni: c.local(V128), t: c.local(V128), cv: c.local(V128), tcv: c.local(V128),
+    ci: c.local(V128), m: c.local(V128), e: c.local(V128),
   });
   const R0 = regs(), R1 = regs();
-  let { x, y, nf, r, q, tv, pv, ni, t, cv, tcv } = R0;
-  const use = (R: typeof R0): void => { ({ x, y, nf, r, q, tv, pv, ni, t, cv, tcv } = R); };
-  const em = c.local(F64), ql = c.local(F64), tl = c.local(F64);
+  let { x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = R0;
+  const use = (R: typeof R0): void => { ({ x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = R); };
   const k = {
     cut: c.local(V128), max: c.local(V128), inv: c.local(V128), shift: c.local(V128), hi: c.local(V128), lo: c.local(V128),
     one: c.local(V128), half: c.local(V128), c6: c.local(V128), c24: c.local(V128), c120: c.local(V128), c720: c.local(V128),
     t22: c.local(V128), tm22: c.local(V128), m2: c.local(V128), two: c.local(V128),
-    minExp: c.local(V128), bias1023: c.local(V128),
+    minExp: c.local(V128), bias1023: c.local(V128), mRange: c.local(V128), pRange: c.local(V128),
   };
   c.i32(-1022).i32x4Splat().set(k.minExp);
   c.i32(1023).i32x4Splat().set(k.bias1023);
+  c.i32(-math.EXPM1_RANGE).i32x4Splat().set(k.mRange);
+  c.i32(math.EXPM1_RANGE).i32x4Splat().set(k.pRange);
   const consts: [number, number][] = [
     [k.cut, -708], [k.max, 745.2], [k.inv, math.INV_LN2_64], [k.shift, math.ROUND_SHIFT], [k.hi, math.LN2_64_HI],
     [k.lo, math.LN2_64_LO], [k.one, 1], [k.half, 0.5], [k.c6, 1 / 6], [k.c24, 1 / 24], [k.c120, 1 / 120],
     [k.c720, 1 / 720], [k.t22, 22], [k.tm22, -22], [k.m2, -2], [k.two, 2],
   ];
   for (const [local, v] of consts) c.f64(v).f64x2Splat().set(local);
-  const sh = w === 8 ? 3 : 2;
 
-  /** Two values at the address on the stack, as f64x2. */
-  const load = (off = 0): void => { if (w === 8) c.v128Load(off); else c.v128Load64Zero(off).f64x2PromoteLowF32x4(); };
-  /** Stores `v` at the address on the stack, plus `off` bytes (float32: rounded). */
-  const store = (v: number, off = 0): void => {
-    c.get(v);
-    if (w === 8) c.v128Store(off); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0, off);
-  };
+  /** Two values at the address on the stack, plus `off` bytes. */
+  const load = (off = 0): void => { c.v128Load(off); };
+  /** Stores `v` at the address on the stack, plus `off` bytes. */
+  const store = (v: number, off = 0): void => { c.get(v).v128Store(off); };
   /** nf = round(y·64/ln 2) (the shift trick), n = nf as int32 lanes, r = y − nf·ln2/64 (two parts), q = e^r − 1. */
   const reduce = (): void => {
     c.get(y).get(k.inv).f64x2Mul().get(k.shift).f64x2Add().get(k.shift).f64x2Sub().set(nf);
@@ -84,10 +84,8 @@ export function gatesForward(w: 4 | 8): FunctionDef {
     for (const cc of [k.c120, k.c24, k.c6, k.half, k.one]) c.get(cc).f64x2Add().get(r).f64x2Mul();
     c.set(q);
   };
-  /** The float64 at tables + base + 8·(index on the stack). */
-  const table = (base: number): void => { c.i32(3).i32Shl().get(TAB).i32Add().f64Load(base); };
-  /** lane l of ni, on the stack */
-  const nLane = (l: number): void => { c.get(ni).i32x4ExtractLane(l); };
+  /** lane l of ni (or of `of`), on the stack */
+  const nLane = (l: number, of = ni): void => { c.get(of).i32x4ExtractLane(l); };
 
   /** x (f64x2) → σ(x) in x: `fastSigmoid` for inputs ≥ -708. */
   const sigmoid = (): void => {
@@ -104,28 +102,31 @@ export function gatesForward(w: 4 | 8): FunctionDef {
     c.get(k.one).get(k.one).get(pv).get(tv).get(tv).get(q).f64x2Mul().f64x2Add().f64x2Mul().f64x2Add().f64x2Div().set(x);
   };
 
-  /** x (f64x2) → tanh(x) in t: `fastTanh`, −expm1(y)/(expm1(y) + 2) with y = −2·clamp(x, ±22). */
+  /**
+   * x (f64x2) → tanh(x) in t: `fastTanh`, −expm1(y)/(expm1(y) + 2) with y = −2·clamp(x, ±22). Both lanes take
+   * expm1 = tm + (q + tm·q), tm = 2^(n/64) − 1 from the table at n clamped into its range; only when a lane's n
+   * is outside that range (|x| > 5.5, rare in a gate) is the other form, 2^(n div 64)·(t + t·q) − 1, computed
+   * for both lanes and put in that lane. No branch per lane: the lane-by-lane scalar version with a branch each
+   * made the gate step ~1.5× slower.
+   */
   const tanh = (): void => {
     c.get(x).get(k.t22).f64x2Pmin().get(k.tm22).f64x2Pmax().get(k.m2).f64x2Mul().set(y);
     reduce();
-    for (let l = 0; l < 2; l++) {
-      nLane(l); c.set(n);
-      c.get(q).f64x2ExtractLane(l).set(ql);
-      c.block().block();
-      // |n| ≤ EXPM1_RANGE: expm1 = tm + (q + tm·q) with tm = 2^(n/64) − 1 from the table
-      c.get(n).i32(math.EXPM1_RANGE).i32Add().i32(2 * math.EXPM1_RANGE).i32LeU().i32Eqz().brIf(0);
-      c.get(n).i32(math.EXPM1_RANGE).i32Add(); table(T_EXPM1); c.set(tl);
-      c.get(tl).get(ql).get(tl).get(ql).f64Mul().f64Add().f64Add().set(em);
-      c.br(1);
-      c.end();
-      // else: 2^(n div 64)·(t + t·q) − 1
-      c.get(n).i32(63).i32And(); table(T_EXP2); c.set(tl);
-      c.get(n).i32(6).i32ShrS().i32(math.POW2_BIAS).i32Add(); table(T_POW2);
-      c.get(tl).get(tl).get(ql).f64Mul().f64Add().f64Mul().f64(1).f64Sub().set(em);
-      c.end();
-      if (l === 0) c.get(em).f64x2Splat().set(tv); else c.get(tv).get(em).f64x2ReplaceLane(1).set(tv);
-    }
-    c.get(tv).f64x2Neg().get(tv).get(k.two).f64x2Add().f64x2Div().set(t);
+    c.get(ni).get(k.mRange).i32x4MaxS().get(k.pRange).i32x4MinS().set(ci); // n clamped into the table's range
+    nLane(0, ci); c.i32(math.EXPM1_RANGE).i32Add().i32(3).i32Shl().get(TAB).i32Add().v128Load64Zero(T_EXPM1).set(tv);
+    nLane(1, ci); c.i32(math.EXPM1_RANGE).i32Add().i32(3).i32Shl().get(TAB).i32Add().get(tv).v128Load64Lane(1, T_EXPM1).set(tv);
+    c.get(tv).get(q).get(tv).get(q).f64x2Mul().f64x2Add().f64x2Add().set(e);
+    c.block();
+    c.get(ni).get(ci).i32x4Eq().tee(m).i32x4AllTrue().brIf(0); // every lane in the table's range
+    // t = 2^((n mod 64)/64), and 2^(n div 64) from its bits (n div 64 ≥ -64 here: always a normal number)
+    nLane(0); c.i32(63).i32And().i32(3).i32Shl().get(TAB).i32Add().v128Load64Zero(T_EXP2).set(tv);
+    nLane(1); c.i32(63).i32And().i32(3).i32Shl().get(TAB).i32Add().get(tv).v128Load64Lane(1, T_EXP2).set(tv);
+    c.get(ni).i32(6).i32x4ShrS().get(k.bias1023).i32x4Add().i64x2ExtendLowI32x4S().i32(52).i64x2Shl().set(pv);
+    c.get(e); // kept where the lane is in range
+    c.get(pv).get(tv).get(tv).get(q).f64x2Mul().f64x2Add().f64x2Mul().get(k.one).f64x2Sub(); // the other form
+    c.get(m).i64x2ExtendLowI32x4S().v128Bitselect().set(e);
+    c.end();
+    c.get(e).f64x2Neg().get(e).get(k.two).f64x2Add().f64x2Div().set(t);
   };
 
   /** for (p = from; p < to; p += 2w) body() — pointers in bytes */
@@ -174,7 +175,7 @@ export function gatesForward(w: 4 | 8): FunctionDef {
   const at = (base: () => void, units: number): (() => void) => () => { base(); c.get(hw).i32(units).i32Mul().i32Add(); };
   const zAt = (units: number): (() => void) => at(() => c.get(zb), units);
 
-  c.get(H_).i32(sh).i32Shl().set(hw); // bytes per H values
+  c.get(H_).i32(3).i32Shl().set(hw); // bytes per H values
   // First, any σ input below -708? Then nothing is written and the caller runs the TypeScript kernel.
   c.f64(0).f64x2Splat().set(bad);
   const scan = (): void => { c.get(p); load(); c.get(k.cut).f64x2Lt().get(bad).v128Or().set(bad); };
@@ -230,7 +231,170 @@ export function gatesForward(w: 4 | 8): FunctionDef {
     pairs2(zAt(0), zAt(1), cell);
   });
   c.i32(0);
-  return { name: w === 8 ? "gates" : "gates32", params, results: [I32], code: c };
+  return { name: "gates", params, results: [I32], code: c };
+}
+
+/**
+ * One step's σ-gate math for float32 arrays, in float32 arithmetic, four units at a time (f32x4): twice the
+ * lanes of the float64 kernel and no table lookups, so not bit-identical to the TypeScript kernel (which
+ * computes in float64 and rounds at each store) but within a few float32 ulps of the true values (the bounds are
+ * in test/wasm.test.ts, over the whole float32 range). Parameters: B, H, z, cPrev, c, tanhC, h (byte offsets);
+ * returns 0 (it never declines). H must be even: the last two units of a block of H ≡ 2 (mod 4) go as a half vector.
+ *
+ * e^a for a ≤ 0: n = round(a/ln 2), r = (a − n·L1) − n·L2 (L1 = ln 2 to 15 bits, so n·L1 is exact, and L2 the
+ * rest), |r| ≤ ln 2 / 2; e^r − 1 = q(r) = r + r²/2! + … + r⁸/8! (the first term left out, r⁹/9!, is below 2^-32
+ * of q); 2^n from its bits.
+ * - σ(x) = (x ≥ 0 ? 1 : u)/(1 + u) with u = e^−|x|: never overflows, and keeps the relative precision of σ far
+ *   left, down into the subnormals (2^n is applied as 2^(n>>1)·2^(n−(n>>1)), both normal, so that the result
+ *   rounds once); past x = −104, e^x is below half the smallest subnormal and σ is 0.
+ * - tanh(x) = −m/(m + 2) with m = expm1(−2x) = 2^n·q + (2^n − 1) (n = 0 gives q itself: full relative precision
+ *   near 0), with the sign of x; |x| is clamped at 10, past which tanh is ±1 in float32.
+ */
+export function gatesForward32(): FunctionDef {
+  const params = [I32, I32, I32, I32, I32, I32, I32] as const;
+  const B_ = 0, H_ = 1, Z = 2, CP = 3, C = 4, TC = 5, HH = 6;
+  const c = new Code(params);
+  const b = c.local(I32), p = c.local(I32), end = c.local(I32), zb = c.local(I32), sb = c.local(I32), hw = c.local(I32);
+  /** One quad's working locals, in two sets: the loops take two quads per pass, side by side (each chain is serial). */
+  const regs = () => ({
+    x: c.local(V128), a: c.local(V128), nf: c.local(V128), ni: c.local(V128), n1: c.local(V128), r: c.local(V128),
+    q: c.local(V128), u: c.local(V128), t: c.local(V128), cv: c.local(V128), tcv: c.local(V128),
+  });
+  const R0 = regs(), R1 = regs();
+  let { x, a, nf, ni, n1, r, q, u, t, cv, tcv } = R0;
+  const use = (R: typeof R0): void => { ({ x, a, nf, ni, n1, r, q, u, t, cv, tcv } = R); };
+  const L1 = Math.round(Math.LN2 * 32768) / 32768, L2 = Math.fround(Math.LN2 - L1);
+  const k = {
+    one: c.local(V128), zero: c.local(V128), floor: c.local(V128), inv: c.local(V128), l1: c.local(V128), l2: c.local(V128),
+    t10: c.local(V128), tm10: c.local(V128), m2: c.local(V128), two: c.local(V128), bias: c.local(V128),
+    shift: c.local(V128), shiftBits: c.local(V128), sign: c.local(V128),
+  };
+  /** 1/k! for k = 8 … 1, the coefficients of q in Horner's order. */
+  const coef: number[] = [];
+  const poly = [8, 7, 6, 5, 4, 3, 2, 1].map(() => c.local(V128));
+  for (let j = 1, f = 1; j <= 8; j++) { f *= j; coef.unshift(1 / f); }
+  const consts: [number, number][] = [
+    [k.one, 1], [k.zero, 0], [k.floor, -104], [k.inv, 1 / Math.LN2], [k.l1, L1], [k.l2, L2], [k.t10, 10], [k.tm10, -10],
+    [k.m2, -2], [k.two, 2], [k.shift, 1.5 * 2 ** 23], ...poly.map((l, j): [number, number] => [l, coef[j]!]),
+  ];
+  for (const [local, v] of consts) c.f32(v).f32x4Splat().set(local);
+  c.i32(127).i32x4Splat().set(k.bias);
+  c.i32(0x4b400000).i32x4Splat().set(k.shiftBits);
+  c.i32(0x80000000 | 0).i32x4Splat().set(k.sign);
+
+  /** Four values at the address on the stack (two, in the half vector at the end of an odd number of pairs). */
+  let half = false;
+  const load = (off = 0): void => { if (half) c.v128Load64Zero(off); else c.v128Load(off); };
+  const store = (v: number, off = 0): void => { c.get(v); if (half) c.v128Store64Lane(0, off); else c.v128Store(off); };
+  /** 2^k for the int32 lanes k on the stack (−126 ≤ k ≤ 127): the exponent field k + 127. */
+  const pow2 = (): void => { c.get(k.bias).i32x4Add().i32(23).i32x4Shl(); };
+  /**
+   * a → nf = round(a/ln 2) by the shift trick (a/ln 2 + 1.5·2^23 rounds to an integer, whose float32 bits are
+   * 0x4b400000 + n), ni = n as int32 lanes from those bits, r = a − nf·ln 2 (two parts), q = e^r − 1.
+   */
+  const reduce = (): void => {
+    c.get(a).get(k.inv).f32x4Mul().get(k.shift).f32x4Add().tee(nf).get(k.shiftBits).i32x4Sub().set(ni);
+    c.get(nf).get(k.shift).f32x4Sub().set(nf);
+    c.get(a).get(nf).get(k.l1).f32x4Mul().f32x4Sub().get(nf).get(k.l2).f32x4Mul().f32x4Sub().set(r);
+    c.get(r).get(poly[0]!).f32x4Mul();
+    for (let j = 1; j < 8; j++) c.get(poly[j]!).f32x4Add().get(r).f32x4Mul();
+    c.set(q);
+  };
+  /** x → σ(x) in x. */
+  const sigmoid = (): void => {
+    c.get(x).get(k.sign).v128Or().get(k.floor).f32x4Pmax().set(a); // a = max(−|x|, −104): the sign bit set
+    reduce();
+    // u = e^a = ((1 + q)·2^(n>>1))·2^(n − (n>>1))
+    c.get(k.one).get(q).f32x4Add();
+    c.get(ni).i32(1).i32x4ShrS().tee(n1); pow2(); c.f32x4Mul();
+    c.get(ni).get(n1).i32x4Sub(); pow2(); c.f32x4Mul().set(u);
+    c.get(k.one).get(u).get(x).get(k.zero).f32x4Ge().v128Bitselect(); // x ≥ 0 ? 1 : u (NaN: u, NaN)
+    c.get(k.one).get(u).f32x4Add().f32x4Div().set(x);
+  };
+  /** x → tanh(x) in t. */
+  const tanh = (): void => {
+    c.get(x).get(k.t10).f32x4Pmin().get(k.tm10).f32x4Pmax().get(k.m2).f32x4Mul().set(a); // a = −2·clamp(x, ±10)
+    reduce();
+    c.get(ni); pow2(); c.set(u); // 2^n, |n| ≤ 29
+    c.get(u).get(q).f32x4Mul().get(u).get(k.one).f32x4Sub().f32x4Add().set(u); // m = 2^n·q + (2^n − 1)
+    c.get(u).f32x4Neg().get(u).get(k.two).f32x4Add().f32x4Div().set(t);
+    c.get(x).get(t).get(k.sign).v128Bitselect().set(t); // x's sign (tanh is odd): tanh(±0) = ±0, where m would give −0 for both
+  };
+
+  type Phases = { load(o: number): void; compute(): void; store(o: number): void };
+  /** for p over [from, to) in bytes: two quads per pass (R0 at p, R1 at p + 16), then one quad, then a half. */
+  const quads = (from: () => void, to: () => void, ph: Phases): void => {
+    from(); c.set(p);
+    to(); c.set(end);
+    c.block().loop();
+    c.get(p).i32(32).i32Add().get(end).i32GtS().brIf(1);
+    use(R0); ph.load(0); use(R1); ph.load(16);
+    use(R0); ph.compute(); use(R1); ph.compute();
+    use(R0); ph.store(0); use(R1); ph.store(16);
+    use(R0);
+    c.get(p).i32(32).i32Add().set(p);
+    c.br(0).end().end();
+    c.block();
+    c.get(p).i32(16).i32Add().get(end).i32GtS().brIf(0);
+    ph.load(0); ph.compute(); ph.store(0);
+    c.get(p).i32(16).i32Add().set(p);
+    c.end();
+    c.block();
+    c.get(p).get(end).i32GeS().brIf(0);
+    half = true;
+    ph.load(0); ph.compute(); ph.store(0);
+    half = false;
+    c.end();
+  };
+  const zAt = (units: number): (() => void) => () => { c.get(zb); if (units) c.get(hw).i32(units).i32Mul().i32Add(); };
+
+  c.get(H_).i32(2).i32Shl().set(hw); // bytes per H values
+  c.i32(0).set(b);
+  c.block().loop();
+  c.get(b).get(B_).i32GeS().brIf(1);
+  c.get(Z).get(b).get(hw).i32(4).i32Mul().i32Mul().i32Add().set(zb);
+  c.get(b).get(hw).i32Mul().set(sb);
+  const sig: Phases = {
+    load: (o) => { c.get(p); load(o); c.set(x); },
+    compute: () => sigmoid(),
+    store: (o) => { c.get(p); store(x, o); },
+  };
+  const tnh: Phases = {
+    load: (o) => { c.get(p); load(o); c.set(x); },
+    compute: () => tanh(),
+    store: (o) => { c.get(p); store(t, o); },
+  };
+  // p walks the i block; f, g, o are at p + H, + 2H, + 3H (bytes hw), the states at sb + (p − zb).
+  const off = (): void => { c.get(p).get(zb).i32Sub().get(sb).i32Add(); };
+  const cell: Phases = {
+    load: (o) => {
+      // c = f·cPrev + i·g
+      c.get(p).get(hw).i32Add(); load(o);
+      off(); c.get(CP).i32Add(); load(o);
+      c.f32x4Mul();
+      c.get(p); load(o);
+      c.get(p).get(hw).i32(2).i32Mul().i32Add(); load(o);
+      c.f32x4Mul().f32x4Add().set(cv);
+      c.get(cv).set(x);
+    },
+    compute: () => { tanh(); c.get(t).set(tcv); },
+    store: (o) => {
+      off(); c.get(C).i32Add(); store(cv, o);
+      off(); c.get(TC).i32Add(); store(tcv, o);
+      off(); c.get(HH).i32Add(); // h = o·tanh(c)
+      c.get(p).get(hw).i32(3).i32Mul().i32Add(); load(o);
+      c.get(tcv).f32x4Mul().set(a);
+      store(a, o);
+    },
+  };
+  quads(zAt(0), zAt(2), sig); // i, f
+  quads(zAt(3), zAt(4), sig); // o
+  quads(zAt(2), zAt(3), tnh); // g
+  quads(zAt(0), zAt(1), cell);
+  c.get(b).i32(1).i32Add().set(b);
+  c.br(0).end().end();
+  c.i32(0);
+  return { name: "gates32", params, results: [I32], code: c };
 }
 
 /**
@@ -350,7 +514,7 @@ function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
 /** The module's bytes (all the kernels), for a shared memory of at most `maxPages` pages, or a plain one of `pages`. */
 export function gatesModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
   return assemble([
-    gatesForward(8), gatesForward(4), gatesBackward(8), gatesBackward(4),
+    gatesForward(), gatesForward32(), gatesBackward(8), gatesBackward(4),
     biasRows(8, false), biasRows(4, false), biasRows(8, true), biasRows(4, true),
   ], memory);
 }
