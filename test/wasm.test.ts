@@ -453,12 +453,12 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
   });
 
   for (const dtype of ["float64", "float32"] as const) {
-    it(`${dtype}: the backward (dz and dL/dc_{t-1}) bit for bit as lstmGatesBackward in TypeScript`, () => {
+    it(`${dtype}: the backward (dz and dL/dc_{t-1}) bit for bit as ${dtype === "float64" ? "lstmGatesBackward in TypeScript" : "its operations rounded to float32 one by one"}, nothing written past the arrays`, () => {
       const arena = WasmArena.create()!;
       const rng = makeRng(`wasm/gates-back/${dtype}`);
       const Arr = dtype === "float32" ? Float32Array : Float64Array;
       let ran = 0;
-      for (const [B, H] of [[1, 2], [3, 6], [8, 64], [5, 30]] as const) {
+      for (const [B, H] of [[1, 2], [3, 6], [8, 64], [5, 30], [2, 4], [4, 10]] as const) {
         // Activations as forward leaves them (σ in (0, 1), tanh in (-1, 1)), some at the ends; any dh, dc, cPrev.
         const acts = Array.from({ length: B * 4 * H }, (_, q) => {
           const u = rng.uniform(), j = q % (4 * H);
@@ -469,9 +469,23 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
         const dh = uniformArray(rng, B * H, -5, 5), dc = uniformArray(rng, B * H, -5, 5);
         dh[0] = 1e-300; dc[1] = -0; cPrev[2 % (B * H)] = 1e300;
         const heap = { g: Arr.from(acts), cp: Arr.from(cPrev), tc: Arr.from(tanhC), dh: Arr.from(dh), dc: Arr.from(dc), dz: new Arr(B * 4 * H) };
-        const put = (a: Float32Array | Float64Array) => { const v = arena.alloc(dtype, a.length); v.set(a); return v; };
-        const wasm = { g: put(heap.g), cp: put(heap.cp), tc: put(heap.tc), dh: put(heap.dh), dc: put(heap.dc), dz: arena.alloc(dtype, B * 4 * H) };
-        lstmGatesBackward(B, H, heap.g, 0, heap.cp, 0, heap.tc, 0, heap.dh, 0, heap.dc, 0, heap.dz, 0);
+        const pad = 8, SENT = 7.25; // past each array: must stay
+        const put = (a: Float32Array | Float64Array) => { const v = arena.alloc(dtype, a.length + pad); v.fill(SENT); v.set(a); return v; };
+        const wasm = { g: put(heap.g), cp: put(heap.cp), tc: put(heap.tc), dh: put(heap.dh), dc: put(heap.dc), dz: put(new Arr(B * 4 * H)) };
+        if (dtype === "float64") lstmGatesBackward(B, H, heap.g, 0, heap.cp, 0, heap.tc, 0, heap.dh, 0, heap.dc, 0, heap.dz, 0);
+        else {
+          // The kernel's operations in its order, each rounded to float32.
+          const fr = Math.fround, { g, cp, tc, dz } = heap, dcs = heap.dc, dhs = heap.dh;
+          for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) {
+            const q = b * 4 * H + j, st = b * H + j, i = g[q]!, f = g[q + H]!, gg = g[q + 2 * H]!, o = g[q + 3 * H]!, t = tc[st]!, d = dhs[st]!;
+            const dcv = fr(dcs[st]! + fr(fr(d * o) * fr(1 - fr(t * t))));
+            dz[q] = fr(fr(fr(dcv * gg) * i) * fr(1 - i));
+            dz[q + H] = fr(fr(fr(dcv * cp[st]!) * f) * fr(1 - f));
+            dz[q + 2 * H] = fr(fr(dcv * i) * fr(1 - fr(gg * gg)));
+            dz[q + 3 * H] = fr(fr(fr(d * t) * o) * fr(1 - o));
+            dcs[st] = fr(dcv * f);
+          }
+        }
         const back = dtype === "float32" ? arena.gatesBack32 : arena.gatesBack64;
         back(B, H, wasm.g.byteOffset, wasm.cp.byteOffset, wasm.tc.byteOffset, wasm.dh.byteOffset, wasm.dc.byteOffset, wasm.dz.byteOffset);
         ran++;
@@ -480,25 +494,35 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
             if (!Object.is(wasm[key][q], heap[key][q])) expect.fail(`B=${B} H=${H} ${key}[${q}] = ${wasm[key][q]} vs ${heap[key][q]}`);
           }
         }
+        for (const key of ["g", "cp", "tc", "dh", "dc", "dz"] as const) {
+          const n = heap[key].length;
+          for (let q = n; q < n + pad; q++) if (wasm[key][q] !== SENT) expect.fail(`B=${B} H=${H}: ${key}[${q}] written past the end`);
+        }
       }
-      expect(ran).toBe(4);
+      expect(ran).toBe(6);
     });
   }
 
-  it("bias rows: Y += bias and dBias += column sums (four rows per pass, then one by one), bit for bit as addBiasRows and sumRowsInto", () => {
+  it("bias rows: Y += bias and dBias += column sums (four rows per pass, then one by one), bit for bit as addBiasRows and sumRowsInto (float32 sums: as their additions rounded one by one)", () => {
     const arena = WasmArena.create()!;
     let ran = 0;
     for (const dtype of ["float64", "float32"] as const) {
       const Arr = dtype === "float32" ? Float32Array : Float64Array, w = dtype === "float32" ? 4 : 8;
       const rng = makeRng(`wasm/bias/${dtype}`);
       for (const [M, N, ld] of [[1, 2, 2], [3, 6, 9], [4, 8, 8], [5, 10, 13], [9, 512, 512], [66, 4, 7]] as const) {
-        const y0 = uniformArray(rng, 3 + M * ld, -10, 10), b0 = uniformArray(rng, 2 + N, -10, 10);
+        const y0 = uniformArray(rng, 3 + M * ld, -10, 10), b0 = uniformArray(rng, 2 + N + 4, -10, 10); // 4 past the bias: must stay
         y0[3] = 1e300; y0[4 % y0.length] = -1e300; b0[2] = -0;
         for (const sum of [false, true]) {
           const heap = { y: Arr.from(y0), b: Arr.from(b0) };
           const wy = arena.alloc(dtype, y0.length), wb = arena.alloc(dtype, b0.length);
           wy.set(heap.y); wb.set(heap.b);
-          if (sum) sumRowsInto(M, N, heap.y, 3, ld, heap.b, 2);
+          if (sum && dtype === "float32") {
+            // The kernel's additions in its order, each rounded to float32: four rows a pass, then one by one.
+            const fr = Math.fround, y = heap.y, b = heap.b, at = (r: number, j: number): number => y[3 + r * ld + j]!;
+            let r = 0;
+            for (; r + 4 <= M; r += 4) for (let j = 0; j < N; j++) b[2 + j] = fr(b[2 + j]! + fr(fr(at(r, j) + at(r + 1, j)) + fr(at(r + 2, j) + at(r + 3, j))));
+            for (; r < M; r++) for (let j = 0; j < N; j++) b[2 + j] = fr(b[2 + j]! + at(r, j));
+          } else if (sum) sumRowsInto(M, N, heap.y, 3, ld, heap.b, 2);
           else addBiasRows(M, N, heap.y, 3, ld, heap.b, 2);
           arena.bias[(sum ? 2 : 0) + (dtype === "float32" ? 1 : 0)]!(M, N, wy.byteOffset + 3 * w, ld, wb.byteOffset + 2 * w);
           ran++;

@@ -398,8 +398,10 @@ export function gatesForward32(): FunctionDef {
 }
 
 /**
- * The backward of one step's σ-gate math (`lstmGatesBackward` in kernels.ts), two units at a time, the same
- * operations in the same order, so bit-identical to it. Parameters: B, H, gates, cPrev, tanhC, dh, dc, dz (byte
+ * The backward of one step's σ-gate math (`lstmGatesBackward` in kernels.ts), the same operations in the same
+ * order. Float64: two units at a time, so bit-identical to it. Float32: four units at a time in float32
+ * arithmetic (the TypeScript kernel rounds only where it stores), so within float32 rounding of it; the last two
+ * units of an H ≡ 2 (mod 4) go as a half vector. Parameters: B, H, gates, cPrev, tanhC, dh, dc, dz (byte
  * offsets): dz (B, 4H) is written, dc (B, H) replaced by dL/dc_{t-1}. No transcendentals: every derivative
  * comes from the activations forward saved. H must be even.
  */
@@ -411,11 +413,36 @@ export function gatesBackward(w: 4 | 8): FunctionDef {
   const s = c.local(I32);
   const ig = c.local(V128), fg = c.local(V128), gg = c.local(V128), og = c.local(V128), tc = c.local(V128), dh = c.local(V128);
   const dcv = c.local(V128), one = c.local(V128);
-  c.f64(1).f64x2Splat().set(one);
-  const load = (): void => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); };
-  /** Stores the f64x2 on the stack at the address below it (float32: rounded). */
-  const store = (): void => { if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0); };
-  c.get(H_).i32(w === 8 ? 3 : 2).i32Shl().set(hw);
+  const f64 = w === 8;
+  if (f64) c.f64(1).f64x2Splat().set(one); else c.f32(1).f32x4Splat().set(one);
+  let half = false; // float32: the half vector at the end of a row
+  const load = (): void => { if (f64 || !half) c.v128Load(); else c.v128Load64Zero(); };
+  /** Stores the vector on the stack at the address below it. */
+  const store = (): void => { if (f64 || !half) c.v128Store(); else c.v128Store64Lane(0); };
+  const mul = (): void => { if (f64) c.f64x2Mul(); else c.f32x4Mul(); };
+  const add = (): void => { if (f64) c.f64x2Add(); else c.f32x4Add(); };
+  const sub = (): void => { if (f64) c.f64x2Sub(); else c.f32x4Sub(); };
+  /** Units at p (w·lanes bytes of each block): the whole computation. */
+  const body = (): void => {
+    c.get(p).get(G_).i32Sub().get(gb).i32Sub().get(sb).i32Add().set(s); // (b·H + j)·w
+    c.get(p); load(); c.set(ig);
+    c.get(p).get(hw).i32Add(); load(); c.set(fg);
+    c.get(p).get(hw).i32(2).i32Mul().i32Add(); load(); c.set(gg);
+    c.get(p).get(hw).i32(3).i32Mul().i32Add(); load(); c.set(og);
+    c.get(TC_).get(s).i32Add(); load(); c.set(tc);
+    c.get(DH_).get(s).i32Add(); load(); c.set(dh);
+    // dcv = dc + dh·o·(1 − tanh²(c))
+    c.get(DC_).get(s).i32Add(); load();
+    c.get(dh).get(og); mul(); c.get(one).get(tc).get(tc); mul(); sub(); mul(); add(); c.set(dcv);
+    // the four gate blocks of dz, at zb + (p − G − gb) + k·H
+    const dzAt = (k: number): void => { c.get(zb).get(p).get(G_).i32Sub().get(gb).i32Sub().i32Add(); if (k) c.get(hw).i32(k).i32Mul().i32Add(); };
+    dzAt(0); c.get(dcv).get(gg); mul(); c.get(ig); mul(); c.get(one).get(ig); sub(); mul(); store(); // dcv·g·i·(1 − i)
+    dzAt(1); c.get(dcv).get(CP_).get(s).i32Add(); load(); mul(); c.get(fg); mul(); c.get(one).get(fg); sub(); mul(); store(); // dcv·cPrev·f·(1 − f)
+    dzAt(2); c.get(dcv).get(ig); mul(); c.get(one).get(gg).get(gg); mul(); sub(); mul(); store(); // dcv·i·(1 − g²)
+    dzAt(3); c.get(dh).get(tc); mul(); c.get(og); mul(); c.get(one).get(og); sub(); mul(); store(); // dh·tanh(c)·o·(1 − o)
+    c.get(DC_).get(s).i32Add().get(dcv).get(fg); mul(); store(); // dL/dc_{t-1} = dcv·f
+  };
+  c.get(H_).i32(f64 ? 3 : 2).i32Shl().set(hw);
   c.i32(0).set(b);
   c.block().loop();
   c.get(b).get(B_).i32GeS().brIf(1);
@@ -424,57 +451,61 @@ export function gatesBackward(w: 4 | 8): FunctionDef {
   c.get(DZ_).get(gb).i32Add().set(zb);
   c.get(b).get(hw).i32Mul().set(sb); // row b of the (B, H) arrays
   c.get(p).get(hw).i32Add().set(end);
-  c.block().loop(); // p walks the i block of row b; units j, j + 1
-  c.get(p).get(end).i32GeS().brIf(1);
-  c.get(p).get(G_).i32Sub().get(gb).i32Sub().get(sb).i32Add().set(s); // (b·H + j)·w
-  c.get(p); load(); c.set(ig);
-  c.get(p).get(hw).i32Add(); load(); c.set(fg);
-  c.get(p).get(hw).i32(2).i32Mul().i32Add(); load(); c.set(gg);
-  c.get(p).get(hw).i32(3).i32Mul().i32Add(); load(); c.set(og);
-  c.get(TC_).get(s).i32Add(); load(); c.set(tc);
-  c.get(DH_).get(s).i32Add(); load(); c.set(dh);
-  // dcv = dc + dh·o·(1 − tanh²(c))
-  c.get(DC_).get(s).i32Add(); load();
-  c.get(dh).get(og).f64x2Mul().get(one).get(tc).get(tc).f64x2Mul().f64x2Sub().f64x2Mul().f64x2Add().set(dcv);
-  // the four gate blocks of dz, at zb + (p − G − gb) + k·H
-  const dzAt = (k: number): void => { c.get(zb).get(p).get(G_).i32Sub().get(gb).i32Sub().i32Add(); if (k) c.get(hw).i32(k).i32Mul().i32Add(); };
-  dzAt(0); c.get(dcv).get(gg).f64x2Mul().get(ig).f64x2Mul().get(one).get(ig).f64x2Sub().f64x2Mul(); store(); // dcv·g·i·(1 − i)
-  dzAt(1); c.get(dcv).get(CP_).get(s).i32Add(); load(); c.f64x2Mul().get(fg).f64x2Mul().get(one).get(fg).f64x2Sub().f64x2Mul(); store(); // dcv·cPrev·f·(1 − f)
-  dzAt(2); c.get(dcv).get(ig).f64x2Mul().get(one).get(gg).get(gg).f64x2Mul().f64x2Sub().f64x2Mul(); store(); // dcv·i·(1 − g²)
-  dzAt(3); c.get(dh).get(tc).f64x2Mul().get(og).f64x2Mul().get(one).get(og).f64x2Sub().f64x2Mul(); store(); // dh·tanh(c)·o·(1 − o)
-  c.get(DC_).get(s).i32Add().get(dcv).get(fg).f64x2Mul(); store(); // dL/dc_{t-1} = dcv·f
-  c.get(p).i32(2 * w).i32Add().set(p);
+  c.block().loop(); // p walks the i block of row b, 16 bytes (two float64 or four float32 units) a pass
+  c.get(p).i32(16).i32Add().get(end).i32GtS().brIf(1);
+  body();
+  c.get(p).i32(16).i32Add().set(p);
   c.br(0).end().end();
+  if (!f64) { // two float32 units left
+    c.block();
+    c.get(p).get(end).i32GeS().brIf(0);
+    half = true;
+    body();
+    half = false;
+    c.end();
+  }
   c.get(b).i32(1).i32Add().set(b);
   c.br(0).end().end();
-  return { name: w === 8 ? "gatesBack" : "gatesBack32", params, results: [], code: c };
+  return { name: f64 ? "gatesBack" : "gatesBack32", params, results: [], code: c };
 }
 
 /**
- * The bias kernels, two columns at a time, the same operations in the same order as `addBiasRows` and
- * `sumRowsInto` in kernels.ts (bit-identical): Y (M, N) += bias by rows, and dBias += the column sums of dY (M, N),
- * four rows per pass as ((y0 + y1) + (y2 + y3)), then one row at a time. Parameters: M, N, y, ldy (elements),
- * bias (byte offsets). N must be even.
+ * The bias kernels, the same operations in the same order as `addBiasRows` and `sumRowsInto` in kernels.ts:
+ * Y (M, N) += bias by rows, and dBias += the column sums of dY (M, N), four rows per pass as
+ * ((y0 + y1) + (y2 + y3)), then one row at a time. Float64: two columns at a time, bit-identical. Float32: four
+ * columns at a time in float32 arithmetic (a half vector for the last two of N ≡ 2 mod 4): Y += bias is one
+ * rounding either way, so bit-identical too; the sums round at each addition where TypeScript rounds at the
+ * store. Parameters: M, N, y, ldy (elements), bias (byte offsets). N must be even.
  */
 function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
   const params = [I32, I32, I32, I32, I32] as const;
-  const M_ = 0, N_ = 1, Y_ = 2, LD_ = 3, BI_ = 4, sh = w === 8 ? 3 : 2;
+  const M_ = 0, N_ = 1, Y_ = 2, LD_ = 3, BI_ = 4, sh = w === 8 ? 3 : 2, f64 = w === 8;
   const c = new Code(params);
   const i = c.local(I32), j = c.local(I32), row = c.local(I32), ld = c.local(I32), nb = c.local(I32), m4 = c.local(I32);
   const v = c.local(V128);
-  const load = (): void => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); };
-  const store = (): void => { if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0); };
+  let half = false; // float32: the last two columns
+  const load = (): void => { if (f64 || !half) c.v128Load(); else c.v128Load64Zero(); };
+  const store = (): void => { if (f64 || !half) c.v128Store(); else c.v128Store64Lane(0); };
+  const add = (): void => { if (f64) c.f64x2Add(); else c.f32x4Add(); };
   c.get(LD_).i32(sh).i32Shl().set(ld);
   c.get(N_).i32(sh).i32Shl().set(nb);
   c.get(M_).i32(-4).i32And().set(m4); // rows in passes of four (sum) — every row, for add
-  /** for (j = 0; j < N·w; j += 2w) body() over the row starting at `row` */
+  /** for (j = 0; j + 16 ≤ N·w; j += 16) body() over the row starting at `row`, then (float32) the half vector left */
   const cols = (body: () => void): void => {
     c.i32(0).set(j);
     c.block().loop();
-    c.get(j).get(nb).i32GeS().brIf(1);
+    c.get(j).i32(16).i32Add().get(nb).i32GtS().brIf(1);
     body();
-    c.get(j).i32(2 * w).i32Add().set(j);
+    c.get(j).i32(16).i32Add().set(j);
     c.br(0).end().end();
+    if (!f64) {
+      c.block();
+      c.get(j).get(nb).i32GeS().brIf(0);
+      half = true;
+      body();
+      half = false;
+      c.end();
+    }
   };
   const at = (r: number): void => { c.get(row).get(j).i32Add(); if (r) c.get(ld).i32(r).i32Mul().i32Add(); };
   c.i32(0).set(i);
@@ -485,9 +516,9 @@ function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
     cols(() => {
       c.get(BI_).get(j).i32Add(); // dBias[j] = dBias[j] + ((y0 + y1) + (y2 + y3))
       c.get(BI_).get(j).i32Add(); load();
-      at(0); load(); at(1); load(); c.f64x2Add();
-      at(2); load(); at(3); load(); c.f64x2Add();
-      c.f64x2Add().f64x2Add().set(v);
+      at(0); load(); at(1); load(); add();
+      at(2); load(); at(3); load(); add();
+      add(); add(); c.set(v);
       c.get(v); store();
     });
     c.get(i).i32(4).i32Add().set(i);
@@ -499,10 +530,10 @@ function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
   cols(() => {
     if (sum) {
       c.get(BI_).get(j).i32Add();
-      c.get(BI_).get(j).i32Add(); load(); at(0); load(); c.f64x2Add().set(v);
+      c.get(BI_).get(j).i32Add(); load(); at(0); load(); add(); c.set(v);
     } else {
       at(0);
-      at(0); load(); c.get(BI_).get(j).i32Add(); load(); c.f64x2Add().set(v);
+      at(0); load(); c.get(BI_).get(j).i32Add(); load(); add(); c.set(v);
     }
     c.get(v); store();
   });
