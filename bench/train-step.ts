@@ -227,14 +227,12 @@ export async function runTrainStep(opts: Options, results: Result[]): Promise<Re
   runSpecs(opts, "train-step: Sequential.trainOnBatch, LSTM(H) → Dense(1, sigmoid), BCE, Adam (float64; step ≈ 3 × 2·B·T·(I+H)·4H)",
     trainStepSpecs(opts), results);
   const extra: Record<string, unknown> = {};
-  const paired = SHAPES.filter((s) => s.name >= "S2" && results.some((r) => r.name === `stepMatmuls:${shapeLabel(s)}`) && (!opts.quick || s.name === "S2"));
-  if (paired.length) {
-    console.log("\nOverhead over the step's matmuls (elementwise gates, head, loss, backward bookkeeping, Adam, validation):");
-    extra.overhead = overheadRounds(opts, paired);
-    if (results.some((r) => r.name.startsWith("stepMatmuls:") && r.name.endsWith(",wasm"))) {
-      extra.overheadWasm = overheadRounds(opts, paired, "float32", "wasm");
-    }
-  }
+  // The paired rounds of each backend for the shapes whose products were timed (`-- float32,wasm`: the SIMD ones alone).
+  const paired = (suffix: string): Shape[] => SHAPES.filter((s) => s.name >= "S2" && results.some((r) => r.name === `stepMatmuls:${shapeLabel(s)}${suffix}`) && (!opts.quick || s.name === "S2"));
+  const js = paired(""), wasm = paired(",float32,wasm");
+  if (js.length || wasm.length) console.log("\nOverhead over the step's matmuls (elementwise gates, head, loss, backward bookkeeping, Adam, validation):");
+  if (js.length) extra.overhead = overheadRounds(opts, js);
+  if (wasm.length) extra.overheadWasm = overheadRounds(opts, wasm, "float32", "wasm");
   if (suiteSelected(opts, "dtype", "train-step", "float32")) {
     console.log("\nfloat32 vs float64 (each dtype in its own process; medians over interleaved rounds):");
     extra.dtype = dtypeComparison(opts);

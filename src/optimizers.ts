@@ -72,6 +72,12 @@ export interface Optimizer {
   apply(params: FloatArray, grads: FloatArray): void;
   /** The optimizer's state buffers (for checkpoints and rollback), in a fixed order. */
   slots(): Float64Array[];
+  /**
+   * A bound on every |Δw| of the next `apply`, given |g| ≤ gMax for the gradients and |s| ≤ slotMax for the first
+   * slot (Adam's m, SGD's velocity), under which the slots also stay finite; Infinity where there is none. The
+   * model skips the backup of an update that this shows cannot overflow.
+   */
+  maxStep(gMax: number, slotMax: number): number;
   /** The options, as plain JSON (a schedule as `{ schedule, config }`; see schedules.ts). */
   config(): OptimizerConfig;
 }
@@ -216,6 +222,18 @@ export class Adam<LR extends number | Schedule = number | Schedule> implements O
   }
 
   /**
+   * m' = m + (g − m)(1 − β1) lies between m and g, v' ≥ 0 stays finite while g² does, and
+   * |Δw| = α·|m'| / (√v' + ε) ≤ α·|m'| / ε; twice that covers the roundings. Clipping only shrinks g.
+   */
+  maxStep(gMax: number, mMax: number): number {
+    if (!(gMax < 1e150 && mMax < 1e150)) return Infinity; // g², and g − m, finite below this
+    const t = this.iterations + 1, lr = rateAt(this.learningRate, this.iterations);
+    const alpha = (lr * Math.sqrt(oneMinusPow(this.beta2, t))) / oneMinusPow(this.beta1, t);
+    const step = (2 * Math.abs(alpha) * Math.max(gMax, mMax)) / this.epsilon;
+    return step === step ? step : Infinity;
+  }
+
+  /**
    * The learning rate the next update will use: `learningRate` itself, or the schedule at `iterations`.
    *
    * @example
@@ -289,6 +307,13 @@ export class SGD<LR extends number | Schedule = number | Schedule> implements Op
 
   slots(): Float64Array[] {
     return [this.velocity];
+  }
+
+  /** |v'| = |μ·v − lr·g| ≤ μ·|v| + |lr|·|g| (Δw = v', or −lr·g without momentum); twice that covers the roundings. */
+  maxStep(gMax: number, vMax: number): number {
+    const lr = rateAt(this.learningRate, this.iterations);
+    const step = 2 * (this.momentum * vMax + Math.abs(lr) * gMax);
+    return step === step ? step : Infinity;
   }
 
   /**

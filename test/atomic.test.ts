@@ -34,19 +34,21 @@ const X = randomSeq(rng, 2, 3, 2);
 const Y = [[0.5], [-0.5]];
 
 /** The failure modes of a step, each with the data and optimizer that provoke it and what it reports. */
-const FAILURES: { name: string; opt?: Opt; zerosKernel?: boolean; x: number[][][]; y: number[][]; what: RegExp; noTrain?: boolean }[] = [
+const FAILURES: { name: string; opt?: Opt; zerosKernel?: boolean; dtype?: DType; x: number[][][]; y: number[][]; what: RegExp; noTrain?: boolean }[] = [
   { name: "labels that make the loss overflow (MSE, 1e200)", x: X, y: [[1e200], [0]], what: /non-finite loss/ },
   { name: "inputs of 1.7e308 that overflow the kernel's gradient", zerosKernel: true, x: X.map((r) => r.map((s) => s.map(() => 1.7e308))), y: [[100], [-100]], what: /non-finite gradients/, noTrain: true },
   { name: "a huge learning rate that makes the weights infinite (SGD 1e308)", opt: () => new SGD({ learningRate: 1e308 }), x: X, y: [[1000], [0]], what: /non-finite updated weights/, noTrain: true },
   { name: "a gradient whose square overflows Adam's v (weights stay finite)", x: X, y: [[9e153], [9e153]], what: /non-finite updated weights/ },
+  // finite as a double (~1e40), infinite once stored in a Float32Array
+  { name: "float32 weights pushed past 3.4e38 (SGD 1e37)", dtype: "float32", opt: () => new SGD({ learningRate: 1e37 }), x: X, y: [[1000], [0]], what: /non-finite updated weights/, noTrain: true },
 ];
 
 describe("a non-finite step changes nothing", () => {
   for (const stateful of [false, true]) {
     for (const f of FAILURES) {
       it(`trainOnBatch, ${stateful ? "stateful" : "stateless"}: ${f.name}`, () => {
-        const m = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel });
-        const twin = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel });
+        const m = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel, dtype: f.dtype });
+        const twin = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel, dtype: f.dtype });
         for (const mm of [m, twin]) { // state and Adam moments non-trivial (testOnBatch carries a stateful model's state)
           if (!f.noTrain) { mm.trainOnBatch(X, Y); mm.trainOnBatch(X, Y); }
           mm.testOnBatch(X, Y);
@@ -63,8 +65,8 @@ describe("a non-finite step changes nothing", () => {
       });
 
       it(`trainOnBatch with onNonFinite "skip", ${stateful ? "stateful" : "stateless"}: ${f.name}`, () => {
-        const m = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel, onNonFinite: "skip" });
-        const thrower = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel });
+        const m = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel, dtype: f.dtype, onNonFinite: "skip" });
+        const thrower = model({ stateful, opt: f.opt, zerosKernel: f.zerosKernel, dtype: f.dtype });
         for (const mm of [m, thrower]) {
           if (!f.noTrain) mm.trainOnBatch(X, Y);
           mm.testOnBatch(X, Y);
@@ -112,6 +114,19 @@ describe("a non-finite step changes nothing", () => {
     expect(err).toBeInstanceOf(NonFiniteError);
     expectSame("rolled back", before, snapshot(m));
     expect(m.engine.params.every(Number.isFinite)).toBe(true);
+  });
+
+  it("float32, Adam 1e39 with small gradients: the first step (|Δw| ≈ lr, past 3.4e38) is rolled back, though ‖g‖ is far below 1", () => {
+    // Adam's step is about lr whatever the gradient's size (m/√v ≈ ±1 when |g| ≫ ε), so the bound on it has to
+    // divide by ε: a bound that followed ‖g‖ instead would call this step safe and skip the backup.
+    const m = model({ dtype: "float32", opt: () => new Adam({ learningRate: 1e39 }) });
+    const y = m.predict(X).data; // targets right at the predictions, nudged: small errors, small gradients
+    const near = Array.from(y, (v) => [v + 1e-3]);
+    const g = m.computeGradients(X, near).grads.flatMap((t) => Array.from(t.data));
+    expect(Math.hypot(...g)).toBeLessThan(0.01);
+    const before = snapshot(m);
+    expect(() => m.trainOnBatch(X, near)).toThrow(/non-finite updated weights/);
+    expectSame("rolled back", before, snapshot(m));
   });
 
   for (const stateful of [false, true]) {
