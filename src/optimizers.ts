@@ -201,11 +201,9 @@ export class Adam<LR extends number | Schedule = number | Schedule> implements O
 
   apply(params: FloatArray, grads: FloatArray): void {
     clipGradients(grads, this.clipValue, this.clipNorm);
-    const lr = rateAt(this.learningRate, this.iterations); // before the increment: the first update uses step 0
-    const t = ++this.iterations;
+    const alpha = this.alpha();
+    this.iterations++;
     const b1 = this.beta1, b2 = this.beta2, eps = this.epsilon;
-    // 1 - β^t from math.ts: correctly rounded, and the same bits in every engine (`**` is neither).
-    const alpha = (lr * Math.sqrt(oneMinusPow(b2, t))) / oneMinusPow(b1, t);
     const m = this.m, v = this.v, n = params.length;
     for (let k = 0; k < n; k++) {
       const g = grads[k]!;
@@ -221,15 +219,33 @@ export class Adam<LR extends number | Schedule = number | Schedule> implements O
     return [this.m, this.v];
   }
 
+  /** The iteration count `alphaValue` is for (-1: none yet). */
+  private alphaFor = -1;
+  private alphaValue = 0;
+
+  /**
+   * The step size of the update after `iterations` updates, lr·√(1 − β2^t)/(1 − β1^t) with t = iterations + 1
+   * and lr the rate at `iterations`: computed once per iteration count (maxStep asks for it, then apply); it
+   * depends on nothing else that can change. 1 − β^t comes from math.ts: correctly rounded, and the same bits
+   * in every engine (`**` is neither).
+   */
+  private alpha(): number {
+    const it = this.iterations;
+    if (this.alphaFor !== it) {
+      const t = it + 1, lr = rateAt(this.learningRate, it); // the first update uses step 0 of a schedule
+      this.alphaValue = (lr * Math.sqrt(oneMinusPow(this.beta2, t))) / oneMinusPow(this.beta1, t);
+      this.alphaFor = it;
+    }
+    return this.alphaValue;
+  }
+
   /**
    * m' = m + (g − m)(1 − β1) lies between m and g, v' ≥ 0 stays finite while g² does, and
    * |Δw| = α·|m'| / (√v' + ε) ≤ α·|m'| / ε; twice that covers the roundings. Clipping only shrinks g.
    */
   maxStep(gMax: number, mMax: number): number {
     if (!(gMax < 1e150 && mMax < 1e150)) return Infinity; // g², and g − m, finite below this
-    const t = this.iterations + 1, lr = rateAt(this.learningRate, this.iterations);
-    const alpha = (lr * Math.sqrt(oneMinusPow(this.beta2, t))) / oneMinusPow(this.beta1, t);
-    const step = (2 * Math.abs(alpha) * Math.max(gMax, mMax)) / this.epsilon;
+    const step = (2 * Math.abs(this.alpha()) * Math.max(gMax, mMax)) / this.epsilon;
     return step === step ? step : Infinity;
   }
 

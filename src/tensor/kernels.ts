@@ -96,7 +96,8 @@ function gemm(
     const simd = arenas.simdFor(A, B, C);
     if (simd) {
       const w = A.BYTES_PER_ELEMENT;
-      simd(transA ? "TN" : transB ? "NT" : "NN", M, N, K, A.byteOffset + w * aOff, lda, B.byteOffset + w * bOff, ldb, C.byteOffset + w * cOff, ldc, accumulate, hold);
+      const at = arenas.at;
+      simd(transA ? "TN" : transB ? "NT" : "NN", M, N, K, at[0]! + w * aOff, lda, at[1]! + w * bOff, ldb, at[2]! + w * cOff, ldc, accumulate, hold);
       return;
     }
   }
@@ -494,10 +495,10 @@ export function addBiasRows(
   Y: FloatArray, yOff: number, ldy: number, // (M, N)
   bias: FloatArray, bOff: number,           // (N)
 ): void {
-  // The SIMD backend: the same additions two columns at a time (src/wasm/gates.ts), bit for bit.
+  // The SIMD backend: the same additions two (float64) or four (float32) columns at a time (src/wasm/gates.ts), bit for bit.
   if (arenas.anyArena && (N & 1) === 0 && M > 0) {
     const simd = arenas.biasFor(Y, bias, false), w = Y.BYTES_PER_ELEMENT;
-    if (simd) { simd(M, N, Y.byteOffset + w * yOff, ldy, bias.byteOffset + w * bOff); return; }
+    if (simd) { simd(M, N, arenas.at[0]! + w * yOff, ldy, arenas.at[1]! + w * bOff); return; }
   }
   let i = 0;
   // Four rows per pass: each bias value is loaded once for four updates.
@@ -523,10 +524,11 @@ export function sumRowsInto(
   dY: FloatArray, yOff: number, ldy: number, // (M, N)
   dBias: FloatArray, bOff: number,           // (N)
 ): void {
-  // The SIMD backend: the same sums, in the same order, two columns at a time (src/wasm/gates.ts).
+  // The SIMD backend: the same sums in the same order, two columns at a time in float64 (bit for bit), four in
+  // float32 arithmetic (rounding at each addition, where this loop rounds at the store) (src/wasm/gates.ts).
   if (arenas.anyArena && (N & 1) === 0 && M > 0) {
     const simd = arenas.biasFor(dY, dBias, true), w = dY.BYTES_PER_ELEMENT;
-    if (simd) { simd(M, N, dY.byteOffset + w * yOff, ldy, dBias.byteOffset + w * bOff); return; }
+    if (simd) { simd(M, N, arenas.at[0]! + w * yOff, ldy, arenas.at[1]! + w * bOff); return; }
   }
   let i = 0;
   // Four rows per pass: dBias is read and written once per four rows.
@@ -620,7 +622,8 @@ export function lstmGatesForward(
   if (arenas.anyArena && !hard && (H & 1) === 0) {
     const simd = arenas.gatesFor(z, cPrev, c, tanhC, h);
     const w = z.BYTES_PER_ELEMENT;
-    if (simd && simd(B, H, z.byteOffset + w * zOff, cPrev.byteOffset + w * cPrevOff, c.byteOffset + w * cOff, tanhC.byteOffset + w * tOff, h.byteOffset + w * hOff) === 0) return;
+    const at = arenas.at;
+    if (simd && simd(B, H, at[0]! + w * zOff, at[1]! + w * cPrevOff, at[2]! + w * cOff, at[3]! + w * tOff, at[4]! + w * hOff) === 0) return;
   }
   const G = 4 * H, H2 = 2 * H, H3 = 3 * H;
   for (let b = 0; b < B; b++) {
@@ -667,12 +670,14 @@ export function lstmGatesBackward(
   dc: FloatArray, dcOff: number,        // (B, H) in: dL/dc_t from later steps, out: dL/dc_{t-1}
   dz: FloatArray, dzOff: number,        // (B, 4H) out: dL/dz_t
 ): void {
-  // The SIMD backend: the same arithmetic two units at a time, bit for bit (src/wasm/gates.ts).
+  // The SIMD backend (src/wasm/gates.ts): the same arithmetic two units at a time in float64, bit for bit; four in
+  // float32 arithmetic (rounding at each operation, where this loop rounds at the stores).
   if (arenas.anyArena && (H & 1) === 0) {
     const simd = arenas.gatesBackFor(gates, cPrev, tanhC, dh, dc, dz);
     if (simd) {
       const w = gates.BYTES_PER_ELEMENT;
-      simd(B, H, gates.byteOffset + w * gOff, cPrev.byteOffset + w * cPrevOff, tanhC.byteOffset + w * tOff, dh.byteOffset + w * dhOff, dc.byteOffset + w * dcOff, dz.byteOffset + w * dzOff);
+      const at = arenas.at;
+      simd(B, H, at[0]! + w * gOff, at[1]! + w * cPrevOff, at[2]! + w * tOff, at[3]! + w * dhOff, at[4]! + w * dcOff, at[5]! + w * dzOff);
       return;
     }
   }

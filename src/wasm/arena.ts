@@ -133,40 +133,64 @@ export class WasmArena {
   }
 }
 
-/** The product that runs on A, B and C in place, when the three live in one arena and share a dtype. */
+/** A view's arena (null: none) and byte offset, and whether it is float32. */
+interface Where { arena: WasmArena | null; at: number; f32: boolean }
+const NONE: Where = { arena: null, at: 0, f32: false };
+/**
+ * Each view's Where, looked up by the view itself: ~7 ns, where reading a shared view's `buffer` and `byteOffset`
+ * and looking the buffer up in OWNER took ~45 ns (measured), per array and kernel call, hundreds of times in a
+ * small model's step. Filled on a view's first lookup; a view's buffer and offset never change.
+ */
+const VIEWS = new WeakMap<Float, Where>();
+
+function where(a: Float): Where {
+  let v = VIEWS.get(a);
+  if (v === undefined) {
+    const arena = OWNER.get(a.buffer);
+    v = arena ? { arena, at: a.byteOffset, f32: a instanceof Float32Array } : NONE;
+    VIEWS.set(a, v);
+  }
+  return v;
+}
+
+/** The byte offsets of the arrays of the last lookup below that returned a kernel, in the order of its arguments. */
+export const at: number[] = [0, 0, 0, 0, 0, 0];
+
+/** True when all of `ws` are views of one arena with `ws[0]`'s dtype; their byte offsets then in `at`. */
+function together(w0: Where, w1: Where, w2: Where, w3: Where = w0, w4: Where = w0, w5: Where = w0): boolean {
+  const a = w0.arena, f = w0.f32;
+  if (a === null || w1.arena !== a || w2.arena !== a || w3.arena !== a || w4.arena !== a || w5.arena !== a) return false;
+  if (w1.f32 !== f || w2.f32 !== f || w3.f32 !== f || w4.f32 !== f || w5.f32 !== f) return false;
+  at[0] = w0.at; at[1] = w1.at; at[2] = w2.at; at[3] = w3.at; at[4] = w4.at; at[5] = w5.at;
+  return true;
+}
+
+/** The product that runs on A, B and C in place, when the three live in one arena and share a dtype (offsets in `at`). */
 export function simdFor(A: Float, B: Float, C: Float): Gemm | null {
-  const arena = OWNER.get(A.buffer);
-  if (!arena || OWNER.get(B.buffer) !== arena || OWNER.get(C.buffer) !== arena) return null;
-  const f32 = A instanceof Float32Array;
-  if ((B instanceof Float32Array) !== f32 || (C instanceof Float32Array) !== f32) return null;
-  return f32 ? arena.gemm32 : arena.gemm64;
+  const a = where(A);
+  if (!together(a, where(B), where(C))) return null;
+  return a.f32 ? a.arena!.gemm32 : a.arena!.gemm64;
 }
 
-/** The gate kernel that runs on the five arrays in place, when all live in one arena and share a dtype. */
+/** The gate kernel that runs on the five arrays in place, when all live in one arena and share a dtype (offsets in `at`). */
 export function gatesFor(z: Float, cPrev: Float, c: Float, tanhC: Float, h: Float): Gates | null {
-  const arena = OWNER.get(z.buffer);
-  if (!arena || OWNER.get(cPrev.buffer) !== arena || OWNER.get(c.buffer) !== arena || OWNER.get(tanhC.buffer) !== arena || OWNER.get(h.buffer) !== arena) return null;
-  const f32 = z instanceof Float32Array;
-  if ((cPrev instanceof Float32Array) !== f32 || (c instanceof Float32Array) !== f32 || (tanhC instanceof Float32Array) !== f32 || (h instanceof Float32Array) !== f32) return null;
-  return f32 ? arena.gates32 : arena.gates64;
+  const a = where(z);
+  if (!together(a, where(cPrev), where(c), where(tanhC), where(h))) return null;
+  return a.f32 ? a.arena!.gates32 : a.arena!.gates64;
 }
 
-/** The backward gate kernel on the six arrays in place, when all live in one arena and share a dtype. */
+/** The backward gate kernel on the six arrays in place, when all live in one arena and share a dtype (offsets in `at`). */
 export function gatesBackFor(gates: Float, cPrev: Float, tanhC: Float, dh: Float, dc: Float, dz: Float): GatesBack | null {
-  const arena = OWNER.get(gates.buffer);
-  if (!arena) return null;
-  const f32 = gates instanceof Float32Array;
-  for (const a of [cPrev, tanhC, dh, dc, dz]) if (OWNER.get(a.buffer) !== arena || (a instanceof Float32Array) !== f32) return null;
-  return f32 ? arena.gatesBack32 : arena.gatesBack64;
+  const a = where(gates);
+  if (!together(a, where(cPrev), where(tanhC), where(dh), where(dc), where(dz))) return null;
+  return a.f32 ? a.arena!.gatesBack32 : a.arena!.gatesBack64;
 }
 
-/** The bias kernel (`sum`: column sums into the bias) on Y and the bias in place, when both live in one arena. */
+/** The bias kernel (`sum`: column sums into the bias) on Y and the bias in place, when both live in one arena (offsets in `at`). */
 export function biasFor(Y: Float, bias: Float, sum: boolean): BiasRows | null {
-  const arena = OWNER.get(Y.buffer);
-  if (!arena || OWNER.get(bias.buffer) !== arena) return null;
-  const f32 = Y instanceof Float32Array;
-  if ((bias instanceof Float32Array) !== f32) return null;
-  return arena.bias[(sum ? 2 : 0) + (f32 ? 1 : 0)]!;
+  const a = where(Y);
+  if (!together(a, where(bias), a)) return null;
+  return a.arena!.bias[(sum ? 2 : 0) + (a.f32 ? 1 : 0)]!;
 }
 
 /** The arena `allocate` draws from while one is set (see tensor.ts), or null. */
