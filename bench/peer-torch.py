@@ -7,8 +7,9 @@ SPEC (written by the TypeScript side): {"B", "T", "I", "H", "dtype": "float32" |
 "weights": [kernel [I,4H], recurrentKernel [H,4H], bias [4H], dense kernel [H,1], dense bias [1]] (Keras
 layout, longshort's initial weights), "x" [B,T,I], "y" [B,1]}. The network: nn.LSTM(I, H, batch_first=True)
 (PyTorch's gate order i, f, g, o is Keras's, so weight_ih = kernelᵀ), then nn.Linear(H, 1) on the last step,
-binary cross-entropy from the logit, Adam(lr 1e-3, eps 1e-7), one thread. Prints one JSON line: the loss of
-the given weights on the batch (the TypeScript side compares it with its own), and the timed steps in ms.
+binary cross-entropy from the logit, Adam(lr 1e-3, eps 1e-7), on SPEC's "threads" (default 1; the TypeScript side
+sets OPENBLAS_NUM_THREADS and OMP_NUM_THREADS to match). Prints one JSON line: the loss of the given weights on
+the batch (the TypeScript side compares it with its own), the timed steps in ms, and the BLAS library loaded.
 """
 import json
 import sys
@@ -17,11 +18,23 @@ import time
 import torch
 from torch import nn
 
-torch.set_num_threads(1)
+
+
+def blas():
+    """The BLAS library this process loaded (PyTorch's generic build calls whatever libblas.so.3 points to)."""
+    try:
+        maps = open("/proc/self/maps").read()
+    except OSError:
+        return "unknown"
+    for name in ("openblas", "mkl", "blis", "atlas"):
+        if "lib" + name in maps:
+            return name
+    return "reference" if "libblas" in maps else "none loaded"
 
 
 def main():
     spec = json.load(open(sys.argv[1]))
+    torch.set_num_threads(spec.get("threads", 1))
     dtype = torch.float32 if spec["dtype"] == "float32" else torch.float64
     I, H = spec["I"], spec["H"]
     lstm = nn.LSTM(I, H, batch_first=True).to(dtype)
@@ -62,7 +75,7 @@ def main():
         t0 = time.perf_counter()
         step()
         samples.append((time.perf_counter() - t0) * 1000)
-    print(json.dumps({"loss": first, "samples": samples, "torch": torch.__version__}))
+    print(json.dumps({"loss": first, "samples": samples, "torch": torch.__version__, "blas": blas()}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import { Sequential, LSTM, Dense, Adam, tensor, type DType } from "../src/index.
 import { type FloatArray, type Tensor, allocate } from "../src/tensor/tensor.js";
 import { HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
 import { WasmArena, withArena } from "../src/wasm/arena.js";
+import { setThreads } from "../src/node/index.js";
 import {
   type Case, type Options, type Spec, type Result, type Shape, SHAPES, shape, rng, randomArray, runSpecs,
   stepFlops, shapeLabel, registerChild, spawnChild, timeSteps, median, formatTime, suiteSelected, randomBatch,
@@ -192,9 +193,14 @@ function overheadRounds(
 // The child measurement: our step at one shape and dtype, in a fresh process.
 registerChild("ours", async (args) => {
   const s = shape(args.shape!);
-  const m = makeStepModel(s, (args.dtype ?? "float64") as DType);
+  const m = makeStepModel(s, (args.dtype ?? "float64") as DType, 1, (args.backend ?? "js") as "js" | "wasm");
+  if (args.backend === "wasm" && m.model.backend !== "wasm") throw new Error("the wasm backend is not available here");
   checkStepModel(m, s);
+  // threads > 1: half the batch in a worker (minFlops 0: split whatever the default threshold would say)
+  const threads = Number(args.threads ?? 1);
+  if (threads > 1) setThreads(m.model, threads, { minFlops: 0 });
   const samples = await timeSteps(() => m.model.trainOnBatch(m.x, m.y), Number(args.budget ?? 1500));
+  if (threads > 1) m.model.dispose();
   return { samples };
 });
 
