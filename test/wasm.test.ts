@@ -146,21 +146,21 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     expect(cases).toBe(2 * 3 * 3 * 2);
   });
 
-  it("a held B (the recurrent kernel in a loop): packed once by HOLD_NEW, reused by HOLD_SAME, packed afresh when B, its shape or form differ", () => {
-    for (const dtype of ["float64", "float32"] as const) {
+  it("a held B (the recurrent kernel in a loop): packed once by HOLD_NEW, reused by HOLD_SAME, packed afresh when B, its shape or form differ; the tiles (12 rows) and the rows kernel (1 and 3 rows) alike", () => {
+    for (const M of [12, 1, 3]) for (const dtype of ["float64", "float32"] as const) {
       const memory = createMemory(64);
       const f32 = dtype === "float32", w = f32 ? 4 : 8;
       const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
       const [[plain], [packed]] = [withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[0]!, withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[3]!];
       const rng = makeRng(`wasm/gemm-hold/${dtype}`);
       // A (M, K) at 0; B1 and B2 (K, N) or (N, K); C at cOff; the plain product's C at dOff. K·N·w > 64 KiB: several panels.
-      const M = 12, N = 300, K = 40, a = 0, b1 = M * K, b2 = b1 + K * N, cOff = b2 + K * N, dOff = cOff + M * N;
+      const N = 300, K = 40, a = 0, b1 = M * K, b2 = b1 + K * N, cOff = b2 + K * N, dOff = cOff + M * N;
       f.set(uniformArray(rng, cOff, -1, 1), 0);
       const check = (form: Form, b: number, hold: 0 | 1 | 2, what: string): void => {
         const ldb = form === "NT" ? K : N;
         packed(form, M, N, K, w * a, K, w * b, ldb, w * cOff, N, false, hold);
         plain(form, M, N, K, w * a, K, w * b, ldb, w * dOff, N, false);
-        for (let q = 0; q < M * N; q++) if (!Object.is(f[cOff + q], f[dOff + q])) expect.fail(`${dtype} ${what}: C[${q}] ${f[cOff + q]} vs ${f[dOff + q]}`);
+        for (let q = 0; q < M * N; q++) if (!Object.is(f[cOff + q], f[dOff + q])) expect.fail(`${dtype} M=${M} ${what}: C[${q}] ${f[cOff + q]} vs ${f[dOff + q]}`);
       };
       for (const form of ["NN", "NT"] as const) {
         check(form, b1, HOLD_NEW, `${form} new`);
@@ -172,14 +172,16 @@ describe("WebAssembly SIMD GEMM, float64", () => {
       }
       check("NN", b1, HOLD_NEW, "NN");
       check("NT", b1, HOLD_SAME, "NT after NN on the same B");
-      // HOLD_SAME reuses the packing without looking at B: changing B in between shows that it did reuse.
-      check("NN", b2, HOLD_NEW, "NN new on B2");
+      // HOLD_SAME reuses the packing without looking at B: changing B in between shows that it did reuse. (The rows
+      // kernel reads A·B's B where it is, unpacked: there A·Bᵀ shows it.)
+      const form: Form = M < 4 ? "NT" : "NN", ldb = form === "NT" ? K : N;
+      check(form, b2, HOLD_NEW, `${form} new on B2`);
       const keep = f[b2]!;
       f[b2] = keep + 1;
-      packed("NN", M, N, K, w * a, K, w * b2, N, w * cOff, N, false, HOLD_SAME);
+      packed(form, M, N, K, w * a, K, w * b2, ldb, w * cOff, N, false, HOLD_SAME);
       f[b2] = keep;
-      plain("NN", M, N, K, w * a, K, w * b2, N, w * dOff, N, false);
-      for (let q = 0; q < M * N; q++) if (!Object.is(f[cOff + q], f[dOff + q])) expect.fail(`${dtype} reuse: C[${q}] ${f[cOff + q]} vs ${f[dOff + q]}`);
+      plain(form, M, N, K, w * a, K, w * b2, ldb, w * dOff, N, false);
+      for (let q = 0; q < M * N; q++) if (!Object.is(f[cOff + q], f[dOff + q])) expect.fail(`${dtype} M=${M} reuse: C[${q}] ${f[cOff + q]} vs ${f[dOff + q]}`);
     }
   });
 

@@ -90,9 +90,9 @@ function gemm(
   accumulate: boolean,
   hold: Hold = 0,
 ): void {
-  // The SIMD backend: when the three arrays live in one model's WebAssembly memory, its kernel runs in place;
-  // products thinner than its 4-row tile stay here (the call would cost more than the thin loops below).
-  if (arenas.anyArena && M >= 4 && N >= 4) {
+  // The SIMD backend: when the three arrays live in one model's WebAssembly memory, its kernel runs in place:
+  // the tiles from four rows up, the rows kernel below that (a batch of one) when C has 8 columns or more.
+  if (arenas.anyArena && N >= 4 && (M >= 4 || N >= 8)) {
     const simd = arenas.simdFor(A, B, C);
     if (simd) {
       const w = A.BYTES_PER_ELEMENT;

@@ -366,6 +366,63 @@ function tiles32(form: Form, packed = false): FunctionDef {
 }
 
 /**
+ * Products with fewer rows than a tile (a batch of one row; a layer with one input), in SIMD along the row: for
+ * each row m of C and each strip of 32 bytes of it (4 float64 or 8 float32 columns, two vectors),
+ * C[m, strip] (+)= Σ_k A[m, k]·B[k, strip], A's value splatted and B's 32 bytes loaded per k. B's strips come
+ * from B itself (strip s at b + 32·s, row k at + k·ldb·w) or from its packing (strip s at b + 32·K·s, row k at
+ * + 32·k: A·Bᵀ, whose Bᵀ columns are B's rows); A's element (m, k) is at a + m·am + k·ak (A, or Aᵀ for Aᵀ·B).
+ * Each sum runs in k order from zero and C is added at the end: the naive loop's order, so bit for bit. (The
+ * scalar loop these rows took before was no faster than TypeScript's, and the call cost more.)
+ * Parameters: M, strips, K, a, am, ak, b, bs, bk, c, ldc, acc (am, ak, bs, bk and ldc in bytes).
+ */
+function rows(w: 4 | 8): FunctionDef {
+  const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+  const M = 0, NS = 1, K = 2, A = 3, AM = 4, AK = 5, B = 6, BS = 7, BK = 8, C = 9, LDC = 10, ACC = 11;
+  const c = new Code(params);
+  const m = c.local(I32), s = c.local(I32), k = c.local(I32), pa = c.local(I32), pb = c.local(I32), pc = c.local(I32);
+  const v0 = c.local(V128), v1 = c.local(V128), x = c.local(V128), zero = c.local(V128);
+  const f64 = w === 8;
+  const mul = (): void => { if (f64) c.f64x2Mul(); else c.f32x4Mul(); };
+  const add = (): void => { if (f64) c.f64x2Add(); else c.f32x4Add(); };
+  if (f64) c.f64(0).f64x2Splat().set(zero); else c.f32(0).f32x4Splat().set(zero);
+  c.i32(0).set(m);
+  c.block().loop();
+  c.get(m).get(M).i32GeS().brIf(1);
+  c.i32(0).set(s);
+  c.block().loop();
+  c.get(s).get(NS).i32GeS().brIf(1);
+  c.get(A).get(m).get(AM).i32Mul().i32Add().set(pa);
+  c.get(B).get(s).get(BS).i32Mul().i32Add().set(pb);
+  c.get(zero).set(v0);
+  c.get(zero).set(v1);
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(K).i32GeS().brIf(1);
+  c.get(pa);
+  if (f64) c.v128Load64Splat(); else c.v128Load32Splat();
+  c.set(x);
+  c.get(v0).get(x).get(pb).v128Load(0); mul(); add(); c.set(v0);
+  c.get(v1).get(x).get(pb).v128Load(16); mul(); add(); c.set(v1);
+  c.get(pa).get(AK).i32Add().set(pa);
+  c.get(pb).get(BK).i32Add().set(pb);
+  c.get(k).i32(1).i32Add().set(k);
+  c.br(0).end().end();
+  c.get(C).get(m).get(LDC).i32Mul().i32Add().get(s).i32(5).i32Shl().i32Add().set(pc); // c + m·ldc + 32·s
+  c.block();
+  c.get(ACC).i32Eqz().brIf(0);
+  c.get(pc).v128Load(0).get(v0); add(); c.set(v0);
+  c.get(pc).v128Load(16).get(v1); add(); c.set(v1);
+  c.end();
+  c.get(pc).get(v0).v128Store(0);
+  c.get(pc).get(v1).v128Store(16);
+  c.get(s).i32(1).i32Add().set(s);
+  c.br(0).end().end();
+  c.get(m).i32(1).i32Add().set(m);
+  c.br(0).end().end();
+  return { name: f64 ? "rows" : "rows32", params, results: [], code: c };
+}
+
+/**
  * B packed in strips for the tiles: strip s holds columns [s·cols, s·cols + cols) of op(B) for every k, one
  * 32-byte row per k (4 float64 or 8 float32 values), strips one after the other. A tile then reads its part of
  * B as one contiguous run instead of one short piece per row of B, rows that may each sit on another page (the
@@ -444,8 +501,8 @@ function transpose(w: 4 | 8): FunctionDef {
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
   return assemble([
-    tiles("NN"), tiles("TN"), tiles("NT"), tiles("NN", true), tiles("TN", true), edge(8), pack(8, false), pack(8, true), transpose(8),
-    tiles32("NN"), tiles32("TN"), tiles32("NT"), tiles32("NN", true), tiles32("TN", true), edge(4), pack(4, false), pack(4, true), transpose(4),
+    tiles("NN"), tiles("TN"), tiles("NT"), tiles("NN", true), tiles("TN", true), edge(8), pack(8, false), pack(8, true), transpose(8), rows(8),
+    tiles32("NN"), tiles32("TN"), tiles32("NT"), tiles32("NN", true), tiles32("TN", true), edge(4), pack(4, false), pack(4, true), transpose(4), rows(4),
   ], memory);
 }
 
@@ -480,7 +537,7 @@ export const HOLD_NEW = 1, HOLD_SAME = 2;
  */
 export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }, scratch?: Scratch): Gemm {
   const ex = instantiate(memory, shared);
-  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT!, NNP: ex.tilesNNP!, TNP: ex.tilesTNP! }, ex.edge!, ex.packN!, ex.packT!, ex.transpose!, 4, scratch);
+  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT!, NNP: ex.tilesNNP!, TNP: ex.tilesTNP! }, ex.edge!, ex.packN!, ex.packT!, ex.transpose!, ex.rows!, 4, scratch);
 }
 
 /**
@@ -493,7 +550,7 @@ export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }, 
  */
 export function createGemm32(memory: WasmMemory, shared?: { maxPages: number }, scratch?: Scratch): Gemm {
   const ex = instantiate(memory, shared);
-  return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT!, NNP: ex.tiles32NNP!, TNP: ex.tiles32TNP! }, ex.edge32!, ex.pack32N!, ex.pack32T!, ex.transpose32!, 8, scratch);
+  return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT!, NNP: ex.tiles32NNP!, TNP: ex.tiles32TNP! }, ex.edge32!, ex.pack32N!, ex.pack32T!, ex.transpose32!, ex.rows32!, 8, scratch);
 }
 
 /**
@@ -528,7 +585,7 @@ const PANEL_BYTES = 65536;
 type Kernel = (...args: number[]) => void;
 
 function wrap(
-  kernels: Record<Form | "NNP" | "TNP", Kernel>, e: Kernel, packN: Kernel, packT: Kernel, tr: Kernel, cols: number, scratch?: Scratch,
+  kernels: Record<Form | "NNP" | "TNP", Kernel>, e: Kernel, packN: Kernel, packT: Kernel, tr: Kernel, rowsK: Kernel, cols: number, scratch?: Scratch,
 ): Gemm {
   const w = cols === 4 ? 8 : 4;
   // float32 Aᵀ·B runs as (Aᵀ)·B: its own tiles splat 8 values of B per k and reach 17-18 GFLOP/s, the A·B tiles
@@ -580,8 +637,30 @@ function wrap(
       if (M4 < M) e(M, n, K, a, lda, bp, ldb, cp, ldc, acc, M4, 0, ta, tb);
     }
   };
+  /**
+   * Fewer than four rows: the rows kernel over the whole strips, on B where it is (A·B, Aᵀ·B) or on Bᵀ packed
+   * (A·Bᵀ: held like the tiles' packing, in the same layout, so either path reuses the other's), the scalar
+   * loop over the remaining columns.
+   */
+  const few = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
+    const Nt = N - (N % cols), ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
+    const am = ta ? w : w * lda, ak = ta ? w * lda : w;
+    if (!tb) rowsK(M, Nt / cols, K, a, am, ak, b, 32, w * ldb, c, w * ldc, acc);
+    else {
+      let dst: number, fresh = true;
+      if (hold !== 0) {
+        dst = scratch!(w * K * Nt, 1);
+        fresh = hold === HOLD_NEW || heldForm !== 2 || heldB !== b || heldLd !== ldb || heldK !== K || heldN !== N || heldAt !== dst;
+        heldForm = 2; heldB = b; heldLd = ldb; heldK = K; heldN = N; heldAt = dst;
+      } else dst = scratch!(w * K * Nt, 0);
+      if (fresh) packT(Nt, K, b, ldb, dst);
+      rowsK(M, Nt / cols, K, a, am, ak, dst, 32 * K, 32, c, w * ldc, acc);
+    }
+    if (Nt < N) e(M, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
+  };
   const one = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
-    if (scratch && N >= cols) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
+    if (M < 4 && N >= cols && (scratch || form !== "NT")) few(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
+    else if (scratch && N >= cols) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
     else run(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
   };
   return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate, hold = 0) => {
