@@ -597,7 +597,12 @@ function wrap(
     const ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
     if (M4 > 0 && Nt > 0) kernels[form](M4, Nt, K, a, lda, b, ldb, c, ldc, acc);
     if (Nt < N && M4 > 0) e(M4, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
-    if (M4 < M) e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, 0, ta, tb);
+    if (M4 < M) {
+      // The last rows: the rows kernel on B where it is (not for A·Bᵀ, whose B would need packing), then the corner.
+      const am = ta ? w : w * lda, ak = ta ? w * lda : w, nr = tb ? 0 : Nt;
+      if (nr > 0) rowsK(M - M4, nr / cols, K, a + M4 * am, am, ak, b, 32, w * ldb, c + w * M4 * ldc, w * ldc, acc);
+      e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, nr, ta, tb);
+    }
   };
   /**
    * Panels of columns of C: B's part packed in strips (scratch), the packed tiles over the whole tiles, the
@@ -628,13 +633,18 @@ function wrap(
     for (let j0 = 0; j0 < N; j0 += nc) {
       const n = Math.min(nc, N - j0), nt = n - (n % cols);
       const bp = b + w * (tb ? j0 * ldb : j0), cp = c + w * j0;
+      const dst = held >= 0 ? held + w * K * j0 : s;
       if (nt > 0 && M4 > 0) {
-        const dst = held >= 0 ? held + w * K * j0 : s;
         if (fresh) (tb ? packT : packN)(nt, K, bp, ldb, dst);
         kernels[ta ? "TNP" : "NNP"](M4, nt, K, a, lda, dst, 0, cp, ldc, acc);
       }
       if (nt < n && M4 > 0) e(M4, n, K, a, lda, bp, ldb, cp, ldc, acc, 0, nt, ta, tb);
-      if (M4 < M) e(M, n, K, a, lda, bp, ldb, cp, ldc, acc, M4, 0, ta, tb);
+      if (M4 < M) {
+        // The last rows: the rows kernel on the panel just packed (the tiles ran, so M4 > 0), then the corner.
+        const am = ta ? w : w * lda, ak = ta ? w * lda : w, nr = M4 > 0 ? nt : 0;
+        if (nr > 0) rowsK(M - M4, nr / cols, K, a + M4 * am, am, ak, dst, 32 * K, 32, cp + w * M4 * ldc, w * ldc, acc);
+        e(M, n, K, a, lda, bp, ldb, cp, ldc, acc, M4, nr, ta, tb);
+      }
     }
   };
   /**
