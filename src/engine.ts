@@ -20,6 +20,7 @@
  * (B, ·) block (see layers/lstm.ts); the public surface is batch-major [B, T, F].
  */
 import { WasmArena, withArena } from "./wasm/arena.js";
+import * as arenas from "./wasm/arena.js";
 import {
   type DType, type FloatArray, type Tensor, type StridedArray, allocate, fromData,
 } from "./tensor/tensor.js";
@@ -247,7 +248,7 @@ export class Engine {
       for (const l of this.layers) l.initialize(rng);
     }
     this.built = true;
-    this.optimizer?.init(total);
+    withArena(this.arena, () => this.optimizer?.init(total)); // its state beside the weights
   }
 
   /** Shapes in getWeights order, e.g. [[1, 40], [10, 40], [40], [10, 1], [1]]. */
@@ -650,7 +651,15 @@ export class Engine {
       // in place without the backup. (Max-of-|x| loops ran slower: a chain of dependent Math.max, or branches.)
       const slot = opt.slots()[0] ?? null, n = grads.length;
       let gq = 0, pq = 0, sq = 0;
-      if (slot && slot.length === n) {
+      const simdG = arenas.anyArena ? arenas.sumSquaresFor(grads) : null;
+      if (simdG && slot && slot.length === n) {
+        // The SIMD backend: the same bounds (sums in another order), each array in its own pass.
+        gq = simdG(n, arenas.at[0]!);
+        pq = arenas.sumSquaresFor(params)!(n, arenas.at[0]!);
+        const s = arenas.sumSquaresFor(slot);
+        if (s) sq = s(n, arenas.at[0]!);
+        else for (let k = 0; k < n; k++) sq += slot[k]! * slot[k]!;
+      } else if (slot && slot.length === n) {
         for (let k = 0; k < n; k++) { const g = grads[k]!, p = params[k]!, v = slot[k]!; gq += g * g; pq += p * p; sq += v * v; }
       } else {
         for (let k = 0; k < n; k++) { const g = grads[k]!, p = params[k]!; gq += g * g; pq += p * p; }

@@ -21,6 +21,7 @@ import {
 } from "./validate.js";
 import { type CallbackHooks, type History, HOOKS } from "./callbacks.js";
 import { fitLoop } from "./fit.js";
+import { withArena } from "./wasm/arena.js";
 import { progressSink } from "./progress.js";
 import { type CheckpointJSON, engineToJSON } from "./checkpoint-json.js";
 import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue, toSize } from "./errors.js";
@@ -286,7 +287,7 @@ export class Sequential {
     e.loss = loss;
     e.metrics = metrics.slice();
     e.onNonFinite = onNonFinite;
-    if (e.built) optimizer.init(e.params.length);
+    if (e.built) withArena(e.arena, () => optimizer.init(e.params.length)); // its state beside the weights
   }
 
   // ---------------------------------------------------------------------------------------------

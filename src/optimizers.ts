@@ -3,7 +3,8 @@
  * single loop (llm.c, optax). Adam is Keras's form (SEMANTICS.md): epsilon is added to sqrt(v) before the
  * bias correction is folded into the step size.
  */
-import type { FloatArray } from "./tensor/tensor.js";
+import { type FloatArray, allocate } from "./tensor/tensor.js";
+import * as arenas from "./wasm/arena.js";
 import { oneMinusPow } from "./tensor/math.js";
 import { ValueError, checkKeys, fmtValue } from "./errors.js";
 import { type Schedule, type ScheduleJSON, isSchedule, scheduleToJSON } from "./schedules.js";
@@ -194,8 +195,9 @@ export class Adam<LR extends number | Schedule = number | Schedule> implements O
 
   init(size: number): void {
     if (this.m.length === size) return;
-    this.m = new Float64Array(size);
-    this.v = new Float64Array(size);
+    // In the model's WebAssembly memory when it has one (the caller sets it), where the SIMD update runs on them.
+    this.m = allocate("float64", size) as Float64Array;
+    this.v = allocate("float64", size) as Float64Array;
     this.iterations = 0;
   }
 
@@ -205,6 +207,13 @@ export class Adam<LR extends number | Schedule = number | Schedule> implements O
     this.iterations++;
     const b1 = this.beta1, b2 = this.beta2, eps = this.epsilon;
     const m = this.m, v = this.v, n = params.length;
+    // The SIMD backend: the same operations two weights at a time, bit for bit (src/wasm/update.ts).
+    const simd = arenas.anyArena ? arenas.adamFor(params, grads, m, v) : null;
+    if (simd) {
+      const at = arenas.at;
+      simd(n, at[0]!, at[1]!, at[2]!, at[3]!, alpha, 1 - b1, 1 - b2, eps);
+      return;
+    }
     for (let k = 0; k < n; k++) {
       const g = grads[k]!;
       const mk = m[k]! + (g - m[k]!) * (1 - b1);
@@ -300,7 +309,7 @@ export class SGD<LR extends number | Schedule = number | Schedule> implements Op
 
   init(size: number): void {
     if (this.velocity.length === size) return;
-    this.velocity = new Float64Array(size);
+    this.velocity = allocate("float64", size) as Float64Array;
     this.iterations = 0;
   }
 

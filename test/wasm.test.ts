@@ -9,7 +9,8 @@ import {
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import { addBiasRows, fastSigmoid, fastTanh, lstmGatesBackward, lstmGatesForward, sumRowsInto } from "../src/tensor/kernels.js";
-import { WasmArena } from "../src/wasm/arena.js";
+import { WasmArena, adamFor } from "../src/wasm/arena.js";
+import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
 /**
@@ -537,6 +538,53 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       }
     }
     expect(ran).toBe(24);
+  });
+
+  it("Adam in SIMD: bit for bit as Adam.apply's loop, float64 and float32 weights, even and odd counts; a model's moments live in its arena", () => {
+    const arena = WasmArena.create()!;
+    const rng = makeRng("wasm/adam");
+    let ran = 0;
+    for (const dtype of ["float64", "float32"] as const) for (const n of [1, 2, 7, 64]) {
+      const Arr = dtype === "float32" ? Float32Array : Float64Array, fr = dtype === "float32" ? Math.fround : (x: number) => x;
+      const w0 = Arr.from(uniformArray(rng, n, -2, 2)), g0 = Arr.from(uniformArray(rng, n, -3, 3));
+      const m0 = Float64Array.from(uniformArray(rng, n, -1, 1)), v0 = Float64Array.from(uniformArray(rng, n, 0, 2));
+      g0[0] = 1e-30; v0[n - 1] = 0; // a tiny gradient; a zero second moment (ε carries the division)
+      const alpha = 0.0123, b1 = 0.9, b2 = 0.999, eps = 1e-7;
+      // The reference: Adam.apply's loop as written in src/optimizers.ts.
+      const w = w0.slice(), m = m0.slice(), v = v0.slice();
+      for (let k = 0; k < n; k++) {
+        const g = g0[k]!;
+        const mk = m[k]! + (g - m[k]!) * (1 - b1), vk = v[k]! + (g * g - v[k]!) * (1 - b2);
+        m[k] = mk; v[k] = vk;
+        w[k] = fr(w[k]! - (alpha * mk) / (Math.sqrt(vk) + eps));
+      }
+      const aw = arena.alloc(dtype, n + 2), ag = arena.alloc(dtype, n), am = arena.alloc("float64", n + 2) as Float64Array, av = arena.alloc("float64", n + 2) as Float64Array;
+      aw.set(w0); ag.set(g0); am.set(m0); av.set(v0);
+      aw[n] = 7.25; am[n] = 7.25; av[n] = 7.25; // past the end: must stay
+      (dtype === "float32" ? arena.adam32 : arena.adam64)(n, aw.byteOffset, ag.byteOffset, am.byteOffset, av.byteOffset, alpha, 1 - b1, 1 - b2, eps);
+      ran++;
+      for (let k = 0; k < n; k++) {
+        if (!Object.is(aw[k], w[k]) || !Object.is(am[k], m[k]) || !Object.is(av[k], v[k])) expect.fail(`${dtype} n=${n} [${k}]: w ${aw[k]} vs ${w[k]}, m ${am[k]} vs ${m[k]}, v ${av[k]} vs ${v[k]}`);
+      }
+      expect([aw[n], am[n], av[n]]).toEqual([7.25, 7.25, 7.25]);
+      // Σ x²: the JS sum to rounding, and not finite when an entry is not
+      const sq = (dtype === "float32" ? arena.sumSquares32 : arena.sumSquares64)(n, ag.byteOffset);
+      let want = 0;
+      for (let k = 0; k < n; k++) want += ag[k]! * ag[k]!;
+      expect(Math.abs(sq - want)).toBeLessThanOrEqual(1e-12 * want);
+      ag[n - 1] = NaN;
+      expect((dtype === "float32" ? arena.sumSquares32 : arena.sumSquares64)(n, ag.byteOffset)).toBeNaN();
+      ag[n - 1] = -Infinity;
+      expect((dtype === "float32" ? arena.sumSquares32 : arena.sumSquares64)(n, ag.byteOffset)).toBe(Infinity);
+    }
+    expect(ran).toBe(8);
+    // A model on the SIMD backend keeps Adam's moments in its arena, where this kernel runs on them.
+    for (const dtype of ["float64", "float32"] as const) {
+      const model = new Sequential([new LSTM({ units: 4, inputDim: 3 }), new Dense({ units: 1 })], { seed: 1, dtype, backend: "wasm" });
+      const adam = new Adam();
+      model.compile({ optimizer: adam, loss: "mse" });
+      expect(adamFor(model.engine.params, model.engine.grads, adam.m, adam.v)).not.toBeNull();
+    }
   });
 
   it("declines, writing nothing, a step with a σ input below -708; lstmGatesForward then gives the TypeScript result", () => {

@@ -13,11 +13,16 @@
  */
 import { type Gemm, type WasmMemory, compiled, createGemm32, createGemm64 } from "./gemm.js";
 import { TABLE_BYTES, gatesModule, writeTables } from "./gates.js";
+import { updateModule } from "./update.js";
 
 /** One LSTM step's σ-gate math (see gates.ts): byte offsets of z, cPrev, c, tanhC, h; 0 when done, 1 when not. */
 export type Gates = (B: number, H: number, z: number, cPrev: number, c: number, tanhC: number, h: number) => number;
 /** Bias rows (see gates.ts): Y (M, N) += bias, or dBias += column sums of Y; y and bias byte offsets, ldy in elements. */
 export type BiasRows = (M: number, N: number, y: number, ldy: number, bias: number) => void;
+/** Adam over n weights (see update.ts): byte offsets of w, g, m, v; α, 1 − β1, 1 − β2, ε. */
+export type AdamKernel = (n: number, w: number, g: number, m: number, v: number, alpha: number, c1: number, c2: number, eps: number) => void;
+/** Σ x² over n values at a byte offset (see update.ts). */
+export type SumSquares = (n: number, x: number) => number;
 /** Its backward (see gates.ts): byte offsets of gates, cPrev, tanhC, dh, dc, dz. */
 export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tanhC: number, dh: number, dc: number, dz: number) => void;
 
@@ -48,6 +53,10 @@ export class WasmArena {
   readonly gates64: Gates;
   readonly gates32: Gates;
   readonly gatesBack64: GatesBack;
+  readonly adam64: AdamKernel;
+  readonly adam32: AdamKernel;
+  readonly sumSquares64: SumSquares;
+  readonly sumSquares32: SumSquares;
   readonly gatesBack32: GatesBack;
   /** [add float64, add float32, sum float64, sum float32] */
   readonly bias: readonly BiasRows[];
@@ -69,6 +78,12 @@ export class WasmArena {
     this.gatesBack64 = ex.gatesBack;
     this.gatesBack32 = ex.gatesBack32;
     this.bias = [ex.addBias, ex.addBias32, ex.sumRows, ex.sumRows32];
+    const up = new WA!.Instance(compiled("update", () => updateModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } })
+      .exports as Record<"adam" | "adam32", AdamKernel> & Record<"sumSquares" | "sumSquares32", SumSquares>;
+    this.adam64 = up.adam;
+    this.adam32 = up.adam32;
+    this.sumSquares64 = up.sumSquares;
+    this.sumSquares32 = up.sumSquares32;
   }
 
   /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
@@ -191,6 +206,22 @@ export function biasFor(Y: Float, bias: Float, sum: boolean): BiasRows | null {
   const a = where(Y);
   if (!together(a, where(bias), a)) return null;
   return a.arena!.bias[(sum ? 2 : 0) + (a.f32 ? 1 : 0)]!;
+}
+
+/** Adam on the weights, gradients and moments in place, when all live in one arena (m and v float64; offsets in `at`). */
+export function adamFor(w: Float, g: Float, m: Float64Array, v: Float64Array): AdamKernel | null {
+  const a = where(w), wm = where(m), wv = where(v);
+  if (!together(a, where(g), a) || wm.arena !== a.arena || wv.arena !== a.arena) return null;
+  at[2] = wm.at; at[3] = wv.at;
+  return a.f32 ? a.arena!.adam32 : a.arena!.adam64;
+}
+
+/** Σ x² in SIMD when x lives in an arena (its offset in `at[0]`), else null. */
+export function sumSquaresFor(x: Float): SumSquares | null {
+  const a = where(x);
+  if (a.arena === null) return null;
+  at[0] = a.at;
+  return a.f32 ? a.arena.sumSquares32 : a.arena.sumSquares64;
 }
 
 /** The arena `allocate` draws from while one is set (see tensor.ts), or null. */

@@ -124,6 +124,11 @@ export class Code {
   f64Sub(): this { return this.op(0xa1); }
   f64Div(): this { return this.op(0xa3); }
   f64Neg(): this { return this.op(0x9a); }
+  f64Sqrt(): this { return this.op(0x9f); }
+  /** float32 → float64 (exact). */
+  f64PromoteF32(): this { return this.op(0xbb); }
+  /** float64 → float32, rounded to nearest. */
+  f32DemoteF64(): this { return this.op(0xb6); }
   f64(v: number): this {
     this.op(0x44);
     const b = new Uint8Array(new Float64Array([v]).buffer);
@@ -175,6 +180,7 @@ export class Code {
   f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Div(): this { return this.simd(0xf3); }
   f64x2Neg(): this { return this.simd(0xed); }
+  f64x2Sqrt(): this { return this.simd(0xef); }
   /** Pops b, a: b < a ? b : a (the JavaScript `a > b ? b : a`, NaN in a kept). */
   f64x2Pmin(): this { return this.simd(0xf6); }
   /** Pops b, a: a < b ? b : a. */

@@ -1,0 +1,103 @@
+/**
+ * The optimizer's side of a training step in WebAssembly SIMD, on the model's buffers in its arena: Adam's update
+ * and the sums of squares that bound an update (see `applyUpdate` in engine.ts), two float64 lanes at a time.
+ *
+ * Adam is `Adam.apply`'s loop (optimizers.ts), operation for operation, so bit-identical to it: per weight,
+ * m' = m + (g − m)·c1, v' = v + (g·g − v)·c2, w' = w − (α·m')/(√v' + ε), with c1 = 1 − β1 and c2 = 1 − β2 computed
+ * by the caller, m and v float64, w and g float64 or float32 (widened on load, w' rounded on store, as a
+ * Float32Array store rounds). An odd count leaves one weight to a scalar pass with the same operations.
+ */
+import { Code, F64, I32, V128, assemble, type FunctionDef } from "./assembler.js";
+
+/** Adam over n weights: parameters n, w, g, m, v (byte offsets), α, c1, c2, ε. */
+function adam(w: 4 | 8): FunctionDef {
+  const params = [I32, I32, I32, I32, I32, F64, F64, F64, F64] as const;
+  const N = 0, W = 1, G = 2, Mm = 3, Vv = 4, AL = 5, C1 = 6, C2 = 7, EPS = 8;
+  const c = new Code(params);
+  const k = c.local(I32), pw = c.local(I32), pg = c.local(I32), pm = c.local(I32), pv = c.local(I32), end = c.local(I32);
+  const g = c.local(V128), m = c.local(V128), v = c.local(V128);
+  const al = c.local(V128), c1 = c.local(V128), c2 = c.local(V128), eps = c.local(V128);
+  const gs = c.local(F64), ms = c.local(F64), vs = c.local(F64);
+  c.get(AL).f64x2Splat().set(al);
+  c.get(C1).f64x2Splat().set(c1);
+  c.get(C2).f64x2Splat().set(c2);
+  c.get(EPS).f64x2Splat().set(eps);
+  const load = (): void => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); };
+  c.get(W).set(pw); c.get(G).set(pg); c.get(Mm).set(pm); c.get(Vv).set(pv);
+  c.get(N).i32(-2).i32And().set(end); // pairs
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(end).i32GeS().brIf(1);
+  c.get(pg); load(); c.set(g);
+  // m' = m + (g − m)·c1
+  c.get(pm).v128Load().tee(m).get(g).get(m).f64x2Sub().get(c1).f64x2Mul().f64x2Add().set(m);
+  // v' = v + (g·g − v)·c2
+  c.get(pv).v128Load().tee(v).get(g).get(g).f64x2Mul().get(v).f64x2Sub().get(c2).f64x2Mul().f64x2Add().set(v);
+  c.get(pm).get(m).v128Store();
+  c.get(pv).get(v).v128Store();
+  // w' = w − (α·m')/(√v' + ε)
+  c.get(pw);
+  c.get(pw); load();
+  c.get(al).get(m).f64x2Mul().get(v).f64x2Sqrt().get(eps).f64x2Add().f64x2Div().f64x2Sub();
+  if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0);
+  c.get(pw).i32(2 * w).i32Add().set(pw);
+  c.get(pg).i32(2 * w).i32Add().set(pg);
+  c.get(pm).i32(16).i32Add().set(pm);
+  c.get(pv).i32(16).i32Add().set(pv);
+  c.get(k).i32(2).i32Add().set(k);
+  c.br(0).end().end();
+  // the last weight of an odd count: the same operations on one value
+  const loadS = (): void => { if (w === 8) c.f64Load(); else c.f32Load().f64PromoteF32(); };
+  c.block();
+  c.get(end).get(N).i32GeS().brIf(0);
+  c.get(pg); loadS(); c.set(gs);
+  c.get(pm).f64Load().tee(ms).get(gs).get(ms).f64Sub().get(C1).f64Mul().f64Add().set(ms);
+  c.get(pv).f64Load().tee(vs).get(gs).get(gs).f64Mul().get(vs).f64Sub().get(C2).f64Mul().f64Add().set(vs);
+  c.get(pm).get(ms).f64Store();
+  c.get(pv).get(vs).f64Store();
+  c.get(pw);
+  c.get(pw); loadS();
+  c.get(AL).get(ms).f64Mul().get(vs).f64Sqrt().get(EPS).f64Add().f64Div().f64Sub();
+  if (w === 8) c.f64Store(); else c.f32DemoteF64().f32Store();
+  c.end();
+  return { name: w === 8 ? "adam" : "adam32", params, results: [], code: c };
+}
+
+/**
+ * Σ x² over n values at x (byte offset), float64 or float32 widened: two lanes summed apart, then together, and
+ * the last value of an odd count. A bound, not a reference sum (its order is not a loop's): √ of it is at least
+ * the largest |x|, and it is finite only if every x is.
+ */
+function sumSquares(w: 4 | 8): FunctionDef {
+  const params = [I32, I32] as const;
+  const N = 0, X = 1;
+  const c = new Code(params);
+  const k = c.local(I32), p = c.local(I32), end = c.local(I32), acc = c.local(V128), x = c.local(V128), s = c.local(F64), t = c.local(F64);
+  c.f64(0).f64x2Splat().set(acc);
+  c.get(X).set(p);
+  c.get(N).i32(-2).i32And().set(end);
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(end).i32GeS().brIf(1);
+  c.get(p);
+  if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4();
+  c.tee(x).get(x).f64x2Mul().get(acc).f64x2Add().set(acc);
+  c.get(p).i32(2 * w).i32Add().set(p);
+  c.get(k).i32(2).i32Add().set(k);
+  c.br(0).end().end();
+  c.get(acc).f64x2ExtractLane(0).get(acc).f64x2ExtractLane(1).f64Add().set(s);
+  c.block();
+  c.get(end).get(N).i32GeS().brIf(0);
+  c.get(p);
+  if (w === 8) c.f64Load(); else c.f32Load().f64PromoteF32();
+  c.set(t);
+  c.get(s).get(t).get(t).f64Mul().f64Add().set(s);
+  c.end();
+  c.get(s);
+  return { name: w === 8 ? "sumSquares" : "sumSquares32", params, results: [F64], code: c };
+}
+
+/** The module's bytes, for a shared memory of at most `maxPages` pages. */
+export function updateModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
+  return assemble([adam(8), adam(4), sumSquares(8), sumSquares(4)], memory);
+}
