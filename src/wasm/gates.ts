@@ -34,6 +34,46 @@ export function writeTables(buffer: ArrayBufferLike, at: number): void {
 // Parameters: B, H, z, cPrev, c, tanhC, h (byte offsets), tables (byte offset). Result: 0 done, 1 not done.
 const B_ = 0, H_ = 1, Z = 2, CP = 3, C = 4, TC = 5, HH = 6, TAB = 7;
 
+/** One block of units handled in phases (loads, computation, stores), so that two blocks can interleave. */
+type Phases = { load(o: number): void; compute(): void; store(o: number): void };
+
+/**
+ * The cell's phases, shared by both forward kernels: c = f·cPrev + i·g, tanh(c), h = o·tanh(c), for the units at
+ * p + o (bytes) of the i block; f, g, o at p + H, + 2H, + 3H (hw bytes), the states at sb + (p − zb) + o. `r()` names
+ * the working locals in effect (the kernels swap two sets): cv holds c, x tanh's input, t its output, tcv tanh(c),
+ * tmp h. Parameter locals: cPrev, c, tanhC, h (byte offsets).
+ */
+function cellPhases(
+  c: Code, at: { p: number; hw: number; zb: number; sb: number; cPrev: number; c: number; tanhC: number; h: number },
+  ops: { load(o: number): void; store(v: number, o: number): void; mul(): void; add(): void; tanh(): void },
+  r: () => { cv: number; x: number; t: number; tcv: number; tmp: number },
+): Phases {
+  const { p, hw, zb, sb } = at;
+  const off = (): void => { c.get(p).get(zb).i32Sub().get(sb).i32Add(); }; // (b·H + j)·w, less o
+  return {
+    load: (o) => {
+      const { cv, x } = r();
+      c.get(p).get(hw).i32Add(); ops.load(o); // f
+      off(); c.get(at.cPrev).i32Add(); ops.load(o);
+      ops.mul();
+      c.get(p); ops.load(o); // i
+      c.get(p).get(hw).i32(2).i32Mul().i32Add(); ops.load(o); // g
+      ops.mul(); ops.add(); c.set(cv);
+      c.get(cv).set(x);
+    },
+    compute: () => { ops.tanh(); const { t, tcv } = r(); c.get(t).set(tcv); },
+    store: (o) => {
+      const { cv, tcv, tmp } = r();
+      off(); c.get(at.c).i32Add(); ops.store(cv, o);
+      off(); c.get(at.tanhC).i32Add(); ops.store(tcv, o);
+      off(); c.get(at.h).i32Add(); // h = o·tanh(c)
+      c.get(p).get(hw).i32(3).i32Mul().i32Add(); ops.load(o);
+      c.get(tcv); ops.mul(); c.set(tmp);
+      ops.store(tmp, o);
+    },
+  };
+}
+
 /** The step's kernel for float64 arrays (`gatesForward32` is float32's). */
 export function gatesForward(): FunctionDef {
   const w = 8;
@@ -143,22 +183,20 @@ export function gatesForward(): FunctionDef {
    * for (p = from; p + 4w ≤ to; p += 4w): the pairs at p and p + 2w, each with its own set of locals, in phases
    * (both loads, both computations, both stores), then the last pair alone if the block holds an odd number.
    */
-  type Phases = { load(o: number): void; compute(o: number): void; store(o: number): void };
   const pairs2 = (from: () => void, to: () => void, ph: Phases): void => {
     from(); c.set(p);
     to(); c.set(end);
     c.block().loop();
     c.get(p).i32(4 * w).i32Add().get(end).i32GtS().brIf(1);
-    for (const step of ["load", "compute", "store"] as const) {
-      use(R0); ph[step](0);
-      use(R1); ph[step](2 * w);
-    }
+    use(R0); ph.load(0); use(R1); ph.load(2 * w);
+    use(R0); ph.compute(); use(R1); ph.compute();
+    use(R0); ph.store(0); use(R1); ph.store(2 * w);
     use(R0);
     c.get(p).i32(4 * w).i32Add().set(p);
     c.br(0).end().end();
     c.block();
     c.get(p).get(end).i32GeS().brIf(0);
-    ph.load(0); ph.compute(0); ph.store(0);
+    ph.load(0); ph.compute(); ph.store(0);
     c.end();
   };
   /** for each row b: zb = z + b·4H·w, sb = b·H·w; body() */
@@ -200,31 +238,8 @@ export function gatesForward(): FunctionDef {
       compute: () => tanh(),
       store: (o) => { c.get(p); store(t, o); },
     };
-    // Units j, j + 1 at p + o: p walks the i block; the others are p + H, + 2H, + 3H (bytes hw); the states at
-    // sb + (p − zb) + o.
-    const off = (): void => { c.get(p).get(zb).i32Sub().get(sb).i32Add(); }; // (b·H + j)·w, less o
-    const cell: Phases = {
-      load: (o) => {
-        // c = f·cPrev + i·g
-        c.get(p).get(hw).i32Add(); load(o);
-        off(); c.get(CP).i32Add(); load(o);
-        c.f64x2Mul();
-        c.get(p); load(o);
-        c.get(p).get(hw).i32(2).i32Mul().i32Add(); load(o);
-        c.f64x2Mul().f64x2Add().set(cv);
-        c.get(cv).set(x);
-      },
-      compute: () => { tanh(); c.get(t).set(tcv); },
-      store: (o) => {
-        off(); c.get(C).i32Add(); store(cv, o);
-        off(); c.get(TC).i32Add(); store(tcv, o);
-        // h = o·tanh(c)
-        off(); c.get(HH).i32Add();
-        c.get(p).get(hw).i32(3).i32Mul().i32Add(); load(o);
-        c.get(tcv).f64x2Mul();
-        c.set(y); store(y, o);
-      },
-    };
+    const cell = cellPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
+      { load, store, mul: () => c.f64x2Mul(), add: () => c.f64x2Add(), tanh }, () => ({ cv, x, t, tcv, tmp: y }));
     pairs2(zAt(0), zAt(2), sig); // i, f
     pairs2(zAt(3), zAt(4), sig); // o
     pairs2(zAt(2), zAt(3), tnh); // g
@@ -321,7 +336,6 @@ export function gatesForward32(): FunctionDef {
     c.get(x).get(t).get(k.sign).v128Bitselect().set(t); // x's sign (tanh is odd): tanh(±0) = ±0, where m would give −0 for both
   };
 
-  type Phases = { load(o: number): void; compute(): void; store(o: number): void };
   /** for p over [from, to) in bytes: two quads per pass (R0 at p, R1 at p + 16), then one quad, then a half. */
   const quads = (from: () => void, to: () => void, ph: Phases): void => {
     from(); c.set(p);
@@ -364,29 +378,8 @@ export function gatesForward32(): FunctionDef {
     compute: () => tanh(),
     store: (o) => { c.get(p); store(t, o); },
   };
-  // p walks the i block; f, g, o are at p + H, + 2H, + 3H (bytes hw), the states at sb + (p − zb).
-  const off = (): void => { c.get(p).get(zb).i32Sub().get(sb).i32Add(); };
-  const cell: Phases = {
-    load: (o) => {
-      // c = f·cPrev + i·g
-      c.get(p).get(hw).i32Add(); load(o);
-      off(); c.get(CP).i32Add(); load(o);
-      c.f32x4Mul();
-      c.get(p); load(o);
-      c.get(p).get(hw).i32(2).i32Mul().i32Add(); load(o);
-      c.f32x4Mul().f32x4Add().set(cv);
-      c.get(cv).set(x);
-    },
-    compute: () => { tanh(); c.get(t).set(tcv); },
-    store: (o) => {
-      off(); c.get(C).i32Add(); store(cv, o);
-      off(); c.get(TC).i32Add(); store(tcv, o);
-      off(); c.get(HH).i32Add(); // h = o·tanh(c)
-      c.get(p).get(hw).i32(3).i32Mul().i32Add(); load(o);
-      c.get(tcv).f32x4Mul().set(a);
-      store(a, o);
-    },
-  };
+  const cell = cellPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
+    { load, store, mul: () => c.f32x4Mul(), add: () => c.f32x4Add(), tanh }, () => ({ cv, x, t, tcv, tmp: a }));
   quads(zAt(0), zAt(2), sig); // i, f
   quads(zAt(3), zAt(4), sig); // o
   quads(zAt(2), zAt(3), tnh); // g
