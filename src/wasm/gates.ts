@@ -38,19 +38,30 @@ const B_ = 0, H_ = 1, Z = 2, CP = 3, C = 4, TC = 5, HH = 6, TAB = 7;
 type Phases = { load(o: number): void; compute(): void; store(o: number): void };
 
 /**
- * The cell's phases, shared by both forward kernels: c = f·cPrev + i·g, tanh(c), h = o·tanh(c), for the units at
- * p + o (bytes) of the i block; f, g, o at p + H, + 2H, + 3H (hw bytes), the states at sb + (p − zb) + o. `r()` names
+ * The phases of a step, shared by both forward kernels: σ and tanh in place over a block of z at p + o (bytes),
+ * and the cell's c = f·cPrev + i·g, tanh(c), h = o·tanh(c), for the units at p + o of the i block; f, g, o at p + H, + 2H, + 3H (hw bytes), the states at sb + (p − zb) + o. `r()` names
  * the working locals in effect (the kernels swap two sets): cv holds c, x tanh's input, t its output, tcv tanh(c),
  * tmp h. Parameter locals: cPrev, c, tanhC, h (byte offsets).
  */
-function cellPhases(
+function stepPhases(
   c: Code, at: { p: number; hw: number; zb: number; sb: number; cPrev: number; c: number; tanhC: number; h: number },
-  ops: { load(o: number): void; store(v: number, o: number): void; mul(): void; add(): void; tanh(): void },
+  ops: { load(o: number): void; store(v: number, o: number): void; mul(): void; add(): void; sigmoid(): void; tanh(): void },
   r: () => { cv: number; x: number; t: number; tcv: number; tmp: number },
-): Phases {
+): { sig: Phases; tnh: Phases; cell: Phases } {
   const { p, hw, zb, sb } = at;
+  // σ and tanh in place over a block of z: x in, σ's result in x, tanh's in t.
+  const sig: Phases = {
+    load: (o) => { c.get(p); ops.load(o); c.set(r().x); },
+    compute: () => ops.sigmoid(),
+    store: (o) => { c.get(p); ops.store(r().x, o); },
+  };
+  const tnh: Phases = {
+    load: (o) => { c.get(p); ops.load(o); c.set(r().x); },
+    compute: () => ops.tanh(),
+    store: (o) => { c.get(p); ops.store(r().t, o); },
+  };
   const off = (): void => { c.get(p).get(zb).i32Sub().get(sb).i32Add(); }; // (b·H + j)·w, less o
-  return {
+  const cell: Phases = {
     load: (o) => {
       const { cv, x } = r();
       c.get(p).get(hw).i32Add(); ops.load(o); // f
@@ -72,6 +83,7 @@ function cellPhases(
       ops.store(tmp, o);
     },
   };
+  return { sig, tnh, cell };
 }
 
 /** The step's kernel for float64 arrays (`gatesForward32` is float32's). */
@@ -228,18 +240,8 @@ export function gatesForward(): FunctionDef {
 
   rows(() => {
     // Each handles the pair at p + o (bytes) with the current set of locals.
-    const sig: Phases = {
-      load: (o) => { c.get(p); load(o); c.set(x); },
-      compute: () => sigmoid(),
-      store: (o) => { c.get(p); store(x, o); },
-    };
-    const tnh: Phases = {
-      load: (o) => { c.get(p); load(o); c.set(x); },
-      compute: () => tanh(),
-      store: (o) => { c.get(p); store(t, o); },
-    };
-    const cell = cellPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
-      { load, store, mul: () => c.f64x2Mul(), add: () => c.f64x2Add(), tanh }, () => ({ cv, x, t, tcv, tmp: y }));
+    const { sig, tnh, cell } = stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
+      { load, store, mul: () => c.f64x2Mul(), add: () => c.f64x2Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: y }));
     pairs2(zAt(0), zAt(2), sig); // i, f
     pairs2(zAt(3), zAt(4), sig); // o
     pairs2(zAt(2), zAt(3), tnh); // g
@@ -368,18 +370,8 @@ export function gatesForward32(): FunctionDef {
   c.get(b).get(B_).i32GeS().brIf(1);
   c.get(Z).get(b).get(hw).i32(4).i32Mul().i32Mul().i32Add().set(zb);
   c.get(b).get(hw).i32Mul().set(sb);
-  const sig: Phases = {
-    load: (o) => { c.get(p); load(o); c.set(x); },
-    compute: () => sigmoid(),
-    store: (o) => { c.get(p); store(x, o); },
-  };
-  const tnh: Phases = {
-    load: (o) => { c.get(p); load(o); c.set(x); },
-    compute: () => tanh(),
-    store: (o) => { c.get(p); store(t, o); },
-  };
-  const cell = cellPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
-    { load, store, mul: () => c.f32x4Mul(), add: () => c.f32x4Add(), tanh }, () => ({ cv, x, t, tcv, tmp: a }));
+  const { sig, tnh, cell } = stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
+    { load, store, mul: () => c.f32x4Mul(), add: () => c.f32x4Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: a }));
   quads(zAt(0), zAt(2), sig); // i, f
   quads(zAt(3), zAt(4), sig); // o
   quads(zAt(2), zAt(3), tnh); // g
