@@ -500,6 +500,11 @@ export function addBiasRows(
     const simd = arenas.biasFor(Y, bias, false), w = Y.BYTES_PER_ELEMENT;
     if (simd) { simd(M, N, arenas.at[0]! + w * yOff, ldy, arenas.at[1]! + w * bOff); return; }
   }
+  addBiasLoop(M, N, Y, yOff, ldy, bias, bOff);
+}
+
+/** addBiasRows' TypeScript loop, in a function of its own for the reason gatesForwardLoop gives. */
+function addBiasLoop(M: number, N: number, Y: FloatArray, yOff: number, ldy: number, bias: FloatArray, bOff: number): void {
   let i = 0;
   // Four rows per pass: each bias value is loaded once for four updates.
   for (; i + 3 < M; i += 4) {
@@ -530,6 +535,11 @@ export function sumRowsInto(
     const simd = arenas.biasFor(dY, dBias, true), w = dY.BYTES_PER_ELEMENT;
     if (simd) { simd(M, N, arenas.at[0]! + w * yOff, ldy, arenas.at[1]! + w * bOff); return; }
   }
+  sumRowsLoop(M, N, dY, yOff, ldy, dBias, bOff);
+}
+
+/** sumRowsInto's TypeScript loop, in a function of its own for the reason gatesForwardLoop gives. */
+function sumRowsLoop(M: number, N: number, dY: FloatArray, yOff: number, ldy: number, dBias: FloatArray, bOff: number): void {
   let i = 0;
   // Four rows per pass: dBias is read and written once per four rows.
   for (; i + 3 < M; i += 4) {
@@ -625,6 +635,19 @@ export function lstmGatesForward(
     const at = arenas.at;
     if (simd && simd(B, H, at[0]! + w * zOff, at[1]! + w * cPrevOff, at[2]! + w * cOff, at[3]! + w * tOff, at[4]! + w * hOff) === 0) return;
   }
+  gatesForwardLoop(B, H, z, zOff, cPrev, cPrevOff, c, cOff, tanhC, tOff, h, hOff, hard);
+}
+
+/**
+ * lstmGatesForward's TypeScript loop, in a function of its own: a model on the SIMD backend passes its arrays
+ * through lstmGatesForward without running this, so a process that has both (a float32 SIMD model, a float64
+ * TypeScript one) keeps this loop seeing one array type, with fastSigmoid and fastTanh inlined. (In one function,
+ * V8 compiled the loop for both types, called fastTanh, and boxed each result: ~0.4 MB of garbage per S1 step.)
+ */
+function gatesForwardLoop(
+  B: number, H: number, z: FloatArray, zOff: number, cPrev: FloatArray, cPrevOff: number, c: FloatArray, cOff: number,
+  tanhC: FloatArray, tOff: number, h: FloatArray, hOff: number, hard: boolean,
+): void {
   const G = 4 * H, H2 = 2 * H, H3 = 3 * H;
   for (let b = 0; b < B; b++) {
     const zb = zOff + b * G;
@@ -681,6 +704,14 @@ export function lstmGatesBackward(
       return;
     }
   }
+  gatesBackwardLoop(B, H, gates, gOff, cPrev, cPrevOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff);
+}
+
+/** lstmGatesBackward's TypeScript loop, in a function of its own for the reason gatesForwardLoop gives. */
+function gatesBackwardLoop(
+  B: number, H: number, gates: FloatArray, gOff: number, cPrev: FloatArray, cPrevOff: number, tanhC: FloatArray, tOff: number,
+  dh: FloatArray, dhOff: number, dc: FloatArray, dcOff: number, dz: FloatArray, dzOff: number,
+): void {
   const G = 4 * H;
   for (let b = 0; b < B; b++) {
     const gb = gOff + b * G, db = dzOff + b * G, sb = b * H;
