@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import {
-  type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory, gemmModule, validModule,
+  type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, PANEL_BYTES, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import { addBiasRows, fastSigmoid, fastTanh, lstmGatesBackward, lstmGatesForward, sumRowsInto } from "../src/tensor/kernels.js";
@@ -127,16 +127,18 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     expect(cases).toBe(2 * 360);
   });
 
-  it("with packing: B in several panels of strips (64 KiB each), remainders in rows and columns, bit for bit as the naive loop", () => {
+  it(`with packing: B in several panels of strips (${PANEL_BYTES / 1024} KiB each), remainders in rows and columns, bit for bit as the naive loop`, () => {
     const memory = createMemory(64);
     let cases = 0;
     for (const dtype of ["float64", "float32"] as const) {
       const f32 = dtype === "float32";
       const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
       const rng = makeRng(`wasm/gemm-panels/${dtype}`);
-      // K = 250: a panel holds 32 columns in float64 and 64 in float32, so N = 75 makes 3 and 2 panels.
+      // K = 250: a panel holds P columns (64 in float64, 128 in float32 at 128 KiB), so N = 2P + 11 makes three
+      // panels, the last ragged, and N = 2P two whole ones.
+      const K = 250, cols = f32 ? 8 : 4, P = Math.floor(PANEL_BYTES / ((f32 ? 4 : 8) * K * cols)) * cols;
       for (const [gemm, form] of withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory).slice(3)) {
-        for (const [M, N, K] of [[13, 75, 250], [8, 64, 250], [3, 75, 250]] as const) {
+        for (const [M, N] of [[13, 2 * P + 11], [8, 2 * P], [3, 2 * P + 11]] as const) {
           for (const accumulate of [false, true]) {
             checkProduct(f, gemm, form, M, N, K, accumulate, rng, dtype);
             cases++;
@@ -154,8 +156,8 @@ describe("WebAssembly SIMD GEMM, float64", () => {
       const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
       const [[plain], [packed]] = [withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[0]!, withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[3]!];
       const rng = makeRng(`wasm/gemm-hold/${dtype}`);
-      // A (M, K) at 0; B1 and B2 (K, N) or (N, K); C at cOff; the plain product's C at dOff. K·N·w > 64 KiB: several panels.
-      const N = 300, K = 40, a = 0, b1 = M * K, b2 = b1 + K * N, cOff = b2 + K * N, dOff = cOff + M * N;
+      // A (M, K) at 0; B1 and B2 (K, N) or (N, K); C at cOff; the plain product's C at dOff. K·N·w > 2 panels' bytes.
+      const N = 1000, K = 40, a = 0, b1 = M * K, b2 = b1 + K * N, cOff = b2 + K * N, dOff = cOff + M * N;
       f.set(uniformArray(rng, cOff, -1, 1), 0);
       const check = (form: Form, b: number, hold: 0 | 1 | 2, what: string): void => {
         const ldb = form === "NT" ? K : N;

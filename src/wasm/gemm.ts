@@ -577,10 +577,12 @@ export const KC_TN = 256;
 
 /**
  * Bytes of packed B per panel: the tiles sweep C one panel of columns at a time, so that B's part (K × n values,
- * packed in strips) stays in cache while every row of A passes over it. (64 KiB measured best of 64, 128 and
- * 256 KiB in `npm run bench -- wasm`, by a little.)
+ * packed in strips) stays in cache while every row of A passes over it. 128 KiB: in an interleaved comparison of
+ * 64, 128 and 256 KiB over S3's and S4's products (both dtypes, nine rounds each), 128 KiB was as fast as 64 or
+ * faster in ten of twelve (A·Bᵀ at S4 in float64 16.6 vs 14.2 GFLOP/s; A·B at S4 in float32 38.9 vs 34.6), and
+ * 256 KiB no better overall. (This machine's L2 is 1 MiB per core.)
  */
-const PANEL_BYTES = 65536;
+export const PANEL_BYTES = 131072;
 
 type Kernel = (...args: number[]) => void;
 
