@@ -14,6 +14,7 @@ import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import {
   HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
+  gemmPlan, gatesPlan, gatesBackPlan,
 } from "../tensor/kernels.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
@@ -253,6 +254,9 @@ export function lstmForward(
   matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
   if (layer.bias) addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
   const hard = layer.recurrentActivation === "hardSigmoid";
+  // The SIMD kernels and their arrays' offsets, looked up once for the loop (null: each call dispatches itself).
+  const mmPlan = gemmPlan(B, G, hm ? ws.hd! : hs, layer.recurrentKernel, gates);
+  const gPlan = gatesPlan(H, hard, gates, cs, cs, tanhC, hs);
   for (let t = t0; t < t1; t++) {
     const zOff = t * B * G;
     let hsrc = hs;
@@ -264,8 +268,8 @@ export function lstmForward(
     }
     // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
     // The kernel does not change within the loop: the SIMD backend packs it at t0 and reuses that packing.
-    matmulNN(B, G, H, hsrc, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true, t === t0 ? HOLD_NEW : HOLD_SAME);
-    lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H, hard);
+    matmulNN(B, G, H, hsrc, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true, t === t0 ? HOLD_NEW : HOLD_SAME, mmPlan);
+    lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H, hard, gPlan);
     if (valid) {
       // A masked step passes the state through: h_t = h_{t-1}, c_t = c_{t-1} for that row.
       for (let b = 0; b < B; b++) {
@@ -311,6 +315,9 @@ export function lstmBackward(
   const n = t1 - tb;
   if (n <= 0) return;
   const hard = layer.recurrentActivation === "hardSigmoid";
+  // The SIMD kernels and their arrays' offsets, looked up once for the loop (null: each call dispatches itself).
+  const gbPlan = hard ? null : gatesBackPlan(H, gates, cs, tanhC, dh, dc, dZ);
+  const ntPlan = gemmPlan(B, H, dZ, layer.recurrentKernel, dh);
   for (let t = t1 - 1; t >= tb; t--) {
     if (dhSeq && t >= dhSeqFrom) {
       const so = dhSeqOff + (t - dhSeqFrom) * BH;
@@ -343,10 +350,10 @@ export function lstmBackward(
       }
     }
     if (hard) lstmGatesBackwardHard(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
-    else lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G);
+    else lstmGatesBackward(B, H, gates, t * B * G, cs, t * BH, tanhC, t * BH, dh, 0, dc, 0, dZ, t * B * G, gbPlan);
     if (skips) for (let b = 0; b < B; b++) if (!valid![t * B + b]) dZ.fill(0, (t * B + b) * G, (t * B + b + 1) * G);
     // dL/dh_{t-1} = dz_t · recurrentKernelᵀ: (B, G) · (H, G)ᵀ -> (B, H), through the recurrent mask if any
-    matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
+    matmulNT(B, H, G, dZ, t * B * G, G, layer.recurrentKernel, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME, ntPlan);
     if (hm) for (let k = 0; k < BH; k++) dh[k] = dh[k]! * hm[k]!;
     if (skips) {
       for (let b = 0; b < B; b++) {

@@ -24,7 +24,7 @@
 import type { FloatArray } from "./tensor.js";
 import * as math from "./math.js";
 import * as arenas from "../wasm/arena.js";
-import { type Hold, HOLD_NEW, HOLD_SAME } from "../wasm/gemm.js";
+import { type Gemm, type Hold, HOLD_NEW, HOLD_SAME } from "../wasm/gemm.js";
 
 export { type Hold, HOLD_NEW, HOLD_SAME };
 
@@ -79,6 +79,22 @@ function tileFor(like: FloatArray): FloatArray {
 // ---------------------------------------------------------------------------------------------------
 // Public matmuls
 
+/** The shapes the SIMD products take (the tiles from four rows up, the rows kernel below that for 8 columns up). */
+function simdShape(M: number, N: number): boolean {
+  return N >= 4 && (M >= 4 || N >= 8);
+}
+
+/** The SIMD product on A, B and C with its offsets, for a loop of products of one shape on them (see Plan). */
+export type GemmPlan = arenas.Plan<Gemm>;
+
+/**
+ * For a loop of matmuls on the same A, B and C (and the same M and N): the SIMD product and the arrays' offsets,
+ * looked up once, or null (each call then dispatches itself). Pass it to every call of the loop.
+ */
+export function gemmPlan(M: number, N: number, A: FloatArray, B: FloatArray, C: FloatArray): GemmPlan | null {
+  return arenas.anyArena && simdShape(M, N) ? arenas.plan(arenas.simdFor(A, B, C)) : null;
+}
+
 /** Picks the path by shape: a direct rank-K update for K < 4, dot-product strips for thin products, else the
  * packed, blocked driver. */
 function gemm(
@@ -89,10 +105,16 @@ function gemm(
   C: FloatArray, cOff: number, ldc: number,
   accumulate: boolean,
   hold: Hold = 0,
+  plan: GemmPlan | null = null,
 ): void {
+  if (plan !== null) {
+    const w = A.BYTES_PER_ELEMENT, at = plan.at;
+    plan.run(transA ? "TN" : transB ? "NT" : "NN", M, N, K, at[0]! + w * aOff, lda, at[1]! + w * bOff, ldb, at[2]! + w * cOff, ldc, accumulate, hold);
+    return;
+  }
   // The SIMD backend: when the three arrays live in one model's WebAssembly memory, its kernel runs in place:
   // the tiles from four rows up, the rows kernel below that (a batch of one) when C has 8 columns or more.
-  if (arenas.anyArena && N >= 4 && (M >= 4 || N >= 8)) {
+  if (arenas.anyArena && simdShape(M, N)) {
     const simd = arenas.simdFor(A, B, C);
     if (simd) {
       const w = A.BYTES_PER_ELEMENT;
@@ -120,8 +142,9 @@ export function matmulNN(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
   hold: Hold = 0,                          // the SIMD backend may keep B packed across a loop's calls (see Hold)
+  plan: GemmPlan | null = null,             // from gemmPlan, for a loop on the same arrays
 ): void {
-  gemm(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate, hold);
+  gemm(false, false, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate, hold, plan);
 }
 
 /**
@@ -157,8 +180,9 @@ export function matmulNT(
   C: FloatArray, cOff: number, ldc: number, // (M, N)
   accumulate: boolean,
   hold: Hold = 0,                          // the SIMD backend may keep B packed across a loop's calls (see Hold)
+  plan: GemmPlan | null = null,             // from gemmPlan, for a loop on the same arrays
 ): void {
-  gemm(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate, hold);
+  gemm(false, true, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate, hold, plan);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -610,6 +634,20 @@ export function fastTanh(x: number): number {
   return -em1 / (em1 + 2);
 }
 
+/** The SIMD gate kernels with their arrays' offsets, for a loop over the steps (see Plan in wasm/arena.ts). */
+export type GatesPlan = arenas.Plan<arenas.Gates>;
+export type GatesBackPlan = arenas.Plan<arenas.GatesBack>;
+
+/** For a loop of lstmGatesForward calls on the same arrays: the SIMD kernel and offsets, looked up once, or null. */
+export function gatesPlan(H: number, hard: boolean, z: FloatArray, cPrev: FloatArray, c: FloatArray, tanhC: FloatArray, h: FloatArray): GatesPlan | null {
+  return arenas.anyArena && !hard && (H & 1) === 0 ? arenas.plan(arenas.gatesFor(z, cPrev, c, tanhC, h)) : null;
+}
+
+/** For a loop of lstmGatesBackward calls on the same arrays: the SIMD kernel and offsets, looked up once, or null. */
+export function gatesBackPlan(H: number, gates: FloatArray, cPrev: FloatArray, tanhC: FloatArray, dh: FloatArray, dc: FloatArray, dz: FloatArray): GatesBackPlan | null {
+  return arenas.anyArena && (H & 1) === 0 ? arenas.plan(arenas.gatesBackFor(gates, cPrev, tanhC, dh, dc, dz)) : null;
+}
+
 /**
  * One LSTM step's gate math, fused, for B rows of H units (Keras gate order i, f, c, o):
  * z (pre-activations, overwritten in place with the activations i, f, g, o), then
@@ -625,7 +663,14 @@ export function lstmGatesForward(
   tanhC: FloatArray, tOff: number,      // (B, H) out
   h: FloatArray, hOff: number,          // (B, H) out
   hard: boolean,                        // the gates' σ is hardSigmoid, clip(0.2·x + 0.5, 0, 1)
+  plan: GatesPlan | null = null,         // from gatesPlan, for a loop on the same arrays
 ): void {
+  if (plan !== null) {
+    const w = z.BYTES_PER_ELEMENT, at = plan.at;
+    if (plan.run(B, H, at[0]! + w * zOff, at[1]! + w * cPrevOff, at[2]! + w * cOff, at[3]! + w * tOff, at[4]! + w * hOff) === 0) return;
+    gatesForwardLoop(B, H, z, zOff, cPrev, cPrevOff, c, cOff, tanhC, tOff, h, hOff, hard);
+    return;
+  }
   // The SIMD backend, when the arrays live in a model's WebAssembly memory (src/wasm/gates.ts): in float64 the same
   // arithmetic two units at a time, bit for bit, declining (1) a step with a σ input below -708, which runs here;
   // in float32, float32 arithmetic four units at a time, within a few float32 ulps of this.
@@ -692,7 +737,13 @@ export function lstmGatesBackward(
   dh: FloatArray, dhOff: number,        // (B, H) dL/dh_t
   dc: FloatArray, dcOff: number,        // (B, H) in: dL/dc_t from later steps, out: dL/dc_{t-1}
   dz: FloatArray, dzOff: number,        // (B, 4H) out: dL/dz_t
+  plan: GatesBackPlan | null = null,     // from gatesBackPlan, for a loop on the same arrays
 ): void {
+  if (plan !== null) {
+    const w = gates.BYTES_PER_ELEMENT, at = plan.at;
+    plan.run(B, H, at[0]! + w * gOff, at[1]! + w * cPrevOff, at[2]! + w * tOff, at[3]! + w * dhOff, at[4]! + w * dcOff, at[5]! + w * dzOff);
+    return;
+  }
   // The SIMD backend (src/wasm/gates.ts): the same arithmetic two units at a time in float64, bit for bit; four in
   // float32 arithmetic (rounding at each operation, where this loop rounds at the stores).
   if (arenas.anyArena && (H & 1) === 0) {
