@@ -8,7 +8,7 @@ import {
   type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, PANEL_BYTES, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
-import { addBiasRows, fastSigmoid, fastTanh, lstmGatesBackward, lstmGatesForward, sumRowsInto } from "../src/tensor/kernels.js";
+import { addBiasRows, fastSigmoid, fastTanh, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, matmulNN, sumRowsInto } from "../src/tensor/kernels.js";
 import { WasmArena, adamFor } from "../src/wasm/arena.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
@@ -586,6 +586,36 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       const adam = new Adam();
       model.compile({ optimizer: adam, loss: "mse" });
       expect(adamFor(model.engine.params, model.engine.grads, adam.m, adam.v)).not.toBeNull();
+    }
+  });
+
+  it("plans: looked up once for a loop, they find the arena's kernels (null for heap arrays or a mixed set) and write exactly what the calls without them write", () => {
+    const arena = WasmArena.create()!;
+    const rng = makeRng("wasm/plans");
+    for (const dtype of ["float64", "float32"] as const) {
+      const B = 3, H = 6, G = 4 * H, T = 4;
+      const put = (n: number, lo = -1, hi = 1) => { const a = arena.alloc(dtype, n); a.set(uniformArray(rng, n, lo, hi)); return a; };
+      const hs = put((T + 1) * B * H), U = put(H * G), z0 = put(T * B * G, -3, 3), cs0 = put((T + 1) * B * H), tc = arena.alloc(dtype, T * B * H);
+      const heap = dtype === "float32" ? new Float32Array(B * G) : new Float64Array(B * G);
+      expect(gemmPlan(B, G, hs, U, heap)).toBeNull();
+      expect(gatesPlan(H, false, z0, cs0, cs0, tc, hs)).not.toBeNull();
+      expect(gatesPlan(H, true, z0, cs0, cs0, tc, hs)).toBeNull(); // hard sigmoid runs in TypeScript
+      // The forward loop of lstm.ts, with plans and without, on copies of the same arrays.
+      const run = (withPlans: boolean) => {
+        const z = arena.alloc(dtype, z0.length), cs = arena.alloc(dtype, cs0.length), h = arena.alloc(dtype, hs.length), t = arena.alloc(dtype, tc.length);
+        z.set(z0); cs.set(cs0); h.set(hs);
+        const mm = withPlans ? gemmPlan(B, G, h, U, z) : null, gp = withPlans ? gatesPlan(H, false, z, cs, cs, t, h) : null;
+        if (withPlans) { expect(mm).not.toBeNull(); expect(gp).not.toBeNull(); }
+        for (let s = 0; s < T; s++) {
+          matmulNN(B, G, H, h, s * B * H, H, U, 0, G, z, s * B * G, G, true, s === 0 ? HOLD_NEW : HOLD_SAME, mm);
+          lstmGatesForward(B, H, z, s * B * G, cs, s * B * H, cs, (s + 1) * B * H, t, s * B * H, h, (s + 1) * B * H, false, gp);
+        }
+        return [z, cs, h, t];
+      };
+      const a = run(true), b = run(false);
+      for (let k = 0; k < a.length; k++) for (let q = 0; q < a[k]!.length; q++) {
+        if (!Object.is(a[k]![q], b[k]![q])) expect.fail(`${dtype}: array ${k}[${q}] ${a[k]![q]} with plans vs ${b[k]![q]}`);
+      }
     }
   });
 
