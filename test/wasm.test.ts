@@ -8,7 +8,7 @@ import {
   type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, PANEL_BYTES, createGemm32, createGemm64, createMemory, gemmModule, validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
-import { addBiasRows, fastSigmoid, fastTanh, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, matmulNN, sumRowsInto } from "../src/tensor/kernels.js";
+import { addBiasRows, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, matmulNN, sumRowsInto } from "../src/tensor/kernels.js";
 import { WasmArena, adamFor } from "../src/wasm/arena.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
@@ -613,6 +613,17 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
         return [z, cs, h, t];
       };
       const a = run(true), b = run(false);
+      // and one call on five distinct arrays (the loop passes one array as both cPrev and c), forward and backward
+      const one = (withPlans: boolean) => {
+        const r = makeRng(`wasm/plans/one/${dtype}`); // the same inputs for both calls
+        const put1 = (n: number, lo = -1, hi = 1) => { const x = arena.alloc(dtype, n); x.set(uniformArray(r, n, lo, hi)); return x; };
+        const z = put1(B * G, -3, 3), cp = put1(B * H), c = put1(B * H), t = put1(B * H), h = put1(B * H), dh = put1(B * H), dc = put1(B * H), dz = put1(B * G);
+        lstmGatesForward(B, H, z, 0, cp, 0, c, 0, t, 0, h, 0, false, withPlans ? gatesPlan(H, false, z, cp, c, t, h) : null);
+        lstmGatesBackward(B, H, z, 0, cp, 0, t, 0, dh, 0, dc, 0, dz, 0, withPlans ? gatesBackPlan(H, z, cp, t, dh, dc, dz) : null);
+        return [z, cp, c, t, h, dh, dc, dz];
+      };
+      a.push(...one(true));
+      b.push(...one(false));
       for (let k = 0; k < a.length; k++) for (let q = 0; q < a[k]!.length; q++) {
         if (!Object.is(a[k]![q], b[k]![q])) expect.fail(`${dtype}: array ${k}[${q}] ${a[k]![q]} with plans vs ${b[k]![q]}`);
       }
