@@ -38,6 +38,15 @@ import { NonFiniteError, ShapeError, ValueError, fmtValue } from "./errors.js";
 /** The largest finite float32. */
 const FLOAT32_MAX = 3.4028234663852886e38;
 
+/** Σ x² over x's first n values: in SIMD when x lives in an arena (see update.ts), else here. */
+function sumSquares(x: FloatArray, n: number): number {
+  const k = arenas.sumSquaresFor(x);
+  if (k) return k(n, arenas.at[0]!);
+  let q = 0;
+  for (let i = 0; i < n; i++) q += x[i]! * x[i]!;
+  return q;
+}
+
 export type Layer = LSTM | Dense;
 
 /** What a training or test step reports. */
@@ -655,10 +664,8 @@ export class Engine {
       if (simdG && slot && slot.length === n) {
         // The SIMD backend: the same bounds (sums in another order), each array in its own pass.
         gq = simdG(n, arenas.at[0]!);
-        pq = arenas.sumSquaresFor(params)!(n, arenas.at[0]!);
-        const s = arenas.sumSquaresFor(slot);
-        if (s) sq = s(n, arenas.at[0]!);
-        else for (let k = 0; k < n; k++) sq += slot[k]! * slot[k]!;
+        pq = sumSquares(params, n);
+        sq = sumSquares(slot, n);
       } else if (slot && slot.length === n) {
         for (let k = 0; k < n; k++) { const g = grads[k]!, p = params[k]!, v = slot[k]!; gq += g * g; pq += p * p; sq += v * v; }
       } else {
