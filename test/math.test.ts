@@ -186,6 +186,33 @@ describe("oneMinusPow(b, t) = 1 - b^t, Adam's bias correction", () => {
     }
   });
 
+  it("gives the same bits whatever came before (its squarings are kept per b and grown for larger t)", () => {
+    // A repeated-squaring reference, written out here: the value must not depend on the calls made before.
+    const ref = (b: number, t: number): number => {
+      let lo = 0, hi = 1, bh = b, bl = 0;
+      const mul = (ah: number, al: number, ch: number, cl: number): [number, number] => {
+        // Dekker's product and a two-sum, as math.ts's ddMul (exact splitting at 2^27 + 1)
+        const split = (x: number): [number, number] => { const c = 134217729 * x, h = c - (c - x); return [h, x - h]; };
+        const p = ah * ch, [a1, a2] = split(ah), [c1, c2] = split(ch);
+        const e = ((a1 * c1 - p) + a1 * c2 + a2 * c1) + a2 * c2;
+        const q = e + (ah * cl + al * ch), s = p + q;
+        return [s, q - (s - p)];
+      };
+      while (t > 0) {
+        if (t % 2 === 1) [hi, lo] = mul(hi, lo, bh, bl);
+        t = Math.floor(t / 2);
+        if (t > 0) [bh, bl] = mul(bh, bl, bh, bl);
+      }
+      const s = 1 - hi, err = (1 - s) - hi; // two-sum of 1 and -hi
+      return s + (err - lo);
+    };
+    const ts = [1, 2, 3, 1000, 4096, 4095, 65535, 65536, 1e6 + 7, 123456789, 5, 70000];
+    for (const b of [0.9, 0.999, 0.123456789]) {
+      for (const t of ts) expect(oneMinusPow(b, t), `${b}^${t}`).toBe(ref(b, t)); // small, then larger: the squarings grow
+      for (const t of ts.slice().reverse()) expect(oneMinusPow(b, t), `${b}^${t} again`).toBe(ref(b, t));
+    }
+  });
+
   it("edge values", () => {
     expect(oneMinusPow(0.9, 0)).toBe(0);
     expect(oneMinusPow(0, 5)).toBe(1);

@@ -284,18 +284,42 @@ export function cos2pi(v: number): number {
 /**
  * 1 - b^t for b in [0, 1) and an integer t ≥ 0, computed in double-double by repeated squaring and
  * rounded once, so it is correctly rounded in practice and the same bits in every engine (`b ** t` is
- * neither). Costs ~2·log2(t) double-double products.
+ * neither). The squarings are kept per b, so a call costs one double-double product per set bit of t: the same
+ * products in the same order as squaring along the way, so the same bits.
  *
  * @example
  * oneMinusPow(0.999, 1);  // 0.001 (to the last bit: 1 - 0.999 in exact arithmetic, rounded)
  */
 export function oneMinusPow(b: number, t: number): number {
-  let ph = 1, pl = 0, bh = b, bl = 0;
-  while (t > 0) {
-    if (t % 2 === 1) { ddMul(ph, pl, bh, bl); ph = R[0]!; pl = R[1]!; }
+  const sq = squarings(b, t);
+  let ph = 1, pl = 0;
+  for (let i = 0; t > 0; i += 2) {
+    if (t % 2 === 1) { ddMul(ph, pl, sq[i]!, sq[i + 1]!); ph = R[0]!; pl = R[1]!; }
     t = Math.floor(t / 2);
-    if (t > 0) { ddMul(bh, bl, bh, bl); bh = R[0]!; bl = R[1]!; }
   }
   twoSum(1, -ph);
   return R[0]! + (R[1]! - pl);
+}
+
+/**
+ * b^(2^i) as double-double (hi, lo) pairs, i = 0, 1, …, for each b asked for (Adam asks for its two betas every
+ * step): the squarings do not depend on t, so they are made once, and grown when a larger t needs more.
+ */
+const SQUARINGS = new Map<number, number[]>();
+
+function squarings(b: number, t: number): number[] {
+  let sq = SQUARINGS.get(b);
+  if (sq === undefined) {
+    if (SQUARINGS.size >= 16) SQUARINGS.clear(); // many different b: keep it small
+    sq = [b, 0];
+    SQUARINGS.set(b, sq);
+  }
+  let bits = 0; // t's bit length, by halving (exact)
+  for (let u = t; u >= 1; u = Math.floor(u / 2)) bits++;
+  while (sq.length < 2 * bits) {
+    const n = sq.length;
+    ddMul(sq[n - 2]!, sq[n - 1]!, sq[n - 2]!, sq[n - 1]!);
+    sq.push(R[0]!, R[1]!);
+  }
+  return sq;
 }
