@@ -15,7 +15,7 @@
  * the dot product's order; Aᵀ·B with K > 256 to rounding, as it sums in K blocks), beside the TypeScript kernels.
  */
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
-import { KC_TN, createGemm32, createGemm64, createMemory } from "../src/wasm/gemm.js";
+import { HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory } from "../src/wasm/gemm.js";
 import {
   type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, standalone,
 } from "./harness.js";
@@ -73,15 +73,16 @@ export function matmulCase(form: Form, M: number, N: number, K: number, label: s
 }
 
 /** The SIMD kernel on one product of the form, operands in a WebAssembly.Memory; checked like matmulCase. */
-export function wasmCase(form: Form, M: number, N: number, K: number, label: string, seed = 1, f32 = false): Case {
+export function wasmCase(form: Form, M: number, N: number, K: number, label: string, seed = 1, f32 = false, held = false): Case {
   const w = f32 ? 4 : 8;
   const bytes = w * (M * K + K * N + M * N);
-  // Room after the operands for A·Bᵀ's packed Bᵀ (K × N), as a model's arena gives it.
-  const scratchAt = (Math.ceil(bytes / 16) + 1) * 16;
-  const memory = createMemory(Math.ceil((scratchAt + w * K * N) / 65536) + 1);
-  const scratch = (need: number): number => {
+  // Room after the operands for A·Bᵀ's packed Bᵀ (K × N), as a model's arena gives it, and as much again for a
+  // held B (region 1).
+  const scratchAt = (Math.ceil(bytes / 16) + 1) * 16, room = (Math.ceil((w * K * N) / 16) + 1) * 16;
+  const memory = createMemory(Math.ceil((scratchAt + 2 * room) / 65536) + 1);
+  const scratch = (need: number, region: 0 | 1): number => {
     if (need > w * K * N) throw new Error(`scratch of ${need} bytes asked for, ${w * K * N} set aside`);
-    return scratchAt;
+    return scratchAt + region * room;
   };
   const gemm = f32 ? createGemm32(memory, undefined, scratch) : createGemm64(memory, undefined, scratch);
   const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
@@ -91,9 +92,14 @@ export function wasmCase(form: Form, M: number, N: number, K: number, label: str
   const aOff = 0, bOff = M * K, cOff = M * K + K * N;
   f.set(randomArray(Float64Array, M * K, r), aOff);
   f.set(randomArray(Float64Array, K * N, r), bOff);
-  const run = (): void => gemm(form, M, N, K, w * aOff, lda, w * bOff, ldb, w * cOff, N, false);
+  // held: B packed by the first call (HOLD_NEW, in the check) and reused by the timed ones, as a step's loop does
+  let first = true;
+  const run = (): void => {
+    gemm(form, M, N, K, w * aOff, lda, w * bOff, ldb, w * cOff, N, false, held ? (first ? HOLD_NEW : HOLD_SAME) : 0);
+    first = false;
+  };
   return {
-    name: `wasm${form}${f32 ? "32" : ""}:M=${M},N=${N},K=${K} (${label})`,
+    name: `wasm${form}${f32 ? "32" : ""}:M=${M},N=${N},K=${K} (${label}${held ? ", held" : ""})`,
     group: "matmul",
     flops: 2 * M * N * K,
     check: () => {
@@ -128,6 +134,12 @@ export function matmulSpecs(opts: Options): Spec[] {
       out.push({ name: matmulName(m.form, m.M, m.N, m.K, label), group: "matmul", build: () => matmulCase(m.form, m.M, m.N, m.K, label) });
       out.push({ name: `wasm${m.form}:M=${m.M},N=${m.N},K=${m.K} (${label})`, group: "matmul", build: () => wasmCase(m.form, m.M, m.N, m.K, label) });
       out.push({ name: `wasm${m.form}32:M=${m.M},N=${m.N},K=${m.K} (${label})`, group: "matmul", build: () => wasmCase(m.form, m.M, m.N, m.K, label, 1, true) });
+      if (m.perStep) {
+        // the recurrent products as a step's loop runs them: the recurrent kernel packed once, reused at every step
+        for (const f32 of [false, true]) {
+          out.push({ name: `wasm${m.form}${f32 ? "32" : ""}:M=${m.M},N=${m.N},K=${m.K} (${label}, held)`, group: "matmul", build: () => wasmCase(m.form, m.M, m.N, m.K, label, 1, f32, true) });
+        }
+      }
     }
   }
   return out;
