@@ -40,7 +40,7 @@ const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Σ x² over x's first n values: in SIMD when x lives in an arena (see update.ts), else here. */
 function sumSquares(x: FloatArray, n: number): number {
-  const k = arenas.sumSquaresFor(x);
+  const k = arenas.anyArena ? arenas.sumSquaresFor(x) : null;
   if (k) return k(n, arenas.at[0]!);
   let q = 0;
   for (let i = 0; i < n; i++) q += x[i]! * x[i]!;
@@ -648,30 +648,22 @@ export class Engine {
    * Applies the optimizer atomically: if the loss, a gradient or a new weight is not finite, everything
    * is restored and false is returned (or NonFiniteError thrown, as `onNonFinite` says). The backup that
    * restoring needs is taken only when the optimizer's `maxStep` cannot show that no new weight or slot value
-   * can overflow (in training it nearly always can: the update then costs one read pass and the optimizer's own).
+   * can overflow (in training it nearly always can: the update then costs a read of the gradients, weights and
+   * first slot, and the optimizer's own pass).
    */
   applyUpdate(loss: number, what: string): boolean {
     const opt = this.optimizer!;
     const grads = this.grads, params = this.params;
     let bad = !Number.isFinite(loss) ? "loss" : "";
     if (!bad) {
-      // One pass of sums of squares: each bounds the largest entry (|x| ≤ ‖x‖₂), and is finite only if every entry
-      // is. When all three are finite and the optimizer's step cannot take a weight or a slot out of range, update
-      // in place without the backup. (Max-of-|x| loops ran slower: a chain of dependent Math.max, or branches.)
+      // Sums of squares of the gradients, the weights and the first slot: each bounds the largest entry
+      // (|x| ≤ ‖x‖₂), and is finite only if every entry is. When all three are finite and the optimizer's step
+      // cannot take a weight or a slot out of range, update in place without the backup. (Max-of-|x| loops ran
+      // slower: a chain of dependent Math.max, or branches.)
       const slot = opt.slots()[0] ?? null, n = grads.length;
-      let gq = 0, pq = 0, sq = 0;
-      const simdG = arenas.anyArena ? arenas.sumSquaresFor(grads) : null;
-      if (simdG && slot && slot.length === n) {
-        // The SIMD backend: the same bounds (sums in another order), each array in its own pass.
-        gq = simdG(n, arenas.at[0]!);
-        pq = sumSquares(params, n);
-        sq = sumSquares(slot, n);
-      } else if (slot && slot.length === n) {
-        for (let k = 0; k < n; k++) { const g = grads[k]!, p = params[k]!, v = slot[k]!; gq += g * g; pq += p * p; sq += v * v; }
-      } else {
-        for (let k = 0; k < n; k++) { const g = grads[k]!, p = params[k]!; gq += g * g; pq += p * p; }
-        if (slot) sq = Infinity; // a slot that does not match the weights (never, after compile): no bound
-      }
+      const gq = sumSquares(grads, n), pq = sumSquares(params, n);
+      // (a slot that does not match the weights, never after compile, gives no bound)
+      const sq = slot === null ? 0 : slot.length === n ? sumSquares(slot, n) : Infinity;
       const limit = (params instanceof Float32Array ? FLOAT32_MAX : Number.MAX_VALUE) / 2;
       // (NaN or Infinity in a sum fails the test; finite-but-huge entries overflow it: the careful path below.)
       if (Math.sqrt(pq) + opt.maxStep(Math.sqrt(gq), Math.sqrt(sq)) < limit) {

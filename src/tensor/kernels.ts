@@ -107,21 +107,14 @@ function gemm(
   hold: Hold = 0,
   plan: GemmPlan | null = null,
 ): void {
-  if (plan !== null) {
-    const w = A.BYTES_PER_ELEMENT, at = plan.at;
-    plan.run(transA ? "TN" : transB ? "NT" : "NN", M, N, K, at[0]! + w * aOff, lda, at[1]! + w * bOff, ldb, at[2]! + w * cOff, ldc, accumulate, hold);
-    return;
-  }
   // The SIMD backend: when the three arrays live in one model's WebAssembly memory, its kernel runs in place:
-  // the tiles from four rows up, the rows kernel below that (a batch of one) when C has 8 columns or more.
-  if (arenas.anyArena && simdShape(M, N)) {
-    const simd = arenas.simdFor(A, B, C);
-    if (simd) {
-      const w = A.BYTES_PER_ELEMENT;
-      const at = arenas.at;
-      simd(transA ? "TN" : transB ? "NT" : "NN", M, N, K, at[0]! + w * aOff, lda, at[1]! + w * bOff, ldb, at[2]! + w * cOff, ldc, accumulate, hold);
-      return;
-    }
+  // the tiles from four rows up, the rows kernel below that (a batch of one) when C has 8 columns or more. A
+  // plan has looked it up already.
+  const simd = plan !== null ? plan.run : arenas.anyArena && simdShape(M, N) ? arenas.simdFor(A, B, C) : null;
+  if (simd !== null) {
+    const w = A.BYTES_PER_ELEMENT, at = plan !== null ? plan.at : arenas.at;
+    simd(transA ? "TN" : transB ? "NT" : "NN", M, N, K, at[0]! + w * aOff, lda, at[1]! + w * bOff, ldb, at[2]! + w * cOff, ldc, accumulate, hold);
+    return;
   }
   if (K < 4) shallow(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
   else if (M < MR || N < NR) thin(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc, accumulate);
@@ -665,20 +658,13 @@ export function lstmGatesForward(
   hard: boolean,                        // the gates' σ is hardSigmoid, clip(0.2·x + 0.5, 0, 1)
   plan: GatesPlan | null = null,         // from gatesPlan, for a loop on the same arrays
 ): void {
-  if (plan !== null) {
-    const w = z.BYTES_PER_ELEMENT, at = plan.at;
-    if (plan.run(B, H, at[0]! + w * zOff, at[1]! + w * cPrevOff, at[2]! + w * cOff, at[3]! + w * tOff, at[4]! + w * hOff) === 0) return;
-    gatesForwardLoop(B, H, z, zOff, cPrev, cPrevOff, c, cOff, tanhC, tOff, h, hOff, hard);
-    return;
-  }
   // The SIMD backend, when the arrays live in a model's WebAssembly memory (src/wasm/gates.ts): in float64 the same
   // arithmetic two units at a time, bit for bit, declining (1) a step with a σ input below -708, which runs here;
-  // in float32, float32 arithmetic four units at a time, within a few float32 ulps of this.
-  if (arenas.anyArena && !hard && (H & 1) === 0) {
-    const simd = arenas.gatesFor(z, cPrev, c, tanhC, h);
-    const w = z.BYTES_PER_ELEMENT;
-    const at = arenas.at;
-    if (simd && simd(B, H, at[0]! + w * zOff, at[1]! + w * cPrevOff, at[2]! + w * cOff, at[3]! + w * tOff, at[4]! + w * hOff) === 0) return;
+  // in float32, float32 arithmetic four units at a time, within a few float32 ulps of this. A plan has looked it up.
+  const simd = plan !== null ? plan.run : arenas.anyArena && !hard && (H & 1) === 0 ? arenas.gatesFor(z, cPrev, c, tanhC, h) : null;
+  if (simd !== null) {
+    const w = z.BYTES_PER_ELEMENT, at = plan !== null ? plan.at : arenas.at;
+    if (simd(B, H, at[0]! + w * zOff, at[1]! + w * cPrevOff, at[2]! + w * cOff, at[3]! + w * tOff, at[4]! + w * hOff) === 0) return;
   }
   gatesForwardLoop(B, H, z, zOff, cPrev, cPrevOff, c, cOff, tanhC, tOff, h, hOff, hard);
 }
@@ -739,21 +725,13 @@ export function lstmGatesBackward(
   dz: FloatArray, dzOff: number,        // (B, 4H) out: dL/dz_t
   plan: GatesBackPlan | null = null,     // from gatesBackPlan, for a loop on the same arrays
 ): void {
-  if (plan !== null) {
-    const w = gates.BYTES_PER_ELEMENT, at = plan.at;
-    plan.run(B, H, at[0]! + w * gOff, at[1]! + w * cPrevOff, at[2]! + w * tOff, at[3]! + w * dhOff, at[4]! + w * dcOff, at[5]! + w * dzOff);
-    return;
-  }
   // The SIMD backend (src/wasm/gates.ts): the same arithmetic two units at a time in float64, bit for bit; four in
-  // float32 arithmetic (rounding at each operation, where this loop rounds at the stores).
-  if (arenas.anyArena && (H & 1) === 0) {
-    const simd = arenas.gatesBackFor(gates, cPrev, tanhC, dh, dc, dz);
-    if (simd) {
-      const w = gates.BYTES_PER_ELEMENT;
-      const at = arenas.at;
-      simd(B, H, at[0]! + w * gOff, at[1]! + w * cPrevOff, at[2]! + w * tOff, at[3]! + w * dhOff, at[4]! + w * dcOff, at[5]! + w * dzOff);
-      return;
-    }
+  // float32 arithmetic (rounding at each operation, where this loop rounds at the stores). A plan has looked it up.
+  const simd = plan !== null ? plan.run : arenas.anyArena && (H & 1) === 0 ? arenas.gatesBackFor(gates, cPrev, tanhC, dh, dc, dz) : null;
+  if (simd !== null) {
+    const w = gates.BYTES_PER_ELEMENT, at = plan !== null ? plan.at : arenas.at;
+    simd(B, H, at[0]! + w * gOff, at[1]! + w * cPrevOff, at[2]! + w * tOff, at[3]! + w * dhOff, at[4]! + w * dcOff, at[5]! + w * dzOff);
+    return;
   }
   gatesBackwardLoop(B, H, gates, gOff, cPrev, cPrevOff, tanhC, tOff, dh, dhOff, dc, dcOff, dz, dzOff);
 }

@@ -53,11 +53,11 @@ export class WasmArena {
   readonly gates64: Gates;
   readonly gates32: Gates;
   readonly gatesBack64: GatesBack;
+  readonly gatesBack32: GatesBack;
   readonly adam64: AdamKernel;
   readonly adam32: AdamKernel;
   readonly sumSquares64: SumSquares;
   readonly sumSquares32: SumSquares;
-  readonly gatesBack32: GatesBack;
   /** [add float64, add float32, sum float64, sum float32] */
   readonly bias: readonly BiasRows[];
   private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {

@@ -157,7 +157,6 @@ export class Code {
   f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
   f32x4Div(): this { return this.simd(0xe7); }
-  f32x4Abs(): this { return this.simd(0xe0); }
   f32x4Neg(): this { return this.simd(0xe1); }
   /** Pops b, a: b < a ? b : a. */
   f32x4Pmin(): this { return this.simd(0xea); }
@@ -165,10 +164,6 @@ export class Code {
   f32x4Pmax(): this { return this.simd(0xeb); }
   /** Pops b, a: all ones where a ≥ b, else zeros. */
   f32x4Ge(): this { return this.simd(0x46); }
-  /** Each lane rounded to the nearest integer, ties to even. */
-  f32x4Nearest(): this { return this.simd(0x6a); }
-  /** Each float32 lane truncated to int32 (saturating, NaN to 0). */
-  i32x4TruncSatF32x4S(): this { return this.simd(0xf8); }
   i32x4Sub(): this { return this.simd(0xb1); }
   i32x4Shl(): this { return this.simd(0xab); }
   f64x2ExtractLane(lane: number): this { this.simd(0x21); this.out.byte(lane); return this; }

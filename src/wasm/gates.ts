@@ -39,9 +39,10 @@ type Phases = { load(o: number): void; compute(): void; store(o: number): void }
 
 /**
  * The phases of a step, shared by both forward kernels: σ and tanh in place over a block of z at p + o (bytes),
- * and the cell's c = f·cPrev + i·g, tanh(c), h = o·tanh(c), for the units at p + o of the i block; f, g, o at p + H, + 2H, + 3H (hw bytes), the states at sb + (p − zb) + o. `r()` names
- * the working locals in effect (the kernels swap two sets): cv holds c, x tanh's input, t its output, tcv tanh(c),
- * tmp h. Parameter locals: cPrev, c, tanhC, h (byte offsets).
+ * and the cell's c = f·cPrev + i·g, tanh(c), h = o·tanh(c), for the units at p + o of the i block; f, g, o at
+ * p + H, + 2H, + 3H (hw bytes), the states at sb + (p − zb) + o. `r()` names the working locals in effect (the
+ * kernels swap two sets): cv holds c, x the activations' input, t tanh's output, tcv tanh(c), tmp h. Parameter
+ * locals: cPrev, c, tanhC, h (byte offsets).
  */
 function stepPhases(
   c: Code, at: { p: number; hw: number; zb: number; sb: number; cPrev: number; c: number; tanhC: number; h: number },
@@ -158,8 +159,8 @@ export function gatesForward(): FunctionDef {
    * x (f64x2) → tanh(x) in t: `fastTanh`, −expm1(y)/(expm1(y) + 2) with y = −2·clamp(x, ±22). Both lanes take
    * expm1 = tm + (q + tm·q), tm = 2^(n/64) − 1 from the table at n clamped into its range; only when a lane's n
    * is outside that range (|x| > 5.5, rare in a gate) is the other form, 2^(n div 64)·(t + t·q) − 1, computed
-   * for both lanes and put in that lane. No branch per lane: the lane-by-lane scalar version with a branch each
-   * made the gate step ~1.5× slower.
+   * for both lanes and put in that lane. No branch per lane (the lane-by-lane scalar version it replaced, with a
+   * branch each, ran the gate step a few percent slower).
    */
   const tanh = (): void => {
     c.get(x).get(k.t22).f64x2Pmin().get(k.tm22).f64x2Pmax().get(k.m2).f64x2Mul().set(y);

@@ -611,7 +611,17 @@ function wrap(
    * scalar loop (on B as it is) over the rest. Summation order unchanged.
    */
   // The held packing: what it holds (form code, B, ldb, K, N) and where.
-  let heldForm = -1, heldB = -1, heldLd = -1, heldK = -1, heldN = -1, heldAt = -1;
+  let heldForm = -1, heldB = -1, heldLd = -1, heldK = -1, heldN = -1, heldAt = -1, heldFresh = true;
+  /**
+   * The region holding B's packing across a loop (its N − N mod cols columns, in strips), recorded as holding
+   * (code, b, ldb, K, N); `heldFresh` says whether to pack it now: on HOLD_NEW, or when it held something else.
+   */
+  const holdB = (code: number, b: number, ldb: number, K: number, N: number, hold: Hold): number => {
+    const at = scratch!(w * K * (N - (N % cols)), 1);
+    heldFresh = hold === HOLD_NEW || heldForm !== code || heldB !== b || heldLd !== ldb || heldK !== K || heldN !== N || heldAt !== at;
+    heldForm = code; heldB = b; heldLd = ldb; heldK = K; heldN = N; heldAt = at;
+    return at;
+  };
   const packed = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
     let ta = form === "TN" ? 1 : 0;
     const M4 = M - (M % 4), tb = form === "NT" ? 1 : 0;
@@ -619,13 +629,7 @@ function wrap(
     const panel = w * K * Math.min(nc, N - (N % cols));
     const s = scratch!(panel + (ta && tnAsNN ? w * M * K + 16 : 0), 0);
     // Held: every panel of B packed one after the other (panel j0 at w·K·j0), packed now unless already held.
-    let held = -1, fresh = true;
-    if (hold !== 0) {
-      held = scratch!(w * K * (N - (N % cols)), 1);
-      const code = ta + 2 * tb;
-      fresh = hold === HOLD_NEW || heldForm !== code || heldB !== b || heldLd !== ldb || heldK !== K || heldN !== N || heldAt !== held;
-      heldForm = code; heldB = b; heldLd = ldb; heldK = K; heldN = N; heldAt = held;
-    }
+    const held = hold !== 0 ? holdB(ta + 2 * tb, b, ldb, K, N, hold) : -1, fresh = held < 0 || heldFresh;
     if (ta && tnAsNN) {
       // Aᵀ (M, K) after the panel, then the A·B tiles on it.
       const at = s + ((panel + 15) & ~15);
@@ -659,13 +663,8 @@ function wrap(
     const am = ta ? w : w * lda, ak = ta ? w * lda : w;
     if (!tb) rowsK(M, Nt / cols, K, a, am, ak, b, 32, w * ldb, c, w * ldc, acc);
     else {
-      let dst: number, fresh = true;
-      if (hold !== 0) {
-        dst = scratch!(w * K * Nt, 1);
-        fresh = hold === HOLD_NEW || heldForm !== 2 || heldB !== b || heldLd !== ldb || heldK !== K || heldN !== N || heldAt !== dst;
-        heldForm = 2; heldB = b; heldLd = ldb; heldK = K; heldN = N; heldAt = dst;
-      } else dst = scratch!(w * K * Nt, 0);
-      if (fresh) packT(Nt, K, b, ldb, dst);
+      const dst = hold !== 0 ? holdB(2, b, ldb, K, N, hold) : scratch!(w * K * Nt, 0);
+      if (hold === 0 || heldFresh) packT(Nt, K, b, ldb, dst);
       rowsK(M, Nt / cols, K, a, am, ak, dst, 32 * K, 32, c, w * ldc, acc);
     }
     if (Nt < N) e(M, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
