@@ -469,16 +469,16 @@ function pack(w: 4 | 8, trans: boolean): FunctionDef {
 }
 
 /**
- * Aᵀ for Aᵀ·B: dst (M, K) with leading dimension K, from A (K, M) with leading dimension lda. Parameters: M, K,
- * a, lda, dst (byte offsets). Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles, whose k step loads two vectors of
+ * Aᵀ for Aᵀ·B: dst (M, K) with leading dimension ldd, from A (K, M) with leading dimension lda. Parameters: M, K,
+ * a, lda, dst (byte offsets), ldd. Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles, whose k step loads two vectors of
  * B and splats four values of A, where the Aᵀ·B tiles splat eight (float32) or four (float64) values of B.
  */
 function transpose(w: 4 | 8): FunctionDef {
-  const params = [I32, I32, I32, I32, I32] as const;
-  const M = 0, K = 1, A = 2, LD = 3, DST = 4, sh = w === 8 ? 3 : 2;
+  const params = [I32, I32, I32, I32, I32, I32] as const;
+  const M = 0, K = 1, A = 2, LD = 3, DST = 4, LDD = 5, sh = w === 8 ? 3 : 2;
   const c = new Code(params);
   const i = c.local(I32), k = c.local(I32), src = c.local(I32), dst = c.local(I32), row = c.local(I32);
-  c.get(K).i32(sh).i32Shl().set(row);
+  c.get(LDD).i32(sh).i32Shl().set(row);
   c.i32(0).set(k);
   c.block().loop(); // rows k of A: contiguous reads, column k of dst
   c.get(k).get(K).i32GeS().brIf(1);
@@ -576,6 +576,14 @@ function instantiate(memory: WasmMemory, shared?: { maxPages: number }): Record<
 export const KC_TN = 256;
 
 /**
+ * Elements added to each row of float32 Aᵀ·B's transposed copy of A. Unpadded, a block's rows are K·4 bytes apart:
+ * 1 KiB for the usual K = KC_TN, so the transpose's writes down a column, and the tiles' four rows of A, all fall
+ * in a few of L1's sets and evict each other. With 8 more (32 bytes) the two Aᵀ·B products of an S4 step on 32 rows
+ * took 47.3 ms where they took 51.0 (interleaved, 18 rounds; 4, 12 and 20 were as good as 8).
+ */
+const TN_PAD = 8;
+
+/**
  * Bytes of packed B per panel: the tiles sweep C one panel of columns at a time, so that B's part (K × n values,
  * packed in strips) stays in cache while every row of A passes over it. 128 KiB: in an interleaved comparison of
  * 64, 128 and 256 KiB over S3's and S4's products (both dtypes, nine rounds each), 128 KiB was as fast as 64 or
@@ -627,14 +635,15 @@ function wrap(
     const M4 = M - (M % 4), tb = form === "NT" ? 1 : 0;
     const nc = Math.max(cols, Math.floor(PANEL_BYTES / (w * K * cols)) * cols);
     const panel = w * K * Math.min(nc, N - (N % cols));
-    const s = scratch!(panel + (ta && tnAsNN ? w * M * K + 16 : 0), 0);
+    const ldt = K + TN_PAD;
+    const s = scratch!(panel + (ta && tnAsNN ? w * M * ldt + 16 : 0), 0);
     // Held: every panel of B packed one after the other (panel j0 at w·K·j0), packed now unless already held.
     const held = hold !== 0 ? holdB(ta + 2 * tb, b, ldb, K, N, hold) : -1, fresh = held < 0 || heldFresh;
     if (ta && tnAsNN) {
-      // Aᵀ (M, K) after the panel, then the A·B tiles on it.
+      // Aᵀ (M, K), rows ldt apart, after the panel; then the A·B tiles on it.
       const at = s + ((panel + 15) & ~15);
-      tr(M, K, a, lda, at);
-      a = at; lda = K; ta = 0;
+      tr(M, K, a, lda, at, ldt);
+      a = at; lda = ldt; ta = 0;
     }
     for (let j0 = 0; j0 < N; j0 += nc) {
       const n = Math.min(nc, N - j0), nt = n - (n % cols);
