@@ -89,21 +89,23 @@ function stepPhases(
 
 /** The step's kernel for float64 arrays (`gatesForward32` is float32's). */
 export function gatesForward(): FunctionDef {
+  const PAIRS = 4;
   const w = 8;
   const params = [I32, I32, I32, I32, I32, I32, I32, I32] as const;
   const c = new Code(params);
   const b = c.local(I32), p = c.local(I32), end = c.local(I32), zb = c.local(I32), sb = c.local(I32), hw = c.local(I32);
   const bad = c.local(V128);
   /**
-   * The working locals of one pair's σ or tanh, in two sets: the loops take two pairs per pass, and the two
-   * chains side by side ran the step ~20% faster than one pair per pass (each chain is long and serial).
+   * The working locals of one pair's σ or tanh, in PAIRS sets: the loops take PAIRS pairs per pass, because each
+   * pair's chain is long and serial. Two side by side ran the step ~20% faster than one pair per pass; four, per
+   * unit at B = 32, H = 256 and B = 64, H = 128 (interleaved runs): 11.3–13.2 ns where two took 12.3–14.4.
    */
   const regs = () => ({
     x: c.local(V128), y: c.local(V128), nf: c.local(V128), r: c.local(V128), q: c.local(V128), tv: c.local(V128),
     pv: c.local(V128), ni: c.local(V128), t: c.local(V128), cv: c.local(V128), tcv: c.local(V128),
     ci: c.local(V128), m: c.local(V128), e: c.local(V128),
   });
-  const R0 = regs(), R1 = regs();
+  const RS = Array.from({ length: PAIRS }, regs), R0 = RS[0]!;
   let { x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = R0;
   const use = (R: typeof R0): void => { ({ x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = R); };
   const k = {
@@ -193,24 +195,25 @@ export function gatesForward(): FunctionDef {
     c.br(0).end().end();
   };
   /**
-   * for (p = from; p + 4w ≤ to; p += 4w): the pairs at p and p + 2w, each with its own set of locals, in phases
-   * (both loads, both computations, both stores), then the last pair alone if the block holds an odd number.
+   * for (p = from; p + PAIRS·2w ≤ to; p += PAIRS·2w): the pairs at p, p + 2w, …, each with its own set of locals,
+   * in phases (all loads, all computations, all stores), then the pairs left one at a time.
    */
-  const pairs2 = (from: () => void, to: () => void, ph: Phases): void => {
+  const phased = (from: () => void, to: () => void, ph: Phases): void => {
     from(); c.set(p);
     to(); c.set(end);
     c.block().loop();
-    c.get(p).i32(4 * w).i32Add().get(end).i32GtS().brIf(1);
-    use(R0); ph.load(0); use(R1); ph.load(2 * w);
-    use(R0); ph.compute(); use(R1); ph.compute();
-    use(R0); ph.store(0); use(R1); ph.store(2 * w);
+    c.get(p).i32(2 * w * PAIRS).i32Add().get(end).i32GtS().brIf(1);
+    for (let n = 0; n < PAIRS; n++) { use(RS[n]!); ph.load(2 * w * n); }
+    for (let n = 0; n < PAIRS; n++) { use(RS[n]!); ph.compute(); }
+    for (let n = 0; n < PAIRS; n++) { use(RS[n]!); ph.store(2 * w * n); }
     use(R0);
-    c.get(p).i32(4 * w).i32Add().set(p);
+    c.get(p).i32(2 * w * PAIRS).i32Add().set(p);
     c.br(0).end().end();
-    c.block();
-    c.get(p).get(end).i32GeS().brIf(0);
+    c.block().loop();
+    c.get(p).get(end).i32GeS().brIf(1);
     ph.load(0); ph.compute(); ph.store(0);
-    c.end();
+    c.get(p).i32(2 * w).i32Add().set(p);
+    c.br(0).end().end();
   };
   /** for each row b: zb = z + b·4H·w, sb = b·H·w; body() */
   const rows = (body: () => void): void => {
@@ -243,10 +246,10 @@ export function gatesForward(): FunctionDef {
     // Each handles the pair at p + o (bytes) with the current set of locals.
     const { sig, tnh, cell } = stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
       { load, store, mul: () => c.f64x2Mul(), add: () => c.f64x2Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: y }));
-    pairs2(zAt(0), zAt(2), sig); // i, f
-    pairs2(zAt(3), zAt(4), sig); // o
-    pairs2(zAt(2), zAt(3), tnh); // g
-    pairs2(zAt(0), zAt(1), cell);
+    phased(zAt(0), zAt(2), sig); // i, f
+    phased(zAt(3), zAt(4), sig); // o
+    phased(zAt(2), zAt(3), tnh); // g
+    phased(zAt(0), zAt(1), cell);
   });
   c.i32(0);
   return { name: "gates", params, results: [I32], code: c };
@@ -269,16 +272,21 @@ export function gatesForward(): FunctionDef {
  *   near 0), with the sign of x; |x| is clamped at 10, past which tanh is ±1 in float32.
  */
 export function gatesForward32(): FunctionDef {
+  const QUADS = 4;
   const params = [I32, I32, I32, I32, I32, I32, I32] as const;
   const B_ = 0, H_ = 1, Z = 2, CP = 3, C = 4, TC = 5, HH = 6;
   const c = new Code(params);
   const b = c.local(I32), p = c.local(I32), end = c.local(I32), zb = c.local(I32), sb = c.local(I32), hw = c.local(I32);
-  /** One quad's working locals, in two sets: the loops take two quads per pass, side by side (each chain is serial). */
+  /**
+   * One quad's working locals, in QUADS sets: the loops take QUADS quads per pass, side by side, because each
+   * quad's chain is serial (Horner's polynomial, then a division). Measured per unit at B = 32, H = 256 (and S2,
+   * S3 alike): one quad per pass 7.3 ns, two 6.4, four 5.4, six or eight ~5.0 but slower where H is small.
+   */
   const regs = () => ({
     x: c.local(V128), a: c.local(V128), nf: c.local(V128), ni: c.local(V128), n1: c.local(V128), r: c.local(V128),
     q: c.local(V128), u: c.local(V128), t: c.local(V128), cv: c.local(V128), tcv: c.local(V128),
   });
-  const R0 = regs(), R1 = regs();
+  const RS = Array.from({ length: QUADS }, regs), R0 = RS[0]!;
   let { x, a, nf, ni, n1, r, q, u, t, cv, tcv } = R0;
   const use = (R: typeof R0): void => { ({ x, a, nf, ni, n1, r, q, u, t, cv, tcv } = R); };
   const L1 = Math.round(Math.LN2 * 32768) / 32768, L2 = Math.fround(Math.LN2 - L1);
@@ -339,17 +347,22 @@ export function gatesForward32(): FunctionDef {
     c.get(x).get(t).get(k.sign).v128Bitselect().set(t); // x's sign (tanh is odd): tanh(±0) = ±0, where m would give −0 for both
   };
 
-  /** for p over [from, to) in bytes: two quads per pass (R0 at p, R1 at p + 16), then one quad, then a half. */
+  /** for p over [from, to) in bytes: QUADS quads per pass (set n at p + 16·n), then one quad at a time, then a half. */
   const quads = (from: () => void, to: () => void, ph: Phases): void => {
     from(); c.set(p);
     to(); c.set(end);
     c.block().loop();
-    c.get(p).i32(32).i32Add().get(end).i32GtS().brIf(1);
-    use(R0); ph.load(0); use(R1); ph.load(16);
-    use(R0); ph.compute(); use(R1); ph.compute();
-    use(R0); ph.store(0); use(R1); ph.store(16);
+    c.get(p).i32(16 * QUADS).i32Add().get(end).i32GtS().brIf(1);
+    for (let n = 0; n < QUADS; n++) { use(RS[n]!); ph.load(16 * n); }
+    for (let n = 0; n < QUADS; n++) { use(RS[n]!); ph.compute(); }
+    for (let n = 0; n < QUADS; n++) { use(RS[n]!); ph.store(16 * n); }
     use(R0);
-    c.get(p).i32(32).i32Add().set(p);
+    c.get(p).i32(16 * QUADS).i32Add().set(p);
+    c.br(0).end().end();
+    c.block().loop();
+    c.get(p).i32(16).i32Add().get(end).i32GtS().brIf(1);
+    ph.load(0); ph.compute(); ph.store(0);
+    c.get(p).i32(16).i32Add().set(p);
     c.br(0).end().end();
     c.block();
     c.get(p).i32(16).i32Add().get(end).i32GtS().brIf(0);
