@@ -9,7 +9,7 @@
  * and on the SIMD backend (float64 and float32, one thread; float32 on two threads), PyTorch in float64 and
  * float32 on one thread and float32 on two (OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set to match; on two,
  * OMP_WAIT_POLICY=PASSIVE, PyTorch's fastest setting here). The shapes
- * are interleaved over two rounds; each figure is the median of the rounds' medians. The BLAS that PyTorch
+ * are interleaved over three rounds; each figure is the median of the rounds' medians. The BLAS that PyTorch
  * loaded is printed: Debian's PyTorch calls whatever libblas.so.3 points to, and the reference BLAS (the
  * default without libopenblas0 installed) made its steps several times slower than OpenBLAS here.
  *
@@ -104,7 +104,7 @@ export async function runTorchPeer(opts: Options, results: Result[]): Promise<Re
   }
   const named = SHAPES.filter((s) => opts.filters.includes(s.name));
   const shapes = named.length ? named : SHAPES.filter((s) => (opts.quick ? s.name <= "S2" : true));
-  const rounds = opts.quick ? 1 : 2, budget = opts.quick ? 400 : 1500;
+  const rounds = opts.quick ? 1 : 3, budget = opts.quick ? 400 : 1500;
   const dir = mkdtempSync(join(tmpdir(), "longshort-torch-"));
   const med: Record<string, number[]> = {};
   let version = "", blas = "";
