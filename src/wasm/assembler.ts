@@ -204,6 +204,12 @@ export class Code {
   f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
   v128Load64Zero(offset = 0): this { return this.simd(0x5d).memarg(3, offset); }
   v128Store64Lane(lane: number, offset = 0): this { this.simd(0x5b).memarg(3, offset); this.out.byte(lane); return this; }
+  /** The 32-bit lanes `lanes` (0–3 of the first operand, 4–7 of the second) of the two vectors below it. */
+  i32x4Shuffle(lanes: readonly [number, number, number, number]): this {
+    this.simd(0x0d);
+    for (const l of lanes) for (let b = 0; b < 4; b++) this.out.byte(4 * l + b);
+    return this;
+  }
 
   /** The body's bytes: the locals (grouped by runs of one type) and the instructions, ended. */
   body(): Bytes {

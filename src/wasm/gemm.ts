@@ -13,7 +13,8 @@
  *
  * Given a scratch region (the arena gives one), the products pack first: B, one panel of columns at a time, in
  * strips that the tiles read as one contiguous run (`pack`); A·Bᵀ then runs in the A·B tiles on the packed Bᵀ,
- * and float32 Aᵀ·B on a transposed copy of A (`transpose`). Packing moves values and keeps every sum as it
+ * and float32 Aᵀ·B on a transposed copy of A (`transpose`); in float32 both transpositions go 4×4 blocks at a
+ * time through registers (`packT32`, `transpose32`). Packing moves values and keeps every sum as it
  * was. Aᵀ·B with a long K is also cut into blocks of K (`KC_TN`), which does change the order of its additions.
  */
 import { Code, I32, V128, F32, F64, assemble, type FunctionDef } from "./assembler.js";
@@ -498,11 +499,137 @@ function transpose(w: 4 | 8): FunctionDef {
   return { name: `transpose${w === 8 ? "" : "32"}`, params, results: [], code: c };
 }
 
+/**
+ * Four float32 vectors r[0..3] (rows) into out[0..3] (columns): out[q] lane r = r[r] lane q. Eight shuffles,
+ * through t[0..3].
+ */
+function transpose4(c: Code, r: readonly number[], t: readonly number[], out: readonly number[]): void {
+  const sh = (a: number, b: number, lanes: readonly [number, number, number, number], dst: number): void => {
+    c.get(a).get(b).i32x4Shuffle(lanes).set(dst);
+  };
+  sh(r[0]!, r[1]!, [0, 4, 1, 5], t[0]!); // r0[0] r1[0] r0[1] r1[1]
+  sh(r[0]!, r[1]!, [2, 6, 3, 7], t[1]!); // r0[2] r1[2] r0[3] r1[3]
+  sh(r[2]!, r[3]!, [0, 4, 1, 5], t[2]!);
+  sh(r[2]!, r[3]!, [2, 6, 3, 7], t[3]!);
+  sh(t[0]!, t[2]!, [0, 1, 4, 5], out[0]!); // r0[0] r1[0] r2[0] r3[0]
+  sh(t[0]!, t[2]!, [2, 3, 6, 7], out[1]!);
+  sh(t[1]!, t[3]!, [0, 1, 4, 5], out[2]!);
+  sh(t[1]!, t[3]!, [2, 3, 6, 7], out[3]!);
+}
+
+/**
+ * Float32 `pack(4, true)` in SIMD: four rows of B (N, K), four values of k at a time, transposed in registers
+ * into four k rows of their strip (lanes j % 8 … j % 8 + 3); the last K mod 4 values one by one. The same
+ * values in the same places as the scalar packing, which moved one value per load and store: 16k values (S2's
+ * recurrent kernel) took ~10 µs, as long as half of the product that followed.
+ */
+function packT32(): FunctionDef {
+  const params = [I32, I32, I32, I32, I32] as const;
+  const NT = 0, K = 1, B = 2, LD = 3, DST = 4;
+  const c = new Code(params);
+  const j = c.local(I32), k = c.local(I32), dst = c.local(I32), ldB = c.local(I32);
+  const src = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
+  const r = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  const t = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  const o = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  c.get(LD).i32(2).i32Shl().set(ldB);
+  c.i32(0).set(j);
+  c.block().loop();
+  c.get(j).get(NT).i32GeS().brIf(1);
+  c.get(B).get(j).get(ldB).i32Mul().i32Add().set(src[0]!);
+  for (let q = 1; q < 4; q++) c.get(src[q - 1]!).get(ldB).i32Add().set(src[q]!);
+  // strip j / 8 starts (j − j % 8)·K values in; these rows are its lanes j % 8 …
+  c.get(DST).get(j).i32(-8).i32And().get(K).i32Mul().get(j).i32(7).i32And().i32Add().i32(2).i32Shl().i32Add().set(dst);
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).i32(4).i32Add().get(K).i32GtS().brIf(1);
+  for (let q = 0; q < 4; q++) c.get(src[q]!).v128Load(0).set(r[q]!);
+  transpose4(c, r, t, o);
+  for (let q = 0; q < 4; q++) c.get(dst).get(o[q]!).v128Store(32 * q);
+  for (let q = 0; q < 4; q++) c.get(src[q]!).i32(16).i32Add().set(src[q]!);
+  c.get(dst).i32(128).i32Add().set(dst);
+  c.get(k).i32(4).i32Add().set(k);
+  c.br(0).end().end();
+  c.block().loop(); // the last K mod 4 values of the four rows
+  c.get(k).get(K).i32GeS().brIf(1);
+  for (let q = 0; q < 4; q++) {
+    c.get(dst).get(src[q]!).f32Load().f32Store(4 * q);
+    c.get(src[q]!).i32(4).i32Add().set(src[q]!);
+  }
+  c.get(dst).i32(32).i32Add().set(dst);
+  c.get(k).i32(1).i32Add().set(k);
+  c.br(0).end().end();
+  c.get(j).i32(4).i32Add().set(j);
+  c.br(0).end().end();
+  return { name: "pack32T", params, results: [], code: c };
+}
+
+/**
+ * Float32 `transpose` in SIMD: 4×4 blocks of A (K, M), four rows of A read as four vectors and written as four
+ * rows of dst (M, K) (leading dimension ldd); the columns past the last multiple of 4, then the rows past it,
+ * one value at a time. The same values in the same places as the scalar loop.
+ */
+function transpose32(): FunctionDef {
+  const params = [I32, I32, I32, I32, I32, I32] as const;
+  const M = 0, K = 1, A = 2, LD = 3, DST = 4, LDD = 5;
+  const c = new Code(params);
+  const i = c.local(I32), k = c.local(I32), src = c.local(I32), dst = c.local(I32), ldA = c.local(I32), ldD = c.local(I32);
+  const M4 = c.local(I32), K4 = c.local(I32), i0 = c.local(I32), k0 = c.local(I32), iEnd = c.local(I32);
+  const r = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  const t = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  const o = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  c.get(LD).i32(2).i32Shl().set(ldA);
+  c.get(LDD).i32(2).i32Shl().set(ldD);
+  c.get(M).i32(-4).i32And().set(M4);
+  c.get(K).i32(-4).i32And().set(K4);
+  // 4×4 blocks: rows k … k + 3 of A, columns i … i + 3
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(K4).i32GeS().brIf(1);
+  c.i32(0).set(i);
+  c.block().loop();
+  c.get(i).get(M4).i32GeS().brIf(1);
+  c.get(A).get(k).get(ldA).i32Mul().i32Add().get(i).i32(2).i32Shl().i32Add().set(src);
+  for (let q = 0; q < 4; q++) {
+    c.get(src).v128Load(0).set(r[q]!);
+    if (q < 3) c.get(src).get(ldA).i32Add().set(src);
+  }
+  transpose4(c, r, t, o);
+  c.get(DST).get(i).get(ldD).i32Mul().i32Add().get(k).i32(2).i32Shl().i32Add().set(dst);
+  for (let q = 0; q < 4; q++) {
+    c.get(dst).get(o[q]!).v128Store(0);
+    if (q < 3) c.get(dst).get(ldD).i32Add().set(dst);
+  }
+  c.get(i).i32(4).i32Add().set(i);
+  c.br(0).end().end();
+  c.get(k).i32(4).i32Add().set(k);
+  c.br(0).end().end();
+  /** One value at a time over rows [k0, K) × columns [i0, iEnd) of A. */
+  const scalar = (): void => {
+    c.get(k0).set(k);
+    c.block().loop();
+    c.get(k).get(K).i32GeS().brIf(1);
+    c.get(i0).set(i);
+    c.block().loop();
+    c.get(i).get(iEnd).i32GeS().brIf(1);
+    c.get(DST).get(i).get(ldD).i32Mul().i32Add().get(k).i32(2).i32Shl().i32Add();
+    c.get(A).get(k).get(ldA).i32Mul().i32Add().get(i).i32(2).i32Shl().i32Add().f32Load();
+    c.f32Store();
+    c.get(i).i32(1).i32Add().set(i);
+    c.br(0).end().end();
+    c.get(k).i32(1).i32Add().set(k);
+    c.br(0).end().end();
+  };
+  c.i32(0).set(k0); c.get(M4).set(i0); c.get(M).set(iEnd); scalar(); // the last M mod 4 columns, every row
+  c.get(K4).set(k0); c.i32(0).set(i0); c.get(M4).set(iEnd); scalar(); // the last K mod 4 rows, the other columns
+  return { name: "transpose32", params, results: [], code: c };
+}
+
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
   return assemble([
     tiles("NN"), tiles("TN"), tiles("NT"), tiles("NN", true), tiles("TN", true), edge(8), pack(8, false), pack(8, true), transpose(8), rows(8),
-    tiles32("NN"), tiles32("TN"), tiles32("NT"), tiles32("NN", true), tiles32("TN", true), edge(4), pack(4, false), pack(4, true), transpose(4), rows(4),
+    tiles32("NN"), tiles32("TN"), tiles32("NT"), tiles32("NN", true), tiles32("TN", true), edge(4), pack(4, false), packT32(), transpose32(), rows(4),
   ], memory);
 }
 
