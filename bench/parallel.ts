@@ -9,8 +9,9 @@
  * interleaved so that noise from other work on the machine hits both alike, and the speed-up is the median of
  * each pair's ratio (one step on one thread over the next on two): this machine has slow spells of seconds,
  * which a ratio of the two medians took in whenever it caught one side's steps more than the other's (S3 on the
- * SIMD backend read 1.37× in one run where its steps, paired, ran 1.8–2×). The SIMD cases time three times as
- * many pairs as the TypeScript ones, which take up to 5 s a pair.
+ * SIMD backend read 1.37× in a run whose PyTorch peer suite, timing each side in its own processes, had one thread
+ * at 38.5–48.5 ms and two at 20.7–23.7). The SIMD cases time three times as many pairs as the TypeScript ones,
+ * which take up to 5 s a pair.
  *
  * Before timing, each shape checks that the two-thread step gives the one-thread step's loss and
  * weights (relative difference ≤ 1e-12) from the same start.
