@@ -429,7 +429,7 @@ function rows(w: 4 | 8): FunctionDef {
  * B as one contiguous run instead of one short piece per row of B, rows that may each sit on another page (the
  * unpacked products lose half their speed once B's rows are 4 KiB apart). Parameters: Nt (whole strips only),
  * K, b, ldb, dst (byte offsets); `trans` packs from B (N, K) for A·Bᵀ, else from B (K, N). Values are copied,
- * not changed: the products stay bit-identical.
+ * not changed: the products stay bit-identical. (Float32 packs from B (N, K) with `packT32`.)
  */
 function pack(w: 4 | 8, trans: boolean): FunctionDef {
   const params = [I32, I32, I32, I32, I32] as const;
@@ -473,6 +473,7 @@ function pack(w: 4 | 8, trans: boolean): FunctionDef {
  * Aᵀ for Aᵀ·B: dst (M, K) with leading dimension ldd, from A (K, M) with leading dimension lda. Parameters: M, K,
  * a, lda, dst (byte offsets), ldd. Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles, whose k step loads two vectors of
  * B and splats four values of A, where the Aᵀ·B tiles splat eight (float32) or four (float64) values of B.
+ * (Float32 uses `transpose32`, which moves 4×4 blocks.)
  */
 function transpose(w: 4 | 8): FunctionDef {
   const params = [I32, I32, I32, I32, I32, I32] as const;
@@ -518,7 +519,7 @@ function transpose4(c: Code, r: readonly number[], t: readonly number[], out: re
 }
 
 /**
- * Float32 `pack(4, true)` in SIMD: four rows of B (N, K), four values of k at a time, transposed in registers
+ * The float32 form of `pack(w, true)`, in SIMD: four rows of B (N, K), four values of k at a time, transposed in registers
  * into four k rows of their strip (lanes j % 8 … j % 8 + 3); the last K mod 4 values one by one. The same
  * values in the same places as the scalar packing, which moved one value per load and store: 16k values (S2's
  * recurrent kernel) took ~10 µs, as long as half of the product that followed.
