@@ -34,14 +34,54 @@ export function writeTables(buffer: ArrayBufferLike, at: number): void {
 // Parameters: B, H, z, cPrev, c, tanhC, h (byte offsets), tables (byte offset). Result: 0 done, 1 not done.
 const B_ = 0, H_ = 1, Z = 2, CP = 3, C = 4, TC = 5, HH = 6, TAB = 7;
 
-/** One block of units handled in phases (loads, computation, stores), so that two blocks can interleave. */
+/** One block of units handled in phases (loads, computation, stores), so that several blocks can interleave. */
 type Phases = { load(o: number): void; compute(): void; store(o: number): void };
+
+/**
+ * for (p = from; p < to; …) over 16-byte vectors of units, pointers in bytes: `sets` vectors per pass, side by
+ * side, each with its own set of working locals (`use` switches to set n), in phases (all loads, all
+ * computations, all stores); then the vectors left one at a time with set 0; then `rest`, if given, for what is
+ * left of less than a vector (it finds p < end).
+ */
+function sideBySide(
+  c: Code, p: number, end: number, from: () => void, to: () => void, ph: Phases, sets: number, use: (n: number) => void,
+  rest?: () => void,
+): void {
+  from(); c.set(p);
+  to(); c.set(end);
+  c.block().loop();
+  c.get(p).i32(16 * sets).i32Add().get(end).i32GtS().brIf(1);
+  for (let n = 0; n < sets; n++) { use(n); ph.load(16 * n); }
+  for (let n = 0; n < sets; n++) { use(n); ph.compute(); }
+  for (let n = 0; n < sets; n++) { use(n); ph.store(16 * n); }
+  use(0);
+  c.get(p).i32(16 * sets).i32Add().set(p);
+  c.br(0).end().end();
+  c.block().loop();
+  c.get(p).i32(16).i32Add().get(end).i32GtS().brIf(1);
+  ph.load(0); ph.compute(); ph.store(0);
+  c.get(p).i32(16).i32Add().set(p);
+  c.br(0).end().end();
+  rest?.();
+}
+
+/** for b in [0, B): zb = z + b·4H·w, sb = b·H·w (hw = H·w bytes); body() */
+function eachRow(c: Code, b: number, B: number, z: number, hw: number, zb: number, sb: number, body: () => void): void {
+  c.i32(0).set(b);
+  c.block().loop();
+  c.get(b).get(B).i32GeS().brIf(1);
+  c.get(z).get(b).get(hw).i32(4).i32Mul().i32Mul().i32Add().set(zb);
+  c.get(b).get(hw).i32Mul().set(sb);
+  body();
+  c.get(b).i32(1).i32Add().set(b);
+  c.br(0).end().end();
+}
 
 /**
  * The phases of a step, shared by both forward kernels: σ and tanh in place over a block of z at p + o (bytes),
  * and the cell's c = f·cPrev + i·g, tanh(c), h = o·tanh(c), for the units at p + o of the i block; f, g, o at
  * p + H, + 2H, + 3H (hw bytes), the states at sb + (p − zb) + o. `r()` names the working locals in effect (the
- * kernels swap two sets): cv holds c, x the activations' input, t tanh's output, tcv tanh(c), tmp h. Parameter
+ * kernels swap between sets): cv holds c, x the activations' input, t tanh's output, tcv tanh(c), tmp h. Parameter
  * locals: cPrev, c, tanhC, h (byte offsets).
  */
 function stepPhases(
@@ -105,9 +145,10 @@ export function gatesForward(): FunctionDef {
     pv: c.local(V128), ni: c.local(V128), t: c.local(V128), cv: c.local(V128), tcv: c.local(V128),
     ci: c.local(V128), m: c.local(V128), e: c.local(V128),
   });
-  const RS = Array.from({ length: PAIRS }, regs), R0 = RS[0]!;
-  let { x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = R0;
-  const use = (R: typeof R0): void => { ({ x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = R); };
+  const RS = Array.from({ length: PAIRS }, regs);
+  let { x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = RS[0]!;
+  /** Makes set n the working locals. */
+  const use = (n: number): void => { ({ x, y, nf, r, q, tv, pv, ni, t, cv, tcv, ci, m, e } = RS[n]!); };
   const k = {
     cut: c.local(V128), max: c.local(V128), inv: c.local(V128), shift: c.local(V128), hi: c.local(V128), lo: c.local(V128),
     one: c.local(V128), half: c.local(V128), c6: c.local(V128), c24: c.local(V128), c120: c.local(V128), c720: c.local(V128),
@@ -194,38 +235,8 @@ export function gatesForward(): FunctionDef {
     c.get(p).i32(2 * w).i32Add().set(p);
     c.br(0).end().end();
   };
-  /**
-   * for (p = from; p + PAIRS·2w ≤ to; p += PAIRS·2w): the pairs at p, p + 2w, …, each with its own set of locals,
-   * in phases (all loads, all computations, all stores), then the pairs left one at a time.
-   */
-  const phased = (from: () => void, to: () => void, ph: Phases): void => {
-    from(); c.set(p);
-    to(); c.set(end);
-    c.block().loop();
-    c.get(p).i32(2 * w * PAIRS).i32Add().get(end).i32GtS().brIf(1);
-    for (let n = 0; n < PAIRS; n++) { use(RS[n]!); ph.load(2 * w * n); }
-    for (let n = 0; n < PAIRS; n++) { use(RS[n]!); ph.compute(); }
-    for (let n = 0; n < PAIRS; n++) { use(RS[n]!); ph.store(2 * w * n); }
-    use(R0);
-    c.get(p).i32(2 * w * PAIRS).i32Add().set(p);
-    c.br(0).end().end();
-    c.block().loop();
-    c.get(p).get(end).i32GeS().brIf(1);
-    ph.load(0); ph.compute(); ph.store(0);
-    c.get(p).i32(2 * w).i32Add().set(p);
-    c.br(0).end().end();
-  };
-  /** for each row b: zb = z + b·4H·w, sb = b·H·w; body() */
-  const rows = (body: () => void): void => {
-    c.i32(0).set(b);
-    c.block().loop();
-    c.get(b).get(B_).i32GeS().brIf(1);
-    c.get(Z).get(b).get(hw).i32(4).i32Mul().i32Mul().i32Add().set(zb);
-    c.get(b).get(hw).i32Mul().set(sb);
-    body();
-    c.get(b).i32(1).i32Add().set(b);
-    c.br(0).end().end();
-  };
+  const phased = (from: () => void, to: () => void, ph: Phases): void => sideBySide(c, p, end, from, to, ph, PAIRS, use);
+  const rows = (body: () => void): void => eachRow(c, b, B_, Z, hw, zb, sb, body);
   const at = (base: () => void, units: number): (() => void) => () => { base(); c.get(hw).i32(units).i32Mul().i32Add(); };
   const zAt = (units: number): (() => void) => at(() => c.get(zb), units);
 
@@ -286,9 +297,10 @@ export function gatesForward32(): FunctionDef {
     x: c.local(V128), a: c.local(V128), nf: c.local(V128), ni: c.local(V128), n1: c.local(V128), r: c.local(V128),
     q: c.local(V128), u: c.local(V128), t: c.local(V128), cv: c.local(V128), tcv: c.local(V128),
   });
-  const RS = Array.from({ length: QUADS }, regs), R0 = RS[0]!;
-  let { x, a, nf, ni, n1, r, q, u, t, cv, tcv } = R0;
-  const use = (R: typeof R0): void => { ({ x, a, nf, ni, n1, r, q, u, t, cv, tcv } = R); };
+  const RS = Array.from({ length: QUADS }, regs);
+  let { x, a, nf, ni, n1, r, q, u, t, cv, tcv } = RS[0]!;
+  /** Makes set n the working locals. */
+  const use = (n: number): void => { ({ x, a, nf, ni, n1, r, q, u, t, cv, tcv } = RS[n]!); };
   const L1 = Math.round(Math.LN2 * 32768) / 32768, L2 = Math.fround(Math.LN2 - L1);
   const k = {
     one: c.local(V128), zero: c.local(V128), floor: c.local(V128), inv: c.local(V128), l1: c.local(V128), l2: c.local(V128),
@@ -347,28 +359,8 @@ export function gatesForward32(): FunctionDef {
     c.get(x).get(t).get(k.sign).v128Bitselect().set(t); // x's sign (tanh is odd): tanh(±0) = ±0, where m would give −0 for both
   };
 
-  /** for p over [from, to) in bytes: QUADS quads per pass (set n at p + 16·n), then one quad at a time, then a half. */
-  const quads = (from: () => void, to: () => void, ph: Phases): void => {
-    from(); c.set(p);
-    to(); c.set(end);
-    c.block().loop();
-    c.get(p).i32(16 * QUADS).i32Add().get(end).i32GtS().brIf(1);
-    for (let n = 0; n < QUADS; n++) { use(RS[n]!); ph.load(16 * n); }
-    for (let n = 0; n < QUADS; n++) { use(RS[n]!); ph.compute(); }
-    for (let n = 0; n < QUADS; n++) { use(RS[n]!); ph.store(16 * n); }
-    use(R0);
-    c.get(p).i32(16 * QUADS).i32Add().set(p);
-    c.br(0).end().end();
-    c.block().loop();
-    c.get(p).i32(16).i32Add().get(end).i32GtS().brIf(1);
-    ph.load(0); ph.compute(); ph.store(0);
-    c.get(p).i32(16).i32Add().set(p);
-    c.br(0).end().end();
-    c.block();
-    c.get(p).i32(16).i32Add().get(end).i32GtS().brIf(0);
-    ph.load(0); ph.compute(); ph.store(0);
-    c.get(p).i32(16).i32Add().set(p);
-    c.end();
+  /** The last two units of a block (H ≡ 2 mod 4), as a half vector. */
+  const halfVector = (ph: Phases): (() => void) => () => {
     c.block();
     c.get(p).get(end).i32GeS().brIf(0);
     half = true;
@@ -376,22 +368,19 @@ export function gatesForward32(): FunctionDef {
     half = false;
     c.end();
   };
+  const quads = (from: () => void, to: () => void, ph: Phases): void =>
+    sideBySide(c, p, end, from, to, ph, QUADS, use, halfVector(ph));
   const zAt = (units: number): (() => void) => () => { c.get(zb); if (units) c.get(hw).i32(units).i32Mul().i32Add(); };
 
   c.get(H_).i32(2).i32Shl().set(hw); // bytes per H values
-  c.i32(0).set(b);
-  c.block().loop();
-  c.get(b).get(B_).i32GeS().brIf(1);
-  c.get(Z).get(b).get(hw).i32(4).i32Mul().i32Mul().i32Add().set(zb);
-  c.get(b).get(hw).i32Mul().set(sb);
-  const { sig, tnh, cell } = stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
-    { load, store, mul: () => c.f32x4Mul(), add: () => c.f32x4Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: a }));
-  quads(zAt(0), zAt(2), sig); // i, f
-  quads(zAt(3), zAt(4), sig); // o
-  quads(zAt(2), zAt(3), tnh); // g
-  quads(zAt(0), zAt(1), cell);
-  c.get(b).i32(1).i32Add().set(b);
-  c.br(0).end().end();
+  eachRow(c, b, B_, Z, hw, zb, sb, () => {
+    const { sig, tnh, cell } = stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
+      { load, store, mul: () => c.f32x4Mul(), add: () => c.f32x4Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: a }));
+    quads(zAt(0), zAt(2), sig); // i, f
+    quads(zAt(3), zAt(4), sig); // o
+    quads(zAt(2), zAt(3), tnh); // g
+    quads(zAt(0), zAt(1), cell);
+  });
   c.i32(0);
   return { name: "gates32", params, results: [I32], code: c };
 }
