@@ -15,50 +15,63 @@ function adam(w: 4 | 8): FunctionDef {
   const N = 0, W = 1, G = 2, Mm = 3, Vv = 4, AL = 5, C1 = 6, C2 = 7, EPS = 8;
   const c = new Code(params);
   const k = c.local(I32), pw = c.local(I32), pg = c.local(I32), pm = c.local(I32), pv = c.local(I32), end = c.local(I32);
-  const g = c.local(V128), m = c.local(V128), v = c.local(V128);
-  const al = c.local(V128), c1 = c.local(V128), c2 = c.local(V128), eps = c.local(V128);
-  const gs = c.local(F64), ms = c.local(F64), vs = c.local(F64);
-  c.get(AL).f64x2Splat().set(al);
-  c.get(C1).f64x2Splat().set(c1);
-  c.get(C2).f64x2Splat().set(c2);
-  c.get(EPS).f64x2Splat().set(eps);
-  const load = (): void => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); };
+  /** Two weights as f64x2, or one as f64: the loads and arithmetic, and the locals the formula runs on. */
+  interface Lanes {
+    loadW(): void; storeW(): void; loadF64(): void; storeF64(): void;
+    sub(): void; mul(): void; add(): void; div(): void; sqrt(): void;
+    g: number; m: number; v: number; al: number; c1: number; c2: number; eps: number;
+  }
+  const pair: Lanes = {
+    loadW: () => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); },
+    storeW: () => { if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0); },
+    loadF64: () => { c.v128Load(); }, storeF64: () => { c.v128Store(); },
+    sub: () => { c.f64x2Sub(); }, mul: () => { c.f64x2Mul(); }, add: () => { c.f64x2Add(); },
+    div: () => { c.f64x2Div(); }, sqrt: () => { c.f64x2Sqrt(); },
+    g: c.local(V128), m: c.local(V128), v: c.local(V128),
+    al: c.local(V128), c1: c.local(V128), c2: c.local(V128), eps: c.local(V128),
+  };
+  const one: Lanes = {
+    loadW: () => { if (w === 8) c.f64Load(); else c.f32Load().f64PromoteF32(); },
+    storeW: () => { if (w === 8) c.f64Store(); else c.f32DemoteF64().f32Store(); },
+    loadF64: () => { c.f64Load(); }, storeF64: () => { c.f64Store(); },
+    sub: () => { c.f64Sub(); }, mul: () => { c.f64Mul(); }, add: () => { c.f64Add(); },
+    div: () => { c.f64Div(); }, sqrt: () => { c.f64Sqrt(); },
+    g: c.local(F64), m: c.local(F64), v: c.local(F64), al: AL, c1: C1, c2: C2, eps: EPS,
+  };
+  /** The update of the weights at pw, pg, pm, pv: written once, so the pairs and the last weight do the same operations. */
+  const update = (o: Lanes): void => {
+    c.get(pg); o.loadW(); c.set(o.g);
+    // m' = m + (g − m)·c1
+    c.get(pm); o.loadF64(); c.tee(o.m).get(o.g).get(o.m); o.sub(); c.get(o.c1); o.mul(); o.add(); c.set(o.m);
+    // v' = v + (g·g − v)·c2
+    c.get(pv); o.loadF64(); c.tee(o.v).get(o.g).get(o.g); o.mul(); c.get(o.v); o.sub(); c.get(o.c2); o.mul(); o.add(); c.set(o.v);
+    c.get(pm).get(o.m); o.storeF64();
+    c.get(pv).get(o.v); o.storeF64();
+    // w' = w − (α·m')/(√v' + ε)
+    c.get(pw);
+    c.get(pw); o.loadW();
+    c.get(o.al).get(o.m); o.mul(); c.get(o.v); o.sqrt(); c.get(o.eps); o.add(); o.div(); o.sub();
+    o.storeW();
+  };
+  c.get(AL).f64x2Splat().set(pair.al);
+  c.get(C1).f64x2Splat().set(pair.c1);
+  c.get(C2).f64x2Splat().set(pair.c2);
+  c.get(EPS).f64x2Splat().set(pair.eps);
   c.get(W).set(pw); c.get(G).set(pg); c.get(Mm).set(pm); c.get(Vv).set(pv);
   c.get(N).i32(-2).i32And().set(end); // pairs
   c.i32(0).set(k);
   c.block().loop();
   c.get(k).get(end).i32GeS().brIf(1);
-  c.get(pg); load(); c.set(g);
-  // m' = m + (g − m)·c1
-  c.get(pm).v128Load().tee(m).get(g).get(m).f64x2Sub().get(c1).f64x2Mul().f64x2Add().set(m);
-  // v' = v + (g·g − v)·c2
-  c.get(pv).v128Load().tee(v).get(g).get(g).f64x2Mul().get(v).f64x2Sub().get(c2).f64x2Mul().f64x2Add().set(v);
-  c.get(pm).get(m).v128Store();
-  c.get(pv).get(v).v128Store();
-  // w' = w − (α·m')/(√v' + ε)
-  c.get(pw);
-  c.get(pw); load();
-  c.get(al).get(m).f64x2Mul().get(v).f64x2Sqrt().get(eps).f64x2Add().f64x2Div().f64x2Sub();
-  if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0);
+  update(pair);
   c.get(pw).i32(2 * w).i32Add().set(pw);
   c.get(pg).i32(2 * w).i32Add().set(pg);
   c.get(pm).i32(16).i32Add().set(pm);
   c.get(pv).i32(16).i32Add().set(pv);
   c.get(k).i32(2).i32Add().set(k);
   c.br(0).end().end();
-  // the last weight of an odd count: the same operations on one value
-  const loadS = (): void => { if (w === 8) c.f64Load(); else c.f32Load().f64PromoteF32(); };
-  c.block();
+  c.block(); // the last weight of an odd count
   c.get(end).get(N).i32GeS().brIf(0);
-  c.get(pg); loadS(); c.set(gs);
-  c.get(pm).f64Load().tee(ms).get(gs).get(ms).f64Sub().get(C1).f64Mul().f64Add().set(ms);
-  c.get(pv).f64Load().tee(vs).get(gs).get(gs).f64Mul().get(vs).f64Sub().get(C2).f64Mul().f64Add().set(vs);
-  c.get(pm).get(ms).f64Store();
-  c.get(pv).get(vs).f64Store();
-  c.get(pw);
-  c.get(pw); loadS();
-  c.get(AL).get(ms).f64Mul().get(vs).f64Sqrt().get(EPS).f64Add().f64Div().f64Sub();
-  if (w === 8) c.f64Store(); else c.f32DemoteF64().f32Store();
+  update(one);
   c.end();
   return { name: w === 8 ? "adam" : "adam32", params, results: [], code: c };
 }
