@@ -82,48 +82,48 @@ export function gatesBackwardCase(B: number, H: number, label: string): Case {
   };
 }
 
-/** Forward and backward on the SIMD backend: arrays allocated in an arena, values as the TypeScript cases'. */
-export function wasmGatesCases(B: number, H: number, label: string, dtype: "float32" | "float64"): Case[] {
+/** Forward or backward on the SIMD backend: arrays allocated in an arena, values as the TypeScript cases'. */
+export function wasmGatesCase(B: number, H: number, label: string, dtype: "float32" | "float64", which: "Forward" | "Backward"): Case {
   const arena = WasmArena.create();
   if (!arena) throw new Error("no WebAssembly SIMD with shared memory here");
   const r = rng(11), G = 4 * H, BH = B * H, f32 = dtype === "float32";
   const inArena = (v: ArrayLike<number>): Float32Array | Float64Array => { const a = arena.alloc(dtype, v.length); a.set(v); return a; };
   const z0 = inArena(randomArray(Float64Array, B * G, r, 3)), cPrev = inArena(randomArray(Float64Array, BH, r, 2));
   const z = arena.alloc(dtype, B * G), c = arena.alloc(dtype, BH), tanhC = arena.alloc(dtype, BH), h = arena.alloc(dtype, BH);
-  const tol = f32 ? 1e-6 : 1e-14, suffix = f32 ? "32" : "";
-  const forward: Case = {
-    name: `wasmGatesForward${suffix}:B=${B},H=${H} (${label})`,
-    group: "gates",
-    check: () => {
-      z.set(z0);
-      lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
-      const ref = naiveLstmStep(B, H, Float64Array.from(z0), Float64Array.from(cPrev));
-      assertClose("activations", z, ref.gates, tol);
-      assertClose("c", c, ref.c, tol);
-      assertClose("h", h, ref.h, tol);
-    },
-    run: () => {
-      z.set(z0);
-      lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
-    },
-    note: perUnit(B, H),
+  const tol = f32 ? 1e-6 : 1e-14, name = `wasmGates${which}${f32 ? "32" : ""}:B=${B},H=${H} (${label})`;
+  /** The forward from z0 (each op restores the pre-activations first, as the TypeScript case does). */
+  const forward = (): void => {
+    z.set(z0);
+    lstmGatesForward(B, H, z, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
   };
+  if (which === "Forward") {
+    return {
+      name, group: "gates",
+      check: () => {
+        forward();
+        const ref = naiveLstmStep(B, H, Float64Array.from(z0), Float64Array.from(cPrev));
+        assertClose("activations", z, ref.gates, tol);
+        assertClose("c", c, ref.c, tol);
+        assertClose("h", h, ref.h, tol);
+      },
+      run: forward,
+      note: perUnit(B, H),
+    };
+  }
   // The backward reads the forward's activations (z after a forward call), c_{t-1} and tanh(c_t).
-  const gates = arena.alloc(dtype, B * G), dh = inArena(randomArray(Float64Array, BH, r));
-  const dc0 = inArena(randomArray(Float64Array, BH, r)), dc = arena.alloc(dtype, BH), dz = arena.alloc(dtype, B * G);
-  const backward: Case = {
-    name: `wasmGatesBackward${suffix}:B=${B},H=${H} (${label})`,
-    group: "gates",
+  forward();
+  const dh = inArena(randomArray(Float64Array, BH, r)), dc0 = inArena(randomArray(Float64Array, BH, r));
+  const dc = arena.alloc(dtype, BH), dz = arena.alloc(dtype, B * G);
+  return {
+    name, group: "gates",
     check: () => {
-      gates.set(z0);
-      lstmGatesForward(B, H, gates, 0, cPrev, 0, c, 0, tanhC, 0, h, 0, false);
       dc.set(dc0);
-      lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0);
+      lstmGatesBackward(B, H, z, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0);
       // The same formulas in float64 on the same (rounded) inputs, entry by entry.
       for (let b = 0; b < B; b++) {
         for (let j = 0; j < H; j++) {
           const g = b * G + j, k = b * H + j;
-          const i = gates[g]!, f = gates[g + H]!, gg = gates[g + 2 * H]!, o = gates[g + 3 * H]!, tc = tanhC[k]!;
+          const i = z[g]!, f = z[g + H]!, gg = z[g + 2 * H]!, o = z[g + 3 * H]!, tc = tanhC[k]!;
           const dcv = dc0[k]! + dh[k]! * o * (1 - tc * tc);
           const want = [dcv * gg * i * (1 - i), dcv * cPrev[k]! * f * (1 - f), dcv * i * (1 - gg * gg), dh[k]! * tc * o * (1 - o)];
           for (let q = 0; q < 4; q++) {
@@ -133,10 +133,9 @@ export function wasmGatesCases(B: number, H: number, label: string, dtype: "floa
         }
       }
     },
-    run: () => lstmGatesBackward(B, H, gates, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0),
+    run: () => lstmGatesBackward(B, H, z, 0, cPrev, 0, tanhC, 0, dh, 0, dc, 0, dz, 0),
     note: perUnit(B, H),
   };
-  return [forward, backward];
 }
 
 export function gatesSpecs(opts: Options): Spec[] {
@@ -151,10 +150,10 @@ export function gatesSpecs(opts: Options): Spec[] {
     const suffix = dtype === "float32" ? "32" : "";
     for (const s of shapes) {
       if (s.H % 2 !== 0) continue; // odd unit counts run in TypeScript
-      for (const [q, which] of [[0, "Forward"], [1, "Backward"]] as const) {
+      for (const which of ["Forward", "Backward"] as const) {
         out.push({
           name: `wasmGates${which}${suffix}:B=${s.B},H=${s.H} (${s.name})`, group: "gates",
-          build: () => wasmGatesCases(s.B, s.H, s.name, dtype)[q]!,
+          build: () => wasmGatesCase(s.B, s.H, s.name, dtype, which),
         });
       }
     }

@@ -172,7 +172,7 @@ function where(a: Float): Where {
 export const at: number[] = [0, 0, 0, 0, 0, 0];
 
 /** True when all of `ws` are views of one arena with `ws[0]`'s dtype; their byte offsets then in `at`. */
-function together(w0: Where, w1: Where, w2: Where, w3: Where = w0, w4: Where = w0, w5: Where = w0): boolean {
+function together(w0: Where, w1: Where, w2: Where = w0, w3: Where = w0, w4: Where = w0, w5: Where = w0): boolean {
   const a = w0.arena, f = w0.f32;
   if (a === null || w1.arena !== a || w2.arena !== a || w3.arena !== a || w4.arena !== a || w5.arena !== a) return false;
   if (w1.f32 !== f || w2.f32 !== f || w3.f32 !== f || w4.f32 !== f || w5.f32 !== f) return false;
@@ -215,14 +215,14 @@ export function gatesBackFor(gates: Float, cPrev: Float, tanhC: Float, dh: Float
 /** The bias kernel (`sum`: column sums into the bias) on Y and the bias in place, when both live in one arena (offsets in `at`). */
 export function biasFor(Y: Float, bias: Float, sum: boolean): BiasRows | null {
   const a = where(Y);
-  if (!together(a, where(bias), a)) return null;
+  if (!together(a, where(bias))) return null;
   return a.arena!.bias[(sum ? 2 : 0) + (a.f32 ? 1 : 0)]!;
 }
 
 /** Adam on the weights, gradients and moments in place, when all live in one arena (m and v float64; offsets in `at`). */
 export function adamFor(w: Float, g: Float, m: Float64Array, v: Float64Array): AdamKernel | null {
   const a = where(w), wm = where(m), wv = where(v);
-  if (!together(a, where(g), a) || wm.arena !== a.arena || wv.arena !== a.arena) return null;
+  if (!together(a, where(g)) || wm.arena !== a.arena || wv.arena !== a.arena) return null;
   at[2] = wm.at; at[3] = wv.at;
   return a.f32 ? a.arena!.adam32 : a.arena!.adam64;
 }

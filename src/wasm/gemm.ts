@@ -13,8 +13,8 @@
  *
  * Given a scratch region (the arena gives one), the products pack first: B, one panel of columns at a time, in
  * strips that the tiles read as one contiguous run (`pack`); A·Bᵀ then runs in the A·B tiles on the packed Bᵀ,
- * and float32 Aᵀ·B on a transposed copy of A (`transpose`); in float32 both transpositions go 4×4 blocks at a
- * time through registers (`packT32`, `transpose32`). Packing moves values and keeps every sum as it
+ * and float32 Aᵀ·B on a transposed copy of A (`transpose32`); float32's transpositions, of Bᵀ and of A, go 4×4
+ * blocks at a time through registers (`packT32`, `transpose32`). Packing moves values and keeps every sum as it
  * was. Aᵀ·B with a long K is also cut into blocks of K (`KC_TN`), which does change the order of its additions.
  */
 import { Code, I32, V128, F32, F64, assemble, type FunctionDef } from "./assembler.js";
@@ -470,37 +470,6 @@ function pack(w: 4 | 8, trans: boolean): FunctionDef {
 }
 
 /**
- * Aᵀ for Aᵀ·B: dst (M, K) with leading dimension ldd, from A (K, M) with leading dimension lda. Parameters: M, K,
- * a, lda, dst (byte offsets), ldd. Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles, whose k step loads two vectors of
- * B and splats four values of A, where the Aᵀ·B tiles splat eight (float32) or four (float64) values of B.
- * (Float32 uses `transpose32`, which moves 4×4 blocks.)
- */
-function transpose(w: 4 | 8): FunctionDef {
-  const params = [I32, I32, I32, I32, I32, I32] as const;
-  const M = 0, K = 1, A = 2, LD = 3, DST = 4, LDD = 5, sh = w === 8 ? 3 : 2;
-  const c = new Code(params);
-  const i = c.local(I32), k = c.local(I32), src = c.local(I32), dst = c.local(I32), row = c.local(I32);
-  c.get(LDD).i32(sh).i32Shl().set(row);
-  c.i32(0).set(k);
-  c.block().loop(); // rows k of A: contiguous reads, column k of dst
-  c.get(k).get(K).i32GeS().brIf(1);
-  c.get(A).get(k).get(LD).i32Mul().i32(sh).i32Shl().i32Add().set(src);
-  c.get(DST).get(k).i32(sh).i32Shl().i32Add().set(dst);
-  c.i32(0).set(i);
-  c.block().loop();
-  c.get(i).get(M).i32GeS().brIf(1);
-  c.get(dst).get(src);
-  if (w === 8) c.f64Load().f64Store(); else c.f32Load().f32Store();
-  c.get(src).i32(w).i32Add().set(src);
-  c.get(dst).get(row).i32Add().set(dst);
-  c.get(i).i32(1).i32Add().set(i);
-  c.br(0).end().end();
-  c.get(k).i32(1).i32Add().set(k);
-  c.br(0).end().end();
-  return { name: `transpose${w === 8 ? "" : "32"}`, params, results: [], code: c };
-}
-
-/**
  * Four float32 vectors r[0..3] (rows) into out[0..3] (columns): out[q] lane r = r[r] lane q. Eight shuffles,
  * through t[0..3].
  */
@@ -566,9 +535,11 @@ function packT32(): FunctionDef {
 }
 
 /**
- * Float32 `transpose` in SIMD: 4×4 blocks of A (K, M), four rows of A read as four vectors and written as four
- * rows of dst (M, K) (leading dimension ldd); the columns past the last multiple of 4, then the rows past it,
- * one value at a time. The same values in the same places as the scalar loop.
+ * Aᵀ for float32 Aᵀ·B: dst (M, K) with leading dimension ldd, from A (K, M) with leading dimension lda.
+ * Parameters: M, K, a, lda, dst (byte offsets), ldd. Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles, whose k step loads
+ * two vectors of B and splats four values of A, where the Aᵀ·B tiles splat eight values of B. In SIMD: 4×4 blocks
+ * of A, four rows read as four vectors and written as four rows of dst; the columns past the last multiple of 4,
+ * then the rows past it, one value at a time.
  */
 function transpose32(): FunctionDef {
   const params = [I32, I32, I32, I32, I32, I32] as const;
@@ -629,7 +600,7 @@ function transpose32(): FunctionDef {
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
   return assemble([
-    tiles("NN"), tiles("TN"), tiles("NT"), tiles("NN", true), tiles("TN", true), edge(8), pack(8, false), pack(8, true), transpose(8), rows(8),
+    tiles("NN"), tiles("TN"), tiles("NT"), tiles("NN", true), tiles("TN", true), edge(8), pack(8, false), pack(8, true), rows(8),
     tiles32("NN"), tiles32("TN"), tiles32("NT"), tiles32("NN", true), tiles32("TN", true), edge(4), pack(4, false), packT32(), transpose32(), rows(4),
   ], memory);
 }
@@ -665,7 +636,7 @@ export const HOLD_NEW = 1, HOLD_SAME = 2;
  */
 export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }, scratch?: Scratch): Gemm {
   const ex = instantiate(memory, shared);
-  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT!, NNP: ex.tilesNNP!, TNP: ex.tilesTNP! }, ex.edge!, ex.packN!, ex.packT!, ex.transpose!, ex.rows!, 4, scratch);
+  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT!, NNP: ex.tilesNNP!, TNP: ex.tilesTNP! }, ex.edge!, ex.packN!, ex.packT!, null, ex.rows!, 4, scratch);
 }
 
 /**
@@ -723,12 +694,12 @@ export const PANEL_BYTES = 131072;
 type Kernel = (...args: number[]) => void;
 
 function wrap(
-  kernels: Record<Form | "NNP" | "TNP", Kernel>, e: Kernel, packN: Kernel, packT: Kernel, tr: Kernel, rowsK: Kernel, cols: number, scratch?: Scratch,
+  kernels: Record<Form | "NNP" | "TNP", Kernel>, e: Kernel, packN: Kernel, packT: Kernel, tr: Kernel | null, rowsK: Kernel, cols: number, scratch?: Scratch,
 ): Gemm {
   const w = cols === 4 ? 8 : 4;
-  // float32 Aᵀ·B runs as (Aᵀ)·B: its own tiles splat 8 values of B per k and reach 17-18 GFLOP/s, the A·B tiles
-  // on a transposed copy of A 37-45 (npm run bench -- wasmTN); in float64 the Aᵀ·B tiles are a little faster.
-  const tnAsNN = w === 4;
+  // float32 Aᵀ·B runs as (Aᵀ)·B (given `tr`, the transposition): its own tiles splat 8 values of B per k and reach
+  // 17-18 GFLOP/s, the A·B tiles on a transposed copy of A 37-45 (npm run bench -- wasmTN); in float64 the Aᵀ·B
+  // tiles are a little faster, and there is no `tr`.
   /** The whole tiles (4 rows × `cols` columns) in SIMD, the scalar loop over the rest. */
   const run = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
     const M4 = M - (M % 4), Nt = N - (N % cols);
@@ -764,10 +735,10 @@ function wrap(
     const nc = Math.max(cols, Math.floor(PANEL_BYTES / (w * K * cols)) * cols);
     const panel = w * K * Math.min(nc, N - (N % cols));
     const ldt = K + TN_PAD;
-    const s = scratch!(panel + (ta && tnAsNN ? w * M * ldt + 16 : 0), 0);
+    const s = scratch!(panel + (ta && tr ? w * M * ldt + 16 : 0), 0);
     // Held: every panel of B packed one after the other (panel j0 at w·K·j0), packed now unless already held.
     const held = hold !== 0 ? holdB(ta + 2 * tb, b, ldb, K, N, hold) : -1, fresh = held < 0 || heldFresh;
-    if (ta && tnAsNN) {
+    if (ta && tr) {
       // Aᵀ (M, K), rows ldt apart, after the panel; then the A·B tiles on it.
       const at = s + ((panel + 15) & ~15);
       tr(M, K, a, lda, at, ldt);
