@@ -65,6 +65,20 @@ function sideBySide(
   rest?.();
 }
 
+/**
+ * One row's gate blocks in Keras order (i, f, g, o in z): σ over i and f, then over o, tanh over g, then the cell
+ * over the i block's units. `zAt(k)` puts the address of block k on the stack; `loop` runs phases over [from, to).
+ */
+function gateBlocks(
+  zAt: (block: number) => () => void, loop: (from: () => void, to: () => void, ph: Phases) => void,
+  ph: { sig: Phases; tnh: Phases; cell: Phases },
+): void {
+  loop(zAt(0), zAt(2), ph.sig); // i, f
+  loop(zAt(3), zAt(4), ph.sig); // o
+  loop(zAt(2), zAt(3), ph.tnh); // g
+  loop(zAt(0), zAt(1), ph.cell);
+}
+
 /** for b in [0, B): zb = z + b·4H·w, sb = b·H·w (hw = H·w bytes); body() */
 function eachRow(c: Code, b: number, B: number, z: number, hw: number, zb: number, sb: number, body: () => void): void {
   c.i32(0).set(b);
@@ -255,12 +269,8 @@ export function gatesForward(): FunctionDef {
 
   rows(() => {
     // Each handles the pair at p + o (bytes) with the current set of locals.
-    const { sig, tnh, cell } = stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
-      { load, store, mul: () => c.f64x2Mul(), add: () => c.f64x2Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: y }));
-    phased(zAt(0), zAt(2), sig); // i, f
-    phased(zAt(3), zAt(4), sig); // o
-    phased(zAt(2), zAt(3), tnh); // g
-    phased(zAt(0), zAt(1), cell);
+    gateBlocks(zAt, phased, stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
+      { load, store, mul: () => c.f64x2Mul(), add: () => c.f64x2Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: y })));
   });
   c.i32(0);
   return { name: "gates", params, results: [I32], code: c };
@@ -374,12 +384,8 @@ export function gatesForward32(): FunctionDef {
 
   c.get(H_).i32(2).i32Shl().set(hw); // bytes per H values
   eachRow(c, b, B_, Z, hw, zb, sb, () => {
-    const { sig, tnh, cell } = stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
-      { load, store, mul: () => c.f32x4Mul(), add: () => c.f32x4Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: a }));
-    quads(zAt(0), zAt(2), sig); // i, f
-    quads(zAt(3), zAt(4), sig); // o
-    quads(zAt(2), zAt(3), tnh); // g
-    quads(zAt(0), zAt(1), cell);
+    gateBlocks(zAt, quads, stepPhases(c, { p, hw, zb, sb, cPrev: CP, c: C, tanhC: TC, h: HH },
+      { load, store, mul: () => c.f32x4Mul(), add: () => c.f32x4Add(), sigmoid, tanh }, () => ({ cv, x, t, tcv, tmp: a })));
   });
   c.i32(0);
   return { name: "gates32", params, results: [I32], code: c };
