@@ -143,6 +143,27 @@ describe("two threads give one thread's results", () => {
     expect(one.engine.executor).toBeNull();
   });
 
+  it("inputs given as views: rows at an offset in a larger array (copied to the worker a row at a time) and a transposed view (value by value)", () => {
+    const [one, two] = pair({
+      layers: () => [new LSTM({ units: 5, inputDim: 3 }), new Dense({ units: 1, activation: "sigmoid" })],
+      loss: "binaryCrossentropy",
+    });
+    const next = stream(7);
+    const x = randomTensor([6, 4, 3], next), y = randomTensor([6, 1], next, true);
+    // The same values two rows into a larger array (offset 2·4·3), and laid out time-major then transposed.
+    const big = new Float64Array(8 * 4 * 3);
+    big.set(x.data, 2 * 4 * 3);
+    const atOffset = ndarray(big, [8, 4, 3]).lo(2) as unknown as Tensor;
+    const tm = new Float64Array(6 * 4 * 3);
+    for (let b = 0; b < 6; b++) for (let t = 0; t < 4; t++) for (let f = 0; f < 3; f++) tm[(t * 6 + b) * 3 + f] = x.data[(b * 4 + t) * 3 + f]!;
+    const transposed = ndarray(tm, [4, 6, 3]).transpose(1, 0, 2) as unknown as Tensor;
+    expect(atOffset.offset).toBe(24);
+    const want = one.computeGradients(x, y);
+    expectSameGradients("at an offset", two.computeGradients(atOffset, y), want);
+    expectSameGradients("transposed", two.computeGradients(transposed, y), want);
+    expect(pool(two).parallelCalls).toBe(2);
+  });
+
   it("per-step head over stacked LSTMs, MSE, two output units, 5 rows", () => {
     const [one, two] = pair({
       layers: () => [

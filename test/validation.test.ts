@@ -327,3 +327,27 @@ describe("validation at every public entry", () => {
     expectSame("B", snapshot(b), snapshot(B));
   });
 });
+
+describe("the input scan", () => {
+  it("finds the first value that is not finite anywhere in float32 and float64 data: in an eight-value block, in the tail, the first of two", () => {
+    // x [3, 5, 7]: 105 values, thirteen blocks of eight and a tail of one; the scan tests a block at a time.
+    const m = new Sequential([new LSTM({ units: 2, inputDim: 7 }), new Dense({ units: 1 })], { seed: 3 });
+    m.compile({ optimizer: "adam", loss: "mse" });
+    const y = zeros([3, 1]);
+    const idx = (k: number): string => `\\[${Math.floor(k / 35)}, ${Math.floor(k / 7) % 5}, ${k % 7}\\]`;
+    let tried = 0;
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const [k, v] of [[0, NaN], [5, Infinity], [8, -Infinity], [63, NaN], [100, NaN], [103, Infinity], [104, NaN]] as const) {
+        const x = zeros([3, 5, 7], dtype);
+        x.data[k] = v;
+        if (k + 3 < 105) x.data[k + 3] = NaN; // a later one, in the same block or the next: the first is named
+        expect(() => m.trainOnBatch(x, y)).toThrow(new RegExp(`trainOnBatch x: expected finite values, got ${v} at index ${idx(k)}`));
+        tried++;
+      }
+      const ok = zeros([3, 5, 7], dtype);
+      ok.data.fill(-3.4e38);
+      expect(() => m.testOnBatch(ok, y)).not.toThrow(); // large but finite, negative: v·0 is -0, which passes
+    }
+    expect(tried).toBe(14);
+  });
+});

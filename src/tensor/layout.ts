@@ -50,6 +50,16 @@ export function gatherSamples(x: StridedArray, rows: Int32Array | null, r0: numb
   const d = x.data, rank = x.shape.length;
   const T = rank === 3 ? x.shape[1]! : 1, C = x.shape[rank - 1]!;
   const sb = x.stride[0]!, st = rank === 3 ? x.stride[1]! : 0, sc = x.stride[rank - 1]!;
+  if (sc === 1 && (rank === 2 || st === C) && ArrayBuffer.isView(d)) {
+    // Each sample's T·C values lie in one run: one block copy per sample (a memcpy when the dtypes match),
+    // ~10× faster than the loop below. It runs on the calling thread before the workers start.
+    const run = T * C, td = d as FloatArray;
+    for (let b = 0; b < n; b++) {
+      const src = x.offset + (rows ? rows[r0 + b]! : r0 + b) * sb;
+      dst.set(td.subarray(src, src + run), b * run);
+    }
+    return;
+  }
   for (let b = 0; b < n; b++) {
     const r = rows ? rows[r0 + b]! : r0 + b;
     for (let t = 0; t < T; t++) {
@@ -95,6 +105,32 @@ function unravel(flat: number, shape: readonly number[]): number[] {
 }
 
 /**
+ * The first index of a[0 … n) whose value is not finite, or -1. Eight values at a time: their v·0 add up to 0
+ * when all are finite and to NaN otherwise, one test per eight; the block that fails is then searched value by
+ * value. There are two copies, one per array type, because V8 compiles each for the array types it has seen:
+ * measured at S4's input (819,200 float32 values), one function seeing both types took 1.0–1.8 ms, a copy
+ * seeing one 0.6–0.9 ms, and the per-value loop below (that plain arrays take) 2.5–4.5 ms.
+ */
+function firstNonFinite32(a: Float32Array, n: number): number {
+  let k = 0;
+  for (; k + 8 <= n; k += 8) {
+    if ((a[k]! * 0 + a[k + 1]! * 0) + (a[k + 2]! * 0 + a[k + 3]! * 0) + ((a[k + 4]! * 0 + a[k + 5]! * 0) + (a[k + 6]! * 0 + a[k + 7]! * 0)) !== 0) break;
+  }
+  for (; k < n; k++) if (a[k]! - a[k]! !== 0) return k;
+  return -1;
+}
+
+/** firstNonFinite32 for float64 arrays (the same code: see there why it is written twice). */
+function firstNonFinite64(a: Float64Array, n: number): number {
+  let k = 0;
+  for (; k + 8 <= n; k += 8) {
+    if ((a[k]! * 0 + a[k + 1]! * 0) + (a[k + 2]! * 0 + a[k + 3]! * 0) + ((a[k + 4]! * 0 + a[k + 5]! * 0) + (a[k + 6]! * 0 + a[k + 7]! * 0)) !== 0) break;
+  }
+  for (; k < n; k++) if (a[k]! - a[k]! !== 0) return k;
+  return -1;
+}
+
+/**
  * Throws ValueError naming `name` and the first index whose value is not a finite number, or, with
  * `lo`/`hi`, lies outside [lo, hi] (`what` describes the range in the message). Plain loops, no
  * per-element callback, so a scan allocates nothing.
@@ -103,7 +139,11 @@ export function assertFiniteIn(name: string, t: StridedArray, lo = -Infinity, hi
   const { shape, stride, offset, data } = t;
   const total = shape.reduce((a: number, b: number) => a * b, 1);
   let badAt: number[] | null = null, value: unknown;
-  if (isDense(t)) {
+  if (lo === -Infinity && hi === Infinity && isDense(t) && (data instanceof Float32Array || data instanceof Float64Array)) {
+    // A model's inputs, the common case: every step checks all B·T·F of them on the calling thread.
+    const k = data instanceof Float32Array ? firstNonFinite32(data, total) : firstNonFinite64(data, total);
+    if (k >= 0) { badAt = unravel(k, shape); value = data[k]; }
+  } else if (isDense(t)) {
     for (let k = 0; k < total; k++) {
       const v = data[k];
       if (typeof v !== "number" || v - v !== 0 || v < lo || v > hi) { badAt = unravel(k, shape); value = v; break; }
