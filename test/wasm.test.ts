@@ -9,7 +9,7 @@ import {
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import { addBiasRows, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, matmulNN, sumRowsInto } from "../src/tensor/kernels.js";
-import { WasmArena, adamFor } from "../src/wasm/arena.js";
+import { WasmArena, adamFor, mixFor } from "../src/wasm/arena.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -310,6 +310,12 @@ describe("backend: \"wasm\"", () => {
       for (const [name, a] of [["params", e.params], ["grads", e.grads], ["xs", e.xs], ["hs", ws.hs!], ["cs", ws.cs!], ["gates", ws.gates!], ["dZ", ws.dZ!]] as const) {
         expect(simdFor(a, a, a), name).not.toBeNull();
       }
+      // The workers read the model's own weights (no copy per call) and write their gradients into its arena,
+      // where the merge runs in SIMD.
+      const pool = two.engine.executor as unknown as { paramsView: Float64Array; workerGrads: Float64Array[] };
+      expect(pool.paramsView).toBe(e.params);
+      expect(pool.workerGrads.length).toBe(threads - 1);
+      for (const g of pool.workerGrads) expect(mixFor(e.grads, g)).not.toBeNull();
     } finally {
       two.dispose();
     }
@@ -587,6 +593,33 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       model.compile({ optimizer: adam, loss: "mse" });
       expect(adamFor(model.engine.params, model.engine.grads, adam.m, adam.v)).not.toBeNull();
     }
+  });
+
+  it("the threads' gradient merge in SIMD: g ← a·g + b·h bit for bit as the pool's TypeScript loop, float64 and float32, even and odd counts", () => {
+    const arena = WasmArena.create()!;
+    const rng = makeRng("wasm/mix");
+    let ran = 0;
+    for (const dtype of ["float64", "float32"] as const) for (const n of [1, 2, 7, 64]) {
+      const Arr = dtype === "float32" ? Float32Array : Float64Array;
+      const g0 = Arr.from(uniformArray(rng, n, -3, 3)), h0 = Arr.from(uniformArray(rng, n, -3, 3));
+      g0[0] = 3e-39; h0[n - 1] = -1e-30; // float32: a subnormal, which a·g in float32 would round (the loop widens first)
+      const a = 4 / 7, b = 3 / 7; // weights that float32 cannot hold: the loop multiplies in float64
+      // The reference: mergeGrads' loop in src/threads/pool.ts.
+      const want = g0.slice();
+      for (let k = 0; k < n; k++) want[k] = a * g0[k]! + b * h0[k]!;
+      const ag = arena.alloc(dtype, n + 1), ah = arena.alloc(dtype, n);
+      ag.set(g0); ah.set(h0); ag[n] = 7.25; // past the end: must stay
+      expect(mixFor(ag, ah)).toBe(dtype === "float32" ? arena.mix32 : arena.mix64);
+      (dtype === "float32" ? arena.mix32 : arena.mix64)(n, ag.byteOffset, ah.byteOffset, a, b);
+      ran++;
+      for (let k = 0; k < n; k++) if (!Object.is(ag[k], want[k])) expect.fail(`${dtype} n=${n} [${k}]: ${ag[k]} vs ${want[k]}`);
+      expect(ag[n]).toBe(7.25);
+      expect(Array.from(ah)).toEqual(Array.from(h0));
+    }
+    expect(ran).toBe(8);
+    // Arrays outside the arena, or of two dtypes, have no kernel (the pool then merges in TypeScript).
+    expect(mixFor(new Float64Array(4), arena.alloc("float64", 4))).toBeNull();
+    expect(mixFor(arena.alloc("float32", 4), arena.alloc("float64", 4))).toBeNull();
   });
 
   it("plans: looked up once for a loop, they find the arena's kernels (null for heap arrays or a mixed set) and write exactly what the calls without them write", () => {

@@ -21,6 +21,7 @@ import { type FloatArray, type StridedArray, type Tensor, allocate, fromData } f
 import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
 import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
+import * as arenas from "../wasm/arena.js";
 import {
   type Fault, type Message, type Op, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
   CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES,
@@ -233,8 +234,19 @@ export class ThreadPool implements RowExecutor {
    */
   minWaitMs = MIN_WAIT_MS;
   private readonly pool = new Pool();
+  /**
+   * (P) the weights every worker reads, at byte paramsAt of params: the model's own where they live in shared
+   * memory (the SIMD backend's arena), else a copy that each call refreshes.
+   */
   private params: SharedArrayBuffer | null = null;
-  private paramsView: FloatArray = new Float64Array(0); // (P) the weights every worker reads
+  private paramsAt = 0;
+  private paramsView: FloatArray = new Float64Array(0);
+  /**
+   * (P) per worker slot, the gradients of its rows: in the model's arena on the SIMD backend, where the merge
+   * then runs in SIMD (see mergeGrads), else in a SharedArrayBuffer of their own. Kept for the pool's life, so
+   * that workers started anew (after dispose or a failure) reuse them rather than leave arena memory behind.
+   */
+  private readonly workerGrads: FloatArray[] = [];
   /** The replica's layers, taken when the first workers start (the model is built by then) and kept. */
   private replica: ReplicaLayer[] | null = null;
   // The split of the last batch size, kept while B stays.
@@ -262,6 +274,7 @@ export class ThreadPool implements RowExecutor {
   dispose(): void {
     this.pool.stop();
     this.params = null;
+    this.paramsAt = 0;
     this.paramsView = new Float64Array(0);
   }
 
@@ -390,15 +403,17 @@ export class ThreadPool implements RowExecutor {
   }
 
   /** Grows a worker's shared buffers to fit Bw rows and T steps; the next run sends them when anything changed. */
-  private fitBuffers(w: WorkerHandle, Bw: number, T: number): void {
-    if (w.fitRows === Bw && w.fitT === T && w.buffers?.params === this.params) return;
+  private fitBuffers(w: WorkerHandle, slot: number, Bw: number, T: number): void {
     const m = this.model, dt = m.dtype, P = m.params.length, bytes = dt === "float32" ? 4 : 8;
+    let g = this.workerGrads[slot];
+    if (g === undefined || g.length !== P) g = this.workerGrads[slot] = m.arena ? m.arena.alloc(dt, P) : sharedArray(dt, sharedBuffer(dt, P), 0, P);
+    if (w.fitRows === Bw && w.fitT === T && w.buffers?.params === this.params && w.buffers.paramsAt === this.paramsAt && w.grads === g) return;
     const need = bufferSizes(this.replica!, Bw, T);
     const b = w.buffers;
     // Buffers only grow: a smaller last batch of an epoch reuses them.
     const next: SharedBuffers = {
-      params: this.params!,
-      grads: fitting(b?.grads, P, bytes),
+      params: this.params!, paramsAt: this.paramsAt,
+      grads: g.buffer as SharedArrayBuffer, gradsAt: g.byteOffset,
       x: fitting(b?.x, need.x, bytes), y: fitting(b?.y, need.y, bytes),
       stateIn: fitting(b?.stateIn, need.stateIn, bytes), stateOut: fitting(b?.stateOut, need.stateOut, bytes),
       out: fitting(b?.out, need.out, bytes), dx: fitting(b?.dx, need.dx, bytes),
@@ -409,7 +424,7 @@ export class ThreadPool implements RowExecutor {
     w.fitT = T;
     if (b !== null && (Object.keys(next) as (keyof SharedBuffers)[]).every((k) => next[k] === b[k])) return;
     w.buffers = next;
-    w.grads = sharedArray(dt, next.grads).subarray(0, P);
+    w.grads = g;
     w.x = sharedArray(dt, next.x); w.y = sharedArray(dt, next.y);
     w.stateIn = sharedArray(dt, next.stateIn); w.stateOut = sharedArray(dt, next.stateOut);
     w.out = sharedArray(dt, next.out); w.dx = sharedArray(dt, next.dx);
@@ -469,12 +484,7 @@ export class ThreadPool implements RowExecutor {
   ): void {
     const m = this.model, sizes = this.sizes, starts = this.starts, n = sizes.length;
     const workers = this.pool.workers; // started and ready: see `run`
-    const P = m.params.length;
-    if (!this.params || this.paramsView.length !== P) {
-      this.params = sharedBuffer(m.dtype, P);
-      this.paramsView = sharedArray(m.dtype, this.params).subarray(0, P);
-    }
-    this.paramsView.set(m.params);
+    this.shareParams();
     const accuracy = op !== "predict" && m.metrics.includes("accuracy");
     const carried = this.anyCarried(B);
     let posted = 0, failure: unknown = null, mainLoss = 0, mainHits = 0;
@@ -482,7 +492,7 @@ export class ThreadPool implements RowExecutor {
     try {
       for (let k = 1; k < n; k++) {
         const w = workers[k - 1]!, Bw = sizes[k]!, b0 = starts[k]!;
-        this.fitBuffers(w, Bw, T);
+        this.fitBuffers(w, k - 1, Bw, T);
         gatherSamples(xt, rows, rowStart + b0, Bw, w.x);
         if (yt) gatherSamples(yt, rows, rowStart + b0, Bw, w.y);
         if (carried) this.gatherStates(B, b0, Bw, w.stateIn);
@@ -545,17 +555,48 @@ export class ThreadPool implements RowExecutor {
     if (op === "train" || op === "grads") this.mergeGrads(B);
   }
 
+  /**
+   * Points the workers at this call's weights: the model's own where they live in shared memory (they only
+   * read them, and nothing writes them until every worker is done), else a copy made now.
+   */
+  private shareParams(): void {
+    const p = this.model.params, P = p.length;
+    if (typeof SharedArrayBuffer !== "undefined" && p.buffer instanceof SharedArrayBuffer) {
+      if (this.paramsView !== p) {
+        this.params = p.buffer;
+        this.paramsAt = p.byteOffset;
+        this.paramsView = p;
+      }
+      return;
+    }
+    if (!this.params || this.paramsView.length !== P) {
+      this.params = sharedBuffer(this.model.dtype, P);
+      this.paramsAt = 0;
+      this.paramsView = sharedArray(this.model.dtype, this.params, 0, P);
+    }
+    this.paramsView.set(p);
+  }
+
   /** model.grads = Σ (B_k/B)·g_k, slice 0's being in model.grads already. */
   private mergeGrads(B: number): void {
-    const g = this.model.grads, P = g.length, sizes = this.sizes, workers = this.pool.workers, w0 = sizes[0]! / B;
+    const g = this.model.grads, P = g.length, sizes = this.sizes, grads = this.workerGrads, w0 = sizes[0]! / B;
+    if (arenas.anyArena && arenas.mixFor(g, grads[0]!) !== null) {
+      // In SIMD, on the arena: g ← w0·g + w1·g1, then g ← g + w_k·g_k for each further slice. In float64 these
+      // are the loops' operations below; in float32 the loops round the sum once, this after each slice.
+      for (let k = 1; k < sizes.length; k++) {
+        const mix = arenas.mixFor(g, grads[k - 1]!)!;
+        mix(P, arenas.at[0]!, arenas.at[1]!, k === 1 ? w0 : 1, sizes[k]! / B);
+      }
+      return;
+    }
     if (sizes.length === 2) {
-      const g1 = workers[0]!.grads, w1 = sizes[1]! / B;
+      const g1 = grads[0]!, w1 = sizes[1]! / B;
       for (let i = 0; i < P; i++) g[i] = w0 * g[i]! + w1 * g1[i]!;
       return;
     }
     for (let i = 0; i < P; i++) {
       let s = w0 * g[i]!;
-      for (let k = 1; k < sizes.length; k++) s += (sizes[k]! / B) * workers[k - 1]!.grads[i]!;
+      for (let k = 1; k < sizes.length; k++) s += (sizes[k]! / B) * grads[k - 1]![i]!;
       g[i] = s;
     }
   }

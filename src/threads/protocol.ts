@@ -55,8 +55,10 @@ export const MESSAGE_BYTES = 4096;
 
 /** The shared buffers of one worker (params is the same for every worker). */
 export interface SharedBuffers {
-  params: SharedArrayBuffer;     // (P) the model's weights, copied in before each command
-  grads: SharedArrayBuffer;      // (P) the worker's gradients of its rows' mean loss
+  params: SharedArrayBuffer;     // (P) at paramsAt: the model's weights, in the model's own shared memory or a copy
+  paramsAt: number;              // byte offset of the weights in params
+  grads: SharedArrayBuffer;      // (P) at gradsAt: the worker's gradients of its rows' mean loss
+  gradsAt: number;               // byte offset of the gradients in grads (in the model's arena, on the SIMD backend)
   x: SharedArrayBuffer;          // (Bw, T, F) batch-major input rows
   y: SharedArrayBuffer;          // (Bw, D) or (Bw, T, D) labels
   stateIn: SharedArrayBuffer;    // per layer (Bw, H) h then (Bw, H) c: initial states
@@ -92,7 +94,9 @@ export type RunMessage = {
 export type Message = RunMessage | { type: "fault"; kind: Fault };
 
 /** Sizes (in elements) every buffer needs for Bw rows and T steps. */
-export function bufferSizes(layers: readonly ReplicaLayer[], Bw: number, T: number): Record<Exclude<keyof SharedBuffers, "params" | "grads">, number> {
+export function bufferSizes(
+  layers: readonly ReplicaLayer[], Bw: number, T: number,
+): Record<Exclude<keyof SharedBuffers, "params" | "paramsAt" | "grads" | "gradsAt">, number> {
   const lstm = layers.filter((l) => l.kind === "lstm");
   const F = lstm[0]!.inputDim, D = layers[layers.length - 1]!.units;
   const rows = lstm[lstm.length - 1]!.returnSequences ? T * Bw : Bw;
@@ -121,9 +125,9 @@ export function stateViews(buf: FloatArray, units: readonly number[], Bw: number
   });
 }
 
-/** A typed array of the dtype over a SharedArrayBuffer. */
-export function sharedArray(dtype: DType, buf: SharedArrayBuffer): FloatArray {
-  return dtype === "float32" ? new Float32Array(buf) : new Float64Array(buf);
+/** A typed array of the dtype over a SharedArrayBuffer: from byte `at`, n values (default: to the end). */
+export function sharedArray(dtype: DType, buf: SharedArrayBuffer, at = 0, n?: number): FloatArray {
+  return dtype === "float32" ? new Float32Array(buf, at, n) : new Float64Array(buf, at, n);
 }
 
 /** A SharedArrayBuffer for n elements of the dtype (at least one byte: a zero-length one is legal but useless). */

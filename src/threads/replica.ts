@@ -95,12 +95,12 @@ export class Replica {
   private bind(b: SharedBuffers): void {
     const e = this.engine!, dt = this.init.dtype;
     this.views = null; // until every view below is made
-    const params = sharedArray(dt, b.params);
-    const grads = sharedArray(dt, b.grads);
+    // The weights may be the main thread's own (in its shared memory), which this thread only reads.
+    const P = e.params.length, params = sharedArray(dt, b.params, b.paramsAt, P), grads = sharedArray(dt, b.grads, b.gradsAt, P);
     if (e.arena) {
       // The SIMD kernels run on the replica's own memory: its weights stay there, filled from the shared ones
       // at each run (build allocated them in the arena), and its gradients are copied out after backward.
-      this.shared = { params: params.subarray(0, e.params.length), grads: grads.subarray(0, e.grads.length) };
+      this.shared = { params, grads };
     } else {
       let off = 0;
       for (const l of e.layers) off = l.bind(params, grads, off);

@@ -23,6 +23,8 @@ export type BiasRows = (M: number, N: number, y: number, ldy: number, bias: numb
 export type AdamKernel = (n: number, w: number, g: number, m: number, v: number, alpha: number, c1: number, c2: number, eps: number) => void;
 /** Σ x² over n values at a byte offset (see update.ts). */
 export type SumSquares = (n: number, x: number) => number;
+/** g ← a·g + b·h over n values (see update.ts): byte offsets of g and h, then a and b. */
+export type MixKernel = (n: number, g: number, h: number, a: number, b: number) => void;
 /** Its backward (see gates.ts): byte offsets of gates, cPrev, tanhC, dh, dc, dz. */
 export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tanhC: number, dh: number, dc: number, dz: number) => void;
 
@@ -58,6 +60,8 @@ export class WasmArena {
   readonly adam32: AdamKernel;
   readonly sumSquares64: SumSquares;
   readonly sumSquares32: SumSquares;
+  readonly mix64: MixKernel;
+  readonly mix32: MixKernel;
   /** [add float64, add float32, sum float64, sum float32] */
   readonly bias: readonly BiasRows[];
   private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {
@@ -79,11 +83,13 @@ export class WasmArena {
     this.gatesBack32 = ex.gatesBack32;
     this.bias = [ex.addBias, ex.addBias32, ex.sumRows, ex.sumRows32];
     const up = new WA!.Instance(compiled("update", () => updateModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } })
-      .exports as Record<"adam" | "adam32", AdamKernel> & Record<"sumSquares" | "sumSquares32", SumSquares>;
+      .exports as Record<"adam" | "adam32", AdamKernel> & Record<"sumSquares" | "sumSquares32", SumSquares> & Record<"mix" | "mix32", MixKernel>;
     this.adam64 = up.adam;
     this.adam32 = up.adam32;
     this.sumSquares64 = up.sumSquares;
     this.sumSquares32 = up.sumSquares32;
+    this.mix64 = up.mix;
+    this.mix32 = up.mix32;
   }
 
   /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
@@ -233,6 +239,13 @@ export function sumSquaresFor(x: Float): SumSquares | null {
   if (a.arena === null) return null;
   at[0] = a.at;
   return a.f32 ? a.arena.sumSquares32 : a.arena.sumSquares64;
+}
+
+/** g ← a·g + b·h in SIMD when g and h live in one arena and share a dtype (offsets in `at`), else null. */
+export function mixFor(g: Float, h: Float): MixKernel | null {
+  const a = where(g);
+  if (!together(a, where(h))) return null;
+  return a.f32 ? a.arena!.mix32 : a.arena!.mix64;
 }
 
 /** The arena `allocate` draws from while one is set (see tensor.ts), or null. */

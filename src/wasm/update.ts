@@ -1,6 +1,7 @@
 /**
- * The optimizer's side of a training step in WebAssembly SIMD, on the model's buffers in its arena: Adam's update
- * and the sums of squares that bound an update (see `applyUpdate` in engine.ts), two float64 lanes at a time.
+ * The optimizer's side of a training step in WebAssembly SIMD, on the model's buffers in its arena: Adam's update,
+ * the sums of squares that bound an update (see `applyUpdate` in engine.ts) and the merge of the threads'
+ * gradients before it, two float64 lanes at a time.
  *
  * Adam is `Adam.apply`'s loop (optimizers.ts), operation for operation, so bit-identical to it: per weight,
  * m' = m + (g − m)·c1, v' = v + (g·g − v)·c2, w' = w − (α·m')/(√v' + ε), with c1 = 1 − β1 and c2 = 1 − β2 computed
@@ -110,7 +111,49 @@ function sumSquares(w: 4 | 8): FunctionDef {
   return { name: w === 8 ? "sumSquares" : "sumSquares32", params, results: [F64], code: c };
 }
 
+/**
+ * g ← a·g + b·h over n values at g and h (byte offsets): the merge of two threads' gradients (threads/pool.ts),
+ * `a * g[i] + b * h[i]` of its TypeScript loop operation for operation (float32 widened to float64 on load and
+ * rounded once on store, as that loop's Float32Array store does), so bit-identical to it; two values at a time,
+ * then the last value of an odd count.
+ */
+function mix(w: 4 | 8): FunctionDef {
+  const params = [I32, I32, I32, F64, F64] as const;
+  const N = 0, G = 1, Hh = 2, A = 3, Bb = 4;
+  const c = new Code(params);
+  const k = c.local(I32), pg = c.local(I32), ph = c.local(I32), end = c.local(I32), a2 = c.local(V128), b2 = c.local(V128);
+  /** g ← a·g + b·h at pg and ph, for two values (pair) or one: written once, so both do the same operations. */
+  const update = (pair: boolean, a: number, b: number): void => {
+    const load = (): void => {
+      if (w === 8) { if (pair) c.v128Load(); else c.f64Load(); } else if (pair) c.v128Load64Zero().f64x2PromoteLowF32x4(); else c.f32Load().f64PromoteF32();
+    };
+    const mul = (): void => { if (pair) c.f64x2Mul(); else c.f64Mul(); };
+    c.get(pg);
+    c.get(a).get(pg); load(); mul();
+    c.get(b).get(ph); load(); mul();
+    if (pair) c.f64x2Add(); else c.f64Add();
+    if (w === 8) { if (pair) c.v128Store(); else c.f64Store(); } else if (pair) c.f32x4DemoteF64x2Zero().v128Store64Lane(0); else c.f32DemoteF64().f32Store();
+  };
+  c.get(A).f64x2Splat().set(a2);
+  c.get(Bb).f64x2Splat().set(b2);
+  c.get(G).set(pg); c.get(Hh).set(ph);
+  c.get(N).i32(-2).i32And().set(end);
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(end).i32GeS().brIf(1);
+  update(true, a2, b2);
+  c.get(pg).i32(2 * w).i32Add().set(pg);
+  c.get(ph).i32(2 * w).i32Add().set(ph);
+  c.get(k).i32(2).i32Add().set(k);
+  c.br(0).end().end();
+  c.block(); // the last value of an odd count
+  c.get(end).get(N).i32GeS().brIf(0);
+  update(false, A, Bb);
+  c.end();
+  return { name: w === 8 ? "mix" : "mix32", params, results: [], code: c };
+}
+
 /** The module's bytes, for a shared memory of at most `maxPages` pages. */
 export function updateModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([adam(8), adam(4), sumSquares(8), sumSquares(4)], memory);
+  return assemble([adam(8), adam(4), sumSquares(8), sumSquares(4), mix(8), mix(4)], memory);
 }
