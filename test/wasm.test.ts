@@ -552,7 +552,8 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     const arena = WasmArena.create()!;
     const rng = makeRng("wasm/adam");
     let ran = 0;
-    for (const dtype of ["float64", "float32"] as const) for (const n of [1, 2, 7, 64]) {
+    // (13 = a block of eight, two pairs and one: every loop of sumSquares)
+    for (const dtype of ["float64", "float32"] as const) for (const n of [1, 2, 7, 13, 64]) {
       const Arr = dtype === "float32" ? Float32Array : Float64Array, fr = dtype === "float32" ? Math.fround : (x: number) => x;
       const w0 = Arr.from(uniformArray(rng, n, -2, 2)), g0 = Arr.from(uniformArray(rng, n, -3, 3));
       const m0 = Float64Array.from(uniformArray(rng, n, -1, 1)), v0 = Float64Array.from(uniformArray(rng, n, 0, 2));
@@ -584,8 +585,15 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       expect((dtype === "float32" ? arena.sumSquares32 : arena.sumSquares64)(n, ag.byteOffset)).toBeNaN();
       ag[n - 1] = -Infinity;
       expect((dtype === "float32" ? arena.sumSquares32 : arena.sumSquares64)(n, ag.byteOffset)).toBe(Infinity);
+      ag[n - 1] = 1;
+      for (const at of [3, 6, 9]) if (at < n) { // in each of a block's lanes, or a pair
+        const keep = ag[at]!;
+        ag[at] = NaN;
+        expect((dtype === "float32" ? arena.sumSquares32 : arena.sumSquares64)(n, ag.byteOffset), `NaN at ${at} of ${n}`).toBeNaN();
+        ag[at] = keep;
+      }
     }
-    expect(ran).toBe(8);
+    expect(ran).toBe(10);
     // A model on the SIMD backend keeps Adam's moments in its arena, where this kernel runs on them.
     for (const dtype of ["float64", "float32"] as const) {
       const model = new Sequential([new LSTM({ units: 4, inputDim: 3 }), new Dense({ units: 1 })], { seed: 1, dtype, backend: "wasm" });
