@@ -17,7 +17,7 @@
  */
 import { Sequential, LSTM, Dense, Adam, tensor, type DType } from "../src/index.js";
 import { type FloatArray, type Tensor, allocate } from "../src/tensor/tensor.js";
-import { HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
+import { HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN2 } from "../src/tensor/kernels.js";
 import { WasmArena, withArena } from "../src/wasm/arena.js";
 import { setThreads } from "../src/node/index.js";
 import {
@@ -90,7 +90,7 @@ export function trainStepCase(s: Shape, dtype: DType, backend: "js" | "wasm" = "
 /**
  * The matmuls of one training step and nothing else, on buffers of the engine's shapes (float64):
  * forward X·W over all T·B rows, then per step h_{t-1}·Wr (accumulated into that step's gates);
- * backward per step dZ_t·Wrᵀ, then Xᵀ·dZ, Hᵀ·dZ and dZ·Wᵀ over all rows. The head's (·, 1) products are
+ * backward per step dZ_t·Wrᵀ, then Xᵀ·dZ and Hᵀ·dZ over all rows (one call, as lstm.ts makes it). The head's (·, 1) products are
  * left out: they are part of the step's overhead.
  */
 export function stepMatmulsCase(s: Shape, dtype: DType = "float64", backend: "js" | "wasm" = "js"): Case {
@@ -103,14 +103,13 @@ export function stepMatmulsCase(s: Shape, dtype: DType = "float64", backend: "js
   const zero = (n: number): FloatArray => withArena(arena, () => allocate(dtype, n));
   const xs = put(randomArray(Float64Array, R * I, r)), W = put(randomArray(Float64Array, I * G, r)), Wr = put(randomArray(Float64Array, H * G, r, 0.1));
   const hs = put(randomArray(Float64Array, (T + 1) * BH, r)), gates = zero(R * G), dZ = put(randomArray(Float64Array, R * G, r));
-  const dh = zero(BH), dW = zero(I * G), dWr = zero(H * G);
+  const dh = zero(BH), dWeights = zero((I + H) * G); // dW (I, G) then dWr (H, G), as in the model's gradients
   const run = (): void => {
     matmulNN(R, G, I, xs, 0, I, W, 0, G, gates, 0, G, false);
     // As lstm.ts: the recurrent kernel held packed over each loop (the TypeScript kernels ignore the flag).
     for (let t = 0; t < T; t++) matmulNN(B, G, H, hs, t * BH, H, Wr, 0, G, gates, t * B * G, G, true, t === 0 ? HOLD_NEW : HOLD_SAME);
     for (let t = T - 1; t >= 0; t--) matmulNT(B, H, G, dZ, t * B * G, G, Wr, 0, G, dh, 0, H, false, t === T - 1 ? HOLD_NEW : HOLD_SAME);
-    matmulTN(I, G, R, xs, 0, I, dZ, 0, G, dW, 0, G, true);
-    matmulTN(H, G, R, hs, 0, H, dZ, 0, G, dWr, 0, G, true);
+    matmulTN2(I, H, G, R, xs, 0, I, hs, 0, H, dZ, 0, G, dWeights, 0, G, true); // Xᵀ·dZ and Hᵀ·dZ, one product as lstm.ts
     // (No dZ·Wᵀ: a training step skips the bottom layer's dL/dx.)
   };
   const label = `stepMatmuls:${shapeLabel(s)}${backend === "wasm" ? `,${dtype},wasm` : ""}`;

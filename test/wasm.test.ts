@@ -232,6 +232,41 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     }
     expect(cases).toBe(2 * 12);
   });
+
+  it("Aᵀ·B with a second A (dKernel and dRecurrentKernel from one dZ): bit for bit as the two products one after the other, K blocks and edges included, nothing else written", () => {
+    const memory = createMemory(64);
+    let cases = 0;
+    for (const dtype of ["float64", "float32"] as const) {
+      const f32 = dtype === "float32", w = f32 ? 4 : 8;
+      const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
+      const rng = makeRng(`wasm/gemm-tn2/${dtype}`);
+      for (const [gemm] of withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory).filter(([, form]) => form === "TN")) {
+        // (M1 = 1: an LSTM over one feature; 3 + 6: a tile straddling the two A's; K 300 and 600: K blocks)
+        for (const [M1, M2, N, K] of [[1, 8, 16, 7], [3, 6, 13, 40], [5, 7, 24, 300], [8, 12, 19, 600]] as const) {
+          for (const accumulate of [false, true]) {
+            // A1 (K, M1), A2 (K, M2), B (K, N), C (M1 + M2, N), all with padded leading dimensions, at gaps from each other.
+            const lda1 = M1 + 1, lda2 = M2 + 3, ldb = N + 2, ldc = N + 1, M = M1 + M2;
+            const a1 = 5, a2 = a1 + K * lda1 + 3, b = a2 + K * lda2 + 7, c = b + K * ldb + 2, end = c + M * ldc + 6;
+            f.fill(0, 0, end);
+            f.set(uniformArray(rng, end - 8, -1, 1), 4);
+            const before = f.slice(0, end);
+            gemm("TN", M1, N, K, w * a1, lda1, w * b, ldb, w * c, ldc, accumulate);
+            gemm("TN", M2, N, K, w * a2, lda2, w * b, ldb, w * (c + M1 * ldc), ldc, accumulate);
+            const want = f.slice(0, end);
+            f.set(before);
+            gemm("TN", M1, N, K, w * a1, lda1, w * b, ldb, w * c, ldc, accumulate, 0, M2, w * a2, lda2);
+            const got = f.slice(0, end);
+            for (let q = 0; q < end; q++) {
+              if (!Object.is(got[q], want[q])) expect.fail(`${dtype} M1=${M1} M2=${M2} N=${N} K=${K} acc=${accumulate}: element ${q}: ${got[q]} vs ${want[q]}`);
+            }
+            expect(got.some((v, q) => v !== before[q]), "C changed").toBe(true);
+            cases++;
+          }
+        }
+      }
+    }
+    expect(cases).toBe(2 * 2 * 8);
+  });
 });
 
 describe("backend: \"wasm\"", () => {

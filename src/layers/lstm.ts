@@ -13,7 +13,7 @@
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import {
-  HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
+  HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN2, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
   gemmPlan, gatesPlan, gatesBackPlan,
 } from "../tensor/kernels.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
@@ -126,6 +126,8 @@ export class LSTM {
   bias: FloatArray | null = null;  // (G), null without useBias
   dKernel!: FloatArray;          // (I, G)
   dRecurrentKernel!: FloatArray; // (H, G)
+  /** (I + H, G): dKernel and dRecurrentKernel, which follow each other in the gradients (one product fills both). */
+  dWeights!: FloatArray;
   dBias: FloatArray | null = null; // (G)
 
   /** The model this layer belongs to (a layer's weights live in one model's buffers). */
@@ -175,6 +177,7 @@ export class LSTM {
     const nb = this.useBias ? G : 0;
     this.kernel = params.subarray(off, off + I * G);
     this.dKernel = grads.subarray(off, off + I * G);
+    this.dWeights = grads.subarray(off, off + (I + H) * G);
     off += I * G;
     this.recurrentKernel = params.subarray(off, off + H * G);
     this.dRecurrentKernel = grads.subarray(off, off + H * G);
@@ -362,12 +365,13 @@ export function lstmBackward(
       }
     }
   }
-  // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout).
-  // dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I)
-  if (xm) matmulTN(I, G, n * B, ws.xd!, tb * B * I, I, dZ, tb * B * G, G, layer.dKernel, 0, G, true);
-  else matmulTN(I, G, n * B, xs, xOff + tb * B * I, I, dZ, tb * B * G, G, layer.dKernel, 0, G, true);
-  // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1)
-  matmulTN(H, G, n * B, hm ? ws.hd! : hs, tb * BH, H, dZ, tb * B * G, G, layer.dRecurrentKernel, 0, G, true);
+  // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout),
+  // in one product on dZ (see matmulTN2): dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I), and after it
+  // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1).
+  matmulTN2(
+    I, H, G, n * B, xm ? ws.xd! : xs, xm ? tb * B * I : xOff + tb * B * I, I, hm ? ws.hd! : hs, tb * BH, H,
+    dZ, tb * B * G, G, layer.dWeights, 0, G, true,
+  );
   if (layer.dBias) sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
   // dxs (n·B, I) = dZ · kernelᵀ, through the input mask if any. The bottom layer's is dL/dx, which a training
   // step does not use: skipping it there saves a sixth to a ninth of the step's products.

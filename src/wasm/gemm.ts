@@ -609,10 +609,14 @@ export function gemmModule(memory: { pages: number; maxPages?: number; shared?: 
  * C (M, N) = (accumulate ? C : 0) + op(A)·op(B) over byte offsets into the module's memory (float64 or float32
  * matrices, as created): for "NN" A is
  * (M, K) and B (K, N); for "TN" A is (K, M); for "NT" B is (N, K). Leading dimensions count elements.
+ * `hold`: see Hold. "TN" with M2 > 0: a second A, (K, M2) at a2, whose product fills C's next M2 rows (C is then
+ * (M + M2, N)); in float32 both run as one product on the two transposed A's, which packs B once for both (an
+ * LSTM's dKernel and dRecurrentKernel from one dZ), else as two. Each entry sums the same products in the same
+ * order either way.
  */
 export type Gemm = (
   form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: boolean,
-  hold?: Hold,
+  hold?: Hold, M2?: number, a2?: number, lda2?: number,
 ) => void;
 
 /**
@@ -729,21 +733,27 @@ function wrap(
     heldForm = code; heldB = b; heldLd = ldb; heldK = K; heldN = N; heldAt = at;
     return at;
   };
-  const packed = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
+  const packed = (
+    form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold,
+    M2 = 0, a2 = 0, lda2 = 0,
+  ): void => {
     let ta = form === "TN" ? 1 : 0;
-    const M4 = M - (M % 4), tb = form === "NT" ? 1 : 0;
+    const tb = form === "NT" ? 1 : 0;
     const nc = Math.max(cols, Math.floor(PANEL_BYTES / (w * K * cols)) * cols);
     const panel = w * K * Math.min(nc, N - (N % cols));
     const ldt = K + TN_PAD;
-    const s = scratch!(panel + (ta && tr ? w * M * ldt + 16 : 0), 0);
+    const s = scratch!(panel + (ta && tr ? w * (M + M2) * ldt + 16 : 0), 0);
     // Held: every panel of B packed one after the other (panel j0 at w·K·j0), packed now unless already held.
     const held = hold !== 0 ? holdB(ta + 2 * tb, b, ldb, K, N, hold) : -1, fresh = held < 0 || heldFresh;
     if (ta && tr) {
-      // Aᵀ (M, K), rows ldt apart, after the panel; then the A·B tiles on it.
+      // Aᵀ (M, K), rows ldt apart, after the panel, and a second A's below it (M2 rows); then the A·B tiles on
+      // them, C's rows in the same order: each panel of B is packed once for both.
       const at = s + ((panel + 15) & ~15);
       tr(M, K, a, lda, at, ldt);
-      a = at; lda = ldt; ta = 0;
+      if (M2 > 0) tr(M2, K, a2, lda2, at + w * M * ldt, ldt);
+      a = at; lda = ldt; ta = 0; M += M2;
     }
+    const M4 = M - (M % 4);
     for (let j0 = 0; j0 < N; j0 += nc) {
       const n = Math.min(nc, N - j0), nt = n - (n % cols);
       const bp = b + w * (tb ? j0 * ldb : j0), cp = c + w * j0;
@@ -777,17 +787,28 @@ function wrap(
     }
     if (Nt < N) e(M, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
   };
-  const one = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
-    if (M < 4 && N >= cols && (scratch || form !== "NT")) few(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
+  const one = (
+    form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold,
+    M2: number, a2: number, lda2: number,
+  ): void => {
+    if (M2 > 0) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold, M2, a2, lda2); // (checked by the caller: it can)
+    else if (M < 4 && N >= cols && (scratch || form !== "NT")) few(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
     else if (scratch && N >= cols) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
     else run(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
   };
-  return (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate, hold = 0) => {
-    if (form !== "TN" || K <= KC_TN) { one(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0, hold); return; }
+  const product: Gemm = (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate, hold = 0, M2 = 0, a2 = 0, lda2 = 0) => {
+    if (M2 > 0 && !(form === "TN" && tr && scratch && N >= cols && M + M2 >= 4)) {
+      // Two A's on one B run as one product only on the transposing path (float32 Aᵀ·B): else one after the other.
+      product(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate, hold);
+      product(form, M2, N, K, a2, lda2, b, ldb, c + w * M * ldc, ldc, accumulate, hold);
+      return;
+    }
+    if (form !== "TN" || K <= KC_TN) { one(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0, hold, M2, a2, lda2); return; }
     // Rows [k0, k0 + KC) of A (K, M) and B (K, N): the first block overwrites or accumulates as asked, the rest add.
     for (let k0 = 0; k0 < K; k0 += KC_TN) {
       const kb = Math.min(KC_TN, K - k0);
-      one(form, M, N, kb, a + w * k0 * lda, lda, b + w * k0 * ldb, ldb, c, ldc, k0 === 0 && !accumulate ? 0 : 1, 0);
+      one(form, M, N, kb, a + w * k0 * lda, lda, b + w * k0 * ldb, ldb, c, ldc, k0 === 0 && !accumulate ? 0 : 1, 0, M2, a2 + w * k0 * lda2, lda2);
     }
   };
+  return product;
 }
