@@ -791,7 +791,7 @@ function wrap(
     form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold,
     M2: number, a2: number, lda2: number,
   ): void => {
-    if (M2 > 0) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold, M2, a2, lda2); // (checked by the caller: it can)
+    if (M2 > 0) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold, M2, a2, lda2); // (the caller checked that it may)
     else if (M < 4 && N >= cols && (scratch || form !== "NT")) few(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
     else if (scratch && N >= cols) packed(form, M, N, K, a, lda, b, ldb, c, ldc, acc, hold);
     else run(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
