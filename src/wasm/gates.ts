@@ -79,6 +79,11 @@ function gateBlocks(
   loop(zAt(0), zAt(1), ph.cell);
 }
 
+/** The address of gate block k (0 … 4) of the row at zb, as gateBlocks takes it: zb + k·hw (hw = H·w bytes). */
+function blockAt(c: Code, zb: number, hw: number): (k: number) => () => void {
+  return (k) => () => { c.get(zb); if (k) c.get(hw).i32(k).i32Mul().i32Add(); };
+}
+
 /** for b in [0, B): zb = z + b·4H·w, sb = b·H·w (hw = H·w bytes); body() */
 function eachRow(c: Code, b: number, B: number, z: number, hw: number, zb: number, sb: number, body: () => void): void {
   c.i32(0).set(b);
@@ -251,8 +256,7 @@ export function gatesForward(): FunctionDef {
   };
   const phased = (from: () => void, to: () => void, ph: Phases): void => sideBySide(c, p, end, from, to, ph, PAIRS, use);
   const rows = (body: () => void): void => eachRow(c, b, B_, Z, hw, zb, sb, body);
-  const at = (base: () => void, units: number): (() => void) => () => { base(); c.get(hw).i32(units).i32Mul().i32Add(); };
-  const zAt = (units: number): (() => void) => at(() => c.get(zb), units);
+  const zAt = blockAt(c, zb, hw);
 
   c.get(H_).i32(3).i32Shl().set(hw); // bytes per H values
   // First, any σ input below -708? Then nothing is written and the caller runs the TypeScript kernel.
@@ -380,7 +384,7 @@ export function gatesForward32(): FunctionDef {
   };
   const quads = (from: () => void, to: () => void, ph: Phases): void =>
     sideBySide(c, p, end, from, to, ph, QUADS, use, halfVector(ph));
-  const zAt = (units: number): (() => void) => () => { c.get(zb); if (units) c.get(hw).i32(units).i32Mul().i32Add(); };
+  const zAt = blockAt(c, zb, hw);
 
   c.get(H_).i32(2).i32Shl().set(hw); // bytes per H values
   eachRow(c, b, B_, Z, hw, zb, sb, () => {

@@ -10,6 +10,18 @@
  */
 import { Code, F64, I32, V128, assemble, type FunctionDef } from "./assembler.js";
 
+/** Two values (`pair`, as f64x2) or one (f64) of w bytes each at the address on the stack (+ offset), float32 widened exactly. */
+function loadWide(c: Code, w: 4 | 8, pair: boolean, offset = 0): void {
+  if (pair) { if (w === 8) c.v128Load(offset); else c.v128Load64Zero(offset).f64x2PromoteLowF32x4(); }
+  else if (w === 8) c.f64Load(offset); else c.f32Load(offset).f64PromoteF32();
+}
+
+/** Stores two float64 values (`pair`) or one as w-byte values at the address below them, float32 rounded to nearest. */
+function storeNarrow(c: Code, w: 4 | 8, pair: boolean): void {
+  if (pair) { if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0); }
+  else if (w === 8) c.f64Store(); else c.f32DemoteF64().f32Store();
+}
+
 /** Adam over n weights: parameters n, w, g, m, v (byte offsets), α, c1, c2, ε. */
 function adam(w: 4 | 8): FunctionDef {
   const params = [I32, I32, I32, I32, I32, F64, F64, F64, F64] as const;
@@ -23,8 +35,7 @@ function adam(w: 4 | 8): FunctionDef {
     g: number; m: number; v: number; al: number; c1: number; c2: number; eps: number;
   }
   const pair: Lanes = {
-    loadW: () => { if (w === 8) c.v128Load(); else c.v128Load64Zero().f64x2PromoteLowF32x4(); },
-    storeW: () => { if (w === 8) c.v128Store(); else c.f32x4DemoteF64x2Zero().v128Store64Lane(0); },
+    loadW: () => loadWide(c, w, true), storeW: () => storeNarrow(c, w, true),
     loadF64: () => { c.v128Load(); }, storeF64: () => { c.v128Store(); },
     sub: () => { c.f64x2Sub(); }, mul: () => { c.f64x2Mul(); }, add: () => { c.f64x2Add(); },
     div: () => { c.f64x2Div(); }, sqrt: () => { c.f64x2Sqrt(); },
@@ -32,8 +43,7 @@ function adam(w: 4 | 8): FunctionDef {
     al: c.local(V128), c1: c.local(V128), c2: c.local(V128), eps: c.local(V128),
   };
   const one: Lanes = {
-    loadW: () => { if (w === 8) c.f64Load(); else c.f32Load().f64PromoteF32(); },
-    storeW: () => { if (w === 8) c.f64Store(); else c.f32DemoteF64().f32Store(); },
+    loadW: () => loadWide(c, w, false), storeW: () => storeNarrow(c, w, false),
     loadF64: () => { c.f64Load(); }, storeF64: () => { c.f64Store(); },
     sub: () => { c.f64Sub(); }, mul: () => { c.f64Mul(); }, add: () => { c.f64Add(); },
     div: () => { c.f64Div(); }, sqrt: () => { c.f64Sqrt(); },
@@ -93,7 +103,7 @@ function sumSquares(w: 4 | 8): FunctionDef {
   /** acc[j] += x² for the two values at p + offset. */
   const add = (j: number, offset: number): void => {
     c.get(p);
-    if (w === 8) c.v128Load(offset); else c.v128Load64Zero(offset).f64x2PromoteLowF32x4();
+    loadWide(c, w, true, offset);
     c.tee(x).get(x).f64x2Mul().get(acc[j]!).f64x2Add().set(acc[j]!);
   };
   for (const a of acc) c.f64(0).f64x2Splat().set(a);
@@ -118,7 +128,7 @@ function sumSquares(w: 4 | 8): FunctionDef {
   c.block();
   c.get(end).get(N).i32GeS().brIf(0);
   c.get(p);
-  if (w === 8) c.f64Load(); else c.f32Load().f64PromoteF32();
+  loadWide(c, w, false);
   c.set(t);
   c.get(s).get(t).get(t).f64Mul().f64Add().set(s);
   c.end();
@@ -139,15 +149,12 @@ function mix(w: 4 | 8): FunctionDef {
   const k = c.local(I32), pg = c.local(I32), ph = c.local(I32), end = c.local(I32), a2 = c.local(V128), b2 = c.local(V128);
   /** g ← a·g + b·h at pg and ph, for two values (pair) or one: written once, so both do the same operations. */
   const update = (pair: boolean, a: number, b: number): void => {
-    const load = (): void => {
-      if (w === 8) { if (pair) c.v128Load(); else c.f64Load(); } else if (pair) c.v128Load64Zero().f64x2PromoteLowF32x4(); else c.f32Load().f64PromoteF32();
-    };
     const mul = (): void => { if (pair) c.f64x2Mul(); else c.f64Mul(); };
     c.get(pg);
-    c.get(a).get(pg); load(); mul();
-    c.get(b).get(ph); load(); mul();
+    c.get(a).get(pg); loadWide(c, w, pair); mul();
+    c.get(b).get(ph); loadWide(c, w, pair); mul();
     if (pair) c.f64x2Add(); else c.f64Add();
-    if (w === 8) { if (pair) c.v128Store(); else c.f64Store(); } else if (pair) c.f32x4DemoteF64x2Zero().v128Store64Lane(0); else c.f32DemoteF64().f32Store();
+    storeNarrow(c, w, pair);
   };
   c.get(A).f64x2Splat().set(a2);
   c.get(Bb).f64x2Splat().set(b2);
