@@ -8,6 +8,7 @@
  */
 import { Bench } from "tinybench";
 import { spawnSync } from "node:child_process";
+import { setFlagsFromString } from "node:v8";
 import { createRequire } from "node:module";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -71,16 +72,19 @@ export interface Options {
   json: string | null;
   /** Measure in this process (under tsx) instead of re-running as plain JavaScript under node. */
   inProcess: boolean;
+  /** The SIMD models and products with fused multiply-adds (`fma: true`; Node 20's relaxed SIMD flag set). */
+  fma: boolean;
   /** Arguments left for a particular entry (e.g. the peer bench's child mode). */
   rest: string[];
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { filters: [], quick: false, json: null, inProcess: false, rest: [] };
+  const o: Options = { filters: [], quick: false, json: null, inProcess: false, fma: false, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--quick") o.quick = true;
     else if (a === "--in-process") o.inProcess = true;
+    else if (a === "--fma") o.fma = true;
     else if (a === "--json") {
       const f = argv[++i];
       if (!f) throw new Error("--json needs a file name");
@@ -260,6 +264,9 @@ export function meta(): Record<string, unknown> {
   };
 }
 
+/** `--fma` (or a parent's): the SIMD models get `fma: true` and the SIMD products are fused. */
+export let FMA = process.env.LONGSHORT_BENCH_FMA === "1";
+
 /** What `new Sequential(…)` picks on this runtime: "wasm" (SIMD, where it validates) or "js". */
 export function defaultBackend(): "js" | "wasm" {
   return new Sequential([new LSTM({ units: 1, inputDim: 1 }), new Dense({ units: 1 })]).backend;
@@ -390,6 +397,13 @@ export function median(xs: number[]): number {
 export async function launch(entryUrl: string, main: (opts: Options) => Promise<void>): Promise<void> {
   const argv = process.argv.slice(2);
   const opts = parseArgs(argv);
+  if (opts.fma || FMA) {
+    // Relaxed SIMD is behind a flag in Node 20; the flag is process-wide (worker threads see it too), and child
+    // processes learn it from the environment.
+    setFlagsFromString("--experimental-wasm-relaxed-simd");
+    process.env.LONGSHORT_BENCH_FMA = "1";
+    FMA = true;
+  }
   const ci = opts.rest.indexOf("--child");
   if (ci >= 0) {
     const name = opts.rest[ci + 1]!, ai = opts.rest.indexOf("--args");
@@ -411,6 +425,7 @@ export async function launch(entryUrl: string, main: (opts: Options) => Promise<
     console.log("(esbuild not found: measuring in-process under tsx, which runs our kernels ~15% slower)");
   }
   console.log(`mode: ${runMode()}; node ${process.version}; ${os.cpus()[0]?.model ?? "cpu?"} × ${os.cpus().length}; default backend here: ${defaultBackend()}`);
+  if (FMA) console.log("fused multiply-add (--fma): the SIMD models run with fma: true, the SIMD products fused");
   console.log(`FLOP model: ${FLOP_MODEL}`);
   await main(opts);
 }

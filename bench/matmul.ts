@@ -17,7 +17,7 @@
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
 import { HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory } from "../src/wasm/gemm.js";
 import {
-  type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, standalone,
+  type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, standalone, FMA,
 } from "./harness.js";
 
 type Form = "NN" | "TN" | "NT";
@@ -84,7 +84,7 @@ export function wasmCase(form: Form, M: number, N: number, K: number, label: str
     if (need > w * K * N) throw new Error(`scratch of ${need} bytes asked for, ${w * K * N} set aside`);
     return scratchAt + region * room;
   };
-  const gemm = f32 ? createGemm32(memory, undefined, scratch) : createGemm64(memory, undefined, scratch);
+  const gemm = f32 ? createGemm32(memory, undefined, scratch, FMA) : createGemm64(memory, undefined, scratch, FMA);
   const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
   const r = rng(seed);
   const transA = form === "TN", transB = form === "NT";

@@ -20,7 +20,7 @@
  *   npx tsx bench/parallel.ts S3           # some shapes only
  *   npm run bench -- parallel              # the same, within the whole run
  */
-import { isMain, launch } from "./harness.js";
+import { FMA, isMain, launch } from "./harness.js";
 import { Sequential, LSTM, Dense, zeros, setThreads, type Tensor } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
 
@@ -52,7 +52,7 @@ function stepFlops(c: ParallelCase): number {
 
 function model(c: ParallelCase, threads: number, cfg: ParallelConfig): Sequential {
   // minFlops 0: the two-thread model splits whatever the default threshold would say.
-  const m = new Sequential([new LSTM({ units: c.H, inputDim: c.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 7, ...cfg });
+  const m = new Sequential([new LSTM({ units: c.H, inputDim: c.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 7, ...cfg, ...(FMA && cfg.backend === "wasm" ? { fma: true } : {}) });
   if (m.backend !== cfg.backend) throw new Error(`parallel:${c.name}: backend ${cfg.backend} is not available here`);
   setThreads(m, threads, { minFlops: 0 });
   m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });

@@ -23,7 +23,7 @@ import { setThreads } from "../src/node/index.js";
 import {
   type Case, type Options, type Spec, type Result, type Shape, SHAPES, shape, rng, randomArray, runSpecs,
   stepFlops, shapeLabel, registerChild, spawnChild, timeSteps, median, formatTime, suiteSelected, randomBatch,
-  standalone,
+  standalone, FMA,
 } from "./harness.js";
 
 export interface StepModel {
@@ -37,7 +37,7 @@ export function makeStepModel(s: Shape, dtype: DType, seed = 1, backend: "js" | 
   const model = new Sequential([
     new LSTM({ units: s.H, inputDim: s.I }),
     new Dense({ units: 1, activation: "sigmoid" }),
-  ], { seed, dtype, backend });
+  ], { seed, dtype, backend, ...(FMA && backend === "wasm" ? { fma: true } : {}) });
   model.compile({ optimizer: new Adam({ learningRate: 1e-3 }), loss: "binaryCrossentropy" });
   const { xs, ys } = randomBatch(s, seed + 100);
   return { model, x: tensor(xs, dtype), y: tensor(ys, dtype) };

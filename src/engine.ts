@@ -167,9 +167,11 @@ export class Engine {
   private slotBackup: Float64Array[] = [];            // optimizer state before an update
 
   /** The layers must already form a valid stack (model.ts checks); `dtype` and `seed` likewise. */
-  constructor(layers: readonly Layer[], dtype: DType, seed: string, maskValue: number | null = null, backend: "js" | "wasm" = "js") {
+  constructor(
+    layers: readonly Layer[], dtype: DType, seed: string, maskValue: number | null = null, backend: "js" | "wasm" = "js", fma = false,
+  ) {
     this.maskValue = maskValue;
-    this.arena = backend === "wasm" ? WasmArena.create() : null;
+    this.arena = backend === "wasm" ? WasmArena.create(undefined, fma) : null;
     const firstDense = layers.findIndex((l) => l instanceof Dense);
     this.layers = layers;
     this.lstms = layers.slice(0, firstDense) as LSTM[];

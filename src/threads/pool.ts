@@ -263,7 +263,12 @@ export class ThreadPool implements RowExecutor {
 
   /** How many of the started workers compute in WebAssembly SIMD (their replica has its own arena). */
   get simdWorkers(): number {
-    return this.pool.workers.filter((w) => w.result[2] === 1).length;
+    return this.pool.workers.filter((w) => w.result[2]! >= 1).length;
+  }
+
+  /** How many of the started workers' products fuse their multiply-adds (the model's `fma`). */
+  get fusedWorkers(): number {
+    return this.pool.workers.filter((w) => w.result[2] === 2).length;
   }
 
   /**
@@ -362,7 +367,7 @@ export class ThreadPool implements RowExecutor {
     if (pool.workers.length < count) {
       const m = this.model, layers = (this.replica ??= replicaLayers(m));
       const fresh: WorkerHandle[] = [];
-      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers, backend: m.arena ? "wasm" : "js" }));
+      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers, backend: m.arena ? "wasm" : "js", fma: m.arena?.fused ?? false }));
       if (this.host.startsWhileBlocked) {
         try {
           for (const w of fresh) w.waitReady();

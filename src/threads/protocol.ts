@@ -26,6 +26,8 @@ export interface WorkerInit {
    * buffers directly, with the TypeScript kernels.
    */
   backend?: "js" | "wasm";
+  /** The main thread's model has `fma` on: the replica's products fuse their multiply-adds too (same rounding). */
+  fma?: boolean;
   /** Int32 control words, see CTRL_*. */
   ctrl: SharedArrayBuffer;
   /** Float64 results: [loss, accuracy hits]. */

@@ -55,10 +55,10 @@ export class Replica {
           units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
         })
         : new Dense({ units: l.units, activation: l.activation, useBias: l.useBias }));
-      const engine = new Engine(layers, init.dtype, "0", null, init.backend ?? "js");
+      const engine = new Engine(layers, init.dtype, "0", null, init.backend ?? "js", init.fma ?? false);
       engine.build(init.layers[0]!.inputDim, false); // no initialisation: its weights are the shared ones anyway
       this.engine = engine;
-      this.result[2] = engine.arena ? 1 : 0; // what the main thread reports as simdWorkers
+      this.result[2] = engine.arena ? (engine.arena.fused ? 2 : 1) : 0; // what the main thread reports as simdWorkers, fusedWorkers
       Atomics.store(this.ctrl, CTRL_READY, 1);
     } catch (e) {
       writeMessage(this.ctrl, this.message, `building the replica failed: ${(e as Error)?.stack ?? String(e)}`);

@@ -64,11 +64,17 @@ export class WasmArena {
   readonly mix32: MixKernel;
   /** [add float64, add float32, sum float64, sum float32] */
   readonly bias: readonly BiasRows[];
-  private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }) {
+  /**
+   * Whether the products add each product with relaxed SIMD's multiply-add (rounded once where the CPU fuses it;
+   * see gemm.ts): `Sequential({ fma: true })`.
+   */
+  readonly fused: boolean;
+  private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }, fused: boolean) {
+    this.fused = fused;
     OWNER.set(memory.buffer, this);
     const scratch = (bytes: number, region: 0 | 1): number => this.scratch(bytes, region);
-    this.gemm64 = createGemm64(memory, { maxPages: MAX_PAGES }, scratch);
-    this.gemm32 = createGemm32(memory, { maxPages: MAX_PAGES }, scratch);
+    this.gemm64 = createGemm64(memory, { maxPages: MAX_PAGES }, scratch, fused);
+    this.gemm32 = createGemm32(memory, { maxPages: MAX_PAGES }, scratch, fused);
     // The σ/tanh tables, once, at the bottom of the arena; the gate kernels read them there.
     const tables = this.reserve(TABLE_BYTES);
     writeTables(memory.buffer, tables);
@@ -92,12 +98,15 @@ export class WasmArena {
     this.mix32 = up.mix32;
   }
 
-  /** A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. */
-  static create(initialBytes = 1 << 20): WasmArena | null {
+  /**
+   * A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. `fused`: the products use
+   * relaxed SIMD's multiply-add (the caller has checked `relaxedSimd()`).
+   */
+  static create(initialBytes = 1 << 20, fused = false): WasmArena | null {
     if (!WA || typeof SharedArrayBuffer === "undefined") return null;
     try {
       const memory = new WA.Memory({ initial: Math.max(1, Math.ceil(initialBytes / PAGE)), maximum: MAX_PAGES, shared: true });
-      const arena = new WasmArena(memory);
+      const arena = new WasmArena(memory, fused);
       anyArena = true;
       return arena;
     } catch {

@@ -157,6 +157,12 @@ export class Code {
   f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
   f32x4Div(): this { return this.simd(0xe7); }
+  /**
+   * Relaxed SIMD (a later proposal than SIMD128: Chrome 114+, Node 22+, Node 20 behind
+   * --experimental-wasm-relaxed-simd). Pops c, b, a: a·b + c, rounded once where the CPU has a fused
+   * multiply-add (x64 with FMA3, arm64), else rounded after the product and after the sum.
+   */
+  f32x4RelaxedMadd(): this { return this.simd(0x105); }
   f32x4Neg(): this { return this.simd(0xe1); }
   /** Pops b, a: b < a ? b : a. */
   f32x4Pmin(): this { return this.simd(0xea); }
@@ -172,6 +178,8 @@ export class Code {
   select(): this { return this.op(0x1b); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Mul(): this { return this.simd(0xf2); }
+  /** Relaxed SIMD, as f32x4RelaxedMadd: pops c, b, a: a·b + c. */
+  f64x2RelaxedMadd(): this { return this.simd(0x107); }
   f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Div(): this { return this.simd(0xf3); }
   f64x2Neg(): this { return this.simd(0xed); }

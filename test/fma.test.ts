@@ -1,0 +1,200 @@
+/**
+ * Fused multiply-add (`Sequential({ fma: true })`, src/wasm/gemm.ts with `fused`): the products add each product with
+ * WebAssembly relaxed SIMD's multiply-add. Node 20 has relaxed SIMD behind a V8 flag, which this file sets at run
+ * time (node:v8 setFlagsFromString) and clears again at the end; the first test runs before it is set.
+ *
+ * The products are checked bit for bit against a naive loop that rounds each step acc + a·b once, exactly
+ * (`fma32`, `fma64` below), every form, with and without packing, around the tiles, the edges and the rows kernel
+ * included; a model with fma on trains, agrees with fma off to rounding, and its worker threads fuse too.
+ */
+import { setFlagsFromString } from "node:v8";
+import { afterAll, describe, expect, it } from "vitest";
+import { type Form, type Gemm, KC_TN, createGemm32, createGemm64, createMemory, relaxedSimd } from "../src/wasm/gemm.js";
+import { Sequential, LSTM, Dense, Adam, ValueError, setThreads, tensor } from "../src/node/index.js";
+import type { ThreadPool } from "../src/threads/pool.js";
+import { makeRng, uniformArray } from "./helpers/gradcheck.js";
+
+const live: Sequential[] = [];
+afterAll(() => {
+  for (const m of live) m.dispose();
+  setFlagsFromString("--no-experimental-wasm-relaxed-simd");
+});
+
+/** a·b + c exactly, as two doubles s + t (Dekker's product via Veltkamp's split, then Knuth's two-sum). */
+function exact(a: number, b: number, c: number): [number, number, number] {
+  const split = (x: number): [number, number] => {
+    const y = 134217729 * x, hi = y - (y - x);
+    return [hi, x - hi];
+  };
+  const p = a * b, [ah, al] = split(a), [bh, bl] = split(b);
+  const e = ((ah * bh - p) + ah * bl + al * bh) + al * bl; // a·b = p + e exactly
+  const s = p + c, bb = s - p, t = (p - (s - bb)) + (c - bb); // p + c = s + t exactly
+  return [s, t, e];
+}
+
+/** a·b + c rounded once to float64 (the last addition rounds the exact sum except in ties of ties, which random data never meets). */
+function fma64(a: number, b: number, c: number): number {
+  const [s, t, e] = exact(a, b, c);
+  return s + (t + e);
+}
+
+const f32 = new Float32Array(1), i32 = new Int32Array(f32.buffer);
+/** The float32 next to x (a float32) in the direction of `up`. */
+function step32(x: number, up: boolean): number {
+  f32[0] = x;
+  if (x === 0) i32[0] = up ? 1 : -2147483647;
+  else i32[0] = i32[0]! + ((x > 0) === up ? 1 : -1);
+  return f32[0]!;
+}
+
+/** a·b + c (float32 values) rounded once to float32: a·b is exact in float64, and so is p + c as s + t. */
+function fma32(a: number, b: number, c: number): number {
+  const p = a * b, s = p + c, bb = s - p, t = (p - (s - bb)) + (c - bb);
+  const r = Math.fround(s);
+  if (t === 0 || r === s) return r;
+  // s lies between two float32 values; rounding it again is wrong only when it is their midpoint exactly.
+  const other = step32(r, s > r);
+  if (s !== (r + other) / 2) return r;
+  return (t > 0) === (other > r) ? other : r;
+}
+
+/**
+ * Whether the runtime's relaxed multiply-add rounds once here: −(1 + 2⁻¹¹)·1, then + (1 + 2⁻¹²)², is 2⁻²⁴ fused
+ * and 0 not (the square rounds to 1 + 2⁻¹¹ on its own).
+ */
+function fusesHere(gemm32: Gemm, f: Float32Array): boolean {
+  const x = 1 + 2 ** -12;
+  f.fill(0, 0, 64);
+  f[0] = -(1 + 2 ** -11); f[1] = x; // A (1, 2)
+  f[8] = 1; f[16] = x;              // B (2, 8), ldb 8: column 0 is (1, x)
+  gemm32("NN", 1, 8, 2, 0, 2, 32, 8, 128, 8, false);
+  expect([0, 2 ** -24]).toContain(f[32]);
+  return f[32] === 2 ** -24;
+}
+
+describe("fused multiply-add", () => {
+  it("without relaxed SIMD, fma: true throws naming the option; a bad value or the TypeScript backend throws too", () => {
+    setFlagsFromString("--no-experimental-wasm-relaxed-simd");
+    const layers = (): [LSTM, Dense] => [new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1 })];
+    if (relaxedSimd()) {
+      // A runtime that ships relaxed SIMD (Node 22+) has it whatever the flag says.
+      const m = new Sequential(layers(), { fma: true });
+      expect(m.fma).toBe(true);
+    } else {
+      expect(() => new Sequential(layers(), { fma: true })).toThrow(/Sequential fma: this runtime has no WebAssembly relaxed SIMD.*--experimental-wasm-relaxed-simd/);
+    }
+    expect(new Sequential(layers()).fma).toBe(false);
+    expect(() => new Sequential(layers(), { fma: "yes" as unknown as boolean })).toThrow(ValueError);
+    expect(() => new Sequential(layers(), { fma: 1 as unknown as boolean })).toThrow(/Sequential fma: expected true or false, got 1/);
+    expect(() => new Sequential(layers(), { fma: true, backend: "js" })).toThrow(/Sequential fma: .*SIMD backend, got backend "js"/);
+    setFlagsFromString("--experimental-wasm-relaxed-simd");
+    expect(relaxedSimd()).toBe(true);
+  });
+
+  it("the fused products, every form, float32 and float64, with and without packing: bit for bit as a loop that rounds each acc + a·b once", () => {
+    const memory = createMemory(64);
+    const scratch = (bytes: number, region: 0 | 1): number => {
+      if (bytes > 1 << 20) throw new Error(`scratch of ${bytes} bytes asked for`);
+      return (2 << 20) + region * (1 << 20);
+    };
+    let cases = 0, differ = 0;
+    const fused = fusesHere(createGemm32(memory, undefined, undefined, true), new Float32Array(memory.buffer));
+    for (const dtype of ["float32", "float64"] as const) {
+      const is32 = dtype === "float32", w = is32 ? 4 : 8;
+      const f = is32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
+      const create = is32 ? createGemm32 : createGemm64;
+      const fr = is32 ? Math.fround : (x: number) => x;
+      const madd = !fused ? (a: number, b: number, c: number) => fr(c + fr(a * b)) : is32 ? fma32 : fma64;
+      const rng = makeRng(`fma/${dtype}`);
+      for (const gemm of [create(memory, undefined, undefined, true), create(memory, undefined, scratch, true)]) {
+        for (const form of ["NN", "TN", "NT"] as const satisfies readonly Form[]) {
+          for (const [M, N, K] of [[1, 9, 7], [3, 16, 5], [4, 8, 40], [9, 13, 33], [13, 17, 3], [8, 24, 300]] as const) {
+            for (const accumulate of [false, true]) {
+              const ta = form === "TN", tb = form === "NT";
+              const lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+              const aOff = 2, bOff = aOff + (ta ? K : M) * lda + 3, cOff = bOff + (tb ? N : K) * ldb + 1, end = cOff + M * ldc + 4;
+              f.fill(0, 0, end + 8);
+              f.set(uniformArray(rng, (ta ? K : M) * lda, -1, 1), aOff);
+              f.set(uniformArray(rng, (tb ? N : K) * ldb, -1, 1), bOff);
+              f.set(uniformArray(rng, M * ldc, -1, 1), cOff);
+              const want = f.slice(0, end + 8), plain = f.slice(0, end + 8);
+              for (let i = 0; i < M; i++) {
+                for (let j = 0; j < N; j++) {
+                  // Aᵀ·B with K > KC_TN sums block by block, each block's sum added into C (as the kernels do).
+                  const q = cOff + i * ldc + j;
+                  let c = want[q]!, cp = plain[q]!;
+                  for (let k0 = 0; k0 < K; k0 += ta ? KC_TN : K) {
+                    let s = 0, sp = 0;
+                    for (let k = k0; k < Math.min(K, k0 + (ta ? KC_TN : K)); k++) {
+                      const a = ta ? want[aOff + k * lda + i]! : want[aOff + i * lda + k]!;
+                      const b = tb ? want[bOff + j * ldb + k]! : want[bOff + k * ldb + j]!;
+                      s = madd(a, b, s);
+                      sp = fr(sp + fr(a * b));
+                    }
+                    c = accumulate || k0 > 0 ? fr(c + s) : s;
+                    cp = accumulate || k0 > 0 ? fr(cp + sp) : sp;
+                  }
+                  want[q] = c;
+                  plain[q] = cp;
+                }
+              }
+              gemm(form, M, N, K, w * aOff, lda, w * bOff, ldb, w * cOff, ldc, accumulate);
+              for (let q = 0; q < end + 8; q++) {
+                if (!Object.is(f[q], want[q])) expect.fail(`${dtype} ${form} M=${M} N=${N} K=${K} acc=${accumulate}: element ${q}: ${f[q]} vs ${want[q]}`);
+                if (f[q] !== plain[q]) differ++;
+              }
+              cases++;
+            }
+          }
+        }
+      }
+    }
+    expect(cases).toBe(2 * 2 * 3 * 6 * 2);
+    expect(differ, "entries where fusing changed the result").toBeGreaterThan(100);
+  });
+
+  it("a model with fma: true trains, agrees with fma: false to rounding, and differs from it in the last bits; with 2 and 3 threads its workers fuse too", () => {
+    const rng = makeRng("fma/model");
+    const B = 12, T = 6, I = 3, H = 8;
+    for (const dtype of ["float32", "float64"] as const) {
+      const make = (fma: boolean): Sequential => {
+        const m = new Sequential([new LSTM({ units: H, inputDim: I }), new Dense({ units: 1, activation: "sigmoid" })], { dtype, seed: 7, fma });
+        m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+        live.push(m);
+        return m;
+      };
+      const xs = uniformArray(rng, B * T * I, -1, 1), ys = Array.from({ length: B }, (_, i) => i % 2);
+      const x = tensor(Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => Array.from(xs.subarray((b * T + t) * I, (b * T + t + 1) * I)))), dtype);
+      const y = tensor(ys.map((v) => [v]), dtype);
+      const on = make(true), off = make(false);
+      expect([on.fma, off.fma, on.backend]).toEqual([true, false, "wasm"]);
+      const lossesOn: number[] = [], lossesOff: number[] = [];
+      for (let s = 0; s < 5; s++) {
+        lossesOn.push(on.trainOnBatch(x, y).loss);
+        lossesOff.push(off.trainOnBatch(x, y).loss);
+      }
+      const tol = dtype === "float32" ? 1e-5 : 1e-12;
+      for (let s = 0; s < 5; s++) expect(Math.abs(lossesOn[s]! - lossesOff[s]!) / lossesOff[s]!).toBeLessThan(tol);
+      expect(lossesOn[4]!).toBeLessThan(lossesOn[0]!);
+      const wOn = on.engine.params, wOff = off.engine.params;
+      let differ = 0;
+      for (let i = 0; i < wOn.length; i++) if (wOn[i] !== wOff[i]) differ++;
+      expect(differ, `${dtype}: weights that fusing changed`).toBeGreaterThan(0);
+      // Threads: the workers' products fuse as the calling thread's do, and the results agree with one thread.
+      for (const threads of [2, 3]) {
+        const one = make(true), many = make(true);
+        setThreads(many, threads, { minFlops: 0 });
+        const g1 = one.computeGradients(x, y), gn = many.computeGradients(x, y);
+        const pool = many.engine.executor as unknown as ThreadPool;
+        expect([pool.simdWorkers, pool.fusedWorkers]).toEqual([threads - 1, threads - 1]);
+        const rtol = dtype === "float32" ? 1e-4 : 1e-12;
+        for (let l = 0; l < g1.grads.length; l++) {
+          const a = g1.grads[l]!.data, b = gn.grads[l]!.data;
+          let scale = 0;
+          for (let i = 0; i < a.length; i++) scale = Math.max(scale, Math.abs(a[i]!));
+          for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(rtol * scale);
+        }
+      }
+    }
+  });
+});
