@@ -115,8 +115,8 @@ export function wasmCase(form: Form, M: number, N: number, K: number, label: str
           scale += Math.abs(a * b);
         }
         const got = f[cOff + i * N + j]!;
-        if (form === "TN" && K > KC_TN) {
-          // K-blocked: the same sums in another order, equal to rounding.
+        if ((form === "TN" && K > KC_TN) || FMA) {
+          // K-blocked: the same sums in another order; fused (--fma): each step rounded once. Equal to rounding.
           if (!(Math.abs(got - s) <= (f32 ? 1e-5 : 1e-12) * scale)) throw new Error(`C[${i}, ${j}] = ${got} vs ${s}`);
         } else if (s !== got) throw new Error(`C[${i}, ${j}] = ${got} vs ${s} (the kernel sums in the same order: bit for bit)`);
       }
