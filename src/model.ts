@@ -44,8 +44,8 @@ export interface SequentialOptions {
   backend?: "js" | "wasm";
   /**
    * true: the SIMD backend's products add each product with WebAssembly relaxed SIMD's multiply-add, rounded once
-   * where the CPU fuses it (x64 with FMA3, arm64), instead of rounding the product and then the sum: the float32
-   * products ran ~1.35× as fast (README, "Fused multiply-add"). Every sum keeps its order, so threads and truncated
+   * where the CPU fuses it (x64 with FMA3, arm64), instead of rounding the product and then the sum, which frees
+   * a vector pipe (README, "Fused multiply-add"). Every sum keeps its order, so threads and truncated
    * BPTT agree with one thread as before, and the golden fixtures hold; results differ from `fma: false` (and from
    * the "js" backend) in the last bits. It needs relaxed SIMD: Chrome 114+, Node 22+, Node 20 started with
    * `--experimental-wasm-relaxed-simd`; elsewhere `fma: true` throws. Default false: results the same bits on every

@@ -100,6 +100,21 @@ function tileLoops(
 }
 
 /**
+ * acc ← acc + x·y on vector locals (f64x2, or f32x4): the product and the sum each rounded, or, fused, relaxed
+ * SIMD's multiply-add, rounded once where the CPU fuses it. Every kernel's k step adds its products through this.
+ */
+function mulAdd(c: Code, f64: boolean, fused: boolean, acc: number, x: number, y: number): void {
+  if (fused) {
+    c.get(x).get(y).get(acc);
+    if (f64) c.f64x2RelaxedMadd(); else c.f32x4RelaxedMadd();
+  } else {
+    c.get(acc).get(x).get(y);
+    if (f64) c.f64x2Mul().f64x2Add(); else c.f32x4Mul().f32x4Add();
+  }
+  c.set(acc);
+}
+
+/**
  * A 4×4 tile kernel over the first M, N (multiples of 4) for one form. Every sum starts at zero and adds the
  * products in k order, and C is added at the end when accumulating, exactly as `naiveMatmul`.
  *
@@ -111,11 +126,7 @@ function tileLoops(
  */
 function tiles(form: Form, packed = false, fused = false): FunctionDef {
   const c = new Code(P);
-  /** acc += x·y: rounded after the product and after the sum, or once (fused: relaxed SIMD's multiply-add). */
-  const fma = (acc: number, x: number, y: number): void => {
-    if (fused) c.get(x).get(y).get(acc).f64x2RelaxedMadd().set(acc);
-    else c.get(acc).get(x).get(y).f64x2Mul().f64x2Add().set(acc);
-  };
+  const fma = (acc: number, x: number, y: number): void => mulAdd(c, true, fused, acc, x, y);
   const i = c.local(I32), j = c.local(I32), k = c.local(I32);
   const ldaB = c.local(I32), ldbB = c.local(I32), ldcB = c.local(I32);
   const pa = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
@@ -297,11 +308,7 @@ function edge(w: 4 | 8, fused = false): FunctionDef {
  */
 function tiles32(form: Form, packed = false, fused = false): FunctionDef {
   const c = new Code(P);
-  /** acc += x·y, as in `tiles`. */
-  const fma = (acc: number, x: number, y: number): void => {
-    if (fused) c.get(x).get(y).get(acc).f32x4RelaxedMadd().set(acc);
-    else c.get(acc).get(x).get(y).f32x4Mul().f32x4Add().set(acc);
-  };
+  const fma = (acc: number, x: number, y: number): void => mulAdd(c, false, fused, acc, x, y);
   const i = c.local(I32), j = c.local(I32), k = c.local(I32);
   const ldaB = c.local(I32), ldbB = c.local(I32), ldcB = c.local(I32);
   const pa = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
@@ -409,9 +416,8 @@ function rows(w: 4 | 8, fused = false): FunctionDef {
   const M = 0, NS = 1, K = 2, A = 3, AM = 4, AK = 5, B = 6, BS = 7, BK = 8, C = 9, LDC = 10, ACC = 11;
   const c = new Code(params);
   const m = c.local(I32), s = c.local(I32), k = c.local(I32), pa = c.local(I32), pb = c.local(I32), pc = c.local(I32);
-  const v0 = c.local(V128), v1 = c.local(V128), x = c.local(V128), zero = c.local(V128);
+  const v0 = c.local(V128), v1 = c.local(V128), x = c.local(V128), zero = c.local(V128), b = c.local(V128);
   const f64 = w === 8;
-  const mul = (): void => { if (f64) c.f64x2Mul(); else c.f32x4Mul(); };
   const add = (): void => { if (f64) c.f64x2Add(); else c.f32x4Add(); };
   if (f64) c.f64(0).f64x2Splat().set(zero); else c.f32(0).f32x4Splat().set(zero);
   c.i32(0).set(m);
@@ -430,17 +436,10 @@ function rows(w: 4 | 8, fused = false): FunctionDef {
   c.get(pa);
   if (f64) c.v128Load64Splat(); else c.v128Load32Splat();
   c.set(x);
-  if (fused) {
-    c.get(x).get(pb).v128Load(0).get(v0);
-    if (f64) c.f64x2RelaxedMadd(); else c.f32x4RelaxedMadd();
-    c.set(v0);
-    c.get(x).get(pb).v128Load(16).get(v1);
-    if (f64) c.f64x2RelaxedMadd(); else c.f32x4RelaxedMadd();
-    c.set(v1);
-  } else {
-    c.get(v0).get(x).get(pb).v128Load(0); mul(); add(); c.set(v0);
-    c.get(v1).get(x).get(pb).v128Load(16); mul(); add(); c.set(v1);
-  }
+  c.get(pb).v128Load(0).set(b);
+  mulAdd(c, f64, fused, v0, x, b);
+  c.get(pb).v128Load(16).set(b);
+  mulAdd(c, f64, fused, v1, x, b);
   c.get(pa).get(AK).i32Add().set(pa);
   c.get(pb).get(BK).i32Add().set(pb);
   c.get(k).i32(1).i32Add().set(k);
