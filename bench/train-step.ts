@@ -96,8 +96,9 @@ export function trainStepCase(s: Shape, dtype: DType, backend: "js" | "wasm" = "
 export function stepMatmulsCase(s: Shape, dtype: DType = "float64", backend: "js" | "wasm" = "js"): Case {
   const { B, T, I, H } = s, G = 4 * H, BH = B * H, R = T * B;
   const r = rng(31);
-  // The SIMD backend's products run on buffers in its memory: the same values, copied into an arena.
-  const arena = backend === "wasm" ? WasmArena.create() : null;
+  // The SIMD backend's products run on buffers in its memory: the same values, copied into an arena (its products
+  // fused with --fma, as the step's are).
+  const arena = backend === "wasm" ? WasmArena.create(undefined, FMA) : null;
   if (backend === "wasm" && !arena) throw new Error("the wasm backend is not available here");
   const put = (v: FloatArray): FloatArray => withArena(arena, () => { const a = allocate(dtype, v.length); a.set(v); return a; });
   const zero = (n: number): FloatArray => withArena(arena, () => allocate(dtype, n));

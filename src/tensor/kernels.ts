@@ -161,7 +161,7 @@ export function matmulTN(
 /**
  * Two Aᵀ·B products on one B into consecutive rows of C: C (M1 + M2, N) (+)= [A1ᵀ; A2ᵀ] · B, with A1 stored
  * (K, M1) and A2 (K, M2). An LSTM's dKernel and dRecurrentKernel (consecutive in its gradients) from one dZ: on
- * the SIMD backend in float32 one product, which packs dZ once rather than twice (see Gemm); else two matmulTN
+ * the SIMD backend one product, which packs dZ once rather than twice (see Gemm); else two matmulTN
  * calls. The same sums in the same order either way, so the same bits.
  *
  * @example

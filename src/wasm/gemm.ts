@@ -20,8 +20,8 @@
  *
  * Given a scratch region (the arena gives one), the products pack first: B, one panel of columns at a time, in
  * strips that the tiles read as one contiguous run (`pack`); A·Bᵀ then runs in the A·B tiles on the packed Bᵀ,
- * and float32 Aᵀ·B on a transposed copy of A (`transpose32`); float32's transpositions, of Bᵀ and of A, go 4×4
- * blocks at a time through registers (`packT32`, `transpose32`). Packing moves values and keeps every sum as it
+ * and Aᵀ·B on a transposed copy of A (`transpose`); the transpositions of A, and float32's of Bᵀ, go a block of
+ * lanes at a time through registers (`transpose`, `packT32`). Packing moves values and keeps every sum as it
  * was. Aᵀ·B with a long K is also cut into blocks of K (`KC_TN`), which does change the order of its additions.
  */
 import { Code, I32, V128, F32, F64, assemble, type FunctionDef } from "./assembler.js";
@@ -571,46 +571,52 @@ function packT32(): FunctionDef {
 }
 
 /**
- * Aᵀ for float32 Aᵀ·B: dst (M, K) with leading dimension ldd, from A (K, M) with leading dimension lda.
- * Parameters: M, K, a, lda, dst (byte offsets), ldd. Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles, whose k step loads
- * two vectors of B and splats four values of A, where the Aᵀ·B tiles splat eight values of B. In SIMD: 4×4 blocks
- * of A, four rows read as four vectors and written as four rows of dst; the columns past the last multiple of 4,
- * then the rows past it, one value at a time.
+ * Aᵀ for Aᵀ·B: dst (M, K) with leading dimension ldd, from A (K, M) with leading dimension lda, w-byte values.
+ * Parameters: M, K, a, lda, dst (byte offsets), ldd. Aᵀ·B then runs as (Aᵀ)·B in the A·B tiles: in float32 their k
+ * step loads two vectors of B and splats four values of A, where the Aᵀ·B tiles splat eight values of B; in float64,
+ * fused, the A·B tiles on Aᵀ ran 1.1–1.3× the Aᵀ·B tiles on the step's shapes (paired, the Zen 3 machine). In SIMD:
+ * blocks of one vector's lanes square (4×4 in float32, 2×2 in float64), as many rows of A read as vectors and
+ * written as rows of dst; the columns past the last whole block, then the rows past it, one value at a time.
  */
-function transpose32(): FunctionDef {
+function transpose(w: 4 | 8): FunctionDef {
   const params = [I32, I32, I32, I32, I32, I32] as const;
   const M = 0, K = 1, A = 2, LD = 3, DST = 4, LDD = 5;
+  const L = 16 / w, shift = w === 8 ? 3 : 2; // lanes per vector: the block's side
   const c = new Code(params);
   const i = c.local(I32), k = c.local(I32), src = c.local(I32), dst = c.local(I32), ldA = c.local(I32), ldD = c.local(I32);
-  const M4 = c.local(I32), K4 = c.local(I32), i0 = c.local(I32), k0 = c.local(I32), iEnd = c.local(I32);
-  const r = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
-  const t = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
-  const o = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
-  c.get(LD).i32(2).i32Shl().set(ldA);
-  c.get(LDD).i32(2).i32Shl().set(ldD);
-  c.get(M).i32(-4).i32And().set(M4);
-  c.get(K).i32(-4).i32And().set(K4);
-  // 4×4 blocks: rows k … k + 3 of A, columns i … i + 3
+  const ML = c.local(I32), KL = c.local(I32), i0 = c.local(I32), k0 = c.local(I32), iEnd = c.local(I32);
+  const r = Array.from({ length: L }, () => c.local(V128));
+  const t = Array.from({ length: L }, () => c.local(V128));
+  const o = Array.from({ length: L }, () => c.local(V128));
+  c.get(LD).i32(shift).i32Shl().set(ldA);
+  c.get(LDD).i32(shift).i32Shl().set(ldD);
+  c.get(M).i32(-L).i32And().set(ML);
+  c.get(K).i32(-L).i32And().set(KL);
+  // L×L blocks: rows k … k + L − 1 of A, columns i … i + L − 1
   c.i32(0).set(k);
   c.block().loop();
-  c.get(k).get(K4).i32GeS().brIf(1);
+  c.get(k).get(KL).i32GeS().brIf(1);
   c.i32(0).set(i);
   c.block().loop();
-  c.get(i).get(M4).i32GeS().brIf(1);
-  c.get(A).get(k).get(ldA).i32Mul().i32Add().get(i).i32(2).i32Shl().i32Add().set(src);
-  for (let q = 0; q < 4; q++) {
+  c.get(i).get(ML).i32GeS().brIf(1);
+  c.get(A).get(k).get(ldA).i32Mul().i32Add().get(i).i32(shift).i32Shl().i32Add().set(src);
+  for (let q = 0; q < L; q++) {
     c.get(src).v128Load(0).set(r[q]!);
-    if (q < 3) c.get(src).get(ldA).i32Add().set(src);
+    if (q < L - 1) c.get(src).get(ldA).i32Add().set(src);
   }
-  transpose4(c, r, t, o);
-  c.get(DST).get(i).get(ldD).i32Mul().i32Add().get(k).i32(2).i32Shl().i32Add().set(dst);
-  for (let q = 0; q < 4; q++) {
+  if (w === 4) transpose4(c, r, t, o);
+  else {
+    c.get(r[0]!).get(r[1]!).i32x4Shuffle([0, 1, 4, 5]).set(o[0]!); // r0[0] r1[0]
+    c.get(r[0]!).get(r[1]!).i32x4Shuffle([2, 3, 6, 7]).set(o[1]!); // r0[1] r1[1]
+  }
+  c.get(DST).get(i).get(ldD).i32Mul().i32Add().get(k).i32(shift).i32Shl().i32Add().set(dst);
+  for (let q = 0; q < L; q++) {
     c.get(dst).get(o[q]!).v128Store(0);
-    if (q < 3) c.get(dst).get(ldD).i32Add().set(dst);
+    if (q < L - 1) c.get(dst).get(ldD).i32Add().set(dst);
   }
-  c.get(i).i32(4).i32Add().set(i);
+  c.get(i).i32(L).i32Add().set(i);
   c.br(0).end().end();
-  c.get(k).i32(4).i32Add().set(k);
+  c.get(k).i32(L).i32Add().set(k);
   c.br(0).end().end();
   /** One value at a time over rows [k0, K) × columns [i0, iEnd) of A. */
   const scalar = (): void => {
@@ -620,27 +626,27 @@ function transpose32(): FunctionDef {
     c.get(i0).set(i);
     c.block().loop();
     c.get(i).get(iEnd).i32GeS().brIf(1);
-    c.get(DST).get(i).get(ldD).i32Mul().i32Add().get(k).i32(2).i32Shl().i32Add();
-    c.get(A).get(k).get(ldA).i32Mul().i32Add().get(i).i32(2).i32Shl().i32Add().f32Load();
-    c.f32Store();
+    c.get(DST).get(i).get(ldD).i32Mul().i32Add().get(k).i32(shift).i32Shl().i32Add();
+    c.get(A).get(k).get(ldA).i32Mul().i32Add().get(i).i32(shift).i32Shl().i32Add();
+    if (w === 8) c.f64Load().f64Store(); else c.f32Load().f32Store();
     c.get(i).i32(1).i32Add().set(i);
     c.br(0).end().end();
     c.get(k).i32(1).i32Add().set(k);
     c.br(0).end().end();
   };
-  c.i32(0).set(k0); c.get(M4).set(i0); c.get(M).set(iEnd); scalar(); // the last M mod 4 columns, every row
-  c.get(K4).set(k0); c.i32(0).set(i0); c.get(M4).set(iEnd); scalar(); // the last K mod 4 rows, the other columns
-  return { name: "transpose32", params, results: [], code: c };
+  c.i32(0).set(k0); c.get(ML).set(i0); c.get(M).set(iEnd); scalar(); // the last M mod L columns, every row
+  c.get(KL).set(k0); c.i32(0).set(i0); c.get(ML).set(iEnd); scalar(); // the last K mod L rows, the other columns
+  return { name: w === 8 ? "transpose" : "transpose32", params, results: [], code: c };
 }
 
 /** The module's bytes, for a memory of `pages` 64 KiB pages (shared when asked, which needs `maxPages`). */
 export function gemmModule(memory: { pages: number; maxPages?: number; shared?: boolean }, fused = false): Uint8Array {
   const f = fused;
   return assemble([
-    tiles("NN", false, f), tiles("TN", false, f), tiles("NT", false, f), tiles("NN", true, f), tiles("TN", true, f), edge(8, f),
-    pack(8, false), pack(8, true), rows(8, f),
-    tiles32("NN", false, f), tiles32("TN", false, f), tiles32("NT", false, f), tiles32("NN", true, f), tiles32("TN", true, f), edge(4, f),
-    pack(4, false), packT32(), transpose32(), rows(4, f),
+    tiles("NN", false, f), tiles("TN", false, f), tiles("NT", false, f), tiles("NN", true, f), edge(8, f),
+    pack(8, false), pack(8, true), transpose(8), rows(8, f),
+    tiles32("NN", false, f), tiles32("TN", false, f), tiles32("NT", false, f), tiles32("NN", true, f), edge(4, f),
+    pack(4, false), packT32(), transpose(4), rows(4, f),
   ], memory);
 }
 
@@ -664,7 +670,7 @@ export function relaxedSimd(): boolean {
  * matrices, as created): for "NN" A is
  * (M, K) and B (K, N); for "TN" A is (K, M); for "NT" B is (N, K). Leading dimensions count elements.
  * `hold`: see Hold. "TN" with M2 > 0: a second A, (K, M2) at a2, whose product fills C's next M2 rows (C is then
- * (M + M2, N)); in float32 both run as one product on the two transposed A's, which packs B once for both (an
+ * (M + M2, N)); with scratch both run as one product on the two transposed A's, which packs B once for both (an
  * LSTM's dKernel and dRecurrentKernel from one dZ), else as two. Each entry sums the same products in the same
  * order either way.
  */
@@ -694,7 +700,7 @@ export const HOLD_NEW = 1, HOLD_SAME = 2;
  */
 export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }, scratch?: Scratch, fused = false): Gemm {
   const ex = instantiate(memory, shared, fused);
-  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT!, NNP: ex.tilesNNP!, TNP: ex.tilesTNP! }, ex.edge!, ex.packN!, ex.packT!, null, ex.rows!, 4, scratch);
+  return wrap({ NN: ex.tilesNN!, TN: ex.tilesTN!, NT: ex.tilesNT!, NNP: ex.tilesNNP! }, ex.edge!, ex.packN!, ex.packT!, ex.transpose!, ex.rows!, 4, scratch);
 }
 
 /**
@@ -707,7 +713,7 @@ export function createGemm64(memory: WasmMemory, shared?: { maxPages: number }, 
  */
 export function createGemm32(memory: WasmMemory, shared?: { maxPages: number }, scratch?: Scratch, fused = false): Gemm {
   const ex = instantiate(memory, shared, fused);
-  return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT!, NNP: ex.tiles32NNP!, TNP: ex.tiles32TNP! }, ex.edge32!, ex.pack32N!, ex.pack32T!, ex.transpose32!, ex.rows32!, 8, scratch);
+  return wrap({ NN: ex.tiles32NN!, TN: ex.tiles32TN!, NT: ex.tiles32NT!, NNP: ex.tiles32NNP! }, ex.edge32!, ex.pack32N!, ex.pack32T!, ex.transpose32!, ex.rows32!, 8, scratch);
 }
 
 /**
@@ -733,7 +739,7 @@ function instantiate(memory: WasmMemory, shared?: { maxPages: number }, fused = 
 export const KC_TN = 256;
 
 /**
- * Elements added to each row of float32 Aᵀ·B's transposed copy of A. Unpadded, a block's rows are K·4 bytes apart:
+ * Elements added to each row of Aᵀ·B's transposed copy of A. Unpadded, a float32 block's rows are K·4 bytes apart:
  * 1 KiB for the usual K = KC_TN, so the transpose's writes down a column, and the tiles' four rows of A, all fall
  * in a few of L1's sets and evict each other. With 8 more (32 bytes) the two Aᵀ·B products of an S4 step on 32 rows
  * took 47.3 ms where they took 51.0 (interleaved, 18 rounds; 4, 12 and 20 were as good as 8).
@@ -752,12 +758,13 @@ export const PANEL_BYTES = 131072;
 type Kernel = (...args: number[]) => void;
 
 function wrap(
-  kernels: Record<Form | "NNP" | "TNP", Kernel>, e: Kernel, packN: Kernel, packT: Kernel, tr: Kernel | null, rowsK: Kernel, cols: number, scratch?: Scratch,
+  kernels: Record<Form | "NNP", Kernel>, e: Kernel, packN: Kernel, packT: Kernel, tr: Kernel, rowsK: Kernel, cols: number, scratch?: Scratch,
 ): Gemm {
   const w = cols === 4 ? 8 : 4;
-  // float32 Aᵀ·B runs as (Aᵀ)·B (given `tr`, the transposition): its own tiles splat 8 values of B per k and reach
-  // 17-18 GFLOP/s, the A·B tiles on a transposed copy of A 37-45 (npm run bench -- wasmTN); in float64 the Aᵀ·B
-  // tiles are a little faster, and there is no `tr`.
+  // Packed, Aᵀ·B runs as (Aᵀ)·B (`tr`, the transposition): in float32 its own tiles splat 8 values of B per k and
+  // reached 17-18 GFLOP/s, the A·B tiles on a transposed copy of A 37-45 (npm run bench -- wasmTN); in float64,
+  // fused, 15-16.5 against 19-21.8, unfused 13-14 against 15-16 (the same bench, the Zen 3 machine). Unpacked (no
+  // scratch) it keeps the Aᵀ·B tiles.
   /** The whole tiles (4 rows × `cols` columns) in SIMD, the scalar loop over the rest. */
   const run = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
     const M4 = M - (M % 4), Nt = N - (N % cols);
@@ -796,10 +803,10 @@ function wrap(
     const nc = Math.max(cols, Math.floor(PANEL_BYTES / (w * K * cols)) * cols);
     const panel = w * K * Math.min(nc, N - (N % cols));
     const ldt = K + TN_PAD;
-    const s = scratch!(panel + (ta && tr ? w * (M + M2) * ldt + 16 : 0), 0);
+    const s = scratch!(panel + (ta ? w * (M + M2) * ldt + 16 : 0), 0);
     // Held: every panel of B packed one after the other (panel j0 at w·K·j0), packed now unless already held.
     const held = hold !== 0 ? holdB(ta + 2 * tb, b, ldb, K, N, hold) : -1, fresh = held < 0 || heldFresh;
-    if (ta && tr) {
+    if (ta) {
       // Aᵀ (M, K), rows ldt apart, after the panel, and a second A's below it (M2 rows); then the A·B tiles on
       // them, C's rows in the same order: each panel of B is packed once for both.
       const at = s + ((panel + 15) & ~15);
@@ -814,7 +821,7 @@ function wrap(
       const dst = held >= 0 ? held + w * K * j0 : s;
       if (nt > 0 && M4 > 0) {
         if (fresh) (tb ? packT : packN)(nt, K, bp, ldb, dst);
-        kernels[ta ? "TNP" : "NNP"](M4, nt, K, a, lda, dst, 0, cp, ldc, acc);
+        kernels.NNP(M4, nt, K, a, lda, dst, 0, cp, ldc, acc);
       }
       if (nt < n && M4 > 0) e(M4, n, K, a, lda, bp, ldb, cp, ldc, acc, 0, nt, ta, tb);
       if (M4 < M) {
@@ -851,8 +858,8 @@ function wrap(
     else run(form, M, N, K, a, lda, b, ldb, c, ldc, acc);
   };
   const product: Gemm = (form, M, N, K, a, lda, b, ldb, c, ldc, accumulate, hold = 0, M2 = 0, a2 = 0, lda2 = 0) => {
-    if (M2 > 0 && !(form === "TN" && tr && scratch && N >= cols && M + M2 >= 4)) {
-      // Two A's on one B run as one product only on the transposing path (float32 Aᵀ·B): else one after the other.
+    if (M2 > 0 && !(form === "TN" && scratch && N >= cols && M + M2 >= 4)) {
+      // Two A's on one B run as one product only on the transposing path (packed Aᵀ·B): else one after the other.
       product(form, M, N, K, a, lda, b, ldb, c, ldc, accumulate, hold);
       product(form, M2, N, K, a2, lda2, b, ldb, c + w * M * ldc, ldc, accumulate, hold);
       return;
