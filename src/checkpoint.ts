@@ -20,7 +20,7 @@
  * IndexedDB or send them over the network). Files, written atomically, are longshort/node's
  * (node/checkpoint-files.ts).
  */
-import { Sequential } from "./model.js";
+import { Sequential, type RunOptions, checkRunOptions } from "./model.js";
 import type { Layer } from "./engine.js";
 import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/lstm.js";
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
@@ -31,7 +31,7 @@ import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./
 import { LOSSES } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
-import { CheckpointError, LongshortError, ValueError, fmtShape, fmtValue } from "./errors.js";
+import { CheckpointError, LongshortError, ValueError, checkKeys, fmtShape, fmtValue } from "./errors.js";
 import { base64Decode, sha256Hex, utf8Decode, utf8Encode } from "./bytes.js";
 import {
   type CheckpointJSON, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, LITTLE_ENDIAN, engineToJSON,
@@ -235,13 +235,53 @@ function readSchedule(r: Reader, path: string, v: unknown): Schedule {
 }
 
 /**
+ * What the loaders take beside the bytes: where the model runs (`backend`, `fma`: see RunOptions; a checkpoint does
+ * not hold them, so a model saved with fma on loads with it off unless asked) and `source`, which names the bytes
+ * in error messages. A string in its place is the source alone.
+ */
+export interface LoadOptions extends RunOptions {
+  source?: string;
+}
+
+/**
+ * A loader's options (undefined, a source string or LoadOptions), checked before any byte is read: errors name
+ * `what` ("decodeCheckpoint options.fma: …"), never the checkpoint.
+ */
+export function loadOptions(what: string, options: unknown, fallback: string): { source: string; run: Required<RunOptions> } {
+  if (options === undefined) return { source: fallback, run: checkRunOptions(`${what} options.`) };
+  if (typeof options === "string") return { source: options, run: checkRunOptions(`${what} options.`) };
+  if (typeof options !== "object" || options === null) {
+    throw new ValueError(`${what} options: expected { source?, backend?, fma? } or a source string, got ${fmtValue(options)}`);
+  }
+  checkKeys(what, options, ["source", "backend", "fma"]);
+  const o = options as LoadOptions;
+  if (o.source !== undefined && typeof o.source !== "string") throw new ValueError(`${what} options.source: expected a string, got ${fmtValue(o.source)}`);
+  return { source: o.source ?? fallback, run: checkRunOptions(`${what} options.`, o.backend, o.fma) };
+}
+
+/** RunOptions given to a loader that takes no source (loadCheckpoint: the path is the source), checked. */
+export function runOptions(what: string, options: unknown): Required<RunOptions> {
+  if (options === undefined) return checkRunOptions(`${what} options.`);
+  if (typeof options !== "object" || options === null) throw new ValueError(`${what} options: expected { backend?, fma? }, got ${fmtValue(options)}`);
+  checkKeys(what, options, ["backend", "fma"]);
+  const o = options as RunOptions;
+  return checkRunOptions(`${what} options.`, o.backend, o.fma);
+}
+
+/**
  * Rebuilds a model from `checkpointToJSON`'s object (or `JSON.parse(JSON.stringify(model))`). Every field is
- * validated; a bad one throws CheckpointError naming it.
+ * validated; a bad one throws CheckpointError naming it. `options`: see LoadOptions.
  *
  * @example
  * const model = checkpointFromJSON(JSON.parse(text));
+ * const fused = checkpointFromJSON(JSON.parse(text), { fma: true });   // the same model, its products fused
  */
-export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequential {
+export function checkpointFromJSON(json: unknown, options?: string | LoadOptions): Sequential {
+  const { source, run } = loadOptions("checkpointFromJSON", options, "checkpoint");
+  return fromJSON(json, source, run);
+}
+
+function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Sequential {
   const r = new Reader(source);
   const top = r.obj("checkpoint", json);
   if (top.format !== CHECKPOINT_FORMAT) {
@@ -257,7 +297,7 @@ export function checkpointFromJSON(json: unknown, source = "checkpoint"): Sequen
   const { layers, inputDim } = readLayers(r, "config.layers", config.layers, version);
   const masking = readMasking(r, "config.masking", config.masking, version);
   // Not built yet: no inputDim given.
-  const model = r.build("config", () => new Sequential(masking ? [masking, ...layers] : layers, { dtype, seed }));
+  const model = r.build("config", () => new Sequential(masking ? [masking, ...layers] : layers, { dtype, seed, ...run }));
   const e = model.engine;
 
   // Weights. The file must hold every weight the configuration asks for, at the size it asks for, before the
@@ -397,14 +437,17 @@ function latin1(bytes: Uint8Array): string {
 
 /**
  * Reads `encodeCheckpoint`'s bytes back into a model. Throws CheckpointError naming the problem: not a
- * checkpoint, truncated, corrupted (checksum), or written by a newer format version. `source` names the
- * bytes in those messages.
+ * checkpoint, truncated, corrupted (checksum), or written by a newer format version. `options` (see LoadOptions):
+ * `source` names the bytes in those messages (a string alone is the source); `backend` and `fma` say where the
+ * model runs.
  *
  * @example
  * const bytes = encodeCheckpoint(model);
  * const copy = decodeCheckpoint(bytes, "backup");   // the same model, optimizer state and all; errors say "backup: …"
+ * const fused = decodeCheckpoint(bytes, { fma: true, source: "backup" });   // its products fused (relaxed SIMD)
  */
-export function decodeCheckpoint(bytes: Uint8Array | ArrayBuffer, source = "checkpoint"): Sequential {
+export function decodeCheckpoint(bytes: Uint8Array | ArrayBuffer, options?: string | LoadOptions): Sequential {
+  const { source, run } = loadOptions("decodeCheckpoint", options, "checkpoint");
   if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
   if (!(bytes instanceof Uint8Array)) {
     throw new ValueError(`decodeCheckpoint bytes: expected a Uint8Array (a Node Buffer is one) or an ArrayBuffer, got ${fmtValue(bytes)}`);
@@ -450,5 +493,5 @@ export function decodeCheckpoint(bytes: Uint8Array | ArrayBuffer, source = "chec
   } catch (e) {
     return fail(`corrupted: the payload is not JSON (${(e as Error).message})`);
   }
-  return checkpointFromJSON(json, source);
+  return fromJSON(json, source, run);
 }

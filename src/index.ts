@@ -5,7 +5,7 @@ export { LSTM, type LSTMOptions, type RecurrentActivation } from "./layers/lstm.
 export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
 export { Masking, type MaskingOptions } from "./layers/masking.js";
 export {
-  Sequential, type SequentialOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
+  Sequential, type SequentialOptions, type RunOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
   type LSTMState, type Callback, type Layer,
 } from "./model.js";
 export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer, type OptimizerConfig } from "./optimizers.js";
@@ -24,7 +24,7 @@ export { prepareSequences } from "./data.js";
 export { randomNormal, randomUniform, type RandomNormalOptions, type RandomUniformOptions } from "./random.js";
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from "./gradcheck.js";
 export {
-  encodeCheckpoint, decodeCheckpoint, checkpointToJSON, checkpointFromJSON, CHECKPOINT_VERSION, type CheckpointJSON,
+  encodeCheckpoint, decodeCheckpoint, checkpointToJSON, checkpointFromJSON, CHECKPOINT_VERSION, type CheckpointJSON, type LoadOptions,
 } from "./checkpoint.js";
 export { toSafetensors, fromSafetensors } from "./interop/safetensors.js";
 export {

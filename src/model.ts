@@ -29,11 +29,12 @@ import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue, toSi
 
 export type { Layer, Gradients, GradientRequest, StepResult };
 
-export interface SequentialOptions {
-  /** "float64" (default: exact, and as fast as float32 in V8, see the README) or "float32". */
-  dtype?: DType;
-  /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
-  seed?: number | string;
+/**
+ * Where a model runs: its kernels (`backend`) and whether its products fuse (`fma`). A choice of the runtime, not a
+ * part of the model, so a checkpoint or a weights file does not hold it; the loaders take it beside the bytes
+ * (`decodeCheckpoint(bytes, { fma: true })`, `loadCheckpoint(path, { backend: "js" })`, `fromTfjs(a, { fma: true })`).
+ */
+export interface RunOptions {
   /**
    * "wasm" (default): the products and the LSTM's σ-gate math run in WebAssembly SIMD on buffers in the model's
    * own WebAssembly memory. It needs SharedArrayBuffer (Node; a cross-origin-isolated page) and WebAssembly SIMD;
@@ -52,6 +53,32 @@ export interface SequentialOptions {
    * runtime. `model.fma` says whether it is on.
    */
   fma?: boolean;
+}
+
+/**
+ * `backend` and `fma` checked and defaulted, errors prefixed by `what` ("Sequential " → "Sequential fma: …",
+ * "decodeCheckpoint options." → "decodeCheckpoint options.fma: …"). Throws where fma is asked for and this
+ * runtime has no relaxed SIMD. (Whether the SIMD backend itself runs here is known only once the model's
+ * memory is made: the constructor checks that.)
+ */
+export function checkRunOptions(what: string, backend: unknown = "wasm", fma: unknown = false): Required<RunOptions> {
+  if (backend !== "js" && backend !== "wasm") throw new ValueError(`${what}backend: expected "js" or "wasm", got ${fmtValue(backend)}`);
+  if (typeof fma !== "boolean") throw new ValueError(`${what}fma: expected true or false, got ${fmtValue(fma)}`);
+  if (fma && backend !== "wasm") throw new ValueError(`${what}fma: fused multiply-adds run on the SIMD backend, got backend "${backend}"`);
+  if (fma && !relaxedSimd()) {
+    throw new ValueError(
+      `${what}fma: this runtime has no WebAssembly relaxed SIMD, which the fused multiply-add needs ` +
+      "(Chrome 114+, Node 22+; Node 20 with --experimental-wasm-relaxed-simd); leave fma off here",
+    );
+  }
+  return { backend, fma };
+}
+
+export interface SequentialOptions extends RunOptions {
+  /** "float64" (default: exact, and as fast as float32 in V8, see the README) or "float32". */
+  dtype?: DType;
+  /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
+  seed?: number | string;
 }
 
 export interface CompileOptions {
@@ -167,17 +194,7 @@ export class Sequential {
     if (sizes.size > 1) {
       throw new ValueError(`Sequential: stateful LSTM layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
     }
-    const backend = options.backend ?? "wasm";
-    if (backend !== "js" && backend !== "wasm") throw new ValueError(`Sequential backend: expected "js" or "wasm", got ${fmtValue(backend)}`);
-    const fma = options.fma ?? false;
-    if (typeof fma !== "boolean") throw new ValueError(`Sequential fma: expected true or false, got ${fmtValue(fma)}`);
-    if (fma && backend !== "wasm") throw new ValueError(`Sequential fma: fused multiply-adds run on the SIMD backend, got backend "${backend}"`);
-    if (fma && !relaxedSimd()) {
-      throw new ValueError(
-        "Sequential fma: this runtime has no WebAssembly relaxed SIMD, which the fused multiply-add needs " +
-        "(Chrome 114+, Node 22+; Node 20 with --experimental-wasm-relaxed-simd); leave fma off here",
-      );
-    }
+    const { backend, fma } = checkRunOptions("Sequential ", options.backend, options.fma);
     const engine = new Engine(layers, dtype, String(seed), masking ? masking.maskValue : null, backend, fma);
     if (fma && !engine.arena) {
       throw new ValueError("Sequential fma: the SIMD backend cannot run here (it needs SharedArrayBuffer and WebAssembly SIMD), so neither can fma");

@@ -10,7 +10,13 @@
 import { setFlagsFromString } from "node:v8";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Form, type Gemm, KC_TN, createGemm32, createGemm64, createMemory, relaxedSimd } from "../src/wasm/gemm.js";
-import { Sequential, LSTM, Dense, Adam, ValueError, setThreads, tensor } from "../src/node/index.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  Sequential, LSTM, Dense, Adam, ValueError, setThreads, tensor, encodeCheckpoint, decodeCheckpoint, checkpointFromJSON,
+  saveCheckpointSync, loadCheckpoint, loadCheckpointSync, toTfjs, fromTfjs, toSafetensors, fromSafetensors, saveSafetensors, loadSafetensors,
+} from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -87,6 +93,12 @@ describe("fused multiply-add", () => {
     expect(() => new Sequential(layers(), { fma: "yes" as unknown as boolean })).toThrow(ValueError);
     expect(() => new Sequential(layers(), { fma: 1 as unknown as boolean })).toThrow(/Sequential fma: expected true or false, got 1/);
     expect(() => new Sequential(layers(), { fma: true, backend: "js" })).toThrow(/Sequential fma: .*SIMD backend, got backend "js"/);
+    // A loader asked for fma here says so in its own name, before it reads the bytes.
+    if (!relaxedSimd()) {
+      const bytes = encodeCheckpoint(new Sequential(layers()));
+      expect(() => decodeCheckpoint(bytes, { fma: true })).toThrow(/^decodeCheckpoint options\.fma: this runtime has no WebAssembly relaxed SIMD/);
+      expect(() => fromTfjs(toTfjs(new Sequential(layers())), { fma: true })).toThrow(/^fromTfjs fma: this runtime has no WebAssembly relaxed SIMD/);
+    }
     setFlagsFromString("--experimental-wasm-relaxed-simd");
     expect(relaxedSimd()).toBe(true);
   });
@@ -196,5 +208,69 @@ describe("fused multiply-add", () => {
         }
       }
     }
+  });
+
+  it("the loaders take where a model runs (backend, fma), which no file holds: checkpoints, JSON, checkpoint files, tfjs and safetensors", async () => {
+    const rng = makeRng("fma/loaders");
+    const B = 6, T = 5, I = 2, H = 4;
+    const model = new Sequential([new LSTM({ units: H, inputDim: I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 3, fma: true });
+    model.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+    live.push(model);
+    const xs = uniformArray(rng, B * T * I, -1, 1);
+    const x = tensor(Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => [xs[(b * T + t) * I]!, xs[(b * T + t) * I + 1]!])));
+    const y = tensor(Array.from({ length: B }, (_, b) => [b % 2]));
+    for (let s = 0; s < 3; s++) model.trainOnBatch(x, y);
+    const bytes = encodeCheckpoint(model);
+    const predict = (m: Sequential): number[] => Array.from(m.predict(x).data);
+    const where = (m: Sequential): [string, boolean] => { live.push(m); return [m.backend, m.fma]; };
+
+    // A checkpoint does not hold fma: by default a model saved with it loads without it.
+    const plain = decodeCheckpoint(bytes), fused = decodeCheckpoint(bytes, { fma: true, source: "backup" }), js = decodeCheckpoint(bytes, { backend: "js" });
+    expect([where(plain), where(fused), where(js)]).toEqual([["wasm", false], ["wasm", true], ["js", false]]);
+    expect(fused.optimizer!.iterations).toBe(3);
+    // float64: the TypeScript kernels and the unfused SIMD ones give the same bits; fused agrees to rounding.
+    expect(predict(js)).toEqual(predict(plain));
+    const pf = predict(fused), pp = predict(plain);
+    for (let i = 0; i < pp.length; i++) expect(Math.abs(pf[i]! - pp[i]!)).toBeLessThan(1e-12);
+    // One more step on each: the fused copy's weights move apart from the plain one's in the last bits, as the model's own do.
+    model.trainOnBatch(x, y); fused.trainOnBatch(x, y); plain.trainOnBatch(x, y);
+    expect(Array.from(fused.engine.params)).toEqual(Array.from(model.engine.params));
+    expect(Array.from(plain.engine.params)).not.toEqual(Array.from(model.engine.params));
+    expect(where(checkpointFromJSON(JSON.parse(JSON.stringify(model)), { fma: true }))).toEqual(["wasm", true]);
+    expect(where(checkpointFromJSON(JSON.parse(JSON.stringify(model)), "copy"))).toEqual(["wasm", false]);
+
+    const dir = mkdtempSync(join(tmpdir(), "longshort-fma-"));
+    try {
+      const ckpt = join(dir, "m.ckpt"), st = join(dir, "m.safetensors");
+      saveCheckpointSync(model, ckpt);
+      expect(where(loadCheckpointSync(ckpt, { fma: true }))).toEqual(["wasm", true]);
+      expect(where(await loadCheckpoint(ckpt, { backend: "js" }))).toEqual(["js", false]);
+      expect(where(await loadCheckpoint(ckpt))).toEqual(["wasm", false]);
+      await expect(loadCheckpoint(ckpt, { backend: "gpu" } as never)).rejects.toThrow(/^loadCheckpoint options\.backend: expected "js" or "wasm", got "gpu"/);
+      expect(() => loadCheckpointSync(ckpt, { fma: true, source: "x" } as never)).toThrow(/loadCheckpointSync options: unknown option "source"/);
+      await saveSafetensors(model, st);
+      expect(where(await loadSafetensors(st, undefined, { fma: true }))).toEqual(["wasm", true]);
+      await expect(loadSafetensors(st, undefined, { fma: 1 } as never)).rejects.toThrow(/^loadSafetensors options\.fma: expected true or false, got 1/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    expect(where(fromTfjs(toTfjs(model), { fma: true, dtype: "float64", seed: 5 }))).toEqual(["wasm", true]);
+    expect(where(fromTfjs(toTfjs(model), { backend: "js" }))).toEqual(["js", false]);
+    expect(where(fromSafetensors(toSafetensors(model), undefined, { fma: true }))).toEqual(["wasm", true]);
+    expect(where(fromSafetensors(toSafetensors(model), undefined, "file"))).toEqual(["wasm", false]);
+    const into = new Sequential([new LSTM({ units: H, inputDim: I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 4 });
+    live.push(into);
+    expect(() => fromSafetensors(toSafetensors(model), into, { fma: true })).toThrow(/fromSafetensors options: backend and fma choose how a new model runs/);
+
+    // Bad options name the loader and the option; nothing is built.
+    expect(() => decodeCheckpoint(bytes, { fma: 1 } as never)).toThrow(/^decodeCheckpoint options\.fma: expected true or false, got 1/);
+    expect(() => decodeCheckpoint(bytes, { fam: true } as never)).toThrow(/decodeCheckpoint options: unknown option "fam" \(did you mean "fma"\?\)/);
+    expect(() => decodeCheckpoint(bytes, { fma: true, backend: "js" })).toThrow(/^decodeCheckpoint options\.fma: .*SIMD backend, got backend "js"/);
+    expect(() => decodeCheckpoint(bytes, 42 as never)).toThrow(/^decodeCheckpoint options: expected \{ source\?, backend\?, fma\? \} or a source string, got 42/);
+    expect(() => decodeCheckpoint(bytes, { source: 7 } as never)).toThrow(/^decodeCheckpoint options\.source: expected a string, got 7/);
+    expect(() => decodeCheckpoint(bytes.subarray(0, 10), { source: "backup" })).toThrow(/^backup: /);
+    expect(() => checkpointFromJSON({}, { backend: "gpu" } as never)).toThrow(/^checkpointFromJSON options\.backend: expected "js" or "wasm", got "gpu"/);
+    expect(() => fromTfjs(toTfjs(model), { fma: "yes" } as never)).toThrow(/^fromTfjs fma: expected true or false, got "yes"/);
   });
 });

@@ -4,7 +4,7 @@
  * about to be overwritten. Since every weight must be present in the file, the model's allocation is
  * bounded by the file's own size.
  */
-import { Sequential } from "../model.js";
+import { Sequential, type RunOptions } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM } from "../layers/lstm.js";
 import type { Masking } from "../layers/masking.js";
@@ -48,7 +48,7 @@ export function expectedNames(layers: readonly Layer[]): string[] {
  */
 export function assemble(
   source: string, layers: Layer[], inputDim: number, dtype: DType, weights: readonly ImportedWeight[], seed?: number | string,
-  masking: Masking | null = null,
+  masking: Masking | null = null, run: RunOptions = {},
 ): Sequential {
   const fail = (msg: string): never => { throw new FormatError(`${source}: ${msg}`); };
   const shapes = expectedShapes(layers, inputDim), names = expectedNames(layers);
@@ -69,7 +69,7 @@ export function assemble(
   });
   let model: Sequential;
   try {
-    model = new Sequential(masking ? [masking, ...layers] : layers, seed === undefined ? { dtype } : { dtype, seed });
+    model = new Sequential(masking ? [masking, ...layers] : layers, seed === undefined ? { dtype, ...run } : { dtype, seed, ...run });
     model.engine.build(inputDim, false);
   } catch (e) {
     if (e instanceof LongshortError && !(e instanceof FormatError)) fail(e.message);

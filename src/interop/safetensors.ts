@@ -26,7 +26,7 @@ import { LSTM } from "../layers/lstm.js";
 import { Masking } from "../layers/masking.js";
 import { type DType, fromData } from "../tensor/tensor.js";
 import { engineToJSON } from "../checkpoint-json.js";
-import { layersFromConfig } from "../checkpoint.js";
+import { type LoadOptions, layersFromConfig, loadOptions } from "../checkpoint.js";
 import { FormatError, StateError, ValueError, fmtShape, fmtValue } from "../errors.js";
 import { utf8Decode, utf8Encode } from "../bytes.js";
 import { assemble, expectedShapes, type ImportedWeight } from "./build.js";
@@ -197,15 +197,20 @@ function parse(bytes: Uint8Array, fail: (msg: string) => never): { entries: Map<
  * the README): every key, shape and value is checked first, and on any error the model is left unchanged.
  * F32 and F64 tensors are read (converted to the model's dtype); an LSTM's bias is bias_ih + bias_hh.
  * Every size and offset in the file is checked before anything is allocated; a bad file throws FormatError.
+ * `options` (see LoadOptions): `source` names the bytes in errors; `backend` and `fma`, where a new model runs.
  *
  * @example
  * const model = fromSafetensors(bytes);               // a file from toSafetensors
  * fromSafetensors(torchBytes, model);                 // PyTorch-trained weights into a model of the same shape
  */
-export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequential, source = "safetensors"): Sequential {
+export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequential, options?: string | LoadOptions): Sequential {
   if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
   if (!(bytes instanceof Uint8Array)) throw new ValueError(`fromSafetensors bytes: expected a Uint8Array or an ArrayBuffer, got ${fmtValue(bytes)}`);
   if (model !== undefined && !(model instanceof Sequential)) throw new ValueError(`fromSafetensors model: expected a Sequential or nothing, got ${fmtValue(model)}`);
+  const { source, run } = loadOptions("fromSafetensors", options, "safetensors");
+  if (model !== undefined && typeof options === "object" && (options.backend !== undefined || options.fma !== undefined)) {
+    throw new ValueError(`fromSafetensors options: backend and fma choose how a new model runs; the model given keeps its own (backend "${model.backend}", fma ${model.fma})`);
+  }
   const fail = (msg: string): never => { throw new FormatError(`${source}: ${msg}`); };
   const { entries, metadata, data } = parse(bytes, fail);
 
@@ -274,5 +279,5 @@ export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequent
     model.setWeights(values.map((v, i) => fromData(v, shapes[i]!)));
     return model;
   }
-  return assemble(source, layers, inputDim, dtype, weights, undefined, masking);
+  return assemble(source, layers, inputDim, dtype, weights, undefined, masking, run);
 }

@@ -16,7 +16,7 @@
  * Everything read is untrusted: every field is checked, with sizes counted against the bytes actually
  * given, before anything sized by the file is allocated; a bad file fails with FormatError naming the field.
  */
-import { Sequential } from "../model.js";
+import { Sequential, type RunOptions, checkRunOptions } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM, type RecurrentActivation } from "../layers/lstm.js";
 import { Dense, type Activation } from "../layers/dense.js";
@@ -74,7 +74,8 @@ export interface TfjsModelJSON {
   weightsManifest: { paths: string[]; weights: TfjsWeightSpec[] }[];
 }
 
-export interface FromTfjsOptions {
+/** `dtype` and `seed`, and where the model runs (RunOptions: `backend`, `fma`). */
+export interface FromTfjsOptions extends RunOptions {
   /** The imported model's dtype. Default "float32", the dtype the weights are stored in. */
   dtype?: DType;
   /** The model's seed (shuffling, and initialisation if it is ever rebuilt). */
@@ -678,7 +679,8 @@ function matchSpecs(plans: LayerPlan[], specs: Spec[]): Spec[][] {
  */
 export function fromTfjs(artifacts: TfjsArtifactsInput, options: FromTfjsOptions = {}): Sequential {
   if (typeof options !== "object" || options === null) throw new ValueError(`fromTfjs options: expected an object, got ${fmtValue(options)}`);
-  checkKeys("fromTfjs", options, ["dtype", "seed"]);
+  checkKeys("fromTfjs", options, ["dtype", "seed", "backend", "fma"]);
+  const run = checkRunOptions("fromTfjs ", options.backend, options.fma);
   const dtype = checkDType("fromTfjs dtype", options.dtype ?? "float32");
   const seed = options.seed;
   if (seed !== undefined && (typeof seed !== "number" || !Number.isFinite(seed)) && typeof seed !== "string") {
@@ -697,7 +699,7 @@ export function fromTfjs(artifacts: TfjsArtifactsInput, options: FromTfjsOptions
   const matched = matchSpecs(plans, specs);
   const weights: ImportedWeight[] = [];
   matched.forEach((row) => row.forEach((s) => weights.push({ name: s.name, shape: s.shape, data: decode(s, bytes) })));
-  return assemble(SRC, plans.map((p) => p.layer), inputDim, dtype, weights, seed, masking);
+  return assemble(SRC, plans.map((p) => p.layer), inputDim, dtype, weights, seed, masking, run);
 }
 
 // -------------------------------------------------------------------------------------------------

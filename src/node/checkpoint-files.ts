@@ -5,8 +5,8 @@
  * synchronously when called, so training that continues while the file is being written does not leak
  * into it.
  */
-import type { Sequential } from "../model.js";
-import { encodeCheckpoint, decodeCheckpoint } from "../checkpoint.js";
+import type { Sequential, RunOptions } from "../model.js";
+import { encodeCheckpoint, decodeCheckpoint, runOptions } from "../checkpoint.js";
 import { CheckpointError } from "../errors.js";
 import { type FileKind, checkPath, readFileBytes, readFileBytesSync, writeFileAtomic, writeFileAtomicSync } from "./files.js";
 
@@ -36,23 +36,25 @@ export async function saveCheckpoint(model: Sequential, path: string): Promise<v
 }
 
 /**
- * Reads a checkpoint file into a new model, blocking.
+ * Reads a checkpoint file into a new model, blocking. `options`: as loadCheckpoint's.
  *
  * @example
  * const model = loadCheckpointSync("runs/epoch-5.ckpt");
  */
-export function loadCheckpointSync(path: string): Sequential {
-  const file = checkPath("load", path);
-  return decodeCheckpoint(readFileBytesSync(CHECKPOINT, file, path), `load ${path}`);
+export function loadCheckpointSync(path: string, options?: RunOptions): Sequential {
+  const file = checkPath("load", path), run = runOptions("loadCheckpointSync", options);
+  return decodeCheckpoint(readFileBytesSync(CHECKPOINT, file, path), { source: `load ${path}`, ...run });
 }
 
 /**
- * Reads a checkpoint file into a new model.
+ * Reads a checkpoint file into a new model. `options`: where it runs (RunOptions: `backend`, `fma`), which the
+ * file does not hold.
  *
  * @example
  * const model = await loadCheckpoint("runs/epoch-5.ckpt");
+ * const fused = await loadCheckpoint("runs/epoch-5.ckpt", { fma: true });   // Node 22+, or 20 with the flag
  */
-export async function loadCheckpoint(path: string): Promise<Sequential> {
-  const file = checkPath("load", path);
-  return decodeCheckpoint(await readFileBytes(CHECKPOINT, file, path), `load ${path}`);
+export async function loadCheckpoint(path: string, options?: RunOptions): Promise<Sequential> {
+  const file = checkPath("load", path), run = runOptions("loadCheckpoint", options);
+  return decodeCheckpoint(await readFileBytes(CHECKPOINT, file, path), { source: `load ${path}`, ...run });
 }

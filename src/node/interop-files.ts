@@ -4,7 +4,8 @@
  * bytes as the root entry's importers do.
  */
 import { dirname, join } from "node:path";
-import type { Sequential } from "../model.js";
+import type { Sequential, RunOptions } from "../model.js";
+import { runOptions } from "../checkpoint.js";
 import { FormatError } from "../errors.js";
 import { toSafetensors, fromSafetensors } from "../interop/safetensors.js";
 import { toOnnx } from "../interop/onnx.js";
@@ -31,13 +32,16 @@ export async function saveSafetensors(model: Sequential, path: string): Promise<
  * Reads a safetensors file: a new model from longshort's metadata, or, given `model`, a PyTorch-made file's
  * weights into it (see fromSafetensors).
  *
+ * `options`: where a new model runs (RunOptions: `backend`, `fma`).
+ *
  * @example
  * const model = await loadSafetensors("model.safetensors");
  * await loadSafetensors("trained-in-pytorch.safetensors", model);
  */
-export async function loadSafetensors(path: string, model?: Sequential): Promise<Sequential> {
+export async function loadSafetensors(path: string, model?: Sequential, options?: RunOptions): Promise<Sequential> {
   const file = checkPath("loadSafetensors", path);
-  return fromSafetensors(await readFileBytes(SAFETENSORS, file, path), model, `load ${path}`);
+  if (options !== undefined) runOptions("loadSafetensors", options);
+  return fromSafetensors(await readFileBytes(SAFETENSORS, file, path), model, { source: `load ${path}`, ...options });
 }
 
 /**
