@@ -9,7 +9,8 @@
  *   no Node built-in may be needed (and `longshort/node` must fail, which shows the check can fail);
  * - that bundle loaded in a real headless Chromium (Debian's `chromium`, driven by playwright-core, no
  *   browser download): the README's quick start trained there must give exactly Node's bits (weights,
- *   losses, predictions) for the same seed, with no console errors.
+ *   losses, predictions) for the same seed, with no console errors; in an isolated page, a model with `fma: true`
+ *   (Chromium's relaxed SIMD) trains to the bits of Node started with relaxed SIMD, on the same machine.
  *
  * Chromium: $LONGSHORT_CHROMIUM or /usr/bin/chromium (`.ci/run` installs Debian's package when missing).
  */
@@ -360,6 +361,57 @@ describe("in the browser", () => {
     expect(inNode.reimported[0]).toBe(inNode.predictions); // safetensors in float64: exact
     console.log(`Chromium ${version}: the quick start's weights, 60 losses and predictions, and its safetensors, ONNX, tfjs and checkpoint bytes (${inNode.files.map((f: string) => f.length / 2).join(", ")} B) equal Node ${process.version}'s bit for bit`);
     await page.close();
+  }, 120_000);
+
+  it("Chromium fuses (fma: true, its relaxed SIMD) on the SIMD backend of an isolated page: the same bits as Node with relaxed SIMD, and off, as Node without", async () => {
+    // One module, run in the page and in Node: a float32 and a float64 model, each with fma off and on, trained five steps.
+    writeFileSync(join(app, "fma.mjs"), `
+import { Sequential, LSTM, Dense, Adam, tensor } from "longshort";
+const hex = (a) => Array.from(new Uint8Array(new Float64Array(a).buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+export function fmaRun() {
+  let s = 11;
+  const next = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const xs = Array.from({ length: 16 }, () => Array.from({ length: 7 }, () => [next() - 0.5, next() - 0.5, next() - 0.5]));
+  const ys = Array.from({ length: 16 }, () => [next() < 0.5 ? 0 : 1]);
+  const runs = [];
+  for (const dtype of ["float32", "float64"]) {
+    for (const fma of [false, true]) {
+      const m = new Sequential([new LSTM({ units: 8, inputDim: 3 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 5, dtype, fma });
+      m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+      const x = tensor(xs, dtype), y = tensor(ys, dtype), losses = [];
+      for (let k = 0; k < 5; k++) losses.push(m.trainOnBatch(x, y).loss);
+      runs.push({ dtype, backend: m.backend, fma: m.fma, losses, lossBits: hex(losses), weights: m.getWeights().map((w) => hex(w.data)).join(""), predictions: hex(m.predict(x).data) });
+      m.dispose();
+    }
+  }
+  return runs;
+}
+`);
+    writeFileSync(join(app, "fma-page.mjs"), `import { fmaRun } from "./fma.mjs";\nwindow.fmaRun = fmaRun;\n`);
+    writeFileSync(join(app, "fma-node.mjs"), `import { fmaRun } from "./fma.mjs";\nconsole.log(JSON.stringify(fmaRun()));\n`);
+    await build({ entryPoints: [join(app, "fma-page.mjs")], bundle: true, platform: "browser", format: "esm", outfile: join(www, "fma-page.js"), logLevel: "silent", absWorkingDir: app });
+    writeFileSync(join(www, "fma.html"), `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fma</title>
+<link rel="icon" href="data:,"><script type="module" src="fma-page.js"></script></head><body></body></html>`);
+    type FmaRun = { dtype: string; backend: string; fma: boolean; losses: number[]; lossBits: string; weights: string; predictions: string };
+    // Node 20 has relaxed SIMD behind a flag (Node 22+ and Chrome 114+ ship it).
+    const inNode = JSON.parse(run(process.execPath, ["--experimental-wasm-relaxed-simd", "fma-node.mjs"], app).trim()) as FmaRun[];
+    const { page, problems } = await open("iso/fma.html");
+    await page.waitForFunction(() => typeof (globalThis as unknown as { fmaRun?: unknown }).fmaRun === "function");
+    const inBrowser = await page.evaluate(() => (globalThis as unknown as { fmaRun: () => FmaRun[] }).fmaRun());
+    await page.close();
+    expect(problems).toEqual([]);
+    expect(inBrowser.map((r) => [r.dtype, r.backend, r.fma])).toEqual([
+      ["float32", "wasm", false], ["float32", "wasm", true], ["float64", "wasm", false], ["float64", "wasm", true],
+    ]);
+    // The same CPU fuses the same way under both: the page's bits are Node's, fused and not.
+    expect(inBrowser, `Chromium ${browser!.version()} vs Node ${process.version} --experimental-wasm-relaxed-simd`).toEqual(inNode);
+    for (const [off, on] of [[inBrowser[0]!, inBrowser[1]!], [inBrowser[2]!, inBrowser[3]!]]) {
+      // Fused, each step rounds once: the weights move apart in the last bits, the losses agree to rounding.
+      expect(on.weights, on.dtype).not.toBe(off.weights);
+      const tol = on.dtype === "float32" ? 1e-5 : 1e-12;
+      on.losses.forEach((l, k) => expect(Math.abs(l - off.losses[k]!) / off.losses[k]!, `${on.dtype} step ${k}`).toBeLessThan(tol));
+    }
+    console.log(`Chromium ${browser!.version()}: fma: true trains to Node ${process.version}'s bits (with relaxed SIMD), float32 and float64; fma: false to its bits without`);
   }, 120_000);
 
   it("both cores with Web Workers (longshort/web): two threads in a worker of an isolated page, one elsewhere", async () => {
