@@ -61,7 +61,8 @@ export interface RunOptions {
  * runtime has no relaxed SIMD. (Whether the SIMD backend itself runs here is known only once the model's
  * memory is made: the constructor checks that.)
  */
-export function checkRunOptions(what: string, backend: unknown = "wasm", fma: unknown = false): Required<RunOptions> {
+export function checkRunOptions(what: string, backendGiven?: unknown, fmaGiven?: unknown): Required<RunOptions> {
+  const backend = backendGiven ?? "wasm", fma = fmaGiven ?? false;
   if (backend !== "js" && backend !== "wasm") throw new ValueError(`${what}backend: expected "js" or "wasm", got ${fmtValue(backend)}`);
   if (typeof fma !== "boolean") throw new ValueError(`${what}fma: expected true or false, got ${fmtValue(fma)}`);
   if (fma && backend !== "wasm") throw new ValueError(`${what}fma: fused multiply-adds run on the SIMD backend, got backend "${backend}"`);
