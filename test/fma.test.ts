@@ -251,6 +251,10 @@ describe("fused multiply-add", () => {
       await saveSafetensors(model, st);
       expect(where(await loadSafetensors(st, undefined, { fma: true }))).toEqual(["wasm", true]);
       await expect(loadSafetensors(st, undefined, { fma: 1 } as never)).rejects.toThrow(/^loadSafetensors options\.fma: expected true or false, got 1/);
+      const target = new Sequential([new LSTM({ units: H, inputDim: I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 4 });
+      live.push(target);
+      await expect(loadSafetensors(st, target, { fma: true })).rejects.toThrow(/^loadSafetensors options: backend and fma choose how a new model runs/);
+      expect((await loadSafetensors(st, target)).fma).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

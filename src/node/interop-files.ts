@@ -6,7 +6,7 @@
 import { dirname, join } from "node:path";
 import type { Sequential, RunOptions } from "../model.js";
 import { runOptions } from "../checkpoint.js";
-import { FormatError } from "../errors.js";
+import { FormatError, ValueError } from "../errors.js";
 import { toSafetensors, fromSafetensors } from "../interop/safetensors.js";
 import { toOnnx } from "../interop/onnx.js";
 import { toTfjs, fromTfjs, tfjsModelJSON, tfjsArtifactsFromModelJSON, type FromTfjsOptions } from "../interop/tfjs.js";
@@ -40,7 +40,12 @@ export async function saveSafetensors(model: Sequential, path: string): Promise<
  */
 export async function loadSafetensors(path: string, model?: Sequential, options?: RunOptions): Promise<Sequential> {
   const file = checkPath("loadSafetensors", path);
-  if (options !== undefined) runOptions("loadSafetensors", options);
+  if (options !== undefined) {
+    runOptions("loadSafetensors", options);
+    if (model !== undefined && (options.backend !== undefined || options.fma !== undefined)) {
+      throw new ValueError("loadSafetensors options: backend and fma choose how a new model runs; the model given keeps its own");
+    }
+  }
   return fromSafetensors(await readFileBytes(SAFETENSORS, file, path), model, { source: `load ${path}`, ...options });
 }
 
