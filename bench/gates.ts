@@ -13,7 +13,7 @@ import { lstmGatesForward, lstmGatesBackward } from "../src/tensor/kernels.js";
 import { WasmArena } from "../src/wasm/arena.js";
 import { naiveLstmStep } from "../src/tensor/naive.js";
 import {
-  type Case, type Options, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, assertClose, standalone,
+  type Case, type Options, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, assertClose, standalone, FMA,
 } from "./harness.js";
 
 function perUnit(B: number, H: number): (ms: number) => string {
@@ -84,7 +84,7 @@ export function gatesBackwardCase(B: number, H: number, label: string): Case {
 
 /** Forward or backward on the SIMD backend: arrays allocated in an arena, values as the TypeScript cases'. */
 export function wasmGatesCase(B: number, H: number, label: string, dtype: "float32" | "float64", which: "Forward" | "Backward"): Case {
-  const arena = WasmArena.create();
+  const arena = WasmArena.create(undefined, FMA); // with --fma, the fused float32 kernel (its exp's multiply-adds)
   if (!arena) throw new Error("no WebAssembly SIMD with shared memory here");
   const r = rng(11), G = 4 * H, BH = B * H, f32 = dtype === "float32";
   const inArena = (v: ArrayLike<number>): Float32Array | Float64Array => { const a = arena.alloc(dtype, v.length); a.set(v); return a; };

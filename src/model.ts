@@ -46,9 +46,9 @@ export interface RunOptions {
   /**
    * true: the SIMD backend's products add each product with WebAssembly relaxed SIMD's multiply-add, rounded once
    * where the CPU fuses it (x64 with FMA3, arm64), instead of rounding the product and then the sum, which frees
-   * a vector pipe (README, "Fused multiply-add"). Every sum keeps its order, so threads and truncated
-   * BPTT agree with one thread as before, and the golden fixtures hold; results differ from `fma: false` (and from
-   * the "js" backend) in the last bits. It needs relaxed SIMD: Chrome 114+, Node 22+, Node 20 started with
+   * a vector pipe (README, "Fused multiply-add"); in float32 the gate math's exp fuses its steps too. Every sum
+   * keeps its order, so threads and truncated BPTT agree with one thread as before, and the golden fixtures hold;
+   * results differ from `fma: false` (and from the "js" backend) in the last bits. It needs relaxed SIMD: Chrome 114+, Node 22+, Node 20 started with
    * `--experimental-wasm-relaxed-simd`; elsewhere `fma: true` throws. Default false: results the same bits on every
    * runtime. `model.fma` says whether it is on.
    */

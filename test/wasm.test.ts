@@ -3,6 +3,7 @@
  * bit-identical results (the same summation order), every edge of the 4×4 tiling, leading dimensions larger
  * than the rows, offsets into the memory, accumulate or overwrite, and nothing outside C written.
  */
+import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import {
   type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, PANEL_BYTES, createGemm32, createGemm64, createMemory, gemmModule, validModule,
@@ -419,9 +420,23 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
   const sig32 = (x: number): number => Math.fround(x < -708 ? Math.exp(x) : fastSigmoid(x));
   const tanh32 = (x: number): number => Math.fround(fastTanh(x));
 
-  it("float32 (f32x4): σ within 2 and tanh within 3 float32 ulps over the whole float32 range; ±∞, ±0, NaN and the subnormal tail of σ", () => {
-    const arena = WasmArena.create()!;
+  // Fused (fma: true): the exp's reduction and polynomial with relaxed SIMD's multiply-adds, which Node 20 has behind a
+  // V8 flag, set here for that case and cleared after it (each test file runs in a process of its own).
+  for (const fused of [false, true]) it(`float32 (f32x4)${fused ? ", fused" : ""}: σ within 2 and tanh within 3 float32 ulps over the whole float32 range; ±∞, ±0, NaN and the subnormal tail of σ`, () => {
+    if (fused) setFlagsFromString("--experimental-wasm-relaxed-simd");
+    try { sweep32(fused); } finally { if (fused) setFlagsFromString("--no-experimental-wasm-relaxed-simd"); }
+  });
+  function sweep32(fused: boolean): void {
+    const arena = WasmArena.create(undefined, fused)!;
+    expect(arena.fused).toBe(fused);
     const B = 1, H = 1024;
+    // The unfused kernel beside it, on the same inputs, to see that fusing changed something.
+    const plain = fused ? WasmArena.create()! : null;
+    const p = plain && {
+      z: plain.alloc("float32", B * 4 * H), cp: plain.alloc("float32", B * H), c: plain.alloc("float32", B * H),
+      tc: plain.alloc("float32", B * H), h: plain.alloc("float32", B * H),
+    };
+    let differ = 0;
     const z = arena.alloc("float32", B * 4 * H), cp = arena.alloc("float32", B * H), c = arena.alloc("float32", B * H);
     const tc = arena.alloc("float32", B * H), h = arena.alloc("float32", B * H);
     // Every 4099th float32 bit pattern (about a million values, both signs, subnormals to ±∞ and the NaNs), then edges.
@@ -432,14 +447,20 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     for (let at = 0; at < inputs.length; at += H) {
       const m = Math.min(H, inputs.length - at);
       for (let j = 0; j < H; j++) { const v = j < m ? inputs[at + j]! : 0; z[j] = v; z[H + j] = v; z[2 * H + j] = v; z[3 * H + j] = v; }
+      if (plain && p) {
+        p.z.set(z);
+        expect(plain.gates32(B, H, p.z.byteOffset, p.cp.byteOffset, p.c.byteOffset, p.tc.byteOffset, p.h.byteOffset)).toBe(0);
+      }
       expect(arena.gates32(B, H, z.byteOffset, cp.byteOffset, c.byteOffset, tc.byteOffset, h.byteOffset)).toBe(0);
+      if (p) for (let j = 0; j < 4 * H; j++) if (!Object.is(z[j], p.z[j])) differ++;
       for (let j = 0; j < m; j++) {
         const v = Math.fround(inputs[at + j]!), es = ulps32(z[j]!, sig32(v)), et = ulps32(z[2 * H + j]!, tanh32(v));
         if (es > worstS) { worstS = es; atS = v; }
         if (et > worstT) { worstT = et; atT = v; }
       }
     }
-    console.log(`float32 gate kernel, ulps over ${inputs.length} inputs: σ ${worstS} (at ${atS}), tanh ${worstT} (at ${atT})`);
+    console.log(`float32 gate kernel${fused ? ", fused" : ""}, ulps over ${inputs.length} inputs: σ ${worstS} (at ${atS}), tanh ${worstT} (at ${atT})${fused ? `; ${differ} activations differ from the unfused kernel's` : ""}`);
+    if (fused) expect(differ).toBeGreaterThan(1000);
     expect(worstS).toBeLessThanOrEqual(2);
     expect(worstT).toBeLessThanOrEqual(3);
     // The special values exactly, and σ's subnormal tail to the last bit (e^x rounds once there).
@@ -463,7 +484,7 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     }
     expect(one(-104.5).s).toBe(0);
     expect(one(-1e30).s).toBe(0);
-  });
+  }
 
   it("float32 (f32x4): c = f·cPrev + i·g and h = o·tanh(c) as float32 arithmetic gives them, for H ≡ 0 and 2 (mod 4), nothing written past the arrays", () => {
     const arena = WasmArena.create()!;

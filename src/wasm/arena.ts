@@ -78,7 +78,7 @@ export class WasmArena {
     // The σ/tanh tables, once, at the bottom of the arena; the gate kernels read them there.
     const tables = this.reserve(TABLE_BYTES);
     writeTables(memory.buffer, tables);
-    const module = compiled("gates", () => gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true }));
+    const module = compiled(fused ? "gates fused" : "gates", () => gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused));
     const ex = new WA!.Instance(module, { env: { memory } }).exports as
       Record<"gates", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number, tab: number) => number> &
       Record<"gates32", (B: number, H: number, z: number, cp: number, c: number, tc: number, h: number) => number> &

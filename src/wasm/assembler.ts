@@ -163,6 +163,8 @@ export class Code {
    * multiply-add (x64 with FMA3, arm64), else rounded after the product and after the sum.
    */
   f32x4RelaxedMadd(): this { return this.simd(0x105); }
+  /** Relaxed SIMD, as f32x4RelaxedMadd: pops c, b, a: c − a·b. */
+  f32x4RelaxedNmadd(): this { return this.simd(0x106); }
   f32x4Neg(): this { return this.simd(0xe1); }
   /** Pops b, a: b < a ? b : a. */
   f32x4Pmin(): this { return this.simd(0xea); }
