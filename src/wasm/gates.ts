@@ -383,7 +383,8 @@ export function gatesForward32(fused = false): FunctionDef {
     c.get(x).get(k.t10).f32x4Pmin().get(k.tm10).f32x4Pmax().get(k.m2).f32x4Mul().set(a); // a = −2·clamp(x, ±10)
     reduce();
     c.get(ni); pow2(); c.set(u); // 2^n, |n| ≤ 29
-    c.get(u).get(q).f32x4Mul().get(u).get(k.one).f32x4Sub().f32x4Add().set(u); // m = 2^n·q + (2^n − 1)
+    if (fused) c.get(u).get(q).get(u).get(k.one).f32x4Sub().f32x4RelaxedMadd().set(u); // m = 2^n·q + (2^n − 1)
+    else c.get(u).get(q).f32x4Mul().get(u).get(k.one).f32x4Sub().f32x4Add().set(u);
     c.get(u).f32x4Neg().get(u).get(k.two).f32x4Add().f32x4Div().set(t);
     c.get(x).get(t).get(k.sign).v128Bitselect().set(t); // x's sign (tanh is odd): tanh(±0) = ±0, where m would give −0 for both
   };
