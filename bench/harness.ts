@@ -425,7 +425,7 @@ export async function launch(entryUrl: string, main: (opts: Options) => Promise<
     console.log("(esbuild not found: measuring in-process under tsx, which runs our kernels ~15% slower)");
   }
   console.log(`mode: ${runMode()}; node ${process.version}; ${os.cpus()[0]?.model ?? "cpu?"} × ${os.cpus().length}; default backend here: ${defaultBackend()}`);
-  if (FMA) console.log("fused multiply-add (--fma): the SIMD models run with fma: true, the SIMD products fused");
+  if (FMA) console.log("fused multiply-add (--fma): the SIMD models run with fma: true, the SIMD products and float32 gate kernels fused");
   console.log(`FLOP model: ${FLOP_MODEL}`);
   await main(opts);
 }
