@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  Sequential, LSTM, Dense, Adam, ValueError, setThreads, tensor, encodeCheckpoint, decodeCheckpoint, checkpointFromJSON,
+  Sequential, LSTM, Dense, Adam, ValueError, TruncatedBPTT, setThreads, tensor, encodeCheckpoint, decodeCheckpoint, checkpointFromJSON,
   saveCheckpointSync, loadCheckpoint, loadCheckpointSync, toTfjs, fromTfjs, toSafetensors, fromSafetensors, saveSafetensors, loadSafetensors,
 } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
@@ -276,5 +276,36 @@ describe("fused multiply-add", () => {
     expect(() => decodeCheckpoint(bytes.subarray(0, 10), { source: "backup" })).toThrow(/^backup: /);
     expect(() => checkpointFromJSON({}, { backend: "gpu" } as never)).toThrow(/^checkpointFromJSON options\.backend: expected "js" or "wasm", got "gpu"/);
     expect(() => fromTfjs(toTfjs(model), { fma: "yes" } as never)).toThrow(/^fromTfjs fma: expected true or false, got "yes"/);
+  });
+
+  it("truncated BPTT on fused models: a sequence fed in chunks equals one call bit for bit, and one window reaching back past T equals trainOnBatch", () => {
+    const rng = makeRng("fma/tbptt");
+    const B = 3, T = 23, I = 2, H = 6;
+    for (const dtype of ["float32", "float64"] as const) {
+      const make = (): Sequential => {
+        const m = new Sequential([
+          new LSTM({ units: H, inputDim: I, stateful: true, batchSize: B }), new Dense({ units: 1, activation: "sigmoid" }),
+        ], { dtype, seed: 9, fma: true });
+        m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "binaryCrossentropy" });
+        live.push(m);
+        return m;
+      };
+      const xs = uniformArray(rng, B * T * I, -1, 1);
+      const seq = (s: number, e: number) => tensor(Array.from({ length: B }, (_, b) => Array.from({ length: e - s }, (_, t) => [xs[(b * T + s + t) * I]!, xs[(b * T + s + t) * I + 1]!])), dtype);
+      const y = tensor(Array.from({ length: B }, (_, b) => [b % 2]), dtype);
+      const a = make(), b = make();
+      expect([a.fma, b.fma]).toEqual([true, true]);
+      const ra = new TruncatedBPTT(a, { windowLength: 5, backpropLength: 8 }).trainSequence(seq(0, T), y);
+      const tb = new TruncatedBPTT(b, { windowLength: 5, backpropLength: 8 });
+      const losses: number[] = [];
+      for (let s = 0; s < T; s += 7) losses.push(...tb.trainSequence(seq(s, Math.min(T, s + 7)), y, { endOfSequence: s + 7 >= T }).losses);
+      expect(losses).toEqual(ra.losses);
+      expect(Array.from(b.engine.params)).toEqual(Array.from(a.engine.params));
+      // One window of all T steps, reaching back further: the same update as trainOnBatch on the whole sequence.
+      const c = make(), d = make();
+      const rc = new TruncatedBPTT(c, { windowLength: T, backpropLength: T + 5 }).trainSequence(seq(0, T), y);
+      expect(rc.loss).toBe(d.trainOnBatch(seq(0, T), y).loss);
+      expect(Array.from(c.engine.params)).toEqual(Array.from(d.engine.params));
+    }
   });
 });
