@@ -11,7 +11,7 @@
  * float32 ulps of the true values rather than bit-identical to the TypeScript kernel (which computes in float64
  * and rounds where it stores); it ran the gate step ~2× faster than widening to float64 did. Fused (a model with
  * `fma: true`, `gatesModule(…, true)`), its exp's range reduction and polynomial add with relaxed SIMD's
- * multiply-add: within the same ulp bounds (test/wasm.test.ts), and 0.85–0.87× the unfused kernel's time per unit
+ * multiply-add: within the same ulp bounds (test/wasm.test.ts), and 0.85–0.89× the unfused kernel's time per unit
  * from B = 1, H = 10 to B = 64, H = 256 (paired in one process, the Zen 3 machine).
  *
  * In float64, σ of an input below -708 takes `math.exp` there (a subnormal result); the kernel looks for such
@@ -362,7 +362,7 @@ export function gatesForward32(fused = false): FunctionDef {
       c.get(nf).get(k.l1).get(a).f32x4RelaxedNmadd().set(r);
       c.get(nf).get(k.l2).get(r).f32x4RelaxedNmadd().set(r);
       c.get(r).get(poly[0]!).get(poly[1]!).f32x4RelaxedMadd();
-      for (let j = 2; j < 8; j++) { c.set(q); c.get(q).get(r).get(poly[j]!).f32x4RelaxedMadd(); }
+      for (let j = 2; j < 8; j++) c.get(r).get(poly[j]!).f32x4RelaxedMadd(); // (the sum so far)·r + c_j
       c.get(r).f32x4Mul();
     }
     c.set(q);
