@@ -427,18 +427,18 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     try { sweep32(fused); } finally { if (fused) setFlagsFromString("--no-experimental-wasm-relaxed-simd"); }
   });
   function sweep32(fused: boolean): void {
+    const B = 1, H = 1024;
+    /** One step's arrays in an arena, and the arena's float32 gate kernel on them (0: it ran). */
+    const step = (a: WasmArena) => {
+      const v = { z: a.alloc("float32", B * 4 * H), cp: a.alloc("float32", B * H), c: a.alloc("float32", B * H), tc: a.alloc("float32", B * H), h: a.alloc("float32", B * H) };
+      return { ...v, run: () => a.gates32(B, H, v.z.byteOffset, v.cp.byteOffset, v.c.byteOffset, v.tc.byteOffset, v.h.byteOffset) };
+    };
     const arena = WasmArena.create(undefined, fused)!;
     expect(arena.fused).toBe(fused);
-    const B = 1, H = 1024;
+    const { z, run } = step(arena);
     // The unfused kernel beside it, on the same inputs, to see that fusing changed something.
-    const plain = fused ? WasmArena.create()! : null;
-    const p = plain && {
-      z: plain.alloc("float32", B * 4 * H), cp: plain.alloc("float32", B * H), c: plain.alloc("float32", B * H),
-      tc: plain.alloc("float32", B * H), h: plain.alloc("float32", B * H),
-    };
+    const p = fused ? step(WasmArena.create()!) : null;
     let differ = 0;
-    const z = arena.alloc("float32", B * 4 * H), cp = arena.alloc("float32", B * H), c = arena.alloc("float32", B * H);
-    const tc = arena.alloc("float32", B * H), h = arena.alloc("float32", B * H);
     // Every 4099th float32 bit pattern (about a million values, both signs, subnormals to ±∞ and the NaNs), then edges.
     const inputs: number[] = [];
     for (let pat = 0; pat < 2 ** 32; pat += 4099) { u32[0] = pat; inputs.push(f32v[0]!); }
@@ -447,11 +447,8 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     for (let at = 0; at < inputs.length; at += H) {
       const m = Math.min(H, inputs.length - at);
       for (let j = 0; j < H; j++) { const v = j < m ? inputs[at + j]! : 0; z[j] = v; z[H + j] = v; z[2 * H + j] = v; z[3 * H + j] = v; }
-      if (plain && p) {
-        p.z.set(z);
-        expect(plain.gates32(B, H, p.z.byteOffset, p.cp.byteOffset, p.c.byteOffset, p.tc.byteOffset, p.h.byteOffset)).toBe(0);
-      }
-      expect(arena.gates32(B, H, z.byteOffset, cp.byteOffset, c.byteOffset, tc.byteOffset, h.byteOffset)).toBe(0);
+      if (p) { p.z.set(z); expect(p.run()).toBe(0); }
+      expect(run()).toBe(0);
       if (p) for (let j = 0; j < 4 * H; j++) if (!Object.is(z[j], p.z[j])) differ++;
       for (let j = 0; j < m; j++) {
         const v = Math.fround(inputs[at + j]!), es = ulps32(z[j]!, sig32(v)), et = ulps32(z[2 * H + j]!, tanh32(v));
@@ -466,7 +463,7 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     // The special values exactly, and σ's subnormal tail to the last bit (e^x rounds once there).
     const one = (v: number): { s: number; t: number } => {
       z.fill(0); z[0] = v; z[2 * H] = v;
-      arena.gates32(B, H, z.byteOffset, cp.byteOffset, c.byteOffset, tc.byteOffset, h.byteOffset);
+      run();
       return { s: z[0]!, t: z[2 * H]! };
     };
     expect(one(Infinity)).toEqual({ s: 1, t: 1 });

@@ -178,6 +178,7 @@ export function matmulTN2(
 ): void {
   const simd = arenas.anyArena && simdShape(M1 + M2, N) ? arenas.simdFor(A2, B, C) : null;
   if (simd !== null) {
+    // A2's, B's and C's offsets are read now: the lookup for A1 below writes `at` again (A1's offset in at[0]).
     const w = A1.BYTES_PER_ELEMENT, at = arenas.at, a2 = at[0]! + w * a2Off, b = at[1]! + w * bOff, c = at[2]! + w * cOff;
     if (arenas.simdFor(A1, B, C) === simd) {
       simd("TN", M1, N, K, at[0]! + w * a1Off, lda1, b, ldb, c, ldc, accumulate, 0, M2, a2, lda2);

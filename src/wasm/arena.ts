@@ -66,7 +66,7 @@ export class WasmArena {
   readonly bias: readonly BiasRows[];
   /**
    * Whether the products add each product with relaxed SIMD's multiply-add (rounded once where the CPU fuses it;
-   * see gemm.ts): `Sequential({ fma: true })`.
+   * see gemm.ts), and the float32 gate kernel's exp its steps likewise (gates.ts): `Sequential({ fma: true })`.
    */
   readonly fused: boolean;
   private constructor(private readonly memory: WasmMemory & { grow(pages: number): number }, fused: boolean) {
@@ -99,8 +99,8 @@ export class WasmArena {
   }
 
   /**
-   * A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. `fused`: the products use
-   * relaxed SIMD's multiply-add (the caller has checked `relaxedSimd()`).
+   * A new arena, or null when this runtime has no shared WebAssembly memory or no SIMD. `fused`: the products and
+   * the float32 gate math use relaxed SIMD's multiply-add (the caller has checked `relaxedSimd()`).
    */
   static create(initialBytes = 1 << 20, fused = false): WasmArena | null {
     if (!WA || typeof SharedArrayBuffer === "undefined") return null;

@@ -763,7 +763,7 @@ function wrap(
   const w = cols === 4 ? 8 : 4;
   // Packed, Aᵀ·B runs as (Aᵀ)·B (`tr`, the transposition): in float32 its own tiles splat 8 values of B per k and
   // reached 17-18 GFLOP/s, the A·B tiles on a transposed copy of A 37-45 (npm run bench -- wasmTN); in float64,
-  // fused, 15-16.5 against 19-21.8, unfused 13-14 against 15-16 (the same bench, the Zen 3 machine). Unpacked (no
+  // medians fused 15.8 against 20.5, unfused 13.5 against 15.8 (the same bench, the Zen 3 machine). Unpacked (no
   // scratch) it keeps the Aᵀ·B tiles.
   /** The whole tiles (4 rows × `cols` columns) in SIMD, the scalar loop over the rest. */
   const run = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number): void => {
