@@ -115,7 +115,7 @@ describe("WebAssembly SIMD GEMM, float64", () => {
     let cases = 0;
     for (const [gemm, form] of withAndWithoutPacking(createGemm32, memory)) {
       for (const M of [1, 4, 5, 9]) {
-        for (const N of [1, 7, 8, 13, 16]) {
+        for (const N of [1, 7, 8, 10, 13, 16]) {
           for (const K of [1, 5, 40]) {
             for (const accumulate of [false, true]) {
               checkProduct(f, gemm, form, M, N, K, accumulate, rng, "float32");
@@ -125,7 +125,7 @@ describe("WebAssembly SIMD GEMM, float64", () => {
         }
       }
     }
-    expect(cases).toBe(2 * 360);
+    expect(cases).toBe(2 * 432);
   });
 
   it(`with packing: B in several panels of strips (${PANEL_BYTES / 1024} KiB each), remainders in rows and columns, bit for bit as the naive loop`, () => {
@@ -157,8 +157,9 @@ describe("WebAssembly SIMD GEMM, float64", () => {
       const f = f32 ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
       const [[plain], [packed]] = [withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[0]!, withAndWithoutPacking(f32 ? createGemm32 : createGemm64, memory)[3]!];
       const rng = makeRng(`wasm/gemm-hold/${dtype}`);
-      // A (M, K) at 0; B1 and B2 (K, N) or (N, K); C at cOff; the plain product's C at dOff. K·N·w > 2 panels' bytes.
-      const N = 1000, K = 40, a = 0, b1 = M * K, b2 = b1 + K * N, cOff = b2 + K * N, dOff = cOff + M * N;
+      // A (M, K) at 0; B1 and B2 (K, N) or (N, K); C at cOff; the plain product's C at dOff. K·N·w > 2 panels' bytes,
+      // and N mod 8 = 2: the rows kernel's partial strip in A·Bᵀ (held with its packing), the edge in A·B.
+      const N = 1002, K = 40, a = 0, b1 = M * K, b2 = b1 + K * N, cOff = b2 + K * N, dOff = cOff + M * N;
       f.set(uniformArray(rng, cOff, -1, 1), 0);
       const check = (form: Form, b: number, hold: 0 | 1 | 2, what: string): void => {
         const ldb = form === "NT" ? K : N;

@@ -115,6 +115,7 @@ export class Code {
   i32Eqz(): this { return this.op(0x45); }
   i32ShrS(): this { return this.op(0x75); }
   i32LeU(): this { return this.op(0x4d); }
+  i32LeS(): this { return this.op(0x4c); }
   return(): this { return this.op(0x0f); }
 
   f64Load(offset = 0): this { return this.op(0x2b).memarg(3, offset); }

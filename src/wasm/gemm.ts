@@ -409,51 +409,101 @@ function tiles32(form: Form, packed = false, fused = false): FunctionDef {
  * + 32·k: A·Bᵀ, whose Bᵀ columns are B's rows); A's element (m, k) is at a + m·am + k·ak (A, or Aᵀ for Aᵀ·B).
  * Each sum runs in k order from zero and C is added at the end: the naive loop's order, so bit for bit. (The
  * scalar loop these rows took before was no faster than TypeScript's, and the call cost more.)
- * Parameters: M, strips, K, a, am, ak, b, bs, bk, c, ldc, acc (am, ak, bs, bk and ldc in bytes).
+ * `tail` > 0: one more strip after the whole ones, of which only the first `tail` columns are C's (stored lane
+ * by lane); its B must be readable for the whole strip, so only a packing (padded to whole strips) is given here.
+ * The same sums as the scalar edge made for these columns, in the same order: the same bits, without the edge's
+ * one chain of dependent additions per column (A·Bᵀ with a batch of one: dh = dz·Rᵀ with H = 10 in float32
+ * left two columns of K = 40 to the edge, which took a third of the call).
+ * Parameters: M, strips, K, a, am, ak, b, bs, bk, c, ldc, acc, tail (am, ak, bs, bk and ldc in bytes).
  */
 function rows(w: 4 | 8, fused = false): FunctionDef {
-  const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
-  const M = 0, NS = 1, K = 2, A = 3, AM = 4, AK = 5, B = 6, BS = 7, BK = 8, C = 9, LDC = 10, ACC = 11;
+  const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+  const M = 0, NS = 1, K = 2, A = 3, AM = 4, AK = 5, B = 6, BS = 7, BK = 8, C = 9, LDC = 10, ACC = 11, TAIL = 12;
   const c = new Code(params);
-  const m = c.local(I32), s = c.local(I32), k = c.local(I32), pa = c.local(I32), pb = c.local(I32), pc = c.local(I32);
-  const v0 = c.local(V128), v1 = c.local(V128), x = c.local(V128), zero = c.local(V128), b = c.local(V128);
-  const f64 = w === 8;
+  const m = c.local(I32), s = c.local(I32), k = c.local(I32), pa = c.local(I32), pc = c.local(I32), ns = c.local(I32);
+  const pb = [c.local(I32), c.local(I32)];
+  const v = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  const x = c.local(V128), zero = c.local(V128), b = c.local(V128);
+  const f64 = w === 8, lanes = 16 / w;
   const add = (): void => { if (f64) c.f64x2Add(); else c.f32x4Add(); };
+  /** C's strips s … s + n − 1 of row m into v[0 … 2n − 1]: each sum from zero, in k order; pc set to C's place. */
+  const sums = (n: number): void => {
+    c.get(A).get(m).get(AM).i32Mul().i32Add().set(pa);
+    c.get(B).get(s).get(BS).i32Mul().i32Add().set(pb[0]!);
+    for (let q = 1; q < n; q++) c.get(pb[q - 1]!).get(BS).i32Add().set(pb[q]!);
+    for (let q = 0; q < 2 * n; q++) c.get(zero).set(v[q]!);
+    c.i32(0).set(k);
+    c.block().loop();
+    c.get(k).get(K).i32GeS().brIf(1);
+    c.get(pa);
+    if (f64) c.v128Load64Splat(); else c.v128Load32Splat();
+    c.set(x);
+    for (let q = 0; q < n; q++) {
+      c.get(pb[q]!).v128Load(0).set(b);
+      mulAdd(c, f64, fused, v[2 * q]!, x, b);
+      c.get(pb[q]!).v128Load(16).set(b);
+      mulAdd(c, f64, fused, v[2 * q + 1]!, x, b);
+      c.get(pb[q]!).get(BK).i32Add().set(pb[q]!);
+    }
+    c.get(pa).get(AK).i32Add().set(pa);
+    c.get(k).i32(1).i32Add().set(k);
+    c.br(0).end().end();
+    c.get(C).get(m).get(LDC).i32Mul().i32Add().get(s).i32(5).i32Shl().i32Add().set(pc); // c + m·ldc + 32·s
+  };
+  /**
+   * v[2q], v[2q + 1] into strip s + q at pc + 32q: a whole strip in two vector stores (added to C's values when
+   * ACC), the partial one lane by lane, lanes 0 … tail − 1 (C's next values are not ours to write).
+   */
+  const store = (q: number): void => {
+    c.block();
+    c.block();
+    c.get(s).i32(q).i32Add().get(NS).i32GeS().brIf(0);
+    c.block();
+    c.get(ACC).i32Eqz().brIf(0);
+    for (let h = 0; h < 2; h++) { c.get(pc).v128Load(32 * q + 16 * h).get(v[2 * q + h]!); add(); c.set(v[2 * q + h]!); }
+    c.end();
+    for (let h = 0; h < 2; h++) c.get(pc).get(v[2 * q + h]!).v128Store(32 * q + 16 * h);
+    c.br(1);
+    c.end();
+    for (const acc of [false, true]) {
+      c.block();
+      if (acc) c.get(ACC).i32Eqz().brIf(0); else c.get(ACC).brIf(0); // each chain for its own ACC
+      for (let l = 0; l < 2 * lanes; l++) {
+        const at = 32 * q + l * w;
+        c.get(TAIL).i32(l).i32LeS().brIf(0);
+        c.get(pc);
+        if (acc) { c.get(pc); if (f64) c.f64Load(at); else c.f32Load(at); }
+        c.get(v[2 * q + (l < lanes ? 0 : 1)]!);
+        if (f64) c.f64x2ExtractLane(l % lanes); else c.f32x4ExtractLane(l % lanes);
+        if (acc) { if (f64) c.f64Add(); else c.f32Add(); }
+        if (f64) c.f64Store(at); else c.f32Store(at);
+      }
+      c.end();
+    }
+    c.end();
+  };
   if (f64) c.f64(0).f64x2Splat().set(zero); else c.f32(0).f32x4Splat().set(zero);
+  c.get(NS).get(TAIL).i32Eqz().i32Eqz().i32Add().set(ns); // the whole strips, and the partial one if any
   c.i32(0).set(m);
   c.block().loop();
   c.get(m).get(M).i32GeS().brIf(1);
   c.i32(0).set(s);
+  // Two strips at a time: four independent sums per k. One at a time, a long K left the two sums' chains of
+  // dependent additions to set the pace (A·Bᵀ with a batch of one, K = 4H: dh = dz·Rᵀ), 1.6× slower at H = 32
+  // (scratch probe); four at a time was slower still than one.
   c.block().loop();
-  c.get(s).get(NS).i32GeS().brIf(1);
-  c.get(A).get(m).get(AM).i32Mul().i32Add().set(pa);
-  c.get(B).get(s).get(BS).i32Mul().i32Add().set(pb);
-  c.get(zero).set(v0);
-  c.get(zero).set(v1);
-  c.i32(0).set(k);
-  c.block().loop();
-  c.get(k).get(K).i32GeS().brIf(1);
-  c.get(pa);
-  if (f64) c.v128Load64Splat(); else c.v128Load32Splat();
-  c.set(x);
-  c.get(pb).v128Load(0).set(b);
-  mulAdd(c, f64, fused, v0, x, b);
-  c.get(pb).v128Load(16).set(b);
-  mulAdd(c, f64, fused, v1, x, b);
-  c.get(pa).get(AK).i32Add().set(pa);
-  c.get(pb).get(BK).i32Add().set(pb);
-  c.get(k).i32(1).i32Add().set(k);
+  c.get(s).i32(2).i32Add().get(ns).i32GtS().brIf(1);
+  sums(2);
+  store(0);
+  store(1);
+  c.get(s).i32(2).i32Add().set(s);
   c.br(0).end().end();
-  c.get(C).get(m).get(LDC).i32Mul().i32Add().get(s).i32(5).i32Shl().i32Add().set(pc); // c + m·ldc + 32·s
+  // The last strip, whole or partial, if the count is odd.
   c.block();
-  c.get(ACC).i32Eqz().brIf(0);
-  c.get(pc).v128Load(0).get(v0); add(); c.set(v0);
-  c.get(pc).v128Load(16).get(v1); add(); c.set(v1);
+  c.get(s).get(ns).i32GeS().brIf(0);
+  sums(1);
+  store(0);
   c.end();
-  c.get(pc).get(v0).v128Store(0);
-  c.get(pc).get(v1).v128Store(16);
-  c.get(s).i32(1).i32Add().set(s);
-  c.br(0).end().end();
   c.get(m).i32(1).i32Add().set(m);
   c.br(0).end().end();
   return { name: f64 ? "rows" : "rows32", params, results: [], code: c };
@@ -463,8 +513,9 @@ function rows(w: 4 | 8, fused = false): FunctionDef {
  * B packed in strips for the tiles: strip s holds columns [s·cols, s·cols + cols) of op(B) for every k, one
  * 32-byte row per k (4 float64 or 8 float32 values), strips one after the other. A tile then reads its part of
  * B as one contiguous run instead of one short piece per row of B, rows that may each sit on another page (the
- * unpacked products lose half their speed once B's rows are 4 KiB apart). Parameters: Nt (whole strips only),
- * K, b, ldb, dst (byte offsets); `trans` packs from B (N, K) for A·Bᵀ, else from B (K, N). Values are copied,
+ * unpacked products lose half their speed once B's rows are 4 KiB apart). Parameters: Nt (whole strips only,
+ * but any count when `trans`: a partial last strip), K, b, ldb, dst (byte offsets); `trans` packs from B (N, K)
+ * for A·Bᵀ, else from B (K, N). Values are copied,
  * not changed: the products stay bit-identical. (Float32 packs from B (N, K) with `packT32`.)
  */
 function pack(w: 4 | 8, trans: boolean): FunctionDef {
@@ -541,7 +592,7 @@ function packT32(): FunctionDef {
   c.get(LD).i32(2).i32Shl().set(ldB);
   c.i32(0).set(j);
   c.block().loop();
-  c.get(j).get(NT).i32GeS().brIf(1);
+  c.get(j).i32(4).i32Add().get(NT).i32GtS().brIf(1);
   c.get(B).get(j).get(ldB).i32Mul().i32Add().set(src[0]!);
   for (let q = 1; q < 4; q++) c.get(src[q - 1]!).get(ldB).i32Add().set(src[q]!);
   // strip j / 8 starts (j − j % 8)·K values in; these rows are its lanes j % 8 …
@@ -566,6 +617,21 @@ function packT32(): FunctionDef {
   c.get(k).i32(1).i32Add().set(k);
   c.br(0).end().end();
   c.get(j).i32(4).i32Add().set(j);
+  c.br(0).end().end();
+  // The last NT mod 4 rows (a partial strip's), one value at a time.
+  c.block().loop();
+  c.get(j).get(NT).i32GeS().brIf(1);
+  c.get(B).get(j).get(ldB).i32Mul().i32Add().set(src[0]!);
+  c.get(DST).get(j).i32(-8).i32And().get(K).i32Mul().get(j).i32(7).i32And().i32Add().i32(2).i32Shl().i32Add().set(dst);
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(K).i32GeS().brIf(1);
+  c.get(dst).get(src[0]!).f32Load().f32Store();
+  c.get(src[0]!).i32(4).i32Add().set(src[0]!);
+  c.get(dst).i32(32).i32Add().set(dst);
+  c.get(k).i32(1).i32Add().set(k);
+  c.br(0).end().end();
+  c.get(j).i32(1).i32Add().set(j);
   c.br(0).end().end();
   return { name: "pack32T", params, results: [], code: c };
 }
@@ -774,7 +840,7 @@ function wrap(
     if (M4 < M) {
       // The last rows: the rows kernel on B where it is (not for A·Bᵀ, whose B would need packing), then the corner.
       const am = ta ? w : w * lda, ak = ta ? w * lda : w, nr = tb ? 0 : Nt;
-      if (nr > 0) rowsK(M - M4, nr / cols, K, a + M4 * am, am, ak, b, 32, w * ldb, c + w * M4 * ldc, w * ldc, acc);
+      if (nr > 0) rowsK(M - M4, nr / cols, K, a + M4 * am, am, ak, b, 32, w * ldb, c + w * M4 * ldc, w * ldc, acc, 0);
       e(M, N, K, a, lda, b, ldb, c, ldc, acc, M4, nr, ta, tb);
     }
   };
@@ -827,7 +893,7 @@ function wrap(
       if (M4 < M) {
         // The last rows: the rows kernel on the panel just packed (the tiles ran, so M4 > 0), then the corner.
         const am = ta ? w : w * lda, ak = ta ? w * lda : w, nr = M4 > 0 ? nt : 0;
-        if (nr > 0) rowsK(M - M4, nr / cols, K, a + M4 * am, am, ak, dst, 32 * K, 32, cp + w * M4 * ldc, w * ldc, acc);
+        if (nr > 0) rowsK(M - M4, nr / cols, K, a + M4 * am, am, ak, dst, 32 * K, 32, cp + w * M4 * ldc, w * ldc, acc, 0);
         e(M, n, K, a, lda, bp, ldb, cp, ldc, acc, M4, nr, ta, tb);
       }
     }
@@ -840,13 +906,17 @@ function wrap(
   const few = (form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold): void => {
     const Nt = N - (N % cols), ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
     const am = ta ? w : w * lda, ak = ta ? w * lda : w;
-    if (!tb) rowsK(M, Nt / cols, K, a, am, ak, b, 32, w * ldb, c, w * ldc, acc);
-    else {
-      const dst = hold !== 0 ? holdB(2, b, ldb, K, N, hold) : scratch!(w * K * Nt, 0);
-      if (hold === 0 || heldFresh) packT(Nt, K, b, ldb, dst);
-      rowsK(M, Nt / cols, K, a, am, ak, dst, 32 * K, 32, c, w * ldc, acc);
+    if (!tb) {
+      rowsK(M, Nt / cols, K, a, am, ak, b, 32, w * ldb, c, w * ldc, acc, 0);
+      if (Nt < N) e(M, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
+    } else {
+      // Bᵀ packed with its last columns too, as a partial strip, which the rows kernel runs instead of the edge.
+      // (Held as form 3, not 2: the tiles' packing of the same B stops at the whole strips.)
+      const Np = N + ((cols - (N % cols)) % cols);
+      const dst = hold !== 0 ? holdB(3, b, ldb, K, Np, hold) : scratch!(w * K * Np, 0);
+      if (hold === 0 || heldFresh) packT(N, K, b, ldb, dst);
+      rowsK(M, Nt / cols, K, a, am, ak, dst, 32 * K, 32, c, w * ldc, acc, N - Nt);
     }
-    if (Nt < N) e(M, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
   };
   const one = (
     form: Form, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, acc: number, hold: Hold,
