@@ -6,10 +6,14 @@
 import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import {
-  type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, PANEL_BYTES, createGemm32, createGemm64, createMemory, gemmModule, validModule,
+  type Form, type Gemm, type WasmMemory, HOLD_NEW, HOLD_SAME, KC_TN, PANEL_BYTES, createGemm32, createGemm64, createMemory, gemmModule, relaxedSimd,
+  validModule,
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
-import { addBiasRows, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, matmulNN, sumRowsInto } from "../src/tensor/kernels.js";
+import {
+  addBiasRows, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, lstmRecurrence, lstmRecurrenceBackward,
+  matmulNN, matmulNT, sumRowsInto,
+} from "../src/tensor/kernels.js";
 import { WasmArena, adamFor, mixFor } from "../src/wasm/arena.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
@@ -725,6 +729,60 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
         if (!Object.is(a[k]![q], b[k]![q])) expect.fail(`${dtype}: array ${k}[${q}] ${a[k]![q]} with plans vs ${b[k]![q]}`);
       }
     }
+  });
+
+  it("the recurrence in one call (a batch below four rows): the same bits as lstm.ts's loop of kernel calls, forward and backward, both dtypes, fused or not, H with and without a partial strip; a declined float64 step runs in TypeScript", () => {
+    // The loop lstmForward and lstmBackward ran before (and still run for four rows and more): per step, the
+    // product and the gate kernel, each dispatching itself; against lstmRecurrence(Backward) on copies of the arrays.
+    const check = (fused: boolean) => {
+      const arena = WasmArena.create(undefined, fused)!;
+      expect(arena.fused).toBe(fused);
+      let runs = 0;
+      for (const dtype of ["float64", "float32"] as const) for (const B of [1, 2, 3]) for (const H of [2, 6, 10, 12, 14, 16]) {
+        const G = 4 * H, T = 5, t0 = 1, t1 = T; // steps [1, 5) of a workspace of 5: offsets other than 0
+        const rng = makeRng(`wasm/steps/${dtype}/${B}/${H}/${fused}`);
+        const put = (n: number, lo = -1, hi = 1) => { const a = arena.alloc(dtype, n); a.set(uniformArray(rng, n, lo, hi)); return a; };
+        const hs0 = put((T + 1) * B * H), cs0 = put((T + 1) * B * H), z0 = put(T * B * G, -3, 3), U = put(H * G);
+        const dh0 = put(B * H), dc0 = put(B * H);
+        // A float64 σ input below −708 at step 3, row B − 1: the SIMD gate kernel declines that step.
+        if (dtype === "float64") z0[(3 * B + B - 1) * G + H + 1] = -720;
+        const copy = (a: Float32Array | Float64Array) => { const c = arena.alloc(dtype, a.length); c.set(a); return c; };
+        const run = (once: boolean) => {
+          const hs = copy(hs0), cs = copy(cs0), z = copy(z0), tc = arena.alloc(dtype, T * B * H);
+          if (once) expect(lstmRecurrence(B, H, hs, cs, z, tc, U, t0, t1)).toBe(true);
+          else for (let t = t0; t < t1; t++) {
+            matmulNN(B, G, H, hs, t * B * H, H, U, 0, G, z, t * B * G, G, true, t === t0 ? HOLD_NEW : HOLD_SAME);
+            lstmGatesForward(B, H, z, t * B * G, cs, t * B * H, cs, (t + 1) * B * H, tc, t * B * H, hs, (t + 1) * B * H, false);
+          }
+          const dh = copy(dh0), dc = copy(dc0), dz = arena.alloc(dtype, T * B * G);
+          // (below 8 units, dh = dz·Rᵀ runs in TypeScript's kernels, as before: lstm.ts's loop runs)
+          if (once && H >= 8) expect(lstmRecurrenceBackward(B, H, cs, z, tc, dh, dc, dz, U, t0, t1)).toBe(true);
+          else for (let t = t1 - 1; t >= t0; t--) {
+            lstmGatesBackward(B, H, z, t * B * G, cs, t * B * H, tc, t * B * H, dh, 0, dc, 0, dz, t * B * G);
+            matmulNT(B, H, G, dz, t * B * G, G, U, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
+          }
+          return { hs, cs, z, tc, dh, dc, dz };
+        };
+        const a = run(true), b = run(false);
+        for (const k of Object.keys(a) as (keyof typeof a)[]) for (let q = 0; q < a[k].length; q++) {
+          if (!Object.is(a[k][q], b[k][q])) expect.fail(`${dtype} B=${B} H=${H} fused=${fused}: ${k}[${q}] ${a[k][q]} in one call vs ${b[k][q]}`);
+        }
+        if (dtype === "float64") expect(a.z[(3 * B + B - 1) * G + H + 1]).toBeGreaterThan(0); // e^-720, through math.exp
+        runs++;
+      }
+      expect(runs).toBe(36);
+      // Four rows and more, an odd H, or arrays outside the arena: not this path (the caller's loop runs).
+      const x = (n: number) => arena.alloc("float32", n);
+      expect(lstmRecurrence(4, 2, x(20), x(20), x(32), x(8), x(16), 0, 1)).toBe(false);
+      expect(lstmRecurrence(1, 3, x(20), x(20), x(24), x(8), x(36), 0, 1)).toBe(false);
+      expect(lstmRecurrence(1, 2, new Float32Array(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
+      expect(lstmRecurrenceBackward(4, 8, x(80), x(128), x(32), x(32), x(32), x(128), x(256), 0, 1)).toBe(false);
+      expect(lstmRecurrenceBackward(1, 6, x(20), x(32), x(8), x(8), x(8), x(32), x(144), 0, 1)).toBe(false);
+      expect(lstmRecurrenceBackward(1, 8, x(20), x(32), x(8), x(8), x(8), x(32), new Float32Array(256), 0, 1)).toBe(false);
+    };
+    check(false);
+    if (!relaxedSimd()) setFlagsFromString("--experimental-wasm-relaxed-simd");
+    try { if (relaxedSimd()) check(true); } finally { setFlagsFromString("--no-experimental-wasm-relaxed-simd"); }
   });
 
   it("declines, writing nothing, a step with a σ input below -708; lstmGatesForward then gives the TypeScript result", () => {

@@ -14,6 +14,7 @@ import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import {
   HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN2, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
+  lstmRecurrence, lstmRecurrenceBackward,
   gemmPlan, gatesPlan, gatesBackPlan,
 } from "../tensor/kernels.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
@@ -257,6 +258,8 @@ export function lstmForward(
   matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
   if (layer.bias) addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
   const hard = layer.recurrentActivation === "hardSigmoid";
+  // A batch of fewer than four rows on the SIMD backend: the loop below in one call, the same kernels inside.
+  if (!hm && !valid && !hard && lstmRecurrence(B, H, hs, cs, gates, tanhC, layer.recurrentKernel, t0, t1)) return;
   // The SIMD kernels and their arrays' offsets, looked up once for the loop (null: each call dispatches itself).
   const mmPlan = gemmPlan(B, G, hm ? ws.hd! : hs, layer.recurrentKernel, gates);
   const gPlan = gatesPlan(H, hard, gates, cs, cs, tanhC, hs);
@@ -318,6 +321,42 @@ export function lstmBackward(
   const n = t1 - tb;
   if (n <= 0) return;
   const hard = layer.recurrentActivation === "hardSigmoid";
+  // A batch of fewer than four rows on the SIMD backend, nothing asked per step: the loop in one call.
+  const plain = !hard && !hm && !valid && !study && !dhNorms && (!dhSeq || dhSeqFrom >= t1);
+  if (!(plain && lstmRecurrenceBackward(B, H, cs, gates, tanhC, dh, dc, dZ, layer.recurrentKernel, tb, t1))) {
+    backwardSteps(layer, ws, tb, t1, hard, dhSeq, dhSeqOff, dhSeqFrom, dhNorms, study, valid);
+  }
+  // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout),
+  // in one product on dZ (see matmulTN2): dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I), and after it
+  // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1).
+  matmulTN2(
+    I, H, G, n * B, xm ? ws.xd! : xs, xm ? tb * B * I : xOff + tb * B * I, I, hm ? ws.hd! : hs, tb * BH, H,
+    dZ, tb * B * G, G, layer.dWeights, 0, G, true,
+  );
+  if (layer.dBias) sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
+  // dxs (n·B, I) = dZ · kernelᵀ, through the input mask if any. The bottom layer's is dL/dx, which a training
+  // step does not use: skipping it there saves a sixth to a ninth of the step's products.
+  if (!needDx) return;
+  matmulNT(n * B, I, G, dZ, tb * B * G, G, layer.kernel, 0, G, dxs, tb * B * I, I, false);
+  if (xm) {
+    for (let t = tb; t < t1; t++) {
+      for (let b = 0; b < B; b++) {
+        const o = (t * B + b) * I;
+        for (let i = 0; i < I; i++) dxs[o + i] = dxs[o + i]! * xm[b * I + i]!;
+      }
+    }
+  }
+}
+
+/** lstmBackward's loop over the steps, t1 − 1 first: the gates' backward and dh = dz_t·Rᵀ, with what each option adds. */
+function backwardSteps(
+  layer: LSTM, ws: LSTMWorkspace, tb: number, t1: number, hard: boolean,
+  dhSeq: FloatArray | null, dhSeqOff: number, dhSeqFrom: number,
+  dhNorms: Float64Array | null, study: { dh: FloatArray; dc: FloatArray } | null, valid: Uint8Array | null,
+): void {
+  const B = ws.B, H = layer.units, G = 4 * H, BH = B * H;
+  const { cs, gates, tanhC, dZ, dh, dc } = ws;
+  const hm = ws.dropping ? ws.hMask : null;
   // The SIMD kernels and their arrays' offsets, looked up once for the loop (null: each call dispatches itself).
   const gbPlan = hard ? null : gatesBackPlan(H, gates, cs, tanhC, dh, dc, dZ);
   const ntPlan = gemmPlan(B, H, dZ, layer.recurrentKernel, dh);
@@ -362,26 +401,6 @@ export function lstmBackward(
       for (let b = 0; b < B; b++) {
         if (valid![t * B + b]) continue;
         for (let j = b * H; j < (b + 1) * H; j++) { dh[j] = ws.keepH![j]!; dc[j] = ws.keepC![j]!; }
-      }
-    }
-  }
-  // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout),
-  // in one product on dZ (see matmulTN2): dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I), and after it
-  // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1).
-  matmulTN2(
-    I, H, G, n * B, xm ? ws.xd! : xs, xm ? tb * B * I : xOff + tb * B * I, I, hm ? ws.hd! : hs, tb * BH, H,
-    dZ, tb * B * G, G, layer.dWeights, 0, G, true,
-  );
-  if (layer.dBias) sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
-  // dxs (n·B, I) = dZ · kernelᵀ, through the input mask if any. The bottom layer's is dL/dx, which a training
-  // step does not use: skipping it there saves a sixth to a ninth of the step's products.
-  if (!needDx) return;
-  matmulNT(n * B, I, G, dZ, tb * B * G, G, layer.kernel, 0, G, dxs, tb * B * I, I, false);
-  if (xm) {
-    for (let t = tb; t < t1; t++) {
-      for (let b = 0; b < B; b++) {
-        const o = (t * B + b) * I;
-        for (let i = 0; i < I; i++) dxs[o + i] = dxs[o + i]! * xm[b * I + i]!;
       }
     }
   }

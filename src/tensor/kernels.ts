@@ -742,6 +742,46 @@ function gatesForwardLoop(
 }
 
 /**
+ * An LSTM layer's recurrence over steps [t0, t1) in one SIMD call, for a batch of fewer than four rows: for each
+ * step, z_t += h_{t−1}·R (R (H, 4H), z_t holding x·W + b already) and lstmGatesForward, as lstmForward's loop
+ * calls them, the same kernels on the same arguments, so the same bits (src/wasm/steps.ts). hs, cs: (·, B, H) by
+ * slot, step t reading slot t and writing slot t + 1; gates (·, B, 4H) and tanhC (·, B, H) by step. Returns false,
+ * having done nothing, when it does not apply (not the SIMD backend, B ≥ 4, H odd): the caller runs its loop. A
+ * float64 step the SIMD gate kernel declines (a σ input below −708) runs its gates in TypeScript.
+ */
+export function lstmRecurrence(
+  B: number, H: number, hs: FloatArray, cs: FloatArray, gates: FloatArray, tanhC: FloatArray, R: FloatArray, t0: number, t1: number,
+): boolean {
+  const steps = arenas.anyArena && B < 4 && (H & 1) === 0 ? arenas.stepsFor(hs, cs, gates, tanhC, R) : null;
+  if (steps === null) return false;
+  const w = hs.BYTES_PER_ELEMENT, at = arenas.at, BH = B * H, BG = 4 * BH;
+  const h0 = at[0]!, c0 = at[1]!, z0 = at[2]!, tc0 = at[3]!, r0 = at[4]!;
+  for (let t = t0; t < t1; t++) {
+    t += steps.forward(t1 - t, B, H, h0 + w * t * BH, c0 + w * t * BH, z0 + w * t * BG, tc0 + w * t * BH, r0);
+    if (t < t1) gatesForwardLoop(B, H, gates, t * BG, cs, t * BH, cs, (t + 1) * BH, tanhC, t * BH, hs, (t + 1) * BH, false);
+  }
+  return true;
+}
+
+/**
+ * The backward of lstmRecurrence over steps [tb, t1), t1 − 1 first: per step lstmGatesBackward, then dh = dz_t·Rᵀ,
+ * as lstmBackward's loop calls them, with the same bits. dh, dc (B, H): in, the gradients reaching the last step's
+ * h and c; out, those reaching h_{tb−1} and c_{tb−1}. dz (·, B, 4H) by step. False, having done nothing, when it
+ * does not apply (as lstmRecurrence, or H < 8).
+ */
+export function lstmRecurrenceBackward(
+  B: number, H: number, cs: FloatArray, gates: FloatArray, tanhC: FloatArray, dh: FloatArray, dc: FloatArray, dz: FloatArray, R: FloatArray,
+  tb: number, t1: number,
+): boolean {
+  // (H ≥ 8: below that, dh = dz·Rᵀ ran in TypeScript's kernels, whose sums may round differently; it stays there.)
+  const steps = arenas.anyArena && B < 4 && H >= 8 && (H & 1) === 0 ? arenas.stepsBackFor(cs, gates, tanhC, dh, dc, dz, R) : null;
+  if (steps === null) return false;
+  const w = cs.BYTES_PER_ELEMENT, at = arenas.at, BH = B * H, BG = 4 * BH, t = t1 - 1;
+  steps.backward(t1 - tb, B, H, at[0]! + w * t * BH, at[1]! + w * t * BG, at[2]! + w * t * BH, at[3]!, at[4]!, at[5]! + w * t * BG, at[6]!);
+  return true;
+}
+
+/**
  * The backward of `lstmGatesForward` for one step. Takes dh (the full gradient reaching h_t) and
  * dc (the gradient reaching c_t from step t+1), writes dz (B, 4H) and replaces dc by the gradient
  * reaching c_{t-1}, which is dc ⊙ f. For σ gates; `lstmGatesBackwardHard` is the same for hardSigmoid gates.

@@ -14,6 +14,7 @@
 import { type Gemm, type WasmMemory, compiled, createGemm32, createGemm64 } from "./gemm.js";
 import { TABLE_BYTES, gatesModule, writeTables } from "./gates.js";
 import { updateModule } from "./update.js";
+import { stepsModule } from "./steps.js";
 
 /** One LSTM step's σ-gate math (see gates.ts): byte offsets of z, cPrev, c, tanhC, h; 0 when done, 1 when not. */
 export type Gates = (B: number, H: number, z: number, cPrev: number, c: number, tanhC: number, h: number) => number;
@@ -27,6 +28,14 @@ export type SumSquares = (n: number, x: number) => number;
 export type MixKernel = (n: number, g: number, h: number, a: number, b: number) => void;
 /** Its backward (see gates.ts): byte offsets of gates, cPrev, tanhC, dh, dc, dz. */
 export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tanhC: number, dh: number, dc: number, dz: number) => void;
+/**
+ * An LSTM layer's recurrence over n steps in one call (see steps.ts), a batch of fewer than four rows: forward
+ * returns the steps done (fewer than n when the float64 gate kernel declines one).
+ */
+export interface Steps {
+  forward(n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number): number;
+  backward(n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number): void;
+}
 
 type Float = Float32Array | Float64Array;
 
@@ -48,8 +57,8 @@ const PAGE = 65536, MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 export class WasmArena {
   private top = 0;
   /** Where the products pack their operands (see `Scratch` in gemm.ts): one region, replaced when too small. */
-  private scratchAt = [0, 0];
-  private scratchBytes = [0, 0];
+  private scratchAt = [0, 0, 0];
+  private scratchBytes = [0, 0, 0];
   readonly gemm64: Gemm;
   readonly gemm32: Gemm;
   readonly gates64: Gates;
@@ -62,6 +71,8 @@ export class WasmArena {
   readonly sumSquares32: SumSquares;
   readonly mix64: MixKernel;
   readonly mix32: MixKernel;
+  readonly steps64: Steps;
+  readonly steps32: Steps;
   /** [add float64, add float32, sum float64, sum float32] */
   readonly bias: readonly BiasRows[];
   /**
@@ -96,6 +107,20 @@ export class WasmArena {
     this.sumSquares32 = up.sumSquares32;
     this.mix64 = up.mix;
     this.mix32 = up.mix32;
+    type Forward = (n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number, tab?: number) => number;
+    type Backward = (n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, dst: number) => void;
+    const st = new WA!.Instance(compiled(fused ? "steps fused" : "steps", () => stepsModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused)), { env: { memory } })
+      .exports as Record<"forward" | "forward32", Forward> & Record<"backward" | "backward32", Backward>;
+    // Rᵀ's packing for backward: 4H values for each of H columns rounded up to a whole strip (32 bytes), region 2.
+    const packing = (H: number, w: number): number => this.scratch(4 * H * w * Math.ceil((H * w) / 32) * (32 / w), 2);
+    this.steps64 = {
+      forward: (n, B, H, hs, cs, z, tc, R) => st.forward(n, B, H, hs, cs, z, tc, R, tables),
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R) => st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8)),
+    };
+    this.steps32 = {
+      forward: st.forward32,
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R) => st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4)),
+    };
   }
 
   /**
@@ -129,10 +154,10 @@ export class WasmArena {
 
   /**
    * The byte offset of a region of at least `bytes` for the products' packed operands (region 0: within a call;
-   * 1: a B held across calls). A region is reused from call to call; a larger need takes a new one (twice as
+   * 1: a B held across calls; 2: the recurrent kernel's packing in `Steps.backward`). A region is reused from call to call; a larger need takes a new one (twice as
    * large, so that few are left behind).
    */
-  private scratch(bytes: number, region: 0 | 1): number {
+  private scratch(bytes: number, region: 0 | 1 | 2): number {
     if (bytes > this.scratchBytes[region]!) {
       this.scratchBytes[region] = Math.max(bytes, 2 * this.scratchBytes[region]!, 65536);
       this.scratchAt[region] = this.reserve(this.scratchBytes[region]!);
@@ -184,7 +209,7 @@ function where(a: Float): Where {
 }
 
 /** The byte offsets of the arrays of the last lookup below that returned a kernel, in the order of its arguments. */
-export const at: number[] = [0, 0, 0, 0, 0, 0];
+export const at: number[] = [0, 0, 0, 0, 0, 0, 0];
 
 /** True when all of `ws` are views of one arena with `ws[0]`'s dtype; their byte offsets then in `at`. */
 function together(w0: Where, w1: Where, w2: Where = w0, w3: Where = w0, w4: Where = w0, w5: Where = w0): boolean {
@@ -232,6 +257,21 @@ export function biasFor(Y: Float, bias: Float, sum: boolean): BiasRows | null {
   const a = where(Y);
   if (!together(a, where(bias))) return null;
   return a.arena!.bias[(sum ? 2 : 0) + (a.f32 ? 1 : 0)]!;
+}
+
+/** The recurrence's loops on h, c, the gates, tanh(c) and R in place, when all live in one arena (offsets in `at`). */
+export function stepsFor(hs: Float, cs: Float, gates: Float, tanhC: Float, R: Float): Steps | null {
+  const a = where(hs);
+  if (!together(a, where(cs), where(gates), where(tanhC), where(R))) return null;
+  return a.f32 ? a.arena!.steps32 : a.arena!.steps64;
+}
+
+/** Its backward on c, the gates, tanh(c), dh, dc, dz and R, when all live in one arena (offsets in `at`, R's in at[6]). */
+export function stepsBackFor(cs: Float, gates: Float, tanhC: Float, dh: Float, dc: Float, dz: Float, R: Float): Steps | null {
+  const a = where(cs), r = where(R);
+  if (r.arena !== a.arena || r.f32 !== a.f32 || !together(a, where(gates), where(tanhC), where(dh), where(dc), where(dz))) return null;
+  at[6] = r.at;
+  return a.f32 ? a.arena!.steps32 : a.arena!.steps64;
 }
 
 /** Adam on the weights, gradients and moments in place, when all live in one arena (m and v float64; offsets in `at`). */

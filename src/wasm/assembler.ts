@@ -117,6 +117,8 @@ export class Code {
   i32LeU(): this { return this.op(0x4d); }
   i32LeS(): this { return this.op(0x4c); }
   return(): this { return this.op(0x0f); }
+  /** Calls function `index` of this module (its position in `assemble`'s list): its arguments on the stack. */
+  call(index: number): this { this.op(0x10); this.out.u32(index); return this; }
 
   f64Load(offset = 0): this { return this.op(0x2b).memarg(3, offset); }
   f64Store(offset = 0): this { return this.op(0x39).memarg(3, offset); }

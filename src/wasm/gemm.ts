@@ -416,7 +416,7 @@ function tiles32(form: Form, packed = false, fused = false): FunctionDef {
  * left two columns of K = 40 to the edge, which took a third of the call).
  * Parameters: M, strips, K, a, am, ak, b, bs, bk, c, ldc, acc, tail (am, ak, bs, bk and ldc in bytes).
  */
-function rows(w: 4 | 8, fused = false): FunctionDef {
+export function rows(w: 4 | 8, fused = false): FunctionDef {
   const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
   const M = 0, NS = 1, K = 2, A = 3, AM = 4, AK = 5, B = 6, BS = 7, BK = 8, C = 9, LDC = 10, ACC = 11, TAIL = 12;
   const c = new Code(params);
@@ -518,7 +518,7 @@ function rows(w: 4 | 8, fused = false): FunctionDef {
  * for A·Bᵀ, else from B (K, N). Values are copied,
  * not changed: the products stay bit-identical. (Float32 packs from B (N, K) with `packT32`.)
  */
-function pack(w: 4 | 8, trans: boolean): FunctionDef {
+export function pack(w: 4 | 8, trans: boolean): FunctionDef {
   const params = [I32, I32, I32, I32, I32] as const;
   const NT = 0, K = 1, B = 2, LD = 3, DST = 4, sh = w === 8 ? 3 : 2, cols = 32 / w;
   const c = new Code(params);
@@ -580,7 +580,7 @@ function transpose4(c: Code, r: readonly number[], t: readonly number[], out: re
  * values in the same places as the scalar packing, which moved one value per load and store: 16k values (S2's
  * recurrent kernel) took ~10 µs, as long as half of the product that followed.
  */
-function packT32(): FunctionDef {
+export function packT32(): FunctionDef {
   const params = [I32, I32, I32, I32, I32] as const;
   const NT = 0, K = 1, B = 2, LD = 3, DST = 4;
   const c = new Code(params);

@@ -1,0 +1,107 @@
+/**
+ * An LSTM layer's recurrence in one call: the loop over the steps, with a batch of fewer than four rows, run
+ * inside WebAssembly instead of calling two kernels per step from TypeScript.
+ *
+ * With a batch of one (the seed tutorial's model: H = 10, T = 10), a step's product and gate math take a few
+ * hundred nanoseconds, and the TypeScript around each kernel call (the product's dispatch, offsets, the call into
+ * WebAssembly) cost as much again: per step, forward, z_t += h_{t−1}·R then the gates; backward, the gates'
+ * backward then dh = dz_t·Rᵀ. Here the same two kernels run, called from a loop in the module, on the same
+ * arrays with the same arguments, so the results are the very same bits as the TypeScript loop's calls give
+ * (test/wasm.test.ts compares them).
+ *
+ * - `forward` (`forward32`): for t = 0 … n − 1, the rows kernel adds h_{t−1}·R into z_t (R in place: strip s
+ *   of its columns at R + 32·s), then the step's gate kernel. It returns the number of steps done: fewer than n
+ *   when the float64 gate kernel declines a step (a σ input below −708), whose product has then been added; the
+ *   caller runs that step's gates in TypeScript and calls again from the next step.
+ * - `backward` (`backward32`): packs Rᵀ in strips once (as the products' held packing does, with its last
+ *   columns as a partial strip), then for t = n − 1 … 0 the gates' backward and dh = dz_t·Rᵀ.
+ *
+ * Parameters are byte offsets into the memory, of the range's first step (forward) or last (backward).
+ */
+import { Code, I32, assemble, type FunctionDef } from "./assembler.js";
+import { rows, pack, packT32 } from "./gemm.js";
+import { gatesBackward, gatesForward, gatesForward32 } from "./gates.js";
+
+// The module's functions, in this order (a call names a function by its position).
+const ROWS64 = 0, ROWS32 = 1, GATES64 = 2, GATES32 = 3, BACK64 = 4, BACK32 = 5, PACK64 = 6, PACK32 = 7;
+
+/**
+ * forward(n, B, H, hs, cs, z, tc, R[, tab]) → steps done. hs, cs: slot t0 of h and c (h_{t−1}, c_{t−1}; step t
+ * writes slot t + 1); z: the gates of step t0, (B, 4H) per step, holding x·W + b; tc: tanh(c) of step t0; R the
+ * recurrent kernel (H, 4H); tab (float64): the gate tables.
+ */
+function forward(w: 4 | 8): FunctionDef {
+  const f64 = w === 8;
+  const params = f64 ? [I32, I32, I32, I32, I32, I32, I32, I32, I32] as const : [I32, I32, I32, I32, I32, I32, I32, I32] as const;
+  const N = 0, B = 1, H = 2, HS = 3, CS = 4, Z = 5, TC = 6, R = 7, TAB = 8;
+  const c = new Code(params);
+  const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32), declined = c.local(I32);
+  c.get(H).i32(f64 ? 3 : 2).i32Shl().set(hw);        // a row of h: H·w bytes
+  c.get(hw).i32(2).i32Shl().set(gw);                   // a row of z: 4H·w
+  c.get(B).get(hw).i32Mul().set(bh);                   // a step of h: B·H·w
+  c.i32(0).set(t);
+  c.block().loop();
+  c.get(t).get(N).i32GeS().brIf(1);
+  // z_t += h_{t−1}·R: (B, H)·(H, 4H), 4H·w / 32 whole strips of R where it is
+  c.get(B).get(gw).i32(5).i32ShrS().get(H).get(HS).get(hw).i32(w).get(R).i32(32).get(gw).get(Z).get(gw).i32(1).i32(0);
+  c.call(f64 ? ROWS64 : ROWS32);
+  // the step's gates: c_t, tanh(c_t), h_t (slot t + 1) from z_t and c_{t−1}
+  c.get(B).get(H).get(Z).get(CS).get(CS).get(bh).i32Add().get(TC).get(HS).get(bh).i32Add();
+  if (f64) c.get(TAB);
+  c.call(f64 ? GATES64 : GATES32).set(declined);
+  c.block();
+  c.get(declined).i32Eqz().brIf(0);
+  c.get(t).return();
+  c.end();
+  c.get(HS).get(bh).i32Add().set(HS);
+  c.get(CS).get(bh).i32Add().set(CS);
+  c.get(TC).get(bh).i32Add().set(TC);
+  c.get(Z).get(bh).i32(2).i32Shl().i32Add().set(Z);
+  c.get(t).i32(1).i32Add().set(t);
+  c.br(0).end().end();
+  c.get(N);
+  return { name: f64 ? "forward" : "forward32", params, results: [I32], code: c };
+}
+
+/**
+ * backward(n, B, H, cs, g, tc, dh, dc, dz, R, dst). cs, tc: slot t1 − 1 of c (c_{t−1} of the last step) and of
+ * tanh(c); g and dz: the activations and dL/dz of the last step, (B, 4H) per step; dh, dc (B, H): the gradients
+ * reaching h and c of the last step, replaced step by step, as lstmBackward's loop does; dst: where Rᵀ is packed
+ * (4H·⌈H/cols⌉·cols values).
+ */
+function backward(w: 4 | 8): FunctionDef {
+  const f64 = w === 8;
+  const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+  const N = 0, B = 1, H = 2, CS = 3, G = 4, TC = 5, DH = 6, DC = 7, DZ = 8, R = 9, DST = 10;
+  const c = new Code(params);
+  const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32);
+  c.get(H).i32(f64 ? 3 : 2).i32Shl().set(hw);
+  c.get(hw).i32(2).i32Shl().set(gw);
+  c.get(B).get(hw).i32Mul().set(bh);
+  // Rᵀ in strips: row j of R (H, 4H) is column j of Rᵀ, strip j / cols; the last H mod cols rows a partial strip.
+  c.get(H).get(H).i32(2).i32Shl().get(R).get(H).i32(2).i32Shl().get(DST).call(f64 ? PACK64 : PACK32);
+  c.i32(0).set(t);
+  c.block().loop();
+  c.get(t).get(N).i32GeS().brIf(1);
+  // dz_t and dL/dc_{t−1} from dh, dc and the step's saved activations
+  c.get(B).get(H).get(G).get(CS).get(TC).get(DH).get(DC).get(DZ).call(f64 ? BACK64 : BACK32);
+  // dL/dh_{t−1} = dz_t·Rᵀ: (B, 4H)·(4H, H), on the packing (strip s at dst + 32·4H·s, k at + 32·k)
+  c.get(B).get(hw).i32(5).i32ShrS().get(H).i32(2).i32Shl().get(DZ).get(gw).i32(w).get(DST).get(H).i32(7).i32Shl().i32(32)
+    .get(DH).get(hw).i32(0).get(hw).i32(31).i32And().i32(f64 ? 3 : 2).i32ShrS();
+  c.call(f64 ? ROWS64 : ROWS32);
+  c.get(CS).get(bh).i32Sub().set(CS);
+  c.get(TC).get(bh).i32Sub().set(TC);
+  c.get(G).get(bh).i32(2).i32Shl().i32Sub().set(G);
+  c.get(DZ).get(bh).i32(2).i32Shl().i32Sub().set(DZ);
+  c.get(t).i32(1).i32Add().set(t);
+  c.br(0).end().end();
+  return { name: f64 ? "backward" : "backward32", params, results: [], code: c };
+}
+
+/** The module's bytes: the kernels the loops call (rows, gates, their backward, Rᵀ's packing), then the loops. */
+export function stepsModule(memory: { pages: number; maxPages?: number; shared?: boolean }, fused = false): Uint8Array {
+  return assemble([
+    rows(8, fused), rows(4, fused), gatesForward(), gatesForward32(fused), gatesBackward(8), gatesBackward(4), pack(8, true), packT32(),
+    forward(8), forward(4), backward(8), backward(4),
+  ], memory);
+}
