@@ -47,6 +47,14 @@ function sumSquares(x: FloatArray, n: number): number {
   return q;
 }
 
+/**
+ * dst[0 … n) = src[from … from + n). (A `set` of a subarray makes a view object per call: with a batch of one, a
+ * step's state commit took ~0.3 µs of the seed model's ~9, most of it those views and their collection.)
+ */
+function copyFrom(dst: FloatArray, src: FloatArray, from: number, n: number): void {
+  for (let k = 0; k < n; k++) dst[k] = src[from + k]!;
+}
+
 export type Layer = LSTM | Dense;
 
 /** What a training or test step reports. */
@@ -493,8 +501,8 @@ export class Engine {
     for (let i = 0; i < this.lstms.length; i++) {
       const n = B * this.lstms[i]!.units, ws = this.lstmWs[i]!;
       this.allocState(i, B);
-      this.stateH[i]!.set(ws.hs.subarray(t * n, (t + 1) * n));
-      this.stateC[i]!.set(ws.cs.subarray(t * n, (t + 1) * n));
+      copyFrom(this.stateH[i]!, ws.hs, t * n, n);
+      copyFrom(this.stateC[i]!, ws.cs, t * n, n);
     }
   }
 
