@@ -25,6 +25,7 @@ import {
   type DType, type FloatArray, type Tensor, type StridedArray, allocate, fromData,
 } from "./tensor/tensor.js";
 import { gatherSteps, gatherRows, timeToBatchMajor } from "./tensor/layout.js";
+import { clear } from "./tensor/kernels.js";
 import { LSTM, LSTMWorkspace, lstmForward, lstmBackward, lstmWorkspace } from "./layers/lstm.js";
 import { Dense, DenseWorkspace, denseForward, denseBackward, denseWorkspace } from "./layers/dense.js";
 import {
@@ -495,6 +496,11 @@ export class Engine {
     });
   }
 
+  /** Zeros the gradients before a backward pass (in SIMD on the SIMD backend: see `clear`). */
+  zeroGrads(): void {
+    clear(this.grads);
+  }
+
   /** Keeps the state at slot t as every layer's last state (the carried one when stateful). */
   commitState(t: number): void {
     const B = this.B;
@@ -732,7 +738,7 @@ export class Engine {
     const loss = this.lossOf(M, true);
     const res: StepResult = { loss };
     if (this.accuracy) res.accuracy = this.accuracyOf(M);
-    this.grads.fill(0);
+    this.zeroGrads();
     this.backward(0, T, 0, null, null, false);
     if (this.applyUpdate(loss, "trainOnBatch")) this.commitState(T);
     return res;
@@ -783,7 +789,7 @@ export class Engine {
     if (par) return par;
     const M = this.forwardRows(xt, yt, null, 0, B, T, request.training ?? false);
     const loss = this.lossOf(M, true);
-    this.grads.fill(0);
+    this.zeroGrads();
     const norms = hiddenGradNorms ? this.lstms.map(() => new Float64Array(T)) : null;
     const study = request.gradNorms || request.hiddenGrads
       ? this.lstms.map((l) => ({ dh: new Float64Array(T * B * l.units), dc: new Float64Array(T * B * l.units) }))

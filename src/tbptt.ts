@@ -254,7 +254,7 @@ export class TruncatedBPTT {
     }
     const loss = m.lossOf(M, true);
     const accuracy = m.accuracy ? m.accuracyOf(M) : undefined;
-    m.grads.fill(0);
+    m.zeroGrads();
     const tb = Math.max(0, t1 - this.backpropLength);
     const norms = onWindow ? m.lstms.map(() => new Float64Array(t1)) : null; // only when someone looks
     m.backward(tb, t1, t0, norms, null, Boolean(onWindow)); // dL/dx only when onWindow may ask for it

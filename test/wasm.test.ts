@@ -11,10 +11,10 @@ import {
 } from "../src/wasm/gemm.js";
 import { naiveMatmul } from "../src/tensor/naive.js";
 import {
-  addBiasRows, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, lstmRecurrence, lstmRecurrenceBackward,
+  addBiasRows, clear, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, lstmRecurrence, lstmRecurrenceBackward,
   matmulNN, matmulNT, sumRowsInto,
 } from "../src/tensor/kernels.js";
-import { WasmArena, adamFor, mixFor } from "../src/wasm/arena.js";
+import { WasmArena, adamFor, mixFor, zeroFor } from "../src/wasm/arena.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -661,6 +661,25 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       model.compile({ optimizer: adam, loss: "mse" });
       expect(adamFor(model.engine.params, model.engine.grads, adam.m, adam.v)).not.toBeNull();
     }
+  });
+
+  it("clear: zeros every value of an arena's array in SIMD (whole vectors, then one value at a time), nothing before or after it; a heap array by fill", () => {
+    const arena = WasmArena.create()!;
+    let ran = 0;
+    for (const dtype of ["float64", "float32"] as const) for (const n of [1, 3, 4, 5, 8, 491]) {
+      const guard = arena.alloc(dtype, n + 8);
+      guard.fill(7);
+      const x = guard.subarray(4, 4 + n); // a view of the arena 4 values in: the kernel gets its offset
+      expect(zeroFor(x)).not.toBeNull();
+      clear(x);
+      for (let q = 0; q < n + 8; q++) expect(guard[q], `${dtype} n=${n} [${q}]`).toBe(q >= 4 && q < 4 + n ? 0 : 7);
+      ran++;
+    }
+    expect(ran).toBe(12);
+    const heap = new Float64Array(5).fill(3);
+    expect(zeroFor(heap)).toBeNull();
+    clear(heap);
+    expect(Array.from(heap)).toEqual([0, 0, 0, 0, 0]);
   });
 
   it("the threads' gradient merge in SIMD: g ← a·g + b·h bit for bit as the pool's TypeScript loop, float64 and float32, even and odd counts", () => {

@@ -742,6 +742,16 @@ function gatesForwardLoop(
 }
 
 /**
+ * x.fill(0), in SIMD when x lives in a model's WebAssembly memory: there TypedArray.fill is ~5× slower than on
+ * an ordinary array (0.4 against 0.07 µs for the seed model's 491 gradients), and a step zeroes its gradients.
+ */
+export function clear(x: FloatArray): void {
+  const k = arenas.anyArena ? arenas.zeroFor(x) : null;
+  if (k) k(x.length * x.BYTES_PER_ELEMENT, arenas.at[0]!);
+  else x.fill(0);
+}
+
+/**
  * An LSTM layer's recurrence over steps [t0, t1) in one SIMD call, for a batch of fewer than four rows: for each
  * step, z_t += h_{t−1}·R (R (H, 4H), z_t holding x·W + b already) and lstmGatesForward, as lstmForward's loop
  * calls them, the same kernels on the same arguments, so the same bits (src/wasm/steps.ts). hs, cs: (·, B, H) by

@@ -521,7 +521,7 @@ export class ThreadPool implements RowExecutor {
         mainLoss = m.lossOf(M, op !== "test");
         mainHits = accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(M)) : 0;
         if (op !== "test") {
-          m.grads.fill(0);
+          m.zeroGrads();
           m.backward(0, T, 0, norms0, null, op === "grads");
         }
       }

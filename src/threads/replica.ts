@@ -148,7 +148,7 @@ export class Replica {
     this.result[1] = cmd.accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(M)) : 0;
     if (op === "test") return;
     const norms = cmd.norms ? units.map((_, i) => v.norms.subarray(i * T, (i + 1) * T)) : null;
-    m.grads.fill(0);
+    m.zeroGrads();
     m.backward(0, T, 0, norms, null, op === "grads");
     if (this.shared) this.shared.grads.set(m.grads);
     if (norms) for (const a of norms) for (let t = 0; t < T; t++) a[t] = a[t]! * a[t]!;

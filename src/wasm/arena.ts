@@ -71,6 +71,8 @@ export class WasmArena {
   readonly sumSquares32: SumSquares;
   readonly mix64: MixKernel;
   readonly mix32: MixKernel;
+  /** Zeros over n bytes at a byte offset (see update.ts). */
+  readonly zero: (n: number, x: number) => void;
   readonly steps64: Steps;
   readonly steps32: Steps;
   /** [add float64, add float32, sum float64, sum float32] */
@@ -100,13 +102,15 @@ export class WasmArena {
     this.gatesBack32 = ex.gatesBack32;
     this.bias = [ex.addBias, ex.addBias32, ex.sumRows, ex.sumRows32];
     const up = new WA!.Instance(compiled("update", () => updateModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } })
-      .exports as Record<"adam" | "adam32", AdamKernel> & Record<"sumSquares" | "sumSquares32", SumSquares> & Record<"mix" | "mix32", MixKernel>;
+      .exports as Record<"adam" | "adam32", AdamKernel> & Record<"sumSquares" | "sumSquares32", SumSquares> & Record<"mix" | "mix32", MixKernel> &
+      Record<"zero", (n: number, x: number) => void>;
     this.adam64 = up.adam;
     this.adam32 = up.adam32;
     this.sumSquares64 = up.sumSquares;
     this.sumSquares32 = up.sumSquares32;
     this.mix64 = up.mix;
     this.mix32 = up.mix32;
+    this.zero = up.zero;
     type Forward = (n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number, tab?: number) => number;
     type Backward = (n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, dst: number) => void;
     const st = new WA!.Instance(compiled(fused ? "steps fused" : "steps", () => stepsModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused)), { env: { memory } })
@@ -288,6 +292,14 @@ export function sumSquaresFor(x: Float): SumSquares | null {
   if (a.arena === null) return null;
   at[0] = a.at;
   return a.f32 ? a.arena.sumSquares32 : a.arena.sumSquares64;
+}
+
+/** Zeros over x in SIMD when x lives in an arena (its offset in `at[0]`), else null. */
+export function zeroFor(x: Float): ((n: number, x: number) => void) | null {
+  const a = where(x);
+  if (a.arena === null) return null;
+  at[0] = a.at;
+  return a.arena.zero;
 }
 
 /** g ← a·g + b·h in SIMD when g and h live in one arena and share a dtype (offsets in `at`), else null. */

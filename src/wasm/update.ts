@@ -175,7 +175,34 @@ function mix(w: 4 | 8): FunctionDef {
   return { name: w === 8 ? "mix" : "mix32", params, results: [], code: c };
 }
 
+/**
+ * Zeros over n bytes at x (n a multiple of 4): 16 at a time, then 4. (TypedArray.fill on a shared memory's view
+ * took ~0.4 µs for 491 float32 values, against ~0.07 on an ordinary one: the gradients, zeroed before every
+ * backward, are that size in the seed model.)
+ */
+function zero(): FunctionDef {
+  const params = [I32, I32] as const;
+  const N = 0, X = 1;
+  const c = new Code(params);
+  const p = c.local(I32), end = c.local(I32), z = c.local(V128);
+  c.f64(0).f64x2Splat().set(z);
+  c.get(X).set(p);
+  c.get(X).get(N).i32(-16).i32And().i32Add().set(end);
+  c.block().loop();
+  c.get(p).get(end).i32GeS().brIf(1);
+  c.get(p).get(z).v128Store(0);
+  c.get(p).i32(16).i32Add().set(p);
+  c.br(0).end().end();
+  c.get(X).get(N).i32Add().set(end);
+  c.block().loop();
+  c.get(p).get(end).i32GeS().brIf(1);
+  c.get(p).f32(0).f32Store();
+  c.get(p).i32(4).i32Add().set(p);
+  c.br(0).end().end();
+  return { name: "zero", params, results: [], code: c };
+}
+
 /** The module's bytes, for a shared memory of at most `maxPages` pages. */
 export function updateModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([adam(8), adam(4), sumSquares(8), sumSquares(4), mix(8), mix(4)], memory);
+  return assemble([adam(8), adam(4), sumSquares(8), sumSquares(4), mix(8), mix(4), zero()], memory);
 }
