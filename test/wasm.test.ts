@@ -750,7 +750,7 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     }
   });
 
-  it("the recurrence in one call (a batch below four rows): the same bits as lstm.ts's loop of kernel calls, forward and backward, both dtypes, fused or not, H with and without a partial strip; a declined float64 step runs in TypeScript", () => {
+  it("the recurrence in one call (a batch below four rows): the same bits as lstm.ts's loop of kernel calls, forward and backward (with and without gradients from a layer above), both dtypes, fused or not, H with and without a partial strip; a declined float64 step runs in TypeScript", () => {
     // The loop lstmForward and lstmBackward ran before (and still run for four rows and more): per step, the
     // product and the gate kernel, each dispatching itself; against lstmRecurrence(Backward) on copies of the arrays.
     const check = (fused: boolean) => {
@@ -763,6 +763,9 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
         const put = (n: number, lo = -1, hi = 1) => { const a = arena.alloc(dtype, n); a.set(uniformArray(rng, n, lo, hi)); return a; };
         const hs0 = put((T + 1) * B * H), cs0 = put((T + 1) * B * H), z0 = put(T * B * G, -3, 3), U = put(H * G);
         const dh0 = put(B * H), dc0 = put(B * H);
+        // dL/dh_t from a layer above (a sequence-returning layer): none (B = 1), for steps t ≥ 2 (B = 2), for every
+        // step from before the range (B = 3); rows 3 values into the array
+        const from = B === 2 ? 2 : 0, dhSeq = B === 1 ? null : put(3 + (T - from) * B * H);
         // A float64 σ input below −708 at step 3, row B − 1: the SIMD gate kernel declines that step.
         if (dtype === "float64") z0[(3 * B + B - 1) * G + H + 1] = -720;
         const copy = (a: Float32Array | Float64Array) => { const c = arena.alloc(dtype, a.length); c.set(a); return c; };
@@ -775,8 +778,9 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
           }
           const dh = copy(dh0), dc = copy(dc0), dz = arena.alloc(dtype, T * B * G);
           // (below 8 units, dh = dz·Rᵀ runs in TypeScript's kernels, as before: lstm.ts's loop runs)
-          if (once && H >= 8) expect(lstmRecurrenceBackward(B, H, cs, z, tc, dh, dc, dz, U, t0, t1)).toBe(true);
+          if (once && H >= 8) expect(lstmRecurrenceBackward(B, H, cs, z, tc, dh, dc, dz, U, t0, t1, dhSeq, 3, from)).toBe(true);
           else for (let t = t1 - 1; t >= t0; t--) {
+            if (dhSeq && t >= from) for (let k = 0; k < B * H; k++) dh[k] = dh[k]! + dhSeq[3 + (t - from) * B * H + k]!;
             lstmGatesBackward(B, H, z, t * B * G, cs, t * B * H, tc, t * B * H, dh, 0, dc, 0, dz, t * B * G);
             matmulNT(B, H, G, dz, t * B * G, G, U, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
           }
@@ -798,6 +802,7 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
       expect(lstmRecurrenceBackward(4, 8, x(80), x(128), x(32), x(32), x(32), x(128), x(256), 0, 1)).toBe(false);
       expect(lstmRecurrenceBackward(1, 6, x(20), x(32), x(8), x(8), x(8), x(32), x(144), 0, 1)).toBe(false);
       expect(lstmRecurrenceBackward(1, 8, x(20), x(32), x(8), x(8), x(8), x(32), new Float32Array(256), 0, 1)).toBe(false);
+      expect(lstmRecurrenceBackward(1, 8, x(20), x(32), x(8), x(8), x(8), x(32), x(256), 0, 1, new Float32Array(8))).toBe(false);
     };
     check(false);
     if (!relaxedSimd()) setFlagsFromString("--experimental-wasm-relaxed-simd");

@@ -321,9 +321,10 @@ export function lstmBackward(
   const n = t1 - tb;
   if (n <= 0) return;
   const hard = layer.recurrentActivation === "hardSigmoid";
-  // A batch of fewer than four rows on the SIMD backend, nothing asked per step: the loop in one call.
-  const plain = !hard && !hm && !valid && !study && !dhNorms && (!dhSeq || dhSeqFrom >= t1);
-  if (!(plain && lstmRecurrenceBackward(B, H, cs, gates, tanhC, dh, dc, dZ, layer.recurrentKernel, tb, t1))) {
+  // A batch of fewer than four rows on the SIMD backend, nothing asked per step but the gradients from above: the
+  // loop in one call.
+  const plain = !hard && !hm && !valid && !study && !dhNorms;
+  if (!(plain && lstmRecurrenceBackward(B, H, cs, gates, tanhC, dh, dc, dZ, layer.recurrentKernel, tb, t1, dhSeq, dhSeqOff, dhSeqFrom))) {
     backwardSteps(layer, ws, tb, t1, hard, dhSeq, dhSeqOff, dhSeqFrom, dhNorms, study, valid);
   }
   // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout),

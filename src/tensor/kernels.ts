@@ -776,18 +776,22 @@ export function lstmRecurrence(
 /**
  * The backward of lstmRecurrence over steps [tb, t1), t1 − 1 first: per step lstmGatesBackward, then dh = dz_t·Rᵀ,
  * as lstmBackward's loop calls them, with the same bits. dh, dc (B, H): in, the gradients reaching the last step's
- * h and c; out, those reaching h_{tb−1} and c_{tb−1}. dz (·, B, 4H) by step. False, having done nothing, when it
- * does not apply (as lstmRecurrence, or H < 8).
+ * h and c; out, those reaching h_{tb−1} and c_{tb−1}. dz (·, B, 4H) by step. dhSeq, when given, is dL/dh_t from
+ * the layer above for the steps t ≥ dhSeqFrom, (·, B, H) from dhSeqOff, added to dh first, as lstmBackward does.
+ * False, having done nothing, when it does not apply (as lstmRecurrence, or H < 8).
  */
 export function lstmRecurrenceBackward(
   B: number, H: number, cs: FloatArray, gates: FloatArray, tanhC: FloatArray, dh: FloatArray, dc: FloatArray, dz: FloatArray, R: FloatArray,
-  tb: number, t1: number,
+  tb: number, t1: number, dhSeq: FloatArray | null = null, dhSeqOff = 0, dhSeqFrom = 0,
 ): boolean {
   // (H ≥ 8: below that, dh = dz·Rᵀ ran in TypeScript's kernels, whose sums may round differently; it stays there.)
-  const steps = arenas.anyArena && B < 4 && H >= 8 && (H & 1) === 0 ? arenas.stepsBackFor(cs, gates, tanhC, dh, dc, dz, R) : null;
+  const steps = arenas.anyArena && B < 4 && H >= 8 && (H & 1) === 0 ? arenas.stepsBackFor(cs, gates, tanhC, dh, dc, dz, R, dhSeq) : null;
   if (steps === null) return false;
   const w = cs.BYTES_PER_ELEMENT, at = arenas.at, BH = B * H, BG = 4 * BH, t = t1 - 1;
-  steps.backward(t1 - tb, B, H, at[0]! + w * t * BH, at[1]! + w * t * BG, at[2]! + w * t * BH, at[3]!, at[4]!, at[5]! + w * t * BG, at[6]!);
+  // the top steps that have a gradient from above: t ≥ dhSeqFrom, from t1 − 1 down
+  const nSeq = dhSeq === null ? 0 : Math.max(0, t1 - Math.max(dhSeqFrom, tb));
+  const ds = nSeq > 0 ? at[7]! + w * (dhSeqOff + (t - dhSeqFrom) * BH) : 0;
+  steps.backward(t1 - tb, B, H, at[0]! + w * t * BH, at[1]! + w * t * BG, at[2]! + w * t * BH, at[3]!, at[4]!, at[5]! + w * t * BG, at[6]!, ds, nSeq);
   return true;
 }
 

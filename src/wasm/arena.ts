@@ -34,7 +34,9 @@ export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tan
  */
 export interface Steps {
   forward(n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number): number;
-  backward(n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number): void;
+  backward(
+    n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, ds: number, nSeq: number,
+  ): void;
 }
 
 type Float = Float32Array | Float64Array;
@@ -112,18 +114,20 @@ export class WasmArena {
     this.mix32 = up.mix32;
     this.zero = up.zero;
     type Forward = (n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number, tab?: number) => number;
-    type Backward = (n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, dst: number) => void;
+    type Backward = (
+      n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, dst: number, ds: number, nSeq: number,
+    ) => void;
     const st = new WA!.Instance(compiled(fused ? "steps fused" : "steps", () => stepsModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused)), { env: { memory } })
       .exports as Record<"forward" | "forward32", Forward> & Record<"backward" | "backward32", Backward>;
     // Rᵀ's packing for backward: 4H values for each of H columns rounded up to a whole strip (32 bytes), region 2.
     const packing = (H: number, w: number): number => this.scratch(4 * H * w * Math.ceil((H * w) / 32) * (32 / w), 2);
     this.steps64 = {
       forward: (n, B, H, hs, cs, z, tc, R) => st.forward(n, B, H, hs, cs, z, tc, R, tables),
-      backward: (n, B, H, cs, g, tc, dh, dc, dz, R) => st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8)),
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq) => st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8), ds, nSeq),
     };
     this.steps32 = {
       forward: st.forward32,
-      backward: (n, B, H, cs, g, tc, dh, dc, dz, R) => st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4)),
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq) => st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4), ds, nSeq),
     };
   }
 
@@ -213,7 +217,7 @@ function where(a: Float): Where {
 }
 
 /** The byte offsets of the arrays of the last lookup below that returned a kernel, in the order of its arguments. */
-export const at: number[] = [0, 0, 0, 0, 0, 0, 0];
+export const at: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
 
 /** True when all of `ws` are views of one arena with `ws[0]`'s dtype; their byte offsets then in `at`. */
 function together(w0: Where, w1: Where, w2: Where = w0, w3: Where = w0, w4: Where = w0, w5: Where = w0): boolean {
@@ -270,11 +274,16 @@ export function stepsFor(hs: Float, cs: Float, gates: Float, tanhC: Float, R: Fl
   return a.f32 ? a.arena!.steps32 : a.arena!.steps64;
 }
 
-/** Its backward on c, the gates, tanh(c), dh, dc, dz and R, when all live in one arena (offsets in `at`, R's in at[6]). */
-export function stepsBackFor(cs: Float, gates: Float, tanhC: Float, dh: Float, dc: Float, dz: Float, R: Float): Steps | null {
-  const a = where(cs), r = where(R);
-  if (r.arena !== a.arena || r.f32 !== a.f32 || !together(a, where(gates), where(tanhC), where(dh), where(dc), where(dz))) return null;
-  at[6] = r.at;
+/**
+ * Its backward on c, the gates, tanh(c), dh, dc, dz, R and the gradients from above (null: none), when all live in
+ * one arena (offsets in `at`: R's in at[6], the gradients from above in at[7]).
+ */
+export function stepsBackFor(cs: Float, gates: Float, tanhC: Float, dh: Float, dc: Float, dz: Float, R: Float, dhSeq: Float | null): Steps | null {
+  const a = where(cs), r = where(R), s = dhSeq === null ? a : where(dhSeq);
+  if (r.arena !== a.arena || r.f32 !== a.f32 || s.arena !== a.arena || s.f32 !== a.f32) return null;
+  const sAt = s.at;
+  if (!together(a, where(gates), where(tanhC), where(dh), where(dc), where(dz))) return null;
+  at[6] = r.at; at[7] = dhSeq === null ? 0 : sAt;
   return a.f32 ? a.arena!.steps32 : a.arena!.steps64;
 }
 

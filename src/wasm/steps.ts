@@ -64,17 +64,18 @@ function forward(w: 4 | 8): FunctionDef {
 }
 
 /**
- * backward(n, B, H, cs, g, tc, dh, dc, dz, R, dst). cs, tc: slot t1 − 1 of c (c_{t−1} of the last step) and of
- * tanh(c); g and dz: the activations and dL/dz of the last step, (B, 4H) per step; dh, dc (B, H): the gradients
- * reaching h and c of the last step, replaced step by step, as lstmBackward's loop does; dst: where Rᵀ is packed
- * (4H·⌈H/cols⌉·cols values).
+ * backward(n, B, H, cs, g, tc, dh, dc, dz, R, dst, ds, nSeq). cs, tc: slot t1 − 1 of c (c_{t−1} of the last step)
+ * and of tanh(c); g and dz: the activations and dL/dz of the last step, (B, 4H) per step; dh, dc (B, H): the
+ * gradients reaching h and c of the last step, replaced step by step, as lstmBackward's loop does; dst: where Rᵀ is
+ * packed (4H·⌈H/cols⌉·cols values); ds: dL/dh of the last step from the layer above, (B, H) per step, added to dh
+ * in the first nSeq steps (0: none).
  */
 function backward(w: 4 | 8): FunctionDef {
   const f64 = w === 8;
-  const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
-  const N = 0, B = 1, H = 2, CS = 3, G = 4, TC = 5, DH = 6, DC = 7, DZ = 8, R = 9, DST = 10;
+  const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+  const N = 0, B = 1, H = 2, CS = 3, G = 4, TC = 5, DH = 6, DC = 7, DZ = 8, R = 9, DST = 10, DS = 11, NSEQ = 12;
   const c = new Code(params);
-  const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32);
+  const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32), p = c.local(I32), end = c.local(I32);
   c.get(H).i32(f64 ? 3 : 2).i32Shl().set(hw);
   c.get(hw).i32(2).i32Shl().set(gw);
   c.get(B).get(hw).i32Mul().set(bh);
@@ -83,6 +84,27 @@ function backward(w: 4 | 8): FunctionDef {
   c.i32(0).set(t);
   c.block().loop();
   c.get(t).get(N).i32GeS().brIf(1);
+  // The first nSeq steps (from the top): dh += dL/dh_t from the layer above, B·H values at ds, then ds one step down.
+  c.block();
+  c.get(t).get(NSEQ).i32GeS().brIf(0);
+  c.i32(0).set(p);
+  c.get(bh).i32(-16).i32And().set(end);
+  c.block().loop();
+  c.get(p).get(end).i32GeS().brIf(1);
+  c.get(DH).get(p).i32Add().get(DH).get(p).i32Add().v128Load(0).get(DS).get(p).i32Add().v128Load(0);
+  if (f64) c.f64x2Add(); else c.f32x4Add();
+  c.v128Store(0);
+  c.get(p).i32(16).i32Add().set(p);
+  c.br(0).end().end();
+  c.block().loop(); // the last value (float32, B·H ≡ 2 mod 4: two), one at a time
+  c.get(p).get(bh).i32GeS().brIf(1);
+  c.get(DH).get(p).i32Add();
+  if (f64) c.get(DH).get(p).i32Add().f64Load().get(DS).get(p).i32Add().f64Load().f64Add().f64Store();
+  else c.get(DH).get(p).i32Add().f32Load().get(DS).get(p).i32Add().f32Load().f32Add().f32Store();
+  c.get(p).i32(w).i32Add().set(p);
+  c.br(0).end().end();
+  c.get(DS).get(bh).i32Sub().set(DS);
+  c.end();
   // dz_t and dL/dc_{t−1} from dh, dc and the step's saved activations
   c.get(B).get(H).get(G).get(CS).get(TC).get(DH).get(DC).get(DZ).call(f64 ? BACK64 : BACK32);
   // dL/dh_{t−1} = dz_t·Rᵀ: (B, 4H)·(4H, H), on the packing (strip s at dst + 32·4H·s, k at + 32·k)
