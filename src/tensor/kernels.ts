@@ -766,6 +766,8 @@ export function lstmRecurrence(
   if (steps === null) return false;
   const w = hs.BYTES_PER_ELEMENT, at = arenas.at, BH = B * H, BG = 4 * BH;
   const h0 = at[0]!, c0 = at[1]!, z0 = at[2]!, tc0 = at[3]!, r0 = at[4]!;
+  // Each call runs from step t and stops before a declined step t' (its product added): t' runs its gates here,
+  // and the loop's t++ resumes after it.
   for (let t = t0; t < t1; t++) {
     t += steps.forward(t1 - t, B, H, h0 + w * t * BH, c0 + w * t * BH, z0 + w * t * BG, tc0 + w * t * BH, r0);
     if (t < t1) gatesForwardLoop(B, H, gates, t * BG, cs, t * BH, cs, (t + 1) * BH, tanhC, t * BH, hs, (t + 1) * BH, false);

@@ -14,7 +14,8 @@
  *   when the float64 gate kernel declines a step (a σ input below −708), whose product has then been added; the
  *   caller runs that step's gates in TypeScript and calls again from the next step.
  * - `backward` (`backward32`): packs Rᵀ in strips once (as the products' held packing does, with its last
- *   columns as a partial strip), then for t = n − 1 … 0 the gates' backward and dh = dz_t·Rᵀ.
+ *   columns as a partial strip), then for t = n − 1 … 0: dh += the gradient from a layer above (if the step has
+ *   one), the gates' backward, and dh = dz_t·Rᵀ.
  *
  * Parameters are byte offsets into the memory, of the range's first step (forward) or last (backward).
  */
