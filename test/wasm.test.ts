@@ -12,7 +12,7 @@ import {
 import { naiveMatmul } from "../src/tensor/naive.js";
 import {
   addBiasRows, clear, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, lstmRecurrence, lstmRecurrenceBackward,
-  matmulNN, matmulNT, sumRowsInto,
+  matmulNN, matmulNT, matmulTN2, sumRowsInto,
 } from "../src/tensor/kernels.js";
 import { WasmArena, adamFor, mixFor, zeroFor } from "../src/wasm/arena.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
@@ -750,59 +750,82 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     }
   });
 
-  it("the recurrence in one call (a batch below four rows): the same bits as lstm.ts's loop of kernel calls, forward and backward (with and without gradients from a layer above), both dtypes, fused or not, H with and without a partial strip; a declined float64 step runs in TypeScript", () => {
-    // The loop lstmForward and lstmBackward ran before (and still run for four rows and more): per step, the
-    // product and the gate kernel, each dispatching itself; against lstmRecurrence(Backward) on copies of the arrays.
+  it("the recurrence in one call (a batch below four rows): the same bits as lstm.ts's kernel calls, forward (input projection, bias or none, then the loop) and backward (the loop, with and without gradients from a layer above, then the weight gradients, K blocks included), both dtypes, fused or not, H with and without a partial strip; a declined float64 step runs in TypeScript", () => {
+    // What lstmForward and lstmBackward call (and still call for four rows and more): the products, bias rows and
+    // per-step kernels, each dispatching itself; against lstmRecurrence(Backward) on copies of the arrays.
     const check = (fused: boolean) => {
       const arena = WasmArena.create(undefined, fused)!;
       expect(arena.fused).toBe(fused);
       let runs = 0;
       for (const dtype of ["float64", "float32"] as const) for (const B of [1, 2, 3]) for (const H of [2, 6, 10, 12, 14, 16]) {
-        const G = 4 * H, T = 5, t0 = 1, t1 = T; // steps [1, 5) of a workspace of 5: offsets other than 0
+        // steps [1, T) of a workspace of T: offsets other than 0; at B = 3, H = 16, 297 rows: two K blocks of dW's sum
+        const G = 4 * H, T = B === 3 && H === 16 ? 100 : 5, t0 = 1, t1 = T, n = t1 - t0, I = H % 4 === 2 ? 1 : 3;
         const rng = makeRng(`wasm/steps/${dtype}/${B}/${H}/${fused}`);
-        const put = (n: number, lo = -1, hi = 1) => { const a = arena.alloc(dtype, n); a.set(uniformArray(rng, n, lo, hi)); return a; };
-        const hs0 = put((T + 1) * B * H), cs0 = put((T + 1) * B * H), z0 = put(T * B * G, -3, 3), U = put(H * G);
-        const dh0 = put(B * H), dc0 = put(B * H);
+        const put = (k: number, lo = -1, hi = 1) => { const a = arena.alloc(dtype, k); a.set(uniformArray(rng, k, lo, hi)); return a; };
+        const hs0 = put((T + 1) * B * H), cs0 = put((T + 1) * B * H), x = put(T * B * I), W = put(I * G), U = put(H * G);
+        const bias = B === 2 ? null : put(G), dh0 = put(B * H), dc0 = put(B * H), dW0 = put((I + H) * G), dB0 = put(G);
         // dL/dh_t from a layer above (a sequence-returning layer): none (B = 1), for steps t ≥ 2 (B = 2), for every
         // step from before the range (B = 3); rows 3 values into the array
         const from = B === 2 ? 2 : 0, dhSeq = B === 1 ? null : put(3 + (T - from) * B * H);
-        // A float64 σ input below −708 at step 3, row B − 1: the SIMD gate kernel declines that step.
-        if (dtype === "float64") z0[(3 * B + B - 1) * G + H + 1] = -720;
+        // A float64 σ input of −725 at step 3, row B − 1 (x·W there; column H + 1 of W's other rows, of R and of
+        // the bias zero): the SIMD gate kernel declines that step.
+        if (dtype === "float64") {
+          x[(3 * B + B - 1) * I] = 100;
+          for (let i = 0; i < I; i++) W[i * G + H + 1] = i === 0 ? -7.25 : 0;
+          for (let j = 0; j < H; j++) U[j * G + H + 1] = 0;
+          if (bias) bias[H + 1] = 0;
+        }
         const copy = (a: Float32Array | Float64Array) => { const c = arena.alloc(dtype, a.length); c.set(a); return c; };
         const run = (once: boolean) => {
-          const hs = copy(hs0), cs = copy(cs0), z = copy(z0), tc = arena.alloc(dtype, T * B * H);
-          if (once) expect(lstmRecurrence(B, H, hs, cs, z, tc, U, t0, t1)).toBe(true);
-          else for (let t = t0; t < t1; t++) {
-            matmulNN(B, G, H, hs, t * B * H, H, U, 0, G, z, t * B * G, G, true, t === t0 ? HOLD_NEW : HOLD_SAME);
-            lstmGatesForward(B, H, z, t * B * G, cs, t * B * H, cs, (t + 1) * B * H, tc, t * B * H, hs, (t + 1) * B * H, false);
+          const hs = copy(hs0), cs = copy(cs0), z = arena.alloc(dtype, T * B * G), tc = arena.alloc(dtype, T * B * H);
+          if (once) expect(lstmRecurrence(B, H, I, x, t0 * B * I, W, bias, hs, cs, z, tc, U, t0, t1)).toBe(true);
+          else {
+            matmulNN(n * B, G, I, x, t0 * B * I, I, W, 0, G, z, t0 * B * G, G, false);
+            if (bias) addBiasRows(n * B, G, z, t0 * B * G, G, bias, 0);
+            for (let t = t0; t < t1; t++) {
+              matmulNN(B, G, H, hs, t * B * H, H, U, 0, G, z, t * B * G, G, true, t === t0 ? HOLD_NEW : HOLD_SAME);
+              lstmGatesForward(B, H, z, t * B * G, cs, t * B * H, cs, (t + 1) * B * H, tc, t * B * H, hs, (t + 1) * B * H, false);
+            }
           }
-          const dh = copy(dh0), dc = copy(dc0), dz = arena.alloc(dtype, T * B * G);
-          // (below 8 units, dh = dz·Rᵀ runs in TypeScript's kernels, as before: lstm.ts's loop runs)
-          if (once && H >= 8) expect(lstmRecurrenceBackward(B, H, cs, z, tc, dh, dc, dz, U, t0, t1, dhSeq, 3, from)).toBe(true);
-          else for (let t = t1 - 1; t >= t0; t--) {
-            if (dhSeq && t >= from) for (let k = 0; k < B * H; k++) dh[k] = dh[k]! + dhSeq[3 + (t - from) * B * H + k]!;
-            lstmGatesBackward(B, H, z, t * B * G, cs, t * B * H, tc, t * B * H, dh, 0, dc, 0, dz, t * B * G);
-            matmulNT(B, H, G, dz, t * B * G, G, U, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
+          const dh = copy(dh0), dc = copy(dc0), dz = arena.alloc(dtype, T * B * G), dW = copy(dW0), dB = bias ? copy(dB0) : null;
+          // (below 8 units, dh = dz·Rᵀ runs in TypeScript's kernels, as before: lstm.ts's calls run)
+          if (once && H >= 8) {
+            expect(lstmRecurrenceBackward(B, H, I, cs, z, tc, dh, dc, dz, U, t0, t1, dhSeq, 3, from, x, t0 * B * I, hs, dW, dB)).toBe(true);
+          } else {
+            for (let t = t1 - 1; t >= t0; t--) {
+              if (dhSeq && t >= from) for (let k = 0; k < B * H; k++) dh[k] = dh[k]! + dhSeq[3 + (t - from) * B * H + k]!;
+              lstmGatesBackward(B, H, z, t * B * G, cs, t * B * H, tc, t * B * H, dh, 0, dc, 0, dz, t * B * G);
+              matmulNT(B, H, G, dz, t * B * G, G, U, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
+            }
+            matmulTN2(I, H, G, n * B, x, t0 * B * I, I, hs, t0 * B * H, H, dz, t0 * B * G, G, dW, 0, G, true);
+            if (dB) sumRowsInto(n * B, G, dz, t0 * B * G, G, dB, 0);
           }
-          return { hs, cs, z, tc, dh, dc, dz };
+          return { hs, cs, z, tc, dh, dc, dz, dW, dB: dB ?? dB0 };
         };
         const a = run(true), b = run(false);
         for (const k of Object.keys(a) as (keyof typeof a)[]) for (let q = 0; q < a[k].length; q++) {
           if (!Object.is(a[k][q], b[k][q])) expect.fail(`${dtype} B=${B} H=${H} fused=${fused}: ${k}[${q}] ${a[k][q]} in one call vs ${b[k][q]}`);
         }
-        if (dtype === "float64") expect(a.z[(3 * B + B - 1) * G + H + 1]).toBeGreaterThan(0); // e^-720, through math.exp
+        if (dtype === "float64") expect(a.z[(3 * B + B - 1) * G + H + 1]).toBeGreaterThan(0); // e^-725, through math.exp
         runs++;
       }
       expect(runs).toBe(36);
-      // Four rows and more, an odd H, or arrays outside the arena: not this path (the caller's loop runs).
-      const x = (n: number) => arena.alloc("float32", n);
-      expect(lstmRecurrence(4, 2, x(20), x(20), x(32), x(8), x(16), 0, 1)).toBe(false);
-      expect(lstmRecurrence(1, 3, x(20), x(20), x(24), x(8), x(36), 0, 1)).toBe(false);
-      expect(lstmRecurrence(1, 2, new Float32Array(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
-      expect(lstmRecurrenceBackward(4, 8, x(80), x(128), x(32), x(32), x(32), x(128), x(256), 0, 1)).toBe(false);
-      expect(lstmRecurrenceBackward(1, 6, x(20), x(32), x(8), x(8), x(8), x(32), x(144), 0, 1)).toBe(false);
-      expect(lstmRecurrenceBackward(1, 8, x(20), x(32), x(8), x(8), x(8), x(32), new Float32Array(256), 0, 1)).toBe(false);
-      expect(lstmRecurrenceBackward(1, 8, x(20), x(32), x(8), x(8), x(8), x(32), x(256), 0, 1, new Float32Array(8))).toBe(false);
+      // Four rows and more, an odd H, or arrays outside the arena: not this path (the caller's calls run).
+      const x = (k: number) => arena.alloc("float32", k), heap = (k: number) => new Float32Array(k);
+      expect(lstmRecurrence(4, 2, 1, x(8), 0, x(8), null, x(20), x(20), x(32), x(8), x(16), 0, 1)).toBe(false);
+      expect(lstmRecurrence(1, 3, 1, x(8), 0, x(12), null, x(20), x(20), x(24), x(8), x(36), 0, 1)).toBe(false);
+      expect(lstmRecurrence(1, 2, 1, x(8), 0, x(8), null, heap(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
+      expect(lstmRecurrence(1, 2, 1, heap(8), 0, x(8), null, x(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
+      expect(lstmRecurrence(1, 2, 1, x(8), 0, x(8), heap(8), x(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
+      type F = Float32Array | Float64Array;
+      const back = (B: number, H: number, R: F, dhSeq: F | null, xs: F, dW: F) =>
+        lstmRecurrenceBackward(B, H, 1, x(80), x(128), x(32), x(32), x(32), x(128), R, 0, 1, dhSeq, 0, 0, xs, 0, x(80), dW, null);
+      expect(back(4, 8, x(256), null, x(8), x(288))).toBe(false);
+      expect(back(1, 6, x(144), null, x(8), x(168))).toBe(false);
+      expect(back(1, 8, heap(256), null, x(8), x(288))).toBe(false);
+      expect(back(1, 8, x(256), heap(8), x(8), x(288))).toBe(false);
+      expect(back(1, 8, x(256), null, heap(8), x(288))).toBe(false);
+      expect(back(1, 8, x(256), null, x(8), heap(288))).toBe(false);
     };
     check(false);
     if (!relaxedSimd()) setFlagsFromString("--experimental-wasm-relaxed-simd");

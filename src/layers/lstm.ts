@@ -254,12 +254,15 @@ export function lstmForward(
     }
     src = xd; srcOff = 0;
   }
+  const hard = layer.recurrentActivation === "hardSigmoid";
+  // A batch of fewer than four rows on the SIMD backend: what follows (the input projection and the loop) in one
+  // call, the same kernels inside.
+  if (!hm && !valid && !hard) {
+    if (lstmRecurrence(B, H, I, src, srcOff + t0 * B * I, layer.kernel, layer.bias, hs, cs, gates, tanhC, layer.recurrentKernel, t0, t1)) return;
+  }
   // Input projection for every step of the range at once: (n·B, I) · (I, G) -> (n·B, G), plus bias.
   matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
   if (layer.bias) addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
-  const hard = layer.recurrentActivation === "hardSigmoid";
-  // A batch of fewer than four rows on the SIMD backend: the loop below in one call, the same kernels inside.
-  if (!hm && !valid && !hard && lstmRecurrence(B, H, hs, cs, gates, tanhC, layer.recurrentKernel, t0, t1)) return;
   // The SIMD kernels and their arrays' offsets, looked up once for the loop (null: each call dispatches itself).
   const mmPlan = gemmPlan(B, G, hm ? ws.hd! : hs, layer.recurrentKernel, gates);
   const gPlan = gatesPlan(H, hard, gates, cs, cs, tanhC, hs);
@@ -321,20 +324,21 @@ export function lstmBackward(
   const n = t1 - tb;
   if (n <= 0) return;
   const hard = layer.recurrentActivation === "hardSigmoid";
+  // The inputs the forward products read (masked copies under dropout), for the weight gradients.
+  const xIn = xm ? ws.xd! : xs, xInOff = xm ? tb * B * I : xOff + tb * B * I;
   // A batch of fewer than four rows on the SIMD backend, nothing asked per step but the gradients from above: the
-  // loop in one call.
+  // loop and the weight gradients below in one call.
   const plain = !hard && !hm && !valid && !study && !dhNorms;
-  if (!(plain && lstmRecurrenceBackward(B, H, cs, gates, tanhC, dh, dc, dZ, layer.recurrentKernel, tb, t1, dhSeq, dhSeqOff, dhSeqFrom))) {
+  if (!(plain && lstmRecurrenceBackward(
+    B, H, I, cs, gates, tanhC, dh, dc, dZ, layer.recurrentKernel, tb, t1, dhSeq, dhSeqOff, dhSeqFrom, xIn, xInOff, hs, layer.dWeights, layer.dBias,
+  ))) {
     backwardSteps(layer, ws, tb, t1, hard, dhSeq, dhSeqOff, dhSeqFrom, dhNorms, study, valid);
+    // Weight gradients over all n·B rows at once, in one product on dZ (see matmulTN2): dKernel (I, G) += xsᵀ · dZ,
+    // with xs rows (n·B, I), and after it dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly
+    // h_{t-1} for t in [tb, t1).
+    matmulTN2(I, H, G, n * B, xIn, xInOff, I, hm ? ws.hd! : hs, tb * BH, H, dZ, tb * B * G, G, layer.dWeights, 0, G, true);
+    if (layer.dBias) sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
   }
-  // Weight gradients over all n·B rows at once, from what the forward products read (masked copies under dropout),
-  // in one product on dZ (see matmulTN2): dKernel (I, G) += xsᵀ · dZ, with xs rows (n·B, I), and after it
-  // dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly h_{t-1} for t in [tb, t1).
-  matmulTN2(
-    I, H, G, n * B, xm ? ws.xd! : xs, xm ? tb * B * I : xOff + tb * B * I, I, hm ? ws.hd! : hs, tb * BH, H,
-    dZ, tb * B * G, G, layer.dWeights, 0, G, true,
-  );
-  if (layer.dBias) sumRowsInto(n * B, G, dZ, tb * B * G, G, layer.dBias, 0);
   // dxs (n·B, I) = dZ · kernelᵀ, through the input mask if any. The bottom layer's is dL/dx, which a training
   // step does not use: skipping it there saves a sixth to a ninth of the step's products.
   if (!needDx) return;

@@ -33,9 +33,13 @@ export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tan
  * returns the steps done (fewer than n when the float64 gate kernel declines one).
  */
 export interface Steps {
-  forward(n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number): number;
+  forward(
+    n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number,
+    I: number, x: number, W: number, bias: number, project: number,
+  ): number;
   backward(
     n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, ds: number, nSeq: number,
+    I: number, x: number, hp: number, dW: number, dB: number,
   ): void;
 }
 
@@ -113,21 +117,22 @@ export class WasmArena {
     this.mix64 = up.mix;
     this.mix32 = up.mix32;
     this.zero = up.zero;
-    type Forward = (n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number, tab?: number) => number;
-    type Backward = (
-      n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, dst: number, ds: number, nSeq: number,
-    ) => void;
+    // (the parameters as Steps has them, float64's gate tables and both backwards' packing of Rᵀ added)
+    type Forward = (...args: number[]) => number;
+    type Backward = (...args: number[]) => void;
     const st = new WA!.Instance(compiled(fused ? "steps fused" : "steps", () => stepsModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused)), { env: { memory } })
       .exports as Record<"forward" | "forward32", Forward> & Record<"backward" | "backward32", Backward>;
     // Rᵀ's packing for backward: 4H values for each of H columns rounded up to a whole strip (32 bytes), region 2.
     const packing = (H: number, w: number): number => this.scratch(4 * H * w * Math.ceil((H * w) / 32) * (32 / w), 2);
     this.steps64 = {
-      forward: (n, B, H, hs, cs, z, tc, R) => st.forward(n, B, H, hs, cs, z, tc, R, tables),
-      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq) => st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8), ds, nSeq),
+      forward: (n, B, H, hs, cs, z, tc, R, I, x, W, bias, project) => st.forward(n, B, H, hs, cs, z, tc, R, tables, I, x, W, bias, project),
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB) =>
+        st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8), ds, nSeq, I, x, hp, dW, dB),
     };
     this.steps32 = {
       forward: st.forward32,
-      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq) => st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4), ds, nSeq),
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB) =>
+        st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4), ds, nSeq, I, x, hp, dW, dB),
     };
   }
 
@@ -217,7 +222,7 @@ function where(a: Float): Where {
 }
 
 /** The byte offsets of the arrays of the last lookup below that returned a kernel, in the order of its arguments. */
-export const at: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+export const at: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /** True when all of `ws` are views of one arena with `ws[0]`'s dtype; their byte offsets then in `at`. */
 function together(w0: Where, w1: Where, w2: Where = w0, w3: Where = w0, w4: Where = w0, w5: Where = w0): boolean {
@@ -267,23 +272,38 @@ export function biasFor(Y: Float, bias: Float, sum: boolean): BiasRows | null {
   return a.arena!.bias[(sum ? 2 : 0) + (a.f32 ? 1 : 0)]!;
 }
 
-/** The recurrence's loops on h, c, the gates, tanh(c) and R in place, when all live in one arena (offsets in `at`). */
-export function stepsFor(hs: Float, cs: Float, gates: Float, tanhC: Float, R: Float): Steps | null {
-  const a = where(hs);
-  if (!together(a, where(cs), where(gates), where(tanhC), where(R))) return null;
+/** An extra array's byte offset when it lives in `a`'s arena with `a`'s dtype (null: 0), else −1. */
+function alongside(a: Where, x: Float | null): number {
+  if (x === null) return 0;
+  const v = where(x);
+  return v.arena === a.arena && v.f32 === a.f32 ? v.at : -1;
+}
+
+/**
+ * The recurrence's loops on h, c, the gates, tanh(c), R, the inputs x, W and the bias (null: none) in place, when all
+ * live in one arena (offsets in `at`, in this order; 0 for no bias).
+ */
+export function stepsFor(hs: Float, cs: Float, gates: Float, tanhC: Float, R: Float, x: Float, W: Float, bias: Float | null): Steps | null {
+  const a = where(hs), ox = alongside(a, x), ow = alongside(a, W), ob = alongside(a, bias);
+  if (ox < 0 || ow < 0 || ob < 0 || !together(a, where(cs), where(gates), where(tanhC), where(R))) return null;
+  at[5] = ox; at[6] = ow; at[7] = ob;
   return a.f32 ? a.arena!.steps32 : a.arena!.steps64;
 }
 
 /**
- * Its backward on c, the gates, tanh(c), dh, dc, dz, R and the gradients from above (null: none), when all live in
- * one arena (offsets in `at`: R's in at[6], the gradients from above in at[7]).
+ * Its backward on c, the gates, tanh(c), dh, dc, dz, then R, the gradients from above (null: none), the inputs x,
+ * h, the weights' gradients and the bias's (null: none), when all live in one arena (offsets in `at`, in this
+ * order; 0 for the nulls).
  */
-export function stepsBackFor(cs: Float, gates: Float, tanhC: Float, dh: Float, dc: Float, dz: Float, R: Float, dhSeq: Float | null): Steps | null {
-  const a = where(cs), r = where(R), s = dhSeq === null ? a : where(dhSeq);
-  if (r.arena !== a.arena || r.f32 !== a.f32 || s.arena !== a.arena || s.f32 !== a.f32) return null;
-  const sAt = s.at;
+export function stepsBackFor(
+  cs: Float, gates: Float, tanhC: Float, dh: Float, dc: Float, dz: Float,
+  R: Float, dhSeq: Float | null, x: Float, hs: Float, dW: Float, dBias: Float | null,
+): Steps | null {
+  const a = where(cs), o0 = alongside(a, R), o1 = alongside(a, dhSeq), o2 = alongside(a, x), o3 = alongside(a, hs);
+  const o4 = alongside(a, dW), o5 = alongside(a, dBias);
+  if (o0 < 0 || o1 < 0 || o2 < 0 || o3 < 0 || o4 < 0 || o5 < 0) return null;
   if (!together(a, where(gates), where(tanhC), where(dh), where(dc), where(dz))) return null;
-  at[6] = r.at; at[7] = dhSeq === null ? 0 : sAt;
+  at[6] = o0; at[7] = o1; at[8] = o2; at[9] = o3; at[10] = o4; at[11] = o5;
   return a.f32 ? a.arena!.steps32 : a.arena!.steps64;
 }
 

@@ -491,7 +491,7 @@ export function gatesBackward(w: 4 | 8): FunctionDef {
  * rounding either way, so bit-identical too; the sums round at each addition where TypeScript rounds at the
  * store. Parameters: M, N, y, ldy (elements), bias (byte offsets). N must be even.
  */
-function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
+export function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
   const params = [I32, I32, I32, I32, I32] as const;
   const M_ = 0, N_ = 1, Y_ = 2, LD_ = 3, BI_ = 4, sh = w === 8 ? 3 : 2, f64 = w === 8;
   const c = new Code(params);

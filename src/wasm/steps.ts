@@ -19,27 +19,41 @@
  *
  * Parameters are byte offsets into the memory, of the range's first step (forward) or last (backward).
  */
-import { Code, I32, assemble, type FunctionDef } from "./assembler.js";
-import { rows, pack, packT32 } from "./gemm.js";
-import { gatesBackward, gatesForward, gatesForward32 } from "./gates.js";
+import { Code, I32, assemble, type FunctionDef, type ValType } from "./assembler.js";
+import { KC_TN, rows, pack, packT32 } from "./gemm.js";
+import { biasRows, gatesBackward, gatesForward, gatesForward32 } from "./gates.js";
 
 // The module's functions, in this order (a call names a function by its position).
 const ROWS64 = 0, ROWS32 = 1, GATES64 = 2, GATES32 = 3, BACK64 = 4, BACK32 = 5, PACK64 = 6, PACK32 = 7;
+const ADD_BIAS64 = 8, ADD_BIAS32 = 9, SUM_ROWS64 = 10, SUM_ROWS32 = 11;
 
 /**
- * forward(n, B, H, hs, cs, z, tc, R[, tab]) → steps done. hs, cs: slot t0 of h and c (h_{t−1}, c_{t−1}; step t
- * writes slot t + 1); z: the gates of step t0, (B, 4H) per step, holding x·W + b; tc: tanh(c) of step t0; R the
- * recurrent kernel (H, 4H); tab (float64): the gate tables.
+ * forward(n, B, H, hs, cs, z, tc, R[, tab], I, x, W, bias, project) → steps done. hs, cs: slot t0 of h and c
+ * (h_{t−1}, c_{t−1}; step t writes slot t + 1); z: the gates of step t0, (B, 4H) per step; tc: tanh(c) of step t0;
+ * R the recurrent kernel (H, 4H); tab (float64): the gate tables. With `project`, z of the n steps is first
+ * x·W (+ bias), x (n·B, I) the inputs from step t0, W (I, 4H), bias (4H) or 0: lstmForward's input projection,
+ * the rows kernel summing each entry in k order from zero as the product's tiles do, then the bias rows.
  */
 function forward(w: 4 | 8): FunctionDef {
   const f64 = w === 8;
-  const params = f64 ? [I32, I32, I32, I32, I32, I32, I32, I32, I32] as const : [I32, I32, I32, I32, I32, I32, I32, I32] as const;
-  const N = 0, B = 1, H = 2, HS = 3, CS = 4, Z = 5, TC = 6, R = 7, TAB = 8;
+  const params: ValType[] = Array.from({ length: f64 ? 14 : 13 }, () => I32);
+  const N = 0, B = 1, H = 2, HS = 3, CS = 4, Z = 5, TC = 6, R = 7, at = f64 ? 9 : 8, TAB = 8;
+  const I = at, X = at + 1, W = at + 2, BIAS = at + 3, PROJECT = at + 4;
   const c = new Code(params);
   const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32), declined = c.local(I32);
   c.get(H).i32(f64 ? 3 : 2).i32Shl().set(hw);        // a row of h: H·w bytes
   c.get(hw).i32(2).i32Shl().set(gw);                   // a row of z: 4H·w
   c.get(B).get(hw).i32Mul().set(bh);                   // a step of h: B·H·w
+  c.block();
+  c.get(PROJECT).i32Eqz().brIf(0);
+  // z (n·B, 4H) = x·W: 4H·w / 32 whole strips of W where it is
+  c.get(N).get(B).i32Mul().get(gw).i32(5).i32ShrS().get(I).get(X).get(I).i32(w).i32Mul().i32(w).get(W).i32(32).get(gw).get(Z).get(gw).i32(0).i32(0);
+  c.call(f64 ? ROWS64 : ROWS32);
+  c.block();
+  c.get(BIAS).i32Eqz().brIf(0);
+  c.get(N).get(B).i32Mul().get(H).i32(2).i32Shl().get(Z).get(H).i32(2).i32Shl().get(BIAS).call(f64 ? ADD_BIAS64 : ADD_BIAS32);
+  c.end();
+  c.end();
   c.i32(0).set(t);
   c.block().loop();
   c.get(t).get(N).i32GeS().brIf(1);
@@ -73,13 +87,16 @@ function forward(w: 4 | 8): FunctionDef {
  */
 function backward(w: 4 | 8): FunctionDef {
   const f64 = w === 8;
-  const params = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+  const params: ValType[] = Array.from({ length: 18 }, () => I32);
   const N = 0, B = 1, H = 2, CS = 3, G = 4, TC = 5, DH = 6, DC = 7, DZ = 8, R = 9, DST = 10, DS = 11, NSEQ = 12;
+  const I = 13, X = 14, HP = 15, DW = 16, DB = 17;
   const c = new Code(params);
   const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32), p = c.local(I32), end = c.local(I32);
+  const dz0 = c.local(I32), k0 = c.local(I32), kb = c.local(I32);
   c.get(H).i32(f64 ? 3 : 2).i32Shl().set(hw);
   c.get(hw).i32(2).i32Shl().set(gw);
   c.get(B).get(hw).i32Mul().set(bh);
+  c.get(DZ).get(N).i32(1).i32Sub().get(bh).i32Mul().i32(2).i32Shl().i32Sub().set(dz0); // dz of step tb
   // Rᵀ in strips: row j of R (H, 4H) is column j of Rᵀ, strip j / cols; the last H mod cols rows a partial strip.
   c.get(H).get(H).i32(2).i32Shl().get(R).get(H).i32(2).i32Shl().get(DST).call(f64 ? PACK64 : PACK32);
   c.i32(0).set(t);
@@ -118,6 +135,30 @@ function backward(w: 4 | 8): FunctionDef {
   c.get(DZ).get(bh).i32(2).i32Shl().i32Sub().set(DZ);
   c.get(t).i32(1).i32Add().set(t);
   c.br(0).end().end();
+  // The weight gradients over the n·B rows, as matmulTN2 sums them: dW (I + H, 4H) += [xᵀ; h_{t−1}ᵀ]·dz, rows of
+  // the sum in blocks of KC_TN, each block summed from zero in row order and added; then dBias += dz's column sums.
+  c.i32(0).set(k0);
+  c.block().loop();
+  c.get(k0).get(N).get(B).i32Mul().i32GeS().brIf(1);
+  c.get(N).get(B).i32Mul().get(k0).i32Sub().set(kb);
+  c.block();
+  c.get(kb).i32(KC_TN).i32LeS().brIf(0);
+  c.i32(KC_TN).set(kb);
+  c.end();
+  // xᵀ's rows (I of them): element (i, r) at x + r·I·w + i·w
+  c.get(I).get(gw).i32(5).i32ShrS().get(kb).get(X).get(k0).get(I).i32Mul().i32(w).i32Mul().i32Add().i32(w).get(I).i32(w).i32Mul()
+    .get(dz0).get(k0).get(gw).i32Mul().i32Add().i32(32).get(gw).get(DW).get(gw).i32(1).i32(0);
+  c.call(f64 ? ROWS64 : ROWS32);
+  // h_{t−1}ᵀ's rows (H of them), into dW's rows I … I + H − 1
+  c.get(H).get(gw).i32(5).i32ShrS().get(kb).get(HP).get(k0).get(hw).i32Mul().i32Add().i32(w).get(hw)
+    .get(dz0).get(k0).get(gw).i32Mul().i32Add().i32(32).get(gw).get(DW).get(I).get(gw).i32Mul().i32Add().get(gw).i32(1).i32(0);
+  c.call(f64 ? ROWS64 : ROWS32);
+  c.get(k0).i32(KC_TN).i32Add().set(k0);
+  c.br(0).end().end();
+  c.block();
+  c.get(DB).i32Eqz().brIf(0);
+  c.get(N).get(B).i32Mul().get(H).i32(2).i32Shl().get(dz0).get(H).i32(2).i32Shl().get(DB).call(f64 ? SUM_ROWS64 : SUM_ROWS32);
+  c.end();
   return { name: f64 ? "backward" : "backward32", params, results: [], code: c };
 }
 
@@ -125,6 +166,7 @@ function backward(w: 4 | 8): FunctionDef {
 export function stepsModule(memory: { pages: number; maxPages?: number; shared?: boolean }, fused = false): Uint8Array {
   return assemble([
     rows(8, fused), rows(4, fused), gatesForward(), gatesForward32(fused), gatesBackward(8), gatesBackward(4), pack(8, true), packT32(),
+    biasRows(8, false), biasRows(4, false), biasRows(8, true), biasRows(4, true),
     forward(8), forward(4), backward(8), backward(4),
   ], memory);
 }
