@@ -1,21 +1,22 @@
 /**
- * An LSTM layer's recurrence in one call: the loop over the steps, with a batch of fewer than four rows, run
- * inside WebAssembly instead of calling two kernels per step from TypeScript.
+ * An LSTM layer's forward and backward in one call each, for a batch of fewer than four rows, run inside
+ * WebAssembly instead of calling a few kernels per step from TypeScript.
  *
  * With a batch of one (the seed tutorial's model: H = 10, T = 10), a step's product and gate math take a few
  * hundred nanoseconds, and the TypeScript around each kernel call (the product's dispatch, offsets, the call into
- * WebAssembly) cost as much again: per step, forward, z_t += h_{t−1}·R then the gates; backward, the gates'
- * backward then dh = dz_t·Rᵀ. Here the same two kernels run, called from a loop in the module, on the same
- * arrays with the same arguments, so the results are the very same bits as the TypeScript loop's calls give
- * (test/wasm.test.ts compares them).
+ * WebAssembly) cost as much again. Here the same kernels run, called from the module, on the same arrays with the
+ * same arguments, so the results are the very same bits as lstm.ts's calls give (test/wasm.test.ts compares them).
  *
- * - `forward` (`forward32`): for t = 0 … n − 1, the rows kernel adds h_{t−1}·R into z_t (R in place: strip s
- *   of its columns at R + 32·s), then the step's gate kernel. It returns the number of steps done: fewer than n
- *   when the float64 gate kernel declines a step (a σ input below −708), whose product has then been added; the
- *   caller runs that step's gates in TypeScript and calls again from the next step.
+ * - `forward` (`forward32`): the input projection z = x·W (+ bias) of every step (the rows kernel, each entry
+ *   summed in k order from zero as the product's tiles sum it, then the bias rows); then for t = 0 … n − 1 the
+ *   rows kernel adds h_{t−1}·R into z_t (R in place: strip s of its columns at R + 32·s) and the step's gate
+ *   kernel runs. It returns the number of steps done: fewer than n when the float64 gate kernel declines a step
+ *   (a σ input below −708), whose product has then been added; the caller runs that step's gates in TypeScript and
+ *   calls again from the next step, without the projection.
  * - `backward` (`backward32`): packs Rᵀ in strips once (as the products' held packing does, with its last
  *   columns as a partial strip), then for t = n − 1 … 0: dh += the gradient from a layer above (if the step has
- *   one), the gates' backward, and dh = dz_t·Rᵀ.
+ *   one), the gates' backward, and dh = dz_t·Rᵀ; then the weight gradients [xᵀ; h_{t−1}ᵀ]·dz, in blocks of
+ *   KC_TN rows as matmulTN2 sums them, and the bias gradient's column sums.
  *
  * Parameters are byte offsets into the memory, of the range's first step (forward) or last (backward).
  */
