@@ -29,8 +29,9 @@ export type MixKernel = (n: number, g: number, h: number, a: number, b: number) 
 /** Its backward (see gates.ts): byte offsets of gates, cPrev, tanhC, dh, dc, dz. */
 export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tanhC: number, dh: number, dc: number, dz: number) => void;
 /**
- * An LSTM layer's recurrence over n steps in one call (see steps.ts), a batch of fewer than four rows: forward
- * returns the steps done (fewer than n when the float64 gate kernel declines one).
+ * An LSTM layer's forward and backward over n steps, one call each (see steps.ts), for a batch of fewer than four
+ * rows: the input projection and the loop; the loop and the weight gradients. Forward returns the steps done
+ * (fewer than n when the float64 gate kernel declines one). Byte offsets, as the module takes them.
  */
 export interface Steps {
   forward(
@@ -167,8 +168,8 @@ export class WasmArena {
 
   /**
    * The byte offset of a region of at least `bytes` for the products' packed operands (region 0: within a call;
-   * 1: a B held across calls; 2: the recurrent kernel's packing in `Steps.backward`). A region is reused from call to call; a larger need takes a new one (twice as
-   * large, so that few are left behind).
+   * 1: a B held across calls; 2: the recurrent kernel's packing in `Steps.backward`). A region is reused from call
+   * to call; a larger need takes a new one (twice as large, so that few are left behind).
    */
   private scratch(bytes: number, region: 0 | 1 | 2): number {
     if (bytes > this.scratchBytes[region]!) {
