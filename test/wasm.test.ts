@@ -12,7 +12,7 @@ import {
 import { naiveMatmul } from "../src/tensor/naive.js";
 import {
   addBiasRows, clear, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, lstmRecurrence, lstmRecurrenceBackward,
-  matmulNN, matmulNT, matmulTN2, sumRowsInto,
+  matmulNN, matmulNT, matmulTN2, sumRowsInto, SMALL_PRODUCT,
 } from "../src/tensor/kernels.js";
 import { WasmArena, adamFor, mixFor, zeroFor } from "../src/wasm/arena.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
@@ -750,16 +750,18 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     }
   });
 
-  it("the recurrence in one call (a batch below four rows): the same bits as lstm.ts's kernel calls, forward (input projection, bias or none, then the loop) and backward (the loop, with and without gradients from a layer above, then the weight gradients, K blocks included), both dtypes, fused or not, H with and without a partial strip; a declined float64 step runs in TypeScript", () => {
+  it("the recurrence in one call (a batch below four rows): the same bits as lstm.ts's kernel calls, forward (input projection inside when small, bias or none, then the loop) and backward (the loop, with and without gradients from a layer above, then the weight gradients inside when small), both dtypes, fused or not, H with and without a partial strip; a declined float64 step runs in TypeScript", () => {
     // What lstmForward and lstmBackward call (and still call for four rows and more): the products, bias rows and
     // per-step kernels, each dispatching itself; against lstmRecurrence(Backward) on copies of the arrays.
     const check = (fused: boolean) => {
       const arena = WasmArena.create(undefined, fused)!;
       expect(arena.fused).toBe(fused);
       let runs = 0;
+      const ways = new Set<string>();
       for (const dtype of ["float64", "float32"] as const) for (const B of [1, 2, 3]) for (const H of [2, 6, 10, 12, 14, 16]) {
-        // steps [1, T) of a workspace of T: offsets other than 0; at B = 3, H = 16, 297 rows: two K blocks of dW's sum
-        const G = 4 * H, T = B === 3 && H === 16 ? 100 : 5, t0 = 1, t1 = T, n = t1 - t0, I = H % 4 === 2 ? 1 : 3;
+        // steps [1, T) of a workspace of T: offsets other than 0; at H = 16, larger products outside the call: the
+        // weight gradients at B = 2 (38 rows), both them and the projection at B = 3 (297 rows)
+        const G = 4 * H, T = H !== 16 || B === 1 ? 5 : B === 2 ? 20 : 100, t0 = 1, t1 = T, n = t1 - t0, I = H % 4 === 2 ? 1 : 3;
         const rng = makeRng(`wasm/steps/${dtype}/${B}/${H}/${fused}`);
         const put = (k: number, lo = -1, hi = 1) => { const a = arena.alloc(dtype, k); a.set(uniformArray(rng, k, lo, hi)); return a; };
         const hs0 = put((T + 1) * B * H), cs0 = put((T + 1) * B * H), x = put(T * B * I), W = put(I * G), U = put(H * G);
@@ -778,10 +780,14 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
         const copy = (a: Float32Array | Float64Array) => { const c = arena.alloc(dtype, a.length); c.set(a); return c; };
         const run = (once: boolean) => {
           const hs = copy(hs0), cs = copy(cs0), z = arena.alloc(dtype, T * B * G), tc = arena.alloc(dtype, T * B * H);
-          if (once) expect(lstmRecurrence(B, H, I, x, t0 * B * I, W, bias, hs, cs, z, tc, U, t0, t1)).toBe(true);
-          else {
+          // As lstmForward: the projection inside the call when small, else the product and bias rows first.
+          const small = n * B * G * I <= SMALL_PRODUCT;
+          if (!once || !small) {
             matmulNN(n * B, G, I, x, t0 * B * I, I, W, 0, G, z, t0 * B * G, G, false);
             if (bias) addBiasRows(n * B, G, z, t0 * B * G, G, bias, 0);
+          }
+          if (once) expect(lstmRecurrence(B, H, I, x, t0 * B * I, W, bias, hs, cs, z, tc, U, t0, t1, small)).toBe(true);
+          else {
             for (let t = t0; t < t1; t++) {
               matmulNN(B, G, H, hs, t * B * H, H, U, 0, G, z, t * B * G, G, true, t === t0 ? HOLD_NEW : HOLD_SAME);
               lstmGatesForward(B, H, z, t * B * G, cs, t * B * H, cs, (t + 1) * B * H, tc, t * B * H, hs, (t + 1) * B * H, false);
@@ -789,17 +795,21 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
           }
           const dh = copy(dh0), dc = copy(dc0), dz = arena.alloc(dtype, T * B * G), dW = copy(dW0), dB = bias ? copy(dB0) : null;
           // (below 8 units, dh = dz·Rᵀ runs in TypeScript's kernels, as before: lstm.ts's calls run)
-          if (once && H >= 8) {
-            expect(lstmRecurrenceBackward(B, H, I, cs, z, tc, dh, dc, dz, U, t0, t1, dhSeq, 3, from, x, t0 * B * I, hs, dW, dB)).toBe(true);
-          } else {
+          // As lstmBackward: the loop in the call (1) and the weight gradients too when small (2); else the loop.
+          const done = once ? lstmRecurrenceBackward(B, H, I, cs, z, tc, dh, dc, dz, U, t0, t1, dhSeq, 3, from, x, t0 * B * I, hs, dW, dB) : 0;
+          if (once) expect(done).toBe(H < 8 ? 0 : (I + H) * G * n * B <= SMALL_PRODUCT ? 2 : 1);
+          if (done === 0) {
             for (let t = t1 - 1; t >= t0; t--) {
               if (dhSeq && t >= from) for (let k = 0; k < B * H; k++) dh[k] = dh[k]! + dhSeq[3 + (t - from) * B * H + k]!;
               lstmGatesBackward(B, H, z, t * B * G, cs, t * B * H, tc, t * B * H, dh, 0, dc, 0, dz, t * B * G);
               matmulNT(B, H, G, dz, t * B * G, G, U, 0, G, dh, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
             }
+          }
+          if (done !== 2) {
             matmulTN2(I, H, G, n * B, x, t0 * B * I, I, hs, t0 * B * H, H, dz, t0 * B * G, G, dW, 0, G, true);
             if (dB) sumRowsInto(n * B, G, dz, t0 * B * G, G, dB, 0);
           }
+          if (once) { ways.add(`${small}/${done}`); }
           return { hs, cs, z, tc, dh, dc, dz, dW, dB: dB ?? dB0 };
         };
         const a = run(true), b = run(false);
@@ -810,22 +820,25 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
         runs++;
       }
       expect(runs).toBe(36);
+      // every way through: the projection inside the call or not; the backward not taken (H < 8), the loop alone,
+      // the loop and the weight gradients
+      expect([...ways].sort()).toEqual(["false/1", "true/0", "true/1", "true/2"]);
       // Four rows and more, an odd H, or arrays outside the arena: not this path (the caller's calls run).
       const x = (k: number) => arena.alloc("float32", k), heap = (k: number) => new Float32Array(k);
-      expect(lstmRecurrence(4, 2, 1, x(8), 0, x(8), null, x(20), x(20), x(32), x(8), x(16), 0, 1)).toBe(false);
-      expect(lstmRecurrence(1, 3, 1, x(8), 0, x(12), null, x(20), x(20), x(24), x(8), x(36), 0, 1)).toBe(false);
-      expect(lstmRecurrence(1, 2, 1, x(8), 0, x(8), null, heap(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
-      expect(lstmRecurrence(1, 2, 1, heap(8), 0, x(8), null, x(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
-      expect(lstmRecurrence(1, 2, 1, x(8), 0, x(8), heap(8), x(20), x(20), x(16), x(8), x(16), 0, 1)).toBe(false);
+      expect(lstmRecurrence(4, 2, 1, x(8), 0, x(8), null, x(20), x(20), x(32), x(8), x(16), 0, 1, true)).toBe(false);
+      expect(lstmRecurrence(1, 3, 1, x(8), 0, x(12), null, x(20), x(20), x(24), x(8), x(36), 0, 1, true)).toBe(false);
+      expect(lstmRecurrence(1, 2, 1, x(8), 0, x(8), null, heap(20), x(20), x(16), x(8), x(16), 0, 1, true)).toBe(false);
+      expect(lstmRecurrence(1, 2, 1, heap(8), 0, x(8), null, x(20), x(20), x(16), x(8), x(16), 0, 1, true)).toBe(false);
+      expect(lstmRecurrence(1, 2, 1, x(8), 0, x(8), heap(8), x(20), x(20), x(16), x(8), x(16), 0, 1, true)).toBe(false);
       type F = Float32Array | Float64Array;
       const back = (B: number, H: number, R: F, dhSeq: F | null, xs: F, dW: F) =>
         lstmRecurrenceBackward(B, H, 1, x(80), x(128), x(32), x(32), x(32), x(128), R, 0, 1, dhSeq, 0, 0, xs, 0, x(80), dW, null);
-      expect(back(4, 8, x(256), null, x(8), x(288))).toBe(false);
-      expect(back(1, 6, x(144), null, x(8), x(168))).toBe(false);
-      expect(back(1, 8, heap(256), null, x(8), x(288))).toBe(false);
-      expect(back(1, 8, x(256), heap(8), x(8), x(288))).toBe(false);
-      expect(back(1, 8, x(256), null, heap(8), x(288))).toBe(false);
-      expect(back(1, 8, x(256), null, x(8), heap(288))).toBe(false);
+      expect(back(4, 8, x(256), null, x(8), x(288))).toBe(0);
+      expect(back(1, 6, x(144), null, x(8), x(168))).toBe(0);
+      expect(back(1, 8, heap(256), null, x(8), x(288))).toBe(0);
+      expect(back(1, 8, x(256), heap(8), x(8), x(288))).toBe(0);
+      expect(back(1, 8, x(256), null, heap(8), x(288))).toBe(0);
+      expect(back(1, 8, x(256), null, x(8), heap(288))).toBe(0);
     };
     check(false);
     if (!relaxedSimd()) setFlagsFromString("--experimental-wasm-relaxed-simd");

@@ -14,7 +14,7 @@ import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import {
   HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN2, addBiasRows, sumRowsInto, lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard,
-  lstmRecurrence, lstmRecurrenceBackward,
+  lstmRecurrence, lstmRecurrenceBackward, SMALL_PRODUCT,
   gemmPlan, gatesPlan, gatesBackPlan,
 } from "../tensor/kernels.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
@@ -255,14 +255,15 @@ export function lstmForward(
     src = xd; srcOff = 0;
   }
   const hard = layer.recurrentActivation === "hardSigmoid";
-  // A batch of fewer than four rows on the SIMD backend: what follows (the input projection and the loop) in one
-  // call, the same kernels inside.
-  if (!hm && !valid && !hard) {
-    if (lstmRecurrence(B, H, I, src, srcOff + t0 * B * I, layer.kernel, layer.bias, hs, cs, gates, tanhC, layer.recurrentKernel, t0, t1)) return;
-  }
+  // A batch of fewer than four rows on the SIMD backend: the loop below in one call, the same kernels inside, and
+  // the input projection in it too when it is small (see SMALL_PRODUCT).
+  const steps = !hm && !valid && !hard, small = n * B * G * I <= SMALL_PRODUCT;
+  const R = layer.recurrentKernel;
+  if (steps && small && lstmRecurrence(B, H, I, src, srcOff + t0 * B * I, layer.kernel, layer.bias, hs, cs, gates, tanhC, R, t0, t1, true)) return;
   // Input projection for every step of the range at once: (n·B, I) · (I, G) -> (n·B, G), plus bias.
   matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
   if (layer.bias) addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
+  if (steps && !small && lstmRecurrence(B, H, I, src, srcOff + t0 * B * I, layer.kernel, layer.bias, hs, cs, gates, tanhC, R, t0, t1, false)) return;
   // The SIMD kernels and their arrays' offsets, looked up once for the loop (null: each call dispatches itself).
   const mmPlan = gemmPlan(B, G, hm ? ws.hd! : hs, layer.recurrentKernel, gates);
   const gPlan = gatesPlan(H, hard, gates, cs, cs, tanhC, hs);
@@ -327,12 +328,13 @@ export function lstmBackward(
   // The inputs the forward products read (masked copies under dropout), for the weight gradients.
   const xIn = xm ? ws.xd! : xs, xInOff = xm ? tb * B * I : xOff + tb * B * I;
   // A batch of fewer than four rows on the SIMD backend, nothing asked per step but the gradients from above: the
-  // loop and the weight gradients below in one call.
+  // loop in one call (1), and the weight gradients in it too when they are small (2; see SMALL_PRODUCT).
   const plain = !hard && !hm && !valid && !study && !dhNorms;
-  if (!(plain && lstmRecurrenceBackward(
+  const done = plain ? lstmRecurrenceBackward(
     B, H, I, cs, gates, tanhC, dh, dc, dZ, layer.recurrentKernel, tb, t1, dhSeq, dhSeqOff, dhSeqFrom, xIn, xInOff, hs, layer.dWeights, layer.dBias,
-  ))) {
-    backwardSteps(layer, ws, tb, t1, hard, dhSeq, dhSeqOff, dhSeqFrom, dhNorms, study, valid);
+  ) : 0;
+  if (done === 0) backwardSteps(layer, ws, tb, t1, hard, dhSeq, dhSeqOff, dhSeqFrom, dhNorms, study, valid);
+  if (done !== 2) {
     // Weight gradients over all n·B rows at once, in one product on dZ (see matmulTN2): dKernel (I, G) += xsᵀ · dZ,
     // with xs rows (n·B, I), and after it dRecurrentKernel (H, G) += h_{t-1}ᵀ · dZ: hs slots tb … t1-1 are exactly
     // h_{t-1} for t in [tb, t1).

@@ -24,7 +24,7 @@
 import type { FloatArray } from "./tensor.js";
 import * as math from "./math.js";
 import * as arenas from "../wasm/arena.js";
-import { type Gemm, type Hold, HOLD_NEW, HOLD_SAME } from "../wasm/gemm.js";
+import { type Gemm, type Hold, HOLD_NEW, HOLD_SAME, KC_TN } from "../wasm/gemm.js";
 
 export { type Hold, HOLD_NEW, HOLD_SAME };
 
@@ -752,18 +752,29 @@ export function clear(x: FloatArray): void {
 }
 
 /**
- * An LSTM layer's forward over steps [t0, t1) in one SIMD call, for a batch of fewer than four rows: the input
- * projection z = x·W + bias of every step (as lstmForward's product and bias rows), then per step z_t += h_{t−1}·R
- * and lstmGatesForward, as lstmForward's loop calls them: the same kernels on the same arguments, so the same bits
- * (src/wasm/steps.ts). x (·, I): the steps' input rows from xOff (step t0's first); W (I, 4H); R (H, 4H); hs, cs
- * (·, B, H) by slot, step t reading slot t and writing slot t + 1; gates (·, B, 4H) and tanhC (·, B, H) by step.
- * Returns false, having done nothing, when it does not apply (not the SIMD backend, B ≥ 4, H odd, an array
+ * Products of at most this many multiply-adds run inside lstmRecurrence's call (the input projection) and
+ * lstmRecurrenceBackward's (the weight gradients), in the rows kernel; larger ones run as before, in the tiles,
+ * where they are several times faster, and their dispatch from TypeScript costs little beside them. At S0's shape
+ * (11·40·10 = 4,400) the dispatch cost more than the product (matmulTN2 took ~1.0 µs from TypeScript, ~0.6 in
+ * the rows kernel inside the call); with B = 1, T = 50, I = 32, H = 64 (1.2 million) the rows kernel made the step
+ * 1.2× slower, and at I = 128, H = 256 1.55× (scratch probes).
+ */
+export const SMALL_PRODUCT = 16384;
+
+/**
+ * An LSTM layer's forward over steps [t0, t1) in one SIMD call, for a batch of fewer than four rows: per step
+ * z_t += h_{t−1}·R and lstmGatesForward, as lstmForward's loop calls them, the same kernels on the same arguments,
+ * so the same bits (src/wasm/steps.ts); with `project`, first the input projection z = x·W + bias of every step,
+ * as lstmForward's product and bias rows compute it (the caller asks for it when small: SMALL_PRODUCT). x (·, I):
+ * the steps' input rows from xOff (step t0's first); W (I, 4H); R (H, 4H); hs, cs (·, B, H) by slot, step t reading
+ * slot t and writing slot t + 1; gates (·, B, 4H), holding the projection when not `project`, and tanhC (·, B, H)
+ * by step. Returns false, having done nothing, when it does not apply (not the SIMD backend, B ≥ 4, H odd, an array
  * elsewhere): the caller runs its own. A float64 step the SIMD gate kernel declines (a σ input below −708) runs its
  * gates in TypeScript.
  */
 export function lstmRecurrence(
   B: number, H: number, I: number, x: FloatArray, xOff: number, W: FloatArray, bias: FloatArray | null,
-  hs: FloatArray, cs: FloatArray, gates: FloatArray, tanhC: FloatArray, R: FloatArray, t0: number, t1: number,
+  hs: FloatArray, cs: FloatArray, gates: FloatArray, tanhC: FloatArray, R: FloatArray, t0: number, t1: number, project: boolean,
 ): boolean {
   const steps = arenas.anyArena && B < 4 && (H & 1) === 0 ? arenas.stepsFor(hs, cs, gates, tanhC, R, x, W, bias) : null;
   if (steps === null) return false;
@@ -772,7 +783,8 @@ export function lstmRecurrence(
   // Each call runs from step t and stops before a declined step t' (its product added): t' runs its gates here,
   // and the loop's t++ resumes after it. Only the first call projects the inputs (of every step).
   for (let t = t0; t < t1; t++) {
-    t += steps.forward(t1 - t, B, H, h0 + w * t * BH, c0 + w * t * BH, z0 + w * t * BG, tc0 + w * t * BH, r0, I, xAt, wAt, bAt, t === t0 ? 1 : 0);
+    const first = project && t === t0 ? 1 : 0;
+    t += steps.forward(t1 - t, B, H, h0 + w * t * BH, c0 + w * t * BH, z0 + w * t * BG, tc0 + w * t * BH, r0, I, xAt, wAt, bAt, first);
     if (t < t1) gatesForwardLoop(B, H, gates, t * BG, cs, t * BH, cs, (t + 1) * BH, tanhC, t * BH, hs, (t + 1) * BH, false);
   }
   return true;
@@ -781,30 +793,33 @@ export function lstmRecurrence(
 /**
  * The backward of lstmRecurrence over steps [tb, t1) in one call: per step, t1 − 1 first, dh += dL/dh_t from the
  * layer above (dhSeq, for the steps t ≥ dhSeqFrom, (·, B, H) from dhSeqOff), lstmGatesBackward, then dh = dz_t·Rᵀ;
- * then the weight gradients dW (I + H, 4H) += [xᵀ; h_{t−1}ᵀ]·dz and dBias += dz's column sums over the n·B rows,
- * as lstmBackward's matmulTN2 and sumRowsInto sum them: the same bits. dh, dc (B, H): in, the gradients reaching
- * the last step's h and c; out, those reaching h_{tb−1} and c_{tb−1}. dz (·, B, 4H) by step; x (·, I) from xOff
- * (step tb's first row); hs by slot (slot tb is h_{tb−1}). False, having done nothing, when it does not apply (as
- * lstmRecurrence, or H < 8).
+ * then, when the product is small (SMALL_PRODUCT), the weight gradients dW (I + H, 4H) += [xᵀ; h_{t−1}ᵀ]·dz and
+ * dBias += dz's column sums over the n·B rows, as lstmBackward's matmulTN2 and sumRowsInto sum them: the same
+ * bits. dh, dc (B, H): in, the gradients reaching the last step's h and c; out, those reaching h_{tb−1} and
+ * c_{tb−1}. dz (·, B, 4H) by step; x (·, I) from xOff (step tb's first row); hs by slot (slot tb is h_{tb−1}).
+ * Returns 0, having done nothing, when it does not apply (as lstmRecurrence, or H < 8); 1 when it ran the loop
+ * (the caller then computes the weight gradients); 2 when it computed them too.
  */
 export function lstmRecurrenceBackward(
   B: number, H: number, I: number, cs: FloatArray, gates: FloatArray, tanhC: FloatArray, dh: FloatArray, dc: FloatArray, dz: FloatArray,
   R: FloatArray, tb: number, t1: number, dhSeq: FloatArray | null, dhSeqOff: number, dhSeqFrom: number,
   x: FloatArray, xOff: number, hs: FloatArray, dW: FloatArray, dBias: FloatArray | null,
-): boolean {
+): 0 | 1 | 2 {
   // (H ≥ 8: below that, dh = dz·Rᵀ ran in TypeScript's kernels, whose sums may round differently; it stays there.)
   const steps = arenas.anyArena && B < 4 && H >= 8 && (H & 1) === 0
     ? arenas.stepsBackFor(cs, gates, tanhC, dh, dc, dz, R, dhSeq, x, hs, dW, dBias) : null;
-  if (steps === null) return false;
+  if (steps === null) return 0;
   const w = cs.BYTES_PER_ELEMENT, at = arenas.at, BH = B * H, BG = 4 * BH, t = t1 - 1;
   // the top steps that have a gradient from above: t ≥ dhSeqFrom, from t1 − 1 down
   const nSeq = dhSeq === null ? 0 : Math.max(0, t1 - Math.max(dhSeqFrom, tb));
   const ds = nSeq > 0 ? at[7]! + w * (dhSeqOff + (t - dhSeqFrom) * BH) : 0;
+  // (at most KC_TN rows: one block of matmulTN2's sum, always so below SMALL_PRODUCT)
+  const weights = (I + H) * BG * (t1 - tb) <= SMALL_PRODUCT && (t1 - tb) * B <= KC_TN ? 1 : 0;
   steps.backward(
     t1 - tb, B, H, at[0]! + w * t * BH, at[1]! + w * t * BG, at[2]! + w * t * BH, at[3]!, at[4]!, at[5]! + w * t * BG, at[6]!, ds, nSeq,
-    I, at[8]! + w * xOff, at[9]! + w * tb * BH, at[10]!, at[11]!,
+    I, at[8]! + w * xOff, at[9]! + w * tb * BH, at[10]!, at[11]!, weights,
   );
-  return true;
+  return weights ? 2 : 1;
 }
 
 /**

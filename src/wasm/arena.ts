@@ -40,7 +40,7 @@ export interface Steps {
   ): number;
   backward(
     n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, ds: number, nSeq: number,
-    I: number, x: number, hp: number, dW: number, dB: number,
+    I: number, x: number, hp: number, dW: number, dB: number, weights: number,
   ): void;
 }
 
@@ -127,13 +127,13 @@ export class WasmArena {
     const packing = (H: number, w: number): number => this.scratch(4 * H * w * Math.ceil((H * w) / 32) * (32 / w), 2);
     this.steps64 = {
       forward: (n, B, H, hs, cs, z, tc, R, I, x, W, bias, project) => st.forward(n, B, H, hs, cs, z, tc, R, tables, I, x, W, bias, project),
-      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB) =>
-        st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8), ds, nSeq, I, x, hp, dW, dB),
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB, weights) =>
+        st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8), ds, nSeq, I, x, hp, dW, dB, weights),
     };
     this.steps32 = {
       forward: st.forward32,
-      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB) =>
-        st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4), ds, nSeq, I, x, hp, dW, dB),
+      backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB, weights) =>
+        st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4), ds, nSeq, I, x, hp, dW, dB, weights),
     };
   }
 

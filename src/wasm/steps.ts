@@ -7,21 +7,22 @@
  * WebAssembly) cost as much again. Here the same kernels run, called from the module, on the same arrays with the
  * same arguments, so the results are the very same bits as lstm.ts's calls give (test/wasm.test.ts compares them).
  *
- * - `forward` (`forward32`): the input projection z = x·W (+ bias) of every step (the rows kernel, each entry
- *   summed in k order from zero as the product's tiles sum it, then the bias rows); then for t = 0 … n − 1 the
- *   rows kernel adds h_{t−1}·R into z_t (R in place: strip s of its columns at R + 32·s) and the step's gate
- *   kernel runs. It returns the number of steps done: fewer than n when the float64 gate kernel declines a step
+ * - `forward` (`forward32`): when asked (small products), the input projection z = x·W (+ bias) of every step
+ *   (the rows kernel, each entry summed in k order from zero as the product's tiles sum it, then the bias rows);
+ *   then for t = 0 … n − 1 the rows kernel adds h_{t−1}·R into z_t (R in place: strip s of its columns at
+ *   R + 32·s) and the step's gate kernel runs. It returns the number of steps done: fewer than n when the float64 gate kernel declines a step
  *   (a σ input below −708), whose product has then been added; the caller runs that step's gates in TypeScript and
  *   calls again from the next step, without the projection.
  * - `backward` (`backward32`): packs Rᵀ in strips once (as the products' held packing does, with its last
  *   columns as a partial strip), then for t = n − 1 … 0: dh += the gradient from a layer above (if the step has
- *   one), the gates' backward, and dh = dz_t·Rᵀ; then the weight gradients [xᵀ; h_{t−1}ᵀ]·dz, in blocks of
- *   KC_TN rows as matmulTN2 sums them, and the bias gradient's column sums.
+ *   one), the gates' backward, and dh = dz_t·Rᵀ; then, when asked (small products: see SMALL_PRODUCT in
+ *   kernels.ts), the weight gradients [xᵀ; h_{t−1}ᵀ]·dz over at most KC_TN rows, as matmulTN2 sums them, and the
+ *   bias gradient's column sums.
  *
  * Parameters are byte offsets into the memory, of the range's first step (forward) or last (backward).
  */
 import { Code, I32, assemble, type FunctionDef, type ValType } from "./assembler.js";
-import { KC_TN, rows, pack, packT32 } from "./gemm.js";
+import { rows, pack, packT32 } from "./gemm.js";
 import { biasRows, gatesBackward, gatesForward, gatesForward32 } from "./gates.js";
 
 // The module's functions, in this order (a call names a function by its position).
@@ -80,20 +81,21 @@ function forward(w: 4 | 8): FunctionDef {
 }
 
 /**
- * backward(n, B, H, cs, g, tc, dh, dc, dz, R, dst, ds, nSeq). cs, tc: slot t1 − 1 of c (c_{t−1} of the last step)
- * and of tanh(c); g and dz: the activations and dL/dz of the last step, (B, 4H) per step; dh, dc (B, H): the
- * gradients reaching h and c of the last step, replaced step by step, as lstmBackward's loop does; dst: where Rᵀ is
- * packed (4H·⌈H/cols⌉·cols values); ds: dL/dh of the last step from the layer above, (B, H) per step, added to dh
- * in the first nSeq steps (0: none).
+ * backward(n, B, H, cs, g, tc, dh, dc, dz, R, dst, ds, nSeq, I, x, hp, dW, dB, weights). cs, tc: slot t1 − 1 of c
+ * (c_{t−1} of the last step) and of tanh(c); g and dz: the activations and dL/dz of the last step, (B, 4H) per step;
+ * dh, dc (B, H): the gradients reaching h and c of the last step, replaced step by step, as lstmBackward's loop
+ * does; dst: where Rᵀ is packed (4H·⌈H/cols⌉·cols values); ds: dL/dh of the last step from the layer above, (B, H)
+ * per step, added to dh in the first nSeq steps (0: none). With `weights`, then dW (I + H, 4H) and dB (4H, or 0
+ * for none) from x (n·B, I, from step tb) and hp (h from slot tb, h_{tb−1}).
  */
 function backward(w: 4 | 8): FunctionDef {
   const f64 = w === 8;
-  const params: ValType[] = Array.from({ length: 18 }, () => I32);
+  const params: ValType[] = Array.from({ length: 19 }, () => I32);
   const N = 0, B = 1, H = 2, CS = 3, G = 4, TC = 5, DH = 6, DC = 7, DZ = 8, R = 9, DST = 10, DS = 11, NSEQ = 12;
-  const I = 13, X = 14, HP = 15, DW = 16, DB = 17;
+  const I = 13, X = 14, HP = 15, DW = 16, DB = 17, WEIGHTS = 18;
   const c = new Code(params);
   const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32), p = c.local(I32), end = c.local(I32);
-  const dz0 = c.local(I32), k0 = c.local(I32), kb = c.local(I32);
+  const dz0 = c.local(I32);
   c.get(H).i32(f64 ? 3 : 2).i32Shl().set(hw);
   c.get(hw).i32(2).i32Shl().set(gw);
   c.get(B).get(hw).i32Mul().set(bh);
@@ -136,26 +138,18 @@ function backward(w: 4 | 8): FunctionDef {
   c.get(DZ).get(bh).i32(2).i32Shl().i32Sub().set(DZ);
   c.get(t).i32(1).i32Add().set(t);
   c.br(0).end().end();
-  // The weight gradients over the n·B rows, as matmulTN2 sums them: dW (I + H, 4H) += [xᵀ; h_{t−1}ᵀ]·dz, rows of
-  // the sum in blocks of KC_TN, each block summed from zero in row order and added; then dBias += dz's column sums.
-  c.i32(0).set(k0);
-  c.block().loop();
-  c.get(k0).get(N).get(B).i32Mul().i32GeS().brIf(1);
-  c.get(N).get(B).i32Mul().get(k0).i32Sub().set(kb);
-  c.block();
-  c.get(kb).i32(KC_TN).i32LeS().brIf(0);
-  c.i32(KC_TN).set(kb);
-  c.end();
+  // With `weights`, the weight gradients over the n·B rows (at most KC_TN of them: one block of matmulTN2's sum), as
+  // matmulTN2 sums them: dW (I + H, 4H) += [xᵀ; h_{t−1}ᵀ]·dz, each entry from zero in row order, then added; then
+  // dBias += dz's column sums.
+  c.get(WEIGHTS).i32Eqz().brIf(0); // (the function's outermost block: return)
   // xᵀ's rows (I of them): element (i, r) at x + r·I·w + i·w
-  c.get(I).get(gw).i32(5).i32ShrS().get(kb).get(X).get(k0).get(I).i32Mul().i32(w).i32Mul().i32Add().i32(w).get(I).i32(w).i32Mul()
-    .get(dz0).get(k0).get(gw).i32Mul().i32Add().i32(32).get(gw).get(DW).get(gw).i32(1).i32(0);
+  c.get(I).get(gw).i32(5).i32ShrS().get(N).get(B).i32Mul().get(X).i32(w).get(I).i32(w).i32Mul()
+    .get(dz0).i32(32).get(gw).get(DW).get(gw).i32(1).i32(0);
   c.call(f64 ? ROWS64 : ROWS32);
   // h_{t−1}ᵀ's rows (H of them), into dW's rows I … I + H − 1
-  c.get(H).get(gw).i32(5).i32ShrS().get(kb).get(HP).get(k0).get(hw).i32Mul().i32Add().i32(w).get(hw)
-    .get(dz0).get(k0).get(gw).i32Mul().i32Add().i32(32).get(gw).get(DW).get(I).get(gw).i32Mul().i32Add().get(gw).i32(1).i32(0);
+  c.get(H).get(gw).i32(5).i32ShrS().get(N).get(B).i32Mul().get(HP).i32(w).get(hw)
+    .get(dz0).i32(32).get(gw).get(DW).get(I).get(gw).i32Mul().i32Add().get(gw).i32(1).i32(0);
   c.call(f64 ? ROWS64 : ROWS32);
-  c.get(k0).i32(KC_TN).i32Add().set(k0);
-  c.br(0).end().end();
   c.block();
   c.get(DB).i32Eqz().brIf(0);
   c.get(N).get(B).i32Mul().get(H).i32(2).i32Shl().get(dz0).get(H).i32(2).i32Shl().get(DB).call(f64 ? SUM_ROWS64 : SUM_ROWS32);
