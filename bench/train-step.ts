@@ -83,9 +83,16 @@ export function trainStepCase(s: Shape, dtype: DType, backend: "js" | "wasm" = "
     flops: stepFlops(s),
     check: () => checkStepModel(m, s),
     run: () => { m.model.trainOnBatch(m.x, m.y); },
-    ...(s.name === "S4" ? { iterations: 3, time: 0, warmupIterations: 1 } : s.name === "S3" ? { iterations: 5, time: 0, warmupIterations: 1 } : {}),
+    ...(s.B === 1 ? {} : s.name === "S4" ? { iterations: 3, time: 0, warmupIterations: 1 } : s.name === "S3" ? { iterations: 5, time: 0, warmupIterations: 1 } : {}),
   };
 }
+
+/**
+ * A batch of one at the sizes of S2 and S3 (T, I, H), float32 on the SIMD backend: the path of a batch below four
+ * rows (each LSTM layer's forward and backward in one WebAssembly call; see src/wasm/steps.ts), as streaming or
+ * sample-by-sample training takes it.
+ */
+export const BATCH_OF_ONE: Shape[] = SHAPES.filter((s) => s.name === "S2" || s.name === "S3").map((s) => ({ ...s, B: 1 }));
 
 /**
  * The matmuls of one training step and nothing else, on buffers of the engine's shapes (float64):
@@ -141,6 +148,9 @@ export function trainStepSpecs(opts: Options): Spec[] {
     for (const dt of ["float64", "float32"] as DType[]) {
       out.push({ name: trainStepName(s, dt, "wasm"), group: "train-step", build: () => trainStepCase(s, dt, "wasm") });
     }
+  }
+  for (const s of opts.quick ? [] : BATCH_OF_ONE) {
+    out.push({ name: trainStepName(s, "float32", "wasm"), group: "train-step", build: () => trainStepCase(s, "float32", "wasm") });
   }
   for (const s of shapes.filter((x) => x.name >= "S2")) {
     out.push({ name: `stepMatmuls:${shapeLabel(s)}`, group: "train-step", build: () => stepMatmulsCase(s) });
