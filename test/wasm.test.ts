@@ -756,6 +756,8 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     const check = (fused: boolean) => {
       const arena = WasmArena.create(undefined, fused)!;
       expect(arena.fused).toBe(fused);
+      // byte 0 means "none" to the steps kernels (no bias, no gradients from above): no array may start there
+      expect(WasmArena.create(undefined, fused)!.alloc("float64", 1).byteOffset).toBeGreaterThan(0);
       let runs = 0;
       const ways = new Set<string>();
       for (const dtype of ["float64", "float32"] as const) for (const B of [1, 2, 3]) for (const H of [2, 6, 10, 12, 14, 16]) {

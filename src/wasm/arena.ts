@@ -95,7 +95,8 @@ export class WasmArena {
     const scratch = (bytes: number, region: 0 | 1): number => this.scratch(bytes, region);
     this.gemm64 = createGemm64(memory, { maxPages: MAX_PAGES }, scratch, fused);
     this.gemm32 = createGemm32(memory, { maxPages: MAX_PAGES }, scratch, fused);
-    // The σ/tanh tables, once, at the bottom of the arena; the gate kernels read them there.
+    // The σ/tanh tables, once, at the bottom of the arena; the gate kernels read them there. (So no array starts at
+    // byte 0, which the steps kernels take for "none".)
     const tables = this.reserve(TABLE_BYTES);
     writeTables(memory.buffer, tables);
     const module = compiled(fused ? "gates fused" : "gates", () => gatesModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused));
@@ -273,7 +274,10 @@ export function biasFor(Y: Float, bias: Float, sum: boolean): BiasRows | null {
   return a.arena!.bias[(sum ? 2 : 0) + (a.f32 ? 1 : 0)]!;
 }
 
-/** An extra array's byte offset when it lives in `a`'s arena with `a`'s dtype (null: 0), else −1. */
+/**
+ * An extra array's byte offset when it lives in `a`'s arena with `a`'s dtype (null: 0, which no array's offset
+ * is: the gate tables take an arena's first bytes), else −1.
+ */
 function alongside(a: Where, x: Float | null): number {
   if (x === null) return 0;
   const v = where(x);
