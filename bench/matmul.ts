@@ -13,9 +13,13 @@
  * `wasm…32:` f32x4 with 4×8 tiles on float32 operands), packing in a scratch region as the backend's arena
  * does, on the same products, their operands in a WebAssembly.Memory, checked first (bit for bit: they sum in
  * the dot product's order; Aᵀ·B with K > 256 to rounding, as it sums in K blocks), beside the TypeScript kernels.
+ *
+ * `wasmPeak…:` cases time what this core's vector pipes allow, with no memory traffic at all: a loop of
+ * acc += x·y on independent accumulators held in registers (see peakCase). The products can be no faster.
  */
 import { matmulNN, matmulNT, matmulTN } from "../src/tensor/kernels.js";
-import { HOLD_NEW, HOLD_SAME, KC_TN, createGemm32, createGemm64, createMemory } from "../src/wasm/gemm.js";
+import { HOLD_NEW, HOLD_SAME, KC_TN, compiled, createGemm32, createGemm64, createMemory } from "../src/wasm/gemm.js";
+import { Code, F32, F64, I32, V128, assemble } from "../src/wasm/assembler.js";
 import {
   type Case, type Options, type Shape, type Spec, type Result, SHAPES, rng, randomArray, runSpecs, standalone, FMA,
 } from "./harness.js";
@@ -125,6 +129,64 @@ export function wasmCase(form: Form, M: number, N: number, K: number, label: str
   };
 }
 
+/**
+ * The ceiling: n passes of acc_q += x·y_q over `acc` accumulators (f32x4 or f64x2 locals, never in memory), the
+ * multiply and the add separate or, fused (--fma), relaxed SIMD's multiply-add; FLOPs = 2·lanes·acc·n. Fused needs
+ * more accumulators than separate: each chain waits for its multiply-add's whole latency. 8 and 12 were the best
+ * counts on the Zen 3 machine (16 spill). Checked first against the same recurrence in scalar arithmetic (the
+ * separate form rounds as float32 or float64 does: bit for bit; fused to rounding).
+ */
+export function peakCase(f32: boolean, fused: boolean): Case {
+  const lanes = f32 ? 4 : 2, acc = fused ? 12 : 8;
+  const c = new Code([I32]);
+  const k = c.local(I32);
+  const accs = Array.from({ length: acc }, () => c.local(V128));
+  const x = c.local(V128), y = [c.local(V128), c.local(V128)];
+  const splat = (v: number): void => { if (f32) c.f32(v).f32x4Splat(); else c.f64(v).f64x2Splat(); };
+  const X = 1.0000001, Y = [0.9999999, 1.00001];
+  splat(X); c.set(x);
+  splat(Y[0]!); c.set(y[0]!);
+  splat(Y[1]!); c.set(y[1]!);
+  for (let q = 0; q < acc; q++) { splat(q); c.set(accs[q]!); }
+  c.i32(0).set(k);
+  c.block().loop();
+  c.get(k).get(0).i32GeS().brIf(1);
+  for (let q = 0; q < acc; q++) {
+    if (fused) { c.get(x).get(y[q % 2]!).get(accs[q]!); if (f32) c.f32x4RelaxedMadd(); else c.f64x2RelaxedMadd(); }
+    else { c.get(accs[q]!).get(x).get(y[q % 2]!); if (f32) c.f32x4Mul().f32x4Add(); else c.f64x2Mul().f64x2Add(); }
+    c.set(accs[q]!);
+  }
+  c.get(k).i32(1).i32Add().set(k);
+  c.br(0).end().end();
+  // lane 0 of acc_0 + acc_1 + … (in that order), so that nothing in the loop is dead
+  c.get(accs[0]!);
+  for (let q = 1; q < acc; q++) { c.get(accs[q]!); if (f32) c.f32x4Add(); else c.f64x2Add(); }
+  if (f32) c.f32x4ExtractLane(0); else c.f64x2ExtractLane(0);
+  const bytes = assemble([{ name: "peak", params: [I32], results: [f32 ? F32 : F64], code: c }], { pages: 1 });
+  const WA = (globalThis as unknown as { WebAssembly: { Instance: new (m: object, imports: object) => { exports: Record<string, unknown> } } }).WebAssembly;
+  const instance = new WA.Instance(compiled(`peak ${f32} ${fused}`, () => bytes), { env: { memory: createMemory(1) } });
+  const peak = instance.exports.peak as (n: number) => number;
+  const n = 1 << 20;
+  const fr = f32 ? Math.fround : (v: number): number => v;
+  return {
+    name: `wasmPeak${f32 ? "32" : ""}:${fused ? "fused multiply-add" : "multiply, add"} (${acc} accumulators)`,
+    group: "matmul",
+    flops: 2 * lanes * acc * n,
+    check: () => {
+      const m = 1000, got = peak(m);
+      let want = 0;
+      for (let q = 0; q < acc; q++) {
+        let a = q;
+        const xv = fr(X), yv = fr(Y[q % 2]!);
+        for (let i = 0; i < m; i++) a = fused ? fr(a + xv * yv) : fr(a + fr(xv * yv));
+        want = q === 0 ? a : fr(want + a);
+      }
+      if (fused ? !(Math.abs(got - want) <= 1e-5 * Math.abs(want)) : got !== want) throw new Error(`sum ${got}, expected ${want}`);
+    },
+    run: () => { peak(n); },
+  };
+}
+
 export function matmulSpecs(opts: Options): Spec[] {
   const shapes = opts.quick ? SHAPES.filter((s) => s.name === "S1" || s.name === "S2") : SHAPES.filter((s) => s.name !== "S0");
   const out: Spec[] = [];
@@ -141,6 +203,10 @@ export function matmulSpecs(opts: Options): Spec[] {
         }
       }
     }
+  }
+  for (const f32 of [true, false]) {
+    out.push({ name: `wasmPeak${f32 ? "32" : ""}:multiply, add (8 accumulators)`, group: "matmul", build: () => peakCase(f32, false) });
+    if (FMA) out.push({ name: `wasmPeak${f32 ? "32" : ""}:fused multiply-add (12 accumulators)`, group: "matmul", build: () => peakCase(f32, true) });
   }
   return out;
 }
