@@ -136,8 +136,12 @@ export function wasmCase(form: Form, M: number, N: number, K: number, label: str
  * counts on the Zen 3 machine (16 spill). Checked first against the same recurrence in scalar arithmetic (the
  * separate form rounds as float32 or float64 does: bit for bit; fused to rounding).
  */
+const peakAccumulators = (fused: boolean): number => (fused ? 12 : 8);
+const peakName = (f32: boolean, fused: boolean): string =>
+  `wasmPeak${f32 ? "32" : ""}:${fused ? "fused multiply-add" : "multiply, add"} (${peakAccumulators(fused)} accumulators)`;
+
 export function peakCase(f32: boolean, fused: boolean): Case {
-  const lanes = f32 ? 4 : 2, acc = fused ? 12 : 8;
+  const lanes = f32 ? 4 : 2, acc = peakAccumulators(fused);
   const c = new Code([I32]);
   const k = c.local(I32);
   const accs = Array.from({ length: acc }, () => c.local(V128));
@@ -163,13 +167,14 @@ export function peakCase(f32: boolean, fused: boolean): Case {
   for (let q = 1; q < acc; q++) { c.get(accs[q]!); if (f32) c.f32x4Add(); else c.f64x2Add(); }
   if (f32) c.f32x4ExtractLane(0); else c.f64x2ExtractLane(0);
   const bytes = assemble([{ name: "peak", params: [I32], results: [f32 ? F32 : F64], code: c }], { pages: 1 });
+  // The WebAssembly global as far as used here (the project's lib has no DOM, so it has no value declaration).
   const WA = (globalThis as unknown as { WebAssembly: { Instance: new (m: object, imports: object) => { exports: Record<string, unknown> } } }).WebAssembly;
   const instance = new WA.Instance(compiled(`peak ${f32} ${fused}`, () => bytes), { env: { memory: createMemory(1) } });
   const peak = instance.exports.peak as (n: number) => number;
   const n = 1 << 20;
   const fr = f32 ? Math.fround : (v: number): number => v;
   return {
-    name: `wasmPeak${f32 ? "32" : ""}:${fused ? "fused multiply-add" : "multiply, add"} (${acc} accumulators)`,
+    name: peakName(f32, fused),
     group: "matmul",
     flops: 2 * lanes * acc * n,
     check: () => {
@@ -205,8 +210,7 @@ export function matmulSpecs(opts: Options): Spec[] {
     }
   }
   for (const f32 of [true, false]) {
-    out.push({ name: `wasmPeak${f32 ? "32" : ""}:multiply, add (8 accumulators)`, group: "matmul", build: () => peakCase(f32, false) });
-    if (FMA) out.push({ name: `wasmPeak${f32 ? "32" : ""}:fused multiply-add (12 accumulators)`, group: "matmul", build: () => peakCase(f32, true) });
+    for (const fused of FMA ? [false, true] : [false]) out.push({ name: peakName(f32, fused), group: "matmul", build: () => peakCase(f32, fused) });
   }
   return out;
 }
