@@ -10,9 +10,11 @@
  * for last-step and per-step heads alike. Only the order of the sums over rows changes. The optimizer
  * then runs once, on the calling thread, through the engine's own atomic `applyUpdate`.
  *
- * The pool knows no platform: how a worker thread is started (Node's worker_threads in node/threads.ts,
- * Web Workers in web/threads.ts) comes in as a ThreadHost. The calling thread blocks in Atomics.wait,
- * which a Node main thread and a Web Worker may do (a browser page's main thread may not).
+ * The worker threads themselves are in workers.ts: how a platform starts them, their shared memory, and
+ * PoolWorkers, the part of the pool that starts and replaces them, which ThreadPool extends. This file is
+ * what a call does with them: `setThreads`'s settings, which calls are worth splitting and into which
+ * slices, and each pass, handed out and merged. ThreadHost and HostThread are re-exported from here, the
+ * module the platforms import.
  *
  * Legend: B batch, B_k rows of slice k (slice 0 is the calling thread's), T timesteps, F input features,
  * H units, D head units, P parameters.
@@ -22,37 +24,10 @@ import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
 import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
 import * as arenas from "../wasm/arena.js";
-import {
-  type Fault, type Message, type Op, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
-  CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES,
-  bufferSizes, readMessage, sharedArray, sharedBuffer,
-} from "./protocol.js";
+import { type Op, type SharedBuffers, CTRL_DONE, bufferSizes, sharedArray, sharedBuffer } from "./protocol.js";
+import { type ThreadHost, PoolWorkers, type WorkerHandle } from "./workers.js";
 
-/** How a platform starts worker threads that run threads/replica.ts. */
-export interface ThreadHost {
-  /**
-   * Whether a worker starts while the thread that created it blocks in Atomics.wait. Node's do, so the
-   * pool starts workers when a call needs them and waits. A browser starts a worker only once its creator
-   * returns to the event loop: there the pool starts workers without waiting, runs calls on the calling
-   * thread until every worker is ready, and `start()` awaits them.
-   */
-  readonly startsWhileBlocked: boolean;
-  /** The number of cores, for `threads: "auto"`. */
-  cores(): number;
-  /** Starts a worker thread whose replica gets `init`. */
-  spawn(init: WorkerInit): HostThread;
-}
-
-/** One started worker thread, as its host sees it. */
-export interface HostThread {
-  post(message: Message): void;
-  /** Stops the thread (asynchronously; nothing waits for it). */
-  terminate(): void;
-  /** True once the host has seen the thread end (its error or exit event; these only arrive while this thread's event loop runs). */
-  readonly ended: boolean;
-  /** The platform's worker object (for tests that watch it end). Holding it must not hold the model. */
-  readonly worker: unknown;
-}
+export type { HostThread, ThreadHost } from "./workers.js";
 
 export interface ThreadOptions {
   /**
@@ -68,9 +43,6 @@ export interface ThreadOptions {
 
 export const DEFAULT_MIN_FLOPS = 4e6;
 
-/** How long the first large call waits for its workers to start before giving up. */
-const START_TIMEOUT_MS = 120_000;
-
 /**
  * A call waits for its workers at least this long before it decides one has hung (a worker that exits
  * or throws is noticed at once; only a thread that hangs, or is killed from outside, says nothing).
@@ -78,8 +50,6 @@ const START_TIMEOUT_MS = 120_000;
 const MIN_WAIT_MS = 120_000;
 /** ...and at least this many times as long as the calling thread's own slice took. */
 const WAIT_RATIO = 100;
-/** A blocked caller wakes this often to look at the deadline and at whether the worker has ended. */
-const WAIT_SLICE_MS = 100;
 
 /** Validates a `threads` setting: a positive integer, or "auto" for the machine's cores. */
 export function checkThreads(name: string, v: unknown, host: ThreadHost): number {
@@ -112,110 +82,6 @@ export function createPool(engine: Engine, threads: unknown, options: unknown, h
   return n > 1 ? new ThreadPool(engine, n, minFlops, host) : null;
 }
 
-/** One worker thread and its shared memory. Refers to nothing of the model (see Pool). */
-class WorkerHandle {
-  readonly thread: HostThread;
-  readonly ctrl: Int32Array;        // (CTRL_WORDS)
-  readonly result: Float64Array;    // [loss, accuracy hits, 1 when the replica computes in SIMD]
-  readonly message: Uint8Array;     // (MESSAGE_BYTES) error text
-  /** The buffers the worker has been given; null until the first run. */
-  buffers: SharedBuffers | null = null;
-  /** Rows and steps the buffers were last fitted to: while both stay, fitBuffers has nothing to do. */
-  fitRows = -1;
-  fitT = -1;
-  grads: FloatArray = new Float64Array(0);  // (P)
-  x: FloatArray = new Float64Array(0);      // (Bw, T, F)
-  y: FloatArray = new Float64Array(0);      // (Bw, D) or (Bw, T, D)
-  stateIn: FloatArray = new Float64Array(0);
-  stateOut: FloatArray = new Float64Array(0);
-  out: FloatArray = new Float64Array(0);
-  dx: FloatArray = new Float64Array(0);
-  stateGrads: FloatArray = new Float64Array(0);
-  hseq: FloatArray = new Float64Array(0);
-  norms: Float64Array = new Float64Array(0);
-  /** The run command, rewritten and posted by every call; `buffers` is set only when they changed. */
-  readonly cmd: RunMessage = {
-    type: "run", op: "predict", B: 0, T: 0, loss: null, buffers: null, states: false, accuracy: false, norms: false,
-  };
-  constructor(host: ThreadHost, init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
-    const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
-    const result = new SharedArrayBuffer(3 * 8);
-    const message = new SharedArrayBuffer(MESSAGE_BYTES);
-    this.ctrl = new Int32Array(ctrl);
-    this.result = new Float64Array(result);
-    this.message = new Uint8Array(message);
-    this.thread = host.spawn({ ...init, ctrl, result, message });
-  }
-
-  /** True once the thread has ended, as far as this thread can tell even without running its event loop. */
-  get dead(): boolean {
-    return this.thread.ended || Atomics.load(this.ctrl, CTRL_EXITED) !== 0;
-  }
-
-  /** 0 while starting, 1 ready, 2 failed to start (the reason in `message`). */
-  get readyState(): number {
-    return Atomics.load(this.ctrl, CTRL_READY);
-  }
-
-  /** The StateError for a worker that failed to start. */
-  startError(): StateError {
-    return new StateError(`worker threads: a worker failed to start: ${readMessage(this.ctrl, this.message)}`);
-  }
-
-  /** Blocks until the worker has built its replica; throws if it could not. */
-  waitReady(): void {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (Atomics.load(this.ctrl, CTRL_READY) === 0) {
-      if (this.dead) throw new StateError(`worker threads: a worker exited while starting${this.exitCode()}`);
-      if (Date.now() > deadline) throw new StateError(`worker threads: a worker did not start within ${START_TIMEOUT_MS / 1000} s`);
-      Atomics.wait(this.ctrl, CTRL_READY, 0, WAIT_SLICE_MS);
-    }
-    if (Atomics.load(this.ctrl, CTRL_READY) !== 1) throw this.startError();
-  }
-
-  /**
-   * Blocks, in slices of WAIT_SLICE_MS, until the running command is done, the thread has ended, or
-   * `deadline` (a performance.now() time, `limitMs` after the caller finished its own slice) has
-   * passed. Returns null when the command succeeded, else what went wrong.
-   */
-  waitDone(deadline: number, limitMs: number): string | null {
-    for (;;) {
-      if (Atomics.load(this.ctrl, CTRL_DONE) !== 0) {
-        return Atomics.load(this.ctrl, CTRL_STATUS) === 0 ? null : `threw: ${readMessage(this.ctrl, this.message)}`;
-      }
-      if (this.dead) return `exited${this.exitCode()} before finishing`;
-      const left = deadline - performance.now();
-      if (left <= 0) return `did not finish within ${Math.round(limitMs) / 1000} s (hung, or stopped from outside)`;
-      Atomics.wait(this.ctrl, CTRL_DONE, 0, Math.min(WAIT_SLICE_MS, left));
-    }
-  }
-
-  private exitCode(): string {
-    return Atomics.load(this.ctrl, CTRL_EXITED) !== 0 ? ` with code ${Atomics.load(this.ctrl, CTRL_EXIT_CODE)}` : "";
-  }
-
-  terminate(): void {
-    this.thread.terminate();
-  }
-}
-
-/**
- * The worker threads of one engine, kept apart from the engine so that `pools` can hold them without
- * holding the model: nothing here, nor in the Workers' listeners, refers to the engine or the model. So
- * a model dropped without dispose() is still collected, and the registry then stops its workers.
- */
-class Pool {
-  workers: WorkerHandle[] = [];
-
-  stop(): void {
-    for (const w of this.workers) w.terminate();
-    this.workers = [];
-  }
-}
-
-/** Stops the workers of an engine (so of a model) that was garbage-collected without dispose(). */
-const pools = new FinalizationRegistry<Pool>((pool) => pool.stop());
-
 /** What each op is called in error messages. */
 const OP_NAMES: Record<Op, string> = {
   train: "a training step", test: "a test pass", predict: "predict", grads: "computeGradients",
@@ -225,7 +91,7 @@ const OP_NAMES: Record<Op, string> = {
  * A pool of worker threads plus the logic that splits a batch, hands out the slices and merges the
  * results. Created by `setThreads(model, n)` with n > 1; workers start at the first call large enough.
  */
-export class ThreadPool implements RowExecutor {
+export class ThreadPool extends PoolWorkers implements RowExecutor {
   /** Calls that ran split across threads (for tests and curious users). */
   parallelCalls = 0;
   /**
@@ -233,7 +99,6 @@ export class ThreadPool implements RowExecutor {
    * declaring it hung (see MIN_WAIT_MS). Tests lower it.
    */
   minWaitMs = MIN_WAIT_MS;
-  private readonly pool = new Pool();
   /**
    * (P) the weights every worker reads, at byte paramsAt of params: the model's own where they live in shared
    * memory (the SIMD backend's arena), else a copy that each call refreshes.
@@ -247,8 +112,6 @@ export class ThreadPool implements RowExecutor {
    * that workers started anew (after dispose or a failure) reuse them rather than leave arena memory behind.
    */
   private readonly workerGrads: FloatArray[] = [];
-  /** The replica's layers, taken when the first workers start (the model is built by then) and kept. */
-  private replica: ReplicaLayer[] | null = null;
   // The split of the last batch size, kept while B stays.
   private splitB = -1;
   private readonly sizes: number[] = [];  // rows per slice, the calling thread's first
@@ -257,18 +120,8 @@ export class ThreadPool implements RowExecutor {
   private loss = 0;
   private hits = 0;
 
-  constructor(private readonly model: Engine, readonly threads: number, readonly minFlops: number, private readonly host: ThreadHost) {
-    pools.register(this, this.pool);
-  }
-
-  /** How many of the started workers compute in WebAssembly SIMD (their replica has its own arena). */
-  get simdWorkers(): number {
-    return this.pool.workers.filter((w) => w.result[2]! >= 1).length;
-  }
-
-  /** How many of the started workers' products fuse their multiply-adds (the model's `fma`). */
-  get fusedWorkers(): number {
-    return this.pool.workers.filter((w) => w.result[2] === 2).length;
+  constructor(model: Engine, threads: number, readonly minFlops: number, host: ThreadHost) {
+    super(model, threads, host);
   }
 
   /**
@@ -281,28 +134,6 @@ export class ThreadPool implements RowExecutor {
     this.params = null;
     this.paramsAt = 0;
     this.paramsView = new Float64Array(0);
-  }
-
-  /** Number of worker threads currently running. */
-  get runningWorkers(): number {
-    let n = 0;
-    for (const w of this.pool.workers) if (!w.dead) n++;
-    return n;
-  }
-
-  /** @internal The platform's worker objects (for tests that watch them end); holding them does not hold the model. */
-  get workerThreads(): unknown[] {
-    return this.pool.workers.map((w) => w.thread.worker);
-  }
-
-  /**
-   * @internal Tests only: the first worker's next run fails, by throwing before it computes, by calling
-   * process.exit in the middle of its pass, or by blocking forever there.
-   */
-  injectFault(kind: Fault): void {
-    const w = this.pool.workers[0];
-    if (!w) throw new StateError("injectFault: no worker thread is running; make a large call first");
-    w.thread.post({ type: "fault", kind });
   }
 
   /** The FLOP model's estimate for a call over B rows and T steps: forward, or 3 × forward with backward. */
@@ -340,71 +171,6 @@ export class ThreadPool implements RowExecutor {
    */
   private run(B: number, T: number, backward: boolean): boolean {
     return this.split(B, T, backward) && this.ensureWorkers(this.sizes.length - 1);
-  }
-
-  /**
-   * Starts (or replaces ended) workers until there are `count`, and says whether all are ready. On a host
-   * whose workers start while this thread blocks (Node) it waits for them, so the answer is true (or a
-   * StateError). Elsewhere it does not wait, and false leaves the call to the calling thread.
-   */
-  private ensureWorkers(count: number): boolean {
-    const pool = this.pool;
-    let ended = 0;
-    for (const w of pool.workers) {
-      if (!w.dead) continue;
-      if (w.readyState !== 1) {
-        // It never became ready: its script did not load, or threw while starting. Starting another
-        // would fail the same way.
-        this.dispose();
-        throw new StateError("worker threads: a worker ended before it was ready (its script failed to load or threw while starting; is the worker script's URL right?)");
-      }
-      ended++;
-    }
-    if (ended > 0) {
-      for (const w of pool.workers) if (w.dead) w.terminate();
-      pool.workers = pool.workers.filter((w) => !w.dead);
-    }
-    if (pool.workers.length < count) {
-      const m = this.model, layers = (this.replica ??= replicaLayers(m));
-      const fresh: WorkerHandle[] = [];
-      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers, backend: m.arena ? "wasm" : "js", fma: m.arena?.fused ?? false }));
-      if (this.host.startsWhileBlocked) {
-        try {
-          for (const w of fresh) w.waitReady();
-        } catch (e) {
-          for (const w of fresh) w.terminate();
-          throw e;
-        }
-      }
-      pool.workers.push(...fresh);
-    }
-    let ready = true;
-    for (let k = 0; k < count; k++) {
-      const state = pool.workers[k]!.readyState;
-      if (state === 2) {
-        const error = pool.workers[k]!.startError();
-        this.dispose();
-        throw error;
-      }
-      if (state !== 1) ready = false;
-    }
-    return ready;
-  }
-
-  /**
-   * Starts every worker now and resolves once all are ready, yielding to the event loop meanwhile: how
-   * workers start on a host where they cannot start while this thread blocks (a browser). The model must
-   * be built (the workers replicate its layers).
-   */
-  async start(): Promise<void> {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!this.ensureWorkers(this.threads - 1)) {
-      if (Date.now() > deadline) {
-        this.dispose();
-        throw new StateError(`worker threads: the workers did not start within ${START_TIMEOUT_MS / 1000} s (is the worker script's URL right?)`);
-      }
-      await new Promise<void>((resolve) => setTimeout(resolve, 5));
-    }
   }
 
   /** Grows a worker's shared buffers to fit Bw rows and T steps; the next run sends them when anything changed. */
@@ -723,16 +489,6 @@ export class ThreadPool implements RowExecutor {
     }
     return res;
   }
-}
-
-/** The replica's description of the model's layers (the model must be built). */
-function replicaLayers(m: Engine): ReplicaLayer[] {
-  return m.layers.map((l) => l.kind === "lstm"
-    ? {
-      kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
-      recurrentActivation: l.recurrentActivation, useBias: l.useBias,
-    }
-    : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias });
 }
 
 /** `cur` when it holds n elements of `bytes` bytes, else a new buffer that does. */

@@ -1,0 +1,174 @@
+/**
+ * The TensorFlow.js Layers format, export: `toTfjs` writes a Sequential as tf.io.ModelArtifacts, with the
+ * Keras JSON topology as tfjs-layers itself saves it, a weight spec per weight ("<layer>/<slot>") and the
+ * weights' bytes, little-endian float32, in the specs' order. The types of what it writes live here too, and
+ * the slot names of each layer kind (Keras's weight names, in getWeights order), which the import side
+ * (tfjs-topology.ts) expects by the same names. tfjs.ts re-exports all of it; import it from there.
+ *
+ * Legend: F input features (the last entry of `batch_input_shape`).
+ */
+import { Sequential } from "../model.js";
+import type { Layer } from "../engine.js";
+import { LSTM } from "../layers/lstm.js";
+import type { InitializerName } from "../init.js";
+import { StateError, ValueError, fmtValue } from "../errors.js";
+
+/** The tfjs-layers version whose format `toTfjs` writes (the one the tests load it with). */
+export const TFJS_LAYERS_VERSION = "4.22.0";
+
+/** One entry of `weightSpecs` (tf.io.WeightsManifestEntry). */
+export interface TfjsWeightSpec {
+  name: string;
+  shape: number[];
+  dtype: string;
+  /** "model" or "optimizer"; optimizer weights are skipped on import. */
+  group?: string;
+  /** Converter quantization (`--quantize_uint8` …): the bytes hold `dtype` uint8/uint16/float16 values. */
+  quantization?: { dtype: string; min?: number; scale?: number; original_dtype?: string };
+}
+
+/** What `toTfjs` returns: tf.io.ModelArtifacts of a Layers model. */
+export interface TfjsArtifacts {
+  /** The Keras JSON config: { class_name: "Sequential", config: { name, layers }, keras_version, backend }. */
+  modelTopology: Record<string, unknown>;
+  weightSpecs: TfjsWeightSpec[];
+  /** The weights, float32 little-endian, in weightSpecs order. */
+  weightData: ArrayBuffer;
+  format: "layers-model";
+  generatedBy: string;
+  convertedBy: string | null;
+}
+
+const ZEROS_INIT = { class_name: "Zeros", config: {} };
+
+/** Keras's serialisation of longshort's initialisers (used only if someone re-initialises the model). */
+function initializerConfig(name: InitializerName): object {
+  switch (name) {
+    case "glorotUniform": return { class_name: "GlorotUniform", config: { seed: null } };
+    case "orthogonal": return { class_name: "Orthogonal", config: { gain: 1, seed: null } };
+    case "zeros": return ZEROS_INIT;
+  }
+}
+
+/** Keras-style layer names: lstm, lstm_1, …, dense, dense_1, … */
+function layerNames(layers: readonly Layer[]): string[] {
+  let li = 0, di = 0;
+  return layers.map((l) => {
+    const k = l instanceof LSTM ? li++ : di++;
+    const base = l instanceof LSTM ? "lstm" : "dense";
+    return k === 0 ? base : `${base}_${k}`;
+  });
+}
+
+/**
+ * The model as TensorFlow.js ModelArtifacts, which `tf.loadLayersModel(tf.io.fromMemory(artifacts))` loads
+ * into a tf.Sequential that predicts what the model predicts. The topology follows what tfjs-layers itself
+ * saves (snake_case Keras configs, `batch_input_shape` on the first layer: [batchSize of a stateful model or
+ * null, null, F]); weights are named "<layer>/kernel", "<layer>/recurrent_kernel", "<layer>/bias" and stored
+ * as little-endian float32 (a float64 model is rounded). A per-step model's Dense layers are plain Dense
+ * layers: on a 3D input a Keras Dense applies to every step.
+ *
+ * @example
+ * const artifacts = toTfjs(model);
+ * const tfModel = await tf.loadLayersModel(tf.io.fromMemory(artifacts));   // import * as tf from "@tensorflow/tfjs"
+ * tfModel.predict(tf.tensor3d(x));                                           // what model.predict(x) gives
+ */
+export function toTfjs(model: Sequential): TfjsArtifacts {
+  if (!(model instanceof Sequential)) {
+    throw new ValueError(`toTfjs model: expected a Sequential, got ${fmtValue(model)}`);
+  }
+  const F = model.inputDim;
+  if (F === undefined) {
+    throw new StateError(`toTfjs: the model is not built (its input features are unknown); call model.build(inputDim) or run it on data first`);
+  }
+  if (model.stateful && model.batchSize === undefined) {
+    throw new StateError(`toTfjs: a stateful model needs its batch size in the topology (Keras batch_input_shape); call model.setBatchSize(n) first`);
+  }
+  const layers = model.layers;
+  const names = layerNames(layers);
+  const batch = model.stateful ? model.batchSize! : null;
+  const masking = model.masking;
+  const configs: object[] = layers.map((l, i) => {
+    const name = names[i]!;
+    // As tfjs writes it: the input shape and dtype on the first layer only (the Masking layer, when there is one).
+    const head = i === 0 && !masking ? { name, trainable: true, batch_input_shape: [batch, null, F], dtype: "float32" } : { name, trainable: true };
+    if (l instanceof LSTM) {
+      return {
+        class_name: "LSTM",
+        config: {
+          ...head,
+          units: l.units,
+          activation: "tanh",
+          recurrent_activation: l.recurrentActivation === "hardSigmoid" ? "hard_sigmoid" : "sigmoid",
+          use_bias: l.useBias,
+          kernel_initializer: initializerConfig(l.kernelInitializer),
+          recurrent_initializer: initializerConfig(l.recurrentInitializer),
+          bias_initializer: ZEROS_INIT,
+          unit_forget_bias: l.unitForgetBias,
+          kernel_regularizer: null, recurrent_regularizer: null, bias_regularizer: null, activity_regularizer: null,
+          kernel_constraint: null, recurrent_constraint: null, bias_constraint: null,
+          dropout: l.dropout,
+          recurrent_dropout: l.recurrentDropout,
+          implementation: 2,
+          return_sequences: l.returnSequences,
+          return_state: false,
+          go_backwards: false,
+          stateful: l.stateful,
+          unroll: false,
+        },
+      };
+    }
+    return {
+      class_name: "Dense",
+      config: {
+        units: l.units,
+        activation: l.activation,
+        use_bias: l.useBias,
+        kernel_initializer: initializerConfig("glorotUniform"),
+        bias_initializer: ZEROS_INIT,
+        kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null,
+        kernel_constraint: null, bias_constraint: null,
+        ...head,
+      },
+    };
+  });
+
+  if (masking) {
+    configs.unshift({
+      class_name: "Masking",
+      config: { name: "masking", trainable: true, batch_input_shape: [batch, null, F], dtype: "float32", mask_value: masking.maskValue },
+    });
+  }
+  // Weights: getWeights order, which is Keras's per layer (kernel, recurrent_kernel, bias).
+  const weights = model.getWeights();
+  const specNames = layers.flatMap((l, i) => (l instanceof LSTM ? lstmSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
+  const weightSpecs: TfjsWeightSpec[] = weights.map((w, k) => ({ name: specNames[k]!, shape: w.shape.slice(), dtype: "float32" }));
+  const total = weights.reduce((s, w) => s + w.data.length, 0);
+  const weightData = new ArrayBuffer(total * 4);
+  const view = new DataView(weightData);
+  let off = 0;
+  for (const w of weights) {
+    for (let k = 0; k < w.data.length; k++, off += 4) view.setFloat32(off, w.data[k]!, true);
+  }
+  return {
+    modelTopology: {
+      class_name: "Sequential",
+      config: { name: "sequential", layers: configs },
+      keras_version: `tfjs-layers ${TFJS_LAYERS_VERSION}`,
+      backend: "tensor_flow.js",
+    },
+    weightSpecs,
+    weightData,
+    format: "layers-model",
+    generatedBy: "longshort",
+    convertedBy: null,
+  };
+}
+
+export function lstmSlots(useBias: boolean): string[] {
+  return useBias ? ["kernel", "recurrent_kernel", "bias"] : ["kernel", "recurrent_kernel"];
+}
+
+export function denseSlots(useBias: boolean): string[] {
+  return useBias ? ["kernel", "bias"] : ["kernel"];
+}

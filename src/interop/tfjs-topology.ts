@@ -1,0 +1,281 @@
+/**
+ * The TensorFlow.js Layers format, import of the topology: the Keras JSON config of a Sequential model (as
+ * tfjs saves it, or tensorflowjs_converter writes it from Keras 2 or Keras 3) read into layer plans, one per
+ * LSTM or Dense layer in order, each with the names its weights may carry and its weight slots, which
+ * tfjs-weights.ts then fills from the weight specs. Whatever the engine does not compute is refused by
+ * name. Also the import side's shared pieces (SRC, fail, isObject), for tfjs-weights.ts and tfjs.ts.
+ *
+ * The topology is untrusted like the rest: every field is checked, and a bad one fails with FormatError
+ * naming it; nothing here is sized by the file beyond the layer objects themselves.
+ */
+import type { Layer } from "../engine.js";
+import { LSTM, type RecurrentActivation } from "../layers/lstm.js";
+import { Dense, type Activation } from "../layers/dense.js";
+import { Masking } from "../layers/masking.js";
+import { FormatError, fmtValue } from "../errors.js";
+import { denseSlots, lstmSlots } from "./tfjs-export.js";
+
+export const SRC = "tfjs artifacts";
+
+export function fail(msg: string): never {
+  throw new FormatError(`${SRC}: ${msg}`);
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer);
+}
+
+/** A layer of the topology as longshort will build it, with the names its weights may carry. */
+export interface LayerPlan {
+  layer: Layer;
+  /** Where it is in the topology, for messages: `layers[2] (LSTM "lstm_1")`. */
+  where: string;
+  /** The layer's name and, for TimeDistributed, the wrapped layer's name too. */
+  names: string[];
+  /** Keras's weight names in getWeights order (and in the order of Keras 3's numbered variables). */
+  slots: string[];
+}
+
+interface Topology {
+  plans: LayerPlan[];
+  inputDim: number;
+  /** Keras's Masking layer first, or null. */
+  masking: Masking | null;
+}
+
+/** Reads an optional boolean field, FormatError if it is anything else. */
+function boolField(where: string, cfg: Record<string, unknown>, key: string, dflt: boolean): boolean {
+  const v = cfg[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== "boolean") fail(`${where}: config.${key}: expected true or false, got ${fmtValue(v)}`);
+  return v;
+}
+
+/** A positive integer field (units). */
+function unitsField(where: string, cfg: Record<string, unknown>): number {
+  const v = cfg["units"];
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`${where}: config.units: expected a positive integer, got ${fmtValue(v)}`);
+  return v;
+}
+
+/** An activation, which must be given by name (an object is a custom or wrapped function: refused). */
+function activationName(where: string, key: string, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === "string") return v;
+  fail(`${where}: config.${key}: expected an activation name, got ${fmtValue(v)} (custom activations are not supported)`);
+}
+
+/** A dropout rate in [0, 1) (Keras 3 LSTMCell semantics, which longshort's LSTM follows); missing means 0. */
+function dropoutRate(where: string, cfg: Record<string, unknown>, key: string): number {
+  const v = cfg[key];
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== "number" || !(v >= 0 && v < 1)) fail(`${where}: config.${key}: expected a rate in [0, 1), got ${fmtValue(v)}`);
+  return v as number;
+}
+
+function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
+  const units = unitsField(where, cfg);
+  const act = activationName(where, "activation", cfg["activation"]) ?? "tanh"; // Keras's default
+  if (act !== "tanh") fail(`${where}: config.activation ${JSON.stringify(act)} is not supported; longshort's LSTM computes "tanh"`);
+  const ra = activationName(where, "recurrent_activation", cfg["recurrent_activation"]);
+  if (ra === null) fail(`${where}: config.recurrent_activation is missing (its default differs between Keras 2, Keras 3 and TensorFlow.js)`);
+  let recurrentActivation: RecurrentActivation;
+  if (ra === "sigmoid") recurrentActivation = "sigmoid";
+  else if (ra === "hard_sigmoid") {
+    if (keras3) {
+      fail(`${where}: config.recurrent_activation "hard_sigmoid" of Keras 3 is relu6(x + 3) / 6, a different function from the ` +
+        `clip(0.2·x + 0.5, 0, 1) of Keras 2 and TensorFlow.js that longshort's "hardSigmoid" computes`);
+    }
+    recurrentActivation = "hardSigmoid";
+  } else fail(`${where}: config.recurrent_activation ${JSON.stringify(ra)} is not supported; expected "sigmoid" or "hard_sigmoid"`);
+  for (const key of ["return_state", "go_backwards", "time_major"]) {
+    if (boolField(where, cfg, key, false)) fail(`${where}: config.${key} true is not supported`);
+  }
+  const dropout = dropoutRate(where, cfg, "dropout"), recurrentDropout = dropoutRate(where, cfg, "recurrent_dropout");
+  boolField(where, cfg, "unroll", false); // a speed setting: same results either way
+  const useBias = boolField(where, cfg, "use_bias", true);
+  const stateful = boolField(where, cfg, "stateful", false);
+  const layer = new LSTM({
+    units,
+    returnSequences: boolField(where, cfg, "return_sequences", false),
+    stateful,
+    batchSize: stateful ? batchSize : undefined,
+    unitForgetBias: boolField(where, cfg, "unit_forget_bias", true),
+    recurrentActivation,
+    useBias,
+    dropout,
+    recurrentDropout,
+  });
+  return { layer, where, names: [], slots: lstmSlots(useBias) };
+}
+
+const DENSE_ACTIVATIONS: Record<string, Activation> = { linear: "linear", sigmoid: "sigmoid", tanh: "tanh", relu: "relu", softmax: "softmax" };
+
+function parseDense(where: string, cfg: Record<string, unknown>): LayerPlan {
+  const units = unitsField(where, cfg);
+  const act = activationName(where, "activation", cfg["activation"]) ?? "linear";
+  const activation = DENSE_ACTIVATIONS[act];
+  if (activation === undefined || !Object.hasOwn(DENSE_ACTIVATIONS, act)) {
+    fail(`${where}: config.activation ${JSON.stringify(act)} is not supported; expected one of ${Object.keys(DENSE_ACTIVATIONS).map((a) => JSON.stringify(a)).join(", ")}`);
+  }
+  const useBias = boolField(where, cfg, "use_bias", true);
+  return { layer: new Dense({ units, activation, useBias }), where, names: [], slots: denseSlots(useBias) };
+}
+
+/** A Keras batch shape [batch, timesteps, features] → its batch size (or undefined) and features. */
+function parseBatchShape(where: string, v: unknown): { batch: number | undefined; features: number } {
+  if (!Array.isArray(v)) fail(`${where}: expected a batch shape [batch, timesteps, features], got ${fmtValue(v)}`);
+  if (v.length !== 3) {
+    fail(`${where}: expected a batch shape [batch, timesteps, features] (3 entries; the LSTM needs a feature dimension), got ${v.length} entries`);
+  }
+  const dim = (d: unknown, what: string, nullable: boolean): number | undefined => {
+    if ((d === null || d === undefined) && nullable) return undefined;
+    if (typeof d !== "number" || !Number.isSafeInteger(d) || d <= 0) {
+      fail(`${where}: ${what}: expected ${nullable ? "null or " : ""}a positive integer, got ${fmtValue(d)}`);
+    }
+    return d;
+  };
+  const batch = dim(v[0], "batch size", true);
+  dim(v[1], "timesteps", true);
+  return { batch, features: dim(v[2], "features", false)! };
+}
+
+/** The Keras major version the topology was written by: 3, or 2 for Keras 2, tfjs and unknown writers. */
+function kerasMajor(top: Record<string, unknown>, generatedBy: unknown, layers: unknown[]): 2 | 3 {
+  const kv = top["keras_version"];
+  if (typeof kv === "string") return /^3\./.test(kv) ? 3 : 2;
+  if (typeof generatedBy === "string" && /^keras v3\./.test(generatedBy)) return 3;
+  // Only Keras 3 writes `batch_shape` (Keras 2 and tfjs write `batch_input_shape`).
+  const first = layers[0];
+  if (isObject(first) && isObject(first["config"]) && first["config"]["batch_shape"] !== undefined) return 3;
+  return 2;
+}
+
+/**
+ * Reads the topology into layer plans, in order, checking every layer and refusing by name whatever the
+ * engine does not compute. Nothing here is sized by the file beyond the layer objects themselves.
+ */
+export function parseTopology(topology: unknown, generatedBy: unknown): Topology {
+  if (!isObject(topology)) fail(`modelTopology: expected a Keras model config object, got ${fmtValue(topology)}`);
+  // The converter wraps the config: { keras_version, backend, model_config: { class_name, config }, training_config }.
+  let top = topology;
+  let model: Record<string, unknown> = topology;
+  if (top["model_config"] !== undefined) {
+    if (!isObject(top["model_config"])) fail(`modelTopology.model_config: expected an object, got ${fmtValue(top["model_config"])}`);
+    model = top["model_config"];
+    if (model["keras_version"] !== undefined && top["keras_version"] === undefined) top = model;
+  }
+  const cls = model["class_name"];
+  if (cls !== "Sequential") {
+    if (cls === "Model" || cls === "Functional") {
+      fail(`modelTopology.class_name ${JSON.stringify(cls)}: functional models are not supported; longshort imports a Sequential model`);
+    }
+    fail(`modelTopology.class_name: expected "Sequential", got ${fmtValue(cls)}`);
+  }
+  // Keras ≤ 2.2 wrote the layers as a bare array; later { name, layers, … }.
+  const config = model["config"];
+  let layersV: unknown;
+  let buildInputShape: unknown;
+  if (Array.isArray(config)) layersV = config;
+  else if (isObject(config)) {
+    layersV = config["layers"];
+    buildInputShape = config["build_input_shape"];
+  } else fail(`modelTopology.config: expected { name, layers } or an array of layers, got ${fmtValue(config)}`);
+  if (!Array.isArray(layersV) || layersV.length === 0) fail(`modelTopology.config.layers: expected a non-empty array of layers, got ${fmtValue(layersV)}`);
+  const layers = layersV as unknown[];
+  const keras3 = kerasMajor(top, generatedBy, layers) === 3;
+
+  // The input shape: an InputLayer first, or the first layer's batch_input_shape (Keras 3: batch_shape),
+  // or (Keras 3 without an Input) the Sequential's build_input_shape or the first layer's build_config.
+  let shape: { batch: number | undefined; features: number } | undefined;
+  const layerAt = (i: number): { cls: string; cfg: Record<string, unknown>; where: string } => {
+    const l = layers[i];
+    if (!isObject(l)) fail(`modelTopology layers[${i}]: expected { class_name, config }, got ${fmtValue(l)}`);
+    const c = l["class_name"], cfg = l["config"];
+    if (typeof c !== "string") fail(`modelTopology layers[${i}].class_name: expected a string, got ${fmtValue(c)}`);
+    if (!isObject(cfg)) fail(`modelTopology layers[${i}] (${c}).config: expected an object, got ${fmtValue(cfg)}`);
+    const name = cfg["name"];
+    return { cls: c, cfg, where: `layers[${i}] (${c}${typeof name === "string" ? ` ${JSON.stringify(name)}` : ""})` };
+  };
+  let start = 0;
+  const first = layerAt(0);
+  if (first.cls === "InputLayer") {
+    const key = first.cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : "batch_shape";
+    shape = parseBatchShape(`${first.where}: config.${key}`, first.cfg[key]);
+    start = 1;
+  }
+  const plans: LayerPlan[] = [];
+  let seenDense = false, masking: Masking | null = null;
+  for (let i = start; i < layers.length; i++) {
+    const { cls: c, cfg, where } = layerAt(i);
+    if (c === "Masking") {
+      // Keras's Masking, first (after an InputLayer): its mask_value; it may carry the input shape.
+      if (i !== start) fail(`${where}: a Masking layer is only supported first`);
+      const mv = cfg["mask_value"] ?? 0;
+      if (typeof mv !== "number" || !Number.isFinite(mv)) fail(`${where}: config.mask_value: expected a finite number, got ${fmtValue(mv)}`);
+      masking = new Masking({ maskValue: mv as number });
+      if (shape === undefined) {
+        const key = cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : cfg["batch_shape"] !== undefined ? "batch_shape" : null;
+        if (key !== null) shape = parseBatchShape(`${where}: config.${key}`, cfg[key]);
+      }
+      start = i + 1;
+      continue;
+    }
+    if (shape === undefined && i === start) {
+      const key = cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : cfg["batch_shape"] !== undefined ? "batch_shape" : null;
+      const buildCfg = cfg["build_config"];
+      if (key !== null) shape = parseBatchShape(`${where}: config.${key}`, cfg[key]);
+      else if (buildInputShape !== undefined && buildInputShape !== null) shape = parseBatchShape(`modelTopology.config.build_input_shape`, buildInputShape);
+      else if (isObject(buildCfg) && buildCfg["input_shape"] !== undefined) shape = parseBatchShape(`${where}: build_config.input_shape`, buildCfg["input_shape"]);
+      else fail(`${where}: no input shape (expected config.batch_input_shape on the first layer, or an InputLayer first)`);
+    }
+    let plan: LayerPlan;
+    const layerName = cfg["name"];
+    if (typeof layerName !== "string" || layerName === "") fail(`${where}: config.name: expected a non-empty string, got ${fmtValue(layerName)}`);
+    if (c === "LSTM") {
+      if (seenDense) fail(`${where}: an LSTM after a Dense layer is not supported; longshort stacks LSTM layers, then Dense layers`);
+      plan = parseLSTM(where, cfg, keras3, shape!.batch);
+      plan.names.push(layerName);
+    } else if (c === "Dense" || c === "TimeDistributed") {
+      if (plans.length === 0) fail(`${where}: the first layer must be an LSTM`);
+      if (c === "Dense") {
+        plan = parseDense(where, cfg);
+        plan.names.push(layerName);
+      } else {
+        const inner = cfg["layer"];
+        if (!isObject(inner) || inner["class_name"] !== "Dense" || !isObject(inner["config"])) {
+          const ic = isObject(inner) ? inner["class_name"] : inner;
+          fail(`${where}: config.layer: only a wrapped Dense is supported, got ${typeof ic === "string" ? JSON.stringify(ic) : fmtValue(ic)}`);
+        }
+        const lastLSTM = plans.filter((p) => p.layer instanceof LSTM).pop()!.layer as LSTM;
+        if (!lastLSTM.returnSequences) {
+          fail(`${where}: TimeDistributed needs a sequence input (the LSTM below must have return_sequences true)`);
+        }
+        plan = parseDense(`${where} layer`, inner["config"]);
+        plan.names.push(layerName);
+        const innerName = inner["config"]["name"];
+        if (typeof innerName === "string" && innerName !== "") plan.names.push(innerName);
+      }
+      seenDense = true;
+    } else if (c === "InputLayer") {
+      fail(`${where}: an InputLayer is only supported as the first layer`);
+    } else {
+      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports LSTM layers followed by Dense (or TimeDistributed Dense) layers`);
+    }
+    const prev = plans[plans.length - 1]?.layer;
+    if (plan.layer instanceof LSTM && prev instanceof LSTM && !prev.returnSequences) {
+      fail(`${where}: the LSTM below it has return_sequences false, so this LSTM would get no sequence`);
+    }
+    plans.push(plan);
+  }
+  if (plans.length === 0) fail(`modelTopology.config.layers: no LSTM or Dense layer after the InputLayer`);
+  if (!seenDense) fail(`modelTopology.config.layers: expected one or more Dense layers after the LSTM layers, got none`);
+  const seen = new Map<string, string>();
+  for (const p of plans) {
+    for (const n of p.names) {
+      if (seen.has(n) && seen.get(n) !== p.where) fail(`${p.where}: the layer name ${JSON.stringify(n)} is also used by ${seen.get(n)}`);
+      seen.set(n, p.where);
+    }
+  }
+  return { plans, inputDim: shape!.features, masking };
+}
