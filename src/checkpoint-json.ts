@@ -192,7 +192,7 @@ export function engineToJSON(e: Engine): CheckpointJSON {
       : null,
     states: {
       batchSize: e.batchSize ?? null,
-      layers: e.lstms.map((l, i) => {
+      layers: e.rnns.map((l, i) => {
         const h = e.stateH[i], c = e.stateC[i];
         if (!h || !c) return null;
         const rows = h.length / l.units;

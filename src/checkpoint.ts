@@ -354,8 +354,8 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
     e.fixBatch(batchSize!); // no state slots yet: they come from the file below, or lazily when a pass needs them
   }
   const sl = r.arr("states.layers", st.layers);
-  if (sl.length !== e.lstms.length) r.fail("states.layers", `expected ${e.lstms.length} entries (one per LSTM), got ${sl.length}`);
-  const states = e.lstms.map((l, i) => {
+  if (sl.length !== e.rnns.length) r.fail("states.layers", `expected ${e.rnns.length} entries (one per LSTM), got ${sl.length}`);
+  const states = e.rnns.map((l, i) => {
     if (sl[i] === null) return null;
     const p = `states.layers[${i}]`, o = r.obj(p, sl[i]);
     const rows = r.int(`${p}.h.shape[0]`, (o.h as { shape?: unknown[] } | null)?.shape?.[0], 0);

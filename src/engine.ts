@@ -1,52 +1,45 @@
 /**
- * The network engine: a stack of LSTM layers (stacked when the lower one returns sequences) under one or
- * more Dense layers, with everything a pass needs and nothing a user calls directly.
+ * The network engine: a driver over a list of layers (the layer protocol of layers/layer.ts), with everything a
+ * pass needs and nothing a user calls directly. It knows no architecture: which layer may follow which comes from
+ * the layers' flows (a sequence or one vector per row), and each layer computes its own forward and backward.
  *
  * - Weights: one flat parameter buffer and one flat gradient buffer; every layer's weights are named views
  *   into them, so the optimizer is one loop and a step zeroes the gradients once (llm.c's layout).
  * - Buffers: the time-major input, the labels, and one workspace per layer, allocated per (B, capacity)
- *   and reused for every call of that shape or smaller.
+ *   and reused for every call of that shape or smaller. Layers hand each other streams of their own buffers.
  * - Forward and backward over the whole stack on step ranges [t0, t1), so the truncated-BPTT unroller can
  *   keep history in front of a window.
- * - State slots: the (h, c) each LSTM ended its last pass with, which a stateful layer carries into the
- *   next pass, row by row.
- * - The loss of the head rows against loaded labels, and the optimizer step applied atomically.
+ * - State slots: the (h, c) each recurrent layer ended its last pass with, which a stateful layer carries
+ *   into the next pass, row by row.
+ * - The mask: Masking's flags per (step, row), handed to every layer it reaches (through sequences, until a
+ *   layer gives vectors), and to the loss of a per-step output.
+ * - The loss of the output rows against loaded labels, and the optimizer step applied atomically.
  *
  * The engine does not validate: model.ts (the Keras facade), the trainers and the thread pool hand it
  * checked inputs. A worker thread runs a bare engine as its replica.
  *
- * Legend: B batch, T timesteps, F input features, H units, D head units, M head rows (B, or n·B for a
- * per-step head over n steps). Inside, sequences are time-major (T, B, ·): each step is one contiguous
+ * Legend: B batch, T timesteps, F input features, H units, D output units, M output rows (B, or n·B for a
+ * per-step output over n steps). Inside, sequences are time-major (T, B, ·): each step is one contiguous
  * (B, ·) block (see layers/lstm.ts); the public surface is batch-major [B, T, F].
  */
 import { WasmArena, withArena } from "./wasm/arena.js";
-import * as arenas from "./wasm/arena.js";
 import {
   type DType, type FloatArray, type Tensor, type StridedArray, allocate, fromData,
 } from "./tensor/tensor.js";
 import { gatherSteps, gatherRows, timeToBatchMajor } from "./tensor/layout.js";
 import { clear } from "./tensor/kernels.js";
-import { LSTM, LSTMWorkspace, lstmForward, lstmBackward, lstmWorkspace } from "./layers/lstm.js";
-import { Dense, DenseWorkspace, denseForward, denseBackward, denseWorkspace } from "./layers/dense.js";
+import type { EngineLayer, Flow, GradStream, PassContext, Stream } from "./layers/layer.js";
+import { LSTM, type LSTMWorkspace } from "./layers/lstm.js";
+import { Dense, type DenseWorkspace } from "./layers/dense.js";
+import { maskSteps } from "./layers/masking.js";
 import {
   type LossName, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
   isCategorical,
 } from "./losses.js";
 import type { Optimizer } from "./optimizers.js";
+import { UpdateBackup, applyUpdate } from "./atomic-update.js";
 import { Rng } from "./init.js";
-import { NonFiniteError, ShapeError, ValueError, fmtValue } from "./errors.js";
-
-/** The largest finite float32. */
-const FLOAT32_MAX = 3.4028234663852886e38;
-
-/** Σ x² over x's first n values: in SIMD when x lives in an arena (see update.ts), else here. */
-function sumSquares(x: FloatArray, n: number): number {
-  const k = arenas.anyArena ? arenas.sumSquaresFor(x) : null;
-  if (k) return k(n, arenas.at[0]!);
-  let q = 0;
-  for (let i = 0; i < n; i++) q += x[i]! * x[i]!;
-  return q;
-}
+import { ShapeError, ValueError, fmtValue } from "./errors.js";
 
 /**
  * dst[0 … n) = src[from … from + n). (A `set` of a subarray makes a view object per call: with a batch of one, a
@@ -56,7 +49,28 @@ function copyFrom(dst: FloatArray, src: FloatArray, from: number, n: number): vo
   for (let k = 0; k < n; k++) dst[k] = src[from + k]!;
 }
 
+/** The layers this version has (the serializers switch on `kind`); the engine sees each as an EngineLayer. */
 export type Layer = LSTM | Dense;
+
+/** A recurrent layer: the engine keeps its (h, c) state slots. */
+export type Recurrent = LSTM;
+
+/**
+ * The flows of a stack fed a sequence: what each layer gives, or the first rule broken as
+ * { at: the layer's index, why }. A model needs at least one recurrent layer.
+ */
+export function planFlows(layers: readonly EngineLayer[]): Flow[] | { at: number; why: string } {
+  const flows: Flow[] = [];
+  let flow: Flow = "sequence";
+  for (let i = 0; i < layers.length; i++) {
+    const f = layers[i]!.flowFor(flow);
+    if (f !== "sequence" && f !== "vector") return { at: i, why: f };
+    flows.push(f);
+    flow = f;
+  }
+  if (!layers.some((l) => l.recurrent)) return { at: -1, why: "a model needs at least one recurrent layer (an LSTM)" };
+  return flows;
+}
 
 /** What a training or test step reports. */
 export interface StepResult {
@@ -119,9 +133,12 @@ export interface RowExecutor {
  * checkpoint*.ts and the thread pool use it; users reach it as `model.engine` only to study internals.
  */
 export class Engine {
+  /** The layers with weights, bottom to top. */
   readonly layers: readonly Layer[];
-  readonly lstms: readonly LSTM[];
-  readonly denses: readonly Dense[];
+  /** The recurrent layers among them, bottom to top: the ones with state slots (index i of stateH, ws(i), …). */
+  readonly rnns: readonly Recurrent[];
+  /** What each layer gives: a sequence or one vector per row. */
+  readonly flows: readonly Flow[];
   readonly dtype: DType;
   readonly seed: string;
   /** All weights, flat, in getWeights order. */
@@ -136,9 +153,9 @@ export class Engine {
   onNonFinite: "throw" | "skip" = "throw";
   /** The fixed batch size of a stateful model, once known. */
   batchSize: number | undefined;
-  /** The state every LSTM ended its last pass with (the carried state of a stateful layer), or null before any. */
-  readonly stateH: (FloatArray | null)[]; // per LSTM (B, H)
-  readonly stateC: (FloatArray | null)[]; // per LSTM (B, H)
+  /** The state every recurrent layer ended its last pass with (the carried state of a stateful layer), or null before any. */
+  readonly stateH: (FloatArray | null)[]; // per recurrent layer (B, H)
+  readonly stateC: (FloatArray | null)[]; // per recurrent layer (B, H)
   /** The RNG behind fit's shuffling; its position is saved in checkpoints. */
   shuffleRng: Rng;
   /**
@@ -151,14 +168,11 @@ export class Engine {
   readonly maskValue: number | null;
   /** (cap, B): 1 where a step is kept, 0 where it is masked; filled by loadInput when masking. */
   private valid: Uint8Array = new Uint8Array(0);
-  /** Masking: per head row of the last forward pass, 1 to count it in the loss (a kept step), else 0. */
-  private rowValid: Uint8Array | null = null;
-  /** Masking: the head's input with the rows zeroed that come before a row's first kept step in the pass. */
-  private headX: FloatArray | null = null;
-  private headZero: Uint8Array | null = null; // (M) 1 for a zeroed row, or null when no row is
+  /** Per layer: whether the mask reaches its input (a sequence all the way up from a Masking layer). */
+  private readonly masked: readonly boolean[];
   /** The RNG behind dropout's masks; its position is saved in checkpoints. */
   dropoutRng: Rng;
-  /** @internal Masks for the next draw, per LSTM { x (B, I), h (B, H) } scaled 0/1/(1−p): the golden tests' hook. */
+  /** @internal Masks for the next draw, per recurrent layer { x (B, I), h (B, H) } scaled 0/1/(1−p): the golden tests' hook. */
   nextMasks: ({ x?: Float64Array | null; h?: Float64Array | null } | null)[] | null = null;
   /** Runs large calls on more than one thread when set (threads/pool.ts). */
   executor: RowExecutor | null = null;
@@ -168,50 +182,76 @@ export class Engine {
   // Pass buffers, allocated per (B, capacity) and reused.
   private B = 0;
   private cap = 0;
+  /** The first step of the last forward pass: the output rows start there. */
+  private t0 = 0;
   private xs: FloatArray = new Float64Array(0);       // (cap, B, F) time-major input
-  private ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the head's
-  readonly lstmWs: (LSTMWorkspace | null)[];          // per LSTM
-  readonly denseWs: (DenseWorkspace | null)[];        // per Dense
-  private backup: FloatArray = new Float64Array(0);   // params before an update, for rollback
-  private slotBackup: Float64Array[] = [];            // optimizer state before an update
+  private ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the output's
+  /** Per layer: its workspace (layers/*.ts), or null before the first pass. */
+  private readonly wss: unknown[];
+  /** The index in `layers` of each recurrent layer. */
+  private readonly rnnAt: readonly number[];
+  // The streams between layers (layer.ts), one object each, updated by every pass.
+  private readonly input: Stream = { buf: new Float64Array(0), off: 0 }; // the engine's xs
+  private readonly outs: Stream[];     // per layer: its output
+  private readonly dxs: GradStream[];  // per layer: dL/d(its input)
+  private readonly dTop: GradStream = { buf: new Float64Array(0), off: 0, from: 0 };
+  /** dL/d(output) when the top layer is not a Dense (which keeps its own): (M, D). */
+  private topGrad: FloatArray = new Float64Array(0);
+  private readonly pass: PassContext = { valid: null, dhNorms: null, study: null, needDx: true, logitGrad: false };
+  private readonly backup = new UpdateBackup();
 
-  /** The layers must already form a valid stack (model.ts checks); `dtype` and `seed` likewise. */
+  /** The layers must already form a valid stack (model.ts checks with planFlows); `dtype` and `seed` likewise. */
   constructor(
     layers: readonly Layer[], dtype: DType, seed: string, maskValue: number | null = null, backend: "js" | "wasm" = "js", fma = false,
   ) {
+    const flows = planFlows(layers);
+    if (!Array.isArray(flows)) throw new ValueError(`Engine layers: ${flows.why}`);
+    this.flows = flows;
     this.maskValue = maskValue;
     this.arena = backend === "wasm" ? WasmArena.create(undefined, fma) : null;
-    const firstDense = layers.findIndex((l) => l instanceof Dense);
     this.layers = layers;
-    this.lstms = layers.slice(0, firstDense) as LSTM[];
-    this.denses = layers.slice(firstDense) as Dense[];
+    this.rnnAt = layers.flatMap((l, i) => (l.recurrent ? [i] : []));
+    this.rnns = this.rnnAt.map((i) => layers[i] as Recurrent);
+    // The mask travels up through sequences, and ends at the first layer that gives vectors.
+    this.masked = layers.map((_, i) => maskValue !== null && flows.slice(0, i).every((f) => f === "sequence"));
     this.dtype = dtype;
     this.seed = seed;
     this.shuffleRng = new Rng(`${seed}/shuffle`);
     this.dropoutRng = new Rng(`${seed}/dropout`);
-    this.stateH = this.lstms.map(() => null);
-    this.stateC = this.lstms.map(() => null);
-    this.lstmWs = this.lstms.map(() => null);
-    this.denseWs = this.denses.map(() => null);
-    for (const l of this.lstms) if (l.stateful && l.batchSize !== undefined) this.batchSize = l.batchSize;
+    this.stateH = this.rnns.map(() => null);
+    this.stateC = this.rnns.map(() => null);
+    this.wss = layers.map(() => null);
+    this.outs = layers.map(() => ({ buf: new Float64Array(0), off: 0 }));
+    this.dxs = layers.map(() => ({ buf: new Float64Array(0), off: 0, from: 0 }));
+    for (const l of this.rnns) if (l.stateful && l.batchSize !== undefined) this.batchSize = l.batchSize;
   }
 
-  /** True when some LSTM layer is stateful. */
+  /** The protocol's view of layer i. */
+  private layer(i: number): EngineLayer {
+    return this.layers[i]! as EngineLayer;
+  }
+
+  /** The top layer. */
+  private get top(): Layer {
+    return this.layers[this.layers.length - 1]!;
+  }
+
+  /** True when some recurrent layer is stateful. */
   get stateful(): boolean {
-    return this.lstms.some((l) => l.stateful);
+    return this.rnns.some((l) => l.stateful);
   }
 
-  /** True when the top LSTM returns sequences, so the head applies to every step ([B, T, D] outputs). */
+  /** True when the output is a sequence (every step's, [B, T, D]), so labels are per step. */
   get perStep(): boolean {
-    return this.lstms[this.lstms.length - 1]!.returnSequences;
+    return this.flows[this.flows.length - 1] === "sequence";
   }
 
   get inputDim(): number | undefined {
-    return this.lstms[0]!.inputDim;
+    return this.layers[0]!.inputDim;
   }
 
   get outputDim(): number {
-    return this.denses[this.denses.length - 1]!.units;
+    return this.top.units;
   }
 
   /** Whether accuracy is computed with the loss. */
@@ -219,12 +259,12 @@ export class Engine {
     return this.metrics.includes("accuracy");
   }
 
-  /** Label values per head row: one class index for sparse categorical cross-entropy, else D. */
+  /** Label values per output row: one class index for sparse categorical cross-entropy, else D. */
   get labelDim(): number {
     return this.loss === "sparseCategoricalCrossentropy" ? 1 : this.outputDim;
   }
 
-  /** What accuracy counts over M head rows: rows for a categorical loss (argmax), else every unit. */
+  /** What accuracy counts over M output rows: rows for a categorical loss (argmax), else every unit. */
   accuracyUnits(M: number): number {
     return isCategorical(this.loss) ? M : M * this.outputDim;
   }
@@ -276,15 +316,9 @@ export class Engine {
     return this.layers.flatMap((l) => l.weightShapes());
   }
 
-  /** Names in getWeights order: "lstm_0/kernel", …, "dense_0/bias". */
+  /** Names in getWeights order: "lstm_0/kernel", …, "dense_0/bias" (layers counted per kind). */
   weightNames(): string[] {
-    const names: string[] = [];
-    let li = 0, di = 0;
-    for (const l of this.layers) {
-      const prefix = l instanceof LSTM ? `lstm_${li++}` : `dense_${di++}`;
-      for (const n of l.weightNames()) names.push(`${prefix}/${n}`);
-    }
-    return names;
+    return weightNamesOf(this.layers);
   }
 
   /** Copies of a flat buffer (params, grads) cut into the weight shapes, in getWeights order. */
@@ -305,12 +339,12 @@ export class Engine {
   /** Fixes the batch size of a stateful model (every stateful layer records it, as its config). */
   fixBatch(B: number): void {
     this.batchSize = B;
-    for (const l of this.lstms) if (l.stateful) l.batchSize = B;
+    for (const l of this.rnns) if (l.stateful) l.batchSize = B;
   }
 
-  /** Makes layer i's state slots hold B rows (keeping them when they do). */
+  /** Makes recurrent layer i's state slots hold B rows (keeping them when they do). */
   allocState(i: number, B: number): void {
-    const n = B * this.lstms[i]!.units;
+    const n = B * this.rnns[i]!.units;
     if (!this.stateH[i] || this.stateH[i]!.length !== n) {
       this.stateH[i] = allocate(this.dtype, n);
       this.stateC[i] = allocate(this.dtype, n);
@@ -319,7 +353,7 @@ export class Engine {
 
   /** Zeros in every state slot; a stateful model with a known batch size gets slots of that size. */
   zeroStates(): void {
-    this.lstms.forEach((l, i) => {
+    this.rnns.forEach((l, i) => {
       this.stateH[i]?.fill(0);
       this.stateC[i]?.fill(0);
       if (l.stateful && this.batchSize !== undefined && !this.stateH[i]) this.allocState(i, this.batchSize);
@@ -332,10 +366,10 @@ export class Engine {
     this.stateC.fill(null);
   }
 
-  /** Whether LSTM i starts a batch of B rows from its carried state: stateful, with a state of B rows. */
+  /** Whether recurrent layer i starts a batch of B rows from its carried state: stateful, with a state of B rows. */
   carries(i: number, B: number): boolean {
     const h = this.stateH[i];
-    return this.lstms[i]!.stateful && h !== null && h.length === B * this.lstms[i]!.units;
+    return this.rnns[i]!.stateful && h !== null && h.length === B * this.rnns[i]!.units;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -344,14 +378,20 @@ export class Engine {
   /** Makes sure every buffer fits B rows and `cap` steps. */
   ensure(B: number, cap: number): void {
     this.uses++;
-    for (const ws of this.lstmWs) if (ws) ws.dropping = false; // every pass is an inference pass unless made a training one
+    for (let i = 0; i < this.rnns.length; i++) { const ws = this.ws(i); if (ws) ws.dropping = false; } // an inference pass unless made a training one
     if (B === this.B && cap <= this.cap) return;
     cap = B === this.B ? Math.max(cap, this.cap) : cap;
     const F = this.inputDim!, c = cap;
     withArena(this.arena, () => {
       if (this.xs.length < c * B * F) this.xs = allocate(this.dtype, c * B * F);
-      for (let i = 0; i < this.lstms.length; i++) this.lstmWs[i] = lstmWorkspace(this.lstms[i]!, this.dtype, B, c, this.lstmWs[i]!);
+      for (let i = 0; i < this.layers.length; i++) {
+        this.wss[i] = this.layer(i).workspace(this.dtype, B, c, i === 0 ? "sequence" : this.flows[i - 1]!, this.masked[i]!, this.wss[i]!);
+      }
+      // dL/d(output) for a top layer that is not a Dense: (cap·B, D) or (B, D).
+      const top = this.top, rows = this.perStep ? c * B : B;
+      if (!(top instanceof Dense) && this.topGrad.length < rows * top.units) this.topGrad = allocate(this.dtype, rows * top.units);
     });
+    this.input.buf = this.xs;
     if (this.maskValue !== null && this.valid.length < cap * B) this.valid = new Uint8Array(cap * B);
     this.B = B;
     this.cap = cap;
@@ -366,9 +406,9 @@ export class Engine {
     return this.executor;
   }
 
-  /** Whether some LSTM has dropout or recurrent dropout (which training passes then apply). */
+  /** Whether some recurrent layer has dropout or recurrent dropout (which training passes then apply). */
   get hasDropout(): boolean {
-    return this.lstms.some((l) => l.dropout > 0 || l.recurrentDropout > 0);
+    return this.rnns.some((l) => l.dropout > 0 || l.recurrentDropout > 0);
   }
 
   /**
@@ -379,8 +419,8 @@ export class Engine {
   drawMasks(): void {
     const B = this.B, given = this.nextMasks;
     this.nextMasks = null;
-    this.lstms.forEach((l, i) => {
-      const ws = this.lstmWs[i]!, I = l.inputDim!, H = l.units;
+    this.rnns.forEach((l, i) => {
+      const ws = this.ws(i), I = l.inputDim!, H = l.units;
       const fill = (n: number, p: number, g: Float64Array | null | undefined, mask: Float64Array | null): Float64Array => {
         const m = mask && mask.length === n ? mask : new Float64Array(n);
         if (g) m.set(g);
@@ -395,17 +435,28 @@ export class Engine {
 
   /** Turns the masks drawn last on for a training pass (or off), until the next `ensure`. */
   setDropping(on: boolean): void {
-    for (const ws of this.lstmWs) if (ws) ws.dropping = on && (ws.xMask !== null || ws.hMask !== null);
+    for (let i = 0; i < this.rnns.length; i++) {
+      const ws = this.ws(i);
+      if (ws) ws.dropping = on && (ws.xMask !== null || ws.hMask !== null);
+    }
   }
 
-  /** The workspace of LSTM i (after `ensure`). */
+  /** The workspace of recurrent layer i (after `ensure`). */
   ws(i: number): LSTMWorkspace {
-    return this.lstmWs[i]!;
+    return this.wss[this.rnnAt[i]!] as LSTMWorkspace;
   }
 
-  /** The workspace of the head (after a forward pass). */
-  headWs(): DenseWorkspace {
-    return this.denseWs[this.denses.length - 1]!;
+  /** @internal The workspace of layer i (layers/*.ts), for studies and tests; null before the first pass. */
+  workspaceOf(i: number): unknown {
+    return this.wss[i] ?? null;
+  }
+
+  /**
+   * dL/dx of the last backward pass: step t ≥ from at off + (t − from)·B·F (time-major); the steps it
+   * reached, when the pass asked for it.
+   */
+  inputGrad(): GradStream {
+    return this.dxs[0]!;
   }
 
   /**
@@ -415,20 +466,12 @@ export class Engine {
   loadInput(x: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number, t0: number): void {
     const F = this.inputDim!;
     gatherSteps(x, rows, rowStart, B, tx, n, this.xs, t0 * B * F);
-    const mv = this.maskValue;
-    if (mv === null) return;
-    // Masking: a step is kept unless every one of its features equals the mask value.
-    const xs = this.xs, valid = this.valid;
-    for (let q = t0 * B; q < (t0 + n) * B; q++) {
-      let keep = 0;
-      for (let f = q * F; f < (q + 1) * F; f++) if (xs[f] !== mv) { keep = 1; break; }
-      valid[q] = keep;
-    }
+    if (this.maskValue !== null) maskSteps(this.xs, F, this.maskValue, this.valid, t0 * B, (t0 + n) * B);
   }
 
   /**
-   * Loads the labels of the head rows: [B, D] for a last-step head, or steps [tx, tx + n) of [B, T, D]
-   * for a per-step head (time-major rows, like the head's). Returns the head's row count.
+   * Loads the labels of the output rows: [B, D] for a last-step output, or steps [tx, tx + n) of [B, T, D]
+   * for a per-step output (time-major rows, like the output's). Returns the output's row count.
    */
   loadLabels(y: StridedArray, rows: Int32Array | null, rowStart: number, B: number, tx: number, n: number): number {
     const D = this.labelDim;
@@ -439,20 +482,20 @@ export class Engine {
     return M;
   }
 
-  /** Loads n label values already laid out like the head's rows (time-major per-step labels). */
+  /** Loads n label values already laid out like the output's rows (time-major per-step labels). */
   setLabels(src: FloatArray, n: number): void {
     if (this.ys.length < n) this.ys = allocate(this.dtype, n);
     for (let k = 0; k < n; k++) this.ys[k] = src[k]!;
   }
 
   /**
-   * Writes each LSTM's initial state into slot t0: the carried state for stateful layers (when
+   * Writes each recurrent layer's initial state into slot t0: the carried state for stateful layers (when
    * `carried`), zeros otherwise, or the explicit `states` (B·H arrays per layer) when given.
    */
   setInitialState(t0: number, carried: boolean, states?: { h: FloatArray; c: FloatArray }[]): void {
     const B = this.B;
-    for (let i = 0; i < this.lstms.length; i++) {
-      const ws = this.lstmWs[i]!, n = B * this.lstms[i]!.units, off = t0 * n;
+    for (let i = 0; i < this.rnns.length; i++) {
+      const ws = this.ws(i), n = B * this.rnns[i]!.units, off = t0 * n;
       if (states) {
         ws.hs.set(states[i]!.h, off);
         ws.cs.set(states[i]!.c, off);
@@ -467,30 +510,22 @@ export class Engine {
   }
 
   /**
-   * Moves `keep` steps of history, starting at step `drop`, to the front of every buffer (input, h, c,
-   * gates, tanh c), so that the truncated-BPTT unroller can append the next window after them. Slot
-   * `drop + keep` (the state after the last kept step) becomes slot `keep`.
+   * Moves `keep` steps of history, starting at step `drop`, to the front of every buffer (the input and its
+   * mask, and each layer's step-indexed buffers), so that the truncated-BPTT unroller can append the next
+   * window after them. Slot `drop + keep` (the state after the last kept step) becomes slot `keep`.
    */
   shiftHistory(drop: number, keep: number): void {
     if (drop === 0) return;
     const B = this.B, F = this.inputDim!;
     this.xs.copyWithin(0, drop * B * F, (drop + keep) * B * F);
     if (this.maskValue !== null) this.valid.copyWithin(0, drop * B, (drop + keep) * B);
-    this.lstms.forEach((l, i) => {
-      const ws = this.lstmWs[i]!, BH = B * l.units, BG = 4 * BH, BI = B * l.inputDim!;
-      ws.xd?.copyWithin(0, drop * BI, (drop + keep) * BI); // dropout's masked copies are history too
-      ws.hd?.copyWithin(0, drop * BH, (drop + keep) * BH);
-      ws.hs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
-      ws.cs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
-      ws.gates.copyWithin(0, drop * BG, (drop + keep) * BG);
-      ws.tanhC.copyWithin(0, drop * BH, (drop + keep) * BH);
-    });
+    for (let i = 0; i < this.layers.length; i++) this.layer(i).shiftHistory(this.wss[i], drop, keep);
   }
 
-  /** Copies every layer's (h, c) at slot `from` to slot `to`. */
+  /** Copies every recurrent layer's (h, c) at slot `from` to slot `to`. */
   copyState(from: number, to: number): void {
-    this.lstms.forEach((l, i) => {
-      const n = this.B * l.units, ws = this.lstmWs[i]!;
+    this.rnns.forEach((l, i) => {
+      const n = this.B * l.units, ws = this.ws(i);
       ws.hs.copyWithin(to * n, from * n, (from + 1) * n);
       ws.cs.copyWithin(to * n, from * n, (from + 1) * n);
     });
@@ -501,11 +536,11 @@ export class Engine {
     clear(this.grads);
   }
 
-  /** Keeps the state at slot t as every layer's last state (the carried one when stateful). */
+  /** Keeps the state at slot t as every recurrent layer's last state (the carried one when stateful). */
   commitState(t: number): void {
     const B = this.B;
-    for (let i = 0; i < this.lstms.length; i++) {
-      const n = B * this.lstms[i]!.units, ws = this.lstmWs[i]!;
+    for (let i = 0; i < this.rnns.length; i++) {
+      const n = B * this.rnns[i]!.units, ws = this.ws(i);
       this.allocState(i, B);
       copyFrom(this.stateH[i]!, ws.hs, t * n, n);
       copyFrom(this.stateC[i]!, ws.cs, t * n, n);
@@ -515,204 +550,129 @@ export class Engine {
   // ---------------------------------------------------------------------------------------------
   // Forward and backward over the stack
 
-  /** Forward through every LSTM over steps [t0, t1), then the head on steps [ta, t1) (per step) or t1 - 1. */
-  forward(t0: number, t1: number, ta: number): number {
-    let xs = this.xs, xOff = 0;
-    const valid = this.maskValue === null ? null : this.valid; // the mask reaches every LSTM of the stack
-    for (let i = 0; i < this.lstms.length; i++) {
-      const l = this.lstms[i]!, ws = this.lstmWs[i]!;
-      lstmForward(l, ws, xs, xOff, t0, t1, valid);
-      xs = ws.hs;
-      xOff = this.B * l.units; // the layer above reads h_t from slot t + 1
+  /** Forward through every layer over steps [t0, t1); returns the output's row count M. */
+  forward(t0: number, t1: number): number {
+    const pass = this.pass, valid = this.maskValue === null ? null : this.valid;
+    let x = this.input;
+    for (let i = 0; i < this.layers.length; i++) {
+      pass.valid = this.masked[i] ? valid : null;
+      this.layer(i).forward(this.wss[i], x, t0, t1, pass, this.outs[i]!);
+      x = this.outs[i]!;
     }
-    return this.headForward(ta, t1, t0);
-  }
-
-  /** The head's rows: all steps [ta, t1) of the top LSTM (per step) or its last step t1 - 1. */
-  private headInput(ta: number, t1: number): { M: number; off: number } {
-    const B = this.B, top = this.lstms[this.lstms.length - 1]!, BH = B * top.units;
-    return this.perStep ? { M: (t1 - ta) * B, off: (ta + 1) * BH } : { M: B, off: t1 * BH };
-  }
-
-  private headForward(ta: number, t1: number, t0: number): number {
-    const top = this.lstms.length - 1;
-    const { M, off } = this.headInput(ta, t1);
-    let x = this.lstmWs[top]!.hs, xOff = off, ld = this.lstms[top]!.units;
-    this.rowValid = null;
-    this.headZero = null;
-    if (this.maskValue !== null) {
-      // Keras's masked RNN output: at a masked step the previous output, and zeros before a row's first kept
-      // step of the call (the state, passed through, may differ from zero there). Per-step losses count kept
-      // steps only.
-      const B = this.B, H = ld, valid = this.valid;
-      const seen = new Uint8Array(B), zero = new Uint8Array(M), rv = new Uint8Array(M);
-      let zeros = 0;
-      for (let t = t0; t < t1; t++) {
-        for (let b = 0; b < B; b++) {
-          if (valid[t * B + b]) seen[b] = 1;
-          if (this.perStep && t >= ta) {
-            const r = (t - ta) * B + b;
-            rv[r] = valid[t * B + b]!;
-            if (!seen[b]) { zero[r] = 1; zeros++; }
-          }
-        }
-      }
-      if (!this.perStep) for (let b = 0; b < B; b++) if (!seen[b]) { zero[b] = 1; zeros++; }
-      if (this.perStep) this.rowValid = rv;
-      if (zeros) {
-        if (!this.headX || this.headX.length < M * H) this.headX = withArena(this.arena, () => allocate(this.dtype, M * H));
-        const hx = this.headX;
-        for (let r = 0; r < M; r++) {
-          if (zero[r]) hx.fill(0, r * H, (r + 1) * H);
-          else for (let j = 0; j < H; j++) hx[r * H + j] = x[off + r * H + j]!;
-        }
-        this.headZero = zero;
-        x = hx; xOff = 0;
-      }
-    }
-    for (let k = 0; k < this.denses.length; k++) {
-      const d = this.denses[k]!, ws = this.denseWs[k] = withArena(this.arena, () => denseWorkspace(d, this.dtype, M, this.denseWs[k]!));
-      denseForward(d, ws, M, x, xOff, ld);
-      x = ws.out; xOff = 0; ld = d.units;
-    }
-    return M;
-  }
-
-  /** The loss of the head rows against the loaded labels; with `grad`, also dL/d(head output) in place. */
-  lossOf(M: number, grad: boolean): number {
-    const head = this.denses[this.denses.length - 1]!, ws = this.headWs();
-    const N = M * head.units, D = head.units, rv = this.rowValid; // rv: masking's kept rows of a per-step head
-    if (this.loss === "meanSquaredError") return meanSquaredError(N, ws.out, this.ys, grad ? ws.dOut : null, rv, D);
-    // Categorical losses need a softmax head (compile checks), and are computed from its logits.
-    if (isCategorical(this.loss)) {
-      return softmaxCrossentropy(M, D, ws.logits, ws.out, this.ys, this.loss === "sparseCategoricalCrossentropy", grad ? ws.dOut : null, rv);
-    }
-    if (head.activation === "sigmoid") return bceFromLogits(N, ws.logits, ws.out, this.ys, grad ? ws.dOut : null, rv, D);
-    return bceFromProbs(N, ws.out, this.ys, grad ? ws.dOut : null, rv, D);
-  }
-
-  /** Accuracy of the head rows against the loaded labels: argmax for a categorical loss, else binary (p > 0.5). */
-  accuracyOf(M: number): number {
-    const rv = this.rowValid;
-    if (isCategorical(this.loss)) return categoricalAccuracy(M, this.outputDim, this.headWs().out, this.ys, this.loss === "sparseCategoricalCrossentropy", rv);
-    return binaryAccuracy(M * this.outputDim, this.headWs().out, this.ys, rv, this.outputDim);
+    this.t0 = t0;
+    return this.perStep ? (t1 - t0) * this.B : this.B;
   }
 
   /**
-   * Backward from the head (whose dOut the loss has filled) through every LSTM over steps [tb, t1).
-   * Gradients accumulate into `grads`; the caller zeroes them. With `dhNorms`, each LSTM i records
-   * ‖dL/dh_t‖ into dhNorms[i][t].
+   * The output rows of the last forward pass, from row 0: a view of `of` (the top layer's output, its logits,
+   * its gradient) when the rows do not start at 0 (truncated BPTT's history, an LSTM's slot t + 1).
+   */
+  private rows(of: FloatArray, off: number): FloatArray {
+    return off === 0 ? of : of.subarray(off);
+  }
+
+  /** The output's first value in its buffer (the top layer's output stream at step t0). */
+  private outOff(): number {
+    const o = this.outs[this.outs.length - 1]!;
+    return o.off + (this.perStep ? this.t0 * this.B * this.outputDim : 0);
+  }
+
+  /** The output rows of the last forward pass, (M, D) from index 0 (the buffer itself, or a view; it may hold more). */
+  outputRows(): FloatArray {
+    return this.rows(this.outs[this.outs.length - 1]!.buf, this.outOff());
+  }
+
+  /** The rows of the output that the loss counts (masking's kept steps of a per-step output), or null for all. */
+  private rowValid(): Uint8Array | null {
+    if (!this.perStep || !this.masked[this.layers.length - 1] || this.maskValue === null) return null;
+    return this.t0 === 0 ? this.valid : this.valid.subarray(this.t0 * this.B);
+  }
+
+  /** Where the loss writes dL/d(output), as a gradient stream for the top layer's backward (from step t0). */
+  private lossGrad(): GradStream {
+    const d = this.dTop, top = this.top;
+    if (top instanceof Dense) {
+      d.buf = (this.wss[this.wss.length - 1] as DenseWorkspace).dOut;
+      d.off = this.perStep ? this.t0 * this.B * top.units : 0; // a Dense's rows are step-indexed
+    } else {
+      d.buf = this.topGrad;
+      d.off = 0;
+    }
+    d.from = this.t0;
+    return d;
+  }
+
+  /** The loss of the output rows against the loaded labels; with `grad`, also dL/d(output) (lossGrad's stream). */
+  lossOf(M: number, grad: boolean): number {
+    const top = this.top, D = top.units, N = M * D, rv = this.rowValid();
+    const out = this.outputRows();
+    const g = this.lossGrad(), dOut = grad ? this.rows(g.buf, g.off) : null;
+    if (this.loss === "meanSquaredError") return meanSquaredError(N, out, this.ys, dOut, rv, D);
+    // Categorical losses need a softmax head (compile checks), and are computed from its logits.
+    const logits = top instanceof Dense ? this.rows((this.wss[this.wss.length - 1] as DenseWorkspace).logits, this.outOff()) : null;
+    if (isCategorical(this.loss)) {
+      return softmaxCrossentropy(M, D, logits!, out, this.ys, this.loss === "sparseCategoricalCrossentropy", dOut, rv);
+    }
+    if (top instanceof Dense && top.activation === "sigmoid") return bceFromLogits(N, logits!, out, this.ys, dOut, rv, D);
+    return bceFromProbs(N, out, this.ys, dOut, rv, D);
+  }
+
+  /** Accuracy of the output rows against the loaded labels: argmax for a categorical loss, else binary (p > 0.5). */
+  accuracyOf(M: number): number {
+    const rv = this.rowValid(), out = this.outputRows();
+    if (isCategorical(this.loss)) return categoricalAccuracy(M, this.outputDim, out, this.ys, this.loss === "sparseCategoricalCrossentropy", rv);
+    return binaryAccuracy(M * this.outputDim, out, this.ys, rv, this.outputDim);
+  }
+
+  /**
+   * Backward from the output (whose gradient the loss has written, for steps [ta, t1)) through every layer over
+   * steps [tb, t1). Gradients accumulate into `grads`; the caller zeroes them. With `dhNorms`, each recurrent
+   * layer i records ‖dL/dh_t‖ into dhNorms[i][t].
    */
   backward(
     tb: number, t1: number, ta: number, dhNorms: Float64Array[] | null = null,
-    study: { dh: FloatArray; dc: FloatArray }[] | null = null, // per LSTM, (cap, B, H) each
-    inputGrad = true, // false: the bottom LSTM's dxs (dL/dx) is not computed (a training step's)
+    study: { dh: FloatArray; dc: FloatArray }[] | null = null, // per recurrent layer, (cap, B, H) each
+    inputGrad = true, // false: the bottom layer's dL/dx is not computed (a training step's)
   ): void {
-    const B = this.B, nD = this.denses.length, top = this.lstms.length - 1;
-    const { M, off } = this.headInput(ta, t1);
+    const pass = this.pass, valid = this.maskValue === null ? null : this.valid, L = this.layers.length;
+    const top = this.top;
     // The loss wrote dL/d(logits) itself for sigmoid + binary and softmax + categorical cross-entropy.
-    const fused = isCategorical(this.loss) || (this.loss === "binaryCrossentropy" && this.denses[nD - 1]!.activation === "sigmoid");
-    for (let k = nD - 1; k >= 0; k--) {
-      const d = this.denses[k]!, ws = this.denseWs[k]!;
-      if (k > 0) {
-        const below = this.denseWs[k - 1]!, In = this.denses[k - 1]!.units;
-        denseBackward(d, ws, M, below.out, 0, In, fused && k === nD - 1);
-        below.dOut.set(ws.dIn.subarray(0, M * In));
-      } else if (this.headZero) {
-        // Masking zeroed some head rows: they read the copy, and send no gradient down.
-        const H = this.lstms[top]!.units, zero = this.headZero;
-        denseBackward(d, ws, M, this.headX!, 0, H, fused && k === nD - 1);
-        for (let r = 0; r < M; r++) if (zero[r]) ws.dIn.fill(0, r * H, (r + 1) * H);
-      } else {
-        denseBackward(d, ws, M, this.lstmWs[top]!.hs, off, this.lstms[top]!.units, fused && k === nD - 1);
-      }
-    }
-    const dHead = this.denseWs[0]!.dIn;
-    const valid = this.maskValue === null ? null : this.valid;
-    for (let i = top; i >= 0; i--) {
-      const l = this.lstms[i]!, ws = this.lstmWs[i]!;
-      const xs = i === 0 ? this.xs : this.lstmWs[i - 1]!.hs;
-      const xOff = i === 0 ? 0 : B * this.lstms[i - 1]!.units;
-      const norms = dhNorms ? dhNorms[i]! : null, st = study ? study[i]! : null;
-      const needDx = i > 0 || inputGrad;
-      if (i === top) {
-        if (this.perStep) lstmBackward(l, ws, xs, xOff, tb, t1, dHead, 0, ta, null, 0, null, 0, norms, st, valid, needDx);
-        else lstmBackward(l, ws, xs, xOff, tb, t1, null, 0, 0, dHead, 0, null, 0, norms, st, valid, needDx);
-      } else {
-        lstmBackward(l, ws, xs, xOff, tb, t1, this.lstmWs[i + 1]!.dxs, 0, 0, null, 0, null, 0, norms, st, valid, needDx);
-      }
+    const logitGrad = top instanceof Dense && (isCategorical(this.loss) || (this.loss === "binaryCrossentropy" && top.activation === "sigmoid"));
+    let d = this.lossGrad();
+    d.from = ta;
+    let r = this.rnns.length;
+    for (let i = L - 1; i >= 0; i--) {
+      const l = this.layer(i), rec = l.recurrent;
+      if (rec) r--;
+      pass.valid = this.masked[i] ? valid : null;
+      pass.dhNorms = rec && dhNorms ? dhNorms[r]! : null;
+      pass.study = rec && study ? study[r]! : null;
+      pass.needDx = i > 0 || inputGrad;
+      pass.logitGrad = i === L - 1 && logitGrad;
+      l.backward(this.wss[i], i === 0 ? this.input : this.outs[i - 1]!, tb, t1, d, pass, this.dxs[i]!);
+      d = this.dxs[i]!;
     }
   }
 
-  /** h_0 … h_{T-1} of LSTM i as a batch-major [B, T, H] tensor. */
+  /** h_0 … h_{T-1} of recurrent layer i as a batch-major [B, T, H] tensor. */
   hiddenSequence(i: number, B: number, T: number): Tensor {
-    const H = this.lstms[i]!.units, out = allocate(this.dtype, B * T * H);
-    timeToBatchMajor(T, B, H, this.lstmWs[i]!.hs, B * H, out, 0); // slot t + 1 holds h_t
+    const H = this.rnns[i]!.units, out = allocate(this.dtype, B * T * H);
+    timeToBatchMajor(T, B, H, this.ws(i).hs, B * H, out, 0); // slot t + 1 holds h_t
     return fromData(out, [B, T, H]);
   }
 
-  /** The head output rows as a public tensor: [B, D], or [B, n, D] from time-major rows. */
+  /** The output rows as a public tensor: [B, D], or [B, n, D] from time-major rows. */
   headOutput(B: number, n: number): Tensor {
-    const D = this.outputDim, out = this.headWs().out;
-    if (!this.perStep) return fromData(out.slice(0, B * D), [B, D]);
+    const D = this.outputDim, buf = this.outs[this.outs.length - 1]!.buf, off = this.outOff();
+    if (!this.perStep) return fromData(buf.slice(off, off + B * D), [B, D]);
     const res = allocate(this.dtype, B * n * D);
-    timeToBatchMajor(n, B, D, out, 0, res, 0);
+    timeToBatchMajor(n, B, D, buf, off, res, 0);
     return fromData(res, [B, n, D]);
   }
 
-  /**
-   * Applies the optimizer atomically: if the loss, a gradient or a new weight is not finite, everything
-   * is restored and false is returned (or NonFiniteError thrown, as `onNonFinite` says). The backup that
-   * restoring needs is taken only when the optimizer's `maxStep` cannot show that no new weight or slot value
-   * can overflow (in training it nearly always can: the update then costs a read of the gradients, weights and
-   * first slot, and the optimizer's own pass).
-   */
+  /** The optimizer step, atomically (atomic-update.ts); false when `onNonFinite: "skip"` dropped it. */
   applyUpdate(loss: number, what: string): boolean {
-    const opt = this.optimizer!;
-    const grads = this.grads, params = this.params;
-    let bad = !Number.isFinite(loss) ? "loss" : "";
-    if (!bad) {
-      // Sums of squares of the gradients, the weights and the first slot: each bounds the largest entry
-      // (|x| ≤ ‖x‖₂), and is finite only if every entry is. When all three are finite and the optimizer's step
-      // cannot take a weight or a slot out of range, update in place without the backup. (Max-of-|x| loops ran
-      // slower: a chain of dependent Math.max, or branches.)
-      const slot = opt.slots()[0] ?? null, n = grads.length;
-      const gq = sumSquares(grads, n), pq = sumSquares(params, n);
-      // (a slot that does not match the weights, never after compile, gives no bound)
-      const sq = slot === null ? 0 : slot.length === n ? sumSquares(slot, n) : Infinity;
-      const limit = (params instanceof Float32Array ? FLOAT32_MAX : Number.MAX_VALUE) / 2;
-      // (NaN or Infinity in a sum fails the test; finite-but-huge entries overflow it: the careful path below.)
-      if (Math.sqrt(pq) + opt.maxStep(Math.sqrt(gq), Math.sqrt(sq)) < limit) {
-        opt.apply(params, grads);
-        return true;
-      }
-      let s = 0;
-      for (let k = 0; k < n; k++) s += grads[k]! * 0;
-      if (s !== 0) bad = "gradients"; // 0·x is NaN exactly when x is not finite
-    }
-    if (!bad) {
-      if (this.backup.length !== params.length) this.backup = allocate(this.dtype, params.length);
-      this.backup.set(params);
-      const slots = opt.slots();
-      let fits = this.slotBackup.length === slots.length;
-      for (let i = 0; fits && i < slots.length; i++) fits = this.slotBackup[i]!.length === slots[i]!.length;
-      if (!fits) this.slotBackup = slots.map((sl) => new Float64Array(sl.length));
-      for (let i = 0; i < slots.length; i++) this.slotBackup[i]!.set(slots[i]!);
-      const iterations = opt.iterations;
-      opt.apply(params, grads);
-      let s = 0;
-      for (let k = 0; k < params.length; k++) s += params[k]! * 0;
-      for (const sl of slots) for (let k = 0; k < sl.length; k++) s += sl[k]! * 0; // Adam v = inf would brick later steps
-      if (s !== 0) {
-        params.set(this.backup);
-        for (let i = 0; i < slots.length; i++) slots[i]!.set(this.slotBackup[i]!);
-        opt.iterations = iterations;
-        bad = "updated weights";
-      }
-    }
-    if (!bad) return true;
-    if (this.onNonFinite === "skip") return false;
-    throw new NonFiniteError(`${what}: the step produced non-finite ${bad} (loss ${loss}); weights, optimizer state and LSTM states were left unchanged. Lower the learning rate, clip gradients (clipNorm), or check the inputs`);
+    return applyUpdate(this.optimizer!, this.params, this.grads, loss, what, this.onNonFinite, this.dtype, this.backup);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -724,7 +684,7 @@ export class Engine {
     if (train && this.hasDropout) this.drawMasks(); // a training pass: dropout on, with masks for this batch
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
     this.setInitialState(0, true);
-    const M = this.forward(0, T, 0);
+    const M = this.forward(0, T);
     this.loadLabels(yt, rows, rowStart, B, 0, T);
     return M;
   }
@@ -769,13 +729,13 @@ export class Engine {
     return res;
   }
 
-  /** The head's output for rows [start, start + B) of x, written into `out` (the whole [N, D] or [N, T, D]). */
+  /** The output for rows [start, start + B) of x, written into `out` (the whole [N, D] or [N, T, D]). */
   predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): void {
     if (this.pool(false)?.predictRows(xt, start, B, T, out)) return;
     this.ensure(B, T);
     this.loadInput(xt, null, start, B, 0, T, 0);
     this.setInitialState(0, true);
-    this.forward(0, T, 0);
+    this.forward(0, T);
     this.commitState(T);
     out.set(this.headOutput(B, T).data, start * (this.perStep ? T : 1) * this.outputDim);
   }
@@ -790,28 +750,28 @@ export class Engine {
     const M = this.forwardRows(xt, yt, null, 0, B, T, request.training ?? false);
     const loss = this.lossOf(M, true);
     this.zeroGrads();
-    const norms = hiddenGradNorms ? this.lstms.map(() => new Float64Array(T)) : null;
+    const norms = hiddenGradNorms ? this.rnns.map(() => new Float64Array(T)) : null;
     const study = request.gradNorms || request.hiddenGrads
-      ? this.lstms.map((l) => ({ dh: new Float64Array(T * B * l.units), dc: new Float64Array(T * B * l.units) }))
+      ? this.rnns.map((l) => ({ dh: new Float64Array(T * B * l.units), dc: new Float64Array(T * B * l.units) }))
       : null;
     this.backward(0, T, 0, norms, study);
     if (!request.keepState) this.commitState(T);
     const F = this.inputDim!;
-    const dx = allocate(this.dtype, B * T * F);
-    timeToBatchMajor(T, B, F, this.lstmWs[0]!.dxs, 0, dx, 0);
+    const dx = allocate(this.dtype, B * T * F), g = this.inputGrad(); // every step: from is 0
+    timeToBatchMajor(T, B, F, g.buf, g.off, dx, 0);
     const res: Gradients = {
       loss, grads: this.splitFlat(this.grads), outputs: this.headOutput(B, T), inputGrad: fromData(dx, [B, T, F]),
-      hiddenStates: this.lstms.map((_, i) => this.hiddenSequence(i, B, T)),
-      stateGrads: this.lstms.map((l, i) => ({
-        h: fromData(this.lstmWs[i]!.dh.slice(0, B * l.units), [B, l.units]),
-        c: fromData(this.lstmWs[i]!.dc.slice(0, B * l.units), [B, l.units]),
+      hiddenStates: this.rnns.map((_, i) => this.hiddenSequence(i, B, T)),
+      stateGrads: this.rnns.map((l, i) => ({
+        h: fromData(this.ws(i).dh.slice(0, B * l.units), [B, l.units]),
+        c: fromData(this.ws(i).dc.slice(0, B * l.units), [B, l.units]),
       })),
     };
     if (norms) res.hiddenGradNorms = norms.map((a) => Array.from(a));
-    if (study && request.gradNorms) res.gradNorms = study.map((s, i) => ({ h: rowNorms(s.dh, B, T, this.lstms[i]!.units), c: rowNorms(s.dc, B, T, this.lstms[i]!.units) }));
+    if (study && request.gradNorms) res.gradNorms = study.map((s, i) => ({ h: rowNorms(s.dh, B, T, this.rnns[i]!.units), c: rowNorms(s.dc, B, T, this.rnns[i]!.units) }));
     if (study && request.hiddenGrads) {
       res.hiddenGrads = study.map((s, i) => {
-        const H = this.lstms[i]!.units, out = new Float64Array(B * T * H);
+        const H = this.rnns[i]!.units, out = new Float64Array(B * T * H);
         timeToBatchMajor(T, B, H, s.dh, 0, out, 0);
         return fromData(out, [B, T, H]);
       });
@@ -820,7 +780,7 @@ export class Engine {
   }
 
   /**
-   * The loss of B rows of x against y from the given initial states (per LSTM, (B, H) each), or from what a
+   * The loss of B rows of x against y from the given initial states (per recurrent layer, (B, H) each), or from what a
    * pass would start from (the carried state of a stateful model, else zeros). Changes no state: gradCheck's
    * probe.
    */
@@ -828,7 +788,7 @@ export class Engine {
     this.ensure(B, T);
     this.loadInput(xt, null, 0, B, 0, T, 0);
     this.setInitialState(0, true, states ?? undefined);
-    const M = this.forward(0, T, 0);
+    const M = this.forward(0, T);
     this.loadLabels(yt, null, 0, B, 0, T);
     this.uses++;
     return this.lossOf(M, false);
@@ -847,4 +807,15 @@ function rowNorms(a: FloatArray, B: number, T: number, H: number): Tensor {
     }
   }
   return fromData(out, [B, T]);
+}
+
+/** Names in getWeights order for `layers`: "<kind>_<k>/<weight>", layers counted per kind ("lstm_0/kernel", "dense_1/bias"). */
+export function weightNamesOf(layers: readonly { kind: string; weightNames(): string[] }[]): string[] {
+  const names: string[] = [], count = new Map<string, number>();
+  for (const l of layers) {
+    const k = count.get(l.kind) ?? 0;
+    count.set(l.kind, k + 1);
+    for (const n of l.weightNames()) names.push(`${l.kind}_${k}/${n}`);
+  }
+  return names;
 }

@@ -69,7 +69,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   const { xt, yt, B, T } = checkBatch(e, "gradCheck", x, y);
   // A copy of x to perturb, and the initial states the pass starts from (carried, or zeros).
   const xc = tensor(xt as Tensor, "float64");
-  const states = e.lstms.map((l, i) => {
+  const states = e.rnns.map((l, i) => {
     const n = B * l.units, carried = e.carries(i, B);
     return { h: carried ? Float64Array.from(e.stateH[i]!) : new Float64Array(n), c: carried ? Float64Array.from(e.stateC[i]!) : new Float64Array(n) };
   });

@@ -2,8 +2,9 @@
  * Sequential: the Keras-style facade. Every public method checks its arguments (validate.ts), then hands
  * the engine (engine.ts) checked data; `fit` runs the training loop of fit.ts. Nothing here computes.
  *
- * LSTM layers (stacked when the lower one returns sequences) followed by one or more Dense layers.
- * Sequences are batch-major [B, T, F] on this surface, as in Keras.
+ * Any stack whose flows fit (layers/layer.ts): LSTMs (stacked when the lower one returns sequences), Dense
+ * layers on vectors or on every step of a sequence, before, between or after them, ending on either; a Masking
+ * layer may come first. Sequences are batch-major [B, T, F] on this surface, as in Keras.
  *
  * Legend: B batch, T timesteps, F input features, H units, D head units.
  */
@@ -15,7 +16,7 @@ import { Dense } from "./layers/dense.js";
 import { Masking } from "./layers/masking.js";
 import { type LossName, type LossAlias, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
-import { Engine, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
+import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
 import {
   batchOption, buildFor, checkBatch, checkInput, checkLabels, checkStatefulBatch, requireBuilt, requireCompiled,
 } from "./validate.js";
@@ -159,11 +160,11 @@ export class Sequential {
         throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM or a Dense, got ${fmtValue(l)}`);
       }
     });
-    const firstDense = layers.findIndex((l) => l instanceof Dense);
-    if (!(layers[0] instanceof LSTM) || firstDense < 0 || layers.slice(firstDense).some((l) => l instanceof LSTM)) {
-      throw new ValueError(
-        `Sequential layers: expected one or more LSTM layers followed by one or more Dense layers, got [${stack.map((l) => l.kind).join(", ")}]`,
-      );
+    // Which layer may follow which: each layer's own rule on what the layer below gives (a sequence or vectors).
+    const flows = planFlows(layers);
+    if (!Array.isArray(flows)) {
+      const where = flows.at < 0 ? "Sequential layers" : `Sequential layers[${at(flows.at)}]`;
+      throw new ValueError(`${where}: ${flows.why}; got [${stack.map((l) => l.kind).join(", ")}]`);
     }
     layers.forEach((l, i) => {
       if (l.owner !== null) {
@@ -171,11 +172,6 @@ export class Sequential {
       }
       if (layers.indexOf(l) !== i) throw new ValueError(`Sequential layers[${at(i)}]: the same layer object appears twice`);
     });
-    for (let i = 0; i < firstDense - 1; i++) {
-      if (!(layers[i] as LSTM).returnSequences) {
-        throw new ValueError(`Sequential layers[${at(i)}]: an LSTM below another LSTM must have returnSequences: true`);
-      }
-    }
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`Sequential options: expected an object, got ${fmtValue(options)}`);
     }
@@ -220,7 +216,7 @@ export class Sequential {
   /** The Masking layer the model starts with, or null. */
   readonly masking: Masking | null;
 
-  /** The layers with weights (LSTM, then Dense), bottom to top; a Masking layer is `masking`. */
+  /** The layers with weights, bottom to top; a Masking layer is `masking`. */
   get layers(): readonly Layer[] {
     return this.engine.layers;
   }
@@ -260,7 +256,7 @@ export class Sequential {
     return this.engine.batchSize;
   }
 
-  /** True when the top LSTM returns sequences, so the head applies to every step ([B, T, D] outputs). */
+  /** True when the output is a sequence ([B, T, D]: every LSTM returns sequences), so labels are per step. */
   get perStep(): boolean {
     return this.engine.perStep;
   }
@@ -315,9 +311,10 @@ export class Sequential {
       throw new ValueError(`compile optimizer: this ${optimizer.name === "adam" ? "Adam" : "SGD"} instance already belongs to another model (its moments and step count are that model's); give each model its own optimizer`);
     }
     const loss = checkLoss("compile loss", options.loss);
-    const head = e.denses[e.denses.length - 1]!;
-    if ((loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy") && head.activation !== "softmax") {
-      throw new ValueError(`compile loss: ${loss} compares class probabilities; the head must be new Dense({ units, activation: "softmax" }), got activation ${JSON.stringify(head.activation)}`);
+    const head = e.layers[e.layers.length - 1]!;
+    if ((loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy") && !(head instanceof Dense && head.activation === "softmax")) {
+      const got = head instanceof Dense ? `activation ${JSON.stringify(head.activation)}` : `an ${head.kind.toUpperCase()} on top`;
+      throw new ValueError(`compile loss: ${loss} compares class probabilities; the top layer must be new Dense({ units, activation: "softmax" }), got ${got}`);
     }
     const metrics = options.metrics ?? [];
     if (!Array.isArray(metrics) || metrics.some((m) => m !== "accuracy")) {
@@ -412,7 +409,7 @@ export class Sequential {
   getStates(): LSTMState[] {
     const e = this.engine;
     requireBuilt(e, "getStates");
-    return e.lstms.map((l, i) => {
+    return e.rnns.map((l, i) => {
       const H = l.units;
       const h = e.stateH[i] ?? allocate(e.dtype, 0);
       const c = e.stateC[i] ?? allocate(e.dtype, 0);
@@ -442,11 +439,11 @@ export class Sequential {
       checkKeys("resetStates", states, ["rows"]);
       const rows = states.rows;
       const h0 = e.stateH[0];
-      const B = e.batchSize ?? (h0 ? h0.length / e.lstms[0]!.units : 0);
+      const B = e.batchSize ?? (h0 ? h0.length / e.rnns[0]!.units : 0);
       if (!Array.isArray(rows) || rows.some((r) => !Number.isInteger(r) || r < 0 || r >= B)) {
         throw new ValueError(`resetStates rows: expected batch row indices in [0, ${B}), got ${JSON.stringify(rows)}`);
       }
-      e.lstms.forEach((l, i) => {
+      e.rnns.forEach((l, i) => {
         const H = l.units;
         for (const r of rows) {
           e.stateH[i]?.fill(0, r * H, (r + 1) * H);
@@ -455,8 +452,8 @@ export class Sequential {
       });
       return;
     }
-    if (!Array.isArray(states) || states.length !== e.lstms.length) {
-      throw new ValueError(`resetStates states: expected ${e.lstms.length} { h, c } objects (one per LSTM layer), got ${Array.isArray(states) ? states.length : fmtValue(states)}`);
+    if (!Array.isArray(states) || states.length !== e.rnns.length) {
+      throw new ValueError(`resetStates states: expected ${e.rnns.length} { h, c } objects (one per LSTM layer), got ${Array.isArray(states) ? states.length : fmtValue(states)}`);
     }
     // Validate everything first: a bad entry must not leave some layers changed.
     let B: number | undefined = e.batchSize;
@@ -464,7 +461,7 @@ export class Sequential {
       if (typeof s !== "object" || s === null || !("h" in s) || !("c" in s)) {
         throw new ValueError(`resetStates states[${i}]: expected { h, c }, got ${fmtValue(s)}`);
       }
-      const H = e.lstms[i]!.units;
+      const H = e.rnns[i]!.units;
       const h = toTensor(`resetStates states[${i}].h`, s.h, e.dtype);
       const c = toTensor(`resetStates states[${i}].c`, s.c, e.dtype);
       for (const [nm, t] of [["h", h], ["c", c]] as const) {
@@ -503,7 +500,7 @@ export class Sequential {
       throw new StateError(`setBatchSize: the model is stateless and takes any batch size; setBatchSize is for stateful models`);
     }
     e.fixBatch(batchSize);
-    if (e.built) e.lstms.forEach((_, i) => { e.allocState(i, batchSize); e.stateH[i]!.fill(0); e.stateC[i]!.fill(0); });
+    if (e.built) e.rnns.forEach((_, i) => { e.allocState(i, batchSize); e.stateH[i]!.fill(0); e.stateC[i]!.fill(0); });
   }
 
   // ---------------------------------------------------------------------------------------------

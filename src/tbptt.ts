@@ -141,8 +141,8 @@ export class TruncatedBPTT {
    */
   getStates(): LSTMState[] {
     const e = this.model.engine;
-    return e.lstms.map((l, i) => {
-      const n = this.B * l.units, ws = e.lstmWs[i];
+    return e.rnns.map((l, i) => {
+      const n = this.B * l.units, ws = e.built ? e.ws(i) : null;
       if (!this.inSequence || !ws) return { h: fromData(allocate(e.dtype, n), [this.B, l.units]), c: fromData(allocate(e.dtype, n), [this.B, l.units]) };
       const off = this.stateSlot * n;
       return {
@@ -246,7 +246,7 @@ export class TruncatedBPTT {
     const m = this.model.engine;
     const t0 = this.hist, steps = this.pending, t1 = t0 + steps;
     m.setDropping(update); // a training window applies the sequence's dropout masks; a study window does not
-    const M = m.forward(t0, t1, t0);
+    const M = m.forward(t0, t1);
     if (m.perStep) {
       m.setLabels(this.yPending, steps * B * D); // already time-major, like the head's rows
     } else {
@@ -256,7 +256,7 @@ export class TruncatedBPTT {
     const accuracy = m.accuracy ? m.accuracyOf(M) : undefined;
     m.zeroGrads();
     const tb = Math.max(0, t1 - this.backpropLength);
-    const norms = onWindow ? m.lstms.map(() => new Float64Array(t1)) : null; // only when someone looks
+    const norms = onWindow ? m.rnns.map(() => new Float64Array(t1)) : null; // only when someone looks
     m.backward(tb, t1, t0, norms, null, Boolean(onWindow)); // dL/dx only when onWindow may ask for it
     this.stateSlot = t1;
     if (onWindow) {
@@ -270,10 +270,11 @@ export class TruncatedBPTT {
         },
         inputGrad: () => {
           const out = allocate(m.dtype, B * reach * F);
-          timeToBatchMajor(reach, B, F, m.ws(0).dxs, tb * B * F, out, 0);
+          const g = m.inputGrad(); // steps [tb, t1)
+          timeToBatchMajor(reach, B, F, g.buf, g.off + (tb - g.from) * B * F, out, 0);
           return fromData(out, [B, reach, F]);
         },
-        stateGrads: () => m.lstms.map((l, i) => ({
+        stateGrads: () => m.rnns.map((l, i) => ({
           h: fromData(m.ws(i).dh.slice(0, B * l.units), [B, l.units]),
           c: fromData(m.ws(i).dc.slice(0, B * l.units), [B, l.units]),
         })),

@@ -68,7 +68,7 @@ describe("softmax head", () => {
 
   it("categorical losses need a softmax head; Keras's names are accepted", () => {
     const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 3, activation: "sigmoid" })]);
-    expect(() => m.compile({ loss: "categoricalCrossentropy" })).toThrow(/compile loss: categoricalCrossentropy compares class probabilities; the head must be new Dense\(\{ units, activation: "softmax" \}\), got activation "sigmoid"/);
+    expect(() => m.compile({ loss: "categoricalCrossentropy" })).toThrow(/compile loss: categoricalCrossentropy compares class probabilities; the top layer must be new Dense\(\{ units, activation: "softmax" \}\), got activation "sigmoid"/);
     for (const [alias, name] of [["sparse_categorical_crossentropy", "sparseCategoricalCrossentropy"], ["categorical_crossentropy", "categoricalCrossentropy"], ["mse", "meanSquaredError"], ["binary_crossentropy", "binaryCrossentropy"]]) {
       const c = classifier(false, alias!);
       expect(c.loss).toBe(name);

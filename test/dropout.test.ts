@@ -125,7 +125,7 @@ describe("dropout", () => {
     m.compile({ optimizer: "sgd", loss: "binaryCrossentropy" });
     const x = randomNormal([B, T, F], { seed: 3 });
     const g = m.computeGradients(x, Y, { training: true }); // draws one set of masks…
-    const masks = m.engine.lstms.map((_, i) => ({ x: Float64Array.from(m.engine.ws(i).xMask!), h: Float64Array.from(m.engine.ws(i).hMask!) }));
+    const masks = m.engine.rnns.map((_, i) => ({ x: Float64Array.from(m.engine.ws(i).xMask!), h: Float64Array.from(m.engine.ws(i).hMask!) }));
     const loss = (): number => { m.engine.nextMasks = masks; return m.computeGradients(x, Y, { training: true }).loss; }; // …reused for every probe
     expect(loss()).toBe(g.loss);
     const wrts: Wrt[] = [];

@@ -9,6 +9,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import { Sequential, LSTM, Dense, gradCheck, type Activation, type LossName, type Tensor } from "../src/index.js";
+import type { DenseWorkspace } from "../src/layers/dense.js";
 import type { Rng } from "../src/init.js";
 import {
   makeRng, uniformArray, randInt, checkGradients, expectGradientsMatch, WorstTracker, type Wrt,
@@ -101,7 +102,7 @@ function randomizeWeights(model: Sequential, c: Config, rng: Rng): void {
         data = uniformArray(rng, size, -s, s);
       }
       else {
-        const isHead = l === model.engine.denses[model.engine.denses.length - 1];
+        const isHead = l === model.engine.layers[model.engine.layers.length - 1];
         const In = l.inputDim!;
         if (l.activation === "relu") {
           data = k === 0 ? uniformArray(rng, size, -0.1 / In, 0.1 / In)
@@ -143,7 +144,7 @@ function flatGrads(grads: Tensor[]): Float64Array {
  */
 function hardKinkMargin(model: Sequential): number {
   let m = Infinity;
-  model.engine.lstms.forEach((l, k) => {
+  model.engine.rnns.forEach((l, k) => {
     if (l.recurrentActivation !== "hardSigmoid") return;
     const ws = model.engine.ws(k), H = l.units, G = 4 * H;
     const n = ws.B * ws.cap * G;
@@ -159,9 +160,9 @@ function hardKinkMargin(model: Sequential): number {
 /** Every ReLU input at least `margin` from 0, after the last forward pass. */
 function reluMargin(model: Sequential): number {
   let m = Infinity;
-  model.engine.denses.forEach((d, k) => {
-    if (d.activation !== "relu") return;
-    for (const v of model.engine.denseWs[k]!.logits) m = Math.min(m, Math.abs(v));
+  model.engine.layers.forEach((d, k) => {
+    if (!(d instanceof Dense) || d.activation !== "relu") return;
+    for (const v of (model.engine.workspaceOf(k) as DenseWorkspace).logits) m = Math.min(m, Math.abs(v));
   });
   return m;
 }

@@ -14,6 +14,8 @@ import {
   LongshortError, CheckpointError, type DType,
 } from "../src/index.js";
 import { Rng } from "../src/init.js";
+import type { DenseWorkspace } from "../src/layers/dense.js";
+import { Dense } from "../src/layers/dense.js";
 import { snapshot, expectSame, randomSeq, randomLabels, smallModel, type SmallConfig } from "./helpers/rel-snapshot.js";
 
 const activation = fc.constantFrom("linear", "tanh", "sigmoid", "relu") as fc.Arbitrary<"linear" | "tanh" | "sigmoid" | "relu">;
@@ -57,7 +59,7 @@ describe("property: random small models pass gradCheck at 1e-6", () => {
       if (c.hidden[0] === "relu") {
         if (m.stateful) m.resetStates();
         m.testOnBatch(x, y);
-        const logits = m.engine.denseWs[0]!.logits;
+        const logits = (m.engine.workspaceOf(m.engine.layers.findIndex((l) => l instanceof Dense)) as DenseWorkspace).logits;
         let near = Infinity;
         for (let k = 0; k < logits.length; k++) near = Math.min(near, Math.abs(logits[k]!));
         if (m.stateful) m.resetStates();
@@ -161,8 +163,8 @@ describe("property: random bad inputs raise the library's errors and change noth
             return m.setWeights(ws);
           }
           case "resetStates": {
-            const H = m.engine.lstms[0]!.units;
-            const states: any[] = m.engine.lstms.map((l) => ({ h: [new Array(l.units).fill(0)], c: [new Array(l.units).fill(0)] }));
+            const H = m.engine.rnns[0]!.units;
+            const states: any[] = m.engine.rnns.map((l) => ({ h: [new Array(l.units).fill(0)], c: [new Array(l.units).fill(0)] }));
             if (kind % 3 === 0) states[0].h[0][pos % H] = junk;
             else if (kind % 3 === 1) states[0].c = [new Array(H + 1).fill(0)];
             else states.push(states[0]);

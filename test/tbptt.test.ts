@@ -205,7 +205,7 @@ describe("TruncatedBPTT", () => {
     expect(windows).toBe(T / 50);
     expect(m.getWeights().every((w) => flat(w).every(Number.isFinite))).toBe(true);
     // The LSTM workspace holds max(k1, k2) = 75 steps, not the sequence.
-    expect(m.engine.lstmWs[0]!.cap).toBe(75);
+    expect(m.engine.ws(0).cap).toBe(75);
   });
 
   it('onNonFinite "skip": a bad window is dropped and the sequence goes on from the state before it, like a stateful model', () => {

@@ -714,7 +714,7 @@ describe("fromTfjs errors: FormatError naming the thing, the artifacts untouched
     refused((a) => { layer(a, 1).class_name = "Masking"; }, "layers[1]", "a Masking layer is only supported first");
     refused((a) => { a.modelTopology.class_name = "Functional"; }, "Functional", "functional models");
     refused((a) => { a.modelTopology.config.layers.splice(1, 0, { class_name: "Dropout", config: { name: "dropout", rate: 0.2 } }); }, "\"Dropout\"");
-    refused((a) => { [a.modelTopology.config.layers[1], a.modelTopology.config.layers[2]] = [layer(a, 2), layer(a, 1)]; }, "LSTM after a Dense");
+    refused((a) => { layer(a, 0).config.return_sequences = false; }, "layers[1]", "an LSTM below it has return_sequences false, so this LSTM would get no sequence");
     refused((a) => { layer(a, 0).config.return_sequences = false; }, "layers[1]", "return_sequences false");
   });
 

@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import {
-  Sequential, LSTM, Dense, Adam, SGD, TruncatedBPTT, prepareSequences, gradCheck, tensor, zeros, toArray, earlyStopping,
+  Sequential, LSTM, Dense, Masking, Adam, SGD, TruncatedBPTT, prepareSequences, gradCheck, tensor, zeros, toArray, earlyStopping,
   LongshortError, ShapeError, ValueError, StateError, type Tensor,
 } from "../src/index.js";
 import { Rng } from "../src/init.js";
@@ -103,8 +103,9 @@ const CASES: Case[] = [
   ["Sequential with no layers", () => new Sequential([]), ValueError, /Sequential layers: expected a non-empty array/],
   ["Sequential layers not an array", () => new Sequential("lstm" as any), ValueError, /Sequential layers: expected a non-empty array.*got "lstm"/],
   ["Sequential layer not a layer", () => new Sequential([new LSTM({ units: 1 }), {} as any]), ValueError, /Sequential layers\[1\]: expected an LSTM or a Dense, got an object/],
-  ["Sequential Dense first", () => new Sequential([new Dense({ units: 1 }), new LSTM({ units: 1 })]), ValueError, /expected one or more LSTM layers followed by one or more Dense layers, got \[dense, lstm\]/],
-  ["stacked LSTM without returnSequences", () => new Sequential([new LSTM({ units: 2 }), new LSTM({ units: 2 }), new Dense({ units: 1 })]), ValueError, /Sequential layers\[0\]: an LSTM below another LSTM must have returnSequences: true/],
+  ["Sequential of Dense layers only", () => new Sequential([new Dense({ units: 2 }), new Dense({ units: 1 })]), ValueError, /Sequential layers: a model needs at least one recurrent layer \(an LSTM\); got \[dense, dense\]/],
+  ["stacked LSTM without returnSequences", () => new Sequential([new LSTM({ units: 2 }), new LSTM({ units: 2 }), new Dense({ units: 1 })]), ValueError, /Sequential layers\[1\]: an LSTM reads a sequence \[batch, timesteps, features\], and the layer below gives one vector per row \(an LSTM below it needs returnSequences: true\); got \[lstm, lstm, dense\]/],
+  ["LSTM on a Dense on vectors", () => new Sequential([new Masking(), new LSTM({ units: 2 }), new Dense({ units: 2 }), new LSTM({ units: 1 })]), ValueError, /Sequential layers\[3\]: an LSTM reads a sequence .*got \[masking, lstm, dense, lstm\]/],
   ["unknown dtype", () => new Sequential([new LSTM({ units: 1 }), new Dense({ units: 1 })], { dtype: "float16" as any }), ValueError, /Sequential dtype: expected "float32" or "float64", got "float16"/],
   ["seed NaN", () => new Sequential([new LSTM({ units: 1 }), new Dense({ units: 1 })], { seed: NaN }), ValueError, /Sequential seed: expected a finite number or a string, got NaN/],
   ["seed an object", () => new Sequential([new LSTM({ units: 1 }), new Dense({ units: 1 })], { seed: {} as any }), ValueError, /Sequential seed: expected a finite number or a string/],
@@ -124,7 +125,7 @@ const CASES: Case[] = [
   // compile: an unknown name leaves the previous settings
   ["compile options null", () => A.compile(null as any), ValueError, /compile options: expected \{ optimizer, loss, metrics\? \}, got null/],
   ["unknown loss", () => A.compile({ loss: "hinge" as any }), ValueError, /compile loss: expected one of "binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy", "sparseCategoricalCrossentropy" \(or a Keras alias: "binary_crossentropy", "bce", .*\), got "hinge"/],
-  ["categorical loss on a sigmoid head", () => A.compile({ loss: "sparseCategoricalCrossentropy" }), ValueError, /compile loss: sparseCategoricalCrossentropy compares class probabilities; the head must be/],
+  ["categorical loss on a sigmoid head", () => A.compile({ loss: "sparseCategoricalCrossentropy" }), ValueError, /compile loss: sparseCategoricalCrossentropy compares class probabilities; the top layer must be new Dense\(\{ units, activation: "softmax" \}\), got activation "sigmoid"/],
   ["loss missing", () => A.compile({} as any), ValueError, /compile loss: expected one of .*got undefined/],
   ["unknown optimizer name", () => A.compile({ optimizer: "rmsprop" as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", an Adam or an SGD, got "rmsprop"/],
   ["optimizer a plain object", () => A.compile({ optimizer: {} as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", an Adam or an SGD, got an object/],

@@ -5,8 +5,7 @@
  * bounded by the file's own size.
  */
 import { Sequential, type RunOptions } from "../model.js";
-import type { Layer } from "../engine.js";
-import { LSTM } from "../layers/lstm.js";
+import { type Layer, weightNamesOf } from "../engine.js";
 import type { Masking } from "../layers/masking.js";
 import type { DType } from "../tensor/tensor.js";
 import { FormatError, LongshortError, fmtShape } from "../errors.js";
@@ -32,13 +31,7 @@ export function expectedShapes(layers: readonly Layer[], inputDim: number): numb
 
 /** The engine's names in getWeights order ("lstm_0/kernel", …) for layers not yet in a model. */
 export function expectedNames(layers: readonly Layer[]): string[] {
-  const names: string[] = [];
-  let li = 0, di = 0;
-  for (const l of layers) {
-    const prefix = l instanceof LSTM ? `lstm_${li++}` : `dense_${di++}`;
-    for (const n of l.weightNames()) names.push(`${prefix}/${n}`);
-  }
-  return names;
+  return weightNamesOf(layers);
 }
 
 /**

@@ -103,7 +103,7 @@ const KERAS_BLOCK = [0, 3, 1, 2] as const;
  * The model as a serialized ONNX ModelProto (opset 17), for inference in ONNX Runtime.
  *
  * - Input "x": float32 [batch, time, F], batch and time symbolic (any batch size and sequence length).
- * - Output "y": float32 [batch, D], or [batch, time, D] when the top LSTM returns sequences (`model.perStep`),
+ * - Output "y": float32 [batch, D], or [batch, time, D] when the output is a sequence (`model.perStep`),
  *   the same values `model.predict(x)` returns (within float32 rounding).
  * - Every LSTM is one ONNX LSTM node (gates reordered from Keras' i, f, c, o to ONNX's i, o, f, c, kernels
  *   transposed); `recurrentActivation: "hardSigmoid"` becomes `activations: [HardSigmoid, Tanh, Tanh]` and a
@@ -142,7 +142,6 @@ export function toOnnx(model: Sequential): Uint8Array {
 
   const g = new GraphBuilder();
   const F = model.inputDim!;
-  const lstmCount = model.layers.filter((l) => l instanceof LSTM).length;
   const transposeBT: Attribute[] = [{ name: "perm", type: "ints", value: [1, 0, 2] }];
   let cur = g.node("Transpose", "to_time_major", ["x"], ["x_time_major"], transposeBT); // (T, B, F)
   let dim = F;
@@ -170,16 +169,13 @@ export function toOnnx(model: Sequential): Uint8Array {
         // g, h = Tanh on the candidate and the cell output, as in every longshort LSTM.
         attributes.push({ name: "activations", type: "strings", value: ["HardSigmoid", "Tanh", "Tanh"] });
       }
-      const top = li === lstmCount - 1;
-      if (!top || model.perStep) {
+      // Sequences stay time-major between layers (a Dense's MatMul works on the last axis either way).
+      if (layer.returnSequences) {
         const y = g.node("LSTM", p, inputs, [`${p}/Y`], attributes);                         // (T, 1, B, H)
         cur = g.node("Squeeze", `${p}/squeeze`, [y, axes(1)], [`${p}/h_seq`]);              // (T, B, H)
       } else {
         const yh = g.node("LSTM", p, inputs, ["", `${p}/Y_h`], attributes);                 // (1, B, H)
         cur = g.node("Squeeze", `${p}/squeeze`, [yh, axes(0)], [`${p}/h_last`]);            // (B, H)
-      }
-      if (top && model.perStep) {
-        cur = g.node("Transpose", "to_batch_major", [cur], ["h_batch_major"], transposeBT); // (B, T, H)
       }
       dim = H;
       li++;
@@ -188,7 +184,7 @@ export function toOnnx(model: Sequential): Uint8Array {
       const p = `dense_${di}`;
       const D = dense.units;
       const kernel = g.constant(`${p}/kernel`, [dim, D], "float", weights[w++]!.data);       // (In, D)
-      cur = g.node("MatMul", `${p}/matmul`, [cur, kernel], [`${p}/matmul`]);                 // (B[, T], D)
+      cur = g.node("MatMul", `${p}/matmul`, [cur, kernel], [`${p}/matmul`]);                 // ([T, ]B, D)
       if (dense.useBias) {
         const bias = g.constant(`${p}/bias`, [D], "float", weights[w++]!.data);              // (D)
         cur = g.node("Add", `${p}/add`, [cur, bias], [`${p}/add`]);
@@ -201,7 +197,8 @@ export function toOnnx(model: Sequential): Uint8Array {
     }
   }
   if (w !== weights.length) throw new Error(`toOnnx: internal error, used ${w} of ${weights.length} weights`);
-  // The last node (always a Dense's) writes the graph output.
+  if (model.perStep) g.node("Transpose", "to_batch_major", [cur], ["y_batch_major"], transposeBT); // (B, T, D)
+  // The last node writes the graph output.
   const last = g.nodes[g.nodes.length - 1]!;
   last.outputs[0] = "y";
 

@@ -205,7 +205,9 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
     start = 1;
   }
   const plans: LayerPlan[] = [];
-  let seenDense = false, masking: Masking | null = null;
+  let masking: Masking | null = null;
+  // Whether the layers so far give a sequence: every LSTM among them returns sequences (a Dense keeps its input's flow).
+  const sequenceBelow = (): boolean => plans.every((p) => !(p.layer instanceof LSTM) || p.layer.returnSequences);
   for (let i = start; i < layers.length; i++) {
     const { cls: c, cfg, where } = layerAt(i);
     if (c === "Masking") {
@@ -233,11 +235,9 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
     const layerName = cfg["name"];
     if (typeof layerName !== "string" || layerName === "") fail(`${where}: config.name: expected a non-empty string, got ${fmtValue(layerName)}`);
     if (c === "LSTM") {
-      if (seenDense) fail(`${where}: an LSTM after a Dense layer is not supported; longshort stacks LSTM layers, then Dense layers`);
       plan = parseLSTM(where, cfg, keras3, shape!.batch);
       plan.names.push(layerName);
     } else if (c === "Dense" || c === "TimeDistributed") {
-      if (plans.length === 0) fail(`${where}: the first layer must be an LSTM`);
       if (c === "Dense") {
         plan = parseDense(where, cfg);
         plan.names.push(layerName);
@@ -247,8 +247,7 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
           const ic = isObject(inner) ? inner["class_name"] : inner;
           fail(`${where}: config.layer: only a wrapped Dense is supported, got ${typeof ic === "string" ? JSON.stringify(ic) : fmtValue(ic)}`);
         }
-        const lastLSTM = plans.filter((p) => p.layer instanceof LSTM).pop()!.layer as LSTM;
-        if (!lastLSTM.returnSequences) {
+        if (!sequenceBelow()) {
           fail(`${where}: TimeDistributed needs a sequence input (the LSTM below must have return_sequences true)`);
         }
         plan = parseDense(`${where} layer`, inner["config"]);
@@ -256,20 +255,18 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
         const innerName = inner["config"]["name"];
         if (typeof innerName === "string" && innerName !== "") plan.names.push(innerName);
       }
-      seenDense = true;
     } else if (c === "InputLayer") {
       fail(`${where}: an InputLayer is only supported as the first layer`);
     } else {
-      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports LSTM layers followed by Dense (or TimeDistributed Dense) layers`);
+      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports Masking, LSTM and Dense (or TimeDistributed Dense) layers`);
     }
-    const prev = plans[plans.length - 1]?.layer;
-    if (plan.layer instanceof LSTM && prev instanceof LSTM && !prev.returnSequences) {
-      fail(`${where}: the LSTM below it has return_sequences false, so this LSTM would get no sequence`);
+    if (plan.layer instanceof LSTM && !sequenceBelow()) {
+      fail(`${where}: an LSTM below it has return_sequences false, so this LSTM would get no sequence`);
     }
     plans.push(plan);
   }
   if (plans.length === 0) fail(`modelTopology.config.layers: no LSTM or Dense layer after the InputLayer`);
-  if (!seenDense) fail(`modelTopology.config.layers: expected one or more Dense layers after the LSTM layers, got none`);
+  if (!plans.some((p) => p.layer instanceof LSTM)) fail(`modelTopology.config.layers: no LSTM layer (a longshort model has at least one)`);
   const seen = new Map<string, string>();
   for (const p of plans) {
     for (const n of p.names) {

@@ -1,7 +1,12 @@
 /**
- * The Dense head: y = act(x · kernel + bias), applied to the last step's h or to every step's h.
+ * The Dense layer: y = act(x · kernel + bias), on one vector per row or on every step of a sequence (the same
+ * weights at every step, as Keras's Dense on a 3-D input), as the head or anywhere below it.
  *
- * Legend: M rows (B, or T·B for a per-step head, time-major), In input features, D units.
+ * On a sequence its buffers are step-indexed, time-major: step t's rows t·B … (t + 1)·B − 1, so a layer above
+ * can read any step's output (truncated BPTT keeps history) and a call over steps [t0, t1) is one product over
+ * its (t1 − t0)·B rows.
+ *
+ * Legend: M rows of a call, r0 its first row, In input features, D units; cap steps, B batch.
  * Every activation's derivative is taken from its saved output (σ' = y(1-y), tanh' = 1-y², relu' = [y>0],
  * softmax: dz = p ⊙ (g − Σ g·p) per row), and the pre-activation (logit) is kept too, for the stable sigmoid +
  * binary cross-entropy and softmax + categorical cross-entropy, computed from logits.
@@ -12,6 +17,7 @@ import { matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, fastSigmoid, fa
 import { exp } from "../tensor/math.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { glorotUniform, type Rng } from "../init.js";
+import type { EngineLayer, Flow, GradStream, PassContext, Stream } from "./layer.js";
 
 export type Activation = "linear" | "sigmoid" | "tanh" | "relu" | "softmax";
 export const ACTIVATIONS: readonly Activation[] = ["linear", "sigmoid", "tanh", "relu", "softmax"];
@@ -25,12 +31,15 @@ export interface DenseOptions {
   useBias?: boolean;
 }
 
-/** Buffers for M rows, allocated once per row count and reused. */
+/** Buffers for M rows (cap·B on a sequence, B on vectors), allocated once per row count and reused. */
 export class DenseWorkspace {
   readonly logits: FloatArray; // (M, D) pre-activation
   readonly out: FloatArray;    // (M, D) activation
   readonly dOut: FloatArray;   // (M, D) dL/d(out), then (in place) dL/d(logits)
   readonly dIn: FloatArray;    // (M, In) dL/d(input)
+  /** The batch rows of a step, and whether the rows are a sequence's (time-major) or one per batch row. */
+  B = 0;
+  seq = false;
   constructor(dtype: DType, public M: number, D: number, In: number) {
     this.logits = allocate(dtype, M * D);
     this.out = allocate(dtype, M * D);
@@ -45,8 +54,9 @@ export class DenseWorkspace {
  * @example
  * new Dense({ units: 1, activation: "sigmoid" })
  */
-export class Dense {
+export class Dense implements EngineLayer<DenseWorkspace> {
   readonly kind = "dense" as const;
+  readonly recurrent = false;
   readonly units: number;
   readonly activation: Activation;
   readonly useBias: boolean;
@@ -103,6 +113,51 @@ export class Dense {
     this.bias?.fill(0);
   }
 
+  // The layer protocol (layer.ts).
+
+  /** Vectors to vectors, sequences to sequences (every step through the same weights). */
+  flowFor(input: Flow): Flow {
+    return input;
+  }
+
+  workspace(dtype: DType, B: number, cap: number, input: Flow, _masked: boolean, current: DenseWorkspace | null): DenseWorkspace {
+    const seq = input === "sequence";
+    const ws = denseWorkspace(this, dtype, seq ? cap * B : B, current);
+    ws.B = B;
+    ws.seq = seq;
+    return ws;
+  }
+
+  forward(ws: DenseWorkspace, x: Stream, t0: number, t1: number, _pass: PassContext, out: Stream): void {
+    const In = this.inputDim!;
+    const r0 = ws.seq ? t0 * ws.B : 0, M = ws.seq ? (t1 - t0) * ws.B : ws.B;
+    denseForward(this, ws, M, x.buf, x.off + r0 * In, In, r0);
+    out.buf = ws.out;
+    out.off = 0;
+  }
+
+  backward(ws: DenseWorkspace, x: Stream, _tb: number, t1: number, dOut: GradStream, pass: PassContext, dx: GradStream): void {
+    // The rows that have a gradient: a sequence's steps [from, t1) (all the layer above sent), or the B vectors.
+    const In = this.inputDim!, D = this.units, from = ws.seq ? dOut.from : 0;
+    const r0 = from * ws.B, M = ws.seq ? (t1 - from) * ws.B : ws.B;
+    if (dOut.buf !== ws.dOut || dOut.off !== r0 * D) {
+      // From a layer above (its dL/dx): into our rows, which backward turns into dL/d(logits) in place.
+      const src = dOut.buf, so = dOut.off, d = ws.dOut, o = r0 * D;
+      for (let k = 0; k < M * D; k++) d[o + k] = src[so + k]!;
+    }
+    denseBackward(this, ws, M, x.buf, x.off + r0 * In, In, pass.logitGrad, r0, pass.needDx);
+    dx.buf = ws.dIn;
+    dx.off = r0 * In;
+    dx.from = from;
+  }
+
+  /** A sequence's inputs and outputs of the kept steps (the layer above and the backward read them). */
+  shiftHistory(ws: DenseWorkspace, drop: number, keep: number): void {
+    if (!ws.seq) return;
+    const B = ws.B, D = this.units;
+    ws.logits.copyWithin(0, drop * B * D, (drop + keep) * B * D);
+    ws.out.copyWithin(0, drop * B * D, (drop + keep) * B * D);
+  }
 }
 
 /**
@@ -117,29 +172,31 @@ export function denseWorkspace(layer: Dense, dtype: DType, M: number, current: D
   return new DenseWorkspace(dtype, M, layer.units, layer.inputDim!);
 }
 
-/** logits = x · kernel + bias, out = act(logits), for M rows of x (stride ldx). */
+/** logits = x · kernel + bias, out = act(logits), for M rows of x (stride ldx) into rows r0 … r0 + M − 1. */
 export function denseForward(
   layer: Dense, ws: DenseWorkspace, M: number,
   x: FloatArray, xOff: number, ldx: number, // (M, In)
+  r0 = 0,
 ): void {
   const D = layer.units, In = layer.inputDim!;
   const { logits, out } = ws;
-  matmulNN(M, D, In, x, xOff, ldx, layer.kernel, 0, D, logits, 0, D, false);
-  if (layer.bias) addBiasRows(M, D, logits, 0, D, layer.bias, 0);
-  const n = M * D;
+  const o = r0 * D;
+  matmulNN(M, D, In, x, xOff, ldx, layer.kernel, 0, D, logits, o, D, false);
+  if (layer.bias) addBiasRows(M, D, logits, o, D, layer.bias, 0);
+  const n = o + M * D;
   switch (layer.activation) {
-    case "linear": for (let k = 0; k < n; k++) out[k] = logits[k]!; break;
+    case "linear": for (let k = o; k < n; k++) out[k] = logits[k]!; break;
     // The gates' σ and tanh: arithmetic only, so the same bits in every engine (see tensor/math.ts).
-    case "sigmoid": for (let k = 0; k < n; k++) out[k] = fastSigmoid(logits[k]!); break;
-    case "tanh": for (let k = 0; k < n; k++) out[k] = fastTanh(logits[k]!); break;
-    case "relu": for (let k = 0; k < n; k++) { const v = logits[k]!; out[k] = v > 0 ? v : 0; } break;
-    case "softmax": softmaxRows(M, D, logits, out); break;
+    case "sigmoid": for (let k = o; k < n; k++) out[k] = fastSigmoid(logits[k]!); break;
+    case "tanh": for (let k = o; k < n; k++) out[k] = fastTanh(logits[k]!); break;
+    case "relu": for (let k = o; k < n; k++) { const v = logits[k]!; out[k] = v > 0 ? v : 0; } break;
+    case "softmax": softmaxRows(r0, M, D, logits, out); break;
   }
 }
 
-/** p = softmax(z) over each row's D units, the largest logit subtracted first (no overflow). */
-function softmaxRows(M: number, D: number, z: FloatArray, p: FloatArray): void {
-  for (let r = 0; r < M; r++) {
+/** p = softmax(z) over each row's D units for rows r0 … r0 + M − 1, the largest logit subtracted first (no overflow). */
+function softmaxRows(r0: number, M: number, D: number, z: FloatArray, p: FloatArray): void {
+  for (let r = r0; r < r0 + M; r++) {
     const o = r * D;
     let max = z[o]!;
     for (let k = 1; k < D; k++) if (z[o + k]! > max) max = z[o + k]!;
@@ -159,18 +216,20 @@ export function denseBackward(
   layer: Dense, ws: DenseWorkspace, M: number,
   x: FloatArray, xOff: number, ldx: number, // (M, In)
   dOutIsLogitGrad: boolean,
+  r0 = 0,       // the rows' first index in the workspace
+  needDx = true, // false: nobody reads dIn
 ): void {
   const D = layer.units, In = layer.inputDim!;
   const { out, dOut, dIn } = ws;
-  const n = M * D;
+  const o0 = r0 * D, n = o0 + M * D;
   if (!dOutIsLogitGrad) {
     switch (layer.activation) {
       case "linear": break;
-      case "sigmoid": for (let k = 0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * y * (1 - y); } break;
-      case "tanh": for (let k = 0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * (1 - y * y); } break;
-      case "relu": for (let k = 0; k < n; k++) if (!(out[k]! > 0)) dOut[k] = 0; break;
+      case "sigmoid": for (let k = o0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * y * (1 - y); } break;
+      case "tanh": for (let k = o0; k < n; k++) { const y = out[k]!; dOut[k] = dOut[k]! * (1 - y * y); } break;
+      case "relu": for (let k = o0; k < n; k++) if (!(out[k]! > 0)) dOut[k] = 0; break;
       case "softmax": // dz_j = p_j (g_j − Σ_k g_k p_k), row by row
-        for (let r = 0; r < M; r++) {
+        for (let r = r0; r < r0 + M; r++) {
           const o = r * D;
           let dot = 0;
           for (let k = 0; k < D; k++) dot += dOut[o + k]! * out[o + k]!;
@@ -180,8 +239,8 @@ export function denseBackward(
     }
   }
   // dKernel (In, D) += xᵀ · dLogits over the M rows
-  matmulTN(In, D, M, x, xOff, ldx, dOut, 0, D, layer.dKernel, 0, D, true);
-  if (layer.dBias) sumRowsInto(M, D, dOut, 0, D, layer.dBias, 0);
+  matmulTN(In, D, M, x, xOff, ldx, dOut, o0, D, layer.dKernel, 0, D, true);
+  if (layer.dBias) sumRowsInto(M, D, dOut, o0, D, layer.dBias, 0);
   // dIn (M, In) = dLogits · kernelᵀ
-  matmulNT(M, In, D, dOut, 0, D, layer.kernel, 0, D, dIn, 0, In, false);
+  if (needDx) matmulNT(M, In, D, dOut, o0, D, layer.kernel, 0, D, dIn, r0 * In, In, false);
 }

@@ -19,6 +19,8 @@ import {
 } from "../tensor/kernels.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
+import type { EngineLayer, Flow, GradStream, PassContext, Stream } from "./layer.js";
+import { maskedOutputs, maskedOutputsBackward, shiftMaskedOutputs } from "./masking.js";
 
 export interface LSTMOptions {
   /** Number of units H. */
@@ -79,6 +81,10 @@ export class LSTMWorkspace {
   // Masking: the gradients a skipped step passes through unchanged, per row (allocated on first use).
   keepH: FloatArray | null = null; // (B, H)
   keepC: FloatArray | null = null; // (B, H)
+  // Masking: Keras's masked output, what the layer above and the loss read (allocated only when masked).
+  out: FloatArray | null = null;     // (cap, B, H) per step, or (B, H) for the last step only
+  zeroed: Uint8Array | null = null;  // (cap, B) or (B): 1 where the output is zeros (before a row's first kept step)
+  seen: Uint8Array | null = null;    // (B) scratch: whether a row has had a kept step in this call
   constructor(dtype: DType, public B: number, public cap: number, private readonly H: number, private readonly I: number) {
     const G = 4 * H;
     this.hs = allocate(dtype, (cap + 1) * B * H);
@@ -106,8 +112,9 @@ export class LSTMWorkspace {
  * @example
  * const model = new Sequential([new LSTM({ units: 10, inputDim: 1 }), new Dense({ units: 1, activation: "sigmoid" })]);
  */
-export class LSTM {
+export class LSTM implements EngineLayer<LSTMWorkspace> {
   readonly kind = "lstm" as const;
+  readonly recurrent = true;
   readonly units: number;
   inputDim: number | undefined;
   readonly returnSequences: boolean;
@@ -198,10 +205,62 @@ export class LSTM {
     }
   }
 
+  // The layer protocol (layer.ts): the engine's calls, on the functions below.
+
+  /** A sequence in; a sequence out with returnSequences, else the last step's h. */
+  flowFor(input: Flow): Flow | string {
+    if (input !== "sequence") {
+      return "an LSTM reads a sequence [batch, timesteps, features], and the layer below gives one vector per row " +
+        "(an LSTM below it needs returnSequences: true)";
+    }
+    return this.returnSequences ? "sequence" : "vector";
+  }
+
+  workspace(dtype: DType, B: number, cap: number, _input: Flow, masked: boolean, current: LSTMWorkspace | null): LSTMWorkspace {
+    return lstmWorkspace(this, dtype, B, cap, current, masked);
+  }
+
+  forward(ws: LSTMWorkspace, x: Stream, t0: number, t1: number, pass: PassContext, out: Stream): void {
+    lstmForward(this, ws, x.buf, x.off, t0, t1, pass.valid);
+    const BH = ws.B * this.units;
+    if (pass.valid) {
+      // Keras's masked output (zeros before a row's first kept step of the call), which the state is not.
+      maskedOutputs(ws.B, this.units, pass.valid, ws.hs, t0, t1, this.returnSequences, ws.out!, ws.zeroed!, ws.seen!);
+      out.buf = ws.out!;
+      out.off = 0;
+    } else {
+      out.buf = ws.hs; // slot t + 1 holds h_t
+      out.off = this.returnSequences ? BH : t1 * BH;
+    }
+  }
+
+  backward(ws: LSTMWorkspace, x: Stream, tb: number, t1: number, dOut: GradStream, pass: PassContext, dx: GradStream): void {
+    // A zero output sends nothing back (it did not depend on the state).
+    if (pass.valid) maskedOutputsBackward(ws.B, this.units, ws.zeroed!, dOut, Math.max(tb, dOut.from), t1, this.returnSequences);
+    if (this.returnSequences) {
+      lstmBackward(this, ws, x.buf, x.off, tb, t1, dOut.buf, dOut.off, dOut.from, null, 0, null, 0, pass.dhNorms, pass.study, pass.valid, pass.needDx);
+    } else {
+      lstmBackward(this, ws, x.buf, x.off, tb, t1, null, 0, 0, dOut.buf, dOut.off, null, 0, pass.dhNorms, pass.study, pass.valid, pass.needDx);
+    }
+    dx.buf = ws.dxs; // step t at t·B·I
+    dx.off = tb * ws.B * this.inputDim!;
+    dx.from = tb;
+  }
+
+  shiftHistory(ws: LSTMWorkspace, drop: number, keep: number): void {
+    const B = ws.B, BH = B * this.units, BG = 4 * BH, BI = B * this.inputDim!;
+    ws.xd?.copyWithin(0, drop * BI, (drop + keep) * BI); // dropout's masked copies are history too
+    ws.hd?.copyWithin(0, drop * BH, (drop + keep) * BH);
+    ws.hs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
+    ws.cs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
+    ws.gates.copyWithin(0, drop * BG, (drop + keep) * BG);
+    ws.tanhC.copyWithin(0, drop * BH, (drop + keep) * BH);
+    if (this.returnSequences) shiftMaskedOutputs(B, this.units, ws.out, ws.zeroed, drop, keep);
+  }
 }
 
 /** A workspace for B rows and at least `cap` steps of the layer: `current` when it fits, else a new one. */
-export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number, current: LSTMWorkspace | null): LSTMWorkspace {
+export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number, current: LSTMWorkspace | null, masked = false): LSTMWorkspace {
   let ws: LSTMWorkspace;
   if (current && current.stepsFor(B) >= cap) {
     ws = current;
@@ -212,6 +271,13 @@ export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number,
   const I = layer.inputDim!, H = layer.units;
   if (layer.dropout > 0 && (!ws.xd || ws.xd.length < ws.cap * B * I)) ws.xd = allocate(dtype, ws.cap * B * I);
   if (layer.recurrentDropout > 0 && (!ws.hd || ws.hd.length < ws.cap * B * H)) ws.hd = allocate(dtype, ws.cap * B * H);
+  if (masked) {
+    // Masking's output buffers: every step's, or the last step's.
+    const rows = layer.returnSequences ? ws.cap * B : B;
+    if (!ws.out || ws.out.length < rows * H) ws.out = allocate(dtype, rows * H);
+    if (!ws.zeroed || ws.zeroed.length < rows) ws.zeroed = new Uint8Array(rows);
+    if (!ws.seen || ws.seen.length < B) ws.seen = new Uint8Array(B);
+  }
   return ws;
 }
 

@@ -139,7 +139,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   /** The FLOP model's estimate for a call over B rows and T steps: forward, or 3 × forward with backward. */
   flops(B: number, T: number, backward: boolean): number {
     let f = 0;
-    for (const l of this.model.lstms) f += 2 * B * T * (l.inputDim! + l.units) * 4 * l.units;
+    for (const l of this.model.rnns) f += 2 * B * T * (l.inputDim! + l.units) * 4 * l.units;
     return backward ? 3 * f : f;
   }
 
@@ -206,7 +206,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
 
   /** Whether any layer starts from a carried state, as one thread's `setInitialState(0, true)` would. */
   private anyCarried(B: number): boolean {
-    for (let i = 0; i < this.model.lstms.length; i++) if (this.model.carries(i, B)) return true;
+    for (let i = 0; i < this.model.rnns.length; i++) if (this.model.carries(i, B)) return true;
     return false;
   }
 
@@ -217,8 +217,8 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   private gatherStates(B: number, b0: number, Bw: number, dst: FloatArray): void {
     const m = this.model;
     let off = 0;
-    for (let i = 0; i < m.lstms.length; i++) {
-      const H = m.lstms[i]!.units, n = Bw * H;
+    for (let i = 0; i < m.rnns.length; i++) {
+      const H = m.rnns[i]!.units, n = Bw * H;
       if (m.carries(i, B)) {
         const h = m.stateH[i]!, c = m.stateC[i]!, src = b0 * H;
         for (let j = 0; j < n; j++) { dst[off + j] = h[src + j]!; dst[off + n + j] = c[src + j]!; }
@@ -232,9 +232,9 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   /** Rows [0, B0) of every carried state into the calling thread's slot 0 (the other layers start at zero already). */
   private loadCarried(B: number, B0: number): void {
     const m = this.model;
-    for (let i = 0; i < m.lstms.length; i++) {
+    for (let i = 0; i < m.rnns.length; i++) {
       if (!m.carries(i, B)) continue;
-      const h = m.stateH[i]!, c = m.stateC[i]!, hs = m.ws(i).hs, cs = m.ws(i).cs, n0 = B0 * m.lstms[i]!.units;
+      const h = m.stateH[i]!, c = m.stateC[i]!, hs = m.ws(i).hs, cs = m.ws(i).cs, n0 = B0 * m.rnns[i]!.units;
       for (let j = 0; j < n0; j++) { hs[j] = h[j]!; cs[j] = c[j]!; }
     }
   }
@@ -281,7 +281,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
       m.loadInput(xt, rows, rowStart, B0, 0, T, 0);
       m.setInitialState(0, false);
       if (carried) this.loadCarried(B, B0);
-      const M = m.forward(0, T, 0);
+      const M = m.forward(0, T);
       if (op !== "predict") {
         m.loadLabels(yt!, rows, rowStart, B0, 0, T);
         mainLoss = m.lossOf(M, op !== "test");
@@ -376,8 +376,8 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   private commit(B: number, T: number): void {
     const m = this.model, sizes = this.sizes, starts = this.starts, workers = this.pool.workers, B0 = sizes[0]!;
     let hBefore = 0; // Σ H of the layers below: a worker's stateOut holds 2·Bw·hBefore values before this layer's
-    for (let i = 0; i < m.lstms.length; i++) {
-      const H = m.lstms[i]!.units, n0 = B0 * H, ws = m.ws(i);
+    for (let i = 0; i < m.rnns.length; i++) {
+      const H = m.rnns[i]!.units, n0 = B0 * H, ws = m.ws(i);
       m.allocState(i, B);
       const sh = m.stateH[i]!, sc = m.stateC[i]!;
       sh.set(ws.hs.subarray(T * n0, (T + 1) * n0));
@@ -442,7 +442,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients | null {
     if (!this.run(B, T, true)) return null;
     const m = this.model, dt = m.dtype, F = m.inputDim!, D = m.outputDim;
-    const norms0 = hiddenGradNorms ? m.lstms.map(() => new Float64Array(T)) : null;
+    const norms0 = hiddenGradNorms ? m.rnns.map(() => new Float64Array(T)) : null;
     this.pass("grads", xt, yt, null, 0, B, T, norms0);
     this.commit(B, T);
     const sizes = this.sizes, starts = this.starts, workers = this.pool.workers, n = sizes.length, B0 = sizes[0]!;
@@ -451,13 +451,14 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     this.headRows(T, outputs, 0);
     // Every gradient below is of slice k's own mean loss: scaled by B_k/B it is the batch's.
     const dx = allocate(dt, B * T * F);
-    timeToBatchMajor(T, B0, F, m.ws(0).dxs, 0, dx, 0, B0 / B);
+    const g0 = m.inputGrad(); // every step: from is 0
+    timeToBatchMajor(T, B0, F, g0.buf, g0.off, dx, 0, B0 / B);
     for (let k = 1; k < n; k++) timeToBatchMajor(T, sizes[k]!, F, workers[k - 1]!.dx, 0, dx, starts[k]! * T * F, sizes[k]! / B);
     const hiddenStates: Tensor[] = [];
     const stateGrads: { h: Tensor; c: Tensor }[] = [];
     let hBefore = 0; // Σ H of the layers below, as in commit
-    for (let i = 0; i < m.lstms.length; i++) {
-      const H = m.lstms[i]!.units, ws = m.ws(i), w0 = B0 / B;
+    for (let i = 0; i < m.rnns.length; i++) {
+      const H = m.rnns[i]!.units, ws = m.ws(i), w0 = B0 / B;
       const hs = allocate(dt, B * T * H);
       timeToBatchMajor(T, B0, H, ws.hs, B0 * H, hs, 0); // slots 1 … T
       const dh = allocate(dt, B * H), dc = allocate(dt, B * H);

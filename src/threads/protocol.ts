@@ -100,8 +100,9 @@ export function bufferSizes(
   layers: readonly ReplicaLayer[], Bw: number, T: number,
 ): Record<Exclude<keyof SharedBuffers, "params" | "paramsAt" | "grads" | "gradsAt">, number> {
   const lstm = layers.filter((l) => l.kind === "lstm");
-  const F = lstm[0]!.inputDim, D = layers[layers.length - 1]!.units;
-  const rows = lstm[lstm.length - 1]!.returnSequences ? T * Bw : Bw;
+  const F = layers[0]!.inputDim, D = layers[layers.length - 1]!.units;
+  // The output is per step when every LSTM returns sequences (a Dense keeps what it is given).
+  const rows = lstm.every((l) => l.kind === "lstm" && l.returnSequences) ? T * Bw : Bw;
   const sumH = lstm.reduce((s, l) => s + l.units, 0);
   return {
     x: Bw * T * F,

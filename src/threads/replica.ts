@@ -128,18 +128,17 @@ export class Replica {
     m.ensure(B, T);
     m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
     m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, units, B) : undefined);
-    const M = m.forward(0, T, 0);
+    const M = m.forward(0, T);
     if (this.fault === "exit") this.exit(70);
     if (this.fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
     // The final state of every layer (slot T), for the main thread to commit if the step stands.
     const finals = stateViews(v.stateOut, units, B);
-    m.lstms.forEach((l, i) => {
+    m.rnns.forEach((l, i) => {
       const n = B * l.units, ws = m.ws(i);
       finals[i]!.h.set(ws.hs.subarray(T * n, (T + 1) * n));
       finals[i]!.c.set(ws.cs.subarray(T * n, (T + 1) * n));
     });
-    const head = m.headWs();
-    if (op === "predict" || op === "grads") v.out.set(head.out.subarray(0, M * D));
+    if (op === "predict" || op === "grads") v.out.set(m.outputRows().subarray(0, M * D));
     if (op === "predict") return;
     const L = m.labelDim, yShape = m.perStep ? [B, T, L] : [B, L];
     m.loadLabels(fromData(v.y.subarray(0, M * L), yShape), null, 0, B, 0, T);
@@ -153,10 +152,11 @@ export class Replica {
     if (this.shared) this.shared.grads.set(m.grads);
     if (norms) for (const a of norms) for (let t = 0; t < T; t++) a[t] = a[t]! * a[t]!;
     if (op !== "grads") return;
-    v.dx.set(m.ws(0).dxs.subarray(0, T * B * F));
+    const g = m.inputGrad(); // every step: from is 0
+    v.dx.set(g.buf.subarray(g.off, g.off + T * B * F));
     const sg = stateViews(v.stateGrads, units, B);
     let hOff = 0;
-    m.lstms.forEach((l, i) => {
+    m.rnns.forEach((l, i) => {
       const n = B * l.units, ws = m.ws(i);
       sg[i]!.h.set(ws.dh.subarray(0, n));
       sg[i]!.c.set(ws.dc.subarray(0, n));

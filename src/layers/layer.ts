@@ -1,0 +1,97 @@
+/**
+ * The layer protocol: what every layer gives the engine, so that the engine is one driver over a list of
+ * layers and knows no architecture (tfjs-layers' RNN driver over its cells is the model for the idea).
+ *
+ * A layer has
+ * - weights: shapes and names in getWeights order, bound as views of the model's one flat parameter buffer
+ *   and its gradient twin (llm.c's layout), so the optimizer stays one loop;
+ * - a flow rule: what it takes and gives ("sequence" [B, T, ·] or "vector" [B, ·]); the model's order rules
+ *   come from these, so "an LSTM needs a sequence" is the LSTM's own rule, not a fixed pattern of the model;
+ * - a workspace per (B, capacity) and input flow, reused for every call of that shape or smaller;
+ * - `forward` over steps [t0, t1) and `backward` over [tb, t1) that accumulates into its gradients, both on
+ *   time-major streams, so the truncated-BPTT unroller can keep history in front of a window;
+ * - `shiftHistory`, which moves kept steps to the front of its step-indexed buffers.
+ * Recurrent layers also have state slots (the engine keeps one (h, c) per row for them) and see the mask.
+ *
+ * Streams. Layers hand each other buffers they own, described by a `Stream` (no copies between layers):
+ * - a sequence: step t's (B, dim) rows at off + t·B·dim (an LSTM's h_t lives at slot t + 1, so its output
+ *   stream has off = B·H);
+ * - a vector: one (B, dim) block at off.
+ * A gradient arriving from above is a `GradStream`: for a sequence, step t ≥ from at off + (t − from)·B·dim
+ * (steps before `from` get nothing from above; in truncated BPTT the head's gradient starts at the window
+ * while the recurrence reaches further back); for a vector, one (B, dim) block at off.
+ *
+ * Legend: B batch, T timesteps, cap the workspace's steps, dim a stream's features.
+ */
+import type { DType, FloatArray } from "../tensor/tensor.js";
+import type { Rng } from "../init.js";
+
+/** What flows between layers: a sequence [B, T, dim] (time-major inside) or one vector per row [B, dim]. */
+export type Flow = "sequence" | "vector";
+
+/** A layer's output (or the model's input) as a buffer and an offset; see the file's header. */
+export interface Stream {
+  buf: FloatArray;
+  off: number;
+}
+
+/** A gradient from above; see the file's header. */
+export interface GradStream {
+  buf: FloatArray;
+  off: number;
+  /** A sequence's first step that has a gradient. */
+  from: number;
+}
+
+/**
+ * What one forward or backward call is given beyond its buffers: one object per engine, its fields set
+ * before each layer's call (no allocation per pass).
+ */
+export interface PassContext {
+  /** (cap, B): 0 where a step is masked, when a mask reaches this layer's input; else null. */
+  valid: Uint8Array | null;
+  /** Backward of a recurrent layer: ‖dL/dh_t‖ over the batch into dhNorms[t], when asked. */
+  dhNorms: Float64Array | null;
+  /** Backward of a recurrent layer: dL/dh_t and dL/dc_t, (cap, B, H) each, when asked. */
+  study: { dh: FloatArray; dc: FloatArray } | null;
+  /** Backward: false when nobody reads the gradient w.r.t. the layer's input (the bottom layer of a training step). */
+  needDx: boolean;
+  /** Backward of the top layer: the loss already wrote dL/d(logits) (sigmoid + binary, softmax + categorical). */
+  logitGrad: boolean;
+}
+
+/**
+ * One layer as the engine drives it. `W` is the layer's workspace. Layers validate their options when they
+ * are made; the engine hands them checked data and never validates.
+ */
+export interface EngineLayer<W = unknown> {
+  /** "lstm", "dense", …: the name in weight names ("lstm_0/kernel") and configs. */
+  readonly kind: string;
+  /** Features of the layer's output. */
+  readonly units: number;
+  /** Features of its input, set when the model is built. */
+  inputDim: number | undefined;
+  /** The model this layer belongs to (a layer's weights live in one model's buffers). */
+  owner: object | null;
+  /** True for layers with state slots (the engine's `rnns`). */
+  readonly recurrent: boolean;
+  /** The flow this layer gives for `input`, or the rule it breaks, as a sentence naming the layer. */
+  flowFor(input: Flow): Flow | string;
+  paramCount(inputDim?: number): number;
+  weightShapes(inputDim?: number): number[][];
+  weightNames(): string[];
+  /** Points the weights and gradients at slices of the flat buffers from `off`; returns the next offset. */
+  bind(params: FloatArray, grads: FloatArray, off: number): number;
+  initialize(rng: Rng): void;
+  /** Buffers for B rows and at least `cap` steps on `input`: `current` when it fits, else new ones. */
+  workspace(dtype: DType, B: number, cap: number, input: Flow, masked: boolean, current: W | null): W;
+  /** Forward over steps [t0, t1) of `x`; sets `out` to where the output now is. */
+  forward(ws: W, x: Stream, t0: number, t1: number, pass: PassContext, out: Stream): void;
+  /**
+   * Backward over steps [tb, t1) (a vector layer: its one block) from `dOut`, accumulating into the layer's
+   * gradients; sets `dx` to the gradient w.r.t. the input (when `pass.needDx`). May overwrite dOut.
+   */
+  backward(ws: W, x: Stream, tb: number, t1: number, dOut: GradStream, pass: PassContext, dx: GradStream): void;
+  /** Moves `keep` steps from step `drop` on to the front of the step-indexed buffers (truncated BPTT). */
+  shiftHistory(ws: W, drop: number, keep: number): void;
+}
