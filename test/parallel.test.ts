@@ -238,6 +238,34 @@ describe("two threads give one thread's results", () => {
     expectTensors("stateful c", many.getStates().map((st) => st.c), one.getStates().map((st) => st.c));
   });
 
+  it("the orders of the layer protocol: a Dense on the sequence first and between LSTMs, models ending on an LSTM (vector and sequence), at 2 and 3 threads", () => {
+    const setups: { name: string; s: Setup; y: (B: number, T: number) => number[] }[] = [
+      {
+        name: "Dense → LSTM → Dense → LSTM(seq) → Dense",
+        s: {
+          layers: () => [
+            new Dense({ units: 4, inputDim: 3, activation: "tanh" }), new LSTM({ units: 5, returnSequences: true }),
+            new Dense({ units: 3, activation: "relu" }), new LSTM({ units: 4, returnSequences: true }), new Dense({ units: 1, activation: "sigmoid" }),
+          ],
+          loss: "binaryCrossentropy",
+        },
+        y: (B, T) => [B, T, 1],
+      },
+      { name: "ending on an LSTM's last h", s: { layers: () => [new LSTM({ units: 5, inputDim: 3, returnSequences: true }), new LSTM({ units: 3 })], loss: "meanSquaredError" }, y: (B) => [B, 3] },
+      { name: "ending on an LSTM's sequence", s: { layers: () => [new Dense({ units: 2, inputDim: 3 }), new LSTM({ units: 4, returnSequences: true })], loss: "meanSquaredError" }, y: (B, T) => [B, T, 4] },
+    ];
+    for (const { name, s, y: yShape } of setups) {
+      for (const threads of [2, 3]) {
+        const [one, many] = pair(s, threads);
+        const next = stream(60 + threads);
+        const x = randomTensor([8, 5, 3], next), y = randomTensor(yShape(8, 5), next, s.loss === "binaryCrossentropy");
+        expectSameGradients(`${name}, ${threads} threads`, many.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
+        expectSameTraining(one, many, x, y, 3);
+        expect(pool(many).parallelCalls, name).toBeGreaterThan(0);
+      }
+    }
+  });
+
   it("the options imported models carry: hard-sigmoid gates, layers without a bias (the replicas build the same layers)", () => {
     const [one, two] = pair({
       layers: () => [

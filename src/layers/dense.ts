@@ -29,6 +29,8 @@ export interface DenseOptions {
   activation?: Activation;
   /** Add a bias. Default true; false (Keras `use_bias=False`) leaves the bias out of the weights. */
   useBias?: boolean;
+  /** Input features; needed on the first layer (a Dense on every step of the input) unless the model is built from data. */
+  inputDim?: number;
 }
 
 /** Buffers for M rows (cap·B on a sequence, B on vectors), allocated once per row count and reused. */
@@ -73,8 +75,9 @@ export class Dense implements EngineLayer<DenseWorkspace> {
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`Dense options: expected an object like { units: 1 }, got ${fmtValue(options)}`);
     }
-    checkKeys("Dense", options, ["units", "activation", "useBias"]);
+    checkKeys("Dense", options, ["units", "activation", "useBias", "inputDim"]);
     this.units = checkPositiveInt("Dense units", options.units);
+    this.inputDim = options.inputDim === undefined ? undefined : checkPositiveInt("Dense inputDim", options.inputDim);
     const act = options.activation ?? "linear";
     if (!ACTIVATIONS.includes(act)) {
       throw new ValueError(`Dense activation: expected one of ${ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(act)}`);
