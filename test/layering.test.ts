@@ -16,7 +16,7 @@ const LEVELS: [number, RegExp][] = [
   [0, /^(errors|bytes)\.ts$|^tensor\/|^types\/|^wasm\//],
   [1, /^(init|losses|optimizers|schedules|data|random|atomic-update)\.ts$/],
   [2, /^layers\//],
-  [3, /^engine\.ts$/],
+  [3, /^engine(-api|-core)?\.ts$/],
   [4, /^(validate|callbacks|progress|fit|checkpoint-json)\.ts$/],
   [5, /^model\.ts$/],
   [6, /^(tbptt|gradcheck|checkpoint)\.ts$|^threads\/|^interop\//],

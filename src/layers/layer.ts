@@ -95,3 +95,31 @@ export interface EngineLayer<W = unknown> {
   /** Moves `keep` steps from step `drop` on to the front of the step-indexed buffers (truncated BPTT). */
   shiftHistory(ws: W, drop: number, keep: number): void;
 }
+
+/**
+ * The flows of a stack fed a sequence: what each layer gives, or the first rule broken as
+ * { at: the layer's index, why }. A model needs at least one recurrent layer.
+ */
+export function planFlows(layers: readonly EngineLayer[]): Flow[] | { at: number; why: string } {
+  const flows: Flow[] = [];
+  let flow: Flow = "sequence";
+  for (let i = 0; i < layers.length; i++) {
+    const f = layers[i]!.flowFor(flow);
+    if (f !== "sequence" && f !== "vector") return { at: i, why: f };
+    flows.push(f);
+    flow = f;
+  }
+  if (!layers.some((l) => l.recurrent)) return { at: -1, why: "a model needs at least one recurrent layer (an LSTM)" };
+  return flows;
+}
+
+/** Names in getWeights order for `layers`: "<kind>_<k>/<weight>", layers counted per kind ("lstm_0/kernel", "dense_1/bias"). */
+export function weightNamesOf(layers: readonly { kind: string; weightNames(): string[] }[]): string[] {
+  const names: string[] = [], count = new Map<string, number>();
+  for (const l of layers) {
+    const k = count.get(l.kind) ?? 0;
+    count.set(l.kind, k + 1);
+    for (const n of l.weightNames()) names.push(`${l.kind}_${k}/${n}`);
+  }
+  return names;
+}

@@ -5,7 +5,7 @@
  *
  * Legend: B batch rows, T (or n) steps, C channels (features, units or labels).
  */
-import type { FloatArray, StridedArray } from "./tensor.js";
+import { type FloatArray, type StridedArray, type Tensor, fromData } from "./tensor.js";
 import { ValueError, fmtShape } from "../errors.js";
 
 /**
@@ -166,3 +166,18 @@ export function assertFiniteIn(name: string, t: StridedArray, lo = -Infinity, hi
   if (!finite || !what) throw new ValueError(`${name}: expected finite values, got ${String(value)} at index ${fmtShape(badAt)}`);
   throw new ValueError(`${name}: ${what}, got ${String(value)} at index ${fmtShape(badAt)}`);
 }
+
+/** Per (row, step) Euclidean norms over the last axis of a time-major (T, B, H) buffer, as a [B, T] tensor. */
+export function rowNorms(a: FloatArray, B: number, T: number, H: number): Tensor {
+  const out = new Float64Array(B * T);
+  for (let t = 0; t < T; t++) {
+    for (let b = 0; b < B; b++) {
+      let s = 0;
+      const o = (t * B + b) * H;
+      for (let j = 0; j < H; j++) s += a[o + j]! * a[o + j]!;
+      out[b * T + t] = Math.sqrt(s);
+    }
+  }
+  return fromData(out, [B, T]);
+}
+

@@ -1,0 +1,65 @@
+/**
+ * What the engine's callers exchange with it: the results of its passes and what a pass is asked for, and the
+ * executor a thread pool gives it. Types only, so the facade, the trainers and the pool can name them without
+ * the engine.
+ *
+ * Legend: B batch, T timesteps, F input features, H units, D output units.
+ */
+import type { FloatArray, StridedArray, Tensor } from "./tensor/tensor.js";
+
+/** What a training or test step reports. */
+export interface StepResult {
+  loss: number;
+  accuracy?: number;
+}
+
+/** What `computeGradients` returns. */
+export interface Gradients {
+  loss: number;
+  /** In getWeights order. */
+  grads: Tensor[];
+  /** The head's output, [B, D] or [B, T, D]. */
+  outputs: Tensor;
+  /** dL/dx, [B, T, F]. */
+  inputGrad: Tensor;
+  /** dL/d(initial state), per LSTM layer, each [B, H]. */
+  stateGrads: { h: Tensor; c: Tensor }[];
+  /** Every step's h, per LSTM layer, each [B, T, H] (batch-major copies, for study and plots). */
+  hiddenStates: Tensor[];
+  /** With `hiddenGradNorms: true`: per LSTM layer, ‖dL/dh_t‖ (over batch and units) for t = 0 … T-1. */
+  hiddenGradNorms?: number[][];
+  /**
+   * With `gradNorms: true`: per LSTM layer, every sample's ‖dL/dh_t‖ and ‖dL/dc_t‖ (over the units), each
+   * [B, T]. dL/dh_t and dL/dc_t are the whole gradients reaching h_t and c_t: from the layer above or the head,
+   * and from step t + 1.
+   */
+  gradNorms?: { h: Tensor; c: Tensor }[];
+  /** With `hiddenGrads: true`: per LSTM layer, dL/dh_t itself, [B, T, H]. */
+  hiddenGrads?: Tensor[];
+}
+
+/** What a gradient pass is asked for, beyond the gradients (model.computeGradients' options). */
+export interface GradientRequest {
+  hiddenGradNorms?: boolean;
+  gradNorms?: boolean;
+  hiddenGrads?: boolean;
+  /** Leave a stateful model's carried state where it was (the pass still starts from it). */
+  keepState?: boolean;
+  /** A training pass: dropout applies, with masks drawn for this call (the gradients are exact for them). */
+  training?: boolean;
+}
+
+/**
+ * Something that runs a whole call over B rows on more than one thread (the thread pool of
+ * threads/pool.ts). Each method returns null (or false) to leave a call to the calling thread, which it
+ * does for calls too small to be worth splitting.
+ */
+export interface RowExecutor {
+  readonly threads: number;
+  trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null;
+  testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null;
+  predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): boolean;
+  gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients | null;
+  dispose(): void;
+}
+
