@@ -16,15 +16,16 @@ import type { DType, FloatArray } from "./tensor/tensor.js";
 import { base64Encode } from "./bytes.js";
 
 /**
- * The newest format this version reads and writes. Version 2 added the layer options `recurrentActivation`
- * and `useBias`; a model that uses neither at its default is still written as version 1, which every
+ * The newest format this version reads and writes. Version 3 added the LSTM options `goBackwards` and
+ * `zeroOutputForMask` (written only by a model that uses one of them). Version 2 added the layer options
+ * `recurrentActivation` and `useBias`; a model that uses neither at its default is still written as version 1, which every
  * longshort since 0.1 reads (an older reader refuses a version-2 file by name instead of silently computing
  * σ where the file asks for hard sigmoid).
  *
  * @example
  * checkpointToJSON(model).version <= CHECKPOINT_VERSION;   // true
  */
-export const CHECKPOINT_VERSION = 2;
+export const CHECKPOINT_VERSION = 3;
 export const CHECKPOINT_FORMAT = "longshort-checkpoint";
 
 export interface LSTMConfig {
@@ -42,6 +43,9 @@ export interface LSTMConfig {
   useBias?: boolean;
   dropout?: number;
   recurrentDropout?: number;
+  /** Version 3 only (before it: false and false). */
+  goBackwards?: boolean;
+  zeroOutputForMask?: boolean;
 }
 
 export interface DenseConfig {
@@ -120,8 +124,9 @@ function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray
 // -----------------------------------------------------------------------------------------------
 // Model → JSON
 
-/** The format version a model needs: 2 when a layer uses an option that version 1 cannot say. */
+/** The format version a model needs: the oldest whose fields say every option its layers use. */
 function versionFor(layers: readonly Layer[], masking: number | null): number {
+  if (layers.some((l) => l instanceof LSTM && (l.goBackwards || l.zeroOutputForMask))) return 3;
   if (masking !== null) return 2;
   return layers.some((l) => !l.useBias || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
 }
@@ -137,6 +142,7 @@ function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig {
       c.recurrentActivation = l.recurrentActivation; c.useBias = l.useBias;
       c.dropout = l.dropout; c.recurrentDropout = l.recurrentDropout;
     }
+    if (version >= 3) { c.goBackwards = l.goBackwards; c.zeroOutputForMask = l.zeroOutputForMask; }
     return c;
   }
   const c: DenseConfig = { kind: "dense", units: l.units, activation: l.activation, inputDim: l.inputDim ?? null };

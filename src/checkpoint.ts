@@ -157,6 +157,15 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
     if (name in o) r.fail(`${path}.${name}`, `a version-1 checkpoint has no ${name} (it came with version 2)`);
     return dflt;
   };
+  // The fields version 3 added (the LSTM's goBackwards and zeroOutputForMask): absent before it, meaning false.
+  const v3 = (name: string): boolean => {
+    if (version >= 3) {
+      if (typeof o[name] !== "boolean") r.fail(`${path}.${name}`, `expected true or false, got ${fmtValue(o[name])}`);
+      return o[name] as boolean;
+    }
+    if (name in o) r.fail(`${path}.${name}`, `a version-${version} checkpoint has no ${name} (it came with version 3)`);
+    return false;
+  };
   const v2rate = (name: string): number => {
     if (version < 2) return v2(name, [], 0) as number;
     const v = o[name];
@@ -176,6 +185,8 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
       useBias: v2("useBias", [true, false], true) as boolean,
       dropout: v2rate("dropout"),
       recurrentDropout: v2rate("recurrentDropout"),
+      goBackwards: v3("goBackwards"),
+      zeroOutputForMask: v3("zeroOutputForMask"),
     };
     for (const k of ["returnSequences", "stateful", "unitForgetBias"] as const) {
       if (typeof options[k] !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(options[k])}`);

@@ -109,6 +109,13 @@ export class TruncatedBPTT {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
     }
     checkKeys("TruncatedBPTT", options, ["windowLength", "backpropLength"]);
+    const back = model.engine.layers.findIndex((l) => l.kind === "lstm" && l.goBackwards);
+    if (back >= 0) {
+      throw new ValueError(
+        `TruncatedBPTT model: layers[${back + (model.masking ? 1 : 0)}] reads its sequence backwards (goBackwards), which needs the end of the ` +
+        "sequence before its start, and a window has no future to read; train such a model on whole sequences (fit, trainOnBatch)",
+      );
+    }
     this.windowLength = checkPositiveInt("TruncatedBPTT windowLength", options.windowLength);
     this.backpropLength = options.backpropLength === undefined
       ? this.windowLength : checkPositiveInt("TruncatedBPTT backpropLength", options.backpropLength);

@@ -224,7 +224,7 @@ describe("refusing bad checkpoints", () => {
 
   it("a newer format version is refused by name", () => {
     const json = checkpointToJSON(m);
-    expect(() => decodeCheckpoint(fileFor(JSON.stringify(json), CHECKPOINT_VERSION + 1))).toThrow(/format version 3, newer than this longshort reads \(up to 2\)/);
+    expect(() => decodeCheckpoint(fileFor(JSON.stringify(json), CHECKPOINT_VERSION + 1))).toThrow(/format version 4, newer than this longshort reads \(up to 3\)/);
     expect(() => checkpointFromJSON({ ...json, version: 7 })).toThrow(/version: written by checkpoint format version 7/);
   });
 

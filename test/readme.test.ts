@@ -51,6 +51,11 @@ describe("README", () => {
     expect(shape).toEqual([60, 3]);
   });
 
+  it("the layer-orders block runs: each model predicts the shape its comment says", async () => {
+    const logs = await runBlock("## Layer orders", "orders");
+    expect(logs).toEqual([[[[4, 1], [4, 1], [4, 8], [4, 10, 8]]]]);
+  });
+
   it("the travel block runs with the real TensorFlow.js and ONNX Runtime, and all four agree", async () => {
     const logs = await runBlock("## Models that travel", "travel");
     const four = logs[logs.length - 1] as number[];

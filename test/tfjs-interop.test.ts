@@ -718,11 +718,11 @@ describe("fromTfjs errors: FormatError naming the thing, the artifacts untouched
     refused((a) => { layer(a, 0).config.return_sequences = false; }, "layers[1]", "return_sequences false");
   });
 
-  it("unsupported LSTM settings: Keras 3 hard_sigmoid, a dropout rate outside [0, 1), go_backwards, return_state, time_major", () => {
+  it("unsupported LSTM settings: Keras 3 hard_sigmoid, a dropout rate outside [0, 1), a go_backwards that is not a boolean, return_state, time_major", () => {
     refused((a) => { a.modelTopology.keras_version = "3.1.0"; }, "layers[0]", "Keras 3", "relu6(x + 3) / 6");
     refused((a) => { layer(a, 0).config.dropout = 1; }, "layers[0]", "config.dropout: expected a rate in [0, 1), got 1");
     refused((a) => { layer(a, 1).config.recurrent_dropout = "half"; }, "layers[1]", "recurrent_dropout");
-    refused((a) => { layer(a, 0).config.go_backwards = true; }, "go_backwards");
+    refused((a) => { layer(a, 0).config.go_backwards = "yes"; }, "go_backwards");
     refused((a) => { layer(a, 0).config.return_state = true; }, "return_state");
     refused((a) => { layer(a, 1).config.time_major = true; }, "time_major");
     refused((a) => { layer(a, 0).config.units = 2.5; }, "layers[0]", "config.units");

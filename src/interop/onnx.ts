@@ -37,8 +37,8 @@ const MODEL = { irVersion: 1, producerName: 2, docString: 6, graph: 7, opsetImpo
 const OPSET_ID = { domain: 1, version: 2 } as const;
 const GRAPH = { node: 1, name: 2, initializer: 5, input: 11, output: 12 } as const;
 const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 } as const;
-const ATTRIBUTE = { name: 1, i: 3, ints: 8, strings: 9, type: 20 } as const;
-const ATTRIBUTE_TYPE = { int: 2, ints: 7, strings: 8 } as const;
+const ATTRIBUTE = { name: 1, i: 3, s: 4, ints: 8, strings: 9, type: 20 } as const;
+const ATTRIBUTE_TYPE = { int: 2, string: 3, ints: 7, strings: 8 } as const;
 const TENSOR = { dims: 1, dataType: 2, name: 8, rawData: 9 } as const;
 const DATA_TYPE = { float: 1, int64: 7 } as const;
 const VALUE_INFO = { name: 1, type: 2 } as const;
@@ -52,6 +52,7 @@ const DIMENSION = { dimValue: 1, dimParam: 2 } as const;
 
 type Attribute =
   | { name: string; type: "int"; value: number }
+  | { name: string; type: "string"; value: string }
   | { name: string; type: "ints"; value: number[] }
   | { name: string; type: "strings"; value: string[] };
 
@@ -169,8 +170,16 @@ export function toOnnx(model: Sequential): Uint8Array {
         // g, h = Tanh on the candidate and the cell output, as in every longshort LSTM.
         attributes.push({ name: "activations", type: "strings", value: ["HardSigmoid", "Tanh", "Tanh"] });
       }
+      // goBackwards: ONNX's "reverse" direction reads the steps last to first, as Keras does; its Y is indexed by input
+      // step, where Keras returns the reading order, so a sequence output is reversed back (Slice with step −1).
+      if (layer.goBackwards) attributes.push({ name: "direction", type: "string", value: "reverse" });
       // Sequences stay time-major between layers (a Dense's MatMul works on the last axis either way).
-      if (layer.returnSequences) {
+      if (layer.returnSequences && layer.goBackwards) {
+        const y = g.node("LSTM", p, inputs, [`${p}/Y`], attributes);                         // (T, 1, B, H), by input step
+        const seq = g.node("Squeeze", `${p}/squeeze`, [y, axes(1)], [`${p}/h_by_input`]);   // (T, B, H)
+        const c = (name: string, v: number): string => g.constant(`${p}/${name}`, [1], "int64", [v]);
+        cur = g.node("Slice", `${p}/reading_order`, [seq, c("start", -1), c("end", -(2 ** 62)), c("axis", 0), c("step", -1)], [`${p}/h_seq`]);
+      } else if (layer.returnSequences) {
         const y = g.node("LSTM", p, inputs, [`${p}/Y`], attributes);                         // (T, 1, B, H)
         cur = g.node("Squeeze", `${p}/squeeze`, [y, axes(1)], [`${p}/h_seq`]);              // (T, B, H)
       } else {
@@ -265,6 +274,7 @@ function encodeAttribute(w: ProtoWriter, a: Attribute): void {
   w.int(ATTRIBUTE.type, ATTRIBUTE_TYPE[a.type]);
   switch (a.type) {
     case "int": w.int(ATTRIBUTE.i, a.value); break;
+    case "string": w.string(ATTRIBUTE.s, a.value); break;
     case "ints": w.ints(ATTRIBUTE.ints, a.value); break;
     case "strings": w.strings(ATTRIBUTE.strings, a.value); break;
   }

@@ -85,6 +85,10 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
     throw new StateError(`toTfjs: a stateful model needs its batch size in the topology (Keras batch_input_shape); call model.setBatchSize(n) first`);
   }
   const layers = model.layers;
+  const zeroing = layers.findIndex((l) => l instanceof LSTM && l.zeroOutputForMask);
+  if (model.masking && zeroing >= 0) {
+    throw new ValueError(`toTfjs model: layers[${zeroing + 1}] has zeroOutputForMask, which TensorFlow.js's RNN does not have (it repeats the previous output at a masked step), so tfjs would not predict what this model does`);
+  }
   const names = layerNames(layers);
   const batch = model.stateful ? model.batchSize! : null;
   const masking = model.masking;
@@ -112,7 +116,7 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
           implementation: 2,
           return_sequences: l.returnSequences,
           return_state: false,
-          go_backwards: false,
+          go_backwards: l.goBackwards,
           stateful: l.stateful,
           unroll: false,
         },

@@ -88,7 +88,7 @@ function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean,
     }
     recurrentActivation = "hardSigmoid";
   } else fail(`${where}: config.recurrent_activation ${JSON.stringify(ra)} is not supported; expected "sigmoid" or "hard_sigmoid"`);
-  for (const key of ["return_state", "go_backwards", "time_major"]) {
+  for (const key of ["return_state", "time_major"]) {
     if (boolField(where, cfg, key, false)) fail(`${where}: config.${key} true is not supported`);
   }
   const dropout = dropoutRate(where, cfg, "dropout"), recurrentDropout = dropoutRate(where, cfg, "recurrent_dropout");
@@ -105,6 +105,8 @@ function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean,
     useBias,
     dropout,
     recurrentDropout,
+    goBackwards: boolField(where, cfg, "go_backwards", false),
+    zeroOutputForMask: boolField(where, cfg, "zero_output_for_mask", false),
   });
   return { layer, where, names: [], slots: lstmSlots(useBias) };
 }

@@ -51,11 +51,23 @@ export interface LSTMOptions {
   dropout?: number;
   /** Keras's `recurrent_dropout`: the same on h_{t−1} in the recurrent product. Default 0. */
   recurrentDropout?: number;
+  /**
+   * Keras's `go_backwards`: read the sequence from its last step to its first. The output is in that order too
+   * (with returnSequences, step k of the output is the h after reading input step T − 1 − k; without, the h after
+   * input step 0), and a mask passes on to the layer above as it came (Keras 3: the mask is not reversed).
+   * Default false. Not with TruncatedBPTT, which has no future to read first.
+   */
+  goBackwards?: boolean;
+  /**
+   * Keras's `zero_output_for_mask`: under a mask, a masked step outputs zeros (instead of the previous output), and
+   * without returnSequences the output is zeros when the last step read is masked. Default false.
+   */
+  zeroOutputForMask?: boolean;
 }
 
 const LSTM_OPTIONS = [
   "units", "inputDim", "returnSequences", "stateful", "batchSize", "unitForgetBias", "kernelInitializer",
-  "recurrentInitializer", "recurrentActivation", "useBias", "dropout", "recurrentDropout",
+  "recurrentInitializer", "recurrentActivation", "useBias", "dropout", "recurrentDropout", "goBackwards", "zeroOutputForMask",
 ] as const;
 
 export type RecurrentActivation = "sigmoid" | "hardSigmoid";
@@ -85,6 +97,13 @@ export class LSTMWorkspace {
   out: FloatArray | null = null;     // (cap, B, H) per step, or (B, H) for the last step only
   zeroed: Uint8Array | null = null;  // (cap, B) or (B): 1 where the output is zeros (before a row's first kept step)
   seen: Uint8Array | null = null;    // (B) scratch: whether a row has had a kept step in this call
+  // goBackwards (allocated only for such a layer): the input and its mask in reading order, and dL/dx back in time order.
+  xr: FloatArray | null = null;      // (cap, B, I): step t is input step t0 + t1 − 1 − t of the call
+  vr: Uint8Array | null = null;      // (cap, B): its mask flags
+  dxt: FloatArray | null = null;     // (cap, B, I): dL/dx in the input's order
+  /** The steps [t0, t1) of the last forward call (goBackwards reverses within them). */
+  t0 = 0;
+  t1 = 0;
   constructor(dtype: DType, public B: number, public cap: number, private readonly H: number, private readonly I: number) {
     const G = 4 * H;
     this.hs = allocate(dtype, (cap + 1) * B * H);
@@ -127,6 +146,8 @@ export class LSTM implements EngineLayer<LSTMWorkspace> {
   readonly useBias: boolean;
   readonly dropout: number;
   readonly recurrentDropout: number;
+  readonly goBackwards: boolean;
+  readonly zeroOutputForMask: boolean;
 
   // Views into the model's flat parameter and gradient buffers (bound by the model).
   kernel!: FloatArray;           // (I, G)
@@ -162,6 +183,8 @@ export class LSTM implements EngineLayer<LSTMWorkspace> {
     this.useBias = bool("LSTM useBias", options.useBias, true);
     this.dropout = rate("LSTM dropout", options.dropout);
     this.recurrentDropout = rate("LSTM recurrentDropout", options.recurrentDropout);
+    this.goBackwards = bool("LSTM goBackwards", options.goBackwards, false);
+    this.zeroOutputForMask = bool("LSTM zeroOutputForMask", options.zeroOutputForMask, false);
   }
 
   /** Number of parameters: I·4H + H·4H (+ 4H with a bias). */
@@ -221,11 +244,27 @@ export class LSTM implements EngineLayer<LSTMWorkspace> {
   }
 
   forward(ws: LSTMWorkspace, x: Stream, t0: number, t1: number, pass: PassContext, out: Stream): void {
-    lstmForward(this, ws, x.buf, x.off, t0, t1, pass.valid);
+    let xs = x.buf, xOff = x.off, valid = pass.valid;
+    ws.t0 = t0;
+    ws.t1 = t1;
+    if (this.goBackwards) {
+      // Read backwards: the steps of the call, and their mask, reversed into reading order. Everything after this
+      // (state, output, backward) is in reading order, which is the order Keras returns.
+      const B = ws.B, I = this.inputDim!, xr = ws.xr!;
+      for (let t = t0; t < t1; t++) {
+        const s = t0 + t1 - 1 - t, to = t * B * I, from = xOff + s * B * I;
+        for (let k = 0; k < B * I; k++) xr[to + k] = xs[from + k]!;
+        if (valid) for (let b = 0; b < B; b++) ws.vr![t * B + b] = valid[s * B + b]!;
+      }
+      xs = xr; xOff = 0;
+      if (valid) valid = ws.vr!;
+    }
+    lstmForward(this, ws, xs, xOff, t0, t1, valid);
     const BH = ws.B * this.units;
-    if (pass.valid) {
-      // Keras's masked output (zeros before a row's first kept step of the call), which the state is not.
-      maskedOutputs(ws.B, this.units, pass.valid, ws.hs, t0, t1, this.returnSequences, ws.out!, ws.zeroed!, ws.seen!);
+    if (valid) {
+      // Keras's masked output (zeros before a row's first kept step of the call, or at every masked step with
+      // zeroOutputForMask), which the state is not.
+      maskedOutputs(ws.B, this.units, valid, ws.hs, t0, t1, this.returnSequences, ws.out!, ws.zeroed!, ws.seen!, this.zeroOutputForMask);
       out.buf = ws.out!;
       out.off = 0;
     } else {
@@ -237,13 +276,25 @@ export class LSTM implements EngineLayer<LSTMWorkspace> {
   backward(ws: LSTMWorkspace, x: Stream, tb: number, t1: number, dOut: GradStream, pass: PassContext, dx: GradStream): void {
     // A zero output sends nothing back (it did not depend on the state).
     if (pass.valid) maskedOutputsBackward(ws.B, this.units, ws.zeroed!, dOut, Math.max(tb, dOut.from), t1, this.returnSequences);
+    const back = this.goBackwards, xs = back ? ws.xr! : x.buf, xOff = back ? 0 : x.off;
+    const valid = back && pass.valid ? ws.vr! : pass.valid;
     if (this.returnSequences) {
-      lstmBackward(this, ws, x.buf, x.off, tb, t1, dOut.buf, dOut.off, dOut.from, null, 0, null, 0, pass.dhNorms, pass.study, pass.valid, pass.needDx);
+      lstmBackward(this, ws, xs, xOff, tb, t1, dOut.buf, dOut.off, dOut.from, null, 0, null, 0, pass.dhNorms, pass.study, valid, pass.needDx);
     } else {
-      lstmBackward(this, ws, x.buf, x.off, tb, t1, null, 0, 0, dOut.buf, dOut.off, null, 0, pass.dhNorms, pass.study, pass.valid, pass.needDx);
+      lstmBackward(this, ws, xs, xOff, tb, t1, null, 0, 0, dOut.buf, dOut.off, null, 0, pass.dhNorms, pass.study, valid, pass.needDx);
     }
+    const B = ws.B, I = this.inputDim!;
     dx.buf = ws.dxs; // step t at t·B·I
-    dx.off = tb * ws.B * this.inputDim!;
+    if (back && pass.needDx) {
+      // dL/dx in reading order, back into the input's order (the whole call: no truncated BPTT reads backwards).
+      const d = ws.dxt!, t0 = ws.t0, t1f = ws.t1;
+      for (let t = tb; t < t1; t++) {
+        const to = (t0 + t1f - 1 - t) * B * I, from = t * B * I;
+        for (let k = 0; k < B * I; k++) d[to + k] = ws.dxs[from + k]!;
+      }
+      dx.buf = d;
+    }
+    dx.off = tb * B * I;
     dx.from = tb;
   }
 
@@ -271,6 +322,12 @@ export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number,
   const I = layer.inputDim!, H = layer.units;
   if (layer.dropout > 0 && (!ws.xd || ws.xd.length < ws.cap * B * I)) ws.xd = allocate(dtype, ws.cap * B * I);
   if (layer.recurrentDropout > 0 && (!ws.hd || ws.hd.length < ws.cap * B * H)) ws.hd = allocate(dtype, ws.cap * B * H);
+  if (layer.goBackwards) {
+    const n = ws.cap * B;
+    if (!ws.xr || ws.xr.length < n * I) ws.xr = allocate(dtype, n * I);
+    if (!ws.dxt || ws.dxt.length < n * I) ws.dxt = allocate(dtype, n * I);
+    if (masked && (!ws.vr || ws.vr.length < n)) ws.vr = new Uint8Array(n);
+  }
   if (masked) {
     // Masking's output buffers: every step's, or the last step's.
     const rows = layer.returnSequences ? ws.cap * B : B;

@@ -49,10 +49,11 @@ export function maskSteps(
 }
 
 /**
- * A recurrent layer's output under a mask (Keras 3's masked RNN, `zero_output_for_mask` false): at a masked step
- * the previous output, which is the state the step passed through, and zeros before a row's first kept step of the
- * call (where the state, carried or given, need not be zero). Per step for steps [t0, t1) into out at t·B·H, or
- * the last step's into out (B, H); `zeroed` marks the rows written as zeros, for the backward.
+ * A recurrent layer's output under a mask (Keras 3's masked RNN): at a masked step the previous output, which is the
+ * state the step passed through, and zeros before a row's first kept step of the call (where the state, carried or
+ * given, need not be zero); with `zeroOutput` (Keras's `zero_output_for_mask`) zeros at every masked step, so the
+ * last step's output is zeros where that step is masked. Per step for steps [t0, t1) into out at t·B·H, or the
+ * last step's into out (B, H); `zeroed` marks the rows written as zeros, for the backward.
  */
 export function maskedOutputs(
   B: number, H: number, valid: Uint8Array, // (cap, B)
@@ -61,12 +62,14 @@ export function maskedOutputs(
   out: FloatArray,                          // (cap, B, H) or (B, H) out
   zeroed: Uint8Array,                       // (cap, B) or (B) out
   seen: Uint8Array,                         // (B) scratch
+  zeroOutput = false,
 ): void {
   seen.fill(0, 0, B);
   const BH = B * H;
   for (let t = t0; t < t1; t++) {
     for (let b = 0; b < B; b++) {
       if (valid[t * B + b]) seen[b] = 1;
+      else if (zeroOutput) seen[b] = 0; // only the masked step itself is zeroed: the next kept one sets it again
       if (!perStep) continue;
       const o = t * BH + b * H, src = (t + 1) * BH + b * H;
       zeroed[t * B + b] = seen[b] ? 0 : 1;

@@ -13,7 +13,7 @@ import type { LossName } from "../losses.js";
 
 /** One layer of the replica, enough to rebuild the same shapes (the weights come through `params`). */
 export type ReplicaLayer =
-  | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean }
+  | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean; goBackwards: boolean }
   | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean };
 
 /** What every worker starts with (Node passes it as `workerData`). */

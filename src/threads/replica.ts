@@ -53,6 +53,7 @@ export class Replica {
       const layers = init.layers.map((l) => l.kind === "lstm"
         ? new LSTM({
           units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
+          goBackwards: l.goBackwards,
         })
         : new Dense({ units: l.units, activation: l.activation, useBias: l.useBias }));
       const engine = new Engine(layers, init.dtype, "0", null, init.backend ?? "js", init.fma ?? false);

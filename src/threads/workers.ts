@@ -275,7 +275,7 @@ function replicaLayers(m: Engine): ReplicaLayer[] {
   return m.layers.map((l) => l.kind === "lstm"
     ? {
       kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
-      recurrentActivation: l.recurrentActivation, useBias: l.useBias,
+      recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards,
     }
     : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias });
 }
