@@ -19,12 +19,24 @@ export type { Layer, Recurrent } from "./engine-core.js";
 export type { StepResult, Gradients, GradientRequest, RowExecutor };
 
 export class Engine extends EngineCore {
+  /**
+   * The initial states the next whole calls start from instead of the carried or zero state, per recurrent layer
+   * (B·H values each, for the call's B rows), set by the facade around a call (`initialStates`); null: none.
+   * Such calls run on the calling thread.
+   */
+  given: { h: FloatArray; c: FloatArray }[] | null = null;
+
+  /** The pool, unless the call starts from given states (the pool's slices start from the carried ones). */
+  protected override pool(training: boolean): RowExecutor | null {
+    return this.given ? null : super.pool(training);
+  }
+
   /** Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns M. */
   private forwardRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number, train = false): number {
     this.ensure(B, T);
     if (train && this.hasDropout) this.drawMasks(); // a training pass: dropout on, with masks for this batch
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
-    this.setInitialState(0, true);
+    this.setInitialState(0, true, this.given ?? undefined);
     const M = this.forward(0, T);
     this.loadLabels(yt, rows, rowStart, B, 0, T);
     return M;
@@ -75,7 +87,7 @@ export class Engine extends EngineCore {
     if (this.pool(false)?.predictRows(xt, start, B, T, out)) return;
     this.ensure(B, T);
     this.loadInput(xt, null, start, B, 0, T, 0);
-    this.setInitialState(0, true);
+    this.setInitialState(0, true, this.given ?? undefined);
     this.forward(0, T);
     this.commitState(T);
     out.set(this.headOutput(B, T).data, start * (this.perStep ? T : 1) * this.outputDim);

@@ -6,7 +6,7 @@ export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
 export { Masking, type MaskingOptions } from "./layers/masking.js";
 export {
   Sequential, type SequentialOptions, type RunOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
-  type LSTMState, type Callback, type Layer,
+  type LSTMState, type InitialStatesOption, type Callback, type Layer,
 } from "./model.js";
 export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer, type OptimizerConfig } from "./optimizers.js";
 export {

@@ -9,7 +9,7 @@
  * Legend: B batch, T timesteps, F input features, H units, D head units.
  */
 import {
-  type DType, type Tensor, type TensorLike, DEFAULT_DTYPE, allocate, checkDType, fromData, toTensor, assertFinite,
+  type DType, type FloatArray, type Tensor, type TensorLike, DEFAULT_DTYPE, allocate, checkDType, fromData, toTensor, assertFinite,
 } from "./tensor/tensor.js";
 import { LSTM } from "./layers/lstm.js";
 import { Dense } from "./layers/dense.js";
@@ -18,7 +18,7 @@ import { type LossName, type LossAlias, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
 import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
 import {
-  batchOption, buildFor, checkBatch, checkInput, checkLabels, checkStatefulBatch, requireBuilt, requireCompiled,
+  batchOption, buildFor, checkBatch, checkInput, checkLabels, checkStatefulBatch, checkStates, requireBuilt, requireCompiled,
 } from "./validate.js";
 import { type CallbackHooks, type History, HOOKS } from "./callbacks.js";
 import { fitLoop } from "./fit.js";
@@ -93,6 +93,21 @@ export interface CompileOptions {
    * raises NonFiniteError, "skip" returns the non-finite loss and leaves everything unchanged. Both leave
    * weights, optimizer and LSTM state exactly as they were. */
   onNonFinite?: "throw" | "skip";
+}
+
+/** What the passes take to start from given states (an encoder's final states starting a decoder, Keras's `initial_state`). */
+export interface InitialStatesOption {
+  /**
+   * Per LSTM layer, bottom to top, the (h, c) the pass starts from, [B, H] each, with one row per row of x
+   * (instead of zeros, or a stateful model's carried state, which the pass then replaces as usual).
+   */
+  initialStates?: { h: TensorLike; c: TensorLike }[];
+}
+
+/** Checked initial states and each layer's units. */
+interface StateRows {
+  states: { h: FloatArray; c: FloatArray }[];
+  units: number[];
 }
 
 export interface LSTMState {
@@ -452,33 +467,14 @@ export class Sequential {
       });
       return;
     }
-    if (!Array.isArray(states) || states.length !== e.rnns.length) {
-      throw new ValueError(`resetStates states: expected ${e.rnns.length} { h, c } objects (one per LSTM layer), got ${Array.isArray(states) ? states.length : fmtValue(states)}`);
-    }
     // Validate everything first: a bad entry must not leave some layers changed.
-    let B: number | undefined = e.batchSize;
-    const parsed = states.map((s, i) => {
-      if (typeof s !== "object" || s === null || !("h" in s) || !("c" in s)) {
-        throw new ValueError(`resetStates states[${i}]: expected { h, c }, got ${fmtValue(s)}`);
-      }
-      const H = e.rnns[i]!.units;
-      const h = toTensor(`resetStates states[${i}].h`, s.h, e.dtype);
-      const c = toTensor(`resetStates states[${i}].c`, s.c, e.dtype);
-      for (const [nm, t] of [["h", h], ["c", c]] as const) {
-        if (t.shape.length !== 2 || t.shape[1] !== H || (B !== undefined && t.shape[0] !== B)) {
-          throw new ShapeError(`resetStates states[${i}].${nm}: expected shape [B, H] = [${B ?? "B"}, ${H}], got ${fmtShape(t.shape)}`);
-        }
-        assertFinite(`resetStates states[${i}].${nm}`, t.data, t.shape);
-      }
-      B = h.shape[0]!;
-      return { h, c };
-    });
+    const { states: parsed, B } = checkStates(e, "resetStates states", states, e.batchSize);
     parsed.forEach((p, i) => {
-      e.allocState(i, B!);
-      e.stateH[i]!.set(p.h.data);
-      e.stateC[i]!.set(p.c.data);
+      e.allocState(i, B);
+      e.stateH[i]!.set(p.h);
+      e.stateC[i]!.set(p.c);
     });
-    if (e.stateful && e.batchSize === undefined) e.fixBatch(B!);
+    if (e.stateful && e.batchSize === undefined) e.fixBatch(B);
   }
 
   /**
@@ -524,17 +520,40 @@ export class Sequential {
    * const { gradNorms } = model.computeGradients(x, y, { gradNorms: true, keepState: true });
    * gradNorms[0].h;   // [B, T]: how far back each sample's gradient reaches, step by step
    */
-  computeGradients(x: TensorLike, y: TensorLike, options: GradientRequest = {}): Gradients {
+  computeGradients(x: TensorLike, y: TensorLike, options: GradientRequest & InitialStatesOption = {}): Gradients {
     if (typeof options !== "object" || options === null) throw new ValueError(`computeGradients options: expected an object, got ${fmtValue(options)}`);
     const known = ["hiddenGradNorms", "gradNorms", "hiddenGrads", "keepState", "training"] as const;
-    checkKeys("computeGradients", options, known);
+    checkKeys("computeGradients", options, [...known, "initialStates"]);
     for (const k of known) {
       if (options[k] !== undefined && typeof options[k] !== "boolean") {
         throw new ValueError(`computeGradients ${k}: expected true or false, got ${fmtValue(options[k])}`);
       }
     }
-    const { xt, yt, B, T } = checkBatch(this.engine, "computeGradients", x, y);
-    return this.engine.gradients(xt, yt, B, T, options);
+    const { initialStates, ...request } = options;
+    let given: StateRows | null = null;
+    const { xt, yt, B, T } = checkBatch(this.engine, "computeGradients", x, y, (n) => { given = this.initialStates("computeGradients", initialStates, n); });
+    return this.from(given, 0, B, () => this.engine.gradients(xt, yt, B, T, request));
+  }
+
+  /** `initialStates` checked for N rows (null when not given). */
+  private initialStates(what: string, v: unknown, N: number): StateRows | null {
+    if (v === undefined) return null;
+    return { states: checkStates(this.engine, `${what} initialStates`, v, N).states, units: this.engine.rnns.map((l) => l.units) };
+  }
+
+  /** Runs `call` with the engine starting from rows [start, start + B) of `given` (or as usual when null). */
+  private from<R>(given: StateRows | null, start: number, B: number, call: () => R): R {
+    if (!given) return call();
+    const e = this.engine;
+    e.given = given.states.map((s, i) => {
+      const H = given.units[i]!;
+      return { h: s.h.subarray(start * H, (start + B) * H), c: s.c.subarray(start * H, (start + B) * H) };
+    });
+    try {
+      return call();
+    } finally {
+      e.given = null;
+    }
   }
 
   /**
@@ -543,9 +562,19 @@ export class Sequential {
    * @example
    * const { loss, accuracy } = model.trainOnBatch(x, y);
    */
-  trainOnBatch(x: TensorLike, y: TensorLike): StepResult {
-    const { xt, yt, B, T } = checkBatch(this.engine, "trainOnBatch", x, y);
-    return this.engine.trainRows(xt, yt, null, 0, B, T);
+  trainOnBatch(x: TensorLike, y: TensorLike, options: InitialStatesOption = {}): StepResult {
+    const given = this.stepStates("trainOnBatch", options);
+    let rows: StateRows | null = null;
+    const { xt, yt, B, T } = checkBatch(this.engine, "trainOnBatch", x, y, (n) => { rows = given(n); });
+    return this.from(rows, 0, B, () => this.engine.trainRows(xt, yt, null, 0, B, T));
+  }
+
+  /** A step's options checked, and a function that checks its initialStates once the batch size is known. */
+  private stepStates(what: string, options: unknown): (N: number) => StateRows | null {
+    if (typeof options !== "object" || options === null) throw new ValueError(`${what} options: expected an object, got ${fmtValue(options)}`);
+    checkKeys(what, options, ["initialStates"]);
+    const v = (options as InitialStatesOption).initialStates;
+    return (N) => this.initialStates(what, v, N);
   }
 
   /**
@@ -554,9 +583,11 @@ export class Sequential {
    * @example
    * const { loss, accuracy } = model.testOnBatch(x, y);
    */
-  testOnBatch(x: TensorLike, y: TensorLike): StepResult {
-    const { xt, yt, B, T } = checkBatch(this.engine, "testOnBatch", x, y);
-    return this.engine.testRows(xt, yt, null, 0, B, T);
+  testOnBatch(x: TensorLike, y: TensorLike, options: InitialStatesOption = {}): StepResult {
+    const given = this.stepStates("testOnBatch", options);
+    let rows: StateRows | null = null;
+    const { xt, yt, B, T } = checkBatch(this.engine, "testOnBatch", x, y, (n) => { rows = given(n); });
+    return this.from(rows, 0, B, () => this.engine.testRows(xt, yt, null, 0, B, T));
   }
 
   /**
@@ -564,20 +595,25 @@ export class Sequential {
    * Runs in batches of `batchSize` (default: the stateful batch size, or all of x); a stateful model
    * carries state from batch to batch, row by row.
    *
+   * `initialStates` (see InitialStatesOption): the pass starts from these states, rows [start, start + B) for each
+   * batch, instead of zeros or the carried state.
+   *
    * @example
    * const p = model.predict(xTest);                    // [N, 1] probabilities
+   * const out = decoder.predict(target, { initialStates: encoder.getStates() });
    */
-  predict(x: TensorLike, options: { batchSize?: number } = {}): Tensor {
+  predict(x: TensorLike, options: { batchSize?: number } & InitialStatesOption = {}): Tensor {
     const e = this.engine;
     const { t: xt, B: N, T, F } = checkInput(e, "predict x", x);
-    const bs = batchOption(e, "predict", options, N);
+    const bs = batchOption(e, "predict", options, N, ["batchSize", "initialStates"]);
+    const given = this.initialStates("predict", options.initialStates, N);
     buildFor(e, F);
     const D = e.outputDim;
     const out = allocate(e.dtype, N * (e.perStep ? T : 1) * D);
     for (let start = 0; start < N; start += bs) {
       const B = Math.min(bs, N - start);
       checkStatefulBatch(e, `predict x (rows ${start}…${start + B - 1})`, B);
-      e.predictRows(xt, start, B, T, out);
+      this.from(given, start, B, () => e.predictRows(xt, start, B, T, out));
     }
     return fromData(out, e.perStep ? [N, T, D] : [N, D]);
   }

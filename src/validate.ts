@@ -5,7 +5,7 @@
  *
  * Legend: B batch, T timesteps, F input features, D head units.
  */
-import { type StridedArray, fromData, isTensor, toTensor } from "./tensor/tensor.js";
+import { type FloatArray, type StridedArray, assertFinite, fromData, isTensor, toTensor } from "./tensor/tensor.js";
 import { assertFiniteIn } from "./tensor/layout.js";
 import type { Engine } from "./engine.js";
 import { ShapeError, StateError, ValueError, checkKeys, fmtShape, fmtValue, toSize } from "./errors.js";
@@ -84,6 +84,36 @@ function sparseLabels(e: Engine, name: string, t: StridedArray, B: number, T: nu
   return fromData(out, e.perStep ? [B, T, 1] : [B, 1]);
 }
 
+/**
+ * States per recurrent layer, { h, c } of shape [B, H] each (B as given, or taken from the first when undefined),
+ * checked whole before anything uses them: `what` names the argument ("resetStates states", "predict
+ * initialStates"). Returns their values in the model's dtype and the row count.
+ */
+export function checkStates(e: Engine, what: string, states: unknown, B: number | undefined): { states: { h: FloatArray; c: FloatArray }[]; B: number } {
+  const n = e.rnns.length;
+  if (!Array.isArray(states) || states.length !== n) {
+    throw new ValueError(`${what}: expected ${n} { h, c } objects (one per LSTM layer), got ${Array.isArray(states) ? states.length : fmtValue(states)}`);
+  }
+  let rows = B;
+  const parsed = states.map((s: unknown, i) => {
+    if (typeof s !== "object" || s === null || !("h" in s) || !("c" in s)) {
+      throw new ValueError(`${what}[${i}]: expected { h, c }, got ${fmtValue(s)}`);
+    }
+    const H = e.rnns[i]!.units;
+    const h = toTensor(`${what}[${i}].h`, (s as { h: unknown }).h, e.dtype);
+    const c = toTensor(`${what}[${i}].c`, (s as { c: unknown }).c, e.dtype);
+    for (const [nm, t] of [["h", h], ["c", c]] as const) {
+      if (t.shape.length !== 2 || t.shape[1] !== H || (rows !== undefined && t.shape[0] !== rows)) {
+        throw new ShapeError(`${what}[${i}].${nm}: expected shape [B, H] = [${rows ?? "B"}, ${H}], got ${fmtShape(t.shape)}`);
+      }
+      assertFinite(`${what}[${i}].${nm}`, t.data, t.shape);
+    }
+    rows = h.shape[0]!;
+    return { h: h.data, c: c.data };
+  });
+  return { states: parsed, B: rows ?? 0 };
+}
+
 /** Builds the model for F input features, once a call's every check has passed. */
 export function buildFor(e: Engine, F: number): void {
   if (!e.built) e.build(F);
@@ -135,10 +165,13 @@ export function requireBuilt(e: Engine, what: string): void {
 }
 
 /** One batch (x, labels, a stateful model's batch size) checked for `what`; builds the model on success. */
-export function checkBatch(e: Engine, what: string, x: unknown, y: unknown): { xt: StridedArray; yt: StridedArray; B: number; T: number } {
+export function checkBatch(
+  e: Engine, what: string, x: unknown, y: unknown, more?: (B: number) => void, // more: the call's other checks, given B
+): { xt: StridedArray; yt: StridedArray; B: number; T: number } {
   requireCompiled(e, what);
   const { t: xt, B, T, F } = checkInput(e, `${what} x`, x);
   const yt = checkLabels(e, `${what} y`, y, B, T);
+  more?.(B);
   // Only once every check has passed: a failed call must neither build the model nor fix the batch size.
   buildFor(e, F);
   checkStatefulBatch(e, `${what} x`, B);
