@@ -7,6 +7,7 @@
  */
 import type { Engine, Layer } from "./engine.js";
 import { LSTM, type RecurrentActivation } from "./layers/lstm.js";
+import { Embedding, type EmbeddingInitializer } from "./layers/embedding.js";
 import type { Activation } from "./layers/dense.js";
 import type { Optimizer } from "./optimizers.js";
 import type { ScheduleJSON } from "./schedules.js";
@@ -48,6 +49,15 @@ export interface LSTMConfig {
   zeroOutputForMask?: boolean;
 }
 
+/** Version 3 only. `inputDim` is the vocabulary (Keras's name), not the features of a step (one id). */
+export interface EmbeddingConfig {
+  kind: "embedding";
+  inputDim: number;
+  outputDim: number;
+  maskZero: boolean;
+  embeddingsInitializer: EmbeddingInitializer;
+}
+
 export interface DenseConfig {
   kind: "dense";
   units: number;
@@ -84,7 +94,7 @@ export interface CheckpointJSON {
     masking?: { maskValue: number } | null;
     dtype: DType;
     seed: string;
-    layers: (LSTMConfig | DenseConfig)[];
+    layers: (LSTMConfig | DenseConfig | EmbeddingConfig)[];
     /** null when the model was never compiled. */
     compile: CompileConfig | null;
   };
@@ -126,12 +136,15 @@ function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray
 
 /** The format version a model needs: the oldest whose fields say every option its layers use. */
 function versionFor(layers: readonly Layer[], masking: number | null): number {
-  if (layers.some((l) => l instanceof LSTM && (l.goBackwards || l.zeroOutputForMask))) return 3;
+  if (layers.some((l) => l instanceof Embedding || (l instanceof LSTM && (l.goBackwards || l.zeroOutputForMask)))) return 3;
   if (masking !== null) return 2;
-  return layers.some((l) => !l.useBias || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
+  return layers.some((l) => (!(l instanceof Embedding) && !l.useBias) || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
 }
 
-function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig {
+function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig | EmbeddingConfig {
+  if (l instanceof Embedding) {
+    return { kind: "embedding", inputDim: l.inputDim, outputDim: l.units, maskZero: l.maskZero, embeddingsInitializer: l.embeddingsInitializer };
+  }
   if (l instanceof LSTM) {
     const c: LSTMConfig = {
       kind: "lstm", units: l.units, inputDim: l.inputDim ?? null, returnSequences: l.returnSequences,
@@ -173,12 +186,12 @@ export function engineToJSON(e: Engine): CheckpointJSON {
   const opt = e.optimizer;
   const compiled = opt !== null && e.loss !== null;
   const slotNames = opt?.name === "adam" ? ["m", "v"] : ["velocity"];
-  const version = versionFor(e.layers, e.maskValue);
+  const version = versionFor(e.layers, e.maskingValue);
   return {
     format: CHECKPOINT_FORMAT,
     version,
     config: {
-      ...(version >= 2 ? { masking: e.maskValue === null ? null : { maskValue: e.maskValue } } : {}),
+      ...(version >= 2 ? { masking: e.maskingValue === null ? null : { maskValue: e.maskingValue } } : {}),
       dtype: e.dtype,
       seed: e.seed,
       layers: e.layers.map((l) => layerConfig(l, version)),

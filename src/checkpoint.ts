@@ -24,6 +24,7 @@ import { Sequential, type RunOptions, checkRunOptions } from "./model.js";
 import type { Layer } from "./engine.js";
 import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/lstm.js";
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
+import { Embedding, EMBEDDING_INITIALIZERS } from "./layers/embedding.js";
 import { Masking } from "./layers/masking.js";
 import { expectedNames, expectedShapes } from "./interop/build.js";
 import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
@@ -145,7 +146,16 @@ class Reader {
  */
 function readLayer(r: Reader, path: string, v: unknown, version: number): { layer: Layer; inputDim: number | undefined } {
   const o = r.obj(path, v);
-  const kind = r.oneOf(`${path}.kind`, o.kind, ["lstm", "dense"] as const);
+  const kind = r.oneOf(`${path}.kind`, o.kind, version >= 3 ? ["lstm", "dense", "embedding"] as const : ["lstm", "dense"] as const);
+  if (kind === "embedding") {
+    for (const k of Object.keys(o)) if (!["kind", "inputDim", "outputDim", "maskZero", "embeddingsInitializer"].includes(k)) r.fail(`${path}.${k}`, `unknown field`);
+    if (typeof o.maskZero !== "boolean") r.fail(`${path}.maskZero`, `expected true or false, got ${fmtValue(o.maskZero)}`);
+    const options = {
+      inputDim: r.int(`${path}.inputDim`, o.inputDim, 1), outputDim: r.int(`${path}.outputDim`, o.outputDim, 1),
+      maskZero: o.maskZero as boolean, embeddingsInitializer: r.oneOf(`${path}.embeddingsInitializer`, o.embeddingsInitializer, EMBEDDING_INITIALIZERS),
+    };
+    return { layer: r.build(path, () => new Embedding(options)), inputDim: 1 }; // the model's input: one id per step
+  }
   const inputDim = r.optInt(`${path}.inputDim`, o.inputDim, 1);
   // Every field is required (each version always writes its fields): a missing one must not fall back to a
   // default. The fields version 2 added must be absent from a version-1 file, which means their defaults.

@@ -32,6 +32,7 @@ import { type EngineLayer, type Flow, type GradStream, type PassContext, type St
 import type { RowExecutor } from "./engine-api.js";
 import { LSTM, type LSTMWorkspace } from "./layers/lstm.js";
 import { Dense, type DenseWorkspace } from "./layers/dense.js";
+import { Embedding } from "./layers/embedding.js";
 import { maskSteps } from "./layers/masking.js";
 import {
   type LossName, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
@@ -51,7 +52,7 @@ function copyFrom(dst: FloatArray, src: FloatArray, from: number, n: number): vo
 }
 
 /** The layers this version has (the serializers switch on `kind`); the engine sees each as an EngineLayer. */
-export type Layer = LSTM | Dense;
+export type Layer = LSTM | Dense | Embedding;
 
 /** A recurrent layer: the engine keeps its (h, c) state slots. */
 export type Recurrent = LSTM;
@@ -93,8 +94,13 @@ export class EngineCore {
    * (kernels.ts).
    */
   readonly arena: WasmArena | null;
-  /** Masking's value (a step whose every feature equals it is skipped), or null without a Masking layer. */
+  /**
+   * The mask's value (a step whose every feature equals it is skipped): a Masking layer's, or 0 for an Embedding with
+   * maskZero (its ids are the features); null when nothing masks.
+   */
   readonly maskValue: number | null;
+  /** The Masking layer's value (what the serializers write as the model's Masking layer), or null without one. */
+  readonly maskingValue: number | null;
   /** (cap, B): 1 where a step is kept, 0 where it is masked; filled by loadInput when masking. */
   private valid: Uint8Array = new Uint8Array(0);
   /** Per layer: whether the mask reaches its input (a sequence all the way up from a Masking layer). */
@@ -136,13 +142,15 @@ export class EngineCore {
     const flows = planFlows(layers);
     if (!Array.isArray(flows)) throw new ValueError(`Engine layers: ${flows.why}`);
     this.flows = flows;
-    this.maskValue = maskValue;
+    const first = layers[0]!;
+    this.maskingValue = maskValue;
+    this.maskValue = maskValue ?? (first instanceof Embedding && first.maskZero ? 0 : null);
     this.arena = backend === "wasm" ? WasmArena.create(undefined, fma) : null;
     this.layers = layers;
     this.rnnAt = layers.flatMap((l, i) => (l.recurrent ? [i] : []));
     this.rnns = this.rnnAt.map((i) => layers[i] as Recurrent);
     // The mask travels up through sequences, and ends at the first layer that gives vectors.
-    this.masked = layers.map((_, i) => maskValue !== null && flows.slice(0, i).every((f) => f === "sequence"));
+    this.masked = layers.map((_, i) => this.maskValue !== null && flows.slice(0, i).every((f) => f === "sequence"));
     this.dtype = dtype;
     this.seed = seed;
     this.shuffleRng = new Rng(`${seed}/shuffle`);
@@ -175,8 +183,15 @@ export class EngineCore {
     return this.flows[this.flows.length - 1] === "sequence";
   }
 
+  /** Features per step of the model's input: the first layer's input, or 1 (the id) when it reads ids. */
   get inputDim(): number | undefined {
-    return this.layers[0]!.inputDim;
+    const first = this.layers[0]!;
+    return (first as EngineLayer).readsIds ? 1 : first.inputDim;
+  }
+
+  /** True when the model's input is integer ids [B, T] (an Embedding first). */
+  get readsIds(): boolean {
+    return (this.layers[0] as EngineLayer).readsIds === true;
   }
 
   get outputDim(): number {
@@ -214,15 +229,15 @@ export class EngineCore {
       throw new ValueError(`build inputDim: expected a positive integer, got ${fmtValue(inputDim)}`);
     }
     let dim = inputDim;
-    for (const l of this.layers) { // check every layer before sizing any
-      if (l.inputDim !== undefined && l.inputDim !== dim) {
+    for (const l of this.layers) { // check every layer before sizing any (an Embedding's inputDim is its vocabulary)
+      if (!(l as EngineLayer).readsIds && l.inputDim !== undefined && l.inputDim !== dim) {
         throw new ShapeError(`${l.kind} inputDim: expected ${dim} (the output of the layer below), got ${l.inputDim}`);
       }
       dim = l.units;
     }
     dim = inputDim;
     for (const l of this.layers) {
-      l.inputDim = dim;
+      if (!(l as EngineLayer).readsIds) l.inputDim = dim;
       dim = l.units;
     }
     const total = this.layers.reduce((s, l) => s + l.paramCount(), 0);

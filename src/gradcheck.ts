@@ -111,7 +111,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
       off += n;
     });
   }
-  if (wrt.includes("input")) {
+  if (wrt.includes("input") && !e.readsIds) { // ids are not differentiable
     // A masked step is a discrete choice, not a smooth function of its inputs (a nudge un-masks it): only kept
     // steps' inputs are checked.
     const mv = e.maskValue, F = e.inputDim!, xd = xc.data;

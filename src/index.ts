@@ -4,6 +4,7 @@ export { tensor, zeros, toArray, type Tensor, type TensorLike, type DType } from
 export { LSTM, type LSTMOptions, type RecurrentActivation } from "./layers/lstm.js";
 export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
 export { Masking, type MaskingOptions } from "./layers/masking.js";
+export { Embedding, type EmbeddingOptions, type EmbeddingInitializer } from "./layers/embedding.js";
 export {
   Sequential, type SequentialOptions, type RunOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
   type LSTMState, type InitialStatesOption, type Callback, type Layer,

@@ -14,6 +14,7 @@ import {
 import { LSTM } from "./layers/lstm.js";
 import { Dense } from "./layers/dense.js";
 import { Masking } from "./layers/masking.js";
+import { Embedding } from "./layers/embedding.js";
 import { type LossName, type LossAlias, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
 import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
@@ -171,10 +172,13 @@ export class Sequential {
     const at = (i: number): number => i + (masking ? 1 : 0); // index in the array the user gave
     if (layers.length === 0) throw new ValueError(`Sequential layers: expected LSTM and Dense layers after the Masking layer`);
     layers.forEach((l, i) => {
-      if (!(l instanceof LSTM) && !(l instanceof Dense)) {
-        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM or a Dense, got ${fmtValue(l)}`);
+      if (!(l instanceof LSTM) && !(l instanceof Dense) && !(l instanceof Embedding)) {
+        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM, a Dense or an Embedding, got ${fmtValue(l)}`);
       }
     });
+    if (masking && layers[0] instanceof Embedding) {
+      throw new ValueError(`Sequential layers[0]: a Masking layer cannot come before an Embedding, which reads ids; give the Embedding maskZero: true to make id 0 padding`);
+    }
     // Which layer may follow which: each layer's own rule on what the layer below gives (a sequence or vectors).
     const flows = planFlows(layers);
     if (!Array.isArray(flows)) {

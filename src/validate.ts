@@ -23,6 +23,7 @@ export function checkInput(e: Engine, name: string, x: unknown, features = e.inp
   let t: StridedArray;
   if (isTensor(x) && (x.data instanceof Float64Array || x.data instanceof Float32Array)) t = x as StridedArray;
   else t = toTensor(name, x, e.dtype);
+  if (e.readsIds) return checkIds(e, name, t);
   const F = features;
   if (t.shape.length !== 3) {
     throw new ShapeError(`${name}: expected rank 3 [batch, timesteps, features]${F !== undefined ? ` = [B, T, ${F}]` : ""}, got rank ${t.shape.length} with shape ${fmtShape(t.shape)}`);
@@ -36,6 +37,31 @@ export function checkInput(e: Engine, name: string, x: unknown, features = e.inp
   }
   assertFiniteIn(name, t);
   return { t, B, T, F: f };
+}
+
+/**
+ * The ids of a model whose first layer is an Embedding: [B, T] integers in [0, V), refused with the position of the
+ * first that is not ([B, T, 1] is taken too); returned as a [B, T, 1] view (one feature per step, the id), so the rest of the engine reads
+ * them as it reads features.
+ */
+function checkIds(e: Engine, name: string, t: StridedArray): Input {
+  const V = e.layers[0]!.inputDim!;
+  if (t.shape.length !== 2 && !(t.shape.length === 3 && t.shape[2] === 1)) {
+    throw new ShapeError(`${name}: the first layer is an Embedding, which reads integer ids: expected rank 2 [batch, timesteps] (or [batch, timesteps, 1]), got rank ${t.shape.length} with shape ${fmtShape(t.shape)}`);
+  }
+  const [B, T] = (t.shape as number[]).map(toSize) as [number, number];
+  if (B === 0) throw new ShapeError(`${name}: empty batch: shape ${fmtShape(t.shape)}`);
+  if (T === 0) throw new ShapeError(`${name}: no timesteps: shape ${fmtShape(t.shape)}`);
+  const s0 = t.stride[0]!, s1 = t.stride[1]!;
+  for (let b = 0; b < B; b++) {
+    for (let s = 0; s < T; s++) {
+      const v = t.data[t.offset + b * s0 + s * s1];
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= V) {
+        throw new ValueError(`${name}[${b}][${s}]: expected an id, an integer in [0, ${V}) (the Embedding's inputDim), got ${fmtValue(v)}`);
+      }
+    }
+  }
+  return { t: { data: t.data, shape: [B, T, 1], stride: [s0, s1, 1], offset: t.offset }, B, T, F: 1 };
 }
 
 /**

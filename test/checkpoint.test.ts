@@ -306,7 +306,7 @@ describe("format version 2: the layer options of imported models", () => {
     expect(json.version).toBe(2);
     expect(json.config.layers.map((l: any) => [l.recurrentActivation, l.useBias])).toEqual([["hardSigmoid", false], ["sigmoid", true], [undefined, false], [undefined, true]]);
     const copy = decodeCheckpoint(encodeCheckpoint(m));
-    expect(copy.layers.map((l) => [(l as LSTM).recurrentActivation, l.useBias])).toEqual([["hardSigmoid", false], ["sigmoid", true], [undefined, false], [undefined, true]]);
+    expect(copy.layers.map((l) => [(l as LSTM).recurrentActivation, (l as LSTM).useBias])).toEqual([["hardSigmoid", false], ["sigmoid", true], [undefined, false], [undefined, true]]);
     expect(copy.weightNames()).toEqual(m.weightNames());
     expect(copy.trainOnBatch(x, y)).toEqual(m.trainOnBatch(x, y));
     expect(checkpointToJSON(trained("stacked", "float64", "adam").m).version).toBe(1);

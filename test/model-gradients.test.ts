@@ -104,10 +104,10 @@ function randomizeWeights(model: Sequential, c: Config, rng: Rng): void {
       else {
         const isHead = l === model.engine.layers[model.engine.layers.length - 1];
         const In = l.inputDim!;
-        if (l.activation === "relu") {
+        if ((l as Dense).activation === "relu") {
           data = k === 0 ? uniformArray(rng, size, -0.1 / In, 0.1 / In)
             : Float64Array.from({ length: size }, (_, j) => (j % 2 === 0 ? 1 : -1) * (0.55 + 0.4 * rng.uniform()));
-        } else if (isHead && l.activation === "linear" && c.loss === "binaryCrossentropy") {
+        } else if (isHead && (l as Dense).activation === "linear" && c.loss === "binaryCrossentropy") {
           data = k === 0 ? uniformArray(rng, size, -0.08 / In, 0.08 / In) : new Float64Array(size).fill(0.5);
         } else data = uniformArray(rng, size, -0.9, 0.9);
       }

@@ -417,8 +417,8 @@ describe("toSafetensors → fromSafetensors (float64): the same weight names, sh
       expect(copy.weightNames()).toEqual(model.weightNames());
       expect(copy.weightShapes()).toEqual(model.weightShapes());
       expect(bits(copy.getWeights())).toEqual(bits(model.getWeights()));
-      expect(copy.layers.map((l) => [l.kind, l.units, l.useBias, (l as LSTM).returnSequences, (l as Dense).activation]))
-        .toEqual(model.layers.map((l) => [l.kind, l.units, l.useBias, (l as LSTM).returnSequences, (l as Dense).activation]));
+      expect(copy.layers.map((l) => [l.kind, l.units, (l as LSTM).useBias, (l as LSTM).returnSequences, (l as Dense).activation]))
+        .toEqual(model.layers.map((l) => [l.kind, l.units, (l as LSTM).useBias, (l as LSTM).returnSequences, (l as Dense).activation]));
       const x = seqX(`st/${ci}`, B, T, c.F, c.mask);
       const a = model.predict(x), b = copy.predict(x);
       expect(b.shape).toEqual(c.out(B, T));

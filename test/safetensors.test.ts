@@ -55,8 +55,8 @@ describe("toSafetensors → fromSafetensors", () => {
       const copy = fromSafetensors(bytes);
       expect(copy.dtype).toBe(dtype);
       expect(bits(copy.getWeights())).toEqual(bits(m.getWeights()));
-      expect(copy.layers.map((l) => [l.kind, l.units, l.useBias, (l as LSTM).recurrentActivation, (l as LSTM).returnSequences, (l as Dense).activation]))
-        .toEqual(m.layers.map((l) => [l.kind, l.units, l.useBias, (l as LSTM).recurrentActivation, (l as LSTM).returnSequences, (l as Dense).activation]));
+      expect(copy.layers.map((l) => [l.kind, l.units, (l as LSTM).useBias, (l as LSTM).recurrentActivation, (l as LSTM).returnSequences, (l as Dense).activation]))
+        .toEqual(m.layers.map((l) => [l.kind, l.units, (l as LSTM).useBias, (l as LSTM).recurrentActivation, (l as LSTM).returnSequences, (l as Dense).activation]));
       expect(Array.from(copy.predict(X).data)).toEqual(Array.from(m.predict(X).data));
       expect(Buffer.from(toSafetensors(copy)).equals(Buffer.from(bytes))).toBe(true);
       // And into a given model of the same shape.

@@ -339,7 +339,7 @@ describe("toTfjs → fromTfjs round trip", () => {
       });
       const cfg = (m: Sequential) => m.layers.map((l) => l instanceof LSTM
         ? { kind: l.kind, units: l.units, rs: l.returnSequences, st: l.stateful, bs: l.batchSize, ra: l.recurrentActivation, ub: l.useBias, ufb: l.unitForgetBias }
-        : { kind: l.kind, units: l.units, act: l.activation, ub: l.useBias });
+        : { kind: l.kind, units: l.units, act: (l as Dense).activation, ub: (l as Dense).useBias });
       expect(cfg(back), c.label).toEqual(cfg(model));
       expect(back.inputDim).toBe(model.inputDim);
       expect(back.seed).toBe("9");

@@ -129,6 +129,10 @@ export function toOnnx(model: Sequential): Uint8Array {
   if (!model.engine.built) {
     throw new StateError(`toOnnx: the model is not built yet; give the first LSTM an inputDim, call build(inputDim), or pass data first`);
   }
+  const ids = model.layers.findIndex((l) => l.kind === "embedding");
+  if (ids >= 0) {
+    throw new ValueError(`toOnnx model: layers[${ids}] is an Embedding, which this version does not export (its ids input needs a Gather graph with an int64 input); use toTfjs or toSafetensors for such a model`);
+  }
   if (model.masking) {
     throw new ValueError(`toOnnx model: a model with a Masking layer is not exported: ONNX's LSTM has no per-step mask (only sequence lengths), so the graph would not compute what predict does`);
   }
@@ -189,7 +193,7 @@ export function toOnnx(model: Sequential): Uint8Array {
       dim = H;
       li++;
     } else {
-      const dense: Dense = layer;
+      const dense = layer as Dense;
       const p = `dense_${di}`;
       const D = dense.units;
       const kernel = g.constant(`${p}/kernel`, [dim, D], "float", weights[w++]!.data);       // (In, D)

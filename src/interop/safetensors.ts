@@ -23,6 +23,7 @@
 import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM } from "../layers/lstm.js";
+import { Embedding } from "../layers/embedding.js";
 import { Masking } from "../layers/masking.js";
 import { type DType, fromData } from "../tensor/tensor.js";
 import { engineToJSON } from "../checkpoint-json.js";
@@ -53,9 +54,12 @@ interface KeySpec {
 function keySpecs(layers: readonly Layer[], inputDim: number): KeySpec[] {
   const shapes = expectedShapes(layers, inputDim);
   const specs: KeySpec[] = [];
-  let w = 0, li = 0, di = 0;
+  let w = 0, li = 0, di = 0, ei = 0;
   for (const l of layers) {
-    if (l instanceof LSTM) {
+    if (l instanceof Embedding) {
+      // nn.Embedding(V, D).weight is (V, D), our layout.
+      specs.push({ key: `embedding.${ei++}.weight`, shape: [l.inputDim, l.units], weight: w++, transpose: false });
+    } else if (l instanceof LSTM) {
       const k = li++, [I, G] = shapes[w]!, H = l.units;
       specs.push({ key: `lstm.${k}.weight_ih_l0`, shape: [G!, I!], weight: w, transpose: true });
       specs.push({ key: `lstm.${k}.weight_hh_l0`, shape: [G!, H], weight: w + 1, transpose: true });
@@ -94,7 +98,7 @@ export function toSafetensors(model: Sequential): Uint8Array {
   const header: Record<string, unknown> = {
     __metadata__: {
       [META_VERSION]: String(json.version),
-      [META_CONFIG]: JSON.stringify({ dtype: e.dtype, layers: json.config.layers, ...(e.maskValue !== null ? { masking: { maskValue: e.maskValue } } : {}) }),
+      [META_CONFIG]: JSON.stringify({ dtype: e.dtype, layers: json.config.layers, ...(e.maskingValue !== null ? { masking: { maskValue: e.maskingValue } } : {}) }),
     },
   };
   let off = 0;
@@ -118,10 +122,11 @@ export function toSafetensors(model: Sequential): Uint8Array {
     const n = s.shape.reduce((a, b) => a * b, 1);
     if (s.extraBias) { p += n * width; continue; } // zeros: the buffer is zero-filled
     // PyTorch's [rows, cols] is our [cols, rows] transposed: element (r, c) is ours at c·rows + r.
-    const rows = s.shape[0]!, cols = s.transpose ? s.shape[1]! : 1;
+    // Not transposed (a bias, an embedding table): the same layout, row-major.
+    const rows = s.shape[0]!, cols = s.shape.length > 1 ? s.shape[1]! : 1;
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++, p += width) {
-        const v = s.transpose ? src[c * rows + r]! : src[r]!;
+        const v = s.transpose ? src[c * rows + r]! : src[r * cols + c]!;
         if (width === 4) dv.setFloat32(p, v, true);
         else dv.setFloat64(p, v, true);
       }
@@ -263,14 +268,14 @@ export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequent
   for (const s of specs) {
     const en = entries.get(s.key)!, out = values[s.weight]!;
     const f64 = en.dtype === "F64", width = f64 ? 8 : 4;
-    const rows = s.shape[0]!, cols = s.transpose ? s.shape[1]! : 1;
+    const rows = s.shape[0]!, cols = s.shape.length > 1 ? s.shape[1]! : 1;
     let p = en.begin;
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++, p += width) {
         const v = f64 ? data.getFloat64(p, true) : data.getFloat32(p, true);
         if (v - v !== 0) fail(`${s.key}: non-finite value ${v} at flat index ${r * cols + c}`);
         if (s.transpose) out[c * rows + r] = v;
-        else out[r] = s.extraBias ? out[r]! + v : v;
+        else out[r * cols + c] = s.extraBias ? out[r]! + v : v;
       }
     }
   }

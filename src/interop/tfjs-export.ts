@@ -10,6 +10,7 @@
 import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM } from "../layers/lstm.js";
+import { Embedding } from "../layers/embedding.js";
 import type { InitializerName } from "../init.js";
 import { StateError, ValueError, fmtValue } from "../errors.js";
 
@@ -52,11 +53,11 @@ function initializerConfig(name: InitializerName): object {
 
 /** Keras-style layer names: lstm, lstm_1, …, dense, dense_1, … */
 function layerNames(layers: readonly Layer[]): string[] {
-  let li = 0, di = 0;
+  const count = new Map<string, number>();
   return layers.map((l) => {
-    const k = l instanceof LSTM ? li++ : di++;
-    const base = l instanceof LSTM ? "lstm" : "dense";
-    return k === 0 ? base : `${base}_${k}`;
+    const k = count.get(l.kind) ?? 0;
+    count.set(l.kind, k + 1);
+    return k === 0 ? l.kind : `${l.kind}_${k}`;
   });
 }
 
@@ -122,6 +123,22 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
         },
       };
     }
+    if (l instanceof Embedding) {
+      // Its input is the ids, [batch, time]: the input shape is 2-D here.
+      const idsHead = i === 0 ? { name, trainable: true, batch_input_shape: [batch, null], dtype: "float32" } : head;
+      return {
+        class_name: "Embedding",
+        config: {
+          ...idsHead,
+          input_dim: l.inputDim,
+          output_dim: l.units,
+          embeddings_initializer: { class_name: "RandomUniform", config: { minval: -0.05, maxval: 0.05, seed: null } },
+          embeddings_regularizer: null, activity_regularizer: null, embeddings_constraint: null,
+          mask_zero: l.maskZero,
+          input_length: null,
+        },
+      };
+    }
     return {
       class_name: "Dense",
       config: {
@@ -145,7 +162,7 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
   }
   // Weights: getWeights order, which is Keras's per layer (kernel, recurrent_kernel, bias).
   const weights = model.getWeights();
-  const specNames = layers.flatMap((l, i) => (l instanceof LSTM ? lstmSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
+  const specNames = layers.flatMap((l, i) => (l instanceof Embedding ? ["embeddings"] : l instanceof LSTM ? lstmSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
   const weightSpecs: TfjsWeightSpec[] = weights.map((w, k) => ({ name: specNames[k]!, shape: w.shape.slice(), dtype: "float32" }));
   const total = weights.reduce((s, w) => s + w.data.length, 0);
   const weightData = new ArrayBuffer(total * 4);

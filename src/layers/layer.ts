@@ -75,6 +75,8 @@ export interface EngineLayer<W = unknown> {
   owner: object | null;
   /** True for layers with state slots (the engine's `rnns`). */
   readonly recurrent: boolean;
+  /** True for a layer that reads the model's integer ids (one per step) rather than features: the first layer only. */
+  readonly readsIds?: boolean;
   /** The flow this layer gives for `input`, or the rule it breaks, as a sentence naming the layer. */
   flowFor(input: Flow): Flow | string;
   paramCount(inputDim?: number): number;
@@ -104,6 +106,7 @@ export function planFlows(layers: readonly EngineLayer[]): Flow[] | { at: number
   const flows: Flow[] = [];
   let flow: Flow = "sequence";
   for (let i = 0; i < layers.length; i++) {
+    if (i > 0 && layers[i]!.readsIds) return { at: i, why: `an ${layers[i]!.kind === "embedding" ? "Embedding" : layers[i]!.kind} reads the model's ids and must be the first layer` };
     const f = layers[i]!.flowFor(flow);
     if (f !== "sequence" && f !== "vector") return { at: i, why: f };
     flows.push(f);

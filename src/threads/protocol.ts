@@ -14,7 +14,8 @@ import type { LossName } from "../losses.js";
 /** One layer of the replica, enough to rebuild the same shapes (the weights come through `params`). */
 export type ReplicaLayer =
   | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean; goBackwards: boolean }
-  | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean };
+  | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean }
+  | { kind: "embedding"; units: number; /** the vocabulary */ inputDim: number };
 
 /** What every worker starts with (Node passes it as `workerData`). */
 export interface WorkerInit {
@@ -100,7 +101,7 @@ export function bufferSizes(
   layers: readonly ReplicaLayer[], Bw: number, T: number,
 ): Record<Exclude<keyof SharedBuffers, "params" | "paramsAt" | "grads" | "gradsAt">, number> {
   const lstm = layers.filter((l) => l.kind === "lstm");
-  const F = layers[0]!.inputDim, D = layers[layers.length - 1]!.units;
+  const F = layers[0]!.kind === "embedding" ? 1 : layers[0]!.inputDim, D = layers[layers.length - 1]!.units; // an Embedding reads one id per step
   // The output is per step when every LSTM returns sequences (a Dense keeps what it is given).
   const rows = lstm.every((l) => l.kind === "lstm" && l.returnSequences) ? T * Bw : Bw;
   const sumH = lstm.reduce((s, l) => s + l.units, 0);

@@ -17,6 +17,7 @@
 import { fromData, type FloatArray } from "../tensor/tensor.js";
 import { LSTM } from "../layers/lstm.js";
 import { Dense } from "../layers/dense.js";
+import { Embedding } from "../layers/embedding.js";
 import { Engine } from "../engine.js";
 import {
   type Fault, type Message, type RunMessage, type SharedBuffers, type WorkerInit,
@@ -50,14 +51,19 @@ export class Replica {
     this.message = new Uint8Array(init.message);
     this.units = init.layers.filter((l) => l.kind === "lstm").map((l) => l.units);
     try {
-      const layers = init.layers.map((l) => l.kind === "lstm"
-        ? new LSTM({
-          units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
-          goBackwards: l.goBackwards,
-        })
-        : new Dense({ units: l.units, activation: l.activation, useBias: l.useBias }));
+      const layers = init.layers.map((l) => {
+        if (l.kind === "embedding") return new Embedding({ inputDim: l.inputDim, outputDim: l.units });
+        if (l.kind === "lstm") {
+          return new LSTM({
+            units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
+            goBackwards: l.goBackwards,
+          });
+        }
+        return new Dense({ units: l.units, activation: l.activation, useBias: l.useBias });
+      });
       const engine = new Engine(layers, init.dtype, "0", null, init.backend ?? "js", init.fma ?? false);
-      engine.build(init.layers[0]!.inputDim, false); // no initialisation: its weights are the shared ones anyway
+      // No initialisation: its weights are the shared ones anyway. (An Embedding's input is one id per step.)
+      engine.build(init.layers[0]!.kind === "embedding" ? 1 : init.layers[0]!.inputDim, false);
       this.engine = engine;
       this.result[2] = engine.arena ? (engine.arena.fused ? 2 : 1) : 0; // what the main thread reports as simdWorkers, fusedWorkers
       Atomics.store(this.ctrl, CTRL_READY, 1);

@@ -272,10 +272,14 @@ export abstract class PoolWorkers {
 
 /** The replica's description of the model's layers (the model must be built). */
 function replicaLayers(m: Engine): ReplicaLayer[] {
-  return m.layers.map((l) => l.kind === "lstm"
-    ? {
-      kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
-      recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards,
+  return m.layers.map((l): ReplicaLayer => {
+    if (l.kind === "embedding") return { kind: "embedding", units: l.units, inputDim: l.inputDim };
+    if (l.kind === "lstm") {
+      return {
+        kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
+        recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards,
+      };
     }
-    : { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias });
+    return { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias };
+  });
 }
