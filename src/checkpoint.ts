@@ -26,7 +26,8 @@ import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
 import { Embedding, EMBEDDING_INITIALIZERS } from "./layers/embedding.js";
 import { Masking } from "./layers/masking.js";
-import { expectedNames, expectedShapes } from "./interop/build.js";
+import { expectedShapes } from "./interop/build.js";
+import { weightNamesOf } from "./layers/layer.js";
 import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
 import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./schedules.js";
 import { LOSSES } from "./losses.js";
@@ -327,7 +328,7 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
   if (top.weights !== null) {
     const ws = r.arr("weights", top.weights);
     if (inputDim === undefined) r.fail("weights", `the model has weights but config.layers[0].inputDim is null`);
-    const names = expectedNames(layers), shapes = expectedShapes(layers, inputDim!);
+    const names = weightNamesOf(layers), shapes = expectedShapes(layers, inputDim!);
     if (ws.length !== shapes.length) r.fail("weights", `expected ${shapes.length} arrays (${names.join(", ")}), got ${ws.length}`);
     const decoded = shapes.map((shape, i) => {
       const name = (ws[i] as { name?: unknown } | null)?.name;

@@ -82,7 +82,7 @@ const CASES: Case[] = [
     loss: "meanSquaredError", F: 2, out: (B) => [B, 4],
   },
   {
-    name: "stacked LSTMs ending on the upper one's sequence, BCE on probabilities",
+    name: "stacked LSTMs ending on the upper one's sequence, MSE",
     layers: () => [new LSTM({ units: 4, inputDim: 2, returnSequences: true }), new LSTM({ units: 3, returnSequences: true })],
     loss: "meanSquaredError", F: 2, out: (B, T) => [B, T, 3],
   },

@@ -29,10 +29,6 @@ export function expectedShapes(layers: readonly Layer[], inputDim: number): numb
   return shapes;
 }
 
-/** The engine's names in getWeights order ("lstm_0/kernel", …) for layers not yet in a model. */
-export function expectedNames(layers: readonly Layer[]): string[] {
-  return weightNamesOf(layers);
-}
 
 /**
  * Checks `weights` (getWeights order) against the shapes `layers` need for `inputDim` features, and only then
@@ -44,7 +40,7 @@ export function assemble(
   masking: Masking | null = null, run: RunOptions = {},
 ): Sequential {
   const fail = (msg: string): never => { throw new FormatError(`${source}: ${msg}`); };
-  const shapes = expectedShapes(layers, inputDim), names = expectedNames(layers);
+  const shapes = expectedShapes(layers, inputDim), names = weightNamesOf(layers);
   if (weights.length !== shapes.length) {
     fail(`expected ${shapes.length} weights (${names.join(", ")}), got ${weights.length}`);
   }

@@ -154,11 +154,13 @@ export class Dense implements EngineLayer<DenseWorkspace> {
     dx.from = from;
   }
 
-  /** A sequence's inputs and outputs of the kept steps (the layer above and the backward read them). */
+  /**
+   * A sequence's outputs of the kept steps: the layer above reads them as its input, and backward takes the
+   * activation's derivative from them (its inputs are the layer below's, which shifts its own).
+   */
   shiftHistory(ws: DenseWorkspace, drop: number, keep: number): void {
     if (!ws.seq) return;
     const B = ws.B, D = this.units;
-    ws.logits.copyWithin(0, drop * B * D, (drop + keep) * B * D);
     ws.out.copyWithin(0, drop * B * D, (drop + keep) * B * D);
   }
 }

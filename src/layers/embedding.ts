@@ -33,7 +33,7 @@ export const EMBEDDING_INITIALIZERS: readonly EmbeddingInitializer[] = ["uniform
 /** Buffers for one (B, capacity) shape. */
 export class EmbeddingWorkspace {
   readonly out: FloatArray;   // (cap, B, D): step t's rows at t·B·D
-  readonly noGrad: FloatArray; // (cap, B, 1): zeros, the ids' "gradient" (ids are not differentiable)
+  readonly noGrad: FloatArray; // (cap, B, 1): zeros, the ids' "gradient" (ids are not differentiable); nothing writes it
   constructor(dtype: DType, public B: number, public cap: number, D: number) {
     this.out = allocate(dtype, cap * B * D);
     this.noGrad = allocate(dtype, cap * B);
@@ -140,7 +140,6 @@ export class Embedding implements EngineLayer<EmbeddingWorkspace> {
       const e = ids[x.off + q]! * D, from = dOut.off + (q - dOut.from * B) * D;
       for (let j = 0; j < D; j++) dE[e + j] = dE[e + j]! + d[from + j]!;
     }
-    ws.noGrad.fill(0);
     dx.buf = ws.noGrad;
     dx.off = dOut.from * B;
     dx.from = dOut.from;
