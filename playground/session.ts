@@ -180,7 +180,7 @@ export function cellStates(s: Settings, m: Sequential, value = 1): number[][] {
   for (let t = 0; t < T; t++) {
     if (s.mode === "split" && t % WINDOW === 0) c.resetStates();
     c.predict(tensor([[[t === 0 ? value : 0]]]));
-    out.push(Array.from(c.getStates()[0]!.c.data));
+    out.push(Array.from(c.getStates()[0]!.c!.data));
   }
   return out;
 }

@@ -7,6 +7,7 @@
  */
 import type { Engine, Layer } from "./engine.js";
 import { LSTM, type RecurrentActivation } from "./layers/lstm.js";
+import { GRU } from "./layers/gru.js";
 import { Embedding, type EmbeddingInitializer } from "./layers/embedding.js";
 import type { Activation } from "./layers/dense.js";
 import type { Optimizer } from "./optimizers.js";
@@ -47,6 +48,25 @@ export interface LSTMConfig {
   /** Version 3 only (before it: false and false). */
   goBackwards?: boolean;
   zeroOutputForMask?: boolean;
+}
+
+/** Version 3 only; every field is always written. */
+export interface GRUConfig {
+  kind: "gru";
+  units: number;
+  inputDim: number | null;
+  returnSequences: boolean;
+  stateful: boolean;
+  batchSize: number | null;
+  resetAfter: boolean;
+  kernelInitializer: InitializerName;
+  recurrentInitializer: InitializerName;
+  recurrentActivation: RecurrentActivation;
+  useBias: boolean;
+  dropout: number;
+  recurrentDropout: number;
+  goBackwards: boolean;
+  zeroOutputForMask: boolean;
 }
 
 /** Version 3 only. `inputDim` is the vocabulary (Keras's name), not the features of a step (one id). */
@@ -94,7 +114,7 @@ export interface CheckpointJSON {
     masking?: { maskValue: number } | null;
     dtype: DType;
     seed: string;
-    layers: (LSTMConfig | DenseConfig | EmbeddingConfig)[];
+    layers: (LSTMConfig | GRUConfig | DenseConfig | EmbeddingConfig)[];
     /** null when the model was never compiled. */
     compile: CompileConfig | null;
   };
@@ -103,7 +123,8 @@ export interface CheckpointJSON {
   /** null when the model was never compiled. Slots: Adam [m, v], SGD [velocity], float64. */
   optimizer: { iterations: number; slots: EncodedArray[] } | null;
   /** The fixed batch size of a stateful model (null if not fixed) and each LSTM's last state (null if none). */
-  states: { batchSize: number | null; layers: ({ h: EncodedArray; c: EncodedArray } | null)[] };
+  /** Per recurrent layer, its states by name ({ h, c } for an LSTM, { h } for a GRU), or null before any pass. */
+  states: { batchSize: number | null; layers: ({ h: EncodedArray; c?: EncodedArray } | null)[] };
   /** The ARC4 state of the shuffling RNG (seedrandom's `state()`). */
   shuffleRng: { i: number; j: number; S: number[] };
   /** The ARC4 state of the dropout RNG; written when a layer has dropout (version 2). */
@@ -136,14 +157,22 @@ function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray
 
 /** The format version a model needs: the oldest whose fields say every option its layers use. */
 function versionFor(layers: readonly Layer[], masking: number | null): number {
-  if (layers.some((l) => l instanceof Embedding || (l instanceof LSTM && (l.goBackwards || l.zeroOutputForMask)))) return 3;
+  if (layers.some((l) => l instanceof Embedding || l instanceof GRU || (l instanceof LSTM && (l.goBackwards || l.zeroOutputForMask)))) return 3;
   if (masking !== null) return 2;
   return layers.some((l) => (!(l instanceof Embedding) && !l.useBias) || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
 }
 
-function layerConfig(l: Layer, version: number): LSTMConfig | DenseConfig | EmbeddingConfig {
+function layerConfig(l: Layer, version: number): LSTMConfig | GRUConfig | DenseConfig | EmbeddingConfig {
   if (l instanceof Embedding) {
     return { kind: "embedding", inputDim: l.inputDim, outputDim: l.units, maskZero: l.maskZero, embeddingsInitializer: l.embeddingsInitializer };
+  }
+  if (l instanceof GRU) {
+    return {
+      kind: "gru", units: l.units, inputDim: l.inputDim ?? null, returnSequences: l.returnSequences, stateful: l.stateful,
+      batchSize: l.batchSize ?? null, resetAfter: l.resetAfter, kernelInitializer: l.kernelInitializer,
+      recurrentInitializer: l.recurrentInitializer, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
+      dropout: l.dropout, recurrentDropout: l.recurrentDropout, goBackwards: l.goBackwards, zeroOutputForMask: l.zeroOutputForMask,
+    };
   }
   if (l instanceof LSTM) {
     const c: LSTMConfig = {
@@ -212,13 +241,11 @@ export function engineToJSON(e: Engine): CheckpointJSON {
     states: {
       batchSize: e.batchSize ?? null,
       layers: e.rnns.map((l, i) => {
-        const h = e.stateH[i], c = e.stateC[i];
-        if (!h || !c) return null;
-        const rows = h.length / l.units;
-        return {
-          h: encodeArray(`lstm_${i}/h`, h, [rows, l.units]),
-          c: encodeArray(`lstm_${i}/c`, c, [rows, l.units]),
-        };
+        const s = e.state[i];
+        if (!s) return null;
+        const rows = e.stateRows(i), out: Record<string, EncodedArray> = {};
+        l.stateNames.forEach((nm, k) => { out[nm] = encodeArray(`${l.kind}_${i}/${nm}`, s[k]!, [rows, l.units]); });
+        return out as { h: EncodedArray; c?: EncodedArray };
       }),
     },
     shuffleRng: e.shuffleRng.state() as CheckpointJSON["shuffleRng"],

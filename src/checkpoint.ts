@@ -23,6 +23,7 @@
 import { Sequential, type RunOptions, checkRunOptions } from "./model.js";
 import type { Layer } from "./engine.js";
 import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/lstm.js";
+import { GRU } from "./layers/gru.js";
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
 import { Embedding, EMBEDDING_INITIALIZERS } from "./layers/embedding.js";
 import { Masking } from "./layers/masking.js";
@@ -147,7 +148,7 @@ class Reader {
  */
 function readLayer(r: Reader, path: string, v: unknown, version: number): { layer: Layer; inputDim: number | undefined } {
   const o = r.obj(path, v);
-  const kind = r.oneOf(`${path}.kind`, o.kind, version >= 3 ? ["lstm", "dense", "embedding"] as const : ["lstm", "dense"] as const);
+  const kind = r.oneOf(`${path}.kind`, o.kind, version >= 3 ? ["lstm", "gru", "dense", "embedding"] as const : ["lstm", "dense"] as const);
   if (kind === "embedding") {
     for (const k of Object.keys(o)) if (!["kind", "inputDim", "outputDim", "maskZero", "embeddingsInitializer"].includes(k)) r.fail(`${path}.${k}`, `unknown field`);
     if (typeof o.maskZero !== "boolean") r.fail(`${path}.maskZero`, `expected true or false, got ${fmtValue(o.maskZero)}`);
@@ -183,6 +184,31 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
     if (typeof v !== "number" || !(v >= 0 && v < 1)) r.fail(`${path}.${name}`, `expected a rate in [0, 1), got ${fmtValue(v)}`);
     return v as number;
   };
+  if (kind === "gru") {
+    const known = ["kind", "units", "inputDim", "returnSequences", "stateful", "batchSize", "resetAfter", "kernelInitializer",
+      "recurrentInitializer", "recurrentActivation", "useBias", "dropout", "recurrentDropout", "goBackwards", "zeroOutputForMask"];
+    for (const k of Object.keys(o)) if (!known.includes(k)) r.fail(`${path}.${k}`, `unknown field`);
+    const options = {
+      units: r.int(`${path}.units`, o.units, 1),
+      returnSequences: o.returnSequences as boolean,
+      stateful: o.stateful as boolean,
+      batchSize: r.optInt(`${path}.batchSize`, o.batchSize, 1),
+      resetAfter: o.resetAfter as boolean,
+      kernelInitializer: r.oneOf(`${path}.kernelInitializer`, o.kernelInitializer, INITIALIZERS),
+      recurrentInitializer: r.oneOf(`${path}.recurrentInitializer`, o.recurrentInitializer, INITIALIZERS),
+      recurrentActivation: r.oneOf(`${path}.recurrentActivation`, o.recurrentActivation, RECURRENT_ACTIVATIONS),
+      useBias: o.useBias as boolean,
+      dropout: v2rate("dropout"),
+      recurrentDropout: v2rate("recurrentDropout"),
+      goBackwards: v3("goBackwards"),
+      zeroOutputForMask: v3("zeroOutputForMask"),
+    };
+    for (const k of ["returnSequences", "stateful", "resetAfter", "useBias"] as const) {
+      if (typeof options[k] !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(options[k])}`);
+    }
+    if (options.batchSize === undefined) delete options.batchSize;
+    return { layer: r.build(path, () => new GRU(options)), inputDim };
+  }
   if (kind === "lstm") {
     const options = {
       units: r.int(`${path}.units`, o.units, 1),
@@ -376,7 +402,7 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
     e.fixBatch(batchSize!); // no state slots yet: they come from the file below, or lazily when a pass needs them
   }
   const sl = r.arr("states.layers", st.layers);
-  if (sl.length !== e.rnns.length) r.fail("states.layers", `expected ${e.rnns.length} entries (one per LSTM), got ${sl.length}`);
+  if (sl.length !== e.rnns.length) r.fail("states.layers", `expected ${e.rnns.length} entries (one per recurrent layer), got ${sl.length}`);
   const states = e.rnns.map((l, i) => {
     if (sl[i] === null) return null;
     const p = `states.layers[${i}]`, o = r.obj(p, sl[i]);
@@ -384,16 +410,10 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
     if (l.stateful && batchSize !== undefined && rows !== batchSize) {
       r.fail(`${p}.h.shape[0]`, `a stateful layer carries one row per batch row: expected ${batchSize}, got ${rows}`);
     }
-    return {
-      h: r.array(`${p}.h`, o.h, `lstm_${i}/h`, dtype, [rows, l.units]),
-      c: r.array(`${p}.c`, o.c, `lstm_${i}/c`, dtype, [rows, l.units]),
-    };
+    return l.stateNames.map((nm) => r.array(`${p}.${nm}`, o[nm], `${l.kind}_${i}/${nm}`, dtype, [rows, l.units]));
   });
   if (!e.built && states.some((s) => s !== null)) r.fail("states.layers", `states for a model that is not built`);
-  states.forEach((s, i) => {
-    e.stateH[i] = s?.h ?? null;
-    e.stateC[i] = s?.c ?? null;
-  });
+  states.forEach((s, i) => { e.state[i] = s; });
 
   // The shuffling RNG's position.
   e.shuffleRng = new Rng(`${e.seed}/shuffle`, readArc4(r, "shuffleRng", top.shuffleRng));

@@ -7,6 +7,12 @@
  */
 import type { FloatArray, StridedArray, Tensor } from "./tensor/tensor.js";
 
+/** A recurrent layer's states (or their gradients or norms), each [B, H] (norms [B, T]): h for every layer, c for an LSTM. */
+export interface RecurrentState {
+  h: Tensor;
+  c?: Tensor;
+}
+
 /** What a training or test step reports. */
 export interface StepResult {
   loss: number;
@@ -22,19 +28,19 @@ export interface Gradients {
   outputs: Tensor;
   /** dL/dx, [B, T, F]. */
   inputGrad: Tensor;
-  /** dL/d(initial state), per LSTM layer, each [B, H]. */
-  stateGrads: { h: Tensor; c: Tensor }[];
-  /** Every step's h, per LSTM layer, each [B, T, H] (batch-major copies, for study and plots). */
+  /** dL/d(initial state), per recurrent layer, each [B, H]: h, and c for an LSTM. */
+  stateGrads: RecurrentState[];
+  /** Every step's h, per recurrent layer, each [B, T, H] (batch-major copies, for study and plots). */
   hiddenStates: Tensor[];
-  /** With `hiddenGradNorms: true`: per LSTM layer, ‖dL/dh_t‖ (over batch and units) for t = 0 … T-1. */
+  /** With `hiddenGradNorms: true`: per recurrent layer, ‖dL/dh_t‖ (over batch and units) for t = 0 … T-1. */
   hiddenGradNorms?: number[][];
   /**
-   * With `gradNorms: true`: per LSTM layer, every sample's ‖dL/dh_t‖ and ‖dL/dc_t‖ (over the units), each
+   * With `gradNorms: true`: per recurrent layer, every sample's ‖dL/dh_t‖ and (an LSTM's) ‖dL/dc_t‖ (over the units), each
    * [B, T]. dL/dh_t and dL/dc_t are the whole gradients reaching h_t and c_t: from the layer above or the head,
    * and from step t + 1.
    */
-  gradNorms?: { h: Tensor; c: Tensor }[];
-  /** With `hiddenGrads: true`: per LSTM layer, dL/dh_t itself, [B, T, H]. */
+  gradNorms?: RecurrentState[];
+  /** With `hiddenGrads: true`: per recurrent layer, dL/dh_t itself, [B, T, H]. */
   hiddenGrads?: Tensor[];
 }
 

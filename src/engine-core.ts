@@ -9,8 +9,8 @@
  *   and reused for every call of that shape or smaller. Layers hand each other streams of their own buffers.
  * - Forward and backward over the whole stack on step ranges [t0, t1), so the truncated-BPTT unroller can
  *   keep history in front of a window.
- * - State slots: the (h, c) each recurrent layer ended its last pass with, which a stateful layer carries
- *   into the next pass, row by row.
+ * - State slots: the states each recurrent layer ended its last pass with (an LSTM's h and c, a GRU's h), which a
+ *   stateful layer carries into the next pass, row by row.
  * - The mask: Masking's flags per (step, row), handed to every layer it reaches (through sequences, until a
  *   layer gives vectors), and to the loss of a per-step output.
  * - The loss of the output rows against loaded labels, and the optimizer step applied atomically.
@@ -28,9 +28,12 @@ import {
 } from "./tensor/tensor.js";
 import { gatherSteps, gatherRows, timeToBatchMajor } from "./tensor/layout.js";
 import { clear } from "./tensor/kernels.js";
-import { type EngineLayer, type Flow, type GradStream, type PassContext, type Stream, planFlows, weightNamesOf } from "./layers/layer.js";
-import type { RowExecutor } from "./engine-api.js";
-import { LSTM, type LSTMWorkspace } from "./layers/lstm.js";
+import {
+  type EngineLayer, type Flow, type GradStream, type PassContext, type RecurrentWorkspace, type Stream, type StudyBuffers, planFlows, weightNamesOf,
+} from "./layers/layer.js";
+import type { RecurrentState, RowExecutor } from "./engine-api.js";
+import type { LSTM } from "./layers/lstm.js";
+import type { GRU } from "./layers/gru.js";
 import { Dense, type DenseWorkspace } from "./layers/dense.js";
 import { Embedding } from "./layers/embedding.js";
 import { maskSteps } from "./layers/masking.js";
@@ -52,10 +55,13 @@ function copyFrom(dst: FloatArray, src: FloatArray, from: number, n: number): vo
 }
 
 /** The layers this version has (the serializers switch on `kind`); the engine sees each as an EngineLayer. */
-export type Layer = LSTM | Dense | Embedding;
+export type Layer = LSTM | GRU | Dense | Embedding;
 
-/** A recurrent layer: the engine keeps its (h, c) state slots. */
-export type Recurrent = LSTM;
+/** A recurrent layer: the engine keeps its state slots (RecurrentLayer in layers/layer.ts). */
+export type Recurrent = LSTM | GRU;
+
+/** One recurrent layer's states, in its stateNames order, B·H values each (an LSTM's [h, c], a GRU's [h]). */
+export type StateSet = FloatArray[];
 
 
 /**
@@ -65,7 +71,7 @@ export type Recurrent = LSTM;
 export class EngineCore {
   /** The layers with weights, bottom to top. */
   readonly layers: readonly Layer[];
-  /** The recurrent layers among them, bottom to top: the ones with state slots (index i of stateH, ws(i), …). */
+  /** The recurrent layers among them, bottom to top: the ones with state slots (index i of `state`, ws(i), …). */
   readonly rnns: readonly Recurrent[];
   /** What each layer gives: a sequence or one vector per row. */
   readonly flows: readonly Flow[];
@@ -83,9 +89,11 @@ export class EngineCore {
   onNonFinite: "throw" | "skip" = "throw";
   /** The fixed batch size of a stateful model, once known. */
   batchSize: number | undefined;
-  /** The state every recurrent layer ended its last pass with (the carried state of a stateful layer), or null before any. */
-  readonly stateH: (FloatArray | null)[]; // per recurrent layer (B, H)
-  readonly stateC: (FloatArray | null)[]; // per recurrent layer (B, H)
+  /**
+   * The states every recurrent layer ended its last pass with (the carried state of a stateful layer), or null before
+   * any: per recurrent layer, one (B, H) buffer per state name.
+   */
+  readonly state: (StateSet | null)[];
   /** The RNG behind fit's shuffling; its position is saved in checkpoints. */
   shuffleRng: Rng;
   /**
@@ -155,8 +163,7 @@ export class EngineCore {
     this.seed = seed;
     this.shuffleRng = new Rng(`${seed}/shuffle`);
     this.dropoutRng = new Rng(`${seed}/dropout`);
-    this.stateH = this.rnns.map(() => null);
-    this.stateC = this.rnns.map(() => null);
+    this.state = this.rnns.map(() => null);
     this.wss = layers.map(() => null);
     this.outs = layers.map(() => ({ buf: new Float64Array(0), off: 0 }));
     this.dxs = layers.map(() => ({ buf: new Float64Array(0), off: 0, from: 0 }));
@@ -286,34 +293,45 @@ export class EngineCore {
     for (const l of this.rnns) if (l.stateful) l.batchSize = B;
   }
 
-  /** Makes recurrent layer i's state slots hold B rows (keeping them when they do). */
-  allocState(i: number, B: number): void {
-    const n = B * this.rnns[i]!.units;
-    if (!this.stateH[i] || this.stateH[i]!.length !== n) {
-      this.stateH[i] = allocate(this.dtype, n);
-      this.stateC[i] = allocate(this.dtype, n);
-    }
+  /** Makes recurrent layer i's state slots hold B rows (keeping them when they do); returns them. */
+  allocState(i: number, B: number): StateSet {
+    const n = B * this.rnns[i]!.units, cur = this.state[i];
+    if (cur && cur[0]!.length === n) return cur;
+    return (this.state[i] = this.rnns[i]!.stateNames.map(() => allocate(this.dtype, n)));
+  }
+
+  /** The rows of recurrent layer i's last states (0 before any pass). */
+  stateRows(i: number): number {
+    const s = this.state[i];
+    return s ? s[0]!.length / this.rnns[i]!.units : 0;
   }
 
   /** Zeros in every state slot; a stateful model with a known batch size gets slots of that size. */
   zeroStates(): void {
     this.rnns.forEach((l, i) => {
-      this.stateH[i]?.fill(0);
-      this.stateC[i]?.fill(0);
-      if (l.stateful && this.batchSize !== undefined && !this.stateH[i]) this.allocState(i, this.batchSize);
+      for (const s of this.state[i] ?? []) s.fill(0);
+      if (l.stateful && this.batchSize !== undefined && !this.state[i]) this.allocState(i, this.batchSize);
     });
   }
 
   /** Forgets every state slot (the state of a model that has run no pass). */
   clearStates(): void {
-    this.stateH.fill(null);
-    this.stateC.fill(null);
+    this.state.fill(null);
+  }
+
+  /**
+   * States of recurrent layer i as named [B, H] tensors (copies): `bufs` in its stateNames order, row b of
+   * state s at off + b·H.
+   */
+  namedStates(i: number, bufs: readonly FloatArray[], off: number, B: number): RecurrentState {
+    const H = this.rnns[i]!.units, names = this.rnns[i]!.stateNames, out: Record<string, Tensor> = {};
+    names.forEach((nm, s) => { out[nm] = fromData(bufs[s]!.slice(off, off + B * H), [B, H]); });
+    return out as unknown as RecurrentState;
   }
 
   /** Whether recurrent layer i starts a batch of B rows from its carried state: stateful, with a state of B rows. */
   carries(i: number, B: number): boolean {
-    const h = this.stateH[i];
-    return this.rnns[i]!.stateful && h !== null && h.length === B * this.rnns[i]!.units;
+    return this.rnns[i]!.stateful && this.state[i] !== null && this.stateRows(i) === B;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -386,8 +404,8 @@ export class EngineCore {
   }
 
   /** The workspace of recurrent layer i (after `ensure`). */
-  ws(i: number): LSTMWorkspace {
-    return this.wss[this.rnnAt[i]!] as LSTMWorkspace;
+  ws(i: number): RecurrentWorkspace {
+    return this.wss[this.rnnAt[i]!] as RecurrentWorkspace;
   }
 
   /** @internal The workspace of layer i (layers/*.ts), for studies and tests; null before the first pass. */
@@ -433,22 +451,17 @@ export class EngineCore {
   }
 
   /**
-   * Writes each recurrent layer's initial state into slot t0: the carried state for stateful layers (when
-   * `carried`), zeros otherwise, or the explicit `states` (B·H arrays per layer) when given.
+   * Writes each recurrent layer's initial states into slot t0: the carried ones for stateful layers (when
+   * `carried`), zeros otherwise, or the explicit `states` (per layer, B·H values per state) when given.
    */
-  setInitialState(t0: number, carried: boolean, states?: { h: FloatArray; c: FloatArray }[]): void {
+  setInitialState(t0: number, carried: boolean, states?: readonly StateSet[]): void {
     const B = this.B;
     for (let i = 0; i < this.rnns.length; i++) {
-      const ws = this.ws(i), n = B * this.rnns[i]!.units, off = t0 * n;
-      if (states) {
-        ws.hs.set(states[i]!.h, off);
-        ws.cs.set(states[i]!.c, off);
-      } else if (carried && this.carries(i, B)) {
-        ws.hs.set(this.stateH[i]!, off);
-        ws.cs.set(this.stateC[i]!, off);
-      } else {
-        ws.hs.fill(0, off, off + n);
-        ws.cs.fill(0, off, off + n);
+      const slots = this.ws(i).states, n = B * this.rnns[i]!.units, off = t0 * n;
+      const from = states ? states[i]! : carried && this.carries(i, B) ? this.state[i]! : null;
+      for (let s = 0; s < slots.length; s++) {
+        if (from) slots[s]!.set(from[s]!, off);
+        else slots[s]!.fill(0, off, off + n);
       }
     }
   }
@@ -466,12 +479,11 @@ export class EngineCore {
     for (let i = 0; i < this.layers.length; i++) this.layer(i).shiftHistory(this.wss[i], drop, keep);
   }
 
-  /** Copies every recurrent layer's (h, c) at slot `from` to slot `to`. */
+  /** Copies every recurrent layer's states at slot `from` to slot `to`. */
   copyState(from: number, to: number): void {
     this.rnns.forEach((l, i) => {
-      const n = this.B * l.units, ws = this.ws(i);
-      ws.hs.copyWithin(to * n, from * n, (from + 1) * n);
-      ws.cs.copyWithin(to * n, from * n, (from + 1) * n);
+      const n = this.B * l.units;
+      for (const s of this.ws(i).states) s.copyWithin(to * n, from * n, (from + 1) * n);
     });
   }
 
@@ -480,14 +492,12 @@ export class EngineCore {
     clear(this.grads);
   }
 
-  /** Keeps the state at slot t as every recurrent layer's last state (the carried one when stateful). */
+  /** Keeps the states at slot t as every recurrent layer's last states (the carried ones when stateful). */
   commitState(t: number): void {
     const B = this.B;
     for (let i = 0; i < this.rnns.length; i++) {
-      const n = B * this.rnns[i]!.units, ws = this.ws(i);
-      this.allocState(i, B);
-      copyFrom(this.stateH[i]!, ws.hs, t * n, n);
-      copyFrom(this.stateC[i]!, ws.cs, t * n, n);
+      const n = B * this.rnns[i]!.units, slots = this.ws(i).states, kept = this.allocState(i, B);
+      for (let s = 0; s < slots.length; s++) copyFrom(kept[s]!, slots[s]!, t * n, n);
     }
   }
 
@@ -575,7 +585,7 @@ export class EngineCore {
    */
   backward(
     tb: number, t1: number, ta: number, dhNorms: Float64Array[] | null = null,
-    study: { dh: FloatArray; dc: FloatArray }[] | null = null, // per recurrent layer, (cap, B, H) each
+    study: StudyBuffers[] | null = null, // per recurrent layer, (cap, B, H) each
     inputGrad = true, // false: the bottom layer's dL/dx is not computed (a training step's)
   ): void {
     const pass = this.pass, valid = this.maskValue === null ? null : this.valid, L = this.layers.length;
@@ -601,7 +611,7 @@ export class EngineCore {
   /** h_0 … h_{T-1} of recurrent layer i as a batch-major [B, T, H] tensor. */
   hiddenSequence(i: number, B: number, T: number): Tensor {
     const H = this.rnns[i]!.units, out = allocate(this.dtype, B * T * H);
-    timeToBatchMajor(T, B, H, this.ws(i).hs, B * H, out, 0); // slot t + 1 holds h_t
+    timeToBatchMajor(T, B, H, this.ws(i).states[0]!, B * H, out, 0); // slot t + 1 holds h_t
     return fromData(out, [B, T, H]);
   }
 

@@ -11,11 +11,11 @@
  */
 import { type FloatArray, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
 import { rowNorms, timeToBatchMajor } from "./tensor/layout.js";
-import { EngineCore } from "./engine-core.js";
+import { EngineCore, type StateSet } from "./engine-core.js";
 import type { StepResult, Gradients, GradientRequest, RowExecutor } from "./engine-api.js";
 
 export { planFlows, weightNamesOf } from "./layers/layer.js";
-export type { Layer, Recurrent } from "./engine-core.js";
+export type { Layer, Recurrent, StateSet } from "./engine-core.js";
 export type { StepResult, Gradients, GradientRequest, RowExecutor };
 
 export class Engine extends EngineCore {
@@ -24,7 +24,7 @@ export class Engine extends EngineCore {
    * (B·H values each, for the call's B rows), set by the facade around a call (`initialStates`); null: none.
    * Such calls run on the calling thread.
    */
-  given: { h: FloatArray; c: FloatArray }[] | null = null;
+  given: StateSet[] | null = null;
 
   /** The pool, unless the call starts from given states (the pool's slices start from the carried ones). */
   protected override pool(training: boolean): RowExecutor | null {
@@ -105,7 +105,7 @@ export class Engine extends EngineCore {
     this.zeroGrads();
     const norms = hiddenGradNorms ? this.rnns.map(() => new Float64Array(T)) : null;
     const study = request.gradNorms || request.hiddenGrads
-      ? this.rnns.map((l) => ({ dh: new Float64Array(T * B * l.units), dc: new Float64Array(T * B * l.units) }))
+      ? this.rnns.map((l) => ({ dh: new Float64Array(T * B * l.units), dc: l.stateNames.includes("c") ? new Float64Array(T * B * l.units) : null }))
       : null;
     this.backward(0, T, 0, norms, study);
     if (!request.keepState) this.commitState(T);
@@ -115,13 +115,15 @@ export class Engine extends EngineCore {
     const res: Gradients = {
       loss, grads: this.splitFlat(this.grads), outputs: this.headOutput(B, T), inputGrad: fromData(dx, [B, T, F]),
       hiddenStates: this.rnns.map((_, i) => this.hiddenSequence(i, B, T)),
-      stateGrads: this.rnns.map((l, i) => ({
-        h: fromData(this.ws(i).dh.slice(0, B * l.units), [B, l.units]),
-        c: fromData(this.ws(i).dc.slice(0, B * l.units), [B, l.units]),
-      })),
+      stateGrads: this.rnns.map((_, i) => this.namedStates(i, this.ws(i).dStates, 0, B)),
     };
     if (norms) res.hiddenGradNorms = norms.map((a) => Array.from(a));
-    if (study && request.gradNorms) res.gradNorms = study.map((s, i) => ({ h: rowNorms(s.dh, B, T, this.rnns[i]!.units), c: rowNorms(s.dc, B, T, this.rnns[i]!.units) }));
+    if (study && request.gradNorms) {
+      res.gradNorms = study.map((s, i) => {
+        const H = this.rnns[i]!.units;
+        return s.dc ? { h: rowNorms(s.dh, B, T, H), c: rowNorms(s.dc, B, T, H) } : { h: rowNorms(s.dh, B, T, H) };
+      });
+    }
     if (study && request.hiddenGrads) {
       res.hiddenGrads = study.map((s, i) => {
         const H = this.rnns[i]!.units, out = new Float64Array(B * T * H);
@@ -137,7 +139,7 @@ export class Engine extends EngineCore {
    * pass would start from (the carried state of a stateful model, else zeros). Changes no state: gradCheck's
    * probe.
    */
-  lossFrom(xt: StridedArray, yt: StridedArray, B: number, T: number, states: { h: FloatArray; c: FloatArray }[] | null): number {
+  lossFrom(xt: StridedArray, yt: StridedArray, B: number, T: number, states: StateSet[] | null): number {
     this.ensure(B, T);
     this.loadInput(xt, null, 0, B, 0, T, 0);
     this.setInitialState(0, true, states ?? undefined);

@@ -40,7 +40,7 @@ export async function fitLoop<M extends { stopTraining: boolean }>(
 ): Promise<History> {
   const { x, y, N, T, batchSize: bs, epochs, shuffle, validation: val } = plan;
   // A stateful model validates from zero states, and training then carries on from where it was.
-  const saved = val && e.stateful ? e.rnns.map((l) => ({ h: new Float64Array(bs * l.units), c: new Float64Array(bs * l.units) })) : null;
+  const saved = val && e.stateful ? e.rnns.map((l) => l.stateNames.map(() => new Float64Array(bs * l.units))) : null;
   const history = new History();
   const progress = plan.progress ? new ProgressBar(plan.progress, epochs, Math.ceil(N / bs), e.accuracy) : null;
   const order = new Int32Array(N);
@@ -74,11 +74,11 @@ export async function fitLoop<M extends { stopTraining: boolean }>(
     if (e.accuracy) logs.accuracy = accSum / seen;
     if (val) {
       if (saved) {
-        saved.forEach((s, i) => { e.allocState(i, bs); s.h.set(e.stateH[i]!); s.c.set(e.stateC[i]!); });
+        saved.forEach((s, i) => { const cur = e.allocState(i, bs); s.forEach((buf, k) => buf.set(cur[k]!)); });
         e.zeroStates();
       }
       const r = e.evaluateRows(val.x, val.y, val.N, val.T, bs);
-      if (saved) saved.forEach((s, i) => { e.stateH[i]!.set(s.h); e.stateC[i]!.set(s.c); });
+      if (saved) saved.forEach((s, i) => { s.forEach((buf, k) => e.state[i]![k]!.set(buf)); });
       logs.valLoss = r.loss;
       if (r.accuracy !== undefined) logs.valAccuracy = r.accuracy;
     }

@@ -71,7 +71,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   const xc = tensor(xt as Tensor, "float64");
   const states = e.rnns.map((l, i) => {
     const n = B * l.units, carried = e.carries(i, B);
-    return { h: carried ? Float64Array.from(e.stateH[i]!) : new Float64Array(n), c: carried ? Float64Array.from(e.stateC[i]!) : new Float64Array(n) };
+    return l.stateNames.map((_, s) => (carried ? Float64Array.from(e.state[i]![s]!) : new Float64Array(n)));
   });
   const analytic = model.computeGradients(xc, yt as Tensor, { keepState: true });
   const lossAt = (): number => e.lossFrom(xc, yt, B, T, states);
@@ -123,10 +123,11 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
     result.input = check(xc.data as Float64Array, analytic.inputGrad.data, kept);
   }
   if (wrt.includes("states")) {
-    result.states = states.flatMap((st, i) => [
-      { name: `lstm_${i}/h`, ...check(st.h, analytic.stateGrads[i]!.h.data) },
-      { name: `lstm_${i}/c`, ...check(st.c, analytic.stateGrads[i]!.c.data) },
-    ]);
+    const count = new Map<string, number>(); // layers counted per kind, as in weight names: "lstm_0/h", "gru_0/h"
+    const layerNames = e.rnns.map((l) => { const k = count.get(l.kind) ?? 0; count.set(l.kind, k + 1); return `${l.kind}_${k}/`; });
+    result.states = states.flatMap((st, i) => e.rnns[i]!.stateNames.map((nm, s) => (
+      { name: `${layerNames[i]}${nm}`, ...check(st[s]!, (analytic.stateGrads[i] as unknown as Record<string, Tensor>)[nm]!.data) }
+    )));
   }
   const all = [...result.perWeight, ...(result.input ? [result.input] : []), ...(result.states ?? [])];
   result.maxRelativeError = Math.max(...all.map((p) => p.maxRelativeError));

@@ -2,6 +2,7 @@
 // it imports, uses Node. What needs Node is in node/index.ts ("longshort/node"). This file only re-exports.
 export { tensor, zeros, toArray, type Tensor, type TensorLike, type DType } from "./tensor/tensor.js";
 export { LSTM, type LSTMOptions, type RecurrentActivation } from "./layers/lstm.js";
+export { GRU, type GRUOptions } from "./layers/gru.js";
 export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
 export { Masking, type MaskingOptions } from "./layers/masking.js";
 export { Embedding, type EmbeddingOptions, type EmbeddingInitializer } from "./layers/embedding.js";

@@ -9,73 +9,32 @@
  * Legend: B batch, T timesteps, F input features, H units, D head units.
  */
 import {
-  type DType, type FloatArray, type Tensor, type TensorLike, DEFAULT_DTYPE, allocate, checkDType, fromData, toTensor, assertFinite,
+  type DType, type Tensor, type TensorLike, DEFAULT_DTYPE, allocate, checkDType, fromData, toTensor, assertFinite,
 } from "./tensor/tensor.js";
 import { LSTM } from "./layers/lstm.js";
+import { GRU } from "./layers/gru.js";
 import { Dense } from "./layers/dense.js";
 import { Masking } from "./layers/masking.js";
 import { Embedding } from "./layers/embedding.js";
 import { type LossName, type LossAlias, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
-import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StepResult } from "./engine.js";
+import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StateSet, type StepResult } from "./engine.js";
+import type { RecurrentState } from "./engine-api.js";
+export type { RecurrentState };
 import {
   batchOption, buildFor, checkBatch, checkInput, checkLabels, checkStatefulBatch, checkStates, requireBuilt, requireCompiled,
 } from "./validate.js";
 import { type CallbackHooks, type History, HOOKS } from "./callbacks.js";
 import { fitLoop } from "./fit.js";
 import { withArena } from "./wasm/arena.js";
-import { relaxedSimd } from "./wasm/gemm.js";
 import { progressSink } from "./progress.js";
 import { type CheckpointJSON, engineToJSON } from "./checkpoint-json.js";
 import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue, toSize } from "./errors.js";
+import { type RunOptions, checkRunOptions } from "./run-options.js";
 
 export type { Layer, Gradients, GradientRequest, StepResult };
 
-/**
- * Where a model runs: its kernels (`backend`) and whether its products fuse (`fma`). A choice of the runtime, not a
- * part of the model, so a checkpoint or a weights file does not hold it; the loaders take it beside the bytes
- * (`decodeCheckpoint(bytes, { fma: true })`, `loadCheckpoint(path, { backend: "js" })`, `fromTfjs(a, { fma: true })`).
- */
-export interface RunOptions {
-  /**
-   * "wasm" (default): the products and the LSTM's σ-gate math run in WebAssembly SIMD on buffers in the model's
-   * own WebAssembly memory. It needs SharedArrayBuffer (Node; a cross-origin-isolated page) and WebAssembly SIMD;
-   * elsewhere the model takes "js", and `model.backend` says which is in effect. "js": the TypeScript kernels
-   * everywhere. Both pass every golden fixture; "wasm" is never slower and 2–7× faster from S1 up (README,
-   * "The SIMD backend").
-   */
-  backend?: "js" | "wasm";
-  /**
-   * true: the SIMD backend's products add each product with WebAssembly relaxed SIMD's multiply-add, rounded once
-   * where the CPU fuses it (x64 with FMA3, arm64), instead of rounding the product and then the sum, which frees
-   * a vector pipe (README, "Fused multiply-add"); in float32 the gate math's exp fuses its steps too. Every sum
-   * keeps its order, so threads and truncated BPTT agree with one thread as before, and the golden fixtures hold;
-   * results differ from `fma: false` (and from the "js" backend) in the last bits. It needs relaxed SIMD: Chrome 114+, Node 22+, Node 20 started with
-   * `--experimental-wasm-relaxed-simd`; elsewhere `fma: true` throws. Default false: results the same bits on every
-   * runtime. `model.fma` says whether it is on.
-   */
-  fma?: boolean;
-}
-
-/**
- * `backend` and `fma` checked and defaulted, errors prefixed by `what` ("Sequential " → "Sequential fma: …",
- * "decodeCheckpoint options." → "decodeCheckpoint options.fma: …"). Throws where fma is asked for and this
- * runtime has no relaxed SIMD. (Whether the SIMD backend itself runs here is known only once the model's
- * memory is made: the constructor checks that.)
- */
-export function checkRunOptions(what: string, backendGiven?: unknown, fmaGiven?: unknown): Required<RunOptions> {
-  const backend = backendGiven ?? "wasm", fma = fmaGiven ?? false;
-  if (backend !== "js" && backend !== "wasm") throw new ValueError(`${what}backend: expected "js" or "wasm", got ${fmtValue(backend)}`);
-  if (typeof fma !== "boolean") throw new ValueError(`${what}fma: expected true or false, got ${fmtValue(fma)}`);
-  if (fma && backend !== "wasm") throw new ValueError(`${what}fma: fused multiply-adds run on the SIMD backend, got backend "${backend}"`);
-  if (fma && !relaxedSimd()) {
-    throw new ValueError(
-      `${what}fma: this runtime has no WebAssembly relaxed SIMD, which the fused multiply-add needs ` +
-      "(Chrome 114+, Node 22+; Node 20 with --experimental-wasm-relaxed-simd); leave fma off here",
-    );
-  }
-  return { backend, fma };
-}
+export { type RunOptions, checkRunOptions } from "./run-options.js";
 
 export interface SequentialOptions extends RunOptions {
   /** "float64" (default: exact, and as fast as float32 in V8, see the README) or "float32". */
@@ -99,21 +58,29 @@ export interface CompileOptions {
 /** What the passes take to start from given states (an encoder's final states starting a decoder, Keras's `initial_state`). */
 export interface InitialStatesOption {
   /**
-   * Per LSTM layer, bottom to top, the (h, c) the pass starts from, [B, H] each, with one row per row of x
-   * (instead of zeros, or a stateful model's carried state, which the pass then replaces as usual).
+   * Per recurrent layer, bottom to top, the states the pass starts from, [B, H] each, with one row per row of x:
+   * { h, c } for an LSTM, { h } for a GRU (instead of zeros, or a stateful model's carried state, which the pass
+   * then replaces as usual).
    */
-  initialStates?: { h: TensorLike; c: TensorLike }[];
+  initialStates?: StatesLike[];
 }
 
 /** Checked initial states and each layer's units. */
 interface StateRows {
-  states: { h: FloatArray; c: FloatArray }[];
+  states: StateSet[];
   units: number[];
 }
 
+/** An LSTM layer's states. */
 export interface LSTMState {
   h: Tensor; // [B, H]
   c: Tensor; // [B, H]
+}
+
+/** A recurrent layer's states as given to resetStates and initialStates: { h, c } for an LSTM, { h } for a GRU. */
+export interface StatesLike {
+  h: TensorLike;
+  c?: TensorLike;
 }
 
 /**
@@ -160,7 +127,7 @@ export class Sequential {
 
   constructor(stack: (Masking | Layer)[], options: SequentialOptions = {}) {
     if (!Array.isArray(stack) || stack.length === 0) {
-      throw new ValueError(`Sequential layers: expected a non-empty array of LSTM and Dense layers, got ${fmtValue(stack)}`);
+      throw new ValueError(`Sequential layers: expected a non-empty array of layers (LSTM, GRU, Dense, Embedding, Masking), got ${fmtValue(stack)}`);
     }
     // A Masking layer may come first; the engine gets its value, the layers with weights get the rest.
     stack.forEach((l, i) => {
@@ -170,10 +137,10 @@ export class Sequential {
     if (masking && masking.owner !== null) throw new ValueError(`Sequential layers[0]: this Masking layer already belongs to another model; create a new one`);
     const layers = (masking ? stack.slice(1) : stack) as Layer[];
     const at = (i: number): number => i + (masking ? 1 : 0); // index in the array the user gave
-    if (layers.length === 0) throw new ValueError(`Sequential layers: expected LSTM and Dense layers after the Masking layer`);
+    if (layers.length === 0) throw new ValueError(`Sequential layers: expected layers with weights (LSTM, GRU, Dense, Embedding) after the Masking layer`);
     layers.forEach((l, i) => {
-      if (!(l instanceof LSTM) && !(l instanceof Dense) && !(l instanceof Embedding)) {
-        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM, a Dense or an Embedding, got ${fmtValue(l)}`);
+      if (!(l instanceof LSTM) && !(l instanceof GRU) && !(l instanceof Dense) && !(l instanceof Embedding)) {
+        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM, a GRU, a Dense or an Embedding, got ${fmtValue(l)}`);
       }
     });
     if (masking && layers[0] instanceof Embedding) {
@@ -205,10 +172,10 @@ export class Sequential {
     if ((typeof seed !== "number" || !Number.isFinite(seed)) && typeof seed !== "string") {
       throw new ValueError(`Sequential seed: expected a finite number or a string, got ${fmtValue(seed)}`);
     }
-    const stateful = layers.filter((l): l is LSTM => l instanceof LSTM && l.stateful && l.batchSize !== undefined);
+    const stateful = layers.filter((l): l is LSTM | GRU => (l instanceof LSTM || l instanceof GRU) && l.stateful && l.batchSize !== undefined);
     const sizes = new Set(stateful.map((l) => l.batchSize));
     if (sizes.size > 1) {
-      throw new ValueError(`Sequential: stateful LSTM layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
+      throw new ValueError(`Sequential: stateful recurrent layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
     }
     const { backend, fma } = checkRunOptions("Sequential ", options.backend, options.fma);
     const engine = new Engine(layers, dtype, String(seed), masking ? masking.maskValue : null, backend, fma);
@@ -419,35 +386,29 @@ export class Sequential {
   }
 
   /**
-   * The LSTM states after the last forward pass (the carried state of stateful layers), per LSTM layer,
-   * each { h, c } of shape [B, H] ([0, H] before any pass).
+   * The states after the last forward pass (the carried state of stateful layers), per recurrent layer, each
+   * [B, H] ([0, H] before any pass): { h, c } for an LSTM, { h } for a GRU.
    *
    * @example
    * const [{ h, c }] = model.getStates();
    */
-  getStates(): LSTMState[] {
+  getStates(): RecurrentState[] {
     const e = this.engine;
     requireBuilt(e, "getStates");
-    return e.rnns.map((l, i) => {
-      const H = l.units;
-      const h = e.stateH[i] ?? allocate(e.dtype, 0);
-      const c = e.stateC[i] ?? allocate(e.dtype, 0);
-      const B = h.length / H;
-      return { h: fromData(h.slice(), [B, H]), c: fromData(c.slice(), [B, H]) };
-    });
+    return e.rnns.map((l, i) => e.namedStates(i, e.state[i] ?? l.stateNames.map(() => allocate(e.dtype, 0)), 0, e.stateRows(i)));
   }
 
   /**
-   * Resets the LSTM states.
+   * Resets the recurrent layers' states.
    * - `resetStates()`: zeros for every row.
-   * - `resetStates(states)`: the given `{h, c}` per LSTM layer, each [B, H].
+   * - `resetStates(states)`: the given states per recurrent layer, each [B, H]: `{ h, c }` for an LSTM, `{ h }` for a GRU.
    * - `resetStates({ rows: [0, 2] })`: zeros for those batch rows only; the other rows keep their state.
    *
    * @example
    * model.resetStates();                       // new sequences in every row
    * model.resetStates({ rows: [1] });          // row 1 starts a new sequence, rows 0 and 2 continue
    */
-  resetStates(states?: { h: TensorLike; c: TensorLike }[] | { rows: number[] }): void {
+  resetStates(states?: StatesLike[] | { rows: number[] }): void {
     const e = this.engine;
     requireBuilt(e, "resetStates");
     if (states === undefined) {
@@ -457,26 +418,21 @@ export class Sequential {
     if (!Array.isArray(states) && typeof states === "object" && states !== null) {
       checkKeys("resetStates", states, ["rows"]);
       const rows = states.rows;
-      const h0 = e.stateH[0];
-      const B = e.batchSize ?? (h0 ? h0.length / e.rnns[0]!.units : 0);
+      const B = e.batchSize ?? e.stateRows(0);
       if (!Array.isArray(rows) || rows.some((r) => !Number.isInteger(r) || r < 0 || r >= B)) {
         throw new ValueError(`resetStates rows: expected batch row indices in [0, ${B}), got ${JSON.stringify(rows)}`);
       }
       e.rnns.forEach((l, i) => {
         const H = l.units;
-        for (const r of rows) {
-          e.stateH[i]?.fill(0, r * H, (r + 1) * H);
-          e.stateC[i]?.fill(0, r * H, (r + 1) * H);
-        }
+        for (const r of rows) for (const s of e.state[i] ?? []) s.fill(0, r * H, (r + 1) * H);
       });
       return;
     }
     // Validate everything first: a bad entry must not leave some layers changed.
     const { states: parsed, B } = checkStates(e, "resetStates states", states, e.batchSize);
     parsed.forEach((p, i) => {
-      e.allocState(i, B);
-      e.stateH[i]!.set(p.h);
-      e.stateC[i]!.set(p.c);
+      const slots = e.allocState(i, B);
+      p.forEach((buf, s) => slots[s]!.set(buf));
     });
     if (e.stateful && e.batchSize === undefined) e.fixBatch(B);
   }
@@ -500,7 +456,7 @@ export class Sequential {
       throw new StateError(`setBatchSize: the model is stateless and takes any batch size; setBatchSize is for stateful models`);
     }
     e.fixBatch(batchSize);
-    if (e.built) e.rnns.forEach((_, i) => { e.allocState(i, batchSize); e.stateH[i]!.fill(0); e.stateC[i]!.fill(0); });
+    if (e.built) e.rnns.forEach((_, i) => { for (const s of e.allocState(i, batchSize)) s.fill(0); });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -512,9 +468,9 @@ export class Sequential {
    * unless `keepState: true` (then it only looks: two such calls give the same result).
    *
    * Options, for studying the gradient along the sequence (each false by default):
-   * - `hiddenGradNorms`: per LSTM layer, ‖dL/dh_t‖ over the whole batch, one number per step;
-   * - `gradNorms`: per LSTM layer, every sample's ‖dL/dh_t‖ and ‖dL/dc_t‖, [B, T] each;
-   * - `hiddenGrads`: per LSTM layer, dL/dh_t itself, [B, T, H];
+   * - `hiddenGradNorms`: per recurrent layer, ‖dL/dh_t‖ over the whole batch, one number per step;
+   * - `gradNorms`: per recurrent layer, every sample's ‖dL/dh_t‖ and (an LSTM's) ‖dL/dc_t‖, [B, T] each;
+   * - `hiddenGrads`: per recurrent layer, dL/dh_t itself, [B, T, H];
    * - `keepState`: leave a stateful model's carried state as it was;
    * - `training`: a training pass, with dropout (masks drawn for this call) where the layers have it.
    * With `gradNorms`, `hiddenGrads`, `keepState` or `training` the pass runs on the calling thread.
@@ -551,7 +507,7 @@ export class Sequential {
     const e = this.engine;
     e.given = given.states.map((s, i) => {
       const H = given.units[i]!;
-      return { h: s.h.subarray(start * H, (start + B) * H), c: s.c.subarray(start * H, (start + B) * H) };
+      return s.map((buf) => buf.subarray(start * H, (start + B) * H));
     });
     try {
       return call();

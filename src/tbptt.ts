@@ -19,7 +19,8 @@
  *
  * Legend: B batch, T steps of the chunk, F features, D head units.
  */
-import { Sequential, type LSTMState } from "./model.js";
+import { Sequential } from "./model.js";
+import type { RecurrentState } from "./engine-api.js";
 import { type FloatArray, type Tensor, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
 import { gatherSteps, timeToBatchMajor } from "./tensor/layout.js";
 import { buildFor, checkInput, checkLabels, checkStatefulBatch, requireCompiled } from "./validate.js";
@@ -58,7 +59,7 @@ export interface WindowInfo {
    * dL/d(h, c) of the state the reached steps started from, where the gradient was cut, per LSTM layer,
    * [B, H] each (copies): with k2 = k1, the window's initial state.
    */
-  stateGrads(): { h: Tensor; c: Tensor }[];
+  stateGrads(): RecurrentState[];
 }
 
 export interface TrainSequenceOptions {
@@ -109,7 +110,7 @@ export class TruncatedBPTT {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
     }
     checkKeys("TruncatedBPTT", options, ["windowLength", "backpropLength"]);
-    const back = model.engine.layers.findIndex((l) => l.kind === "lstm" && l.goBackwards);
+    const back = model.engine.layers.findIndex((l) => (l.kind === "lstm" || l.kind === "gru") && l.goBackwards);
     if (back >= 0) {
       throw new ValueError(
         `TruncatedBPTT model: layers[${back + (model.masking ? 1 : 0)}] reads its sequence backwards (goBackwards), which needs the end of the ` +
@@ -139,23 +140,19 @@ export class TruncatedBPTT {
   }
 
   /**
-   * The state carried into the next window, per LSTM layer, as copies ([B, H] each). Between sequences it is
+   * The state carried into the next window, per recurrent layer, as copies ([B, H] each). Between sequences it is
    * zeros ([B, H] with the last sequence's B; [0, H] before the first sequence).
    *
    * @example
    * tbptt.trainSequence(chunk, y, { endOfSequence: false });
    * const [{ h, c }] = tbptt.getStates();   // the first LSTM's state after the chunk's last full window
    */
-  getStates(): LSTMState[] {
+  getStates(): RecurrentState[] {
     const e = this.model.engine;
     return e.rnns.map((l, i) => {
       const n = this.B * l.units, ws = e.built ? e.ws(i) : null;
-      if (!this.inSequence || !ws) return { h: fromData(allocate(e.dtype, n), [this.B, l.units]), c: fromData(allocate(e.dtype, n), [this.B, l.units]) };
-      const off = this.stateSlot * n;
-      return {
-        h: fromData(ws.hs.slice(off, off + n), [this.B, l.units]),
-        c: fromData(ws.cs.slice(off, off + n), [this.B, l.units]),
-      };
+      if (!this.inSequence || !ws) return e.namedStates(i, l.stateNames.map(() => allocate(e.dtype, n)), 0, this.B);
+      return e.namedStates(i, ws.states, this.stateSlot * n, this.B);
     });
   }
 
@@ -281,10 +278,7 @@ export class TruncatedBPTT {
           timeToBatchMajor(reach, B, F, g.buf, g.off + (tb - g.from) * B * F, out, 0);
           return fromData(out, [B, reach, F]);
         },
-        stateGrads: () => m.rnns.map((l, i) => ({
-          h: fromData(m.ws(i).dh.slice(0, B * l.units), [B, l.units]),
-          c: fromData(m.ws(i).dc.slice(0, B * l.units), [B, l.units]),
-        })),
+        stateGrads: () => m.rnns.map((_, i) => m.namedStates(i, m.ws(i).dStates, 0, B)),
       };
       if (accuracy !== undefined) info.accuracy = accuracy;
       onWindow(info);

@@ -5,9 +5,9 @@
  *
  * Legend: B batch, T timesteps, F input features, D head units.
  */
-import { type FloatArray, type StridedArray, assertFinite, fromData, isTensor, toTensor } from "./tensor/tensor.js";
+import { type StridedArray, assertFinite, fromData, isTensor, toTensor } from "./tensor/tensor.js";
 import { assertFiniteIn } from "./tensor/layout.js";
-import type { Engine } from "./engine.js";
+import type { Engine, StateSet } from "./engine.js";
 import { ShapeError, StateError, ValueError, checkKeys, fmtShape, fmtValue, toSize } from "./errors.js";
 
 /** A checked input: an ndarray we can index with strides, plus its sizes. */
@@ -115,27 +115,37 @@ function sparseLabels(e: Engine, name: string, t: StridedArray, B: number, T: nu
  * checked whole before anything uses them: `what` names the argument ("resetStates states", "predict
  * initialStates"). Returns their values in the model's dtype and the row count.
  */
-export function checkStates(e: Engine, what: string, states: unknown, B: number | undefined): { states: { h: FloatArray; c: FloatArray }[]; B: number } {
+/** "an LSTM", "a GRU": a recurrent layer's kind as prose. */
+function an(kind: string): string {
+  const name = kind.toUpperCase();
+  return `${/^[AEFHILMNORSX]/.test(name) ? "an" : "a"} ${name}`;
+}
+
+export function checkStates(e: Engine, what: string, states: unknown, B: number | undefined): { states: StateSet[]; B: number } {
   const n = e.rnns.length;
+  const form = (i: number): string => `{ ${e.rnns[i]!.stateNames.join(", ")} }`;
   if (!Array.isArray(states) || states.length !== n) {
-    throw new ValueError(`${what}: expected ${n} { h, c } objects (one per LSTM layer), got ${Array.isArray(states) ? states.length : fmtValue(states)}`);
+    const forms = e.rnns.map((_, i) => form(i)).join(", ");
+    throw new ValueError(`${what}: expected ${n} state objects (one per recurrent layer: ${forms}), got ${Array.isArray(states) ? states.length : fmtValue(states)}`);
   }
   let rows = B;
   const parsed = states.map((s: unknown, i) => {
-    if (typeof s !== "object" || s === null || !("h" in s) || !("c" in s)) {
-      throw new ValueError(`${what}[${i}]: expected { h, c }, got ${fmtValue(s)}`);
+    const names = e.rnns[i]!.stateNames;
+    if (typeof s !== "object" || s === null || names.some((nm) => !(nm in s))) {
+      throw new ValueError(`${what}[${i}]: expected ${form(i)} (${an(e.rnns[i]!.kind)} layer's states), got ${fmtValue(s)}`);
     }
+    const extra = Object.keys(s).find((k) => !names.includes(k));
+    if (extra !== undefined) throw new ValueError(`${what}[${i}]: unknown state "${extra}" (${an(e.rnns[i]!.kind)} layer has ${form(i)})`);
     const H = e.rnns[i]!.units;
-    const h = toTensor(`${what}[${i}].h`, (s as { h: unknown }).h, e.dtype);
-    const c = toTensor(`${what}[${i}].c`, (s as { c: unknown }).c, e.dtype);
-    for (const [nm, t] of [["h", h], ["c", c]] as const) {
+    return names.map((nm) => {
+      const t = toTensor(`${what}[${i}].${nm}`, (s as Record<string, unknown>)[nm], e.dtype);
       if (t.shape.length !== 2 || t.shape[1] !== H || (rows !== undefined && t.shape[0] !== rows)) {
         throw new ShapeError(`${what}[${i}].${nm}: expected shape [B, H] = [${rows ?? "B"}, ${H}], got ${fmtShape(t.shape)}`);
       }
       assertFinite(`${what}[${i}].${nm}`, t.data, t.shape);
-    }
-    rows = h.shape[0]!;
-    return { h: h.data, c: c.data };
+      rows = t.shape[0]!;
+      return t.data;
+    });
   });
   return { states: parsed, B: rows ?? 0 };
 }

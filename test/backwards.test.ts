@@ -101,7 +101,7 @@ describe("goBackwards", () => {
       const x = randomNormal([B, 4, F], { seed: 20 + call });
       expect(Array.from(back.predict(x).data)).toEqual(Array.from(fwd.predict(reversed(x)).data));
     }
-    expect(Array.from(back.getStates()[0]!.c.data)).toEqual(Array.from(fwd.getStates()[0]!.c.data));
+    expect(Array.from(back.getStates()[0]!.c!.data)).toEqual(Array.from(fwd.getStates()[0]!.c!.data));
   });
 
   it("TruncatedBPTT refuses it, naming the layer and why", () => {

@@ -372,7 +372,7 @@ describe("a checkpoint is untrusted input", () => {
     const copy = decodeCheckpoint(fileFor(JSON.stringify(j)));
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * 1024 * 1024);
     expect(copy.batchSize).toBe(50_000_000);
-    expect(copy.engine.stateH).toEqual([null]);
+    expect(copy.engine.state).toEqual([null]);
   });
 });
 

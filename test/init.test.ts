@@ -153,7 +153,7 @@ describe("unitForgetBias opens the forget gate, and only that gate", () => {
       const { h, c } = m.getStates()[0]!;
       const f = unitForgetBias ? 1 / (1 + Math.exp(-1)) : 0.5; // i = o = σ(0) = 0.5 and g = tanh(0) = 0 either way
       c0.flat().forEach((v, j) => {
-        expect(c.data[j]).toBeCloseTo(f * v, 15);
+        expect(c!.data[j]).toBeCloseTo(f * v, 15);
         expect(h.data[j]).toBeCloseTo(0.5 * Math.tanh(f * v), 15);
       });
     }

@@ -60,7 +60,7 @@ describe("Masking", () => {
     one.predict([row(0, 2)]); other.predict([row(1, 4)]);
     const st = m.getStates()[0]!;
     expect(Array.from(st.h.data.subarray(0, H))).toEqual(Array.from(one.getStates()[0]!.h.data));
-    expect(Array.from(st.c.data.subarray(H, 2 * H))).toEqual(Array.from(other.getStates()[0]!.c.data));
+    expect(Array.from(st.c!.data.subarray(H, 2 * H))).toEqual(Array.from(other.getStates()[0]!.c!.data));
   });
 
   it("before a row's first kept step the output is zeros, even over a carried state; a fully masked row outputs the head of zeros", () => {

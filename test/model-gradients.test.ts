@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import { Sequential, LSTM, Dense, gradCheck, type Activation, type LossName, type Tensor } from "../src/index.js";
 import type { DenseWorkspace } from "../src/layers/dense.js";
+import type { LSTMWorkspace } from "../src/layers/lstm.js";
 import type { Rng } from "../src/init.js";
 import {
   makeRng, uniformArray, randInt, checkGradients, expectGradientsMatch, WorstTracker, type Wrt,
@@ -150,7 +151,7 @@ function hardKinkMargin(model: Sequential): number {
     const n = ws.B * ws.cap * G;
     for (let q = 0; q < n; q++) {
       if (Math.floor(q / H) % 4 === 2) continue; // the tanh block
-      const v = ws.gates[q]!;
+      const v = (ws as LSTMWorkspace).gates[q]!;
       if (v !== 0 && v !== 1) m = Math.min(m, v, 1 - v);
     }
   });
@@ -227,7 +228,7 @@ describe("computeGradients vs finite differences on random configurations", () =
       if (c.stateful) {
         s0.forEach((s, i) => {
           wrts.push({ name: `stateGrads[${i}].h`, values: s.h.data as Float64Array, analytic: g.stateGrads[i]!.h.data });
-          wrts.push({ name: `stateGrads[${i}].c`, values: s.c.data as Float64Array, analytic: g.stateGrads[i]!.c.data });
+          wrts.push({ name: `stateGrads[${i}].c`, values: s.c!.data as Float64Array, analytic: g.stateGrads[i]!.c!.data });
         });
       }
       const rep = checkGradients(loss, wrts, hard ? { step: 1e-5, floor: 1e-4 } : {});
@@ -267,7 +268,7 @@ describe("public gradCheck", () => {
       const st1 = model.getStates();
       st0.forEach((s, i) => {
         expect(Array.from(st1[i]!.h.data)).toEqual(Array.from(s.h.data));
-        expect(Array.from(st1[i]!.c.data)).toEqual(Array.from(s.c.data));
+        expect(Array.from(st1[i]!.c!.data)).toEqual(Array.from(s.c!.data));
       });
     });
   });

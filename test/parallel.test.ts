@@ -13,11 +13,12 @@
 import { once } from "node:events";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import type { LSTMWorkspace } from "../src/layers/lstm.js";
 import type { Worker } from "node:worker_threads";
 import { afterAll, describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import {
-  Sequential, LSTM, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, setThreads,
+  Sequential, LSTM, GRU, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, setThreads,
   type Tensor, type Gradients, type ThreadOptions,
 } from "../src/node/index.js";
 import type { DType } from "../src/tensor/tensor.js";
@@ -80,7 +81,7 @@ function randomTensor(shape: number[], next: () => number, binary = false, dtype
 }
 
 interface Setup {
-  layers: () => (LSTM | Dense)[];
+  layers: () => (LSTM | GRU | Dense)[];
   loss: "binaryCrossentropy" | "meanSquaredError";
   dtype?: DType;
 }
@@ -102,7 +103,8 @@ function expectSameGradients(name: string, a: Gradients, e: Gradients): void {
   expectTensors(`${name} outputs`, [a.outputs], [e.outputs]);
   expectTensors(`${name} inputGrad`, [a.inputGrad], [e.inputGrad]);
   expectTensors(`${name} stateGrads.h`, a.stateGrads.map((g) => g.h), e.stateGrads.map((g) => g.h));
-  expectTensors(`${name} stateGrads.c`, a.stateGrads.map((g) => g.c), e.stateGrads.map((g) => g.c));
+  expect(a.stateGrads.map((g) => g.c === undefined), `${name} which layers have a c`).toEqual(e.stateGrads.map((g) => g.c === undefined));
+  expectTensors(`${name} stateGrads.c`, a.stateGrads.flatMap((g) => (g.c ? [g.c] : [])), e.stateGrads.flatMap((g) => (g.c ? [g.c] : [])));
   expectTensors(`${name} hiddenStates`, a.hiddenStates, e.hiddenStates);
   expect(a.hiddenGradNorms === undefined).toBe(e.hiddenGradNorms === undefined);
   a.hiddenGradNorms?.forEach((n, i) => expectRel(`${name} hiddenGradNorms[${i}]`, n, e.hiddenGradNorms![i]!));
@@ -121,7 +123,7 @@ function expectSameTraining(one: Sequential, two: Sequential, x: Tensor, y: Tens
   }
   expectTensors("weights", two.getWeights(), one.getWeights());
   expectTensors("states h", two.getStates().map((s) => s.h), one.getStates().map((s) => s.h));
-  expectTensors("states c", two.getStates().map((s) => s.c), one.getStates().map((s) => s.c));
+  expectTensors("states c", two.getStates().flatMap((s) => (s.c ? [s.c] : [])), one.getStates().flatMap((s) => (s.c ? [s.c] : [])));
   expectTensors("predict", [two.predict(x)], [one.predict(x)]);
 }
 
@@ -235,7 +237,37 @@ describe("two threads give one thread's results", () => {
       expectRel(`stateful call ${call} loss`, [many.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
     }
     expectTensors("stateful h", many.getStates().map((st) => st.h), one.getStates().map((st) => st.h));
-    expectTensors("stateful c", many.getStates().map((st) => st.c), one.getStates().map((st) => st.c));
+    expectTensors("stateful c", many.getStates().map((st) => st.c!), one.getStates().map((st) => st.c!));
+  });
+
+  it("GRU models at 2, 3 and 4 threads: computeGradients (with dL/d(initial state), { h } only) and training equal one thread's, and a stateful GRU carries its rows", () => {
+    for (const threads of [2, 3, 4]) {
+      const [one, many] = pair({
+        layers: () => [
+          new GRU({ units: 5, inputDim: 3, returnSequences: true }), new GRU({ units: 4, resetAfter: false, recurrentActivation: "hardSigmoid" }),
+          new Dense({ units: 2, activation: "sigmoid" }),
+        ],
+        loss: "binaryCrossentropy",
+      }, threads);
+      const next = stream(70 + threads);
+      const x = randomTensor([11, 6, 3], next), y = randomTensor([11, 2], next, true);
+      const a = many.computeGradients(x, y, { hiddenGradNorms: true }), e = one.computeGradients(x, y, { hiddenGradNorms: true });
+      expectSameGradients(`GRU, ${threads} threads`, a, e);
+      expect(a.stateGrads.map((g) => Object.keys(g))).toEqual([["h"], ["h"]]);
+      expectSameTraining(one, many, x, y, 3);
+      expect(pool(many).parallelCalls, `${threads} threads`).toBeGreaterThan(0);
+    }
+    const [one, many] = pair({
+      layers: () => [new GRU({ units: 4, inputDim: 2, stateful: true, batchSize: 7, returnSequences: true }), new LSTM({ units: 3, stateful: true, batchSize: 7 }), new Dense({ units: 1 })],
+      loss: "meanSquaredError",
+    }, 3);
+    const next = stream(80);
+    for (let call = 0; call < 3; call++) {
+      const x = randomTensor([7, 4, 2], next), y = randomTensor([7, 1], next);
+      expectRel(`stateful GRU call ${call} loss`, [many.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
+    }
+    expectTensors("stateful GRU h", many.getStates().map((st) => st.h), one.getStates().map((st) => st.h));
+    expectTensors("stateful LSTM c", [many.getStates()[1]!.c!], [one.getStates()[1]!.c!]);
   });
 
   it("the orders of the layer protocol: a Dense on the sequence first and between LSTMs, models ending on an LSTM (vector and sequence), at 2 and 3 threads", () => {
@@ -285,7 +317,7 @@ describe("two threads give one thread's results", () => {
     expectSameGradients("computeGradients", two.computeGradients(x, y), one.computeGradients(x, y));
     expectSameTraining(one, two, x, y, 3);
     expect(pool(two).parallelCalls).toBe(5);
-    const gates = one.engine.ws(0).gates;
+    const gates = (one.engine.ws(0) as LSTMWorkspace).gates;
     expect(gates.some((v) => v === 0) && gates.some((v) => v === 1)).toBe(true);
   });
 
@@ -326,7 +358,7 @@ describe("two threads give one thread's results", () => {
       const r1 = one.trainOnBatch(c.x, c.y), r2 = two.trainOnBatch(c.x, c.y);
       expectRel(`chunk ${i} loss`, [r2.loss], [r1.loss]);
       expectTensors(`chunk ${i} states h`, two.getStates().map((s) => s.h), one.getStates().map((s) => s.h));
-      expectTensors(`chunk ${i} states c`, two.getStates().map((s) => s.c), one.getStates().map((s) => s.c));
+      expectTensors(`chunk ${i} states c`, two.getStates().map((s) => s.c!), one.getStates().map((s) => s.c!));
     }
     // Row 3 (in the worker's slice) and row 0 (in this thread's) start new sequences; the others continue.
     one.resetStates({ rows: [0, 3] });
@@ -503,7 +535,7 @@ describe("when a worker fails in the middle of a call", () => {
       // The step is atomic: weights, optimizer and carried states as before it.
       expectTensors("weights", two.getWeights(), weights, 0);
       expectTensors("states h", two.getStates().map((s) => s.h), states.map((s) => s.h), 0);
-      expectTensors("states c", two.getStates().map((s) => s.c), states.map((s) => s.c), 0);
+      expectTensors("states c", two.getStates().map((s) => s.c!), states.map((s) => s.c!), 0);
       expectRel("Adam m", adam.m, m0, 0);
       expectRel("Adam v", adam.v, v0, 0);
       expect(adam.iterations).toBe(it0);

@@ -61,7 +61,7 @@ describe("states in and out", () => {
     held.resetStates(states);
     expect(free.trainOnBatch(x, y, { initialStates: states }).loss).toBe(held.trainOnBatch(x, y).loss);
     expect(free.getWeights().map((t) => Array.from(t.data))).toEqual(held.getWeights().map((t) => Array.from(t.data)));
-    expect(free.getStates().map((s) => Array.from(s.c.data))).toEqual(held.getStates().map((s) => Array.from(s.c.data)));
+    expect(free.getStates().map((s) => Array.from(s.c!.data))).toEqual(held.getStates().map((s) => Array.from(s.c!.data)));
   });
 
   it("computeGradients' stateGrads are dL/d(given initial state): central differences agree to 1e-7", () => {
@@ -78,7 +78,7 @@ describe("states in and out", () => {
         t.data[k] = v + eps; const up = m.computeGradients(x, y, { initialStates: [{ h, c }] }).loss;
         t.data[k] = v - eps; const down = m.computeGradients(x, y, { initialStates: [{ h, c }] }).loss;
         t.data[k] = v;
-        expect(Math.abs((up - down) / (2 * eps) - grad.data[k]!), `${name}[${k}]`).toBeLessThan(1e-7);
+        expect(Math.abs((up - down) / (2 * eps) - grad!.data[k]!), `${name}[${k}]`).toBeLessThan(1e-7);
       }
     }
     expect(g.stateGrads[0]!.h.data.some((v) => Math.abs(v) > 1e-3)).toBe(true);
@@ -102,7 +102,7 @@ describe("states in and out", () => {
     m.compile({ optimizer: "sgd", loss: "mse" });
     const x = randomNormal([2, 4, 2], { seed: 23 }), y = randomNormal([2, 1], { seed: 24 });
     const ok = { h: randomNormal([2, 3], { seed: 25 }), c: randomNormal([2, 3], { seed: 26 }) };
-    expect(() => m.predict(x, { initialStates: [] })).toThrow(/predict initialStates: expected 1 \{ h, c \} objects \(one per LSTM layer\), got 0/);
+    expect(() => m.predict(x, { initialStates: [] })).toThrow(/predict initialStates: expected 1 state objects \(one per recurrent layer: \{ h, c \}\), got 0/);
     expect(() => m.predict(x, { initialStates: [{ h: ok.h, c: randomNormal([3, 3], { seed: 1 }) }] })).toThrow(ShapeError);
     expect(() => m.trainOnBatch(x, y, { initialStates: [{ h: randomNormal([3, 3], { seed: 1 }), c: ok.c }] })).toThrow(/trainOnBatch initialStates\[0\]\.h: expected shape \[B, H\] = \[2, 3\], got \[3, 3\]/);
     expect(() => m.computeGradients(x, y, { initialStates: [{ h: [[NaN, 0, 0], [0, 0, 0]], c: ok.c }] })).toThrow(/computeGradients initialStates\[0\]\.h/);

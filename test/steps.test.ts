@@ -172,7 +172,7 @@ describe("model: a stateful model fed one step at a time equals the whole window
         const sw = whole.getStates(), ss = steps.getStates();
         units.forEach((_, l) => {
           expect(maxAbsDiff(sw[l]!.h.data.length, ss[l]!.h.data, 0, sw[l]!.h.data, 0), `h of layer ${l}`).toBeLessThanOrEqual(EXACT);
-          expect(maxAbsDiff(sw[l]!.c.data.length, ss[l]!.c.data, 0, sw[l]!.c.data, 0), `c of layer ${l}`).toBeLessThanOrEqual(EXACT);
+          expect(maxAbsDiff(sw[l]!.c!.data.length, ss[l]!.c!.data, 0, sw[l]!.c!.data, 0), `c of layer ${l}`).toBeLessThanOrEqual(EXACT);
           expect(maxAbsDiff(sw[l]!.h.data.length, sw[l]!.h.data, 0, s0[l]!.h.data, 0), "the state moved").toBeGreaterThan(1e-2);
         });
       });
@@ -215,7 +215,7 @@ describe("model: a stateful model fed one step at a time equals the whole window
       });
     }
     const sw = whole.getStates(), ss = steps.getStates();
-    units.forEach((_, l) => expect(maxAbsDiff(sw[l]!.c.data.length, ss[l]!.c.data, 0, sw[l]!.c.data, 0), `c of layer ${l}`).toBeLessThanOrEqual(EXACT));
+    units.forEach((_, l) => expect(maxAbsDiff(sw[l]!.c!.data.length, ss[l]!.c!.data, 0, sw[l]!.c!.data, 0), `c of layer ${l}`).toBeLessThanOrEqual(EXACT));
   });
 
   it("the stateless model's hiddenStates equal the stepped stateful model's states at every step", () => {

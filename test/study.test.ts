@@ -50,7 +50,7 @@ describe("computeGradients: dL/dh_t and dL/dc_t per sample and step", () => {
     const dh = g.hiddenGrads![0]!, norms = g.gradNorms![0]!;
     expect(dh.shape).toEqual([B, T, H]);
     expect(norms.h.shape).toEqual([B, T]);
-    expect(norms.c.shape).toEqual([B, T]);
+    expect(norms.c!.shape).toEqual([B, T]);
     const twin = model(true);
     twin.setWeights(m.getWeights());
     for (let t = 0; t < T - 1; t++) {
@@ -64,12 +64,12 @@ describe("computeGradients: dL/dh_t and dL/dc_t per sample and step", () => {
         // The suffix sees h_t and c_t as separate inputs; the whole dL/dc_t adds the path through
         // h_t = o_t ⊙ tanh(c_t): dL/dh_t ⊙ o_t ⊙ (1 - tanh²(c_t)), with o_t = h_t / tanh(c_t).
         const dc = Array.from({ length: H }, (_, j) => {
-          const k = b * H + j, th = Math.tanh(st.c.data[k]!);
-          return s.c.data[k]! + row[j]! * (st.h.data[k]! / th) * (1 - th * th);
+          const k = b * H + j, th = Math.tanh(st.c!.data[k]!);
+          return s.c!.data[k]! + row[j]! * (st.h.data[k]! / th) * (1 - th * th);
         });
         const nh = Math.hypot(...row), nc = Math.hypot(...dc);
         close(`‖dL/dh_${t}‖ row ${b}`, [norms.h.data[b * T + t]!], [nh]);
-        close(`‖dL/dc_${t}‖ row ${b}`, [norms.c.data[b * T + t]!], [nc]);
+        close(`‖dL/dc_${t}‖ row ${b}`, [norms.c!.data[b * T + t]!], [nc]);
       }
     }
     // The batch norm of hiddenGradNorms is the root of the sum of the per-sample squares.
@@ -91,7 +91,7 @@ describe("computeGradients: dL/dh_t and dL/dc_t per sample and step", () => {
       // Each sample's ‖dL/dc_t‖ relative to its value at the last step.
       return Array.from({ length: T }, (_, t) => {
         let s = 0;
-        for (let b = 0; b < B; b++) s += gradNorms![0]!.c.data[b * T + t]! / gradNorms![0]!.c.data[b * T + T - 1]!;
+        for (let b = 0; b < B; b++) s += gradNorms![0]!.c!.data[b * T + t]! / gradNorms![0]!.c!.data[b * T + T - 1]!;
         return s / B;
       });
     };
@@ -111,7 +111,7 @@ describe("computeGradients({ keepState: true }) on a stateful model", () => {
     expect(b.loss).toBe(a.loss);
     close("grads", b.grads.flatMap((t) => Array.from(t.data)), a.grads.flatMap((t) => Array.from(t.data)), 0);
     expect(Array.from(m.getStates()[0]!.h.data)).toEqual(Array.from(before.h.data));
-    expect(Array.from(m.getStates()[0]!.c.data)).toEqual(Array.from(before.c.data));
+    expect(Array.from(m.getStates()[0]!.c!.data)).toEqual(Array.from(before.c!.data));
     const moved = m.computeGradients(X, Y);
     expect(moved.loss).toBe(a.loss); // it started from the same state…
     expect(Array.from(m.getStates()[0]!.h.data)).not.toEqual(Array.from(before.h.data)); // …and moved it
@@ -132,7 +132,7 @@ describe("gradCheck over inputs and initial states", () => {
       expect(r.states!.every((s) => s.checked === B * H)).toBe(true);
       expect(r.maxRelativeError, `stateful ${stateful}`).toBeLessThan(1e-6);
       expect(r.input!.maxRelativeError).toBeLessThan(1e-6);
-      expect(Array.from(m.getStates()[0]!.c.data)).toEqual(Array.from(before.c.data));
+      expect(Array.from(m.getStates()[0]!.c!.data)).toEqual(Array.from(before.c!.data));
       expect(gradCheck(m, X, Y, { wrt: ["input"] }).perWeight).toEqual([]);
     }
   });
@@ -143,7 +143,7 @@ describe("gradCheck over inputs and initial states", () => {
     m.computeGradients = (x, y, o) => {
       const g = real(x, y, o);
       g.inputGrad.data[0] = g.inputGrad.data[0]! * 1.01;
-      g.stateGrads[0]!.c.data[1] = -g.stateGrads[0]!.c.data[1]!;
+      g.stateGrads[0]!.c!.data[1] = -g.stateGrads[0]!.c!.data[1]!;
       return g;
     };
     const r = gradCheck(m, X, Y, { samples: 1000 });
@@ -159,7 +159,7 @@ describe("TruncatedBPTT onWindow: the window's whole gradient, and where k2 cuts
 
   /** The info of every window of an update-free pass (copies taken during the callback). */
   function windows(k1: number, k2: number, m: Sequential) {
-    const out: { info: WindowInfo; weights: { name: string; grad: Tensor }[]; dx: Tensor; states: { h: Tensor; c: Tensor }[] }[] = [];
+    const out: { info: WindowInfo; weights: { name: string; grad: Tensor }[]; dx: Tensor; states: { h: Tensor; c?: Tensor }[] }[] = [];
     new TruncatedBPTT(m, { windowLength: k1, backpropLength: k2 }).trainSequence(X2, Y, {
       update: false,
       onWindow: (info) => out.push({ info, weights: info.weightGrads(), dx: info.inputGrad(), states: info.stateGrads() }),
@@ -180,7 +180,7 @@ describe("TruncatedBPTT onWindow: the window's whole gradient, and where k2 cuts
     expect(second.dx.shape).toEqual([B, T, F]);
     close("dL/dx", second.dx.data, ref.inputGrad.data);
     close("dL/dh at the cut", second.states[0]!.h.data, ref.stateGrads[0]!.h.data);
-    close("dL/dc at the cut", second.states[0]!.c.data, ref.stateGrads[0]!.c.data);
+    close("dL/dc at the cut", second.states[0]!.c!.data, ref.stateGrads[0]!.c!.data);
     close("‖dL/dh_t‖", second.info.hiddenGradNorms[0]!, ref.hiddenGradNorms![0]!);
   });
 

@@ -397,7 +397,7 @@ describe("golden values of tfjs-layers' LSTM tests (Keras-computed, hard sigmoid
         for (let u = 0; u < 5; u++) {
           near(y.get(b, 0, u), 0.7595095, 1e-7);
           near(y.get(b, 1, u), 0.96367633, 1e-7);
-          near(c.get(b, u), 1.99505234, 1e-7);
+          near(c!.get(b, u), 1.99505234, 1e-7);
         }
       }
       // And the true sigmoid gives the other number.

@@ -294,7 +294,7 @@ describe("backend: \"wasm\"", () => {
     }
     const wj = js.engine.params, ww = wasm.engine.params;
     wj.forEach((v, i) => expect(Math.abs(ww[i]! - v)).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(v))));
-    expect(wasm.engine.ws(0).hs.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(wasm.engine.ws(0).states[0]!.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(() => new Sequential([new LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })], { backend: "gpu" as never })).toThrow(/Sequential backend: expected "js" or "wasm", got "gpu"/);
   });
 

@@ -133,6 +133,8 @@ export function toOnnx(model: Sequential): Uint8Array {
   if (ids >= 0) {
     throw new ValueError(`toOnnx model: layers[${ids}] is an Embedding, which this version does not export (its ids input needs a Gather graph with an int64 input); use toTfjs or toSafetensors for such a model`);
   }
+  const gru = model.layers.findIndex((l) => l.kind === "gru");
+  if (gru >= 0) throw new ValueError(`toOnnx model: layers[${gru}] is a GRU, which this version does not export to ONNX yet; use toSafetensors or a checkpoint`);
   if (model.masking) {
     throw new ValueError(`toOnnx model: a model with a Masking layer is not exported: ONNX's LSTM has no per-step mask (only sequence lengths), so the graph would not compute what predict does`);
   }

@@ -2,14 +2,21 @@
  * PyTorch through safetensors: the weights as the state_dict of
  *
  *     lstm  = nn.ModuleList([nn.LSTM(I_k, H_k, batch_first=True) for each LSTM layer k])
+ *     gru   = nn.ModuleList([nn.GRU(I_k, H_k, batch_first=True) for each GRU layer k])
  *     dense = nn.ModuleList([nn.Linear(in_j, out_j) for each Dense layer j])
+ *     embedding = nn.ModuleList([nn.Embedding(V, D) for each Embedding layer])
  *
  * keys lstm.{k}.weight_ih_l0 [4H, I], lstm.{k}.weight_hh_l0 [4H, H], lstm.{k}.bias_ih_l0 [4H],
- * lstm.{k}.bias_hh_l0 [4H], dense.{j}.weight [out, in], dense.{j}.bias [out].
+ * lstm.{k}.bias_hh_l0 [4H], gru.{k}.… likewise with 3H, dense.{j}.weight [out, in], dense.{j}.bias [out],
+ * embedding.{k}.weight [V, D].
  *
  * PyTorch's LSTM gate blocks are i, f, g, o, the same order as Keras's i, f, c, o, so a weight only needs a
  * transpose: weight_ih = kernelᵀ, weight_hh = recurrentKernelᵀ, weight = kernelᵀ. PyTorch has two biases per
  * LSTM where Keras has one: export writes ours as bias_ih and zeros as bias_hh; import sums them.
+ *
+ * PyTorch's GRU is Keras's with resetAfter: true (n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn)), h' = (1 − z) ⊙ n
+ * + z ⊙ h), with its gate blocks in the order r, z, n where Keras has z, r, h: the blocks are swapped on the way,
+ * and its two biases are the rows of Keras's (2, 3H) bias. A GRU with resetAfter: false has no PyTorch form.
  *
  * The file (safetensors format, as its specification describes it): 8 bytes, the header's length N as a
  * little-endian unsigned 64-bit integer; N bytes of UTF-8 JSON mapping each tensor name to
@@ -23,6 +30,7 @@
 import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM } from "../layers/lstm.js";
+import { GRU } from "../layers/gru.js";
 import { Embedding } from "../layers/embedding.js";
 import { Masking } from "../layers/masking.js";
 import { type DType, fromData } from "../tensor/tensor.js";
@@ -48,17 +56,43 @@ interface KeySpec {
   transpose: boolean;
   /** bias_hh: summed into the LSTM bias on import, zeros on export. */
   extraBias?: boolean;
+  /** A GRU's: H, when the PyTorch tensor's gate axis (its rows) is in PyTorch's order (r, z, n), ours (z, r, h). */
+  gates?: number;
+  /** Where in the weight the tensor's values start (a GRU's recurrent bias: row 1 of its (2, 3H) bias). */
+  at?: number;
+}
+
+/** The gate axis between PyTorch's GRU order and ours: PyTorch's block k (r, z, n) is our block GRU_BLOCK[k] (z, r, h). */
+const GRU_BLOCK = [1, 0, 2];
+
+/** Index g of a tensor's gate axis (its rows) as ours. */
+function gateRow(s: KeySpec, g: number): number {
+  if (s.gates === undefined) return g;
+  const H = s.gates;
+  return GRU_BLOCK[Math.floor(g / H)]! * H + (g % H);
 }
 
 /** The state_dict keys of `layers` fed `inputDim` features, in the order they are written. */
 function keySpecs(layers: readonly Layer[], inputDim: number): KeySpec[] {
   const shapes = expectedShapes(layers, inputDim);
   const specs: KeySpec[] = [];
-  let w = 0, li = 0, di = 0, ei = 0;
+  let w = 0, li = 0, di = 0, ei = 0, gi = 0;
   for (const l of layers) {
     if (l instanceof Embedding) {
       // nn.Embedding(V, D).weight is (V, D), our layout.
       specs.push({ key: `embedding.${ei++}.weight`, shape: [l.inputDim, l.units], weight: w++, transpose: false });
+    } else if (l instanceof GRU) {
+      if (!l.resetAfter) {
+        throw new ValueError(`safetensors: layer ${layers.indexOf(l)} is a GRU with resetAfter: false, which PyTorch's nn.GRU does not compute (it applies the reset gate after the recurrent product, resetAfter: true)`);
+      }
+      const k = gi++, [I, G] = shapes[w]!, H = l.units;
+      specs.push({ key: `gru.${k}.weight_ih_l0`, shape: [G!, I!], weight: w, transpose: true, gates: H });
+      specs.push({ key: `gru.${k}.weight_hh_l0`, shape: [G!, H], weight: w + 1, transpose: true, gates: H });
+      if (l.useBias) {
+        specs.push({ key: `gru.${k}.bias_ih_l0`, shape: [G!], weight: w + 2, transpose: false, gates: H });
+        specs.push({ key: `gru.${k}.bias_hh_l0`, shape: [G!], weight: w + 2, transpose: false, gates: H, at: G! });
+      }
+      w += l.useBias ? 3 : 2;
     } else if (l instanceof LSTM) {
       const k = li++, [I, G] = shapes[w]!, H = l.units;
       specs.push({ key: `lstm.${k}.weight_ih_l0`, shape: [G!, I!], weight: w, transpose: true });
@@ -126,7 +160,7 @@ export function toSafetensors(model: Sequential): Uint8Array {
     const rows = s.shape[0]!, cols = s.shape.length > 1 ? s.shape[1]! : 1;
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++, p += width) {
-        const v = s.transpose ? src[c * rows + r]! : src[r * cols + c]!;
+        const v = s.transpose ? src[c * rows + gateRow(s, r)]! : src[(s.at ?? 0) + gateRow(s, r) * cols + c]!;
         if (width === 4) dv.setFloat32(p, v, true);
         else dv.setFloat64(p, v, true);
       }
@@ -274,8 +308,9 @@ export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequent
       for (let c = 0; c < cols; c++, p += width) {
         const v = f64 ? data.getFloat64(p, true) : data.getFloat32(p, true);
         if (v - v !== 0) fail(`${s.key}: non-finite value ${v} at flat index ${r * cols + c}`);
-        if (s.transpose) out[c * rows + r] = v;
-        else out[r * cols + c] = s.extraBias ? out[r]! + v : v;
+        if (s.transpose) out[c * rows + gateRow(s, r)] = v;
+        else if (s.extraBias) out[r] = out[r]! + v;
+        else out[(s.at ?? 0) + gateRow(s, r) * cols + c] = v;
       }
     }
   }

@@ -9,6 +9,7 @@
  */
 import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
+import { GRU } from "../layers/gru.js";
 import { LSTM } from "../layers/lstm.js";
 import { Embedding } from "../layers/embedding.js";
 import type { InitializerName } from "../init.js";
@@ -90,6 +91,8 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
   if (model.masking && zeroing >= 0) {
     throw new ValueError(`toTfjs model: layers[${zeroing + 1}] has zeroOutputForMask, which TensorFlow.js's RNN does not have (it repeats the previous output at a masked step), so tfjs would not predict what this model does`);
   }
+  const gru = layers.findIndex((l) => l instanceof GRU);
+  if (gru >= 0) throw new ValueError(`toTfjs model: layers[${gru + (model.masking ? 1 : 0)}] is a GRU, which this version does not export to TensorFlow.js yet; use toSafetensors or a checkpoint`);
   const names = layerNames(layers);
   const batch = model.stateful ? model.batchSize! : null;
   const masking = model.masking;
@@ -139,6 +142,7 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
         },
       };
     }
+    if (l instanceof GRU) throw new ValueError(`toTfjs model: a GRU`); // refused above
     return {
       class_name: "Dense",
       config: {

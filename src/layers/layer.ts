@@ -11,7 +11,8 @@
  * - `forward` over steps [t0, t1) and `backward` over [tb, t1) that accumulates into its gradients, both on
  *   time-major streams, so the truncated-BPTT unroller can keep history in front of a window;
  * - `shiftHistory`, which moves kept steps to the front of its step-indexed buffers.
- * Recurrent layers also have state slots (the engine keeps one (h, c) per row for them) and see the mask.
+ * Recurrent layers (`RecurrentLayer`) also have state slots, named per layer (an LSTM's h and c, a GRU's h), which
+ * the engine keeps per row between passes, dropout masks drawn per batch, and see the mask.
  *
  * Streams. Layers hand each other buffers they own, described by a `Stream` (no copies between layers):
  * - a sequence: step t's (B, dim) rows at off + t·B·dim (an LSTM's h_t lives at slot t + 1, so its output
@@ -43,6 +44,12 @@ export interface GradStream {
   from: number;
 }
 
+/** Where a recurrent layer's backward writes its per-step state gradients: dL/dh_t, and dL/dc_t for a layer with a c (else null). */
+export interface StudyBuffers {
+  dh: FloatArray; // (cap, B, H)
+  dc: FloatArray | null; // (cap, B, H)
+}
+
 /**
  * What one forward or backward call is given beyond its buffers: one object per engine, its fields set
  * before each layer's call (no allocation per pass).
@@ -52,8 +59,8 @@ export interface PassContext {
   valid: Uint8Array | null;
   /** Backward of a recurrent layer: ‖dL/dh_t‖ over the batch into dhNorms[t], when asked. */
   dhNorms: Float64Array | null;
-  /** Backward of a recurrent layer: dL/dh_t and dL/dc_t, (cap, B, H) each, when asked. */
-  study: { dh: FloatArray; dc: FloatArray } | null;
+  /** Backward of a recurrent layer: dL/dh_t (and an LSTM's dL/dc_t), (cap, B, H) each, when asked. */
+  study: StudyBuffers | null;
   /** Backward: false when nobody reads the gradient w.r.t. the layer's input (the bottom layer of a training step). */
   needDx: boolean;
   /** Backward of the top layer: the loss already wrote dL/d(logits) (sigmoid + binary, softmax + categorical). */
@@ -96,6 +103,36 @@ export interface EngineLayer<W = unknown> {
   backward(ws: W, x: Stream, tb: number, t1: number, dOut: GradStream, pass: PassContext, dx: GradStream): void;
   /** Moves `keep` steps from step `drop` on to the front of the step-indexed buffers (truncated BPTT). */
   shiftHistory(ws: W, drop: number, keep: number): void;
+}
+
+/**
+ * A recurrent layer's workspace as the engine sees it: its state slots, the gradients w.r.t. the first of them, and
+ * dropout's masks. Everything else in it is the layer's own.
+ */
+export interface RecurrentWorkspace {
+  B: number;
+  cap: number;
+  /** Per state (the layer's `stateNames` order), (cap + 1, B, H): slot t is the state before step t, slot 0 the initial one. */
+  readonly states: readonly FloatArray[];
+  /** Per state, (B, H): after a backward over [tb, t1), dL/d(the state at slot tb). */
+  readonly dStates: readonly FloatArray[];
+  /** Dropout's masks, per batch row, scaled: 0 or 1/(1 − p); x (B, I), h (B, H); null when the layer has none. */
+  xMask: Float64Array | null;
+  hMask: Float64Array | null;
+  /** Whether the masks apply to the pass in progress (a training pass of a layer with dropout). */
+  dropping: boolean;
+}
+
+/** A layer with state slots: the engine keeps its states between passes (a stateful layer carries them). */
+export interface RecurrentLayer<W extends RecurrentWorkspace = RecurrentWorkspace> extends EngineLayer<W> {
+  readonly recurrent: true;
+  /** The names of its states, each (B, units): ["h", "c"] for an LSTM, ["h"] for a GRU. The first is h, the output. */
+  readonly stateNames: readonly string[];
+  readonly stateful: boolean;
+  batchSize: number | undefined;
+  readonly dropout: number;
+  readonly recurrentDropout: number;
+  readonly goBackwards: boolean;
 }
 
 /**

@@ -19,8 +19,10 @@ import {
 } from "../tensor/kernels.js";
 import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
 import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
-import type { EngineLayer, Flow, GradStream, PassContext, Stream } from "./layer.js";
-import { maskedOutputs, maskedOutputsBackward, shiftMaskedOutputs } from "./masking.js";
+import type { Flow, GradStream, PassContext, RecurrentLayer, Stream, StudyBuffers } from "./layer.js";
+import {
+  type SequenceBuffers, bool, dropInputGrads, dropInputs, rate, sequenceBackward, sequenceExtras, sequenceForward, shiftSequenceBuffers,
+} from "./recurrent.js";
 
 export interface LSTMOptions {
   /** Number of units H. */
@@ -74,7 +76,7 @@ export type RecurrentActivation = "sigmoid" | "hardSigmoid";
 export const RECURRENT_ACTIVATIONS: readonly RecurrentActivation[] = ["sigmoid", "hardSigmoid"];
 
 /** Buffers for one (B, capacity) shape, allocated once and reused for every window of that shape. */
-export class LSTMWorkspace {
+export class LSTMWorkspace implements SequenceBuffers {
   readonly hs: FloatArray;    // (cap + 1, B, H): slot 0 is h_{-1} = the initial state, slot t+1 is h_t
   readonly cs: FloatArray;    // (cap + 1, B, H): likewise for c
   readonly gates: FloatArray; // (cap, B, G): pre-activations, then (in place) activations i, f, g, o
@@ -83,6 +85,9 @@ export class LSTMWorkspace {
   readonly dxs: FloatArray;   // (cap, B, I): dL/dx, handed to the layer below as its dhSeq
   readonly dh: FloatArray;    // (B, H): gradient reaching h_{t-1} through the recurrence; dL/dh0 at the end
   readonly dc: FloatArray;    // (B, H): gradient reaching c_{t-1}; dL/dc0 at the end
+  /** The state slots, in stateNames order: [hs, cs]; and their gradients [dh, dc]. */
+  readonly states: readonly FloatArray[];
+  readonly dStates: readonly FloatArray[];
   // Dropout (allocated only for a layer that has it). The masks are per batch row, scaled: 0 or 1/(1 − p).
   xd: FloatArray | null = null;      // (cap, B, I): x_t ⊙ xMask, what the input projection and dKernel read
   hd: FloatArray | null = null;      // (cap, B, H): h_{t-1} ⊙ hMask at slot t, what the recurrent product reads
@@ -114,6 +119,8 @@ export class LSTMWorkspace {
     this.dxs = allocate(dtype, cap * B * I);
     this.dh = allocate(dtype, B * H);
     this.dc = allocate(dtype, B * H);
+    this.states = [this.hs, this.cs];
+    this.dStates = [this.dh, this.dc];
   }
 
   /** The most steps these buffers hold for B rows (buffers are sized by capacity, so a smaller batch, like
@@ -131,9 +138,10 @@ export class LSTMWorkspace {
  * @example
  * const model = new Sequential([new LSTM({ units: 10, inputDim: 1 }), new Dense({ units: 1, activation: "sigmoid" })]);
  */
-export class LSTM implements EngineLayer<LSTMWorkspace> {
+export class LSTM implements RecurrentLayer<LSTMWorkspace> {
   readonly kind = "lstm" as const;
-  readonly recurrent = true;
+  readonly recurrent = true as const;
+  readonly stateNames: readonly string[] = ["h", "c"];
   readonly units: number;
   inputDim: number | undefined;
   readonly returnSequences: boolean;
@@ -244,69 +252,33 @@ export class LSTM implements EngineLayer<LSTMWorkspace> {
   }
 
   forward(ws: LSTMWorkspace, x: Stream, t0: number, t1: number, pass: PassContext, out: Stream): void {
-    let xs = x.buf, xOff = x.off, valid = pass.valid;
-    ws.t0 = t0;
-    ws.t1 = t1;
-    if (this.goBackwards) {
-      // Read backwards: the steps of the call, and their mask, reversed into reading order. Everything after this
-      // (state, output, backward) is in reading order, which is the order Keras returns.
-      const B = ws.B, I = this.inputDim!, xr = ws.xr!;
-      for (let t = t0; t < t1; t++) {
-        const s = t0 + t1 - 1 - t, to = t * B * I, from = xOff + s * B * I;
-        for (let k = 0; k < B * I; k++) xr[to + k] = xs[from + k]!;
-        if (valid) for (let b = 0; b < B; b++) ws.vr![t * B + b] = valid[s * B + b]!;
-      }
-      xs = xr; xOff = 0;
-      if (valid) valid = ws.vr!;
-    }
-    lstmForward(this, ws, xs, xOff, t0, t1, valid);
-    const BH = ws.B * this.units;
-    if (valid) {
-      // Keras's masked output (zeros before a row's first kept step of the call, or at every masked step with
-      // zeroOutputForMask), which the state is not.
-      maskedOutputs(ws.B, this.units, valid, ws.hs, t0, t1, this.returnSequences, ws.out!, ws.zeroed!, ws.seen!, this.zeroOutputForMask);
-      out.buf = ws.out!;
-      out.off = 0;
-    } else {
-      out.buf = ws.hs; // slot t + 1 holds h_t
-      out.off = this.returnSequences ? BH : t1 * BH;
-    }
+    sequenceForward(this, ws, x, t0, t1, pass, out);
   }
 
   backward(ws: LSTMWorkspace, x: Stream, tb: number, t1: number, dOut: GradStream, pass: PassContext, dx: GradStream): void {
-    // A zero output sends nothing back (it did not depend on the state).
-    if (pass.valid) maskedOutputsBackward(ws.B, this.units, ws.zeroed!, dOut, Math.max(tb, dOut.from), t1, this.returnSequences);
-    const back = this.goBackwards, xs = back ? ws.xr! : x.buf, xOff = back ? 0 : x.off;
-    const valid = back && pass.valid ? ws.vr! : pass.valid;
-    if (this.returnSequences) {
-      lstmBackward(this, ws, xs, xOff, tb, t1, dOut.buf, dOut.off, dOut.from, null, 0, null, 0, pass.dhNorms, pass.study, valid, pass.needDx);
-    } else {
-      lstmBackward(this, ws, xs, xOff, tb, t1, null, 0, 0, dOut.buf, dOut.off, null, 0, pass.dhNorms, pass.study, valid, pass.needDx);
-    }
-    const B = ws.B, I = this.inputDim!;
-    dx.buf = ws.dxs; // step t at t·B·I
-    if (back && pass.needDx) {
-      // dL/dx in reading order, back into the input's order (the whole call: no truncated BPTT reads backwards).
-      const d = ws.dxt!, t0 = ws.t0, t1f = ws.t1;
-      for (let t = tb; t < t1; t++) {
-        const to = (t0 + t1f - 1 - t) * B * I, from = t * B * I;
-        for (let k = 0; k < B * I; k++) d[to + k] = ws.dxs[from + k]!;
-      }
-      dx.buf = d;
-    }
-    dx.off = tb * B * I;
-    dx.from = tb;
+    sequenceBackward(this, ws, x, tb, t1, dOut, pass, dx);
+  }
+
+  /** The cell's forward in reading order (recurrent.ts's sequenceForward calls it). */
+  runForward(ws: LSTMWorkspace, xs: FloatArray, xOff: number, t0: number, t1: number, valid: Uint8Array | null): void {
+    lstmForward(this, ws, xs, xOff, t0, t1, valid);
+  }
+
+  /** The cell's backward in reading order (recurrent.ts's sequenceBackward calls it). */
+  runBackward(
+    ws: LSTMWorkspace, xs: FloatArray, xOff: number, tb: number, t1: number,
+    dhSeq: GradStream | null, dhLast: GradStream | null, pass: PassContext, valid: Uint8Array | null,
+  ): void {
+    if (dhSeq) lstmBackward(this, ws, xs, xOff, tb, t1, dhSeq.buf, dhSeq.off, dhSeq.from, null, 0, null, 0, pass.dhNorms, pass.study, valid, pass.needDx);
+    else lstmBackward(this, ws, xs, xOff, tb, t1, null, 0, 0, dhLast!.buf, dhLast!.off, null, 0, pass.dhNorms, pass.study, valid, pass.needDx);
   }
 
   shiftHistory(ws: LSTMWorkspace, drop: number, keep: number): void {
-    const B = ws.B, BH = B * this.units, BG = 4 * BH, BI = B * this.inputDim!;
-    ws.xd?.copyWithin(0, drop * BI, (drop + keep) * BI); // dropout's masked copies are history too
-    ws.hd?.copyWithin(0, drop * BH, (drop + keep) * BH);
-    ws.hs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
+    const B = ws.B, BH = B * this.units, BG = 4 * BH;
+    shiftSequenceBuffers(this, ws, drop, keep); // h, dropout's copies, the masked output
     ws.cs.copyWithin(0, drop * BH, (drop + keep + 1) * BH);
     ws.gates.copyWithin(0, drop * BG, (drop + keep) * BG);
     ws.tanhC.copyWithin(0, drop * BH, (drop + keep) * BH);
-    if (this.returnSequences) shiftMaskedOutputs(B, this.units, ws.out, ws.zeroed, drop, keep);
   }
 }
 
@@ -318,36 +290,8 @@ export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number,
     ws.cap = ws.stepsFor(B);
     ws.B = B;
   } else ws = new LSTMWorkspace(dtype, B, cap, layer.units, layer.inputDim!);
-  // Dropout's masked copies, sized like the buffers they shadow.
-  const I = layer.inputDim!, H = layer.units;
-  if (layer.dropout > 0 && (!ws.xd || ws.xd.length < ws.cap * B * I)) ws.xd = allocate(dtype, ws.cap * B * I);
-  if (layer.recurrentDropout > 0 && (!ws.hd || ws.hd.length < ws.cap * B * H)) ws.hd = allocate(dtype, ws.cap * B * H);
-  if (layer.goBackwards) {
-    const n = ws.cap * B;
-    if (!ws.xr || ws.xr.length < n * I) ws.xr = allocate(dtype, n * I);
-    if (!ws.dxt || ws.dxt.length < n * I) ws.dxt = allocate(dtype, n * I);
-    if (masked && (!ws.vr || ws.vr.length < n)) ws.vr = new Uint8Array(n);
-  }
-  if (masked) {
-    // Masking's output buffers: every step's, or the last step's.
-    const rows = layer.returnSequences ? ws.cap * B : B;
-    if (!ws.out || ws.out.length < rows * H) ws.out = allocate(dtype, rows * H);
-    if (!ws.zeroed || ws.zeroed.length < rows) ws.zeroed = new Uint8Array(rows);
-    if (!ws.seen || ws.seen.length < B) ws.seen = new Uint8Array(B);
-  }
+  sequenceExtras(layer, ws, dtype, B, masked); // dropout's copies, goBackwards' and masking's buffers
   return ws;
-}
-
-function rate(name: string, v: unknown): number {
-  if (v === undefined) return 0;
-  if (typeof v !== "number" || !(v >= 0 && v < 1)) throw new ValueError(`${name}: expected a rate in [0, 1), got ${fmtValue(v)}`);
-  return v;
-}
-
-function bool(name: string, v: unknown, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== "boolean") throw new ValueError(`${name}: expected true or false, got ${fmtValue(v)}`);
-  return v;
 }
 
 /**
@@ -368,14 +312,8 @@ export function lstmForward(
   let src = xs, srcOff = xOff;
   if (xm) {
     // Dropout on the inputs: x_t ⊙ mask (one mask per row, every step), kept for dKernel in backward.
-    const xd = ws.xd!;
-    for (let t = t0; t < t1; t++) {
-      for (let b = 0; b < B; b++) {
-        const o = (t * B + b) * I;
-        for (let i = 0; i < I; i++) xd[o + i] = xs[xOff + o + i]! * xm[b * I + i]!;
-      }
-    }
-    src = xd; srcOff = 0;
+    dropInputs(B, I, xs, xOff, t0, t1, xm, ws.xd!);
+    src = ws.xd!; srcOff = 0;
   }
   const hard = layer.recurrentActivation === "hardSigmoid";
   // A batch of fewer than four rows on the SIMD backend: the loop below in one call, the same kernels inside, and
@@ -433,7 +371,7 @@ export function lstmBackward(
   dhNext: FloatArray | null, dhNextOff: number,  // (B, H)
   dcNext: FloatArray | null, dcNextOff: number,  // (B, H)
   dhNorms: Float64Array | null = null,           // (cap) out: ‖dL/dh_t‖ over the batch, when asked
-  study: { dh: FloatArray; dc: FloatArray } | null = null, // (cap, B, H) each, out: dL/dh_t and dL/dc_t, when asked
+  study: StudyBuffers | null = null, // (cap, B, H) each, out: dL/dh_t and dL/dc_t, when asked
   valid: Uint8Array | null = null,               // (cap, B): 0 where a step is masked
   needDx = true,                                 // false: nobody reads dxs (the bottom layer of a training step)
 ): void {
@@ -468,21 +406,14 @@ export function lstmBackward(
   // step does not use: skipping it there saves a sixth to a ninth of the step's products.
   if (!needDx) return;
   matmulNT(n * B, I, G, dZ, tb * B * G, G, layer.kernel, 0, G, dxs, tb * B * I, I, false);
-  if (xm) {
-    for (let t = tb; t < t1; t++) {
-      for (let b = 0; b < B; b++) {
-        const o = (t * B + b) * I;
-        for (let i = 0; i < I; i++) dxs[o + i] = dxs[o + i]! * xm[b * I + i]!;
-      }
-    }
-  }
+  if (xm) dropInputGrads(B, I, dxs, tb, t1, xm);
 }
 
 /** lstmBackward's loop over the steps, t1 − 1 first: the gates' backward and dh = dz_t·Rᵀ, with what each option adds. */
 function backwardSteps(
   layer: LSTM, ws: LSTMWorkspace, tb: number, t1: number, hard: boolean,
   dhSeq: FloatArray | null, dhSeqOff: number, dhSeqFrom: number,
-  dhNorms: Float64Array | null, study: { dh: FloatArray; dc: FloatArray } | null, valid: Uint8Array | null,
+  dhNorms: Float64Array | null, study: StudyBuffers | null, valid: Uint8Array | null,
 ): void {
   const B = ws.B, H = layer.units, G = 4 * H, BH = B * H;
   const { cs, gates, tanhC, dZ, dh, dc } = ws;
@@ -507,7 +438,7 @@ function backwardSteps(
         for (let j = 0; j < H; j++) {
           const k = b * H + j, tc = tanhC[so + k]!;
           study.dh[so + k] = dh[k]!;
-          study.dc[so + k] = dc[k]! + dh[k]! * gates[go + b * G + 3 * H + j]! * (1 - tc * tc);
+          study.dc![so + k] = dc[k]! + dh[k]! * gates[go + b * G + 3 * H + j]! * (1 - tc * tc);
         }
       }
     }

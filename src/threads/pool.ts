@@ -23,6 +23,7 @@ import { type FloatArray, type StridedArray, type Tensor, allocate, fromData } f
 import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
 import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
+import type { RecurrentState } from "../engine-api.js";
 import * as arenas from "../wasm/arena.js";
 import { type Op, type SharedBuffers, CTRL_DONE, bufferSizes, sharedArray, sharedBuffer } from "./protocol.js";
 import { type ThreadHost, PoolWorkers, type WorkerHandle } from "./workers.js";
@@ -139,7 +140,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   /** The FLOP model's estimate for a call over B rows and T steps: forward, or 3 × forward with backward. */
   flops(B: number, T: number, backward: boolean): number {
     let f = 0;
-    for (const l of this.model.rnns) f += 2 * B * T * (l.inputDim! + l.units) * 4 * l.units;
+    for (const l of this.model.rnns) f += 2 * B * T * (l.inputDim! + l.units) * (l.kind === "gru" ? 3 : 4) * l.units; // G = 3H or 4H gate columns
     return backward ? 3 * f : f;
   }
 
@@ -211,21 +212,25 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   }
 
   /**
-   * The initial states of rows [b0, b0 + Bw) into a worker's stateIn, per layer (Bw, H) h then (Bw, H)
-   * c: the carried state of a stateful layer whose state fits the batch, zeros otherwise.
+   * The initial states of rows [b0, b0 + Bw) into a worker's stateIn, per layer one (Bw, H) block per state (an
+   * LSTM's h then c; protocol.ts's stateViews): the carried state of a stateful layer whose state fits the batch,
+   * zeros otherwise.
    */
   private gatherStates(B: number, b0: number, Bw: number, dst: FloatArray): void {
     const m = this.model;
     let off = 0;
     for (let i = 0; i < m.rnns.length; i++) {
-      const H = m.rnns[i]!.units, n = Bw * H;
+      const H = m.rnns[i]!.units, n = Bw * H, count = m.rnns[i]!.stateNames.length;
       if (m.carries(i, B)) {
-        const h = m.stateH[i]!, c = m.stateC[i]!, src = b0 * H;
-        for (let j = 0; j < n; j++) { dst[off + j] = h[src + j]!; dst[off + n + j] = c[src + j]!; }
+        const src = b0 * H;
+        for (const st of m.state[i]!) {
+          for (let j = 0; j < n; j++) dst[off + j] = st[src + j]!;
+          off += n;
+        }
       } else {
-        dst.fill(0, off, off + 2 * n);
+        dst.fill(0, off, off + count * n);
+        off += count * n;
       }
-      off += 2 * n;
     }
   }
 
@@ -234,8 +239,11 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     const m = this.model;
     for (let i = 0; i < m.rnns.length; i++) {
       if (!m.carries(i, B)) continue;
-      const h = m.stateH[i]!, c = m.stateC[i]!, hs = m.ws(i).hs, cs = m.ws(i).cs, n0 = B0 * m.rnns[i]!.units;
-      for (let j = 0; j < n0; j++) { hs[j] = h[j]!; cs[j] = c[j]!; }
+      const carried = m.state[i]!, slots = m.ws(i).states, n0 = B0 * m.rnns[i]!.units;
+      for (let s = 0; s < slots.length; s++) {
+        const from = carried[s]!, to = slots[s]!;
+        for (let j = 0; j < n0; j++) to[j] = from[j]!;
+      }
     }
   }
 
@@ -375,19 +383,17 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   /** Keeps every layer's final state (B rows) as its carried state, like one thread's commitState(T). */
   private commit(B: number, T: number): void {
     const m = this.model, sizes = this.sizes, starts = this.starts, workers = this.pool.workers, B0 = sizes[0]!;
-    let hBefore = 0; // Σ H of the layers below: a worker's stateOut holds 2·Bw·hBefore values before this layer's
+    let before = 0; // Σ states·H of the layers below: a worker's stateOut holds Bw·before values before this layer's
     for (let i = 0; i < m.rnns.length; i++) {
-      const H = m.rnns[i]!.units, n0 = B0 * H, ws = m.ws(i);
-      m.allocState(i, B);
-      const sh = m.stateH[i]!, sc = m.stateC[i]!;
-      sh.set(ws.hs.subarray(T * n0, (T + 1) * n0));
-      sc.set(ws.cs.subarray(T * n0, (T + 1) * n0));
-      for (let k = 1; k < sizes.length; k++) {
-        const Bw = sizes[k]!, nw = Bw * H, o = 2 * Bw * hBefore, out = workers[k - 1]!.stateOut;
-        sh.set(out.subarray(o, o + nw), starts[k]! * H);
-        sc.set(out.subarray(o + nw, o + 2 * nw), starts[k]! * H);
+      const H = m.rnns[i]!.units, n0 = B0 * H, slots = m.ws(i).states, kept = m.allocState(i, B);
+      for (let s = 0; s < slots.length; s++) {
+        kept[s]!.set(slots[s]!.subarray(T * n0, (T + 1) * n0));
+        for (let k = 1; k < sizes.length; k++) {
+          const Bw = sizes[k]!, nw = Bw * H, o = Bw * (before + s * H), out = workers[k - 1]!.stateOut;
+          kept[s]!.set(out.subarray(o, o + nw), starts[k]! * H);
+        }
       }
-      hBefore += H;
+      before += slots.length * H;
     }
   }
 
@@ -455,23 +461,30 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     timeToBatchMajor(T, B0, F, g0.buf, g0.off, dx, 0, B0 / B);
     for (let k = 1; k < n; k++) timeToBatchMajor(T, sizes[k]!, F, workers[k - 1]!.dx, 0, dx, starts[k]! * T * F, sizes[k]! / B);
     const hiddenStates: Tensor[] = [];
-    const stateGrads: { h: Tensor; c: Tensor }[] = [];
-    let hBefore = 0; // Σ H of the layers below, as in commit
+    const stateGrads: RecurrentState[] = [];
+    let hBefore = 0, before = 0; // Σ H and Σ states·H of the layers below (a worker's hseq, and its stateGrads as in commit)
     for (let i = 0; i < m.rnns.length; i++) {
-      const H = m.rnns[i]!.units, ws = m.ws(i), w0 = B0 / B;
+      const H = m.rnns[i]!.units, ws = m.ws(i), w0 = B0 / B, count = ws.states.length;
       const hs = allocate(dt, B * T * H);
-      timeToBatchMajor(T, B0, H, ws.hs, B0 * H, hs, 0); // slots 1 … T
-      const dh = allocate(dt, B * H), dc = allocate(dt, B * H);
-      for (let j = 0; j < B0 * H; j++) { dh[j] = w0 * ws.dh[j]!; dc[j] = w0 * ws.dc[j]!; }
+      timeToBatchMajor(T, B0, H, ws.states[0]!, B0 * H, hs, 0); // slots 1 … T
+      const d = ws.states.map(() => allocate(dt, B * H)); // per state
+      for (let s = 0; s < count; s++) {
+        const ds = d[s]!, own = ws.dStates[s]!;
+        for (let j = 0; j < B0 * H; j++) ds[j] = w0 * own[j]!;
+      }
       for (let k = 1; k < n; k++) {
-        const Bw = sizes[k]!, b0 = starts[k]!, wk = Bw / B, w = workers[k - 1]!, nw = Bw * H, o = 2 * Bw * hBefore;
+        const Bw = sizes[k]!, b0 = starts[k]!, wk = Bw / B, w = workers[k - 1]!, nw = Bw * H;
         timeToBatchMajor(T, Bw, H, w.hseq, T * Bw * hBefore, hs, b0 * T * H);
         const g = w.stateGrads;
-        for (let j = 0; j < nw; j++) { dh[b0 * H + j] = wk * g[o + j]!; dc[b0 * H + j] = wk * g[o + nw + j]!; }
+        for (let s = 0; s < count; s++) {
+          const ds = d[s]!, o = Bw * (before + s * H);
+          for (let j = 0; j < nw; j++) ds[b0 * H + j] = wk * g[o + j]!;
+        }
       }
       hBefore += H;
+      before += count * H;
       hiddenStates.push(fromData(hs, [B, T, H]));
-      stateGrads.push({ h: fromData(dh, [B, H]), c: fromData(dc, [B, H]) });
+      stateGrads.push(m.namedStates(i, d, 0, B));
     }
     const res: Gradients = {
       loss: this.loss, grads, outputs: fromData(outputs, m.perStep ? [B, T, D] : [B, D]),

@@ -14,6 +14,10 @@ import type { LossName } from "../losses.js";
 /** One layer of the replica, enough to rebuild the same shapes (the weights come through `params`). */
 export type ReplicaLayer =
   | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean; goBackwards: boolean }
+  | {
+    kind: "gru"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean;
+    goBackwards: boolean; resetAfter: boolean;
+  }
   | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean }
   | { kind: "embedding"; units: number; /** the vocabulary */ inputDim: number };
 
@@ -100,31 +104,39 @@ export type Message = RunMessage | { type: "fault"; kind: Fault };
 export function bufferSizes(
   layers: readonly ReplicaLayer[], Bw: number, T: number,
 ): Record<Exclude<keyof SharedBuffers, "params" | "paramsAt" | "grads" | "gradsAt">, number> {
-  const lstm = layers.filter((l) => l.kind === "lstm");
+  const rnns = layers.filter((l) => l.kind === "lstm" || l.kind === "gru"); // the recurrent layers
+  const states = stateLayout(layers).reduce((s, l) => s + l.count * l.units, 0); // Σ (states × H) over the recurrent layers
   const F = layers[0]!.kind === "embedding" ? 1 : layers[0]!.inputDim, D = layers[layers.length - 1]!.units; // an Embedding reads one id per step
-  // The output is per step when every LSTM returns sequences (a Dense keeps what it is given).
-  const rows = lstm.every((l) => l.kind === "lstm" && l.returnSequences) ? T * Bw : Bw;
-  const sumH = lstm.reduce((s, l) => s + l.units, 0);
+  // The output is per step when every recurrent layer returns sequences (a Dense keeps what it is given).
+  const rows = rnns.every((l) => (l.kind === "lstm" || l.kind === "gru") && l.returnSequences) ? T * Bw : Bw;
+  const sumH = rnns.reduce((s, l) => s + l.units, 0);
   return {
     x: Bw * T * F,
     y: rows * D,
-    stateIn: 2 * Bw * sumH,
-    stateOut: 2 * Bw * sumH,
+    stateIn: Bw * states,
+    stateOut: Bw * states,
     out: rows * D,
     dx: T * Bw * F,
-    stateGrads: 2 * Bw * sumH,
+    stateGrads: Bw * states,
     hseq: T * Bw * sumH,
-    norms: lstm.length * T,
+    norms: rnns.length * T,
   };
 }
 
-/** Views of a (2·Bw·ΣH) state buffer as per-layer { h, c }, each (Bw, H). */
-export function stateViews(buf: FloatArray, units: readonly number[], Bw: number): { h: FloatArray; c: FloatArray }[] {
+/** Per recurrent layer, bottom to top: its units and how many states it has (an LSTM's h and c: 2). */
+export function stateLayout(layers: readonly ReplicaLayer[]): { units: number; count: number }[] {
+  return layers.flatMap((l) => (l.kind === "lstm" ? [{ units: l.units, count: 2 }] : l.kind === "gru" ? [{ units: l.units, count: 1 }] : []));
+}
+
+/**
+ * Views of a state buffer (Bw·Σ count·H) as per-layer state sets, each state (Bw, H): a layer's states follow each
+ * other (an LSTM's h then c), the layers bottom to top.
+ */
+export function stateViews(buf: FloatArray, layout: readonly { units: number; count: number }[], Bw: number): FloatArray[][] {
   let off = 0;
-  return units.map((H) => {
-    const n = Bw * H;
-    const v = { h: buf.subarray(off, off + n), c: buf.subarray(off + n, off + 2 * n) };
-    off += 2 * n;
+  return layout.map(({ units, count }) => {
+    const n = Bw * units, v: FloatArray[] = [];
+    for (let s = 0; s < count; s++, off += n) v.push(buf.subarray(off, off + n));
     return v;
   });
 }

@@ -16,12 +16,13 @@
  */
 import { fromData, type FloatArray } from "../tensor/tensor.js";
 import { LSTM } from "../layers/lstm.js";
+import { GRU } from "../layers/gru.js";
 import { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
 import { Engine } from "../engine.js";
 import {
   type Fault, type Message, type RunMessage, type SharedBuffers, type WorkerInit,
-  CTRL_DONE, CTRL_READY, CTRL_STATUS, sharedArray, stateViews, writeMessage,
+  CTRL_DONE, CTRL_READY, CTRL_STATUS, sharedArray, stateLayout, stateViews, writeMessage,
 } from "./protocol.js";
 
 interface Views {
@@ -34,6 +35,7 @@ export class Replica {
   private readonly result: Float64Array;
   private readonly message: Uint8Array;
   private readonly units: number[];
+  private readonly layout: { units: number; count: number }[];
   private engine: Engine | null = null;
   private views: Views | null = null;
   /** The shared weights and gradients, when the replica computes in its own WebAssembly memory (backend "wasm"). */
@@ -49,7 +51,8 @@ export class Replica {
     this.ctrl = new Int32Array(init.ctrl);
     this.result = new Float64Array(init.result);
     this.message = new Uint8Array(init.message);
-    this.units = init.layers.filter((l) => l.kind === "lstm").map((l) => l.units);
+    this.layout = stateLayout(init.layers);
+    this.units = this.layout.map((l) => l.units);
     try {
       const layers = init.layers.map((l) => {
         if (l.kind === "embedding") return new Embedding({ inputDim: l.inputDim, outputDim: l.units });
@@ -57,6 +60,12 @@ export class Replica {
           return new LSTM({
             units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
             goBackwards: l.goBackwards,
+          });
+        }
+        if (l.kind === "gru") {
+          return new GRU({
+            units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
+            goBackwards: l.goBackwards, resetAfter: l.resetAfter,
           });
         }
         return new Dense({ units: l.units, activation: l.activation, useBias: l.useBias });
@@ -134,16 +143,15 @@ export class Replica {
     m.loss = cmd.loss;
     m.ensure(B, T);
     m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
-    m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, units, B) : undefined);
+    m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, this.layout, B) : undefined);
     const M = m.forward(0, T);
     if (this.fault === "exit") this.exit(70);
     if (this.fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
     // The final state of every layer (slot T), for the main thread to commit if the step stands.
-    const finals = stateViews(v.stateOut, units, B);
+    const finals = stateViews(v.stateOut, this.layout, B);
     m.rnns.forEach((l, i) => {
-      const n = B * l.units, ws = m.ws(i);
-      finals[i]!.h.set(ws.hs.subarray(T * n, (T + 1) * n));
-      finals[i]!.c.set(ws.cs.subarray(T * n, (T + 1) * n));
+      const n = B * l.units, slots = m.ws(i).states;
+      finals[i]!.forEach((f, s) => f.set(slots[s]!.subarray(T * n, (T + 1) * n)));
     });
     if (op === "predict" || op === "grads") v.out.set(m.outputRows().subarray(0, M * D));
     if (op === "predict") return;
@@ -161,13 +169,12 @@ export class Replica {
     if (op !== "grads") return;
     const g = m.inputGrad(); // every step: from is 0
     v.dx.set(g.buf.subarray(g.off, g.off + T * B * F));
-    const sg = stateViews(v.stateGrads, units, B);
+    const sg = stateViews(v.stateGrads, this.layout, B);
     let hOff = 0;
     m.rnns.forEach((l, i) => {
       const n = B * l.units, ws = m.ws(i);
-      sg[i]!.h.set(ws.dh.subarray(0, n));
-      sg[i]!.c.set(ws.dc.subarray(0, n));
-      v.hseq.set(ws.hs.subarray(n, (T + 1) * n), hOff); // slots 1 … T are h_0 … h_{T-1}
+      sg[i]!.forEach((g, s) => g.set(ws.dStates[s]!.subarray(0, n)));
+      v.hseq.set(ws.states[0]!.subarray(n, (T + 1) * n), hOff); // slots 1 … T are h_0 … h_{T-1}
       hOff += T * n;
     });
   }

@@ -280,6 +280,12 @@ function replicaLayers(m: Engine): ReplicaLayer[] {
         recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards,
       };
     }
+    if (l.kind === "gru") {
+      return {
+        kind: "gru", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
+        recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards, resetAfter: l.resetAfter,
+      };
+    }
     return { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias };
   });
 }

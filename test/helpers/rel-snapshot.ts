@@ -29,7 +29,7 @@ export function snapshot(m: Sequential): Snapshot {
     params: bytesOf(m.engine.params),
     slots: m.optimizer ? m.optimizer.slots().map(bytesOf) : [],
     iterations: m.optimizer?.iterations ?? -1,
-    states: m.engine.rnns.flatMap((_, i) => [bytesOf(m.engine.stateH[i]!), bytesOf(m.engine.stateC[i]!)]),
+    states: m.engine.rnns.flatMap((l, i) => m.engine.state[i]?.map((s) => bytesOf(s)) ?? l.stateNames.map(() => "none")),
     batchSize: m.batchSize,
     rng: JSON.stringify(m.engine.shuffleRng.state()),
     compiled: JSON.stringify([m.loss, m.metrics, m.engine.onNonFinite, m.optimizer?.name, m.optimizer?.config()]),
