@@ -5,7 +5,7 @@
  *   model that predicts the original's bits; models built and trained in tfjs in such orders import and predict
  *   what tfjs predicts;
  * - ONNX: toOnnx runs in ONNX Runtime and its "y" is predict (the per-step graph ends with a Transpose to batch
- *   major); a Masking model is refused by name;
+ *   major); a Masking model's graph is predict on rows padded at the end, NaN on others;
  * - safetensors and checkpoints: bit-exact round trips (float64), and a restored checkpoint trains on the same bits.
  *
  * No golden values: every comparison is against our own predict (or tfjs's, for tfjs-built models).
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import {
-  Sequential, LSTM, Dense, Masking, ValueError, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx,
+  Sequential, LSTM, Dense, Masking, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx,
   checkpointFromJSON, encodeCheckpoint, decodeCheckpoint, randomNormal, type DType, type Tensor,
 } from "../src/index.js";
 import type { TfjsArtifactsInput } from "../src/interop/tfjs.js";
@@ -395,10 +395,23 @@ describe("toOnnx: ONNX Runtime's y equals predict (float32 tolerance)", () => {
   });
 
   for (const c of CASES.filter((c) => c.mask)) {
-    it(`refuses a Masking model by name: ${c.name}`, () => {
+    it(`a Masking model (sequence_lens): predict on rows padded at the end, NaN on the case's own masks: ${c.name}`, async () => {
       const model = build(c, "float32", 50);
-      expect(() => toOnnx(model)).toThrow(ValueError);
-      expect(() => toOnnx(model)).toThrow(/Masking/);
+      const s = await ort.InferenceSession.create(toOnnx(model));
+      const run = async (x: number[][][]) => (await s.run({ x: new ort.Tensor("float32", Float32Array.from(x.flat(2)), [B, T, c.F]) })).y!.data as Float32Array;
+      // Rows kept for 5, 2 and 0 steps, then padded (test/embedding-interop.test.ts covers every LSTM variant).
+      const post = seqX("onnx-masked", B, T, c.F, [[1, 2], [1, 3], [1, 4], ...[0, 1, 2, 3, 4].map((t) => [2, t] as [number, number])]);
+      expectAgree(`toOnnx: ${c.name}, post-padded`, model.predict(post).data, await run(post));
+      // The case's own masks: a row with a kept step after a masked one is NaN (ONNX's sequence_lens cannot say that),
+      // a row masked only at its end is predict.
+      const x = seqX("onnx-masked", B, T, c.F, c.mask), got = await run(x), want = model.predict(x).data, per = want.length / B;
+      for (let b = 0; b < B; b++) {
+        const steps = c.mask!.filter(([r]) => r === b).map(([, t]) => t);
+        const post = steps.every((t) => t >= T - steps.length);
+        const row = got.subarray(b * per, (b + 1) * per);
+        if (post) expectAgree(`toOnnx: ${c.name}, the case's mask, row ${b}`, want.subarray(b * per, (b + 1) * per), row);
+        else expect(Array.from(row).every(Number.isNaN), `row ${b}`).toBe(true);
+      }
     });
   }
 });

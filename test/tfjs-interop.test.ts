@@ -708,10 +708,11 @@ describe("fromTfjs errors: FormatError naming the thing, the artifacts untouched
   });
 
   it("unsupported layer classes, named", () => {
-    for (const cls of ["GRU", "SimpleRNN", "Bidirectional", "Dropout", "Embedding", "RNN"]) {
+    for (const cls of ["GRU", "SimpleRNN", "Bidirectional", "Dropout", "RNN"]) {
       refused((a) => { layer(a, 1).class_name = cls; }, "layers[1]", `"${cls}"`);
     }
     refused((a) => { layer(a, 1).class_name = "Masking"; }, "layers[1]", "a Masking layer is only supported first");
+    refused((a) => { layer(a, 1).class_name = "Embedding"; }, "layers[1]", "an Embedding is only supported as the first layer"); // test/embedding-interop.test.ts reads it first
     refused((a) => { a.modelTopology.class_name = "Functional"; }, "Functional", "functional models");
     refused((a) => { a.modelTopology.config.layers.splice(1, 0, { class_name: "Dropout", config: { name: "dropout", rate: 0.2 } }); }, "\"Dropout\"");
     refused((a) => { layer(a, 0).config.return_sequences = false; }, "layers[1]", "an LSTM below it has return_sequences false, so this LSTM would get no sequence");

@@ -1,101 +1,55 @@
 /**
  * ONNX export: a built Sequential as a serialized ONNX ModelProto (opset 17, IR version 8) for inference in
- * ONNX Runtime or any other ONNX backend. Written with our own protobuf writer (protobuf.ts).
+ * ONNX Runtime or any other ONNX backend. The graph is built here; onnx-graph.ts holds it and writes the bytes.
  *
- * The graph, for x [B, T, F] batch-major as predict takes it:
+ * The graph, for x [B, T, F] batch-major as predict takes it, or ids [B, T] (int64) when an Embedding is first:
  *
  *   x (B, T, F) ─Transpose[1,0,2]→ (T, B, F)
+ *   ids (B, T) ─Transpose[1,0]→ (T, B) ─Gather(E (V, D), axis 0)→ (T, B, D)              an Embedding first
  *     ─LSTM→ Y (T, 1, B, H) ─Squeeze(1)→ (T, B, H)        every LSTM but the top one, and a per-step top one
  *     ─LSTM→ Y_h (1, B, H) ─Squeeze(0)→ (B, H)            the top LSTM of a last-step model
  *   per-step: (T, B, H) ─Transpose[1,0,2]→ (B, T, H)
- *   each Dense: ─MatMul kernel (In, D)→ ─Add bias (D)→ ─Sigmoid | Tanh | Relu→   (MatMul broadcasts over B[, T])
+ *   each Dense: ─MatMul kernel (In, D)→ ─Add bias (D)→ ─Sigmoid | Tanh | Relu | Softmax→   (MatMul broadcasts over B[, T])
  *   → y (B, D), or (B, T, D) per step
  *
- * Facts from the ONNX operator spec used here (LSTM, opset 14+): inputs X (T, B, I) with layout 0,
- * W (dirs, 4H, I), R (dirs, 4H, H), optional B (dirs, 8H) = [Wb, Rb]; gate blocks in the order i, o, f, c;
- * each gate is act(X·Wᵀ + H·Rᵀ + Wb + Rb); `activations` lists f, g, h (default Sigmoid, Tanh, Tanh) and
- * HardSigmoid's defaults are alpha 0.2, beta 0.5, which is Keras' hardSigmoid. Squeeze takes its axes as an
- * int64 input since opset 13. Initializers are float32 raw_data, little-endian.
+ * Masking (a Masking layer first, or an Embedding with maskZero). ONNX's LSTM has no per-step mask, only a length
+ * per row (`sequence_lens`): it reads steps [0, len), its Y is zero after them and its Y_h is the h after step
+ * len − 1. That is Keras's masked RNN exactly for a row whose masked steps all come after its kept ones (padding at
+ * the end, "post"), with len its count of kept steps, which the graph computes from the input, time-major:
  *
- * Legend: B batch, T timesteps, F input features, I a layer's inputs, H units, D head units.
+ *   kept (T, B) int32 = ReduceMax over F of Cast(Not(Equal(x, v)))      Masking(v): some feature ≠ v
+ *                     = Cast(Not(Equal(ids, 0)))                          maskZero: id ≠ 0
+ *   len (B) = ReduceSum(kept) over T: every LSTM's sequence_lens (the mask reaches every LSTM, all reading sequences)
+ *   post (B) = ReduceSum(Greater(kept[1:], kept[:-1])) over T = 0: no kept step after a masked one
+ *   y = Where(post, y, NaN): a row padded anywhere else (at the front, as Keras's pad_sequences does by default,
+ *       or in the middle) would get a wrong number from the LSTM; it gets NaN instead, which shows.
+ *
+ * On post-padded rows only the top LSTM's outputs at masked steps can differ from Keras's (an LSTM above a lower
+ * one reads none of the lower one's masked steps: the same mask hides them), and where they do the graph rebuilds
+ * Keras's: a forward per-step top LSTM repeats its last kept output where Keras does (Where(kept, Y, Y_h); Y_h is
+ * zero for a row with no kept step, as Keras's output before a first kept step); a forward last-step one with
+ * zeroOutputForMask gives zeros when step T − 1 is masked (Where(kept[T − 1], Y_h, 0)). A backwards LSTM needs
+ * nothing: Keras reads the masked steps first (state and output zero), then kept steps len − 1 … 0, which is ONNX's
+ * reverse direction on [0, len), Y reversed into reading order included; a forward zeroOutputForMask per-step one
+ * has ONNX's zeros already.
+ *
+ * Facts from the ONNX operator spec used here (LSTM, opset 14+): inputs X (T, B, I) with layout 0,
+ * W (dirs, 4H, I), R (dirs, 4H, H), optional B (dirs, 8H) = [Wb, Rb], optional sequence_lens (B) int32; gate blocks
+ * in the order i, o, f, c; each gate is act(X·Wᵀ + H·Rᵀ + Wb + Rb); `activations` lists f, g, h (default Sigmoid,
+ * Tanh, Tanh) and HardSigmoid's defaults are alpha 0.2, beta 0.5, which is Keras' hardSigmoid. Squeeze,
+ * Unsqueeze, Slice and ReduceSum take their axes as int64 inputs since opset 13; ReduceMax still as an attribute
+ * (until opset 18). Gather takes int64 indices, a negative one counting from the end.
+ *
+ * Legend: B batch, T timesteps, F input features, V vocabulary, I a layer's inputs, H units, D head units.
  */
 import { Sequential } from "../model.js";
 import { LSTM } from "../layers/lstm.js";
 import type { Dense } from "../layers/dense.js";
+import { Embedding } from "../layers/embedding.js";
 import { StateError, ValueError, fmtValue } from "../errors.js";
-import { ProtoWriter, float32LE, int64LE } from "./protobuf.js";
+import { type Attribute, DATA_TYPE, GraphBuilder, type ValueInfo, encodeModel } from "./onnx-graph.js";
 
-/** The default-domain operator set the graph is written for. */
-export const ONNX_OPSET = 17;
-/** The ONNX IR version of the ModelProto (8 goes with opsets up to 18). */
-export const ONNX_IR_VERSION = 8;
-
-// ---------------------------------------------------------------------------------------------
-// Field numbers and enums of onnx.proto (only those written here)
-
-const MODEL = { irVersion: 1, producerName: 2, docString: 6, graph: 7, opsetImport: 8 } as const;
-const OPSET_ID = { domain: 1, version: 2 } as const;
-const GRAPH = { node: 1, name: 2, initializer: 5, input: 11, output: 12 } as const;
-const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 } as const;
-const ATTRIBUTE = { name: 1, i: 3, s: 4, ints: 8, strings: 9, type: 20 } as const;
-const ATTRIBUTE_TYPE = { int: 2, string: 3, ints: 7, strings: 8 } as const;
-const TENSOR = { dims: 1, dataType: 2, name: 8, rawData: 9 } as const;
-const DATA_TYPE = { float: 1, int64: 7 } as const;
-const VALUE_INFO = { name: 1, type: 2 } as const;
-const TYPE = { tensorType: 1 } as const;
-const TENSOR_TYPE = { elemType: 1, shape: 2 } as const;
-const SHAPE = { dim: 1 } as const;
-const DIMENSION = { dimValue: 1, dimParam: 2 } as const;
-
-// ---------------------------------------------------------------------------------------------
-// The graph in memory
-
-type Attribute =
-  | { name: string; type: "int"; value: number }
-  | { name: string; type: "string"; value: string }
-  | { name: string; type: "ints"; value: number[] }
-  | { name: string; type: "strings"; value: string[] };
-
-interface OnnxNode {
-  name: string;
-  opType: string;
-  inputs: string[];  // "" for an omitted optional input
-  outputs: string[]; // "" for an unused optional output
-  attributes: Attribute[];
-}
-
-interface Initializer {
-  name: string;
-  dims: number[];
-  dataType: "float" | "int64";
-  data: ArrayLike<number>;
-}
-
-/** A graph input or output: float32 with named (symbolic) or fixed dimensions. */
-interface ValueInfo {
-  name: string;
-  dims: (string | number)[];
-}
-
-class GraphBuilder {
-  readonly nodes: OnnxNode[] = [];
-  readonly initializers: Initializer[] = [];
-
-  /** Adds an initializer and returns its name. */
-  constant(name: string, dims: number[], dataType: Initializer["dataType"], data: ArrayLike<number>): string {
-    this.initializers.push({ name, dims, dataType, data });
-    return name;
-  }
-
-  /** Adds a node and returns its first output's name. */
-  node(opType: string, name: string, inputs: string[], outputs: string[], attributes: Attribute[] = []): string {
-    this.nodes.push({ name, opType, inputs, outputs, attributes });
-    return outputs.find((o) => o !== "")!;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Export
+export { ONNX_OPSET, ONNX_IR_VERSION } from "./onnx-graph.js";
 
 /** ONNX block g (i, o, f, c) is Keras block KERAS_BLOCK[g] (Keras order i, f, c, o). */
 const KERAS_BLOCK = [0, 3, 1, 2] as const;
@@ -103,13 +57,20 @@ const KERAS_BLOCK = [0, 3, 1, 2] as const;
 /**
  * The model as a serialized ONNX ModelProto (opset 17), for inference in ONNX Runtime.
  *
- * - Input "x": float32 [batch, time, F], batch and time symbolic (any batch size and sequence length).
+ * - Input "x": float32 [batch, time, F], batch and time symbolic (any batch size and sequence length); with an
+ *   Embedding first, int64 ids [batch, time] (ONNX's Gather reads an id below 0 from the end of the table, where
+ *   `predict` refuses it; ONNX Runtime refuses one ≥ V).
  * - Output "y": float32 [batch, D], or [batch, time, D] when the output is a sequence (`model.perStep`),
  *   the same values `model.predict(x)` returns (within float32 rounding).
  * - Every LSTM is one ONNX LSTM node (gates reordered from Keras' i, f, c, o to ONNX's i, o, f, c, kernels
  *   transposed); `recurrentActivation: "hardSigmoid"` becomes `activations: [HardSigmoid, Tanh, Tanh]` and a
- *   layer without bias omits the LSTM's optional B input. Each Dense is MatMul (+ Add) (+ its activation).
- * - The weights are stored as float32 initializers; a float64 model's weights are rounded to float32.
+ *   layer without bias omits the LSTM's optional B input. Each Dense is MatMul (+ Add) (+ its activation); an
+ *   Embedding is a Gather on its table.
+ * - A masked model (Masking, or an Embedding with maskZero) gives each LSTM its rows' kept-step counts as
+ *   `sequence_lens`, which is `predict` for rows padded at the end only; any other row's y is NaN (see the file's
+ *   header and the README).
+ * - The weights are stored as float32 initializers; a float64 model's weights are rounded to float32 (ONNX
+ *   Runtime's LSTM has no double kernel: "LSTM operator does not support double yet", 1.30).
  * - The graph starts every call from a zero LSTM state: it computes what `predict` computes on a fresh (or
  *   reset) model. A stateful model's carried state is not exported and the graph carries no state between
  *   runs; run the whole sequence in one call (or export a stateless copy) to reproduce a stateful model.
@@ -121,6 +82,7 @@ const KERAS_BLOCK = [0, 3, 1, 2] as const;
  * import * as ort from "onnxruntime-node";
  * const session = await ort.InferenceSession.create(toOnnx(model));
  * const { y } = await session.run({ x: new ort.Tensor("float32", xData, [B, T, F]) });
+ * // an Embedding first: { x: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [B, T]) }
  */
 export function toOnnx(model: Sequential): Uint8Array {
   if (!(model instanceof Sequential)) {
@@ -129,15 +91,8 @@ export function toOnnx(model: Sequential): Uint8Array {
   if (!model.engine.built) {
     throw new StateError(`toOnnx: the model is not built yet; give the first LSTM an inputDim, call build(inputDim), or pass data first`);
   }
-  const ids = model.layers.findIndex((l) => l.kind === "embedding");
-  if (ids >= 0) {
-    throw new ValueError(`toOnnx model: layers[${ids}] is an Embedding, which this version does not export (its ids input needs a Gather graph with an int64 input); use toTfjs or toSafetensors for such a model`);
-  }
   const gru = model.layers.findIndex((l) => l.kind === "gru");
   if (gru >= 0) throw new ValueError(`toOnnx model: layers[${gru}] is a GRU, which this version does not export to ONNX yet; use toSafetensors or a checkpoint`);
-  if (model.masking) {
-    throw new ValueError(`toOnnx model: a model with a Masking layer is not exported: ONNX's LSTM has no per-step mask (only sequence lengths), so the graph would not compute what predict does`);
-  }
   const weights = model.getWeights();
   const names = model.weightNames();
   weights.forEach((w, k) => {
@@ -148,17 +103,25 @@ export function toOnnx(model: Sequential): Uint8Array {
   });
 
   const g = new GraphBuilder();
-  const F = model.inputDim!;
-  const transposeBT: Attribute[] = [{ name: "perm", type: "ints", value: [1, 0, 2] }];
-  let cur = g.node("Transpose", "to_time_major", ["x"], ["x_time_major"], transposeBT); // (T, B, F)
-  let dim = F;
+  const layers = model.layers;
+  const ids = layers[0] instanceof Embedding;
+  // Sequences are time-major inside the graph (ONNX's LSTM layout 0); a Dense's MatMul works on the last axis either way.
+  let cur = ids
+    ? g.node("Transpose", "to_time_major", ["x"], ["ids_time_major"], [{ name: "perm", type: "ints", value: [1, 0] }]) // (T, B)
+    : g.node("Transpose", "to_time_major", ["x"], ["x_time_major"], [{ name: "perm", type: "ints", value: [1, 0, 2] }]); // (T, B, F)
+  const mask = model.engine.maskValue === null ? null : new MaskGraph(g, cur, ids, model.engine.maskValue);
+  let top = -1; // the top LSTM: the only one whose outputs at masked steps reach y
+  layers.forEach((l, i) => { if (l instanceof LSTM) top = i; });
+  let dim = model.inputDim!;
   let w = 0; // index into weights
   let li = 0, di = 0;
-  const squeezeAxes: [string | null, string | null] = [null, null];
-  const axes = (a: 0 | 1): string => (squeezeAxes[a] ??= g.constant(`squeeze_axes_${a}`, [1], "int64", [a]));
 
-  for (const layer of model.layers) {
-    if (layer instanceof LSTM) {
+  layers.forEach((layer, i) => {
+    if (layer instanceof Embedding) {
+      const table = g.constant("embedding_0/embeddings", [layer.inputDim, layer.units], "float", weights[w++]!.data); // (V, D)
+      cur = g.op("Gather", "embedding_0/gather", [table, cur], [{ name: "axis", type: "int", value: 0 }]);     // (T, B, D)
+      dim = layer.units;
+    } else if (layer instanceof LSTM) {
       const p = `lstm_${li}`;
       const H = layer.units;
       const kernel = weights[w++]!.data;    // (I, 4H)
@@ -168,8 +131,10 @@ export function toOnnx(model: Sequential): Uint8Array {
         cur,
         g.constant(`${p}/W`, [1, 4 * H, dim], "float", onnxGateMatrix(kernel, dim, H)),    // (1, 4H, I)
         g.constant(`${p}/R`, [1, 4 * H, H], "float", onnxGateMatrix(recurrent, H, H)),     // (1, 4H, H)
+        bias ? g.constant(`${p}/B`, [1, 8 * H], "float", onnxGateBias(bias, H)) : "",      // (1, 8H), or omitted
       ];
-      if (bias) inputs.push(g.constant(`${p}/B`, [1, 8 * H], "float", onnxGateBias(bias, H))); // (1, 8H)
+      if (mask) inputs.push(mask.lens);                                              // (B) int32
+      while (inputs[inputs.length - 1] === "") inputs.pop();
       const attributes: Attribute[] = [{ name: "hidden_size", type: "int", value: H }];
       if (layer.recurrentActivation === "hardSigmoid") {
         // f = HardSigmoid on i, o, f (its defaults alpha 0.2, beta 0.5 are Keras' clip(0.2·x + 0.5, 0, 1));
@@ -179,18 +144,19 @@ export function toOnnx(model: Sequential): Uint8Array {
       // goBackwards: ONNX's "reverse" direction reads the steps last to first, as Keras does; its Y is indexed by input
       // step, where Keras returns the reading order, so a sequence output is reversed back (Slice with step −1).
       if (layer.goBackwards) attributes.push({ name: "direction", type: "string", value: "reverse" });
-      // Sequences stay time-major between layers (a Dense's MatMul works on the last axis either way).
-      if (layer.returnSequences && layer.goBackwards) {
-        const y = g.node("LSTM", p, inputs, [`${p}/Y`], attributes);                         // (T, 1, B, H), by input step
-        const seq = g.node("Squeeze", `${p}/squeeze`, [y, axes(1)], [`${p}/h_by_input`]);   // (T, B, H)
-        const c = (name: string, v: number): string => g.constant(`${p}/${name}`, [1], "int64", [v]);
-        cur = g.node("Slice", `${p}/reading_order`, [seq, c("start", -1), c("end", -(2 ** 62)), c("axis", 0), c("step", -1)], [`${p}/h_seq`]);
-      } else if (layer.returnSequences) {
-        const y = g.node("LSTM", p, inputs, [`${p}/Y`], attributes);                         // (T, 1, B, H)
-        cur = g.node("Squeeze", `${p}/squeeze`, [y, axes(1)], [`${p}/h_seq`]);              // (T, B, H)
+      // Where Keras's masked output differs from ONNX's on post-padded rows (the header): only the top LSTM's matters.
+      const forward = mask !== null && i === top && !layer.goBackwards;
+      if (layer.returnSequences) {
+        const repeat = forward && !layer.zeroOutputForMask;
+        const [y, yh] = [`${p}/Y`, repeat ? `${p}/Y_h` : ""];
+        g.node("LSTM", p, inputs, [y, yh], attributes);                                       // Y (T, 1, B, H), Y_h (1, B, H)
+        cur = g.op("Squeeze", `${p}/h_seq`, [y, g.int64s([1])]);                             // (T, B, H), by input step
+        if (layer.goBackwards) cur = g.op("Slice", `${p}/reading_order`, [cur, g.int64s([-1]), g.int64s([-(2 ** 62)]), g.int64s([0]), g.int64s([-1])]);
+        if (repeat) cur = g.op("Where", `${p}/masked_repeat`, [mask.keptSteps(), cur, yh]); // Keras: the last kept output again
       } else {
-        const yh = g.node("LSTM", p, inputs, ["", `${p}/Y_h`], attributes);                 // (1, B, H)
-        cur = g.node("Squeeze", `${p}/squeeze`, [yh, axes(0)], [`${p}/h_last`]);            // (B, H)
+        const yh = g.node("LSTM", p, inputs, ["", `${p}/Y_h`], attributes);                // (1, B, H)
+        cur = g.op("Squeeze", `${p}/h_last`, [yh, g.int64s([0])]);                          // (B, H)
+        if (forward && layer.zeroOutputForMask) cur = g.op("Where", `${p}/masked_zero`, [mask.lastStepKept(), cur, g.constant(`${p}/zero`, [], "float", [0])]);
       }
       dim = H;
       li++;
@@ -198,28 +164,80 @@ export function toOnnx(model: Sequential): Uint8Array {
       const dense = layer as Dense;
       const p = `dense_${di}`;
       const D = dense.units;
-      const kernel = g.constant(`${p}/kernel`, [dim, D], "float", weights[w++]!.data);       // (In, D)
-      cur = g.node("MatMul", `${p}/matmul`, [cur, kernel], [`${p}/matmul`]);                 // ([T, ]B, D)
-      if (dense.useBias) {
-        const bias = g.constant(`${p}/bias`, [D], "float", weights[w++]!.data);              // (D)
-        cur = g.node("Add", `${p}/add`, [cur, bias], [`${p}/add`]);
-      }
+      const kernel = g.constant(`${p}/kernel`, [dim, D], "float", weights[w++]!.data);            // (In, D)
+      cur = g.op("MatMul", `${p}/matmul`, [cur, kernel]);                                     // ([T, ]B, D)
+      if (dense.useBias) cur = g.op("Add", `${p}/add`, [cur, g.constant(`${p}/bias`, [D], "float", weights[w++]!.data)]); // + (D)
       // Softmax (opset 13+) normalises over one axis, by default the last: the units, per row and step.
       const op = ({ linear: null, sigmoid: "Sigmoid", tanh: "Tanh", relu: "Relu", softmax: "Softmax" } as const)[dense.activation];
-      if (op) cur = g.node(op, `${p}/${dense.activation}`, [cur], [`${p}/${dense.activation}`]);
+      if (op) cur = g.op(op, `${p}/${dense.activation}`, [cur]);
       dim = D;
       di++;
     }
-  }
+  });
   if (w !== weights.length) throw new Error(`toOnnx: internal error, used ${w} of ${weights.length} weights`);
-  if (model.perStep) g.node("Transpose", "to_batch_major", [cur], ["y_batch_major"], transposeBT); // (B, T, D)
+  if (model.perStep) cur = g.op("Transpose", "to_batch_major", [cur], [{ name: "perm", type: "ints", value: [1, 0, 2] }]); // (B, T, D)
+  if (mask) g.op("Where", "not_post_padded_nan", [mask.postPadded(model.perStep), cur, g.constant("nan", [], "float", [NaN])]);
   // The last node writes the graph output.
-  const last = g.nodes[g.nodes.length - 1]!;
-  last.outputs[0] = "y";
+  g.nodes[g.nodes.length - 1]!.outputs[0] = "y";
 
-  const input: ValueInfo = { name: "x", dims: ["batch", "time", F] };
-  const output: ValueInfo = { name: "y", dims: model.perStep ? ["batch", "time", dim] : ["batch", dim] };
-  return encodeModel(g, input, output);
+  const input: ValueInfo = ids ? { name: "x", elemType: "int64", dims: ["batch", "time"] } : { name: "x", elemType: "float", dims: ["batch", "time", model.inputDim!] };
+  const output: ValueInfo = { name: "y", elemType: "float", dims: model.perStep ? ["batch", "time", dim] : ["batch", dim] };
+  const doc = `A longshort Sequential (${layers.map((l) => l.kind).join(", ")}), from a zero initial LSTM state${mask ? "; masked rows must be padded at the end (others give NaN)" : ""}.`;
+  return encodeModel(g, [input], [output], doc);
+}
+
+/**
+ * The mask's pieces in the graph (the header's formulas), each built on first use: `lens`, the LSTMs' sequence_lens,
+ * is always used.
+ */
+class MaskGraph {
+  /** (T, B) int32: 1 where a step is kept. */
+  readonly kept: string;
+  /** (B) int32: each row's count of kept steps. */
+  readonly lens: string;
+  private steps: string | null = null;
+  private last: string | null = null;
+
+  constructor(private readonly g: GraphBuilder, input: string, ids: boolean, maskValue: number) {
+    const toInt32: Attribute[] = [{ name: "to", type: "int", value: DATA_TYPE.int32 }];
+    if (ids) {
+      const same = g.op("Equal", "mask/is_zero_id", [input, g.constant("mask/zero_id", [], "int64", [0])]);       // (T, B) bool
+      this.kept = g.op("Cast", "mask/kept", [g.op("Not", "mask/not_zero_id", [same])], toInt32);                 // (T, B)
+    } else {
+      const same = g.op("Equal", "mask/is_mask_value", [input, g.constant("mask/mask_value", [], "float", [maskValue])]); // (T, B, F) bool
+      const differs = g.op("Cast", "mask/differs", [g.op("Not", "mask/not_mask_value", [same])], toInt32);        // (T, B, F)
+      this.kept = g.op("ReduceMax", "mask/kept", [differs], [{ name: "axes", type: "ints", value: [2] }, { name: "keepdims", type: "int", value: 0 }]); // (T, B)
+    }
+    this.lens = g.op("ReduceSum", "mask/lens", [this.kept, g.int64s([0])], [{ name: "keepdims", type: "int", value: 0 }]); // (B)
+  }
+
+  /** (T, B, 1) bool: kept, to select per step. */
+  keptSteps(): string {
+    const toBool: Attribute[] = [{ name: "to", type: "int", value: DATA_TYPE.bool }];
+    return (this.steps ??= this.g.op("Cast", "mask/kept_steps", [this.g.op("Unsqueeze", "mask/kept_3d", [this.kept, this.g.int64s([2])])], toBool));
+  }
+
+  /** (B, 1) bool: whether step T − 1 is kept. */
+  lastStepKept(): string {
+    const g = this.g;
+    if (this.last === null) {
+      const k = g.op("Gather", "mask/last_step", [this.kept, g.constant("mask/last_index", [], "int64", [-1])], [{ name: "axis", type: "int", value: 0 }]); // (B)
+      const u = g.op("Unsqueeze", "mask/last_step_2d", [k, g.int64s([1])]);                                                                              // (B, 1)
+      this.last = g.op("Cast", "mask/last_step_kept", [u], [{ name: "to", type: "int", value: DATA_TYPE.bool }]);
+    }
+    return this.last;
+  }
+
+  /** (B, 1) or (B, 1, 1) bool for a per-step y: true where no kept step follows a masked one in the row. */
+  postPadded(perStep: boolean): string {
+    const g = this.g;
+    const later = g.op("Slice", "mask/later", [this.kept, g.int64s([1]), g.int64s([2 ** 62]), g.int64s([0])]);     // (T − 1, B): steps 1 …
+    const earlier = g.op("Slice", "mask/earlier", [this.kept, g.int64s([0]), g.int64s([-1]), g.int64s([0])]);      // (T − 1, B): steps … T − 2
+    const rises = g.op("Cast", "mask/rises", [g.op("Greater", "mask/kept_after_masked", [later, earlier])], [{ name: "to", type: "int", value: DATA_TYPE.int32 }]);
+    const count = g.op("ReduceSum", "mask/rise_count", [rises, g.int64s([0])], [{ name: "keepdims", type: "int", value: 0 }]); // (B); 0 when T = 1
+    const post = g.op("Equal", "mask/post_padded", [count, g.constant("mask/zero_rises", [], "int32", [0])]);      // (B) bool
+    return g.op("Unsqueeze", "mask/post_padded_y", [post, g.int64s(perStep ? [1, 2] : [1])]);
+  }
 }
 
 /**
@@ -246,61 +264,4 @@ function onnxGateBias(keras: ArrayLike<number>, H: number): Float64Array {
     for (let j = 0; j < H; j++) out[g * H + j] = keras[src + j]!;
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Encoding
-
-function encodeModel(g: GraphBuilder, input: ValueInfo, output: ValueInfo): Uint8Array {
-  const w = new ProtoWriter();
-  w.int(MODEL.irVersion, ONNX_IR_VERSION);
-  w.string(MODEL.producerName, "longshort");
-  w.string(MODEL.docString, "A longshort Sequential (LSTM layers and a Dense head), from a zero initial LSTM state.");
-  w.message(MODEL.graph, (gw) => {
-    for (const n of g.nodes) gw.message(GRAPH.node, (nw) => encodeNode(nw, n));
-    gw.string(GRAPH.name, "longshort");
-    for (const t of g.initializers) gw.message(GRAPH.initializer, (tw) => encodeTensor(tw, t));
-    gw.message(GRAPH.input, (vw) => encodeValueInfo(vw, input));
-    gw.message(GRAPH.output, (vw) => encodeValueInfo(vw, output));
-  });
-  w.message(MODEL.opsetImport, (ow) => ow.string(OPSET_ID.domain, "").int(OPSET_ID.version, ONNX_OPSET));
-  return w.finish();
-}
-
-function encodeNode(w: ProtoWriter, n: OnnxNode): void {
-  w.strings(NODE.input, n.inputs);
-  w.strings(NODE.output, n.outputs);
-  w.string(NODE.name, n.name);
-  w.string(NODE.opType, n.opType);
-  for (const a of n.attributes) w.message(NODE.attribute, (aw) => encodeAttribute(aw, a));
-}
-
-function encodeAttribute(w: ProtoWriter, a: Attribute): void {
-  w.string(ATTRIBUTE.name, a.name);
-  w.int(ATTRIBUTE.type, ATTRIBUTE_TYPE[a.type]);
-  switch (a.type) {
-    case "int": w.int(ATTRIBUTE.i, a.value); break;
-    case "string": w.string(ATTRIBUTE.s, a.value); break;
-    case "ints": w.ints(ATTRIBUTE.ints, a.value); break;
-    case "strings": w.strings(ATTRIBUTE.strings, a.value); break;
-  }
-}
-
-function encodeTensor(w: ProtoWriter, t: Initializer): void {
-  w.ints(TENSOR.dims, t.dims);
-  w.int(TENSOR.dataType, DATA_TYPE[t.dataType]);
-  w.string(TENSOR.name, t.name);
-  w.bytes(TENSOR.rawData, t.dataType === "float" ? float32LE(t.data) : int64LE(Array.from(t.data)));
-}
-
-function encodeValueInfo(w: ProtoWriter, v: ValueInfo): void {
-  w.string(VALUE_INFO.name, v.name);
-  w.message(VALUE_INFO.type, (tw) => tw.message(TYPE.tensorType, (ttw) => {
-    ttw.int(TENSOR_TYPE.elemType, DATA_TYPE.float);
-    ttw.message(TENSOR_TYPE.shape, (sw) => {
-      for (const d of v.dims) {
-        sw.message(SHAPE.dim, (dw) => (typeof d === "number" ? dw.int(DIMENSION.dimValue, d) : dw.string(DIMENSION.dimParam, d)));
-      }
-    });
-  }));
 }

@@ -115,6 +115,14 @@ export function float32LE(values: ArrayLike<number>): Uint8Array {
   return out;
 }
 
+/** Integers as consecutive 32-bit two's-complement little-endian words. */
+export function int32LE(values: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(values.length * 4);
+  const view = new DataView(out.buffer);
+  for (let k = 0; k < values.length; k++) view.setInt32(k * 4, values[k]!, true);
+  return out;
+}
+
 /** Integers as consecutive 64-bit two's-complement little-endian words. */
 export function int64LE(values: readonly (number | bigint)[]): Uint8Array {
   const out = new Uint8Array(values.length * 8);

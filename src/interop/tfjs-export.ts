@@ -88,8 +88,9 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
   }
   const layers = model.layers;
   const zeroing = layers.findIndex((l) => l instanceof LSTM && l.zeroOutputForMask);
-  if (model.masking && zeroing >= 0) {
-    throw new ValueError(`toTfjs model: layers[${zeroing + 1}] has zeroOutputForMask, which TensorFlow.js's RNN does not have (it repeats the previous output at a masked step), so tfjs would not predict what this model does`);
+  // Masked by a Masking layer (layers[0] of the Sequential's list, so the LSTM's index is one more) or by maskZero.
+  if (model.engine.maskValue !== null && zeroing >= 0) {
+    throw new ValueError(`toTfjs model: layers[${zeroing + (model.masking ? 1 : 0)}] has zeroOutputForMask, which TensorFlow.js's RNN does not have (it repeats the previous output at a masked step), so tfjs would not predict what this model does`);
   }
   const gru = layers.findIndex((l) => l instanceof GRU);
   if (gru >= 0) throw new ValueError(`toTfjs model: layers[${gru + (model.masking ? 1 : 0)}] is a GRU, which this version does not export to TensorFlow.js yet; use toSafetensors or a checkpoint`);
@@ -166,7 +167,7 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
   }
   // Weights: getWeights order, which is Keras's per layer (kernel, recurrent_kernel, bias).
   const weights = model.getWeights();
-  const specNames = layers.flatMap((l, i) => (l instanceof Embedding ? ["embeddings"] : l instanceof LSTM ? lstmSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
+  const specNames = layers.flatMap((l, i) => (l instanceof Embedding ? EMBEDDING_SLOTS : l instanceof LSTM ? lstmSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
   const weightSpecs: TfjsWeightSpec[] = weights.map((w, k) => ({ name: specNames[k]!, shape: w.shape.slice(), dtype: "float32" }));
   const total = weights.reduce((s, w) => s + w.data.length, 0);
   const weightData = new ArrayBuffer(total * 4);
@@ -189,6 +190,9 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
     convertedBy: null,
   };
 }
+
+/** The Embedding's one weight, its table (V, D). */
+export const EMBEDDING_SLOTS: readonly string[] = ["embeddings"];
 
 export function lstmSlots(useBias: boolean): string[] {
   return useBias ? ["kernel", "recurrent_kernel", "bias"] : ["kernel", "recurrent_kernel"];

@@ -1,7 +1,7 @@
 /**
  * The TensorFlow.js Layers format, import of the topology: the Keras JSON config of a Sequential model (as
  * tfjs saves it, or tensorflowjs_converter writes it from Keras 2 or Keras 3) read into layer plans, one per
- * LSTM or Dense layer in order, each with the names its weights may carry and its weight slots, which
+ * Embedding, LSTM or Dense layer in order, each with the names its weights may carry and its weight slots, which
  * tfjs-weights.ts then fills from the weight specs. Whatever the engine does not compute is refused by
  * name. Also the import side's shared pieces (SRC, fail, isObject), for tfjs-weights.ts and tfjs.ts.
  *
@@ -12,8 +12,9 @@ import type { Layer } from "../engine.js";
 import { LSTM, type RecurrentActivation } from "../layers/lstm.js";
 import { Dense, type Activation } from "../layers/dense.js";
 import { Masking } from "../layers/masking.js";
+import { Embedding } from "../layers/embedding.js";
 import { FormatError, fmtValue } from "../errors.js";
-import { denseSlots, lstmSlots } from "./tfjs-export.js";
+import { EMBEDDING_SLOTS, denseSlots, lstmSlots } from "./tfjs-export.js";
 
 export const SRC = "tfjs artifacts";
 
@@ -38,6 +39,7 @@ export interface LayerPlan {
 
 interface Topology {
   plans: LayerPlan[];
+  /** Features per step: the last entry of the input shape, or 1 for ids (an Embedding first). */
   inputDim: number;
   /** Keras's Masking layer first, or null. */
   masking: Masking | null;
@@ -51,10 +53,10 @@ function boolField(where: string, cfg: Record<string, unknown>, key: string, dfl
   return v;
 }
 
-/** A positive integer field (units). */
-function unitsField(where: string, cfg: Record<string, unknown>): number {
-  const v = cfg["units"];
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`${where}: config.units: expected a positive integer, got ${fmtValue(v)}`);
+/** A positive integer field (units, input_dim, output_dim). */
+function unitsField(where: string, cfg: Record<string, unknown>, key = "units"): number {
+  const v = cfg[key];
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`${where}: config.${key}: expected a positive integer, got ${fmtValue(v)}`);
   return v;
 }
 
@@ -124,11 +126,17 @@ function parseDense(where: string, cfg: Record<string, unknown>): LayerPlan {
   return { layer: new Dense({ units, activation, useBias }), where, names: [], slots: denseSlots(useBias) };
 }
 
-/** A Keras batch shape [batch, timesteps, features] → its batch size (or undefined) and features. */
-function parseBatchShape(where: string, v: unknown): { batch: number | undefined; features: number } {
-  if (!Array.isArray(v)) fail(`${where}: expected a batch shape [batch, timesteps, features], got ${fmtValue(v)}`);
-  if (v.length !== 3) {
-    fail(`${where}: expected a batch shape [batch, timesteps, features] (3 entries; the LSTM needs a feature dimension), got ${v.length} entries`);
+/**
+ * A Keras batch shape [batch, timesteps, features] → its batch size (or undefined), timesteps (or undefined) and
+ * features; for ids (an Embedding first) [batch, timesteps], one id per step (features 1).
+ */
+function parseBatchShape(where: string, v: unknown, ids: boolean): { batch: number | undefined; timesteps: number | undefined; features: number } {
+  const want = ids ? "[batch, timesteps] (an Embedding reads one id per step)" : "[batch, timesteps, features]";
+  if (!Array.isArray(v)) fail(`${where}: expected a batch shape ${want}, got ${fmtValue(v)}`);
+  if (v.length !== (ids ? 2 : 3)) {
+    fail(ids
+      ? `${where}: expected a batch shape ${want}, got ${v.length} entries (on more, tfjs's Embedding gives a vector per entry, which no LSTM reads)`
+      : `${where}: expected a batch shape ${want} (3 entries; the LSTM needs a feature dimension), got ${v.length} entries`);
   }
   const dim = (d: unknown, what: string, nullable: boolean): number | undefined => {
     if ((d === null || d === undefined) && nullable) return undefined;
@@ -138,8 +146,34 @@ function parseBatchShape(where: string, v: unknown): { batch: number | undefined
     return d;
   };
   const batch = dim(v[0], "batch size", true);
-  dim(v[1], "timesteps", true);
-  return { batch, features: dim(v[2], "features", false)! };
+  const timesteps = dim(v[1], "timesteps", true);
+  return { batch, timesteps, features: ids ? 1 : dim(v[2], "features", false)! };
+}
+
+/**
+ * Keras's Embedding, first: input_dim V, output_dim D, mask_zero, and its weight `embeddings` (V, D). What only
+ * training reads is ignored, since it leaves what the layer computes unchanged: embeddings_initializer (the file
+ * holds the table), embeddings_regularizer and activity_regularizer (terms of the training loss), embeddings_constraint
+ * (a projection after each update; the stored table is already its result) and Keras 3's `sparse` (the gradient's
+ * form); none is applied if the model trains here. input_length (Keras 2, tfjs: a fixed sequence length; longshort
+ * takes any) must agree with the input shape.
+ */
+function parseEmbedding(where: string, cfg: Record<string, unknown>, timesteps: number | undefined): LayerPlan {
+  const inputDim = unitsField(where, cfg, "input_dim");
+  const outputDim = unitsField(where, cfg, "output_dim");
+  const maskZero = boolField(where, cfg, "mask_zero", false);
+  let len = cfg["input_length"];
+  if (Array.isArray(len) && len.length === 1) len = len[0]; // tfjs allows [T]
+  if (len !== undefined && len !== null) {
+    if (typeof len !== "number" || !Number.isSafeInteger(len) || len <= 0) {
+      fail(`${where}: config.input_length: expected null or a positive integer (the ids are [batch, timesteps]), got ${fmtValue(len)}`);
+    }
+    if (timesteps !== undefined && len !== timesteps) fail(`${where}: config.input_length ${len} disagrees with the input shape's ${timesteps} timesteps`);
+  }
+  // Keras 3's LoRA: two more weights whose product is added to the table.
+  const lora = cfg["lora_rank"];
+  if (lora !== undefined && lora !== null) fail(`${where}: config.lora_rank ${fmtValue(lora)}: a LoRA-adapted Embedding is not supported (merge the adapter into the table first)`);
+  return { layer: new Embedding({ inputDim, outputDim, maskZero }), where, names: [], slots: EMBEDDING_SLOTS.slice() };
 }
 
 /** The Keras major version the topology was written by: 3, or 2 for Keras 2, tfjs and unknown writers. */
@@ -189,7 +223,7 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
 
   // The input shape: an InputLayer first, or the first layer's batch_input_shape (Keras 3: batch_shape),
   // or (Keras 3 without an Input) the Sequential's build_input_shape or the first layer's build_config.
-  let shape: { batch: number | undefined; features: number } | undefined;
+  let shape: { batch: number | undefined; timesteps: number | undefined; features: number } | undefined;
   const layerAt = (i: number): { cls: string; cfg: Record<string, unknown>; where: string } => {
     const l = layers[i];
     if (!isObject(l)) fail(`modelTopology layers[${i}]: expected { class_name, config }, got ${fmtValue(l)}`);
@@ -201,10 +235,12 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
   };
   let start = 0;
   const first = layerAt(0);
+  if (first.cls === "InputLayer") start = 1;
+  // An Embedding first reads ids [batch, timesteps]: the input shape has no feature entry.
+  const ids = start < layers.length && layerAt(start).cls === "Embedding";
   if (first.cls === "InputLayer") {
     const key = first.cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : "batch_shape";
-    shape = parseBatchShape(`${first.where}: config.${key}`, first.cfg[key]);
-    start = 1;
+    shape = parseBatchShape(`${first.where}: config.${key}`, first.cfg[key], ids);
   }
   const plans: LayerPlan[] = [];
   let masking: Masking | null = null;
@@ -220,23 +256,31 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
       masking = new Masking({ maskValue: mv as number });
       if (shape === undefined) {
         const key = cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : cfg["batch_shape"] !== undefined ? "batch_shape" : null;
-        if (key !== null) shape = parseBatchShape(`${where}: config.${key}`, cfg[key]);
+        if (key !== null) shape = parseBatchShape(`${where}: config.${key}`, cfg[key], false);
       }
       start = i + 1;
       continue;
     }
+    if (c === "Embedding") {
+      // Before the input shape is read: an Embedding's is ids, which only a first one reads.
+      if (masking) fail(`${where}: an Embedding after a Masking layer is not supported (the Embedding reads the ids; its mask_zero makes id 0 padding)`);
+      if (i !== start) fail(`${where}: an Embedding is only supported as the first layer (after an InputLayer): it reads the model's ids`);
+    }
     if (shape === undefined && i === start) {
       const key = cfg["batch_input_shape"] !== undefined ? "batch_input_shape" : cfg["batch_shape"] !== undefined ? "batch_shape" : null;
       const buildCfg = cfg["build_config"];
-      if (key !== null) shape = parseBatchShape(`${where}: config.${key}`, cfg[key]);
-      else if (buildInputShape !== undefined && buildInputShape !== null) shape = parseBatchShape(`modelTopology.config.build_input_shape`, buildInputShape);
-      else if (isObject(buildCfg) && buildCfg["input_shape"] !== undefined) shape = parseBatchShape(`${where}: build_config.input_shape`, buildCfg["input_shape"]);
+      if (key !== null) shape = parseBatchShape(`${where}: config.${key}`, cfg[key], ids);
+      else if (buildInputShape !== undefined && buildInputShape !== null) shape = parseBatchShape(`modelTopology.config.build_input_shape`, buildInputShape, ids);
+      else if (isObject(buildCfg) && buildCfg["input_shape"] !== undefined) shape = parseBatchShape(`${where}: build_config.input_shape`, buildCfg["input_shape"], ids);
       else fail(`${where}: no input shape (expected config.batch_input_shape on the first layer, or an InputLayer first)`);
     }
     let plan: LayerPlan;
     const layerName = cfg["name"];
     if (typeof layerName !== "string" || layerName === "") fail(`${where}: config.name: expected a non-empty string, got ${fmtValue(layerName)}`);
-    if (c === "LSTM") {
+    if (c === "Embedding") {
+      plan = parseEmbedding(where, cfg, shape!.timesteps);
+      plan.names.push(layerName);
+    } else if (c === "LSTM") {
       plan = parseLSTM(where, cfg, keras3, shape!.batch);
       plan.names.push(layerName);
     } else if (c === "Dense" || c === "TimeDistributed") {
@@ -260,14 +304,14 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
     } else if (c === "InputLayer") {
       fail(`${where}: an InputLayer is only supported as the first layer`);
     } else {
-      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports Masking, LSTM and Dense (or TimeDistributed Dense) layers`);
+      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports Embedding, Masking, LSTM and Dense (or TimeDistributed Dense) layers`);
     }
     if (plan.layer instanceof LSTM && !sequenceBelow()) {
       fail(`${where}: an LSTM below it has return_sequences false, so this LSTM would get no sequence`);
     }
     plans.push(plan);
   }
-  if (plans.length === 0) fail(`modelTopology.config.layers: no LSTM or Dense layer after the InputLayer`);
+  if (plans.length === 0) fail(`modelTopology.config.layers: no Embedding, LSTM or Dense layer after the InputLayer`);
   if (!plans.some((p) => p.layer instanceof LSTM)) fail(`modelTopology.config.layers: no LSTM layer (a longshort model has at least one)`);
   const seen = new Map<string, string>();
   for (const p of plans) {

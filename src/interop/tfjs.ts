@@ -69,9 +69,11 @@ export interface FromTfjsOptions extends RunOptions {
  * or Keras 3 model (read the folder with `tfjsArtifactsFromModelJSON`). The topology is LSTM layers (activation
  * tanh, recurrent_activation sigmoid or Keras 2/tfjs hard_sigmoid; go_backwards and zero_output_for_mask read)
  * and Dense or TimeDistributed(Dense) layers (linear, sigmoid, tanh, relu or softmax) in any order whose flows fit
- * (README, "Layer orders"), with at least one LSTM; an InputLayer, then a Masking layer, may come first. Anything
- * else (GRU, Bidirectional, Dropout, a Masking layer further up, return_state, Keras 3's
- * hard_sigmoid, a functional model, other weight dtypes) is refused by name. A stateful LSTM takes its batch
+ * (README, "Layer orders"), with at least one LSTM; an InputLayer, then a Masking layer or an Embedding (input_dim,
+ * output_dim, mask_zero; the model's x is then ids [N, T]), may come first. Anything else (GRU, Bidirectional,
+ * Dropout, a Masking layer or an Embedding further up, an Embedding after a Masking layer, Keras 3's LoRA
+ * lora_rank, return_state, Keras 3's hard_sigmoid, a functional model, other weight dtypes) is refused by name;
+ * what only training reads (initializers, regularizers, constraints) is ignored, since predictions do not depend on it. A stateful LSTM takes its batch
  * size from batch_input_shape. Weights are matched to layers by name, and must be float32 (or quantized
  * float32: uint8/uint16 affine or float16, dequantized as tfjs does).
  *
