@@ -5,10 +5,12 @@
  *   npm run bench -- --quick              fewer, smaller cases: a smoke test
  *   npm run bench -- matmul               only cases whose name or suite contains "matmul"
  *   npm run bench -- trainStep:S2 peer    several filters
+ *   npm run bench -- embedding            the Embedding's backward at a 50,000-word vocabulary
  *   npm run bench -- --json out.json      also write the results as JSON
  *   npm run bench -- --in-process         measure under tsx instead of plain node (see harness.ts)
  *
  * Suites: matmul, gates, lstm, adam, train-step, tbptt (one window) (with the matmul-only step and float32 vs float64),
+ * embedding (the Embedding's backward at V = 1,000 / 10,000 / 50,000),
  * heap, peer (tfjs cpu and wasm), torch (PyTorch, when python3 can import torch; skipped otherwise),
  * parallel (one thread vs two, worker threads; not with --quick).
  */
@@ -20,6 +22,7 @@ import { runAdam } from "./adam.js";
 import { runTrainStep } from "./train-step.js";
 import { runHeap } from "./heap.js";
 import { runTbptt } from "./tbptt.js";
+import { runEmbedding } from "./embedding.js";
 import { runPeer } from "./peer-tfjs.js";
 import { runTorchPeer } from "./peer-torch.js";
 import { main as runParallel, CASES as PARALLEL_CASES } from "./parallel.js";
@@ -34,6 +37,7 @@ await launch(import.meta.url, async (opts) => {
   await runAdam(opts, results);
   Object.assign(extra, await runTrainStep(opts, results));
   await runTbptt(opts, results);
+  Object.assign(extra, await runEmbedding(opts, results));
   if (suiteSelected(opts, "heap")) await runHeap(opts, extra);
   if (suiteSelected(opts, "peer", "tfjs")) Object.assign(extra, await runPeer(opts, results));
   if (suiteSelected(opts, "peer", "torch", "pytorch")) Object.assign(extra, await runTorchPeer(opts, results));

@@ -9,12 +9,13 @@ import { expect } from "vitest";
 
 export const FIXTURE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
 
-export function loadFixtures(kind?: string): any[] {
+/** The fixtures of one kind (every kind when undefined) for one cell: "lstm" (files without `cell`) or "gru". */
+export function loadFixtures(kind?: string, cell: "lstm" | "gru" = "lstm"): any[] {
   return readdirSync(FIXTURE_DIR)
     .filter((f) => f.endsWith(".json"))
     .sort()
     .map((f) => ({ file: f, ...JSON.parse(readFileSync(join(FIXTURE_DIR, f), "utf8")) }))
-    .filter((f) => kind === undefined || f.kind === kind);
+    .filter((f) => (kind === undefined || f.kind === kind) && (f.cell ?? "lstm") === cell);
 }
 
 export function flat(v: unknown): number[] {
