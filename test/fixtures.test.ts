@@ -4,7 +4,7 @@
  * kernels, and the WebAssembly SIMD products of `backend: "wasm"`).
  */
 import { describe, it } from "vitest";
-import { Sequential, LSTM, Dense, Adam, Masking, Embedding, type DType } from "../src/index.js";
+import { Sequential, LSTM, GRU, Dense, Adam, Masking, Embedding, type DType } from "../src/index.js";
 import { loadFixtures, expectClose } from "./helpers/fixtures.js";
 
 const TOL: Record<DType, [number, number]> = { float64: [1e-9, 1e-12], float32: [1e-4, 1e-5] };
@@ -66,6 +66,37 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
       });
     }
 
+    for (const fx of loadFixtures("statefulWindows", "gru")) {
+      it(`${fx.file}: a stateful GRU's windows (torch.nn.GRU from the carried h), then Adam steps`, () => {
+        const cfg = fx.config, w0 = fx.weights;
+        const make = () => {
+          const m = new Sequential([
+            new GRU({ units: cfg.units, inputDim: cfg.inputDim, stateful: true, batchSize: cfg.batchSize }),
+            new Dense({ units: cfg.denseUnits, activation: cfg.activation }),
+          ], { dtype, seed: 1, backend });
+          m.setWeights([w0.gru.kernel, w0.gru.recurrentKernel, w0.gru.bias, w0.dense.kernel, w0.dense.bias]);
+          return m;
+        };
+        const model = make();
+        model.compile({ optimizer: "adam", loss: cfg.loss });
+        fx.windows.forEach((w: any, k: number) => {
+          const r = model.computeGradients(w.x, w.y);
+          const tol = (n: string, a: unknown, e: unknown) => expectClose(`${fx.file} window ${k} ${n}`, a, e, rtol, atol);
+          tol("loss", r.loss, w.expected.loss);
+          tol("output", r.outputs, w.expected.output);
+          tol("hT", model.getStates()[0]!.h, w.expected.hT);
+          w.expected.grads.forEach((e: unknown, i: number) => tol(`grads[${i}]`, r.grads[i], e)); // in getWeights order
+        });
+        // Keras-form Adam, window k at step k + 1, the state carried and the weights updated between windows.
+        const trained = make();
+        trained.compile({ optimizer: new Adam({ learningRate: fx.adam.learningRate }), loss: cfg.loss });
+        const losses = [];
+        for (let s = 0; s < fx.adam.steps; s++) losses.push(trained.trainOnBatch(fx.windows[s].x, fx.windows[s].y).loss);
+        expectClose(`${fx.file} Adam losses`, losses, fx.adam.losses, rtol, atol);
+        fx.adam.weights.forEach((e: unknown, i: number) => expectClose(`${fx.file} Adam weights[${i}]`, trained.getWeights()[i], e, rtol, atol));
+      });
+    }
+
     for (const fx of loadFixtures("adamSteps")) {
       it(`${fx.file}: ${fx.config.steps} Keras-form Adam steps, losses before each update and final weights`, () => {
         const cfg = fx.config;
@@ -80,7 +111,11 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
       });
     }
 
-    for (const fx of loadFixtures("sequenceModel")) {
+    // The GRU's (cell "gru"): torch.nn.GRU for resetAfter true, tfjs for false (test/fixtures/README.md). Its dropout
+    // follows our LSTM's convention, one x mask and one h mask shared by the gates; gru_dropout_pergate_* is Keras ≥ 3.8's
+    // three recurrent masks, which longshort does not draw (README, "GRU"): it is not run here.
+    const gruFixtures = loadFixtures("sequenceModel", "gru").filter((fx) => !fx.perGateMasks);
+    for (const fx of [...loadFixtures("sequenceModel"), ...gruFixtures]) {
       const adam = fx.adam ? `, ${fx.adam.steps} Adam steps` : "";
       it(`${fx.file}: stacked / per-step model, output, loss, grads${fx.expected.dx ? ", dx" : ""}${adam}`, () => {
         const model = sequenceModel(fx, dtype, backend);
@@ -123,7 +158,13 @@ function sequenceModel(fx: any, dtype: DType, backend: "js" | "wasm"): Sequentia
       dim = l.outputDim;
       return new Embedding({ inputDim: l.inputDim, outputDim: l.outputDim, maskZero: l.maskZero ?? false });
     }
-    const layer = l.type === "lstm"
+    const layer = l.type === "gru"
+      ? new GRU({
+        units: l.units, inputDim: dim, returnSequences: Boolean(l.returnSequences), goBackwards: l.goBackwards ?? false,
+        resetAfter: l.resetAfter ?? true, recurrentActivation: l.recurrentActivation ?? "sigmoid", useBias: l.useBias ?? true,
+        dropout: l.dropout ?? 0, recurrentDropout: l.recurrentDropout ?? 0,
+      })
+      : l.type === "lstm"
       ? new LSTM({
         units: l.units, inputDim: dim, returnSequences: Boolean(l.returnSequences), goBackwards: l.goBackwards ?? false,
         recurrentActivation: l.recurrentActivation ?? "sigmoid", useBias: l.useBias ?? true,
