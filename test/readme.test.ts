@@ -11,8 +11,8 @@ const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", 
 
 /** Runs the first ```ts block after `heading` as a module, returning what it logged (console.warn is muted:
  * tfjs advises installing tfjs-node there). */
-async function runBlock(heading: string, name: string): Promise<unknown[][]> {
-  const block = readme.split(heading)[1]!.split("```ts")[1]!.split("```")[0]!;
+async function runBlock(heading: string, name: string, nth = 1): Promise<unknown[][]> {
+  const block = readme.split(heading)[1]!.split("```ts")[nth]!.split("```")[0]!;
   const file = join(dirname(fileURLToPath(import.meta.url)), `.readme-${name}.test-tmp.ts`);
   writeFileSync(file, block.replace(`from "longshort"`, `from "../src/index.js"`) + "\nexport {};\n");
   const logs: unknown[][] = [];
@@ -54,6 +54,14 @@ describe("README", () => {
   it("the layer-orders block runs: each model predicts the shape its comment says", async () => {
     const logs = await runBlock("## Layer orders", "orders");
     expect(logs).toEqual([[[[4, 1], [4, 1], [4, 8], [4, 10, 8]]]]);
+  });
+
+  it("the GRU block runs: stacked GRUs predict [4, 1], and a GRU's state is { h }", async () => {
+    const block = readme.split("## Layer orders")[1]!.split("## ")[0]!;
+    const nth = block.split("```ts").findIndex((b) => b.split("```")[0]!.includes("new GRU("));
+    expect(nth).toBeGreaterThan(0);
+    const logs = await runBlock("## Layer orders", "gru", nth);
+    expect(logs).toEqual([[[4, 1], ["h"]]]);
   });
 
   it("the travel block runs with the real TensorFlow.js and ONNX Runtime, and all four agree", async () => {
