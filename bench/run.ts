@@ -6,6 +6,7 @@
  *   npm run bench -- matmul               only cases whose name or suite contains "matmul"
  *   npm run bench -- trainStep:S2 peer    several filters
  *   npm run bench -- embedding            the Embedding's backward at a 50,000-word vocabulary
+ *   npm run bench -- gru                  the GRU's training step against the LSTM's, per FLOP
  *   npm run bench -- --json out.json      also write the results as JSON
  *   npm run bench -- --in-process         measure under tsx instead of plain node (see harness.ts)
  *
@@ -23,6 +24,7 @@ import { runTrainStep } from "./train-step.js";
 import { runHeap } from "./heap.js";
 import { runTbptt } from "./tbptt.js";
 import { runEmbedding } from "./embedding.js";
+import { runGru } from "./gru.js";
 import { runPeer } from "./peer-tfjs.js";
 import { runTorchPeer } from "./peer-torch.js";
 import { main as runParallel, CASES as PARALLEL_CASES } from "./parallel.js";
@@ -38,6 +40,7 @@ await launch(import.meta.url, async (opts) => {
   Object.assign(extra, await runTrainStep(opts, results));
   await runTbptt(opts, results);
   Object.assign(extra, await runEmbedding(opts, results));
+  Object.assign(extra, await runGru(opts, results));
   if (suiteSelected(opts, "heap")) await runHeap(opts, extra);
   if (suiteSelected(opts, "peer", "tfjs")) Object.assign(extra, await runPeer(opts, results));
   if (suiteSelected(opts, "peer", "torch", "pytorch")) Object.assign(extra, await runTorchPeer(opts, results));
