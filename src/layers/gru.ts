@@ -19,12 +19,11 @@
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
 import { HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, fastSigmoid, fastTanh, gemmPlan } from "../tensor/kernels.js";
-import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
-import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
+import { initialize, type InitializerName, type Rng } from "../init.js";
 import type { Flow, GradStream, PassContext, RecurrentLayer, Stream } from "./layer.js";
-import { RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./lstm.js";
 import {
-  type SequenceBuffers, bool, dropInputGrads, dropInputs, rate, sequenceBackward, sequenceExtras, sequenceForward, shiftSequenceBuffers,
+  type RecurrentActivation, type SequenceBuffers, bool, dropInputGrads, dropInputs, recurrentOptions, sequenceBackward, sequenceExtras,
+  sequenceForward, shiftSequenceBuffers,
 } from "./recurrent.js";
 
 export interface GRUOptions {
@@ -149,28 +148,14 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
   owner: object | null = null;
 
   constructor(options: GRUOptions) {
-    if (typeof options !== "object" || options === null) {
-      throw new ValueError(`GRU options: expected an object like { units: 10 }, got ${fmtValue(options)}`);
-    }
-    checkKeys("GRU", options, GRU_OPTIONS);
-    this.units = checkPositiveInt("GRU units", options.units);
-    this.inputDim = options.inputDim === undefined ? undefined : checkPositiveInt("GRU inputDim", options.inputDim);
-    this.returnSequences = bool("GRU returnSequences", options.returnSequences, false);
-    this.stateful = bool("GRU stateful", options.stateful, false);
-    this.batchSize = options.batchSize === undefined ? undefined : checkPositiveInt("GRU batchSize", options.batchSize);
+    const o = recurrentOptions("GRU", options, GRU_OPTIONS);
+    this.units = o.units; this.inputDim = o.inputDim; this.returnSequences = o.returnSequences;
+    this.stateful = o.stateful; this.batchSize = o.batchSize;
+    this.kernelInitializer = o.kernelInitializer; this.recurrentInitializer = o.recurrentInitializer;
+    this.recurrentActivation = o.recurrentActivation; this.useBias = o.useBias;
+    this.dropout = o.dropout; this.recurrentDropout = o.recurrentDropout;
+    this.goBackwards = o.goBackwards; this.zeroOutputForMask = o.zeroOutputForMask;
     this.resetAfter = bool("GRU resetAfter", options.resetAfter, true);
-    this.kernelInitializer = checkInitializer("GRU kernelInitializer", options.kernelInitializer ?? "glorotUniform");
-    this.recurrentInitializer = checkInitializer("GRU recurrentInitializer", options.recurrentInitializer ?? "orthogonal");
-    const ra = options.recurrentActivation ?? "sigmoid";
-    if (!RECURRENT_ACTIVATIONS.includes(ra)) {
-      throw new ValueError(`GRU recurrentActivation: expected one of ${RECURRENT_ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(ra)}`);
-    }
-    this.recurrentActivation = ra;
-    this.useBias = bool("GRU useBias", options.useBias, true);
-    this.dropout = rate("GRU dropout", options.dropout);
-    this.recurrentDropout = rate("GRU recurrentDropout", options.recurrentDropout);
-    this.goBackwards = bool("GRU goBackwards", options.goBackwards, false);
-    this.zeroOutputForMask = bool("GRU zeroOutputForMask", options.zeroOutputForMask, false);
   }
 
   /** Number of parameters: I·3H + H·3H (+ 6H with resetAfter's two biases, or 3H). */

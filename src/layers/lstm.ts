@@ -17,11 +17,11 @@ import {
   lstmRecurrence, lstmRecurrenceBackward, SMALL_PRODUCT,
   gemmPlan, gatesPlan, gatesBackPlan,
 } from "../tensor/kernels.js";
-import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
-import { checkInitializer, initialize, type InitializerName, type Rng } from "../init.js";
+import { initialize, type InitializerName, type Rng } from "../init.js";
 import type { Flow, GradStream, PassContext, RecurrentLayer, Stream, StudyBuffers } from "./layer.js";
 import {
-  type SequenceBuffers, bool, dropInputGrads, dropInputs, rate, sequenceBackward, sequenceExtras, sequenceForward, shiftSequenceBuffers,
+  type RecurrentActivation, type SequenceBuffers, bool, dropInputGrads, dropInputs, recurrentOptions, sequenceBackward, sequenceExtras,
+  sequenceForward, shiftSequenceBuffers,
 } from "./recurrent.js";
 
 export interface LSTMOptions {
@@ -72,8 +72,7 @@ const LSTM_OPTIONS = [
   "recurrentInitializer", "recurrentActivation", "useBias", "dropout", "recurrentDropout", "goBackwards", "zeroOutputForMask",
 ] as const;
 
-export type RecurrentActivation = "sigmoid" | "hardSigmoid";
-export const RECURRENT_ACTIVATIONS: readonly RecurrentActivation[] = ["sigmoid", "hardSigmoid"];
+export { type RecurrentActivation, RECURRENT_ACTIVATIONS } from "./recurrent.js";
 
 /** Buffers for one (B, capacity) shape, allocated once and reused for every window of that shape. */
 export class LSTMWorkspace implements SequenceBuffers {
@@ -171,28 +170,14 @@ export class LSTM implements RecurrentLayer<LSTMWorkspace> {
   owner: object | null = null;
 
   constructor(options: LSTMOptions) {
-    if (typeof options !== "object" || options === null) {
-      throw new ValueError(`LSTM options: expected an object like { units: 10 }, got ${fmtValue(options)}`);
-    }
-    checkKeys("LSTM", options, LSTM_OPTIONS);
-    this.units = checkPositiveInt("LSTM units", options.units);
-    this.inputDim = options.inputDim === undefined ? undefined : checkPositiveInt("LSTM inputDim", options.inputDim);
-    this.returnSequences = bool("LSTM returnSequences", options.returnSequences, false);
-    this.stateful = bool("LSTM stateful", options.stateful, false);
-    this.batchSize = options.batchSize === undefined ? undefined : checkPositiveInt("LSTM batchSize", options.batchSize);
+    const o = recurrentOptions("LSTM", options, LSTM_OPTIONS);
+    this.units = o.units; this.inputDim = o.inputDim; this.returnSequences = o.returnSequences;
+    this.stateful = o.stateful; this.batchSize = o.batchSize;
+    this.kernelInitializer = o.kernelInitializer; this.recurrentInitializer = o.recurrentInitializer;
+    this.recurrentActivation = o.recurrentActivation; this.useBias = o.useBias;
+    this.dropout = o.dropout; this.recurrentDropout = o.recurrentDropout;
+    this.goBackwards = o.goBackwards; this.zeroOutputForMask = o.zeroOutputForMask;
     this.unitForgetBias = bool("LSTM unitForgetBias", options.unitForgetBias, true);
-    this.kernelInitializer = checkInitializer("LSTM kernelInitializer", options.kernelInitializer ?? "glorotUniform");
-    this.recurrentInitializer = checkInitializer("LSTM recurrentInitializer", options.recurrentInitializer ?? "orthogonal");
-    const ra = options.recurrentActivation ?? "sigmoid";
-    if (!RECURRENT_ACTIVATIONS.includes(ra)) {
-      throw new ValueError(`LSTM recurrentActivation: expected one of ${RECURRENT_ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(ra)}`);
-    }
-    this.recurrentActivation = ra;
-    this.useBias = bool("LSTM useBias", options.useBias, true);
-    this.dropout = rate("LSTM dropout", options.dropout);
-    this.recurrentDropout = rate("LSTM recurrentDropout", options.recurrentDropout);
-    this.goBackwards = bool("LSTM goBackwards", options.goBackwards, false);
-    this.zeroOutputForMask = bool("LSTM zeroOutputForMask", options.zeroOutputForMask, false);
   }
 
   /** Number of parameters: I·4H + H·4H (+ 4H with a bias). */

@@ -11,7 +11,8 @@
  */
 import type { DType, FloatArray } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
-import { ValueError, fmtValue } from "../errors.js";
+import { ValueError, checkKeys, checkPositiveInt, fmtValue } from "../errors.js";
+import { checkInitializer, type InitializerName } from "../init.js";
 import type { GradStream, PassContext, RecurrentWorkspace, Stream } from "./layer.js";
 import { maskedOutputs, maskedOutputsBackward, shiftMaskedOutputs } from "./masking.js";
 
@@ -164,6 +165,58 @@ export function dropInputGrads(B: number, I: number, dxs: FloatArray, tb: number
       for (let i = 0; i < I; i++) dxs[o + i] = dxs[o + i]! * xm[b * I + i]!;
     }
   }
+}
+
+/** σ on the gates: "sigmoid" (Keras ≥ 2.3, PyTorch) or "hardSigmoid", clip(0.2·x + 0.5, 0, 1) (TensorFlow.js's, Keras 2's). */
+export type RecurrentActivation = "sigmoid" | "hardSigmoid";
+export const RECURRENT_ACTIVATIONS: readonly RecurrentActivation[] = ["sigmoid", "hardSigmoid"];
+
+/** The options every recurrent layer has, checked and defaulted (Keras's defaults). */
+export interface RecurrentOptions {
+  units: number;
+  inputDim: number | undefined;
+  returnSequences: boolean;
+  stateful: boolean;
+  batchSize: number | undefined;
+  kernelInitializer: InitializerName;
+  recurrentInitializer: InitializerName;
+  recurrentActivation: RecurrentActivation;
+  useBias: boolean;
+  dropout: number;
+  recurrentDropout: number;
+  goBackwards: boolean;
+  zeroOutputForMask: boolean;
+}
+
+/**
+ * A recurrent layer's options checked at the boundary: an object with only `known` keys, each shared option's value
+ * (errors name the layer and the option: "GRU dropout: expected a rate in [0, 1), got 1"). The layer checks its own.
+ */
+export function recurrentOptions(layer: string, options: unknown, known: readonly string[]): RecurrentOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new ValueError(`${layer} options: expected an object like { units: 10 }, got ${fmtValue(options)}`);
+  }
+  checkKeys(layer, options, known);
+  const o = options as Record<string, unknown>;
+  const ra = o.recurrentActivation ?? "sigmoid";
+  if (!RECURRENT_ACTIVATIONS.includes(ra as RecurrentActivation)) {
+    throw new ValueError(`${layer} recurrentActivation: expected one of ${RECURRENT_ACTIVATIONS.map((a) => `"${a}"`).join(", ")}, got ${fmtValue(ra)}`);
+  }
+  return {
+    units: checkPositiveInt(`${layer} units`, o.units),
+    inputDim: o.inputDim === undefined ? undefined : checkPositiveInt(`${layer} inputDim`, o.inputDim),
+    returnSequences: bool(`${layer} returnSequences`, o.returnSequences, false),
+    stateful: bool(`${layer} stateful`, o.stateful, false),
+    batchSize: o.batchSize === undefined ? undefined : checkPositiveInt(`${layer} batchSize`, o.batchSize),
+    kernelInitializer: checkInitializer(`${layer} kernelInitializer`, o.kernelInitializer ?? "glorotUniform"),
+    recurrentInitializer: checkInitializer(`${layer} recurrentInitializer`, o.recurrentInitializer ?? "orthogonal"),
+    recurrentActivation: ra as RecurrentActivation,
+    useBias: bool(`${layer} useBias`, o.useBias, true),
+    dropout: rate(`${layer} dropout`, o.dropout),
+    recurrentDropout: rate(`${layer} recurrentDropout`, o.recurrentDropout),
+    goBackwards: bool(`${layer} goBackwards`, o.goBackwards, false),
+    zeroOutputForMask: bool(`${layer} zeroOutputForMask`, o.zeroOutputForMask, false),
+  };
 }
 
 /** A dropout rate option: a number in [0, 1), default 0. */
