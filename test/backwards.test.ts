@@ -122,7 +122,7 @@ describe("goBackwards", () => {
       return m;
     };
     const one = make(1);
-    for (const threads of [2, 3]) {
+    for (const threads of [2, 3, 4]) {
       const many = make(threads);
       const a = one.computeGradients(x, y), b = many.computeGradients(x, y);
       expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-14);

@@ -100,15 +100,17 @@ describe("Embedding", () => {
     });
   }
 
-  it("two threads give one thread's results", () => {
-    const make = () => { const m = new Sequential([new Embedding({ inputDim: V, outputDim: D }), new LSTM({ units: 4 }), new Dense({ units: 1 })], { seed: 10 }); m.compile({ optimizer: "adam", loss: "mse" }); return m; };
-    const one = make(), two = make();
-    setThreads(two, 2, { minFlops: 0 });
-    const x = ids(7, 4, 11), y = randomNormal([7, 1], { seed: 12 });
-    for (let s = 0; s < 3; s++) expect(maxRel([two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss])).toBeLessThan(1e-12);
-    expect(maxRel(flat(two.getWeights()), flat(one.getWeights()))).toBeLessThan(1e-12);
-    expect(((two.engine.executor as unknown) as { parallelCalls: number }).parallelCalls).toBeGreaterThan(0);
-    two.dispose();
+  it("2, 3 and 4 threads give one thread's results", () => {
+    for (const threads of [2, 3, 4]) {
+      const make = () => { const m = new Sequential([new Embedding({ inputDim: V, outputDim: D }), new LSTM({ units: 4 }), new Dense({ units: 1 })], { seed: 10 }); m.compile({ optimizer: "adam", loss: "mse" }); return m; };
+      const one = make(), two = make();
+      setThreads(two, threads, { minFlops: 0 });
+      const x = ids(7, 4, 11), y = randomNormal([7, 1], { seed: 12 });
+      for (let s = 0; s < 3; s++) expect(maxRel([two.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]), `${threads} threads`).toBeLessThan(1e-12);
+      expect(maxRel(flat(two.getWeights()), flat(one.getWeights())), `${threads} threads`).toBeLessThan(1e-12);
+      expect(((two.engine.executor as unknown) as { parallelCalls: number }).parallelCalls).toBeGreaterThan(0);
+      two.dispose();
+    }
   });
 
   it("travels: checkpoints (format version 3), safetensors (embedding.0.weight), TensorFlow.js (both ways), ONNX", async () => {

@@ -287,7 +287,7 @@ describe("two threads give one thread's results", () => {
       { name: "ending on an LSTM's sequence", s: { layers: () => [new Dense({ units: 2, inputDim: 3 }), new LSTM({ units: 4, returnSequences: true })], loss: "meanSquaredError" }, y: (B, T) => [B, T, 4] },
     ];
     for (const { name, s, y: yShape } of setups) {
-      for (const threads of [2, 3]) {
+      for (const threads of [2, 3, 4]) {
         const [one, many] = pair(s, threads);
         const next = stream(60 + threads);
         const x = randomTensor([8, 5, 3], next), y = randomTensor(yShape(8, 5), next, s.loss === "binaryCrossentropy");
