@@ -6,29 +6,31 @@
  *
  *   x (B, T, F) ─Transpose[1,0,2]→ (T, B, F)
  *   ids (B, T) ─Transpose[1,0]→ (T, B) ─Gather(E (V, D), axis 0)→ (T, B, D)              an Embedding first
- *     ─LSTM→ Y (T, 1, B, H) ─Squeeze(1)→ (T, B, H)        every LSTM but the top one, and a per-step top one
- *     ─LSTM→ Y_h (1, B, H) ─Squeeze(0)→ (B, H)            the top LSTM of a last-step model
+ *     ─LSTM|GRU→ Y (T, 1, B, H) ─Squeeze(1)→ (T, B, H)    every recurrent layer but the top one, and a per-step top one
+ *     ─LSTM|GRU→ Y_h (1, B, H) ─Squeeze(0)→ (B, H)        the top recurrent layer of a last-step model
  *   per-step: (T, B, H) ─Transpose[1,0,2]→ (B, T, H)
  *   each Dense: ─MatMul kernel (In, D)→ ─Add bias (D)→ ─Sigmoid | Tanh | Relu | Softmax→   (MatMul broadcasts over B[, T])
  *   → y (B, D), or (B, T, D) per step
  *
- * Masking (a Masking layer first, or an Embedding with maskZero). ONNX's LSTM has no per-step mask, only a length
+ * Masking (a Masking layer first, or an Embedding with maskZero). ONNX's LSTM and GRU have no per-step mask, only a length
  * per row (`sequence_lens`): it reads steps [0, len), its Y is zero after them and its Y_h is the h after step
  * len − 1. That is Keras's masked RNN exactly for a row whose masked steps all come after its kept ones (padding at
  * the end, "post"), with len its count of kept steps, which the graph computes from the input, time-major:
  *
  *   kept (T, B) int32 = ReduceMax over F of Cast(Not(Equal(x, v)))      Masking(v): some feature ≠ v
  *                     = Cast(Not(Equal(ids, 0)))                          maskZero: id ≠ 0
- *   len (B) = ReduceSum(kept) over T: every LSTM's sequence_lens (the mask reaches every LSTM, all reading sequences)
+ *   len (B) = ReduceSum(kept) over T: every LSTM's and GRU's sequence_lens (the mask reaches them all, all reading sequences)
  *   post (B) = ReduceSum(Greater(kept[1:], kept[:-1])) over T = 0: no kept step after a masked one
  *   y = Where(post, y, NaN): a row padded anywhere else (at the front, as Keras's pad_sequences does by default,
- *       or in the middle) would get a wrong number from the LSTM; it gets NaN instead, which shows.
+ *       or in the middle) would get a wrong number from the LSTM or GRU; it gets NaN instead, which shows.
  *
- * On post-padded rows only the top LSTM's outputs at masked steps can differ from Keras's (an LSTM above a lower
- * one reads none of the lower one's masked steps: the same mask hides them), and where they do the graph rebuilds
- * Keras's: a forward per-step top LSTM repeats its last kept output where Keras does (Where(kept, Y, Y_h); Y_h is
- * zero for a row with no kept step, as Keras's output before a first kept step); a forward last-step one with
- * zeroOutputForMask gives zeros when step T − 1 is masked (Where(kept[T − 1], Y_h, 0)). A backwards LSTM needs
+ * A GRU masks as an LSTM does (Keras's RNN: a masked step keeps the state and repeats the output), so everything
+ * below holds for both, "recurrent layer" meaning either. On post-padded rows only the top recurrent layer's outputs
+ * at masked steps can differ from Keras's (a layer above a lower one reads none of the lower one's masked steps: the
+ * same mask hides them), and where they do the graph rebuilds Keras's: a forward per-step top layer repeats its last
+ * kept output where Keras does (Where(kept, Y, Y_h); Y_h is zero for a row with no kept step, as Keras's output before
+ * a first kept step); a forward last-step one with zeroOutputForMask gives zeros when step T − 1 is masked
+ * (Where(kept[T − 1], Y_h, 0)). A backwards layer needs
  * nothing: Keras reads the masked steps first (state and output zero), then kept steps len − 1 … 0, which is ONNX's
  * reverse direction on [0, len), Y reversed into reading order included; a forward zeroOutputForMask per-step one
  * has ONNX's zeros already.
@@ -38,12 +40,17 @@
  * in the order i, o, f, c; each gate is act(X·Wᵀ + H·Rᵀ + Wb + Rb); `activations` lists f, g, h (default Sigmoid,
  * Tanh, Tanh) and HardSigmoid's defaults are alpha 0.2, beta 0.5, which is Keras' hardSigmoid. Squeeze,
  * Unsqueeze, Slice and ReduceSum take their axes as int64 inputs since opset 13; ReduceMax still as an attribute
- * (until opset 18). Gather takes int64 indices, a negative one counting from the end.
+ * (until opset 18). Gather takes int64 indices, a negative one counting from the end. GRU (opset 14+): the same X,
+ * sequence_lens, Y and Y_h; W (dirs, 3H, I), R (dirs, 3H, H), B (dirs, 6H) = [Wb, Rb], gate blocks z, r, h (Keras's
+ * order); z, r = f(X·Wᵀ + H·Rᵀ + Wb + Rb), the candidate g(X·Whᵀ + (r ⊙ H)·Rhᵀ + Rbh + Wbh) with linear_before_reset 0
+ * (Keras's reset_after false) or g(X·Whᵀ + r ⊙ (H·Rhᵀ + Rbh) + Wbh) with 1 (reset_after true), H' = (1 − z) ⊙ ĥ + z ⊙ H;
+ * `activations` lists f, g (default Sigmoid, Tanh).
  *
  * Legend: B batch, T timesteps, F input features, V vocabulary, I a layer's inputs, H units, D head units.
  */
 import { Sequential } from "../model.js";
 import { LSTM } from "../layers/lstm.js";
+import { GRU } from "../layers/gru.js";
 import type { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
 import { StateError, ValueError, fmtValue } from "../errors.js";
@@ -64,14 +71,17 @@ const KERAS_BLOCK = [0, 3, 1, 2] as const;
  *   the same values `model.predict(x)` returns (within float32 rounding).
  * - Every LSTM is one ONNX LSTM node (gates reordered from Keras' i, f, c, o to ONNX's i, o, f, c, kernels
  *   transposed); `recurrentActivation: "hardSigmoid"` becomes `activations: [HardSigmoid, Tanh, Tanh]` and a
- *   layer without bias omits the LSTM's optional B input. Each Dense is MatMul (+ Add) (+ its activation); an
- *   Embedding is a Gather on its table.
- * - A masked model (Masking, or an Embedding with maskZero) gives each LSTM its rows' kept-step counts as
+ *   layer without bias omits the LSTM's optional B input. Every GRU is one ONNX GRU node (gate blocks z, r, h as
+ *   Keras's, kernels transposed; `linear_before_reset` 1 for `resetAfter: true` with B = [input bias row, recurrent
+ *   bias row], 0 for false with B = [bias, zeros]; `activations: [HardSigmoid, Tanh]` for hardSigmoid). Each Dense is
+ *   MatMul (+ Add) (+ its activation); an Embedding is a Gather on its table; `goBackwards` is the "reverse" direction.
+ * - A masked model (Masking, or an Embedding with maskZero) gives each LSTM and GRU its rows' kept-step counts as
  *   `sequence_lens`, which is `predict` for rows padded at the end only; any other row's y is NaN (see the file's
  *   header and the README).
  * - The weights are stored as float32 initializers; a float64 model's weights are rounded to float32 (ONNX
- *   Runtime's LSTM has no double kernel: "LSTM operator does not support double yet", 1.30).
- * - The graph starts every call from a zero LSTM state: it computes what `predict` computes on a fresh (or
+ *   Runtime's LSTM and GRU have no double kernel: "LSTM operator does not support double yet", "GRU operator does not
+ *   support double yet", 1.30).
+ * - The graph starts every call from a zero recurrent state: it computes what `predict` computes on a fresh (or
  *   reset) model. A stateful model's carried state is not exported and the graph carries no state between
  *   runs; run the whole sequence in one call (or export a stateless copy) to reproduce a stateful model.
  *
@@ -89,10 +99,8 @@ export function toOnnx(model: Sequential): Uint8Array {
     throw new ValueError(`toOnnx model: expected a Sequential, got ${fmtValue(model)}`);
   }
   if (!model.engine.built) {
-    throw new StateError(`toOnnx: the model is not built yet; give the first LSTM an inputDim, call build(inputDim), or pass data first`);
+    throw new StateError(`toOnnx: the model is not built yet; give the first layer an inputDim, call build(inputDim), or pass data first`);
   }
-  const gru = model.layers.findIndex((l) => l.kind === "gru");
-  if (gru >= 0) throw new ValueError(`toOnnx model: layers[${gru}] is a GRU, which this version does not export to ONNX yet; use toSafetensors or a checkpoint`);
   const weights = model.getWeights();
   const names = model.weightNames();
   weights.forEach((w, k) => {
@@ -110,56 +118,77 @@ export function toOnnx(model: Sequential): Uint8Array {
     ? g.node("Transpose", "to_time_major", ["x"], ["ids_time_major"], [{ name: "perm", type: "ints", value: [1, 0] }]) // (T, B)
     : g.node("Transpose", "to_time_major", ["x"], ["x_time_major"], [{ name: "perm", type: "ints", value: [1, 0, 2] }]); // (T, B, F)
   const mask = model.engine.maskValue === null ? null : new MaskGraph(g, cur, ids, model.engine.maskValue);
-  let top = -1; // the top LSTM: the only one whose outputs at masked steps reach y
-  layers.forEach((l, i) => { if (l instanceof LSTM) top = i; });
+  let top = -1; // the top recurrent layer (LSTM or GRU): the only one whose outputs at masked steps reach y
+  layers.forEach((l, i) => { if (l instanceof LSTM || l instanceof GRU) top = i; });
   let dim = model.inputDim!;
   let w = 0; // index into weights
-  let li = 0, di = 0;
+  let li = 0, gi = 0, di = 0;
 
   layers.forEach((layer, i) => {
     if (layer instanceof Embedding) {
       const table = g.constant("embedding_0/embeddings", [layer.inputDim, layer.units], "float", weights[w++]!.data); // (V, D)
       cur = g.op("Gather", "embedding_0/gather", [table, cur], [{ name: "axis", type: "int", value: 0 }]);     // (T, B, D)
       dim = layer.units;
-    } else if (layer instanceof LSTM) {
-      const p = `lstm_${li}`;
+    } else if (layer instanceof LSTM || layer instanceof GRU) {
       const H = layer.units;
-      const kernel = weights[w++]!.data;    // (I, 4H)
-      const recurrent = weights[w++]!.data; // (H, 4H)
-      const bias = layer.useBias ? weights[w++]!.data : null; // (4H)
-      const inputs = [
-        cur,
-        g.constant(`${p}/W`, [1, 4 * H, dim], "float", onnxGateMatrix(kernel, dim, H)),    // (1, 4H, I)
-        g.constant(`${p}/R`, [1, 4 * H, H], "float", onnxGateMatrix(recurrent, H, H)),     // (1, 4H, H)
-        bias ? g.constant(`${p}/B`, [1, 8 * H], "float", onnxGateBias(bias, H)) : "",      // (1, 8H), or omitted
-      ];
+      const kernel = weights[w++]!.data;    // (I, 4H) or (I, 3H)
+      const recurrent = weights[w++]!.data; // (H, 4H) or (H, 3H)
+      const bias = layer.useBias ? weights[w++]!.data : null; // (4H); a GRU's (3H), or (2, 3H) with resetAfter
+      let p: string;
+      let op: "LSTM" | "GRU";
+      let inputs: string[];
+      const attributes: Attribute[] = [{ name: "hidden_size", type: "int", value: H }];
+      if (layer instanceof LSTM) {
+        p = `lstm_${li++}`;
+        op = "LSTM";
+        inputs = [
+          cur,
+          g.constant(`${p}/W`, [1, 4 * H, dim], "float", onnxGateMatrix(kernel, dim, H)),    // (1, 4H, I)
+          g.constant(`${p}/R`, [1, 4 * H, H], "float", onnxGateMatrix(recurrent, H, H)),     // (1, 4H, H)
+          bias ? g.constant(`${p}/B`, [1, 8 * H], "float", onnxGateBias(bias, H)) : "",      // (1, 8H), or omitted
+        ];
+        if (layer.recurrentActivation === "hardSigmoid") {
+          // f = HardSigmoid on i, o, f (its defaults alpha 0.2, beta 0.5 are Keras' clip(0.2·x + 0.5, 0, 1));
+          // g, h = Tanh on the candidate and the cell output, as in every longshort LSTM.
+          attributes.push({ name: "activations", type: "strings", value: ["HardSigmoid", "Tanh", "Tanh"] });
+        }
+      } else {
+        // ONNX's gate blocks z, r, h are Keras's: each matrix is only transposed. resetAfter is linear_before_reset 1,
+        // Rb the recurrent bias row (inside r ⊙ (h·Rhᵀ + Rbh)); resetAfter false is 0, Keras's one bias in Wb, Rb zero.
+        p = `gru_${gi++}`;
+        op = "GRU";
+        const B6 = new Float64Array(6 * H);
+        if (bias) B6.set(Array.from(bias)); // (2, 3H) rows b_x, b_h, or (3H) then zeros
+        inputs = [
+          cur,
+          g.constant(`${p}/W`, [1, 3 * H, dim], "float", transposed(kernel, dim, 3 * H)),    // (1, 3H, I)
+          g.constant(`${p}/R`, [1, 3 * H, H], "float", transposed(recurrent, H, 3 * H)),     // (1, 3H, H)
+          bias ? g.constant(`${p}/B`, [1, 6 * H], "float", B6) : "",                           // (1, 6H), or omitted
+        ];
+        attributes.push({ name: "linear_before_reset", type: "int", value: layer.resetAfter ? 1 : 0 });
+        // f = σ on z and r (HardSigmoid's defaults alpha 0.2, beta 0.5, as for the LSTM), g = Tanh on the candidate.
+        if (layer.recurrentActivation === "hardSigmoid") attributes.push({ name: "activations", type: "strings", value: ["HardSigmoid", "Tanh"] });
+      }
       if (mask) inputs.push(mask.lens);                                              // (B) int32
       while (inputs[inputs.length - 1] === "") inputs.pop();
-      const attributes: Attribute[] = [{ name: "hidden_size", type: "int", value: H }];
-      if (layer.recurrentActivation === "hardSigmoid") {
-        // f = HardSigmoid on i, o, f (its defaults alpha 0.2, beta 0.5 are Keras' clip(0.2·x + 0.5, 0, 1));
-        // g, h = Tanh on the candidate and the cell output, as in every longshort LSTM.
-        attributes.push({ name: "activations", type: "strings", value: ["HardSigmoid", "Tanh", "Tanh"] });
-      }
       // goBackwards: ONNX's "reverse" direction reads the steps last to first, as Keras does; its Y is indexed by input
       // step, where Keras returns the reading order, so a sequence output is reversed back (Slice with step −1).
       if (layer.goBackwards) attributes.push({ name: "direction", type: "string", value: "reverse" });
-      // Where Keras's masked output differs from ONNX's on post-padded rows (the header): only the top LSTM's matters.
+      // Where Keras's masked output differs from ONNX's on post-padded rows (the header): only the top layer's matters.
       const forward = mask !== null && i === top && !layer.goBackwards;
       if (layer.returnSequences) {
         const repeat = forward && !layer.zeroOutputForMask;
         const [y, yh] = [`${p}/Y`, repeat ? `${p}/Y_h` : ""];
-        g.node("LSTM", p, inputs, [y, yh], attributes);                                       // Y (T, 1, B, H), Y_h (1, B, H)
+        g.node(op, p, inputs, [y, yh], attributes);                                           // Y (T, 1, B, H), Y_h (1, B, H)
         cur = g.op("Squeeze", `${p}/h_seq`, [y, g.int64s([1])]);                             // (T, B, H), by input step
         if (layer.goBackwards) cur = g.op("Slice", `${p}/reading_order`, [cur, g.int64s([-1]), g.int64s([-(2 ** 62)]), g.int64s([0]), g.int64s([-1])]);
         if (repeat) cur = g.op("Where", `${p}/masked_repeat`, [mask.keptSteps(), cur, yh]); // Keras: the last kept output again
       } else {
-        const yh = g.node("LSTM", p, inputs, ["", `${p}/Y_h`], attributes);                // (1, B, H)
+        const yh = g.node(op, p, inputs, ["", `${p}/Y_h`], attributes);                    // (1, B, H)
         cur = g.op("Squeeze", `${p}/h_last`, [yh, g.int64s([0])]);                          // (B, H)
         if (forward && layer.zeroOutputForMask) cur = g.op("Where", `${p}/masked_zero`, [mask.lastStepKept(), cur, g.constant(`${p}/zero`, [], "float", [0])]);
       }
       dim = H;
-      li++;
     } else {
       const dense = layer as Dense;
       const p = `dense_${di}`;
@@ -182,7 +211,7 @@ export function toOnnx(model: Sequential): Uint8Array {
 
   const input: ValueInfo = ids ? { name: "x", elemType: "int64", dims: ["batch", "time"] } : { name: "x", elemType: "float", dims: ["batch", "time", model.inputDim!] };
   const output: ValueInfo = { name: "y", elemType: "float", dims: model.perStep ? ["batch", "time", dim] : ["batch", dim] };
-  const doc = `A longshort Sequential (${layers.map((l) => l.kind).join(", ")}), from a zero initial LSTM state${mask ? "; masked rows must be padded at the end (others give NaN)" : ""}.`;
+  const doc = `A longshort Sequential (${layers.map((l) => l.kind).join(", ")}), from a zero initial recurrent state${mask ? "; masked rows must be padded at the end (others give NaN)" : ""}.`;
   return encodeModel(g, [input], [output], doc);
 }
 
@@ -252,6 +281,15 @@ function onnxGateMatrix(keras: ArrayLike<number>, rows: number, H: number): Floa
     for (let j = 0; j < H; j++) {
       for (let r = 0; r < rows; r++) out[(g * H + j) * rows + r] = keras[r * G + src + j]!;
     }
+  }
+  return out;
+}
+
+/** A (rows, cols) matrix as (cols, rows): a Keras GRU kernel (rows, 3H) as ONNX's (1, 3H, rows), whose blocks z, r, h are Keras's. */
+function transposed(m: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c]!;
   }
   return out;
 }

@@ -68,7 +68,9 @@ function layerNames(layers: readonly Layer[]): string[] {
  * saves (snake_case Keras configs, `batch_input_shape` on the first layer: [batchSize of a stateful model or
  * null, null, F]); weights are named "<layer>/kernel", "<layer>/recurrent_kernel", "<layer>/bias" and stored
  * as little-endian float32 (a float64 model is rounded). A per-step model's Dense layers are plain Dense
- * layers: on a 3D input a Keras Dense applies to every step.
+ * layers: on a 3D input a Keras Dense applies to every step. A GRU goes as tfjs's GRU, which has Keras's
+ * reset_after false form only: a GRU with `resetAfter: true` (longshort's and Keras 3's default) is refused by
+ * name, as is `zeroOutputForMask` on a masked model (tfjs's RNN repeats the previous output at a masked step).
  *
  * @example
  * const artifacts = toTfjs(model);
@@ -87,13 +89,19 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
     throw new StateError(`toTfjs: a stateful model needs its batch size in the topology (Keras batch_input_shape); call model.setBatchSize(n) first`);
   }
   const layers = model.layers;
-  const zeroing = layers.findIndex((l) => l instanceof LSTM && l.zeroOutputForMask);
+  const zeroing = layers.findIndex((l) => (l instanceof LSTM || l instanceof GRU) && l.zeroOutputForMask);
   // Masked by a Masking layer (layers[0] of the Sequential's list, so the LSTM's index is one more) or by maskZero.
   if (model.engine.maskValue !== null && zeroing >= 0) {
     throw new ValueError(`toTfjs model: layers[${zeroing + (model.masking ? 1 : 0)}] has zeroOutputForMask, which TensorFlow.js's RNN does not have (it repeats the previous output at a masked step), so tfjs would not predict what this model does`);
   }
-  const gru = layers.findIndex((l) => l instanceof GRU);
-  if (gru >= 0) throw new ValueError(`toTfjs model: layers[${gru + (model.masking ? 1 : 0)}] is a GRU, which this version does not export to TensorFlow.js yet; use toSafetensors or a checkpoint`);
+  // TensorFlow.js's GRU has only Keras's reset_after false form (tfjs-layers: "GRUCell does not support reset_after
+  // parameter set to true").
+  const after = layers.findIndex((l) => l instanceof GRU && l.resetAfter);
+  if (after >= 0) {
+    throw new ValueError(`toTfjs model: layers[${after + (model.masking ? 1 : 0)}] is a GRU with resetAfter true (the reset gate after the recurrent ` +
+      `product, two bias rows), which TensorFlow.js's GRU does not compute (it has reset_after false only: "GRUCell does not support ` +
+      `reset_after parameter set to true"); build the GRU with resetAfter: false for TensorFlow.js, or use toOnnx, toSafetensors or a checkpoint`);
+  }
   const names = layerNames(layers);
   const batch = model.stateful ? model.batchSize! : null;
   const masking = model.masking;
@@ -143,7 +151,33 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
         },
       };
     }
-    if (l instanceof GRU) throw new ValueError(`toTfjs model: a GRU`); // refused above
+    if (l instanceof GRU) {
+      // As tfjs-layers 4.22 writes a GRU (its getConfig), reset_after false (refused above otherwise).
+      return {
+        class_name: "GRU",
+        config: {
+          ...head,
+          units: l.units,
+          activation: "tanh",
+          recurrent_activation: l.recurrentActivation === "hardSigmoid" ? "hard_sigmoid" : "sigmoid",
+          use_bias: l.useBias,
+          kernel_initializer: initializerConfig(l.kernelInitializer),
+          recurrent_initializer: initializerConfig(l.recurrentInitializer),
+          bias_initializer: ZEROS_INIT,
+          kernel_regularizer: null, recurrent_regularizer: null, bias_regularizer: null, activity_regularizer: null,
+          kernel_constraint: null, recurrent_constraint: null, bias_constraint: null,
+          dropout: l.dropout,
+          recurrent_dropout: l.recurrentDropout,
+          implementation: 2,
+          reset_after: false,
+          return_sequences: l.returnSequences,
+          return_state: false,
+          go_backwards: l.goBackwards,
+          stateful: l.stateful,
+          unroll: false,
+        },
+      };
+    }
     return {
       class_name: "Dense",
       config: {
@@ -167,7 +201,7 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
   }
   // Weights: getWeights order, which is Keras's per layer (kernel, recurrent_kernel, bias).
   const weights = model.getWeights();
-  const specNames = layers.flatMap((l, i) => (l instanceof Embedding ? EMBEDDING_SLOTS : l instanceof LSTM ? lstmSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
+  const specNames = layers.flatMap((l, i) => (l instanceof Embedding ? EMBEDDING_SLOTS : l instanceof LSTM || l instanceof GRU ? recurrentSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
   const weightSpecs: TfjsWeightSpec[] = weights.map((w, k) => ({ name: specNames[k]!, shape: w.shape.slice(), dtype: "float32" }));
   const total = weights.reduce((s, w) => s + w.data.length, 0);
   const weightData = new ArrayBuffer(total * 4);
@@ -194,7 +228,8 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
 /** The Embedding's one weight, its table (V, D). */
 export const EMBEDDING_SLOTS: readonly string[] = ["embeddings"];
 
-export function lstmSlots(useBias: boolean): string[] {
+/** An LSTM's or a GRU's weights, Keras's names for both (a GRU's bias is [3H], or [2, 3H] with reset_after true). */
+export function recurrentSlots(useBias: boolean): string[] {
   return useBias ? ["kernel", "recurrent_kernel", "bias"] : ["kernel", "recurrent_kernel"];
 }
 

@@ -1,7 +1,7 @@
 /**
  * The TensorFlow.js Layers format, import of the topology: the Keras JSON config of a Sequential model (as
  * tfjs saves it, or tensorflowjs_converter writes it from Keras 2 or Keras 3) read into layer plans, one per
- * Embedding, LSTM or Dense layer in order, each with the names its weights may carry and its weight slots, which
+ * Embedding, LSTM, GRU or Dense layer in order, each with the names its weights may carry and its weight slots, which
  * tfjs-weights.ts then fills from the weight specs. Whatever the engine does not compute is refused by
  * name. Also the import side's shared pieces (SRC, fail, isObject), for tfjs-weights.ts and tfjs.ts.
  *
@@ -10,11 +10,12 @@
  */
 import type { Layer } from "../engine.js";
 import { LSTM, type RecurrentActivation } from "../layers/lstm.js";
+import { GRU } from "../layers/gru.js";
 import { Dense, type Activation } from "../layers/dense.js";
 import { Masking } from "../layers/masking.js";
 import { Embedding } from "../layers/embedding.js";
 import { FormatError, fmtValue } from "../errors.js";
-import { EMBEDDING_SLOTS, denseSlots, lstmSlots } from "./tfjs-export.js";
+import { EMBEDDING_SLOTS, denseSlots, recurrentSlots } from "./tfjs-export.js";
 
 export const SRC = "tfjs artifacts";
 
@@ -43,6 +44,10 @@ interface Topology {
   inputDim: number;
   /** Keras's Masking layer first, or null. */
   masking: Masking | null;
+}
+
+function isRecurrent(l: Layer): l is LSTM | GRU {
+  return l instanceof LSTM || l instanceof GRU;
 }
 
 /** Reads an optional boolean field, FormatError if it is anything else. */
@@ -75,10 +80,11 @@ function dropoutRate(where: string, cfg: Record<string, unknown>, key: string): 
   return v as number;
 }
 
-function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
+/** What an LSTM's and a GRU's configs share, read and checked the same way; `cls` names the layer class in messages. */
+function recurrentOptions(cls: "LSTM" | "GRU", where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined) {
   const units = unitsField(where, cfg);
   const act = activationName(where, "activation", cfg["activation"]) ?? "tanh"; // Keras's default
-  if (act !== "tanh") fail(`${where}: config.activation ${JSON.stringify(act)} is not supported; longshort's LSTM computes "tanh"`);
+  if (act !== "tanh") fail(`${where}: config.activation ${JSON.stringify(act)} is not supported; longshort's ${cls} computes "tanh"`);
   const ra = activationName(where, "recurrent_activation", cfg["recurrent_activation"]);
   if (ra === null) fail(`${where}: config.recurrent_activation is missing (its default differs between Keras 2, Keras 3 and TensorFlow.js)`);
   let recurrentActivation: RecurrentActivation;
@@ -95,22 +101,37 @@ function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean,
   }
   const dropout = dropoutRate(where, cfg, "dropout"), recurrentDropout = dropoutRate(where, cfg, "recurrent_dropout");
   boolField(where, cfg, "unroll", false); // a speed setting: same results either way
-  const useBias = boolField(where, cfg, "use_bias", true);
   const stateful = boolField(where, cfg, "stateful", false);
-  const layer = new LSTM({
+  return {
     units,
     returnSequences: boolField(where, cfg, "return_sequences", false),
     stateful,
     batchSize: stateful ? batchSize : undefined,
-    unitForgetBias: boolField(where, cfg, "unit_forget_bias", true),
     recurrentActivation,
-    useBias,
+    useBias: boolField(where, cfg, "use_bias", true),
     dropout,
     recurrentDropout,
     goBackwards: boolField(where, cfg, "go_backwards", false),
     zeroOutputForMask: boolField(where, cfg, "zero_output_for_mask", false),
-  });
-  return { layer, where, names: [], slots: lstmSlots(useBias) };
+  };
+}
+
+function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
+  const options = recurrentOptions("LSTM", where, cfg, keras3, batchSize);
+  const layer = new LSTM({ ...options, unitForgetBias: boolField(where, cfg, "unit_forget_bias", true) });
+  return { layer, where, names: [], slots: recurrentSlots(options.useBias) };
+}
+
+/**
+ * Keras's GRU: gates z, r, h in the kernels' columns, as longshort's. reset_after true (Keras 3's and tf.keras 2's
+ * default; tfjs cannot run it) has a bias [2, 3H] (input and recurrent rows), false or absent (what tfjs writes, the only
+ * form it has) a bias [3H]; the weights' shapes are checked against the form the config names. What only speed or
+ * training randomness reads is ignored: `implementation`, Keras 3's `seed` and `use_cudnn`.
+ */
+function parseGRU(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
+  const options = recurrentOptions("GRU", where, cfg, keras3, batchSize);
+  const layer = new GRU({ ...options, resetAfter: boolField(where, cfg, "reset_after", false) });
+  return { layer, where, names: [], slots: recurrentSlots(options.useBias) };
 }
 
 const DENSE_ACTIVATIONS: Record<string, Activation> = { linear: "linear", sigmoid: "sigmoid", tanh: "tanh", relu: "relu", softmax: "softmax" };
@@ -244,8 +265,8 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
   }
   const plans: LayerPlan[] = [];
   let masking: Masking | null = null;
-  // Whether the layers so far give a sequence: every LSTM among them returns sequences (a Dense keeps its input's flow).
-  const sequenceBelow = (): boolean => plans.every((p) => !(p.layer instanceof LSTM) || p.layer.returnSequences);
+  // Whether the layers so far give a sequence: every LSTM or GRU among them returns sequences (a Dense keeps its input's flow).
+  const sequenceBelow = (): boolean => plans.every((p) => !isRecurrent(p.layer) || p.layer.returnSequences);
   for (let i = start; i < layers.length; i++) {
     const { cls: c, cfg, where } = layerAt(i);
     if (c === "Masking") {
@@ -280,8 +301,8 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
     if (c === "Embedding") {
       plan = parseEmbedding(where, cfg, shape!.timesteps);
       plan.names.push(layerName);
-    } else if (c === "LSTM") {
-      plan = parseLSTM(where, cfg, keras3, shape!.batch);
+    } else if (c === "LSTM" || c === "GRU") {
+      plan = (c === "LSTM" ? parseLSTM : parseGRU)(where, cfg, keras3, shape!.batch);
       plan.names.push(layerName);
     } else if (c === "Dense" || c === "TimeDistributed") {
       if (c === "Dense") {
@@ -294,7 +315,7 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
           fail(`${where}: config.layer: only a wrapped Dense is supported, got ${typeof ic === "string" ? JSON.stringify(ic) : fmtValue(ic)}`);
         }
         if (!sequenceBelow()) {
-          fail(`${where}: TimeDistributed needs a sequence input (the LSTM below must have return_sequences true)`);
+          fail(`${where}: TimeDistributed needs a sequence input (the LSTM or GRU below must have return_sequences true)`);
         }
         plan = parseDense(`${where} layer`, inner["config"]);
         plan.names.push(layerName);
@@ -304,15 +325,17 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
     } else if (c === "InputLayer") {
       fail(`${where}: an InputLayer is only supported as the first layer`);
     } else {
-      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports Embedding, Masking, LSTM and Dense (or TimeDistributed Dense) layers`);
+      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports Embedding, Masking, LSTM, GRU and Dense (or TimeDistributed Dense) layers`);
     }
-    if (plan.layer instanceof LSTM && !sequenceBelow()) {
-      fail(`${where}: an LSTM below it has return_sequences false, so this LSTM would get no sequence`);
+    if (isRecurrent(plan.layer) && !sequenceBelow()) {
+      const last = plans.filter((p) => isRecurrent(p.layer) && !p.layer.returnSequences).pop()!;
+      const below = last.layer.kind === "gru" ? "a GRU" : "an LSTM";
+      fail(`${where}: ${below} below it has return_sequences false, so this ${c} would get no sequence`);
     }
     plans.push(plan);
   }
-  if (plans.length === 0) fail(`modelTopology.config.layers: no Embedding, LSTM or Dense layer after the InputLayer`);
-  if (!plans.some((p) => p.layer instanceof LSTM)) fail(`modelTopology.config.layers: no LSTM layer (a longshort model has at least one)`);
+  if (plans.length === 0) fail(`modelTopology.config.layers: no Embedding, LSTM, GRU or Dense layer after the InputLayer`);
+  if (!plans.some((p) => isRecurrent(p.layer))) fail(`modelTopology.config.layers: no LSTM or GRU layer (a longshort model has at least one recurrent layer)`);
   const seen = new Map<string, string>();
   for (const p of plans) {
     for (const n of p.names) {

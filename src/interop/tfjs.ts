@@ -9,7 +9,9 @@
  * `tfjsArtifactsFromModelJSON` turns into artifacts, and `tfjsModelJSON` writes).
  *
  * Layouts are Keras's, which are longshort's: LSTM kernel [F, 4H], recurrent_kernel [H, 4H], bias [4H] with
- * the gate blocks in the order i, f, c, o; Dense kernel [In, D], bias [D].
+ * the gate blocks in the order i, f, c, o; GRU kernel [F, 3H], recurrent_kernel [H, 3H], bias [3H] (reset_after
+ * false, the only form tfjs has) or [2, 3H] (reset_after true: input and recurrent rows) with the gate blocks in the
+ * order z, r, h; Dense kernel [In, D], bias [D].
  *
  * Legend: F input features, H units, D head units.
  *
@@ -66,14 +68,16 @@ export interface FromTfjsOptions extends RunOptions {
 /**
  * A longshort model from TensorFlow.js ModelArtifacts of a Sequential Layers model: what tfjs saves
  * (`model.save(tf.io.withSaveHandler(async (a) => …))`) and what tensorflowjs_converter makes of a Keras 2
- * or Keras 3 model (read the folder with `tfjsArtifactsFromModelJSON`). The topology is LSTM layers (activation
- * tanh, recurrent_activation sigmoid or Keras 2/tfjs hard_sigmoid; go_backwards and zero_output_for_mask read)
- * and Dense or TimeDistributed(Dense) layers (linear, sigmoid, tanh, relu or softmax) in any order whose flows fit
- * (README, "Layer orders"), with at least one LSTM; an InputLayer, then a Masking layer or an Embedding (input_dim,
- * output_dim, mask_zero; the model's x is then ids [N, T]), may come first. Anything else (GRU, Bidirectional,
+ * or Keras 3 model (read the folder with `tfjsArtifactsFromModelJSON`). The topology is LSTM and GRU layers
+ * (activation tanh, recurrent_activation sigmoid or Keras 2/tfjs hard_sigmoid; go_backwards and zero_output_for_mask
+ * read; a GRU's reset_after false or absent, as tfjs writes it, or true, as Keras writes it by default, with its
+ * [2, 3H] bias: tfjs cannot run that one, longshort can) and Dense or TimeDistributed(Dense) layers (linear, sigmoid,
+ * tanh, relu or softmax) in any order whose flows fit (README, "Layer orders"), with at least one LSTM or GRU; an
+ * InputLayer, then a Masking layer or an Embedding (input_dim, output_dim, mask_zero; the model's x is then ids
+ * [N, T]), may come first. Anything else (SimpleRNN, Bidirectional,
  * Dropout, a Masking layer or an Embedding further up, an Embedding after a Masking layer, Keras 3's LoRA
  * lora_rank, return_state, Keras 3's hard_sigmoid, a functional model, other weight dtypes) is refused by name;
- * what only training reads (initializers, regularizers, constraints) is ignored, since predictions do not depend on it. A stateful LSTM takes its batch
+ * what only training reads (initializers, regularizers, constraints) is ignored, since predictions do not depend on it. A stateful LSTM or GRU takes its batch
  * size from batch_input_shape. Weights are matched to layers by name, and must be float32 (or quantized
  * float32: uint8/uint16 affine or float16, dequantized as tfjs does).
  *
