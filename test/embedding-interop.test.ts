@@ -12,7 +12,7 @@
  * No golden values: every comparison is against our own predict (or tfjs's, for tfjs-built models). Agreement with
  * tfjs and ORT is |a − b| ≤ 1e-5·(1 + |b|) elementwise (float32; ORT's LSTM has no float64 kernel).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -20,42 +20,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   Sequential, LSTM, Dense, Embedding, Masking, FormatError, ValueError, toTfjs, fromTfjs, toOnnx, loadTfjs, randomNormal,
-  type DType, type Tensor,
+  type DType,
 } from "../src/node/index.js";
 import type { TfjsArtifactsInput } from "../src/interop/tfjs.js";
 import { fromData } from "../src/tensor/tensor.js";
 import { Rng } from "../src/init.js";
+import { agreement, bits, distance, fitTf, pbFields, runOrt, tfPredict, tfSave, utf8 } from "./helpers/interop.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
 const TOL = 1e-5;
-const maxDiffs: Record<string, number> = {};
-
-/** |ours − theirs| ≤ 1e-5·(1 + |theirs|) everywhere (a NaN fails); records the largest difference under `label`. */
-function expectAgree(label: string, ours: ArrayLike<number>, theirs: ArrayLike<number>): void {
-  expect(ours.length, `${label}: length`).toBe(theirs.length);
-  let worst = 0;
-  const bad: string[] = [];
-  for (let k = 0; k < theirs.length; k++) {
-    const d = Math.abs(ours[k]! - theirs[k]!);
-    worst = Math.max(worst, d);
-    if (!(d <= TOL * (1 + Math.abs(theirs[k]!)))) bad.push(`[${k}] ours ${ours[k]} vs theirs ${theirs[k]}`);
-  }
-  expect(bad.slice(0, 5), `${label}: ${bad.length} of ${theirs.length} values differ`).toEqual([]);
-  maxDiffs[label] = Math.max(maxDiffs[label] ?? 0, worst);
-}
-
-function distance(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let k = 0; k < a.length; k++) m = Math.max(m, Math.abs(a[k]! - b[k]!));
-  return m;
-}
-
-/** The raw bytes of each tensor as hex: equality is bit equality. */
-function bits(ts: Tensor[]): string[] {
-  return ts.map((t) => Buffer.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)).toString("hex"));
-}
+const expectAgree = agreement("tfjs/ORT", TOL);
 
 const V = 9;
 
@@ -81,15 +57,6 @@ function perturb(model: Sequential, seed: number): Sequential {
   return model;
 }
 
-async function saveTf(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let out: tf.io.ModelArtifacts | undefined;
-  await m.save(tf.io.withSaveHandler(async (a) => {
-    out = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-  }));
-  return out!;
-}
-
 /** tfjs's file handler, as tfjs-node's file:// writes a folder: model.json (topology + manifest) and weights.bin. */
 async function saveTfFolder(m: tf.LayersModel, dir: string): Promise<void> {
   await m.save(tf.io.withSaveHandler(async (a) => {
@@ -100,64 +67,15 @@ async function saveTfFolder(m: tf.LayersModel, dir: string): Promise<void> {
   }));
 }
 
-function tfPredict(m: tf.LayersModel, x: number[][]): { data: Float32Array; shape: number[] } {
-  return tf.tidy(() => {
-    const y = m.predict(tf.tensor2d(x)) as tf.Tensor;
-    return { data: y.dataSync() as Float32Array, shape: y.shape.slice() };
-  });
-}
-
-async function fitTf(m: tf.Sequential, x: number[][], y: Tensor): Promise<void> {
-  m.compile({ optimizer: tf.train.adam(0.05), loss: "meanSquaredError" });
-  const xs = tf.tensor2d(x), ys = tf.tensor(Array.from(y.data), y.shape.slice());
-  await m.fit(xs, ys, { epochs: 3, batchSize: 4, verbose: 0 });
-  xs.dispose();
-  ys.dispose();
-}
-
-/** ORT's y for ids [B, T] (int64) or x [B, T, F] (float32). */
-async function runOrt(s: ort.InferenceSession, x: number[][] | number[][][]): Promise<ort.Tensor> {
-  const rows = x as unknown[][];
-  const dims = Array.isArray(rows[0]![0]) ? [rows.length, rows[0]!.length, (rows[0]![0] as number[]).length] : [rows.length, rows[0]!.length];
-  const flat = (x as number[][]).flat(2) as number[];
-  const input = dims.length === 2
-    ? new ort.Tensor("int64", BigInt64Array.from(flat.map((v) => BigInt(v))), dims)
-    : new ort.Tensor("float32", Float32Array.from(flat), dims);
-  return (await s.run({ x: input })).y!;
-}
-
 /** The op types of an ONNX ModelProto's graph, read with a minimal protobuf walk (ModelProto 7 → GraphProto 1 → NodeProto 4). */
 function onnxOps(model: Uint8Array): string[] {
-  const fields = (buf: Uint8Array): { field: number; bytes?: Uint8Array }[] => {
-    const out: { field: number; bytes?: Uint8Array }[] = [];
-    let p = 0;
-    const varint = (): number => {
-      let v = 0, m = 1;
-      for (;;) {
-        const b = buf[p++]!;
-        v += (b & 0x7f) * m;
-        if (!(b & 0x80)) return v;
-        m *= 128;
-      }
-    };
-    while (p < buf.length) {
-      const key = varint(), field = Math.floor(key / 8), wire = key & 7;
-      if (wire === 0) { varint(); out.push({ field }); } else if (wire === 2) { const n = varint(); out.push({ field, bytes: buf.subarray(p, p + n) }); p += n; } else throw new Error(`wire ${wire}`);
-    }
-    return out;
-  };
-  const graph = fields(model).find((f) => f.field === 7)!.bytes!;
-  return fields(graph).filter((f) => f.field === 1).map((n) => new TextDecoder().decode(fields(n.bytes!).find((f) => f.field === 4)!.bytes!));
+  const graph = pbFields(model).find((f) => f.field === 7)!.bytes!;
+  return pbFields(graph).filter((f) => f.field === 1).map((n) => utf8(pbFields(n.bytes!).find((f) => f.field === 4)!.bytes!));
 }
 
 beforeAll(async () => {
   tf.enableProdMode();
   await tf.setBackend("cpu");
-});
-
-afterAll(() => {
-  const lines = Object.entries(maxDiffs).map(([k, v]) => `  ${v.toExponential(2)}  ${k}`);
-  console.info(`largest |longshort - tfjs/ORT| per comparison:\n${lines.join("\n")}`);
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -173,7 +91,7 @@ describe("fromTfjs reads an Embedding: models built and trained in tfjs predict 
     m.add(tf.layers.lstm({ units: 5 })); // tfjs's default recurrent activation: the hard sigmoid
     m.add(tf.layers.dense({ units: 1, activation: "sigmoid" }));
     await fitTf(m, ids("fit-a", 8, 6, (b, t) => (b + t) % 4 === 0), randomNormal([8, 1], { seed: 1 }));
-    const model = fromTfjs(await saveTf(m));
+    const model = fromTfjs(await tfSave(m));
     expect(model.layers.map((l) => l.kind)).toEqual(["embedding", "lstm", "dense"]);
     const e = model.layers[0] as Embedding;
     expect([e.inputDim, e.outputDim, e.maskZero]).toEqual([V, 4, true]);
@@ -221,7 +139,7 @@ describe("fromTfjs reads an Embedding: models built and trained in tfjs predict 
     m.add(tf.layers.lstm({ units: 3, recurrentActivation: "sigmoid" }));
     m.add(tf.layers.dense({ units: 2 }));
     await fitTf(m, ids("fit-c", 8, 5, (b, t) => t >= 5 - (b % 3)), randomNormal([8, 2], { seed: 3 }));
-    const model = fromTfjs(await saveTf(m));
+    const model = fromTfjs(await tfSave(m));
     expect(model.layers.map((l) => l.kind)).toEqual(["embedding", "lstm", "dense", "lstm", "dense"]);
     const x = [[1, 2, 3, 0, 0], [0, 4, 5, 0, 6], [7, 8, 1, 2, 3], [0, 0, 0, 0, 0]];
     expectAgree("tfjs-built: InputLayer → Embedding (mask_zero) → LSTM → Dense → LSTM → Dense", model.predict(x).data, tfPredict(m, x).data);
@@ -245,7 +163,7 @@ describe("ours → tfjs → ours: every weight's bits", () => {
       const tfModel = await tf.loadLayersModel(tf.io.fromMemory(a as tf.io.ModelArtifacts));
       const x = ids(`rt/${ci}`, 3, 5, (b, t) => b === 1 && t > 2);
       expectAgree(`toTfjs: ${c.name}`, model.predict(x).data, tfPredict(tfModel, x).data);
-      for (const back of [fromTfjs(a), fromTfjs(await saveTf(tfModel))]) {
+      for (const back of [fromTfjs(a), fromTfjs(await tfSave(tfModel))]) {
         expect(back.layers.map((l) => l.kind)).toEqual(model.layers.map((l) => l.kind));
         expect((back.layers[0] as Embedding).maskZero).toBe((model.layers[0] as Embedding).maskZero);
         expect(back.weightShapes()).toEqual(model.weightShapes());

@@ -16,7 +16,7 @@
  * Agreement with tfjs and ORT is |ours − theirs| ≤ 1e-5·(1 + |theirs|) elementwise (float32; ORT's GRU, like its
  * LSTM, has no float64 kernel: "GRU operator does not support double yet").
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -24,43 +24,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   Sequential, LSTM, GRU, Dense, Embedding, Masking, FormatError, ValueError, toTfjs, fromTfjs, toOnnx, saveTfjs, loadTfjs,
-  randomNormal, type DType, type Tensor,
+  randomNormal, type DType,
 } from "../src/node/index.js";
 import { tfjsArtifactsFromModelJSON, type TfjsArtifactsInput, type TfjsModelJSON } from "../src/interop/tfjs.js";
 import { fromData } from "../src/tensor/tensor.js";
 import { Rng } from "../src/init.js";
+import { agreement, bits, distance, fitTf, pbFields, runOrt, tfLoad, tfPredict, tfSave, utf8 } from "./helpers/interop.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
 const TOL = 1e-5;
-const maxDiffs: Record<string, number> = {};
+const expectAgree = agreement("tfjs/ORT/torch", TOL);
 const V = 7;
-
-/** |ours − theirs| ≤ tol·(1 + |theirs|) everywhere (a NaN fails); records the largest difference under `label`. */
-function expectAgree(label: string, ours: ArrayLike<number>, theirs: ArrayLike<number>, tol = TOL): void {
-  expect(ours.length, `${label}: length`).toBe(theirs.length);
-  let worst = 0;
-  const bad: string[] = [];
-  for (let k = 0; k < theirs.length; k++) {
-    const d = Math.abs(ours[k]! - theirs[k]!);
-    worst = Math.max(worst, d);
-    if (!(d <= tol * (1 + Math.abs(theirs[k]!)))) bad.push(`[${k}] ours ${ours[k]} vs theirs ${theirs[k]} (|diff| ${d})`);
-  }
-  expect(bad.slice(0, 5), `${label}: ${bad.length} of ${theirs.length} values differ`).toEqual([]);
-  maxDiffs[label] = Math.max(maxDiffs[label] ?? 0, worst);
-}
-
-function distance(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let k = 0; k < a.length; k++) m = Math.max(m, Math.abs(a[k]! - b[k]!));
-  return m;
-}
-
-/** The raw bytes of each tensor as hex: equality is bit equality. */
-function bits(ts: Tensor[]): string[] {
-  return ts.map((t) => Buffer.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)).toString("hex"));
-}
 
 /** x [B, T, F] of float32-representable normals, with every feature of the listed (row, step) pairs set to `maskValue`. */
 function seqX(seed: string, B: number, T: number, F: number, maskAt: readonly [number, number][] = [], maskValue = 0): number[][][] {
@@ -82,76 +58,6 @@ function perturb(model: Sequential, seed: number, scale = 0.4): Sequential {
   model.setWeights(model.getWeights().map((w) => fromData(w.data.map((v) => v + scale * (2 * r.uniform() - 1)), w.shape)));
   return model;
 }
-
-async function saveTf(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let out: tf.io.ModelArtifacts | undefined;
-  await m.save(tf.io.withSaveHandler(async (a) => {
-    out = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-  }));
-  return out!;
-}
-
-async function loadTf(a: TfjsArtifactsInput | tf.io.ModelArtifacts): Promise<tf.LayersModel> {
-  return tf.loadLayersModel(tf.io.fromMemory(a as tf.io.ModelArtifacts));
-}
-
-function tfPredict(m: tf.LayersModel, x: number[][][] | number[][]): { data: Float32Array; shape: number[] } {
-  return tf.tidy(() => {
-    const y = m.predict(Array.isArray(x[0]![0]) ? tf.tensor3d(x as number[][][]) : tf.tensor2d(x as number[][])) as tf.Tensor;
-    return { data: y.dataSync() as Float32Array, shape: y.shape.slice() };
-  });
-}
-
-async function fitTf(m: tf.Sequential, x: number[][][] | number[][], y: Tensor): Promise<void> {
-  m.compile({ optimizer: tf.train.adam(0.05), loss: "meanSquaredError" });
-  const xs = Array.isArray(x[0]![0]) ? tf.tensor3d(x as number[][][]) : tf.tensor2d(x as number[][]);
-  const ys = tf.tensor(Array.from(y.data), y.shape.slice());
-  await m.fit(xs, ys, { epochs: 3, batchSize: 4, verbose: 0 });
-  xs.dispose();
-  ys.dispose();
-}
-
-/** ORT's y for ids [B, T] (int64) or x [B, T, F] (float32). */
-async function runOrt(s: ort.InferenceSession, x: number[][] | number[][][]): Promise<ort.Tensor> {
-  const rows = x as unknown[][];
-  const dims = Array.isArray(rows[0]![0]) ? [rows.length, rows[0]!.length, (rows[0]![0] as number[]).length] : [rows.length, rows[0]!.length];
-  const flat = (x as number[][]).flat(2) as number[];
-  const input = dims.length === 2
-    ? new ort.Tensor("int64", BigInt64Array.from(flat.map((v) => BigInt(v))), dims)
-    : new ort.Tensor("float32", Float32Array.from(flat), dims);
-  return (await s.run({ x: input })).y!;
-}
-
-// A minimal protobuf reader (varint and length-delimited fields: all an ONNX graph's nodes use).
-interface PbField { field: number; wire: number; int?: bigint; bytes?: Uint8Array }
-
-function pbFields(buf: Uint8Array): PbField[] {
-  const out: PbField[] = [];
-  let p = 0;
-  const varint = (): bigint => {
-    let v = 0n, shift = 0n;
-    for (;;) {
-      const b = buf[p++]!;
-      v |= BigInt(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-      shift += 7n;
-    }
-  };
-  while (p < buf.length) {
-    const key = Number(varint());
-    const field = key >>> 3, wire = key & 7;
-    if (wire === 0) out.push({ field, wire, int: varint() });
-    else if (wire === 2) {
-      const n = Number(varint());
-      out.push({ field, wire, bytes: buf.subarray(p, p + n) });
-      p += n;
-    } else throw new Error(`protobuf: unexpected wire type ${wire}`);
-  }
-  return out;
-}
-
-const utf8 = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 interface NodeInfo { op: string; name: string; inputs: string[]; attrs: Record<string, number | string | string[]> }
 
@@ -175,11 +81,6 @@ function onnxNodes(model: Uint8Array): NodeInfo[] {
 beforeAll(async () => {
   tf.enableProdMode();
   await tf.setBackend("cpu");
-});
-
-afterAll(() => {
-  const lines = Object.entries(maxDiffs).map(([k, v]) => `  ${v.toExponential(2)}  ${k}`);
-  console.info(`largest |longshort - tfjs/ORT/torch| per comparison:\n${lines.join("\n")}`);
 });
 
 /** The GRU's and LSTM's settings that decide what they compute, per layer (for round trips). */
@@ -309,7 +210,7 @@ describe("toTfjs: a GRU (resetAfter false) loads in tf.loadLayersModel and predi
         expect(l.config.reset_after).toBe(false);
         expect(l.config.activation).toBe("tanh");
       }
-      const tfModel = await loadTf(artifacts);
+      const tfModel = await tfLoad(artifacts);
       expect(tfModel.layers.map((l) => l.getClassName())).toEqual(c.classes);
       const shapes = c.stateful ? [[c.stateful, 5], [c.stateful, 3]] : [[3, 5], [2, 7], [1, 1]];
       for (const [b, t] of shapes) {
@@ -319,7 +220,7 @@ describe("toTfjs: a GRU (resetAfter false) loads in tf.loadLayersModel and predi
         expectAgree(`toTfjs: ${c.name} (B=${b}, T=${t})`, ours.data, theirs.data);
       }
       // What tfjs writes back for the loaded model is what we wrote, and its weights are ours, bit for bit.
-      const again = await saveTf(tfModel);
+      const again = await tfSave(tfModel);
       const theirs = (again.modelTopology as any).config.layers as any[];
       layers.forEach((l, i) => {
         for (const [k, v] of Object.entries(l.config)) {
@@ -384,7 +285,7 @@ describe("toTfjs refuses by name what tfjs's GRU does not compute (ValueError), 
     const ok = new Sequential([new GRU({ units: 2, inputDim: 2, resetAfter: false })], { dtype: "float32" });
     const a = structuredClone(toTfjs(ok)) as any;
     a.modelTopology.config.layers[0].config.reset_after = true;
-    await expect(loadTf(a)).rejects.toThrow(/GRUCell does not support reset_after parameter set to true/);
+    await expect(tfLoad(a)).rejects.toThrow(/GRUCell does not support reset_after parameter set to true/);
   });
 
   it("zeroOutputForMask on a masked model: tfjs's RNN repeats the previous output instead; without a mask it goes", () => {
@@ -409,7 +310,7 @@ describe("fromTfjs: GRUs built and trained in tfjs predict what tfjs predicts", 
     m.add(tf.layers.gru({ units: 5, inputShape: [null, F] }));
     m.add(tf.layers.dense({ units: 1, activation: "sigmoid" }));
     await fitTf(m, seqX("fit-a", N, T, F), randomNormal([N, 1], { seed: 1 }));
-    const saved = await saveTf(m);
+    const saved = await tfSave(m);
     const cfg = (saved.modelTopology as any).config.layers[0].config;
     expect([cfg.recurrent_activation, cfg.reset_after, cfg.kernel_initializer.class_name, cfg.kernel_initializer.config.distribution]).toEqual(["hard_sigmoid", false, "VarianceScaling", "normal"]);
     const model = fromTfjs(saved);
@@ -427,7 +328,7 @@ describe("fromTfjs: GRUs built and trained in tfjs predict what tfjs predicts", 
     m.add(tf.layers.gru({ units: 3, goBackwards: true }));
     m.add(tf.layers.dense({ units: 2, activation: "tanh" }));
     await fitTf(m, seqX("fit-b", N, T, F), randomNormal([N, 2], { seed: 2 }));
-    const model = fromTfjs(await saveTf(m));
+    const model = fromTfjs(await tfSave(m));
     expect(model.layers.map((l) => l.kind)).toEqual(["gru", "lstm", "gru", "dense"]);
     expect(model.layers.map((l) => (l instanceof GRU || l instanceof LSTM ? l.recurrentActivation : null))).toEqual(["sigmoid", "hardSigmoid", "hardSigmoid", null]);
     expect((model.layers[2] as GRU).goBackwards).toBe(true);
@@ -444,7 +345,7 @@ describe("fromTfjs: GRUs built and trained in tfjs predict what tfjs predicts", 
     m.add(tf.layers.gru({ units: 3, returnSequences: true, goBackwards: true }));
     const mask: [number, number][] = [[0, 0], [1, 5], [2, 2], [2, 3], [5, 1], [7, 0], [7, 1]];
     await fitTf(m, seqX("fit-c", N, T, 2, mask), randomNormal([N, T, 3], { seed: 3 }));
-    const model = fromTfjs(await saveTf(m));
+    const model = fromTfjs(await tfSave(m));
     expect(model.masking!.maskValue).toBe(0);
     const x = seqX("test-c", 4, 5, 2, [[0, 1], [1, 4], [2, 0], [2, 2], [3, 0], [3, 1], [3, 2], [3, 3], [3, 4]]);
     const ours = model.predict(x), theirs = tfPredict(m, x);
@@ -466,7 +367,7 @@ describe("fromTfjs: GRUs built and trained in tfjs predict what tfjs predicts", 
     m.add(tf.layers.gru({ units: 4 }));
     m.add(tf.layers.dense({ units: 2 }));
     await fitTf(m, ids("fit-d", N, 5, (b, t) => (b + t) % 4 === 0), randomNormal([N, 2], { seed: 4 }));
-    const model = fromTfjs(await saveTf(m));
+    const model = fromTfjs(await tfSave(m));
     expect(model.layers.map((l) => l.kind)).toEqual(["embedding", "gru", "dense"]);
     const x = [[0, 0, 3, 4, 5, 6], [1, 0, 0, 2, 6, 0], [5, 6, 1, 2, 0, 0], [0, 0, 0, 0, 0, 0]];
     expectAgree("tfjs-built: Embedding (mask_zero) → GRU → Dense", model.predict(x).data, tfPredict(m, x).data);
@@ -477,7 +378,7 @@ describe("fromTfjs: GRUs built and trained in tfjs predict what tfjs predicts", 
     const m = tf.sequential();
     m.add(tf.layers.gru({ units: 4, stateful: true, useBias: false, batchInputShape: [2, null, F] }));
     m.add(tf.layers.dense({ units: 2 }));
-    const model = fromTfjs(await saveTf(m));
+    const model = fromTfjs(await tfSave(m));
     expect([model.stateful, model.batchSize, (model.layers[0] as GRU).useBias]).toEqual([true, 2, false]);
     for (const seed of ["s1", "s2", "s3"]) {
       const x = seqX(seed, 2, 4, F);

@@ -11,23 +11,23 @@
  * No golden values: every comparison is against our own predict (or tfjs's, for tfjs-built models).
  * Agreement with tfjs and ORT is |a − b| ≤ 1e-5·(1 + |b|) elementwise (float32), as in tfjs-interop/onnx tests.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import {
   Sequential, LSTM, Dense, Masking, toSafetensors, fromSafetensors, toTfjs, fromTfjs, toOnnx,
-  checkpointFromJSON, encodeCheckpoint, decodeCheckpoint, randomNormal, type DType, type Tensor,
+  checkpointFromJSON, encodeCheckpoint, decodeCheckpoint, randomNormal, type DType,
 } from "../src/index.js";
-import type { TfjsArtifactsInput } from "../src/interop/tfjs.js";
 import { fromData } from "../src/tensor/tensor.js";
 import { Rng } from "../src/init.js";
 import { snapshot, expectSame } from "./helpers/rel-snapshot.js";
+import { agreement, bits, distance, fitTf, pbFields, tfLoad, tfPredict, tfSave, utf8 } from "./helpers/interop.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
 const TOL = 1e-5;
-const maxDiffs: Record<string, number> = {};
+const expectAgree = agreement("tfjs/ORT", TOL);
 
 /** x [B, T, F] of float32-representable standard normals, with every feature of the listed (row, step) pairs 0. */
 function seqX(seed: string | number, B: number, T: number, F: number, maskAt: readonly [number, number][] = []): number[][][] {
@@ -37,90 +37,11 @@ function seqX(seed: string | number, B: number, T: number, F: number, maskAt: re
   return x;
 }
 
-/** The raw bytes of each tensor as hex: equality is bit equality (-0 and the last bit count). */
-function bits(ts: Tensor[]): string[] {
-  return ts.map((t) => Buffer.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)).toString("hex"));
-}
-
 /** Spread every weight (biases start at 0 or 1) so that a swapped or dropped weight would show. */
 function perturb(model: Sequential, seed: number): void {
   const r = new Rng(`orders-interop/perturb/${seed}`);
   model.setWeights(model.getWeights().map((w) => fromData(w.data.map((v) => v + 0.3 * (2 * r.uniform() - 1)), w.shape)));
 }
-
-/** |ours − theirs| ≤ 1e-5·(1 + |theirs|) everywhere; records the largest difference under `label`. */
-function expectAgree(label: string, ours: ArrayLike<number>, theirs: ArrayLike<number>): void {
-  expect(ours.length, `${label}: length`).toBe(theirs.length);
-  let worst = 0;
-  const bad: string[] = [];
-  for (let k = 0; k < theirs.length; k++) {
-    const d = Math.abs(ours[k]! - theirs[k]!);
-    worst = Math.max(worst, d);
-    if (!(d <= TOL * (1 + Math.abs(theirs[k]!)))) bad.push(`[${k}] ours ${ours[k]} vs theirs ${theirs[k]} (|diff| ${d})`);
-  }
-  expect(bad.slice(0, 5), `${label}: ${bad.length} of ${theirs.length} values differ`).toEqual([]);
-  maxDiffs[label] = Math.max(maxDiffs[label] ?? 0, worst);
-}
-
-/** Largest |a − b|. */
-function distance(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let k = 0; k < a.length; k++) m = Math.max(m, Math.abs(a[k]! - b[k]!));
-  return m;
-}
-
-/** tfjs's save to memory. */
-async function saveTfjs(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let out: tf.io.ModelArtifacts | undefined;
-  await m.save(tf.io.withSaveHandler(async (a) => {
-    out = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-  }));
-  return out!;
-}
-
-async function loadTfjs(a: TfjsArtifactsInput | tf.io.ModelArtifacts): Promise<tf.LayersModel> {
-  return tf.loadLayersModel(tf.io.fromMemory(a as tf.io.ModelArtifacts));
-}
-
-function tfPredict(m: tf.LayersModel, x: number[][][]): { data: Float32Array; shape: number[] } {
-  return tf.tidy(() => {
-    const y = m.predict(tf.tensor3d(x)) as tf.Tensor;
-    return { data: y.dataSync() as Float32Array, shape: y.shape.slice() };
-  });
-}
-
-// A minimal protobuf reader (varint and length-delimited fields only: all an ONNX graph's nodes use).
-interface PbField { field: number; wire: number; int?: bigint; bytes?: Uint8Array }
-
-function pbFields(buf: Uint8Array): PbField[] {
-  const out: PbField[] = [];
-  let p = 0;
-  const varint = (): bigint => {
-    let v = 0n, shift = 0n;
-    for (;;) {
-      const b = buf[p++]!;
-      v |= BigInt(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-      shift += 7n;
-    }
-  };
-  while (p < buf.length) {
-    const key = Number(varint());
-    const field = key >>> 3, wire = key & 7;
-    if (wire === 0) out.push({ field, wire, int: varint() });
-    else if (wire === 2) {
-      const n = Number(varint());
-      out.push({ field, wire, bytes: buf.subarray(p, p + n) });
-      p += n;
-    } else if (wire === 5) p += 4;
-    else if (wire === 1) p += 8;
-    else throw new Error(`protobuf: unexpected wire type ${wire}`);
-  }
-  return out;
-}
-
-const utf8 = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 /** The graph's nodes in order: op type, outputs and int-list attributes (ModelProto.graph 7 → GraphProto.node 1). */
 function onnxNodes(model: Uint8Array): { op: string; outputs: string[]; ints: Record<string, number[]> }[] {
@@ -140,11 +61,6 @@ function onnxNodes(model: Uint8Array): { op: string; outputs: string[]; ints: Re
 beforeAll(async () => {
   tf.enableProdMode();
   await tf.setBackend("cpu");
-});
-
-afterAll(() => {
-  const lines = Object.entries(maxDiffs).map(([k, v]) => `  ${v.toExponential(2)}  ${k}`);
-  console.info(`largest |longshort - tfjs/ORT| per comparison:\n${lines.join("\n")}`);
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -261,7 +177,7 @@ describe("toTfjs: real tfjs (tf.loadLayersModel(tf.io.fromMemory)) predicts what
       const artifacts = toTfjs(model);
       const classes = (artifacts.modelTopology as any).config.layers.map((l: any) => l.class_name);
       expect(classes).toEqual(c.kinds.map((k) => TFJS_CLASS[k]));
-      const tfModel = await loadTfjs(artifacts);
+      const tfModel = await tfLoad(artifacts);
       expect(tfModel.layers.map((l) => l.getClassName())).toEqual(c.kinds.map((k) => TFJS_CLASS[k]));
       for (const [seed, b, t] of [[1, B, T], [2, 2, 6]] as const) {
         const x = seqX(`tfjs/${ci}/${seed}`, b, t, c.F, c.mask?.filter(([r, s]) => r < b && s < t));
@@ -293,15 +209,6 @@ describe("toTfjs → fromTfjs: the rebuilt float32 model predicts the original's
   });
 });
 
-async function fitBriefly(m: tf.Sequential, x: number[][][], y: Tensor): Promise<void> {
-  m.compile({ optimizer: tf.train.adam(0.05), loss: "meanSquaredError" });
-  const xs = tf.tensor3d(x);
-  const ys = tf.tensor(Array.from(y.data), y.shape.slice());
-  await m.fit(xs, ys, { epochs: 3, batchSize: 4, verbose: 0 });
-  xs.dispose();
-  ys.dispose();
-}
-
 describe("fromTfjs: models built and trained in tfjs in the new orders predict what tfjs predicts (float32 tolerance)", () => {
   const N = 8, Tt = 6, F = 3;
 
@@ -310,8 +217,8 @@ describe("fromTfjs: models built and trained in tfjs in the new orders predict w
     m.add(tf.layers.dense({ units: 4, activation: "tanh", inputShape: [null, F] }));
     m.add(tf.layers.lstm({ units: 5 }));
     m.add(tf.layers.dense({ units: 1, activation: "sigmoid" }));
-    await fitBriefly(m, seqX("tf-a", N, Tt, F), randomNormal([N, 1], { seed: 31 }));
-    const model = fromTfjs(await saveTfjs(m));
+    await fitTf(m, seqX("tf-a", N, Tt, F), randomNormal([N, 1], { seed: 31 }));
+    const model = fromTfjs(await tfSave(m));
     expect(kindsOf(model)).toEqual(["dense", "lstm", "dense"]);
     const xt = seqX("tf-a-test", 3, 4, F); // another length: the topology has time null
     const ours = model.predict(xt);
@@ -325,8 +232,8 @@ describe("fromTfjs: models built and trained in tfjs in the new orders predict w
     m.add(tf.layers.lstm({ units: 4, returnSequences: true, recurrentActivation: "sigmoid", inputShape: [null, F] }));
     m.add(tf.layers.dense({ units: 3, activation: "tanh" }));
     m.add(tf.layers.lstm({ units: 2 })); // tfjs's default recurrent activation: hard sigmoid
-    await fitBriefly(m, seqX("tf-b", N, Tt, F), randomNormal([N, 2], { seed: 32 }));
-    const model = fromTfjs(await saveTfjs(m));
+    await fitTf(m, seqX("tf-b", N, Tt, F), randomNormal([N, 2], { seed: 32 }));
+    const model = fromTfjs(await tfSave(m));
     expect(kindsOf(model)).toEqual(["lstm", "dense", "lstm"]);
     expect(model.layers.map((l) => (l instanceof LSTM ? l.recurrentActivation : null))).toEqual(["sigmoid", null, "hardSigmoid"]);
     const xt = seqX("tf-b-test", 4, 5, F);
@@ -343,8 +250,8 @@ describe("fromTfjs: models built and trained in tfjs in the new orders predict w
     m.add(tf.layers.dense({ units: 3, activation: "relu" }));
     m.add(tf.layers.lstm({ units: 3, returnSequences: true, recurrentActivation: "sigmoid" }));
     const mask: [number, number][] = [[0, 0], [1, 5], [2, 2], [2, 3], [5, 1], [7, 0], [7, 1]];
-    await fitBriefly(m, seqX("tf-c", N, Tt, 2, mask), randomNormal([N, Tt, 3], { seed: 33 }));
-    const model = fromTfjs(await saveTfjs(m));
+    await fitTf(m, seqX("tf-c", N, Tt, 2, mask), randomNormal([N, Tt, 3], { seed: 33 }));
+    const model = fromTfjs(await tfSave(m));
     expect(kindsOf(model)).toEqual(["masking", "lstm", "dense", "lstm"]);
     expect(model.masking!.maskValue).toBe(0);
     const xt = seqX("tf-c-test", 3, 5, 2, [[0, 1], [1, 4], [2, 0], [2, 2]]);

@@ -1,0 +1,126 @@
+/**
+ * What the interop tests share: agreement with a peer (tfjs, ONNX Runtime) recorded per label, bit equality, the
+ * real TensorFlow.js's save, load, predict and fit on in-memory artifacts, ONNX Runtime on ids or features, and a
+ * minimal protobuf reader for looking into an ONNX graph.
+ */
+import { afterAll, expect } from "vitest";
+import * as tf from "@tensorflow/tfjs";
+import * as ort from "onnxruntime-node";
+import type { Tensor } from "../../src/index.js";
+import type { TfjsArtifactsInput } from "../../src/interop/tfjs.js";
+
+/**
+ * `expectAgree(label, ours, theirs, tol?)`: |ours − theirs| ≤ tol·(1 + |theirs|) everywhere (a NaN fails), the largest
+ * difference kept under `label`; the suite prints them after its tests ("largest |longshort - `peers`| …").
+ */
+export function agreement(peers: string, TOL = 1e-5): (label: string, ours: ArrayLike<number>, theirs: ArrayLike<number>, tol?: number) => void {
+  const maxDiffs: Record<string, number> = {};
+  afterAll(() => {
+    const lines = Object.entries(maxDiffs).map(([k, v]) => `  ${v.toExponential(2)}  ${k}`);
+    console.info(`largest |longshort - ${peers}| per comparison:\n${lines.join("\n")}`);
+  });
+  return (label, ours, theirs, tol = TOL) => {
+    expect(ours.length, `${label}: length`).toBe(theirs.length);
+    let worst = 0;
+    const bad: string[] = [];
+    for (let k = 0; k < theirs.length; k++) {
+      const d = Math.abs(ours[k]! - theirs[k]!);
+      worst = Math.max(worst, d);
+      if (!(d <= tol * (1 + Math.abs(theirs[k]!)))) bad.push(`[${k}] ours ${ours[k]} vs theirs ${theirs[k]} (|diff| ${d})`);
+    }
+    expect(bad.slice(0, 5), `${label}: ${bad.length} of ${theirs.length} values differ`).toEqual([]);
+    maxDiffs[label] = Math.max(maxDiffs[label] ?? 0, worst);
+  };
+}
+
+/** Largest |a − b|. */
+export function distance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let k = 0; k < a.length; k++) m = Math.max(m, Math.abs(a[k]! - b[k]!));
+  return m;
+}
+
+/** The raw bytes of each tensor as hex: equality is bit equality (-0 and the last bit count). */
+export function bits(ts: Tensor[]): string[] {
+  return ts.map((t) => Buffer.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)).toString("hex"));
+}
+
+/** tfjs's save to memory. */
+export async function tfSave(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let out: tf.io.ModelArtifacts | undefined;
+  await m.save(tf.io.withSaveHandler(async (a) => {
+    out = a;
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
+  }));
+  return out!;
+}
+
+/** tfjs's load from memory. */
+export async function tfLoad(a: TfjsArtifactsInput | tf.io.ModelArtifacts): Promise<tf.LayersModel> {
+  return tf.loadLayersModel(tf.io.fromMemory(a as tf.io.ModelArtifacts));
+}
+
+/** A tfjs tensor of x: ids [B, T] or features [B, T, F]. */
+function tfInput(x: number[][][] | number[][]): tf.Tensor {
+  return Array.isArray(x[0]![0]) ? tf.tensor3d(x as number[][][]) : tf.tensor2d(x as number[][]);
+}
+
+/** tfjs's prediction on ids [B, T] or features [B, T, F]. */
+export function tfPredict(m: tf.LayersModel, x: number[][][] | number[][]): { data: Float32Array; shape: number[] } {
+  return tf.tidy(() => {
+    const y = m.predict(tfInput(x)) as tf.Tensor;
+    return { data: y.dataSync() as Float32Array, shape: y.shape.slice() };
+  });
+}
+
+/** A few epochs of Adam (MSE) in tfjs, so that the weights a test reads back are tfjs-trained ones. */
+export async function fitTf(m: tf.Sequential, x: number[][][] | number[][], y: Tensor): Promise<void> {
+  m.compile({ optimizer: tf.train.adam(0.05), loss: "meanSquaredError" });
+  const xs = tfInput(x), ys = tf.tensor(Array.from(y.data), y.shape.slice());
+  await m.fit(xs, ys, { epochs: 3, batchSize: 4, verbose: 0 });
+  xs.dispose();
+  ys.dispose();
+}
+
+/** ORT's y for ids [B, T] (int64) or x [B, T, F] (float32). */
+export async function runOrt(s: ort.InferenceSession, x: number[][] | number[][][]): Promise<ort.Tensor> {
+  const rows = x as unknown[][];
+  const dims = Array.isArray(rows[0]![0]) ? [rows.length, rows[0]!.length, (rows[0]![0] as number[]).length] : [rows.length, rows[0]!.length];
+  const flat = (x as number[][]).flat(2) as number[];
+  const input = dims.length === 2
+    ? new ort.Tensor("int64", BigInt64Array.from(flat.map((v) => BigInt(v))), dims)
+    : new ort.Tensor("float32", Float32Array.from(flat), dims);
+  return (await s.run({ x: input })).y!;
+}
+
+// A minimal protobuf reader: varint and length-delimited fields (all an ONNX graph's nodes use); fixed ones skipped.
+export interface PbField { field: number; wire: number; int?: bigint; bytes?: Uint8Array }
+
+export function pbFields(buf: Uint8Array): PbField[] {
+  const out: PbField[] = [];
+  let p = 0;
+  const varint = (): bigint => {
+    let v = 0n, shift = 0n;
+    for (;;) {
+      const b = buf[p++]!;
+      v |= BigInt(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+      shift += 7n;
+    }
+  };
+  while (p < buf.length) {
+    const key = Number(varint());
+    const field = key >>> 3, wire = key & 7;
+    if (wire === 0) out.push({ field, wire, int: varint() });
+    else if (wire === 2) {
+      const n = Number(varint());
+      out.push({ field, wire, bytes: buf.subarray(p, p + n) });
+      p += n;
+    } else if (wire === 5) p += 4;
+    else if (wire === 1) p += 8;
+    else throw new Error(`protobuf: unexpected wire type ${wire}`);
+  }
+  return out;
+}
+
+export const utf8 = (b: Uint8Array): string => new TextDecoder().decode(b);
