@@ -184,38 +184,16 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
     if (typeof v !== "number" || !(v >= 0 && v < 1)) r.fail(`${path}.${name}`, `expected a rate in [0, 1), got ${fmtValue(v)}`);
     return v as number;
   };
-  if (kind === "gru") {
-    const known = ["kind", "units", "inputDim", "returnSequences", "stateful", "batchSize", "resetAfter", "kernelInitializer",
+  if (kind === "lstm" || kind === "gru") {
+    // A GRU came with version 3, which writes every field: anything else in it is refused.
+    const gruFields = ["kind", "units", "inputDim", "returnSequences", "stateful", "batchSize", "resetAfter", "kernelInitializer",
       "recurrentInitializer", "recurrentActivation", "useBias", "dropout", "recurrentDropout", "goBackwards", "zeroOutputForMask"];
-    for (const k of Object.keys(o)) if (!known.includes(k)) r.fail(`${path}.${k}`, `unknown field`);
-    const options = {
+    if (kind === "gru") for (const k of Object.keys(o)) if (!gruFields.includes(k)) r.fail(`${path}.${k}`, `unknown field`);
+    const shared = {
       units: r.int(`${path}.units`, o.units, 1),
       returnSequences: o.returnSequences as boolean,
       stateful: o.stateful as boolean,
       batchSize: r.optInt(`${path}.batchSize`, o.batchSize, 1),
-      resetAfter: o.resetAfter as boolean,
-      kernelInitializer: r.oneOf(`${path}.kernelInitializer`, o.kernelInitializer, INITIALIZERS),
-      recurrentInitializer: r.oneOf(`${path}.recurrentInitializer`, o.recurrentInitializer, INITIALIZERS),
-      recurrentActivation: r.oneOf(`${path}.recurrentActivation`, o.recurrentActivation, RECURRENT_ACTIVATIONS),
-      useBias: o.useBias as boolean,
-      dropout: v2rate("dropout"),
-      recurrentDropout: v2rate("recurrentDropout"),
-      goBackwards: v3("goBackwards"),
-      zeroOutputForMask: v3("zeroOutputForMask"),
-    };
-    for (const k of ["returnSequences", "stateful", "resetAfter", "useBias"] as const) {
-      if (typeof options[k] !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(options[k])}`);
-    }
-    if (options.batchSize === undefined) delete options.batchSize;
-    return { layer: r.build(path, () => new GRU(options)), inputDim };
-  }
-  if (kind === "lstm") {
-    const options = {
-      units: r.int(`${path}.units`, o.units, 1),
-      returnSequences: o.returnSequences as boolean,
-      stateful: o.stateful as boolean,
-      batchSize: r.optInt(`${path}.batchSize`, o.batchSize, 1),
-      unitForgetBias: o.unitForgetBias as boolean,
       kernelInitializer: r.oneOf(`${path}.kernelInitializer`, o.kernelInitializer, INITIALIZERS),
       recurrentInitializer: r.oneOf(`${path}.recurrentInitializer`, o.recurrentInitializer, INITIALIZERS),
       recurrentActivation: v2("recurrentActivation", RECURRENT_ACTIVATIONS, "sigmoid") as RecurrentActivation,
@@ -225,11 +203,13 @@ function readLayer(r: Reader, path: string, v: unknown, version: number): { laye
       goBackwards: v3("goBackwards"),
       zeroOutputForMask: v3("zeroOutputForMask"),
     };
-    for (const k of ["returnSequences", "stateful", "unitForgetBias"] as const) {
-      if (typeof options[k] !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(options[k])}`);
+    const own = kind === "lstm" ? { unitForgetBias: o.unitForgetBias as boolean } : { resetAfter: o.resetAfter as boolean };
+    const options = { ...shared, ...own };
+    for (const [k, v] of Object.entries({ returnSequences: shared.returnSequences, stateful: shared.stateful, ...own })) {
+      if (typeof v !== "boolean") r.fail(`${path}.${k}`, `expected true or false, got ${fmtValue(v)}`);
     }
     if (options.batchSize === undefined) delete options.batchSize;
-    return { layer: r.build(path, () => new LSTM(options)), inputDim };
+    return { layer: r.build(path, () => (kind === "lstm" ? new LSTM(options) : new GRU(options))), inputDim };
   }
   const d = new Dense({
     units: r.int(`${path}.units`, o.units, 1), activation: r.oneOf(`${path}.activation`, o.activation, ACTIVATIONS),

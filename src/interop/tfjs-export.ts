@@ -109,9 +109,12 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
     const name = names[i]!;
     // As tfjs writes it: the input shape and dtype on the first layer only (the Masking layer, when there is one).
     const head = i === 0 && !masking ? { name, trainable: true, batch_input_shape: [batch, null, F], dtype: "float32" } : { name, trainable: true };
-    if (l instanceof LSTM) {
+    if (l instanceof LSTM || l instanceof GRU) {
+      // As tfjs-layers 4.22 writes them (their getConfig): the LSTM with unit_forget_bias, the GRU with reset_after
+      // false (a GRU with resetAfter true is refused above).
+      const lstm = l instanceof LSTM;
       return {
-        class_name: "LSTM",
+        class_name: lstm ? "LSTM" : "GRU",
         config: {
           ...head,
           units: l.units,
@@ -121,12 +124,13 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
           kernel_initializer: initializerConfig(l.kernelInitializer),
           recurrent_initializer: initializerConfig(l.recurrentInitializer),
           bias_initializer: ZEROS_INIT,
-          unit_forget_bias: l.unitForgetBias,
+          ...(lstm ? { unit_forget_bias: l.unitForgetBias } : {}),
           kernel_regularizer: null, recurrent_regularizer: null, bias_regularizer: null, activity_regularizer: null,
           kernel_constraint: null, recurrent_constraint: null, bias_constraint: null,
           dropout: l.dropout,
           recurrent_dropout: l.recurrentDropout,
           implementation: 2,
+          ...(lstm ? {} : { reset_after: false }),
           return_sequences: l.returnSequences,
           return_state: false,
           go_backwards: l.goBackwards,
@@ -148,33 +152,6 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
           embeddings_regularizer: null, activity_regularizer: null, embeddings_constraint: null,
           mask_zero: l.maskZero,
           input_length: null,
-        },
-      };
-    }
-    if (l instanceof GRU) {
-      // As tfjs-layers 4.22 writes a GRU (its getConfig), reset_after false (refused above otherwise).
-      return {
-        class_name: "GRU",
-        config: {
-          ...head,
-          units: l.units,
-          activation: "tanh",
-          recurrent_activation: l.recurrentActivation === "hardSigmoid" ? "hard_sigmoid" : "sigmoid",
-          use_bias: l.useBias,
-          kernel_initializer: initializerConfig(l.kernelInitializer),
-          recurrent_initializer: initializerConfig(l.recurrentInitializer),
-          bias_initializer: ZEROS_INIT,
-          kernel_regularizer: null, recurrent_regularizer: null, bias_regularizer: null, activity_regularizer: null,
-          kernel_constraint: null, recurrent_constraint: null, bias_constraint: null,
-          dropout: l.dropout,
-          recurrent_dropout: l.recurrentDropout,
-          implementation: 2,
-          reset_after: false,
-          return_sequences: l.returnSequences,
-          return_state: false,
-          go_backwards: l.goBackwards,
-          stateful: l.stateful,
-          unroll: false,
         },
       };
     }
