@@ -15,7 +15,7 @@ import {
   checkpointToJSON, checkpointFromJSON, toSafetensors, fromSafetensors,
 } from "../src/index.js";
 import { fromData } from "../src/tensor/tensor.js";
-import { flat, masked, maxRel, steps } from "./helpers/sequences.js";
+import { expectWindowsMatchTwin, flat, masked, maxRel, steps } from "./helpers/sequences.js";
 
 type Backend = "js" | "wasm";
 const BACKENDS: Backend[] = ["js", "wasm"];
@@ -218,22 +218,7 @@ describe("state, truncated BPTT and the backends", () => {
     const x = masked(randomNormal([B, T, F], { seed: 4 }), [[0, 0], [0, 3], [1, 2], [1, 5], [2, 4], [2, 6], [0, 8], [1, 9]]);
     const y = randomNormal([B, 1], { seed: 5 });
     for (let k = 0; k < y.data.length; k++) y.data[k] = y.data[k]! > 0 ? 1 : 0;
-    const windows: { t1: number; loss: number; grads: Float64Array }[] = [];
-    new TruncatedBPTT(m, { windowLength: k1, backpropLength: k2 }).trainSequence(x, y, {
-      update: false, onWindow: (w) => windows.push({ t1: (w.index + 1) * k1, loss: w.loss, grads: Float64Array.from(w.grads) }),
-    });
-    expect(windows.length).toBe(T / k1);
-    const twin = new Sequential(layers(true), { seed: 8 });
-    twin.setWeights(m.getWeights());
-    twin.compile({ optimizer: "sgd", loss: "binaryCrossentropy" });
-    for (const w of windows) {
-      const from = Math.max(0, w.t1 - k2);
-      twin.resetStates();
-      if (from > 0) twin.predict(steps(x, 0, from));
-      const g = twin.computeGradients(steps(x, from, w.t1), y, { keepState: true });
-      expect(maxRel([w.loss], [g.loss]), `window ending at ${w.t1}: loss`).toBeLessThan(1e-12);
-      expect(maxRel(w.grads, flat(g.grads), 1e-8), `window ending at ${w.t1}: gradients`).toBeLessThan(1e-9);
-    }
+    expectWindowsMatchTwin(m, new Sequential(layers(true), { seed: 8 }), x, y, k1, k2);
   });
 
   it("truncated BPTT refuses a backwards GRU by name", () => {

@@ -14,7 +14,7 @@ import ndarray from "ndarray";
 import {
   Sequential, LSTM, Dense, Masking, TruncatedBPTT, gradCheck, randomNormal, ValueError, type Tensor, type LossName,
 } from "../src/index.js";
-import { flat, masked, maxRel, steps } from "./helpers/sequences.js";
+import { expectWindowsMatchTwin, flat, masked, maxRel, steps } from "./helpers/sequences.js";
 
 type Backend = "js" | "wasm";
 const BACKENDS: Backend[] = ["js", "wasm"];
@@ -189,22 +189,7 @@ describe("truncated BPTT through the new orders", () => {
     // (so its last output is the state's, as over the whole reach).
     const x = masked(randomNormal([B, T, F], { seed: 4 }), [[0, 0], [0, 3], [1, 2], [1, 5], [2, 4], [2, 6], [0, 8], [1, 9]]);
     const y = labels([B, 1], 5, true);
-    const windows: { t1: number; loss: number; grads: Float64Array }[] = [];
-    const tb = new TruncatedBPTT(m, { windowLength: k1, backpropLength: k2 });
-    tb.trainSequence(x, y, { update: false, onWindow: (w) => windows.push({ t1: (w.index + 1) * k1, loss: w.loss, grads: Float64Array.from(w.grads) }) });
-    expect(windows.length).toBe(T / k1);
-    // The twin: the same weights, stateful, so that predict on steps [0, t1 − k2) leaves the state the reach starts from.
-    const twin = new Sequential(layers().map((l) => (l instanceof LSTM ? new LSTM({ units: l.units, inputDim: l.inputDim, returnSequences: l.returnSequences, stateful: true, batchSize: B }) : l)), { seed: 8 });
-    twin.setWeights(m.getWeights());
-    twin.compile({ optimizer: "sgd", loss: "binaryCrossentropy" });
-    for (const w of windows) {
-      const from = Math.max(0, w.t1 - k2);
-      twin.resetStates();
-      if (from > 0) twin.predict(steps(x, 0, from));
-      const g = twin.computeGradients(steps(x, from, w.t1), y, { keepState: true });
-      expect(maxRel([w.loss], [g.loss]), `window ending at ${w.t1}: loss`).toBeLessThan(1e-12);
-      expect(maxRel(w.grads, flat(g.grads), 1e-8), `window ending at ${w.t1}: gradients`).toBeLessThan(1e-9);
-    }
+    expectWindowsMatchTwin(m, new Sequential(layers().map((l) => (l instanceof LSTM ? new LSTM({ units: l.units, inputDim: l.inputDim, returnSequences: l.returnSequences, stateful: true, batchSize: B }) : l)), { seed: 8 }), x, y, k1, k2);
   });
 
   it("a Dense between LSTMs keeps its history: per-step labels, k2 > k1, training, the same as one window over the sequence when k1 = T", () => {
