@@ -141,10 +141,17 @@ describe("gradCheck on both backends", () => {
         const D = m.layers[m.layers.length - 1]!.units;
         const y = randomNormal(c.perStep ? [B, T, D] : [B, D], { seed: 4 });
         for (let k = 0; k < y.data.length; k++) y.data[k] = y.data[k]! > 0 ? 1 : 0;
-        // A stateful-like start: the pass begins from non-zero initial states (their gradient is checked too).
         const r = gradCheck(m, x, y, { samples: 40 });
         expect(r.maxRelativeError, JSON.stringify(r.perWeight.map((p) => [p.name, p.maxRelativeError]))).toBeLessThan(1e-6);
-        expect(r.states!.map((s) => s.name)).toContain(c.layers().some((l) => l instanceof GRU) ? r.states![0]!.name : "");
+        // dL/d(initial state) was checked for every state of every recurrent layer: a GRU's h, an LSTM's h and c.
+        const count = new Map<string, number>();
+        const want = m.layers.flatMap((l) => {
+          if (!(l instanceof GRU) && !(l instanceof LSTM)) return [];
+          const k = count.get(l.kind) ?? 0;
+          count.set(l.kind, k + 1);
+          return l instanceof GRU ? [`gru_${k}/h`] : [`lstm_${k}/h`, `lstm_${k}/c`];
+        });
+        expect(r.states!.map((s) => s.name)).toEqual(want);
       });
     }
   }
