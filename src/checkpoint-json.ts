@@ -8,6 +8,7 @@
 import type { Engine, Layer } from "./engine.js";
 import { LSTM, type RecurrentActivation } from "./layers/lstm.js";
 import { GRU } from "./layers/gru.js";
+import { Bidirectional, type MergeMode } from "./layers/bidirectional.js";
 import { Embedding, type EmbeddingInitializer } from "./layers/embedding.js";
 import type { Activation } from "./layers/dense.js";
 import type { Optimizer } from "./optimizers.js";
@@ -48,6 +49,13 @@ export interface LSTMConfig {
   /** Version 3 only (before it: false and false). */
   goBackwards?: boolean;
   zeroOutputForMask?: boolean;
+}
+
+/** Version 3 only: the forward direction's configuration (the backward one is its copy reading the other way). */
+export interface BidirectionalConfig {
+  kind: "bidirectional";
+  mergeMode: MergeMode;
+  layer: LSTMConfig | GRUConfig;
 }
 
 /** Version 3 only; every field is always written. */
@@ -114,7 +122,7 @@ export interface CheckpointJSON {
     masking?: { maskValue: number } | null;
     dtype: DType;
     seed: string;
-    layers: (LSTMConfig | GRUConfig | DenseConfig | EmbeddingConfig)[];
+    layers: (LSTMConfig | GRUConfig | BidirectionalConfig | DenseConfig | EmbeddingConfig)[];
     /** null when the model was never compiled. */
     compile: CompileConfig | null;
   };
@@ -124,7 +132,7 @@ export interface CheckpointJSON {
   optimizer: { iterations: number; slots: EncodedArray[] } | null;
   /** The fixed batch size of a stateful model (null if not fixed) and each LSTM's last state (null if none). */
   /** Per recurrent layer, its states by name ({ h, c } for an LSTM, { h } for a GRU), or null before any pass. */
-  states: { batchSize: number | null; layers: ({ h: EncodedArray; c?: EncodedArray } | null)[] };
+  states: { batchSize: number | null; layers: ({ h: EncodedArray; c?: EncodedArray; hBackward?: EncodedArray; cBackward?: EncodedArray } | null)[] };
   /** The ARC4 state of the shuffling RNG (seedrandom's `state()`). */
   shuffleRng: { i: number; j: number; S: number[] };
   /** The ARC4 state of the dropout RNG; written when a layer has dropout (version 2). */
@@ -157,12 +165,15 @@ function encodeArray(name: string, a: FloatArray, shape: number[]): EncodedArray
 
 /** The format version a model needs: the oldest whose fields say every option its layers use. */
 function versionFor(layers: readonly Layer[], masking: number | null): number {
-  if (layers.some((l) => l instanceof Embedding || l instanceof GRU || (l instanceof LSTM && (l.goBackwards || l.zeroOutputForMask)))) return 3;
+  if (layers.some((l) => l instanceof Embedding || l instanceof GRU || l instanceof Bidirectional || (l instanceof LSTM && (l.goBackwards || l.zeroOutputForMask)))) return 3;
   if (masking !== null) return 2;
-  return layers.some((l) => (!(l instanceof Embedding) && !l.useBias) || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
+  return layers.some((l) => ((l.kind === "lstm" || l.kind === "gru" || l.kind === "dense") && !l.useBias) || (l instanceof LSTM && (l.recurrentActivation !== "sigmoid" || l.dropout > 0 || l.recurrentDropout > 0))) ? 2 : 1;
 }
 
-function layerConfig(l: Layer, version: number): LSTMConfig | GRUConfig | DenseConfig | EmbeddingConfig {
+function layerConfig(l: Layer, version: number): LSTMConfig | GRUConfig | BidirectionalConfig | DenseConfig | EmbeddingConfig {
+  if (l instanceof Bidirectional) {
+    return { kind: "bidirectional", mergeMode: l.mergeMode, layer: layerConfig(l.forwardLayer, version) as LSTMConfig | GRUConfig };
+  }
   if (l instanceof Embedding) {
     return { kind: "embedding", inputDim: l.inputDim, outputDim: l.units, maskZero: l.maskZero, embeddingsInitializer: l.embeddingsInitializer };
   }
@@ -244,7 +255,7 @@ export function engineToJSON(e: Engine): CheckpointJSON {
         const s = e.state[i];
         if (!s) return null;
         const rows = e.stateRows(i), out: Record<string, EncodedArray> = {};
-        l.stateNames.forEach((nm, k) => { out[nm] = encodeArray(`${l.kind}_${i}/${nm}`, s[k]!, [rows, l.units]); });
+        l.stateNames.forEach((nm, k) => { out[nm] = encodeArray(`${l.kind}_${i}/${nm}`, s[k]!, [rows, l.stateUnits]); });
         return out as { h: EncodedArray; c?: EncodedArray };
       }),
     },

@@ -24,6 +24,7 @@ import { Sequential, type RunOptions, checkRunOptions } from "./model.js";
 import type { Layer } from "./engine.js";
 import { LSTM, RECURRENT_ACTIVATIONS, type RecurrentActivation } from "./layers/lstm.js";
 import { GRU } from "./layers/gru.js";
+import { Bidirectional, MERGE_MODES } from "./layers/bidirectional.js";
 import { Dense, ACTIVATIONS } from "./layers/dense.js";
 import { Embedding, EMBEDDING_INITIALIZERS } from "./layers/embedding.js";
 import { Masking } from "./layers/masking.js";
@@ -146,9 +147,16 @@ class Reader {
  * One layer's configuration. The layer is made without its input size, which is returned beside it: the
  * model is built only once the weights in the file have been checked against the sizes it asks for.
  */
-function readLayer(r: Reader, path: string, v: unknown, version: number): { layer: Layer; inputDim: number | undefined } {
+function readLayer(r: Reader, path: string, v: unknown, version: number, inside = false): { layer: Layer; inputDim: number | undefined } {
   const o = r.obj(path, v);
-  const kind = r.oneOf(`${path}.kind`, o.kind, version >= 3 ? ["lstm", "gru", "dense", "embedding"] as const : ["lstm", "dense"] as const);
+  const kinds = inside ? ["lstm", "gru"] as const : version >= 3 ? ["lstm", "gru", "bidirectional", "dense", "embedding"] as const : ["lstm", "dense"] as const;
+  const kind = r.oneOf(`${path}.kind`, o.kind, kinds);
+  if (kind === "bidirectional") {
+    for (const k of Object.keys(o)) if (!["kind", "mergeMode", "layer"].includes(k)) r.fail(`${path}.${k}`, `unknown field`);
+    const mergeMode = r.oneOf(`${path}.mergeMode`, o.mergeMode, MERGE_MODES);
+    const inner = readLayer(r, `${path}.layer`, o.layer, version, true);
+    return { layer: r.build(path, () => new Bidirectional(inner.layer as LSTM | GRU, { mergeMode })), inputDim: inner.inputDim };
+  }
   if (kind === "embedding") {
     for (const k of Object.keys(o)) if (!["kind", "inputDim", "outputDim", "maskZero", "embeddingsInitializer"].includes(k)) r.fail(`${path}.${k}`, `unknown field`);
     if (typeof o.maskZero !== "boolean") r.fail(`${path}.maskZero`, `expected true or false, got ${fmtValue(o.maskZero)}`);
@@ -390,7 +398,7 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
     if (l.stateful && batchSize !== undefined && rows !== batchSize) {
       r.fail(`${p}.h.shape[0]`, `a stateful layer carries one row per batch row: expected ${batchSize}, got ${rows}`);
     }
-    return l.stateNames.map((nm) => r.array(`${p}.${nm}`, o[nm], `${l.kind}_${i}/${nm}`, dtype, [rows, l.units]));
+    return l.stateNames.map((nm) => r.array(`${p}.${nm}`, o[nm], `${l.kind}_${i}/${nm}`, dtype, [rows, l.stateUnits]));
   });
   if (!e.built && states.some((s) => s !== null)) r.fail("states.layers", `states for a model that is not built`);
   states.forEach((s, i) => { e.state[i] = s; });

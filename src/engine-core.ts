@@ -34,6 +34,7 @@ import {
 import type { RecurrentState, RowExecutor } from "./engine-api.js";
 import type { LSTM } from "./layers/lstm.js";
 import type { GRU } from "./layers/gru.js";
+import type { Bidirectional } from "./layers/bidirectional.js";
 import { Dense, type DenseWorkspace } from "./layers/dense.js";
 import { Embedding } from "./layers/embedding.js";
 import { maskSteps } from "./layers/masking.js";
@@ -55,10 +56,10 @@ function copyFrom(dst: FloatArray, src: FloatArray, from: number, n: number): vo
 }
 
 /** The layers this version has (the serializers switch on `kind`); the engine sees each as an EngineLayer. */
-export type Layer = LSTM | GRU | Dense | Embedding;
+export type Layer = LSTM | GRU | Bidirectional | Dense | Embedding;
 
 /** A recurrent layer: the engine keeps its state slots (RecurrentLayer in layers/layer.ts). */
-export type Recurrent = LSTM | GRU;
+export type Recurrent = LSTM | GRU | Bidirectional;
 
 /** One recurrent layer's states, in its stateNames order, B·H values each (an LSTM's [h, c], a GRU's [h]). */
 export type StateSet = FloatArray[];
@@ -295,7 +296,7 @@ export class EngineCore {
 
   /** Makes recurrent layer i's state slots hold B rows (keeping them when they do); returns them. */
   allocState(i: number, B: number): StateSet {
-    const n = B * this.rnns[i]!.units, cur = this.state[i];
+    const n = B * this.rnns[i]!.stateUnits, cur = this.state[i];
     if (cur && cur[0]!.length === n) return cur;
     return (this.state[i] = this.rnns[i]!.stateNames.map(() => allocate(this.dtype, n)));
   }
@@ -303,7 +304,7 @@ export class EngineCore {
   /** The rows of recurrent layer i's last states (0 before any pass). */
   stateRows(i: number): number {
     const s = this.state[i];
-    return s ? s[0]!.length / this.rnns[i]!.units : 0;
+    return s ? s[0]!.length / this.rnns[i]!.stateUnits : 0;
   }
 
   /** Zeros in every state slot; a stateful model with a known batch size gets slots of that size. */
@@ -324,7 +325,7 @@ export class EngineCore {
    * state s at off + b·H.
    */
   namedStates(i: number, bufs: readonly FloatArray[], off: number, B: number): RecurrentState {
-    const H = this.rnns[i]!.units, names = this.rnns[i]!.stateNames, out: Record<string, Tensor> = {};
+    const H = this.rnns[i]!.stateUnits, names = this.rnns[i]!.stateNames, out: Record<string, Tensor> = {};
     names.forEach((nm, s) => { out[nm] = fromData(bufs[s]!.slice(off, off + B * H), [B, H]); });
     return out as unknown as RecurrentState;
   }
@@ -382,7 +383,7 @@ export class EngineCore {
     const B = this.B, given = this.nextMasks;
     this.nextMasks = null;
     this.rnns.forEach((l, i) => {
-      const ws = this.ws(i), I = l.inputDim!, H = l.units;
+      const ws = this.ws(i), I = l.directions * l.inputDim!, H = l.directions * l.stateUnits; // a Bidirectional's two directions' masks
       const fill = (n: number, p: number, g: Float64Array | null | undefined, mask: Float64Array | null): Float64Array => {
         const m = mask && mask.length === n ? mask : new Float64Array(n);
         if (g) m.set(g);
@@ -457,7 +458,7 @@ export class EngineCore {
   setInitialState(t0: number, carried: boolean, states?: readonly StateSet[]): void {
     const B = this.B;
     for (let i = 0; i < this.rnns.length; i++) {
-      const slots = this.ws(i).states, n = B * this.rnns[i]!.units, off = t0 * n;
+      const slots = this.ws(i).states, n = B * this.rnns[i]!.stateUnits, off = t0 * n;
       const from = states ? states[i]! : carried && this.carries(i, B) ? this.state[i]! : null;
       for (let s = 0; s < slots.length; s++) {
         if (from) slots[s]!.set(from[s]!, off);
@@ -482,7 +483,7 @@ export class EngineCore {
   /** Copies every recurrent layer's states at slot `from` to slot `to`. */
   copyState(from: number, to: number): void {
     this.rnns.forEach((l, i) => {
-      const n = this.B * l.units;
+      const n = this.B * l.stateUnits;
       for (const s of this.ws(i).states) s.copyWithin(to * n, from * n, (from + 1) * n);
     });
   }
@@ -496,7 +497,7 @@ export class EngineCore {
   commitState(t: number): void {
     const B = this.B;
     for (let i = 0; i < this.rnns.length; i++) {
-      const n = B * this.rnns[i]!.units, slots = this.ws(i).states, kept = this.allocState(i, B);
+      const n = B * this.rnns[i]!.stateUnits, slots = this.ws(i).states, kept = this.allocState(i, B);
       for (let s = 0; s < slots.length; s++) copyFrom(kept[s]!, slots[s]!, t * n, n);
     }
   }
@@ -608,11 +609,29 @@ export class EngineCore {
     }
   }
 
-  /** h_0 … h_{T-1} of recurrent layer i as a batch-major [B, T, H] tensor. */
+  /**
+   * h_0 … h_{T-1} of recurrent layer i, time-major (T, B, W) with W = directions·H: a layer's h in the order it
+   * reads; a two-way layer's in time order, the forward direction's h_t then the backward direction's state after
+   * reading step t.
+   */
+  hiddenRows(i: number, B: number, T: number): FloatArray {
+    const l = this.rnns[i]!, H = l.stateUnits, states = this.ws(i).states, BH = B * H;
+    if (l.directions === 1) return states[0]!.slice(BH, (T + 1) * BH); // slot t + 1 holds h_t
+    const f = states[0]!, r = states[states.length / 2]!, W = 2 * H, out = allocate(this.dtype, T * B * W);
+    for (let t = 0; t < T; t++) {
+      for (let b = 0; b < B; b++) {
+        const o = (t * B + b) * W, a = (t + 1) * BH + b * H, c = (T - t) * BH + b * H; // the backward one read step t as its step T − 1 − t
+        for (let j = 0; j < H; j++) { out[o + j] = f[a + j]!; out[o + H + j] = r[c + j]!; }
+      }
+    }
+    return out;
+  }
+
+  /** hiddenRows as a batch-major [B, T, W] tensor. */
   hiddenSequence(i: number, B: number, T: number): Tensor {
-    const H = this.rnns[i]!.units, out = allocate(this.dtype, B * T * H);
-    timeToBatchMajor(T, B, H, this.ws(i).states[0]!, B * H, out, 0); // slot t + 1 holds h_t
-    return fromData(out, [B, T, H]);
+    const l = this.rnns[i]!, W = l.directions * l.stateUnits, out = allocate(this.dtype, B * T * W);
+    timeToBatchMajor(T, B, W, this.hiddenRows(i, B, T), 0, out, 0);
+    return fromData(out, [B, T, W]);
   }
 
   /** The output rows as a public tensor: [B, D], or [B, n, D] from time-major rows. */

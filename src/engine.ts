@@ -105,7 +105,10 @@ export class Engine extends EngineCore {
     this.zeroGrads();
     const norms = hiddenGradNorms ? this.rnns.map(() => new Float64Array(T)) : null;
     const study = request.gradNorms || request.hiddenGrads
-      ? this.rnns.map((l) => ({ dh: new Float64Array(T * B * l.units), dc: l.stateNames.includes("c") ? new Float64Array(T * B * l.units) : null }))
+      ? this.rnns.map((l) => {
+        const n = T * B * l.directions * l.stateUnits; // a two-way layer's (T, B, 2H): both directions in time order
+        return { dh: new Float64Array(n), dc: l.stateNames.includes("c") ? new Float64Array(n) : null };
+      })
       : null;
     this.backward(0, T, 0, norms, study);
     if (!request.keepState) this.commitState(T);
@@ -120,13 +123,13 @@ export class Engine extends EngineCore {
     if (norms) res.hiddenGradNorms = norms.map((a) => Array.from(a));
     if (study && request.gradNorms) {
       res.gradNorms = study.map((s, i) => {
-        const H = this.rnns[i]!.units;
+        const l = this.rnns[i]!, H = l.directions * l.stateUnits;
         return s.dc ? { h: rowNorms(s.dh, B, T, H), c: rowNorms(s.dc, B, T, H) } : { h: rowNorms(s.dh, B, T, H) };
       });
     }
     if (study && request.hiddenGrads) {
       res.hiddenGrads = study.map((s, i) => {
-        const H = this.rnns[i]!.units, out = new Float64Array(B * T * H);
+        const l = this.rnns[i]!, H = l.directions * l.stateUnits, out = new Float64Array(B * T * H);
         timeToBatchMajor(T, B, H, s.dh, 0, out, 0);
         return fromData(out, [B, T, H]);
       });

@@ -40,7 +40,7 @@ export async function fitLoop<M extends { stopTraining: boolean }>(
 ): Promise<History> {
   const { x, y, N, T, batchSize: bs, epochs, shuffle, validation: val } = plan;
   // A stateful model validates from zero states, and training then carries on from where it was.
-  const saved = val && e.stateful ? e.rnns.map((l) => l.stateNames.map(() => new Float64Array(bs * l.units))) : null;
+  const saved = val && e.stateful ? e.rnns.map((l) => l.stateNames.map(() => new Float64Array(bs * l.stateUnits))) : null;
   const history = new History();
   const progress = plan.progress ? new ProgressBar(plan.progress, epochs, Math.ceil(N / bs), e.accuracy) : null;
   const order = new Int32Array(N);

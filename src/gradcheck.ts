@@ -70,7 +70,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
   // A copy of x to perturb, and the initial states the pass starts from (carried, or zeros).
   const xc = tensor(xt as Tensor, "float64");
   const states = e.rnns.map((l, i) => {
-    const n = B * l.units, carried = e.carries(i, B);
+    const n = B * l.stateUnits, carried = e.carries(i, B);
     return l.stateNames.map((_, s) => (carried ? Float64Array.from(e.state[i]![s]!) : new Float64Array(n)));
   });
   const analytic = model.computeGradients(xc, yt as Tensor, { keepState: true });

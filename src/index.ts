@@ -3,6 +3,7 @@
 export { tensor, zeros, toArray, type Tensor, type TensorLike, type DType } from "./tensor/tensor.js";
 export { LSTM, type LSTMOptions, type RecurrentActivation } from "./layers/lstm.js";
 export { GRU, type GRUOptions } from "./layers/gru.js";
+export { Bidirectional, type BidirectionalOptions, type MergeMode } from "./layers/bidirectional.js";
 export { Dense, type DenseOptions, type Activation } from "./layers/dense.js";
 export { Masking, type MaskingOptions } from "./layers/masking.js";
 export { Embedding, type EmbeddingOptions, type EmbeddingInitializer } from "./layers/embedding.js";

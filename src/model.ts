@@ -13,6 +13,7 @@ import {
 } from "./tensor/tensor.js";
 import { LSTM } from "./layers/lstm.js";
 import { GRU } from "./layers/gru.js";
+import { Bidirectional } from "./layers/bidirectional.js";
 import { Dense } from "./layers/dense.js";
 import { Masking } from "./layers/masking.js";
 import { Embedding } from "./layers/embedding.js";
@@ -127,7 +128,7 @@ export class Sequential {
 
   constructor(stack: (Masking | Layer)[], options: SequentialOptions = {}) {
     if (!Array.isArray(stack) || stack.length === 0) {
-      throw new ValueError(`Sequential layers: expected a non-empty array of layers (LSTM, GRU, Dense, Embedding, Masking), got ${fmtValue(stack)}`);
+      throw new ValueError(`Sequential layers: expected a non-empty array of layers (LSTM, GRU, Bidirectional, Dense, Embedding, Masking), got ${fmtValue(stack)}`);
     }
     // A Masking layer may come first; the engine gets its value, the layers with weights get the rest.
     stack.forEach((l, i) => {
@@ -139,8 +140,8 @@ export class Sequential {
     const at = (i: number): number => i + (masking ? 1 : 0); // index in the array the user gave
     if (layers.length === 0) throw new ValueError(`Sequential layers: expected layers with weights (LSTM, GRU, Dense, Embedding) after the Masking layer`);
     layers.forEach((l, i) => {
-      if (!(l instanceof LSTM) && !(l instanceof GRU) && !(l instanceof Dense) && !(l instanceof Embedding)) {
-        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM, a GRU, a Dense or an Embedding, got ${fmtValue(l)}`);
+      if (!(l instanceof LSTM) && !(l instanceof GRU) && !(l instanceof Bidirectional) && !(l instanceof Dense) && !(l instanceof Embedding)) {
+        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM, a GRU, a Bidirectional, a Dense or an Embedding, got ${fmtValue(l)}`);
       }
     });
     if (masking && layers[0] instanceof Embedding) {
@@ -153,6 +154,9 @@ export class Sequential {
       throw new ValueError(`${where}: ${flows.why}; got [${stack.map((l) => l.kind).join(", ")}]`);
     }
     layers.forEach((l, i) => {
+      if (l.owner instanceof Bidirectional) {
+        throw new ValueError(`Sequential layers[${at(i)}]: this ${l.kind} layer is the forward direction of a Bidirectional; give the model the Bidirectional`);
+      }
       if (l.owner !== null) {
         throw new ValueError(`Sequential layers[${at(i)}]: this ${l.kind} layer already belongs to another model (its weights live in that model's buffers); create a new layer and copy weights with setWeights`);
       }
@@ -172,7 +176,7 @@ export class Sequential {
     if ((typeof seed !== "number" || !Number.isFinite(seed)) && typeof seed !== "string") {
       throw new ValueError(`Sequential seed: expected a finite number or a string, got ${fmtValue(seed)}`);
     }
-    const stateful = layers.filter((l): l is LSTM | GRU => (l instanceof LSTM || l instanceof GRU) && l.stateful && l.batchSize !== undefined);
+    const stateful = layers.filter((l): l is LSTM | GRU | Bidirectional => l.recurrent && l.stateful && l.batchSize !== undefined);
     const sizes = new Set(stateful.map((l) => l.batchSize));
     if (sizes.size > 1) {
       throw new ValueError(`Sequential: stateful recurrent layers disagree on batchSize: ${[...sizes].join(" vs ")}`);
@@ -423,7 +427,7 @@ export class Sequential {
         throw new ValueError(`resetStates rows: expected batch row indices in [0, ${B}), got ${JSON.stringify(rows)}`);
       }
       e.rnns.forEach((l, i) => {
-        const H = l.units;
+        const H = l.stateUnits;
         for (const r of rows) for (const s of e.state[i] ?? []) s.fill(0, r * H, (r + 1) * H);
       });
       return;
@@ -498,7 +502,7 @@ export class Sequential {
   /** `initialStates` checked for N rows (null when not given). */
   private initialStates(what: string, v: unknown, N: number): StateRows | null {
     if (v === undefined) return null;
-    return { states: checkStates(this.engine, `${what} initialStates`, v, N).states, units: this.engine.rnns.map((l) => l.units) };
+    return { states: checkStates(this.engine, `${what} initialStates`, v, N).states, units: this.engine.rnns.map((l) => l.stateUnits) };
   }
 
   /** Runs `call` with the engine starting from rows [start, start + B) of `given` (or as usual when null). */

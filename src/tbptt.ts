@@ -110,10 +110,18 @@ export class TruncatedBPTT {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
     }
     checkKeys("TruncatedBPTT", options, ["windowLength", "backpropLength"]);
-    const back = model.engine.layers.findIndex((l) => (l.kind === "lstm" || l.kind === "gru") && l.goBackwards);
+    const layers = model.engine.layers, at = (i: number): number => i + (model.masking ? 1 : 0);
+    const bidi = layers.findIndex((l) => l.kind === "bidirectional");
+    if (bidi >= 0) {
+      throw new ValueError(
+        `TruncatedBPTT model: layers[${at(bidi)}] is a Bidirectional, whose backward direction starts at the end of the sequence, ` +
+        "and a window does not have the steps after it; train such a model on whole sequences (fit, trainOnBatch)",
+      );
+    }
+    const back = layers.findIndex((l) => (l.kind === "lstm" || l.kind === "gru") && l.goBackwards);
     if (back >= 0) {
       throw new ValueError(
-        `TruncatedBPTT model: layers[${back + (model.masking ? 1 : 0)}] reads its sequence backwards (goBackwards), which needs the end of the ` +
+        `TruncatedBPTT model: layers[${at(back)}] reads its sequence backwards (goBackwards), which needs the end of the ` +
         "sequence before its start, and a window has no future to read; train such a model on whole sequences (fit, trainOnBatch)",
       );
     }
@@ -150,7 +158,7 @@ export class TruncatedBPTT {
   getStates(): RecurrentState[] {
     const e = this.model.engine;
     return e.rnns.map((l, i) => {
-      const n = this.B * l.units, ws = e.built ? e.ws(i) : null;
+      const n = this.B * l.stateUnits, ws = e.built ? e.ws(i) : null;
       if (!this.inSequence || !ws) return e.namedStates(i, l.stateNames.map(() => allocate(e.dtype, n)), 0, this.B);
       return e.namedStates(i, ws.states, this.stateSlot * n, this.B);
     });

@@ -136,7 +136,7 @@ export function checkStates(e: Engine, what: string, states: unknown, B: number 
     }
     const extra = Object.keys(s).find((k) => !names.includes(k));
     if (extra !== undefined) throw new ValueError(`${what}[${i}]: unknown state "${extra}" (${an(e.rnns[i]!.kind)} layer has ${form(i)})`);
-    const H = e.rnns[i]!.units;
+    const H = e.rnns[i]!.stateUnits;
     return names.map((nm) => {
       const t = toTensor(`${what}[${i}].${nm}`, (s as Record<string, unknown>)[nm], e.dtype);
       if (t.shape.length !== 2 || t.shape[1] !== H || (rows !== undefined && t.shape[0] !== rows)) {

@@ -146,7 +146,7 @@ function flatGrads(grads: Tensor[]): Float64Array {
 function hardKinkMargin(model: Sequential): number {
   let m = Infinity;
   model.engine.rnns.forEach((l, k) => {
-    if (l.recurrentActivation !== "hardSigmoid") return;
+    if (l.kind === "bidirectional" || l.recurrentActivation !== "hardSigmoid") return;
     const ws = model.engine.ws(k), H = l.units, G = 4 * H;
     const n = ws.B * ws.cap * G;
     for (let q = 0; q < n; q++) {

@@ -101,6 +101,8 @@ export function toOnnx(model: Sequential): Uint8Array {
   if (!model.engine.built) {
     throw new StateError(`toOnnx: the model is not built yet; give the first layer an inputDim, call build(inputDim), or pass data first`);
   }
+  const bidi = model.layers.findIndex((l) => l.kind === "bidirectional");
+  if (bidi >= 0) throw new ValueError(`toOnnx model: layers[${bidi + (model.masking ? 1 : 0)}] is a Bidirectional, which this exporter does not write yet`);
   const weights = model.getWeights();
   const names = model.weightNames();
   weights.forEach((w, k) => {

@@ -8,7 +8,9 @@
  *
  * keys lstm.{k}.weight_ih_l0 [4H, I], lstm.{k}.weight_hh_l0 [4H, H], lstm.{k}.bias_ih_l0 [4H],
  * lstm.{k}.bias_hh_l0 [4H], gru.{k}.… likewise with 3H, dense.{j}.weight [out, in], dense.{j}.bias [out],
- * embedding.{k}.weight [V, D].
+ * embedding.{k}.weight [V, D]. A Bidirectional is one nn.LSTM / nn.GRU with bidirectional=True in that list: its
+ * forward direction's keys as above, its backward direction's with the suffix `_reverse` (weight_ih_l0_reverse, …),
+ * PyTorch's names; torch's output [.., 2H] is then the Bidirectional's with mergeMode "concat".
  *
  * PyTorch's LSTM gate blocks are i, f, g, o, the same order as Keras's i, f, c, o, so a weight only needs a
  * transpose: weight_ih = kernelᵀ, weight_hh = recurrentKernelᵀ, weight = kernelᵀ. PyTorch has two biases per
@@ -31,6 +33,7 @@ import { Sequential } from "../model.js";
 import type { Layer } from "../engine.js";
 import { LSTM } from "../layers/lstm.js";
 import { GRU } from "../layers/gru.js";
+import { Bidirectional } from "../layers/bidirectional.js";
 import { Embedding } from "../layers/embedding.js";
 import { Masking } from "../layers/masking.js";
 import { type DType, fromData } from "../tensor/tensor.js";
@@ -77,31 +80,40 @@ function keySpecs(layers: readonly Layer[], inputDim: number): KeySpec[] {
   const shapes = expectedShapes(layers, inputDim);
   const specs: KeySpec[] = [];
   let w = 0, li = 0, di = 0, ei = 0, gi = 0;
+  // A recurrent cell's four tensors (nn.LSTM's / nn.GRU's `*_l0`, or `*_l0_reverse` for a Bidirectional's backward
+  // direction, as nn.LSTM(bidirectional=True) names them).
+  const cell = (l: LSTM | GRU, k: number, suffix: string): void => {
+    const [I, G] = shapes[w]!, H = l.units, kind = l instanceof GRU ? "gru" : "lstm", gates = l instanceof GRU ? H : undefined;
+    if (l instanceof GRU && !l.resetAfter) {
+      throw new ValueError(`safetensors: layer ${layers.indexOf(l)} is a GRU with resetAfter: false, which PyTorch's nn.GRU does not compute (it applies the reset gate after the recurrent product, resetAfter: true)`);
+    }
+    specs.push({ key: `${kind}.${k}.weight_ih_l0${suffix}`, shape: [G!, I!], weight: w, transpose: true, gates });
+    specs.push({ key: `${kind}.${k}.weight_hh_l0${suffix}`, shape: [G!, H], weight: w + 1, transpose: true, gates });
+    if (l.useBias) {
+      specs.push({ key: `${kind}.${k}.bias_ih_l0${suffix}`, shape: [G!], weight: w + 2, transpose: false, gates });
+      if (l instanceof GRU) specs.push({ key: `gru.${k}.bias_hh_l0${suffix}`, shape: [G!], weight: w + 2, transpose: false, gates, at: G! });
+      else specs.push({ key: `lstm.${k}.bias_hh_l0${suffix}`, shape: [G!], weight: w + 2, transpose: false, extraBias: true });
+    }
+    w += l.useBias ? 3 : 2;
+  };
   for (const l of layers) {
     if (l instanceof Embedding) {
       // nn.Embedding(V, D).weight is (V, D), our layout.
       specs.push({ key: `embedding.${ei++}.weight`, shape: [l.inputDim, l.units], weight: w++, transpose: false });
+    } else if (l instanceof Bidirectional) {
+      const k = l.forwardLayer instanceof GRU ? gi++ : li++;
+      if (l.forwardLayer instanceof GRU && !l.forwardLayer.resetAfter) {
+        throw new ValueError(`safetensors: layer ${layers.indexOf(l)} is a Bidirectional GRU with resetAfter: false, which PyTorch's nn.GRU does not compute (it applies the reset gate after the recurrent product, resetAfter: true)`);
+      }
+      cell(l.forwardLayer, k, "");
+      cell(l.backwardLayer, k, "_reverse");
     } else if (l instanceof GRU) {
       if (!l.resetAfter) {
         throw new ValueError(`safetensors: layer ${layers.indexOf(l)} is a GRU with resetAfter: false, which PyTorch's nn.GRU does not compute (it applies the reset gate after the recurrent product, resetAfter: true)`);
       }
-      const k = gi++, [I, G] = shapes[w]!, H = l.units;
-      specs.push({ key: `gru.${k}.weight_ih_l0`, shape: [G!, I!], weight: w, transpose: true, gates: H });
-      specs.push({ key: `gru.${k}.weight_hh_l0`, shape: [G!, H], weight: w + 1, transpose: true, gates: H });
-      if (l.useBias) {
-        specs.push({ key: `gru.${k}.bias_ih_l0`, shape: [G!], weight: w + 2, transpose: false, gates: H });
-        specs.push({ key: `gru.${k}.bias_hh_l0`, shape: [G!], weight: w + 2, transpose: false, gates: H, at: G! });
-      }
-      w += l.useBias ? 3 : 2;
+      cell(l, gi++, "");
     } else if (l instanceof LSTM) {
-      const k = li++, [I, G] = shapes[w]!, H = l.units;
-      specs.push({ key: `lstm.${k}.weight_ih_l0`, shape: [G!, I!], weight: w, transpose: true });
-      specs.push({ key: `lstm.${k}.weight_hh_l0`, shape: [G!, H], weight: w + 1, transpose: true });
-      if (l.useBias) {
-        specs.push({ key: `lstm.${k}.bias_ih_l0`, shape: [G!], weight: w + 2, transpose: false });
-        specs.push({ key: `lstm.${k}.bias_hh_l0`, shape: [G!], weight: w + 2, transpose: false, extraBias: true });
-      }
-      w += l.useBias ? 3 : 2;
+      cell(l, li++, "");
     } else {
       const j = di++, [In, D] = shapes[w]!;
       specs.push({ key: `dense.${j}.weight`, shape: [D!, In!], weight: w, transpose: true });

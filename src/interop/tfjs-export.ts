@@ -12,6 +12,7 @@ import type { Layer } from "../engine.js";
 import { GRU } from "../layers/gru.js";
 import { LSTM } from "../layers/lstm.js";
 import { Embedding } from "../layers/embedding.js";
+import type { Dense } from "../layers/dense.js";
 import type { InitializerName } from "../init.js";
 import { StateError, ValueError, fmtValue } from "../errors.js";
 
@@ -89,6 +90,10 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
     throw new StateError(`toTfjs: a stateful model needs its batch size in the topology (Keras batch_input_shape); call model.setBatchSize(n) first`);
   }
   const layers = model.layers;
+  const bidi = layers.findIndex((l) => l.kind === "bidirectional");
+  if (bidi >= 0) {
+    throw new ValueError(`toTfjs model: layers[${bidi + (model.masking ? 1 : 0)}] is a Bidirectional, which this exporter does not write yet`);
+  }
   const zeroing = layers.findIndex((l) => (l instanceof LSTM || l instanceof GRU) && l.zeroOutputForMask);
   // Masked by a Masking layer (layers[0] of the Sequential's list, so the LSTM's index is one more) or by maskZero.
   if (model.engine.maskValue !== null && zeroing >= 0) {
@@ -155,12 +160,13 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
         },
       };
     }
+    const dense = l as Dense; // a Bidirectional is refused above
     return {
       class_name: "Dense",
       config: {
-        units: l.units,
-        activation: l.activation,
-        use_bias: l.useBias,
+        units: dense.units,
+        activation: dense.activation,
+        use_bias: dense.useBias,
         kernel_initializer: initializerConfig("glorotUniform"),
         bias_initializer: ZEROS_INIT,
         kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null,
@@ -178,7 +184,7 @@ export function toTfjs(model: Sequential): TfjsArtifacts {
   }
   // Weights: getWeights order, which is Keras's per layer (kernel, recurrent_kernel, bias).
   const weights = model.getWeights();
-  const specNames = layers.flatMap((l, i) => (l instanceof Embedding ? EMBEDDING_SLOTS : l instanceof LSTM || l instanceof GRU ? recurrentSlots(l.useBias) : denseSlots(l.useBias)).map((s) => `${names[i]}/${s}`));
+  const specNames = layers.flatMap((l, i) => (l instanceof Embedding ? EMBEDDING_SLOTS : l instanceof LSTM || l instanceof GRU ? recurrentSlots(l.useBias) : denseSlots((l as Dense).useBias)).map((s) => `${names[i]}/${s}`));
   const weightSpecs: TfjsWeightSpec[] = weights.map((w, k) => ({ name: specNames[k]!, shape: w.shape.slice(), dtype: "float32" }));
   const total = weights.reduce((s, w) => s + w.data.length, 0);
   const weightData = new ArrayBuffer(total * 4);

@@ -123,6 +123,9 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
   readonly kind = "gru" as const;
   readonly recurrent = true as const;
   readonly stateNames: readonly string[] = ["h"];
+  readonly directions = 1 as const;
+  /** Features of each state: H. */
+  get stateUnits(): number { return this.units; }
   readonly units: number;
   inputDim: number | undefined;
   readonly returnSequences: boolean;

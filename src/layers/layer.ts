@@ -116,7 +116,10 @@ export interface RecurrentWorkspace {
   readonly states: readonly FloatArray[];
   /** Per state, (B, H): after a backward over [tb, t1), dL/d(the state at slot tb). */
   readonly dStates: readonly FloatArray[];
-  /** Dropout's masks, per batch row, scaled: 0 or 1/(1 − p); x (B, I), h (B, H); null when the layer has none. */
+  /**
+   * Dropout's masks, per batch row, scaled: 0 or 1/(1 − p); x (directions·B, I), h (directions·B, H); null when the
+   * layer has none.
+   */
   xMask: Float64Array | null;
   hMask: Float64Array | null;
   /** Whether the masks apply to the pass in progress (a training pass of a layer with dropout). */
@@ -126,8 +129,18 @@ export interface RecurrentWorkspace {
 /** A layer with state slots: the engine keeps its states between passes (a stateful layer carries them). */
 export interface RecurrentLayer<W extends RecurrentWorkspace = RecurrentWorkspace> extends EngineLayer<W> {
   readonly recurrent: true;
-  /** The names of its states, each (B, units): ["h", "c"] for an LSTM, ["h"] for a GRU. The first is h, the output. */
+  /**
+   * The names of its states, each (B, stateUnits): ["h", "c"] for an LSTM, ["h"] for a GRU, a Bidirectional's
+   * forward direction's then its backward's (["h", "c", "hBackward", "cBackward"]). The first is h.
+   */
   readonly stateNames: readonly string[];
+  /** Features of each state: the units H of a cell (a Bidirectional's output may have 2H). */
+  readonly stateUnits: number;
+  /**
+   * 1, or 2 for a layer that reads the sequence both ways (its states and dropout masks then lay out the forward
+   * direction's first, and the second direction reads the steps in reverse).
+   */
+  readonly directions: 1 | 2;
   readonly stateful: boolean;
   batchSize: number | undefined;
   readonly dropout: number;

@@ -141,6 +141,9 @@ export class LSTM implements RecurrentLayer<LSTMWorkspace> {
   readonly kind = "lstm" as const;
   readonly recurrent = true as const;
   readonly stateNames: readonly string[] = ["h", "c"];
+  readonly directions = 1 as const;
+  /** Features of each state: H. */
+  get stateUnits(): number { return this.units; }
   readonly units: number;
   inputDim: number | undefined;
   readonly returnSequences: boolean;

@@ -140,7 +140,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   /** The FLOP model's estimate for a call over B rows and T steps: forward, or 3 × forward with backward. */
   flops(B: number, T: number, backward: boolean): number {
     let f = 0;
-    for (const l of this.model.rnns) f += 2 * B * T * (l.inputDim! + l.units) * (l.kind === "gru" ? 3 : 4) * l.units; // G = 3H or 4H gate columns
+    for (const l of this.model.rnns) f += 2 * B * T * l.directions * (l.inputDim! + l.stateUnits) * ((l.kind === "bidirectional" ? l.forwardLayer.kind : l.kind) === "gru" ? 3 : 4) * l.stateUnits; // G = 3H or 4H gate columns
     return backward ? 3 * f : f;
   }
 
@@ -220,7 +220,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     const m = this.model;
     let off = 0;
     for (let i = 0; i < m.rnns.length; i++) {
-      const H = m.rnns[i]!.units, n = Bw * H, count = m.rnns[i]!.stateNames.length;
+      const H = m.rnns[i]!.stateUnits, n = Bw * H, count = m.rnns[i]!.stateNames.length;
       if (m.carries(i, B)) {
         const src = b0 * H;
         for (const st of m.state[i]!) {
@@ -239,7 +239,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     const m = this.model;
     for (let i = 0; i < m.rnns.length; i++) {
       if (!m.carries(i, B)) continue;
-      const carried = m.state[i]!, slots = m.ws(i).states, n0 = B0 * m.rnns[i]!.units;
+      const carried = m.state[i]!, slots = m.ws(i).states, n0 = B0 * m.rnns[i]!.stateUnits;
       for (let s = 0; s < slots.length; s++) {
         const from = carried[s]!, to = slots[s]!;
         for (let j = 0; j < n0; j++) to[j] = from[j]!;
@@ -385,7 +385,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     const m = this.model, sizes = this.sizes, starts = this.starts, workers = this.pool.workers, B0 = sizes[0]!;
     let before = 0; // Σ states·H of the layers below: a worker's stateOut holds Bw·before values before this layer's
     for (let i = 0; i < m.rnns.length; i++) {
-      const H = m.rnns[i]!.units, n0 = B0 * H, slots = m.ws(i).states, kept = m.allocState(i, B);
+      const H = m.rnns[i]!.stateUnits, n0 = B0 * H, slots = m.ws(i).states, kept = m.allocState(i, B);
       for (let s = 0; s < slots.length; s++) {
         kept[s]!.set(slots[s]!.subarray(T * n0, (T + 1) * n0));
         for (let k = 1; k < sizes.length; k++) {
@@ -462,11 +462,11 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     for (let k = 1; k < n; k++) timeToBatchMajor(T, sizes[k]!, F, workers[k - 1]!.dx, 0, dx, starts[k]! * T * F, sizes[k]! / B);
     const hiddenStates: Tensor[] = [];
     const stateGrads: RecurrentState[] = [];
-    let hBefore = 0, before = 0; // Σ H and Σ states·H of the layers below (a worker's hseq, and its stateGrads as in commit)
+    let hBefore = 0, before = 0; // Σ W and Σ states·H of the layers below (a worker's hseq, and its stateGrads as in commit)
     for (let i = 0; i < m.rnns.length; i++) {
-      const H = m.rnns[i]!.units, ws = m.ws(i), w0 = B0 / B, count = ws.states.length;
-      const hs = allocate(dt, B * T * H);
-      timeToBatchMajor(T, B0, H, ws.states[0]!, B0 * H, hs, 0); // slots 1 … T
+      const l = m.rnns[i]!, H = l.stateUnits, W = l.directions * H, ws = m.ws(i), w0 = B0 / B, count = ws.states.length;
+      const hs = allocate(dt, B * T * W); // W: a two-way layer's both directions
+      timeToBatchMajor(T, B0, W, m.hiddenRows(i, B0, T), 0, hs, 0);
       const d = ws.states.map(() => allocate(dt, B * H)); // per state
       for (let s = 0; s < count; s++) {
         const ds = d[s]!, own = ws.dStates[s]!;
@@ -474,16 +474,16 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
       }
       for (let k = 1; k < n; k++) {
         const Bw = sizes[k]!, b0 = starts[k]!, wk = Bw / B, w = workers[k - 1]!, nw = Bw * H;
-        timeToBatchMajor(T, Bw, H, w.hseq, T * Bw * hBefore, hs, b0 * T * H);
+        timeToBatchMajor(T, Bw, W, w.hseq, T * Bw * hBefore, hs, b0 * T * W);
         const g = w.stateGrads;
         for (let s = 0; s < count; s++) {
           const ds = d[s]!, o = Bw * (before + s * H);
           for (let j = 0; j < nw; j++) ds[b0 * H + j] = wk * g[o + j]!;
         }
       }
-      hBefore += H;
+      hBefore += W;
       before += count * H;
-      hiddenStates.push(fromData(hs, [B, T, H]));
+      hiddenStates.push(fromData(hs, [B, T, W]));
       stateGrads.push(m.namedStates(i, d, 0, B));
     }
     const res: Gradients = {

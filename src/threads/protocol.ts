@@ -9,17 +9,23 @@
 import type { DType, FloatArray } from "../tensor/tensor.js";
 import type { Activation } from "../layers/dense.js";
 import type { RecurrentActivation } from "../layers/lstm.js";
+import type { MergeMode } from "../layers/bidirectional.js";
 import type { LossName } from "../losses.js";
 
 /** One layer of the replica, enough to rebuild the same shapes (the weights come through `params`). */
 export type ReplicaLayer =
+  | ReplicaCell
+  | { kind: "bidirectional"; units: number; inputDim: number; mergeMode: MergeMode; layer: ReplicaCell }
+  | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean }
+  | { kind: "embedding"; units: number; /** the vocabulary */ inputDim: number };
+
+/** A recurrent cell of the replica (alone, or a Bidirectional's forward direction). */
+export type ReplicaCell =
   | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean; goBackwards: boolean }
   | {
     kind: "gru"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean;
     goBackwards: boolean; resetAfter: boolean;
-  }
-  | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean }
-  | { kind: "embedding"; units: number; /** the vocabulary */ inputDim: number };
+  };
 
 /** What every worker starts with (Node passes it as `workerData`). */
 export interface WorkerInit {
@@ -104,12 +110,12 @@ export type Message = RunMessage | { type: "fault"; kind: Fault };
 export function bufferSizes(
   layers: readonly ReplicaLayer[], Bw: number, T: number,
 ): Record<Exclude<keyof SharedBuffers, "params" | "paramsAt" | "grads" | "gradsAt">, number> {
-  const rnns = layers.filter((l) => l.kind === "lstm" || l.kind === "gru"); // the recurrent layers
+  const rnns = layers.flatMap((l) => (l.kind === "lstm" || l.kind === "gru" ? [{ cell: l, dirs: 1 }] : l.kind === "bidirectional" ? [{ cell: l.layer, dirs: 2 }] : [])); // the recurrent layers
   const states = stateLayout(layers).reduce((s, l) => s + l.count * l.units, 0); // Σ (states × H) over the recurrent layers
   const F = layers[0]!.kind === "embedding" ? 1 : layers[0]!.inputDim, D = layers[layers.length - 1]!.units; // an Embedding reads one id per step
   // The output is per step when every recurrent layer returns sequences (a Dense keeps what it is given).
-  const rows = rnns.every((l) => (l.kind === "lstm" || l.kind === "gru") && l.returnSequences) ? T * Bw : Bw;
-  const sumH = rnns.reduce((s, l) => s + l.units, 0);
+  const rows = rnns.every((l) => l.cell.returnSequences) ? T * Bw : Bw;
+  const sumH = rnns.reduce((s, l) => s + l.dirs * l.cell.units, 0); // a two-way layer's hidden rows hold both directions
   return {
     x: Bw * T * F,
     y: rows * D,
@@ -125,7 +131,11 @@ export function bufferSizes(
 
 /** Per recurrent layer, bottom to top: its units and how many states it has (an LSTM's h and c: 2). */
 export function stateLayout(layers: readonly ReplicaLayer[]): { units: number; count: number }[] {
-  return layers.flatMap((l) => (l.kind === "lstm" ? [{ units: l.units, count: 2 }] : l.kind === "gru" ? [{ units: l.units, count: 1 }] : []));
+  const count = (c: ReplicaCell): number => (c.kind === "lstm" ? 2 : 1);
+  return layers.flatMap((l) => (
+    l.kind === "lstm" || l.kind === "gru" ? [{ units: l.units, count: count(l) }]
+      : l.kind === "bidirectional" ? [{ units: l.layer.units, count: 2 * count(l.layer) }] : []
+  ));
 }
 
 /**

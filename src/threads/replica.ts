@@ -19,9 +19,10 @@ import { LSTM } from "../layers/lstm.js";
 import { GRU } from "../layers/gru.js";
 import { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
+import { Bidirectional } from "../layers/bidirectional.js";
 import { Engine } from "../engine.js";
 import {
-  type Fault, type Message, type RunMessage, type SharedBuffers, type WorkerInit,
+  type Fault, type Message, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
   CTRL_DONE, CTRL_READY, CTRL_STATUS, sharedArray, stateLayout, stateViews, writeMessage,
 } from "./protocol.js";
 
@@ -54,7 +55,7 @@ export class Replica {
     this.layout = stateLayout(init.layers);
     this.units = this.layout.map((l) => l.units);
     try {
-      const layers = init.layers.map((l) => {
+      const cell = (l: ReplicaLayer): LSTM | GRU | Dense | Embedding => {
         if (l.kind === "embedding") return new Embedding({ inputDim: l.inputDim, outputDim: l.units });
         if (l.kind === "lstm") {
           return new LSTM({
@@ -68,8 +69,10 @@ export class Replica {
             goBackwards: l.goBackwards, resetAfter: l.resetAfter,
           });
         }
+        if (l.kind === "bidirectional") throw new Error("a Bidirectional inside a Bidirectional");
         return new Dense({ units: l.units, activation: l.activation, useBias: l.useBias });
-      });
+      };
+      const layers = init.layers.map((l) => (l.kind === "bidirectional" ? new Bidirectional(cell(l.layer) as LSTM | GRU, { mergeMode: l.mergeMode }) : cell(l)));
       const engine = new Engine(layers, init.dtype, "0", null, init.backend ?? "js", init.fma ?? false);
       // No initialisation: its weights are the shared ones anyway. (An Embedding's input is one id per step.)
       engine.build(init.layers[0]!.kind === "embedding" ? 1 : init.layers[0]!.inputDim, false);
@@ -150,7 +153,7 @@ export class Replica {
     // The final state of every layer (slot T), for the main thread to commit if the step stands.
     const finals = stateViews(v.stateOut, this.layout, B);
     m.rnns.forEach((l, i) => {
-      const n = B * l.units, slots = m.ws(i).states;
+      const n = B * l.stateUnits, slots = m.ws(i).states;
       finals[i]!.forEach((f, s) => f.set(slots[s]!.subarray(T * n, (T + 1) * n)));
     });
     if (op === "predict" || op === "grads") v.out.set(m.outputRows().subarray(0, M * D));
@@ -172,10 +175,10 @@ export class Replica {
     const sg = stateViews(v.stateGrads, this.layout, B);
     let hOff = 0;
     m.rnns.forEach((l, i) => {
-      const n = B * l.units, ws = m.ws(i);
+      const n = B * l.stateUnits, ws = m.ws(i), hs = m.hiddenRows(i, B, T); // (T, B, directions·H)
       sg[i]!.forEach((g, s) => g.set(ws.dStates[s]!.subarray(0, n)));
-      v.hseq.set(ws.states[0]!.subarray(n, (T + 1) * n), hOff); // slots 1 … T are h_0 … h_{T-1}
-      hOff += T * n;
+      v.hseq.set(hs, hOff);
+      hOff += hs.length;
     });
   }
 }

@@ -14,8 +14,10 @@
 import type { FloatArray } from "../tensor/tensor.js";
 import { StateError } from "../errors.js";
 import type { Engine } from "../engine.js";
+import type { LSTM } from "../layers/lstm.js";
+import type { GRU } from "../layers/gru.js";
 import {
-  type Fault, type Message, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
+  type Fault, type Message, type ReplicaCell, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
   CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES, readMessage,
 } from "./protocol.js";
 
@@ -274,18 +276,17 @@ export abstract class PoolWorkers {
 function replicaLayers(m: Engine): ReplicaLayer[] {
   return m.layers.map((l): ReplicaLayer => {
     if (l.kind === "embedding") return { kind: "embedding", units: l.units, inputDim: l.inputDim };
-    if (l.kind === "lstm") {
-      return {
-        kind: "lstm", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
-        recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards,
-      };
-    }
-    if (l.kind === "gru") {
-      return {
-        kind: "gru", units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
-        recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards, resetAfter: l.resetAfter,
-      };
-    }
+    if (l.kind === "bidirectional") return { kind: "bidirectional", units: l.units, inputDim: l.inputDim!, mergeMode: l.mergeMode, layer: replicaCell(l.forwardLayer) };
+    if (l.kind === "lstm" || l.kind === "gru") return replicaCell(l);
     return { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias };
   });
+}
+
+/** A recurrent cell's replica description. */
+function replicaCell(l: LSTM | GRU): ReplicaCell {
+  const common = {
+    units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
+    recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards,
+  };
+  return l.kind === "lstm" ? { kind: "lstm", ...common } : { kind: "gru", ...common, resetAfter: l.resetAfter };
 }
