@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import {
-  Bidirectional, Dense, Embedding, GRU, LSTM, Masking, Sequential, TruncatedBPTT, gradCheck, loadCheckpoint, checkpointToJSON,
+  Bidirectional, Dense, Embedding, GRU, LSTM, Masking, Sequential, TruncatedBPTT, gradCheck, checkpointToJSON,
   checkpointFromJSON, type MergeMode, type Tensor,
 } from "../src/index.js";
 import { maxRel, masked } from "./helpers/sequences.js";
@@ -135,5 +135,189 @@ describe("Bidirectional gradients (gradCheck: finite differences of the loss)", 
     const r = gradCheck(m, x, y, { wrt: ["weights", "states"], samples: 30 });
     expect(r.maxRelativeError).toBeLessThan(1e-6);
     expect(r.perWeight.length).toBe(1 + 6 + 6 + 2);
+  });
+});
+
+describe("Bidirectional states, dropout, stateful carry and the study", () => {
+  const B = 3, T = 5, I = 2, H = 3;
+
+  it("getStates, initialStates and resetStates use the names h, c, hBackward, cBackward; an encoder's states start a decoder", () => {
+    const m = new Sequential([new Bidirectional(new LSTM({ units: H, inputDim: I }))], { dtype: "float64", seed: 3 });
+    const x = randn([B, T, I], 5);
+    const w = m.getWeights();
+    m.predict(x);
+    const [s] = m.getStates();
+    expect(Object.keys(s!).sort()).toEqual(["c", "cBackward", "h", "hBackward"]);
+    // The directions' own final states: the forward one after step T − 1, the backward one after reading step 0.
+    const fw = new Sequential([new LSTM({ units: H, inputDim: I })], { dtype: "float64", seed: 1 });
+    fw.setWeights(w.slice(0, 3));
+    fw.predict(x);
+    const bw = new Sequential([new LSTM({ units: H, inputDim: I, goBackwards: true })], { dtype: "float64", seed: 1 });
+    bw.setWeights(w.slice(3));
+    bw.predict(x);
+    expect(Array.from(s!.h.data)).toEqual(Array.from(fw.getStates()[0]!.h.data));
+    expect(Array.from(s!.c!.data)).toEqual(Array.from(fw.getStates()[0]!.c!.data));
+    expect(Array.from((s as Record<string, Tensor>).hBackward!.data)).toEqual(Array.from(bw.getStates()[0]!.h.data));
+    expect(Array.from((s as Record<string, Tensor>).cBackward!.data)).toEqual(Array.from(bw.getStates()[0]!.c!.data));
+    // Initial states in: each direction starts from its own.
+    const x2 = randn([B, T, I], 6);
+    const y = m.predict(x2, { initialStates: [s!] });
+    const f2 = fw.predict(x2, { initialStates: [{ h: s!.h, c: s!.c! }] });
+    const b2 = bw.predict(x2, { initialStates: [{ h: (s as Record<string, Tensor>).hBackward!, c: (s as Record<string, Tensor>).cBackward! }] });
+    expect(Array.from(y.data)).toEqual(Array.from(reference("concat", f2, b2, false)));
+    expect(Array.from(y.data)).not.toEqual(Array.from(m.predict(x2).data));
+    // A missing or unknown name is refused by name.
+    expect(() => m.predict(x2, { initialStates: [{ h: s!.h, c: s!.c! }] })).toThrow(/hBackward/);
+    expect(() => m.predict(x2, { initialStates: [{ ...s!, hBack: s!.h } as never] })).toThrow(/unknown state "hBack"/);
+  });
+
+  it("a stateful Bidirectional carries both directions' states row by row, as a stateless twin given them", () => {
+    const held = new Sequential([new Bidirectional(new GRU({ units: H, inputDim: I, stateful: true, batchSize: B })), new Dense({ units: 1 })], { dtype: "float64", seed: 4 });
+    const free = new Sequential([new Bidirectional(new GRU({ units: H, inputDim: I })), new Dense({ units: 1 })], { dtype: "float64", seed: 9 });
+    free.setWeights(held.getWeights());
+    const x1 = randn([B, T, I], 1), x2 = randn([B, T, I], 2);
+    expect(Array.from(held.predict(x1).data)).toEqual(Array.from(free.predict(x1).data));
+    const carried = held.getStates();
+    expect(Object.keys(carried[0]!).sort()).toEqual(["h", "hBackward"]);
+    expect(Array.from(held.predict(x2).data)).toEqual(Array.from(free.predict(x2, { initialStates: carried }).data));
+    held.resetStates();
+    expect(Array.from(held.predict(x2).data)).toEqual(Array.from(free.predict(x2).data));
+  });
+
+  it("dropout: each direction has its own masks (x and h), and the gradients are exact for them", () => {
+    const m = new Sequential([new Bidirectional(new LSTM({ units: H, inputDim: I, dropout: 0.3, recurrentDropout: 0.4 }), { mergeMode: "mul" }), new Dense({ units: 1 })], { dtype: "float64", seed: 2 });
+    m.compile({ optimizer: "sgd", loss: "mse" });
+    const x = randn([B, T, I], 3), y = randn([B, 1], 4), e = m.engine;
+    const xm = new Float64Array(2 * B * I).map((_, k) => (k % 3 === 0 ? 0 : 1 / 0.7)), hm = new Float64Array(2 * B * H).map((_, k) => (k % 4 === 1 ? 0 : 1 / 0.6));
+    // The forward output under the masks is what the two directions compute with their halves.
+    e.nextMasks = [{ x: xm, h: hm }];
+    const r = m.computeGradients(x, y, { training: true });
+    const w = m.getWeights();
+    const dir = (goBackwards: boolean, ws: Tensor[], xh: Float64Array, hh: Float64Array): Tensor => {
+      const d = new Sequential([new LSTM({ units: H, inputDim: I, dropout: 0.3, recurrentDropout: 0.4, goBackwards })], { dtype: "float64", seed: 1 });
+      d.compile({ optimizer: "sgd", loss: "mse" });
+      d.setWeights(ws);
+      d.engine.nextMasks = [{ x: xh, h: hh }];
+      return d.computeGradients(x, randn([B, H], 1), { training: true }).outputs; // the masks apply to this training pass
+    };
+    const f = dir(false, w.slice(0, 3), xm.subarray(0, B * I), hm.subarray(0, B * H));
+    const b = dir(true, w.slice(3, 6), xm.subarray(B * I), hm.subarray(B * H));
+    const merged = reference("mul", f, b, false), dense = w[6]!.data, bias = w[7]!.data[0]!;
+    const expected = Array.from({ length: B }, (_, i) => merged.subarray(i * H, (i + 1) * H).reduce((s, v, j) => s + v * dense[j]!, bias));
+    expect(maxRel(r.outputs.data, expected)).toBeLessThan(1e-14);
+    // Central differences with the same masks.
+    const at = (k: number, v: number): number => {
+      const p = Float64Array.from(e.params); e.params[k] = v;
+      e.nextMasks = [{ x: xm, h: hm }];
+      const loss = m.computeGradients(x, y, { training: true }).loss;
+      e.params.set(p);
+      return loss;
+    };
+    const g = r.grads.flatMap((t) => Array.from(t.data)), eps = 1e-6;
+    let worst = 0;
+    for (let k = 0; k < e.params.length; k += 2) {
+      const v = e.params[k]!, num = (at(k, v + eps) - at(k, v - eps)) / (2 * eps);
+      worst = Math.max(worst, Math.abs(num - g[k]!) / Math.max(Math.abs(g[k]!), 1e-7));
+    }
+    expect(worst).toBeLessThan(1e-5);
+    // Masks drawn by a training step: the two directions' halves differ.
+    m.trainOnBatch(x, y);
+    const ws = e.ws(0);
+    const xd = ws.xMask!;
+    expect(xd.length).toBe(2 * B * I);
+    expect(Array.from(xd.subarray(0, B * I))).not.toEqual(Array.from(xd.subarray(B * I)));
+  });
+
+  it("the study: hiddenStates [B, T, 2H] in time order, and hiddenGrads, gradNorms and hiddenGradNorms are the two directions'", () => {
+    // A model that ends on a concat Bidirectional with mse: the loss splits into one per direction (each half of the
+    // features, weighted 1/2), so each direction's study is that of a model of its own.
+    const m = new Sequential([new Bidirectional(new LSTM({ units: H, inputDim: I, returnSequences: true }))], { dtype: "float64", seed: 8 });
+    m.compile({ optimizer: "sgd", loss: "mse" });
+    const x = randn([B, T, I], 7), y = randn([B, T, 2 * H], 8);
+    const r = m.computeGradients(x, y, { hiddenGrads: true, gradNorms: true, hiddenGradNorms: true });
+    const w = m.getWeights();
+    const half = (lo: number): Tensor => {
+      const d = new Float64Array(B * T * H);
+      for (let q = 0; q < B * T; q++) for (let j = 0; j < H; j++) d[q * H + j] = y.data[q * 2 * H + lo + j]!;
+      return ndarray(d, [B, T, H]) as Tensor;
+    };
+    const flipT = (t: Tensor): Tensor => { // [B, T, W] reversed in time
+      const [b0, t0, w0] = t.shape as [number, number, number], d = new Float64Array(t.data.length);
+      for (let b = 0; b < b0; b++) for (let s = 0; s < t0; s++) d.set(t.data.subarray((b * t0 + s) * w0, (b * t0 + s + 1) * w0), (b * t0 + t0 - 1 - s) * w0);
+      return ndarray(d, [b0, t0, w0]) as Tensor;
+    };
+    const dir = (goBackwards: boolean, ws: Tensor[], target: Tensor) => {
+      const d = new Sequential([new LSTM({ units: H, inputDim: I, returnSequences: true, goBackwards })], { dtype: "float64", seed: 1 });
+      d.compile({ optimizer: "sgd", loss: "mse" });
+      d.setWeights(ws);
+      return d.computeGradients(x, target, { hiddenGrads: true, gradNorms: true, hiddenGradNorms: true });
+    };
+    const f = dir(false, w.slice(0, 3), half(0)), b = dir(true, w.slice(3), flipT(half(H))); // the backward one's output is in its reading order
+    const cat = (a: Tensor, c: Tensor, scale = 1): Float64Array => {
+      const out = new Float64Array(B * T * 2 * H);
+      for (let q = 0; q < B * T; q++) for (let j = 0; j < H; j++) { out[q * 2 * H + j] = scale * a.data[q * H + j]!; out[q * 2 * H + H + j] = scale * c.data[q * H + j]!; }
+      return out;
+    };
+    expect(r.hiddenStates[0]!.shape).toEqual([B, T, 2 * H]);
+    expect(Array.from(r.hiddenStates[0]!.data)).toEqual(Array.from(cat(f.hiddenStates[0]!, flipT(b.hiddenStates[0]!))));
+    expect(r.hiddenGrads![0]!.shape).toEqual([B, T, 2 * H]);
+    expect(maxRel(r.hiddenGrads![0]!.data, cat(f.hiddenGrads![0]!, flipT(b.hiddenGrads![0]!), 0.5))).toBeLessThan(1e-12);
+    // Norms over both directions' units at each time step.
+    const fn = f.hiddenGradNorms![0]!, bn = b.hiddenGradNorms![0]!;
+    expect(maxRel(r.hiddenGradNorms![0]!, fn.map((v, t) => 0.5 * Math.hypot(v, bn[T - 1 - t]!)))).toBeLessThan(1e-12);
+    const gn = r.gradNorms![0]!, fg = f.gradNorms![0]!, bg = b.gradNorms![0]!;
+    const both = (a: Tensor, c: Tensor) => Float64Array.from(a.data, (v, q) => 0.5 * Math.hypot(v, c.data[Math.floor(q / T) * T + T - 1 - (q % T)]!));
+    expect(maxRel(gn.h.data, both(fg.h, bg.h))).toBeLessThan(1e-12);
+    expect(maxRel(gn.c!.data, both(fg.c!, bg.c!))).toBeLessThan(1e-12);
+  });
+
+  it("checkpoints: a round trip gives the same model, states and optimizer; training resumes bit for bit", async () => {
+    const make = () => new Sequential([
+      new Masking({ maskValue: 0 }),
+      new Bidirectional(new LSTM({ units: H, inputDim: I, returnSequences: true, stateful: true, batchSize: B, dropout: 0.2 }), { mergeMode: "ave" }),
+      new Bidirectional(new GRU({ units: 2, resetAfter: false }), { mergeMode: "concat" }),
+      new Dense({ units: 1, activation: "sigmoid" }),
+    ], { seed: 12 });
+    const m = make();
+    m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
+    const x = masked(randn([B, T, I], 1), [[0, 4], [1, 0]]), y = ndarray(Float64Array.from([1, 0, 1]), [B, 1]) as Tensor;
+    m.trainOnBatch(x, y);
+    const json = checkpointToJSON(m);
+    expect(json.config.layers[0]).toMatchObject({ kind: "bidirectional", mergeMode: "ave", layer: { kind: "lstm", units: H, stateful: true, dropout: 0.2 } });
+    expect(Object.keys(json.states!.layers[1]!).sort()).toEqual(["h", "hBackward"]);
+    const back = checkpointFromJSON(json);
+    expect(back.layers[0]).toBeInstanceOf(Bidirectional);
+    expect(back.weightNames()).toEqual(m.weightNames());
+    for (let s = 0; s < 3; s++) expect(back.trainOnBatch(x, y).loss).toBe(m.trainOnBatch(x, y).loss);
+    expect(Array.from(back.predict(x).data)).toEqual(Array.from(m.predict(x).data));
+    // A damaged config is refused by its path.
+    const bad = JSON.parse(JSON.stringify(json));
+    bad.config.layers[0].mergeMode = "max";
+    expect(() => checkpointFromJSON(bad)).toThrow(/config\.layers\[0\]\.mergeMode/);
+    bad.config.layers[0].mergeMode = "sum";
+    bad.config.layers[0].layer.kind = "bidirectional";
+    expect(() => checkpointFromJSON(bad)).toThrow(/config\.layers\[0\]\.layer\.kind/);
+  });
+});
+
+describe("Bidirectional refusals", () => {
+  it("checks its arguments at the boundary", () => {
+    expect(() => new Bidirectional(new Dense({ units: 2 }) as never)).toThrow(/Bidirectional layer: expected an LSTM or a GRU, got/);
+    expect(() => new Bidirectional(new LSTM({ units: 2 }), { mergeMode: "max" as never })).toThrow(/Bidirectional mergeMode: expected one of "concat", "sum", "mul", "ave", got "max"/);
+    expect(() => new Bidirectional(new LSTM({ units: 2 }), { mergeMode: null as never })).toThrow(/Keras's None/);
+    expect(() => new Bidirectional(new LSTM({ units: 2 }), { merge_mode: "sum" } as never)).toThrow(/Bidirectional options: unknown option "merge_mode"/);
+    const l = new LSTM({ units: 2, inputDim: 1 });
+    const b = new Bidirectional(l);
+    expect(() => new Bidirectional(l)).toThrow(/already belongs to a model or another Bidirectional/);
+    expect(() => new Sequential([l, new Dense({ units: 1 })])).toThrow(/layers\[0\]: this lstm layer is the forward direction of a Bidirectional; give the model the Bidirectional/);
+    expect(() => new Sequential([new LSTM({ units: 2, inputDim: 1 }), b])).toThrow(/layers\[1\]: a Bidirectional reads a sequence \[batch, timesteps, features\], and the layer below gives one vector per row/);
+    expect(() => new Sequential([new Dense({ units: 2, inputDim: 3 }), b])).toThrow(/bidirectional inputDim: expected 2 \(the output of the layer below\), got 1/);
+    new Sequential([b]);
+    expect(() => new Sequential([b])).toThrow(/already belongs to another model/);
+  });
+
+  it("TruncatedBPTT refuses a Bidirectional model, saying why", () => {
+    const m = new Sequential([new Masking(), new Bidirectional(new LSTM({ units: 2, inputDim: 1, returnSequences: true })), new Dense({ units: 1 })]);
+    expect(() => new TruncatedBPTT(m, { windowLength: 2 })).toThrow(/TruncatedBPTT model: layers\[1\] is a Bidirectional, whose backward direction starts at the end of the sequence/);
   });
 });

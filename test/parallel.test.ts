@@ -18,7 +18,7 @@ import type { Worker } from "node:worker_threads";
 import { afterAll, describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import {
-  Sequential, LSTM, GRU, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, setThreads,
+  Sequential, LSTM, GRU, Bidirectional, Dense, Adam, ValueError, NonFiniteError, StateError, zeros, setThreads,
   type Tensor, type Gradients, type ThreadOptions,
 } from "../src/node/index.js";
 import type { DType } from "../src/tensor/tensor.js";
@@ -268,6 +268,41 @@ describe("two threads give one thread's results", () => {
     }
     expectTensors("stateful GRU h", many.getStates().map((st) => st.h), one.getStates().map((st) => st.h));
     expectTensors("stateful LSTM c", [many.getStates()[1]!.c!], [one.getStates()[1]!.c!]);
+  });
+
+  it("Bidirectional models at 2, 3 and 4 threads: computeGradients (both directions' states and hidden sequences) and training equal one thread's, and a stateful one carries its rows", () => {
+    const st = (g: Record<string, Tensor | undefined>, k: string): Tensor[] => (g[k] ? [g[k]!] : []);
+    for (const threads of [2, 3, 4]) {
+      const [one, many] = pair({
+        layers: () => [
+          new Bidirectional(new LSTM({ units: 4, inputDim: 3, returnSequences: true }), { mergeMode: "mul" }),
+          new Bidirectional(new GRU({ units: 3 })),
+          new Dense({ units: 2, activation: "sigmoid" }),
+        ],
+        loss: "binaryCrossentropy",
+      }, threads);
+      const next = stream(90 + threads);
+      const x = randomTensor([11, 6, 3], next), y = randomTensor([11, 2], next, true);
+      const a = many.computeGradients(x, y, { hiddenGradNorms: true }), e = one.computeGradients(x, y, { hiddenGradNorms: true });
+      expectSameGradients(`Bidirectional, ${threads} threads`, a, e);
+      expect(a.stateGrads.map((g) => Object.keys(g))).toEqual([["h", "c", "hBackward", "cBackward"], ["h", "hBackward"]]);
+      for (const k of ["hBackward", "cBackward"]) {
+        expectTensors(`stateGrads.${k}`, a.stateGrads.flatMap((g) => st(g as never, k)), e.stateGrads.flatMap((g) => st(g as never, k)));
+      }
+      expect(a.hiddenStates.map((h) => h.shape)).toEqual([[11, 6, 8], [11, 6, 6]]);
+      expectSameTraining(one, many, x, y, 3);
+      expect(pool(many).parallelCalls, `${threads} threads`).toBeGreaterThan(0);
+    }
+    const [one, many] = pair({
+      layers: () => [new Bidirectional(new GRU({ units: 4, inputDim: 2, stateful: true, batchSize: 7 }), { mergeMode: "sum" }), new Dense({ units: 1 })],
+      loss: "meanSquaredError",
+    }, 3);
+    const next = stream(99);
+    for (let call = 0; call < 3; call++) {
+      const x = randomTensor([7, 4, 2], next), y = randomTensor([7, 1], next);
+      expectRel(`stateful Bidirectional call ${call} loss`, [many.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]);
+    }
+    for (const k of ["h", "hBackward"]) expectTensors(`stateful Bidirectional ${k}`, many.getStates().flatMap((g) => st(g as never, k)), one.getStates().flatMap((g) => st(g as never, k)));
   });
 
   it("the orders of the layer protocol: a Dense on the sequence first and between LSTMs, models ending on an LSTM (vector and sequence), at 2 and 3 threads", () => {

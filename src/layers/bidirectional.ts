@@ -141,7 +141,7 @@ export class Bidirectional implements RecurrentLayer<BidirectionalWorkspace> {
       throw new ValueError(`Bidirectional options: expected an object like { mergeMode: "concat" }, got ${fmtValue(options)}`);
     }
     checkKeys("Bidirectional", options, ["mergeMode"]);
-    const mode = options.mergeMode ?? "concat";
+    const mode = options.mergeMode === undefined ? "concat" : options.mergeMode; // null is Keras's None, refused below
     if (!MERGE_MODES.includes(mode)) {
       throw new ValueError(
         `Bidirectional mergeMode: expected one of ${MERGE_MODES.map((m) => `"${m}"`).join(", ")}, got ${fmtValue(mode)}` +
