@@ -10,7 +10,11 @@ import type { FloatArray, StridedArray, Tensor } from "./tensor/tensor.js";
 /** A recurrent layer's states (or their gradients or norms), each [B, H] (norms [B, T]): h for every layer, c for an LSTM. */
 export interface RecurrentState {
   h: Tensor;
+  /** An LSTM's cell state. */
   c?: Tensor;
+  /** A Bidirectional's backward direction's h (and an LSTM's c): its state after reading the first step. */
+  hBackward?: Tensor;
+  cBackward?: Tensor;
 }
 
 /** What a training or test step reports. */

@@ -9,7 +9,7 @@ export { Masking, type MaskingOptions } from "./layers/masking.js";
 export { Embedding, type EmbeddingOptions, type EmbeddingInitializer } from "./layers/embedding.js";
 export {
   Sequential, type SequentialOptions, type RunOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
-  type LSTMState, type InitialStatesOption, type Callback, type Layer,
+  type LSTMState, type RecurrentState, type InitialStatesOption, type Callback, type Layer,
 } from "./model.js";
 export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer, type OptimizerConfig } from "./optimizers.js";
 export {

@@ -157,13 +157,13 @@ describe("Bidirectional states, dropout, stateful carry and the study", () => {
     bw.predict(x);
     expect(Array.from(s!.h.data)).toEqual(Array.from(fw.getStates()[0]!.h.data));
     expect(Array.from(s!.c!.data)).toEqual(Array.from(fw.getStates()[0]!.c!.data));
-    expect(Array.from((s as Record<string, Tensor>).hBackward!.data)).toEqual(Array.from(bw.getStates()[0]!.h.data));
-    expect(Array.from((s as Record<string, Tensor>).cBackward!.data)).toEqual(Array.from(bw.getStates()[0]!.c!.data));
+    expect(Array.from(s!.hBackward!.data)).toEqual(Array.from(bw.getStates()[0]!.h.data));
+    expect(Array.from(s!.cBackward!.data)).toEqual(Array.from(bw.getStates()[0]!.c!.data));
     // Initial states in: each direction starts from its own.
     const x2 = randn([B, T, I], 6);
     const y = m.predict(x2, { initialStates: [s!] });
     const f2 = fw.predict(x2, { initialStates: [{ h: s!.h, c: s!.c! }] });
-    const b2 = bw.predict(x2, { initialStates: [{ h: (s as Record<string, Tensor>).hBackward!, c: (s as Record<string, Tensor>).cBackward! }] });
+    const b2 = bw.predict(x2, { initialStates: [{ h: s!.hBackward!, c: s!.cBackward! }] });
     expect(Array.from(y.data)).toEqual(Array.from(reference("concat", f2, b2, false)));
     expect(Array.from(y.data)).not.toEqual(Array.from(m.predict(x2).data));
     // A missing or unknown name is refused by name.
