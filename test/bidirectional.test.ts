@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import {
-  Bidirectional, Dense, Embedding, GRU, LSTM, Masking, Sequential, TruncatedBPTT, gradCheck, checkpointToJSON,
+  Bidirectional, Dense, Embedding, GRU, LSTM, Masking, Sequential, TruncatedBPTT, gradCheck, checkpointToJSON, toSafetensors, fromSafetensors,
   checkpointFromJSON, type MergeMode, type Tensor,
 } from "../src/index.js";
 import { maxRel, masked } from "./helpers/sequences.js";
@@ -297,6 +297,34 @@ describe("Bidirectional states, dropout, stateful carry and the study", () => {
     bad.config.layers[0].mergeMode = "sum";
     bad.config.layers[0].layer.kind = "bidirectional";
     expect(() => checkpointFromJSON(bad)).toThrow(/config\.layers\[0\]\.layer\.kind/);
+  });
+});
+
+describe("Bidirectional in safetensors", () => {
+  it("one nn.LSTM / nn.GRU with bidirectional=True per layer: the backward direction's keys end in _reverse; both ways bit for bit", () => {
+    const m = new Sequential([
+      new Bidirectional(new LSTM({ units: 3, inputDim: 2, returnSequences: true })),
+      new Bidirectional(new GRU({ units: 2 }), { mergeMode: "sum" }),
+      new Dense({ units: 1 }),
+    ], { seed: 9, dtype: "float64" });
+    const bytes = toSafetensors(m);
+    const back = fromSafetensors(bytes);
+    expect(back.layers.map((l) => l.kind)).toEqual(["bidirectional", "bidirectional", "dense"]);
+    expect(Array.from(back.predict(randn([2, 4, 2], 1)).data)).toEqual(Array.from(m.predict(randn([2, 4, 2], 1)).data));
+    const n = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    expect(Object.keys(header).filter((k) => k.startsWith("lstm.0")).sort()).toEqual([
+      "lstm.0.bias_hh_l0", "lstm.0.bias_hh_l0_reverse", "lstm.0.bias_ih_l0", "lstm.0.bias_ih_l0_reverse",
+      "lstm.0.weight_hh_l0", "lstm.0.weight_hh_l0_reverse", "lstm.0.weight_ih_l0", "lstm.0.weight_ih_l0_reverse",
+    ]);
+    expect(Object.keys(header).filter((k) => k.startsWith("gru.0")).length).toBe(8);
+    expect(header["gru.0.weight_ih_l0_reverse"].shape).toEqual([6, 6]); // (3H, I) = (3·2, 2·3): the concat below gives 2·3 features
+    // weight_ih_l0_reverse is the backward direction's kernel transposed: torch (gate row 1, input 0) = keras (input 0, column 1).
+    const Kb = m.getWeights()[3]!, at = (key: string) => new DataView(bytes.buffer, bytes.byteOffset + 8 + n + header[key].data_offsets[0]);
+    expect(at("lstm.0.weight_ih_l0_reverse").getFloat64(1 * 2 * 8, true)).toBe(Kb.data[1]!);
+    expect(at("lstm.0.weight_ih_l0").getFloat64(1 * 2 * 8, true)).toBe(m.getWeights()[0]!.data[1]!);
+    const before = new Sequential([new Bidirectional(new GRU({ units: 2, inputDim: 1, resetAfter: false })), new Dense({ units: 1 })]);
+    expect(() => toSafetensors(before)).toThrow(/a Bidirectional GRU with resetAfter: false, which PyTorch's nn.GRU does not compute/);
   });
 });
 

@@ -64,6 +64,14 @@ describe("README", () => {
     expect(logs).toEqual([[[4, 1], ["h"]]]);
   });
 
+  it("the Bidirectional block runs: a text model over ids predicts [2, 1], and a Bidirectional(LSTM) names four states", async () => {
+    const block = readme.split("## Layer orders")[1]!.split("## ")[0]!;
+    const nth = block.split("```ts").findIndex((b) => b.split("```")[0]!.includes("new Bidirectional("));
+    expect(nth).toBeGreaterThan(0);
+    const logs = await runBlock("## Layer orders", "bidirectional", nth);
+    expect(logs).toEqual([[[2, 1], ["h", "c", "hBackward", "cBackward"]]]);
+  });
+
   it("the travel block runs with the real TensorFlow.js and ONNX Runtime, and all four agree", async () => {
     const logs = await runBlock("## Models that travel", "travel");
     const four = logs[logs.length - 1] as number[];
