@@ -155,7 +155,7 @@ export class Sequential {
     }
     layers.forEach((l, i) => {
       if (l.owner instanceof Bidirectional) {
-        throw new ValueError(`Sequential layers[${at(i)}]: this ${l.kind} layer is the forward direction of a Bidirectional; give the model the Bidirectional`);
+        throw new ValueError(`Sequential layers[${at(i)}]: this ${l.kind} layer is wrapped by a Bidirectional (which made its two directions from it); give the model the Bidirectional`);
       }
       if (l.owner !== null) {
         throw new ValueError(`Sequential layers[${at(i)}]: this ${l.kind} layer already belongs to another model (its weights live in that model's buffers); create a new layer and copy weights with setWeights`);

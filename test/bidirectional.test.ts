@@ -73,8 +73,9 @@ describe("Bidirectional forward = its two directions merged (Keras 3)", () => {
               expect(m.weightNames().slice(nf).every((n) => n.startsWith("bidirectional_0/backward/"))).toBe(true);
               // The two directions start from different weights (each initialised on its own).
               expect(maxRel(w[0]!.data, w[nf]!.data)).toBeGreaterThan(1e-3);
-              const f = direction(kind, o, w.slice(0, nf), x, maskValue, backend);
-              const r = direction(kind, { ...o, goBackwards: true }, w.slice(nf), x, maskValue, backend);
+              // Keras 3 remakes both directions with zeroOutputForMask = returnSequences (zeros at masked steps).
+              const f = direction(kind, { ...o, zeroOutputForMask: perStep }, w.slice(0, nf), x, maskValue, backend);
+              const r = direction(kind, { ...o, zeroOutputForMask: perStep, goBackwards: true }, w.slice(nf), x, maskValue, backend);
               const y = m.predict(x);
               expect(y.shape).toEqual(perStep ? [B, T, mode === "concat" ? 2 * H : H] : [B, mode === "concat" ? 2 * H : H]);
               expect(Array.from(y.data)).toEqual(Array.from(reference(mode, f, r, perStep)));
@@ -95,7 +96,7 @@ describe("Bidirectional gradients (gradCheck: finite differences of the loss)", 
     { name: "GRU concat, per step, model ends on it", kind: "gru", mode: "concat", perStep: true, mask: false },
     { name: "GRU mul, last step, resetAfter false, hardSigmoid", kind: "gru", mode: "mul", perStep: false, mask: false, head: true, extra: { resetAfter: false, recurrentActivation: "hardSigmoid" } },
     { name: "LSTM concat, per step, zeroOutputForMask, masked", kind: "lstm", mode: "concat", perStep: true, mask: true, head: true, extra: { zeroOutputForMask: true } },
-    { name: "LSTM ave, forward direction reading backwards (goBackwards)", kind: "lstm", mode: "ave", perStep: true, mask: true, head: true, extra: { goBackwards: true } },
+    { name: "GRU sum, per step, masked, dropout off in inference", kind: "gru", mode: "sum", perStep: true, mask: true, head: true, extra: { dropout: 0.5 } },
   ];
   for (const backend of BACKENDS) {
     for (const c of cases) {
@@ -334,10 +335,15 @@ describe("Bidirectional refusals", () => {
     expect(() => new Bidirectional(new LSTM({ units: 2 }), { mergeMode: "max" as never })).toThrow(/Bidirectional mergeMode: expected one of "concat", "sum", "mul", "ave", got "max"/);
     expect(() => new Bidirectional(new LSTM({ units: 2 }), { mergeMode: null as never })).toThrow(/Keras's None/);
     expect(() => new Bidirectional(new LSTM({ units: 2 }), { merge_mode: "sum" } as never)).toThrow(/Bidirectional options: unknown option "merge_mode"/);
+    expect(() => new Bidirectional(new GRU({ units: 2, goBackwards: true }))).toThrow(/this GRU has goBackwards: true; the Bidirectional reads backwards with a copy of it, so give it the forward layer/);
+    expect(() => new Bidirectional(new LSTM({ units: 2, zeroOutputForMask: true }))).toThrow(/zeroOutputForMask: true without returnSequences; a Bidirectional sets zeroOutputForMask to returnSequences/);
+    // Keras 3's rule otherwise: both directions get zeroOutputForMask = returnSequences.
+    const z = new Bidirectional(new LSTM({ units: 2, returnSequences: true }));
+    expect([z.forwardLayer.zeroOutputForMask, z.backwardLayer.zeroOutputForMask, z.backwardLayer.goBackwards, z.forwardLayer.goBackwards]).toEqual([true, true, true, false]);
     const l = new LSTM({ units: 2, inputDim: 1 });
     const b = new Bidirectional(l);
     expect(() => new Bidirectional(l)).toThrow(/already belongs to a model or another Bidirectional/);
-    expect(() => new Sequential([l, new Dense({ units: 1 })])).toThrow(/layers\[0\]: this lstm layer is the forward direction of a Bidirectional; give the model the Bidirectional/);
+    expect(() => new Sequential([l, new Dense({ units: 1 })])).toThrow(/layers\[0\]: this lstm layer is wrapped by a Bidirectional \(which made its two directions from it\); give the model the Bidirectional/);
     expect(() => new Sequential([new LSTM({ units: 2, inputDim: 1 }), b])).toThrow(/layers\[1\]: a Bidirectional reads a sequence \[batch, timesteps, features\], and the layer below gives one vector per row/);
     expect(() => new Sequential([new Dense({ units: 2, inputDim: 3 }), b])).toThrow(/bidirectional inputDim: expected 2 \(the output of the layer below\), got 1/);
     new Sequential([b]);

@@ -109,7 +109,7 @@ describe("npm run example:chars (on 600 names, LSTM(32), 3 passes)", () => {
   });
 });
 
-describe("npm run example:spam (on 600 messages, T 32, V 1000, GRU(16))", () => {
+describe("npm run example:spam (on 600 messages, T 32, V 1000, Bidirectional(GRU(16)))", () => {
   it("tokenizes the subject and the body, not the headers, and pads ids at the end", () => {
     const msg = "From: a@b.c\nSubject: Cheap PILLS\n  now\nX-Mailer: Foo\n\n<p>Don't wait=\n!</p> &nbsp;Buy=20it\n--boundary\nContent-Type: text/plain\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9w\n";
     expect(tokenize(msg)).toEqual(["cheap", "pills", "now", "don't", "wait", "buy", "it"]);
@@ -137,7 +137,7 @@ describe("npm run example:spam (on 600 messages, T 32, V 1000, GRU(16))", () => 
     expect(scores([0, 0], [0, 1])).toEqual({ accuracy: 0.5, precision: 0, recall: 0, f1: 0 });
   });
 
-  it("trains Embedding → GRU → Dense on a stratified split and beats the majority class", async () => {
+  it("trains Embedding → Bidirectional(GRU) → Dense on a stratified split and beats the majority class", async () => {
     const r = await runSpam({ messages: 600, vocab: 1000, length: 32, dim: 16, units: 16, epochs: 5, learningRate: 0.01 });
     expect(r.messages).toBe(6046);
     expect(r.distinct).toBeLessThan(6046);
@@ -156,7 +156,7 @@ describe("npm run example:spam (on 600 messages, T 32, V 1000, GRU(16))", () => 
     expect(model.accuracy).toBeGreaterThan(majority.accuracy + 0.1);
     expect(naiveBayes.accuracy).toBeGreaterThan(majority.accuracy + 0.1);
     const text = formatSpam(r);
-    expect(text).toMatch(/Embedding\(1000, 16, maskZero\) → GRU\(16\) → Dense\(1\), 5 epochs\s+\d+\.\d%/);
+    expect(text).toMatch(/Embedding\(1000, 16, maskZero\) → Bidirectional\(GRU\(16\)\) → Dense\(1\), 5 epochs\s+\d+\.\d%/);
     expect(text).toMatch(/multinomial naive Bayes, add-one, same ids\s+\d+\.\d%/);
     expect(text).toMatch(/majority class\s+\d+\.\d%/);
   });

@@ -2,9 +2,11 @@
  * The Bidirectional wrapper (Keras 3's `keras.layers.Bidirectional`): one recurrent layer read in both directions,
  * its two outputs merged.
  *
- * The forward direction is the layer given; the backward direction is a copy of its configuration with goBackwards
- * flipped and weights of its own. Both read the same input under the same mask (the backward one reverses input and
- * mask itself, as every goBackwards layer does). A backwards layer returns its outputs in its reading order, so with
+ * Both directions are made from the layer's configuration, as Keras 3 remakes them: the forward one as it is, the
+ * backward one with goBackwards true, each with weights of its own, and both with zeroOutputForMask set to
+ * returnSequences (Keras 3's Bidirectional forces it so: under a mask a sequence-returning Bidirectional gives zeros at
+ * masked steps, and a last-step one each direction's last kept output). Both read the same input under the same mask
+ * (the backward one reverses input and mask itself, as every goBackwards layer does). A backwards layer returns its outputs in its reading order, so with
  * returnSequences the backward output is flipped back into time order before the merge (Keras 3 flips `y_rev` on
  * the time axis); without, each direction gives its last output (the backward one's is the state after reading
  * step 0). The merge, per step and row:
@@ -121,9 +123,9 @@ export class Bidirectional implements RecurrentLayer<BidirectionalWorkspace> {
   readonly recurrent = true as const;
   readonly stateNames: readonly string[];
   readonly mergeMode: MergeMode;
-  /** The forward direction: the layer given. */
+  /** The forward direction: the layer given, remade (zeroOutputForMask = returnSequences). */
   readonly forwardLayer: Directional;
-  /** The backward direction: its configuration with goBackwards flipped. */
+  /** The backward direction: the same configuration reading backwards (goBackwards true). */
   readonly backwardLayer: Directional;
   readonly units: number;
   readonly stateUnits: number;
@@ -148,10 +150,23 @@ export class Bidirectional implements RecurrentLayer<BidirectionalWorkspace> {
         (mode === null ? " (Keras's None, the two outputs as a list, has no place in a Sequential)" : ""),
       );
     }
+    if (layer.goBackwards) {
+      throw new ValueError(
+        `Bidirectional layer: this ${layer.kind === "lstm" ? "LSTM" : "GRU"} has goBackwards: true; the Bidirectional reads backwards with a copy of ` +
+        "it, so give it the forward layer (Keras 3 refuses two layers reading the same way)",
+      );
+    }
+    if (layer.zeroOutputForMask && !layer.returnSequences) {
+      throw new ValueError(
+        "Bidirectional layer: zeroOutputForMask: true without returnSequences; a Bidirectional sets zeroOutputForMask to returnSequences " +
+        "on both directions (as Keras 3 does), so leave it out",
+      );
+    }
     this.mergeMode = mode;
-    this.forwardLayer = layer;
-    this.backwardLayer = reversedCopy(layer);
-    layer.owner = this;
+    this.forwardLayer = copyOf(layer, false);
+    this.backwardLayer = copyOf(layer, true);
+    layer.owner = this; // the template; its copies are the directions
+    this.forwardLayer.owner = this;
     this.backwardLayer.owner = this;
     const H = layer.units;
     this.stateUnits = H;
@@ -174,8 +189,8 @@ export class Bidirectional implements RecurrentLayer<BidirectionalWorkspace> {
   }
   get dropout(): number { return this.forwardLayer.dropout; }
   get recurrentDropout(): number { return this.forwardLayer.recurrentDropout; }
-  /** The direction the forward layer reads in (the backward one reads the other way). */
-  get goBackwards(): boolean { return this.forwardLayer.goBackwards; }
+  /** False: the forward direction reads forwards (the backward one is the one that reads backwards). */
+  get goBackwards(): boolean { return false; }
 
   flowFor(input: Flow): Flow | string {
     if (input !== "sequence") {
@@ -296,13 +311,13 @@ export class Bidirectional implements RecurrentLayer<BidirectionalWorkspace> {
   }
 }
 
-/** A copy of an LSTM's or GRU's configuration reading the other way (fresh weights, no owner). */
-function reversedCopy(l: Directional): Directional {
+/** One direction made from an LSTM's or GRU's configuration (fresh weights, no owner), as Keras 3's Bidirectional remakes it. */
+function copyOf(l: Directional, goBackwards: boolean): Directional {
   const common = {
     units: l.units, inputDim: l.inputDim, returnSequences: l.returnSequences, stateful: l.stateful, batchSize: l.batchSize,
     kernelInitializer: l.kernelInitializer, recurrentInitializer: l.recurrentInitializer, recurrentActivation: l.recurrentActivation,
-    useBias: l.useBias, dropout: l.dropout, recurrentDropout: l.recurrentDropout, goBackwards: !l.goBackwards,
-    zeroOutputForMask: l.zeroOutputForMask,
+    useBias: l.useBias, dropout: l.dropout, recurrentDropout: l.recurrentDropout, goBackwards,
+    zeroOutputForMask: l.returnSequences,
   };
   return l instanceof LSTM ? new LSTM({ ...common, unitForgetBias: l.unitForgetBias }) : new GRU({ ...common, resetAfter: l.resetAfter });
 }
