@@ -3,8 +3,8 @@
  * float64 to relative 1e-9 (absolute 1e-12 near zero), float32 to 1e-4; on both backends (the TypeScript
  * kernels, and the WebAssembly SIMD products of `backend: "wasm"`).
  */
-import { describe, it } from "vitest";
-import { Sequential, LSTM, GRU, Dense, Adam, Masking, Embedding, type DType } from "../src/index.js";
+import { describe, expect, it } from "vitest";
+import { Sequential, LSTM, GRU, Bidirectional, Dense, Adam, Masking, Embedding, type DType } from "../src/index.js";
 import { loadFixtures, expectClose } from "./helpers/fixtures.js";
 
 const TOL: Record<DType, [number, number]> = { float64: [1e-9, 1e-12], float32: [1e-4, 1e-5] };
@@ -66,6 +66,37 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
       });
     }
 
+    for (const fx of loadFixtures("statefulWindows", "bidirectional")) {
+      it(`${fx.file}: a stateful Bidirectional's windows (both directions carried: h, c, hBackward, cBackward), then Adam steps`, () => {
+        const make = () => {
+          const m = sequenceModel(fx, dtype, backend);
+          m.setWeights(fx.weights);
+          return m;
+        };
+        const model = make();
+        model.compile({ optimizer: "adam", loss: fx.config.loss });
+        expect(model.weightNames()).toEqual(fx.weightNames);
+        fx.windows.forEach((w: any, k: number) => {
+          const r = model.computeGradients(w.x, w.y);
+          const tol = (n: string, a: unknown, e: unknown) => expectClose(`${fx.file} window ${k} ${n}`, a, e, rtol, atol);
+          tol("loss", r.loss, w.expected.loss);
+          tol("output", r.outputs, w.expected.output);
+          const st = model.getStates();
+          w.expected.states.forEach((e: Record<string, unknown>, i: number) => {
+            expect(Object.keys(st[i]!).sort()).toEqual(Object.keys(e).sort());
+            for (const nm of Object.keys(e)) tol(`states[${i}].${nm}`, (st[i] as Record<string, unknown>)[nm], e[nm]);
+          });
+          w.expected.grads.forEach((e: unknown, i: number) => tol(`grads[${i}] (${model.weightNames()[i]})`, r.grads[i], e));
+        });
+        const trained = make();
+        trained.compile({ optimizer: new Adam({ learningRate: fx.adam.learningRate }), loss: fx.config.loss });
+        const losses = [];
+        for (let s = 0; s < fx.adam.steps; s++) losses.push(trained.trainOnBatch(fx.windows[s].x, fx.windows[s].y).loss);
+        expectClose(`${fx.file} Adam losses`, losses, fx.adam.losses, rtol, atol);
+        fx.adam.weights.forEach((e: unknown, i: number) => expectClose(`${fx.file} Adam weights[${i}]`, trained.getWeights()[i], e, rtol, atol));
+      });
+    }
+
     for (const fx of loadFixtures("statefulWindows", "gru")) {
       it(`${fx.file}: a stateful GRU's windows (torch.nn.GRU from the carried h), then Adam steps`, () => {
         const cfg = fx.config, w0 = fx.weights;
@@ -115,7 +146,10 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
     // follows our LSTM's convention, one x mask and one h mask shared by the gates; gru_dropout_pergate_* is Keras ≥ 3.8's
     // three recurrent masks, which longshort does not draw (README, "GRU"): it is not run here.
     const gruFixtures = loadFixtures("sequenceModel", "gru").filter((fx) => !fx.perGateMasks);
-    for (const fx of [...loadFixtures("sequenceModel"), ...gruFixtures]) {
+    // Bidirectional's (cell "bidirectional"): torch.nn.LSTM / GRU(bidirectional=True), Keras 3's masks (test/fixtures/README.md).
+    const bidiFixtures = loadFixtures("sequenceModel", "bidirectional");
+    it("the Bidirectional fixtures are all here", () => expect(bidiFixtures.length).toBe(10));
+    for (const fx of [...loadFixtures("sequenceModel"), ...gruFixtures, ...bidiFixtures]) {
       const adam = fx.adam ? `, ${fx.adam.steps} Adam steps` : "";
       it(`${fx.file}: stacked / per-step model, output, loss, grads${fx.expected.dx ? ", dx" : ""}${adam}`, () => {
         const model = sequenceModel(fx, dtype, backend);
@@ -157,6 +191,15 @@ function sequenceModel(fx: any, dtype: DType, backend: "js" | "wasm"): Sequentia
     if (l.type === "embedding") {
       dim = l.outputDim;
       return new Embedding({ inputDim: l.inputDim, outputDim: l.outputDim, maskZero: l.maskZero ?? false });
+    }
+    if (l.type === "bidirectional") {
+      const c = l.layer, o = {
+        units: c.units, inputDim: dim, returnSequences: Boolean(c.returnSequences), useBias: c.useBias ?? true,
+        recurrentActivation: c.recurrentActivation ?? "sigmoid", dropout: c.dropout ?? 0, recurrentDropout: c.recurrentDropout ?? 0,
+        stateful: c.stateful ?? false, ...(c.stateful ? { batchSize: cfg.batchSize } : {}),
+      };
+      dim = l.mergeMode === "concat" ? 2 * c.units : c.units;
+      return new Bidirectional(c.type === "gru" ? new GRU({ ...o, resetAfter: c.resetAfter ?? true }) : new LSTM(o), { mergeMode: l.mergeMode });
     }
     const layer = l.type === "gru"
       ? new GRU({

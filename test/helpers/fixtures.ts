@@ -10,7 +10,7 @@ import { expect } from "vitest";
 export const FIXTURE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
 
 /** The fixtures of one kind (every kind when undefined) for one cell: "lstm" (files without `cell`) or "gru". */
-export function loadFixtures(kind?: string, cell: "lstm" | "gru" = "lstm"): any[] {
+export function loadFixtures(kind?: string, cell: "lstm" | "gru" | "bidirectional" = "lstm"): any[] {
   return readdirSync(FIXTURE_DIR)
     .filter((f) => f.endsWith(".json"))
     .sort()
