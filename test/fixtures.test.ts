@@ -84,7 +84,7 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
           const st = model.getStates();
           w.expected.states.forEach((e: Record<string, unknown>, i: number) => {
             expect(Object.keys(st[i]!).sort()).toEqual(Object.keys(e).sort());
-            for (const nm of Object.keys(e)) tol(`states[${i}].${nm}`, (st[i] as Record<string, unknown>)[nm], e[nm]);
+            for (const nm of Object.keys(e)) tol(`states[${i}].${nm}`, (st[i] as unknown as Record<string, unknown>)[nm], e[nm]);
           });
           w.expected.grads.forEach((e: unknown, i: number) => tol(`grads[${i}] (${model.weightNames()[i]})`, r.grads[i], e));
         });
