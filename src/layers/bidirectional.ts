@@ -291,7 +291,10 @@ export class Bidirectional implements RecurrentLayer<BidirectionalWorkspace> {
     if (study) studyInTimeOrder(ws, study, B, H, tb, t1);
     if (norms) {
       // ‖(dL/dh_f, dL/dh_b)‖ at each time step: the backward direction's at its reading step t0 + t1 − 1 − t.
-      for (let t = tb; t < t1; t++) norms[t] = Math.hypot(ws.norms![0][t]!, ws.norms![1][t0 + t1 - 1 - t]!);
+      for (let t = tb; t < t1; t++) {
+        const a = ws.norms![0][t]!, b = ws.norms![1][t0 + t1 - 1 - t]!;
+        norms[t] = Math.sqrt(a * a + b * b);
+      }
     }
     dx.buf = ws.dx;
     dx.off = tb * B * this.inputDim!;
