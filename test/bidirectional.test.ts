@@ -355,3 +355,32 @@ describe("Bidirectional refusals", () => {
     expect(() => new TruncatedBPTT(m, { windowLength: 2 })).toThrow(/TruncatedBPTT model: layers\[1\] is a Bidirectional, whose backward direction starts at the end of the sequence/);
   });
 });
+
+describe("Bidirectional workspaces across batch sizes", () => {
+  it("a batch larger than the one before, on directions' workspaces kept by their size, gets merge buffers that hold it", () => {
+    // B = 5, then 2 (the directions keep their buffers, which hold more steps of 2 rows), then 3 rows: the merge's
+    // buffers sized for 2 rows must not serve 3 (they did: a last-step model's output came out short, or NaN, and so
+    // did training on a ragged last batch followed by full ones).
+    for (const kind of ["lstm", "gru"] as Cell[]) {
+      for (const seq of [false, true]) {
+        const make = () => {
+          const m = new Sequential([new Bidirectional(cell(kind, { units: 3, inputDim: 2, returnSequences: seq }), { mergeMode: "concat" }), new Dense({ units: 1 })], { dtype: "float64", seed: 4 });
+          m.compile({ optimizer: "sgd", loss: "mse" });
+          return m;
+        };
+        const used = make(), fresh = make();
+        used.predict(randn([5, 5, 2], 1));
+        used.predict(randn([2, 1, 2], 2));
+        const x = randn([3, 6, 2], 3), y = randn(seq ? [3, 6, 1] : [3, 1], 4);
+        const a = used.predict(x), b = fresh.predict(x);
+        expect(a.shape).toEqual(b.shape);
+        expect(Array.from(a.data)).toEqual(Array.from(b.data));
+        used.predict(randn([2, 1, 2], 5));
+        const ga = used.computeGradients(x, y), gb = fresh.computeGradients(x, y);
+        expect(ga.loss).toBe(gb.loss);
+        expect(ga.grads.map((g) => Array.from(g.data))).toEqual(gb.grads.map((g) => Array.from(g.data)));
+        expect(Array.from(ga.inputGrad.data)).toEqual(Array.from(gb.inputGrad.data));
+      }
+    }
+  });
+});

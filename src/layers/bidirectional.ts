@@ -228,7 +228,11 @@ export class Bidirectional implements RecurrentLayer<BidirectionalWorkspace> {
     const fw = workspaceOf(this.forwardLayer, dtype, B, cap, input, masked, current?.fw ?? null);
     const bw = workspaceOf(this.backwardLayer, dtype, B, cap, input, masked, current?.bw ?? null);
     cap = Math.min(fw.cap, bw.cap);
-    if (current && current.fw === fw && current.bw === bw && current.cap >= cap) {
+    // The merge's own buffers are reused while they hold (cap, B) (or (B) rows for a last-step output): B can change
+    // with the directions' workspaces kept (they are reused by their total size), so the count is rows, not steps.
+    const rows = this.returnSequences ? cap * B : B;
+    if (current && current.fw === fw && current.bw === bw && current.y.length >= rows * this.units &&
+      current.dF.length >= rows * this.stateUnits && current.dx.length >= cap * B * this.inputDim!) {
       current.B = B;
       current.cap = cap;
       return current;
