@@ -301,6 +301,42 @@ describe("Bidirectional states, dropout, stateful carry and the study", () => {
   });
 });
 
+describe("Bidirectional against the golden values of TensorFlow.js's own tests (tfjs-layers src/layers/wrappers_test.ts)", () => {
+  const filled = (shapes: number[][], v: number) => shapes.map((sh) => ndarray(new Float64Array(sh.reduce((a, b) => a * b, 1)).fill(v), sh) as Tensor);
+  const x = ndarray(Float64Array.from([0.1, 0.2, -0.1, 0.1]), [1, 2, 2]) as Tensor;
+
+  // "Backwards LSTM: predict and fit": LSTM(1), every weight 1, tfjs's default hard sigmoid, wrapped with
+  // goBackwards: true, which tf.keras flips for its copy: its halves are ours swapped (our forward direction is its
+  // copy, our backward one its layer). Predict, then one SGD step (learning rate 0.01, mse), then predict.
+  it("concat: [0.66088, 0.69299805] (tfjs's [0.69299805, 0.66088] swapped), loss 0.0901649, then [0.66077083, 0.6927189]", () => {
+    const m = new Sequential([new Bidirectional(new LSTM({ units: 1, inputDim: 2, recurrentActivation: "hardSigmoid" }))], { dtype: "float64" });
+    m.setWeights(filled(m.engine.weightShapes(), 1));
+    m.compile({ optimizer: "sgd", loss: "mse" });
+    expect(maxRel(m.predict(x).data, [0.66088, 0.69299805], 1)).toBeLessThan(1e-6);
+    expect(Math.abs(m.trainOnBatch(x, ndarray(Float64Array.from([0.5, 0.3]), [1, 2]) as Tensor).loss - 0.0901649)).toBeLessThan(1e-7);
+    expect(maxRel(m.predict(x).data, [0.66077083, 0.6927189], 1)).toBeLessThan(1e-6);
+  });
+
+  it("ave: 0.676939, loss 0.0766952, then 0.6767467 (symmetric in the two directions)", () => {
+    const m = new Sequential([new Bidirectional(new LSTM({ units: 1, inputDim: 2, recurrentActivation: "hardSigmoid" }), { mergeMode: "ave" })], { dtype: "float64" });
+    m.setWeights(filled(m.engine.weightShapes(), 1));
+    m.compile({ optimizer: "sgd", loss: "mse" });
+    expect(maxRel(m.predict(x).data, [0.676939], 1)).toBeLessThan(1e-6);
+    expect(Math.abs(m.trainOnBatch(x, ndarray(Float64Array.from([0.4]), [1, 1]) as Tensor).loss - 0.0766952)).toBeLessThan(1e-7);
+    expect(maxRel(m.predict(x).data, [0.6767467], 1)).toBeLessThan(1e-6);
+  });
+
+  // "Bidirectional with initial state": GRU(3) (tfjs's: reset_after false, hard sigmoid), kernels 0, biases 1, x all
+  // ones [1, 4, 2], initial states −1 (forward) and +1 (backward): outputs 0.33863544 and 0.8188354 per unit.
+  it("initial states: a GRU from h = −1 forwards and hBackward = +1 gives [0.33863544 ×3, 0.8188354 ×3]", () => {
+    const m = new Sequential([new Bidirectional(new GRU({ units: 3, inputDim: 2, resetAfter: false, recurrentActivation: "hardSigmoid" }))], { dtype: "float64" });
+    m.setWeights(m.engine.weightShapes().map((sh) => ndarray(new Float64Array(sh.reduce((a, b) => a * b, 1)).fill(sh.length === 1 ? 1 : 0), sh) as Tensor));
+    const ones = ndarray(new Float64Array(8).fill(1), [1, 4, 2]) as Tensor, st = (v: number) => ndarray(new Float64Array(3).fill(v), [1, 3]) as Tensor;
+    const y = m.predict(ones, { initialStates: [{ h: st(-1), hBackward: st(1) }] });
+    expect(maxRel(y.data, [0.33863544, 0.33863544, 0.33863544, 0.8188354, 0.8188354, 0.8188354], 1)).toBeLessThan(1e-6);
+  });
+});
+
 describe("Bidirectional in safetensors", () => {
   it("one nn.LSTM / nn.GRU with bidirectional=True per layer: the backward direction's keys end in _reverse; both ways bit for bit", () => {
     const m = new Sequential([
