@@ -78,10 +78,15 @@ export interface LSTMState {
   c: Tensor; // [B, H]
 }
 
-/** A recurrent layer's states as given to resetStates and initialStates: { h, c } for an LSTM, { h } for a GRU. */
+/**
+ * A recurrent layer's states as given to resetStates and initialStates: { h, c } for an LSTM, { h } for a GRU, and for
+ * a Bidirectional its forward direction's and then hBackward (and cBackward).
+ */
 export interface StatesLike {
   h: TensorLike;
   c?: TensorLike;
+  hBackward?: TensorLike;
+  cBackward?: TensorLike;
 }
 
 /**
