@@ -29,7 +29,7 @@ import {
 import { tfjsArtifactsFromModelJSON, type TfjsArtifactsInput, type TfjsModelJSON } from "../src/interop/tfjs.js";
 import { fromData } from "../src/tensor/tensor.js";
 import { Rng } from "../src/init.js";
-import { agreement, bits, distance, fitTf, pbFields, runOrt, tfLoad, tfPredict, tfSave, utf8 } from "./helpers/interop.js";
+import { agreement, bits, distance, fitTf, onnxNodes, runOrt, tfLoad, tfPredict, tfSave } from "./helpers/interop.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
@@ -57,25 +57,6 @@ function perturb(model: Sequential, seed: number, scale = 0.4): Sequential {
   const r = new Rng(`gru-interop/perturb/${seed}`);
   model.setWeights(model.getWeights().map((w) => fromData(w.data.map((v) => v + scale * (2 * r.uniform() - 1)), w.shape)));
   return model;
-}
-
-interface NodeInfo { op: string; name: string; inputs: string[]; attrs: Record<string, number | string | string[]> }
-
-/** The graph's nodes: op type, name, inputs, and int / string / strings attributes (AttributeProto i 3, s 4, strings 9). */
-function onnxNodes(model: Uint8Array): NodeInfo[] {
-  const graph = pbFields(model).find((f) => f.field === 7)!.bytes!;
-  return pbFields(graph).filter((f) => f.field === 1).map((n) => {
-    const fs = pbFields(n.bytes!);
-    const attrs: NodeInfo["attrs"] = {};
-    for (const a of fs.filter((f) => f.field === 5)) {
-      const af = pbFields(a.bytes!);
-      const name = utf8(af.find((f) => f.field === 1)!.bytes!);
-      const i = af.find((f) => f.field === 3), s = af.find((f) => f.field === 4), ss = af.filter((f) => f.field === 9);
-      attrs[name] = i ? Number(i.int!) : s ? utf8(s.bytes!) : ss.map((f) => utf8(f.bytes!));
-    }
-    const str = (k: number) => fs.filter((f) => f.field === k).map((f) => utf8(f.bytes!));
-    return { op: str(4)[0]!, name: str(3)[0]!, inputs: str(1), attrs };
-  });
 }
 
 beforeAll(async () => {
@@ -595,9 +576,9 @@ describe("fromTfjs refuses by name what it cannot read in a GRU (FormatError), t
     expect(config(fromTfjs(a as TfjsArtifactsInput))).toEqual(config(want));
   });
 
-  it("SimpleRNN and Bidirectional stay refused, the message naming the GRU among what is read", () => {
+  it("SimpleRNN stays refused, the message naming the GRU among what is read; a Bidirectional needs the layer it wraps", () => {
     refused((a) => { layer(a, 1).class_name = "SimpleRNN"; }, "layers[1]", "\"SimpleRNN\" is not supported", "LSTM, GRU and Dense");
-    refused((a) => { layer(a, 1).class_name = "Bidirectional"; }, "\"Bidirectional\"");
+    refused((a) => { layer(a, 1).class_name = "Bidirectional"; }, "layers[1] (Bidirectional \"gru_1\")", "config.layer: expected a layer { class_name, config }");
   });
 });
 

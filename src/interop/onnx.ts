@@ -8,6 +8,8 @@
  *   ids (B, T) ─Transpose[1,0]→ (T, B) ─Gather(E (V, D), axis 0)→ (T, B, D)              an Embedding first
  *     ─LSTM|GRU→ Y (T, 1, B, H) ─Squeeze(1)→ (T, B, H)    every recurrent layer but the top one, and a per-step top one
  *     ─LSTM|GRU→ Y_h (1, B, H) ─Squeeze(0)→ (B, H)        the top recurrent layer of a last-step model
+ *     ─LSTM|GRU "bidirectional"→ Y (T, 2, B, H) ─Gather(0|1, axis 1)→ 2 × (T, B, H) ─Concat|Add|Mul|(Add, Mul 0.5)→
+ *       (T, B, 2H) or (T, B, H)                           a Bidirectional (Y_h (2, B, H) ─Gather(0|1, axis 0)→ for a last step)
  *   per-step: (T, B, H) ─Transpose[1,0,2]→ (B, T, H)
  *   each Dense: ─MatMul kernel (In, D)→ ─Add bias (D)→ ─Sigmoid | Tanh | Relu | Softmax→   (MatMul broadcasts over B[, T])
  *   → y (B, D), or (B, T, D) per step
@@ -33,7 +35,10 @@
  * (Where(kept[T − 1], Y_h, 0)). A backwards layer needs
  * nothing: Keras reads the masked steps first (state and output zero), then kept steps len − 1 … 0, which is ONNX's
  * reverse direction on [0, len), Y reversed into reading order included; a forward zeroOutputForMask per-step one
- * has ONNX's zeros already.
+ * has ONNX's zeros already. A Bidirectional is one node of both directions (each reads [0, len) of its row, the
+ * reverse one from len − 1 down, as Keras's backward direction does once it has passed the masked steps at the end,
+ * which leave its state and output zero) and needs nothing either: its zeroOutputForMask is its returnSequences (as
+ * Keras's wrapper forces it), zeros at masked steps per step, each direction's last kept output for the last step.
  *
  * Facts from the ONNX operator spec used here (LSTM, opset 14+): inputs X (T, B, I) with layout 0,
  * W (dirs, 4H, I), R (dirs, 4H, H), optional B (dirs, 8H) = [Wb, Rb], optional sequence_lens (B) int32; gate blocks
@@ -53,6 +58,7 @@ import { LSTM } from "../layers/lstm.js";
 import { GRU } from "../layers/gru.js";
 import type { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
+import { Bidirectional } from "../layers/bidirectional.js";
 import { StateError, ValueError, fmtValue } from "../errors.js";
 import { type Attribute, DATA_TYPE, GraphBuilder, type ValueInfo, encodeModel } from "./onnx-graph.js";
 
@@ -75,6 +81,9 @@ const KERAS_BLOCK = [0, 3, 1, 2] as const;
  *   Keras's, kernels transposed; `linear_before_reset` 1 for `resetAfter: true` with B = [input bias row, recurrent
  *   bias row], 0 for false with B = [bias, zeros]; `activations: [HardSigmoid, Tanh]` for hardSigmoid). Each Dense is
  *   MatMul (+ Add) (+ its activation); an Embedding is a Gather on its table; `goBackwards` is the "reverse" direction.
+ * - A Bidirectional is one ONNX LSTM or GRU node with direction "bidirectional" (W (2, 4H, I) or (2, 3H, I): the
+ *   forward direction's weights, then the backward one's; `activations` listed for each direction), its Y or Y_h split
+ *   by direction and merged as its mergeMode says ("ave": Add, then Mul 0.5).
  * - A masked model (Masking, or an Embedding with maskZero) gives each LSTM and GRU its rows' kept-step counts as
  *   `sequence_lens`, which is `predict` for rows padded at the end only; any other row's y is NaN (see the file's
  *   header and the README).
@@ -101,8 +110,6 @@ export function toOnnx(model: Sequential): Uint8Array {
   if (!model.engine.built) {
     throw new StateError(`toOnnx: the model is not built yet; give the first layer an inputDim, call build(inputDim), or pass data first`);
   }
-  const bidi = model.layers.findIndex((l) => l.kind === "bidirectional");
-  if (bidi >= 0) throw new ValueError(`toOnnx model: layers[${bidi + (model.masking ? 1 : 0)}] is a Bidirectional, which this exporter does not write yet`);
   const weights = model.getWeights();
   const names = model.weightNames();
   weights.forEach((w, k) => {
@@ -121,7 +128,7 @@ export function toOnnx(model: Sequential): Uint8Array {
     : g.node("Transpose", "to_time_major", ["x"], ["x_time_major"], [{ name: "perm", type: "ints", value: [1, 0, 2] }]); // (T, B, F)
   const mask = model.engine.maskValue === null ? null : new MaskGraph(g, cur, ids, model.engine.maskValue);
   let top = -1; // the top recurrent layer (LSTM or GRU): the only one whose outputs at masked steps reach y
-  layers.forEach((l, i) => { if (l instanceof LSTM || l instanceof GRU) top = i; });
+  layers.forEach((l, i) => { if (l instanceof LSTM || l instanceof GRU || l instanceof Bidirectional) top = i; });
   let dim = model.inputDim!;
   let w = 0; // index into weights
   let li = 0, gi = 0, di = 0;
@@ -131,66 +138,85 @@ export function toOnnx(model: Sequential): Uint8Array {
       const table = g.constant("embedding_0/embeddings", [layer.inputDim, layer.units], "float", weights[w++]!.data); // (V, D)
       cur = g.op("Gather", "embedding_0/gather", [table, cur], [{ name: "axis", type: "int", value: 0 }]);     // (T, B, D)
       dim = layer.units;
-    } else if (layer instanceof LSTM || layer instanceof GRU) {
-      const H = layer.units;
-      const kernel = weights[w++]!.data;    // (I, 4H) or (I, 3H)
-      const recurrent = weights[w++]!.data; // (H, 4H) or (H, 3H)
-      const bias = layer.useBias ? weights[w++]!.data : null; // (4H); a GRU's (3H), or (2, 3H) with resetAfter
+    } else if (layer instanceof LSTM || layer instanceof GRU || layer instanceof Bidirectional) {
+      const bidi = layer instanceof Bidirectional;
+      const cell = bidi ? layer.forwardLayer : layer;
+      const H = cell.units;
+      // Each direction's kernel (I, 4H) or (I, 3H), recurrent kernel (H, 4H) or (H, 3H) and bias (4H; a GRU's (3H), or
+      // (2, 3H) with resetAfter), in getWeights order, which is ONNX's for "bidirectional" (direction 0 reads forwards,
+      // 1 backwards): a Bidirectional's forward direction, then its backward one.
+      const dirs = (bidi ? [layer.forwardLayer, layer.backwardLayer] : [cell]).map(() => ({
+        kernel: weights[w++]!.data, recurrent: weights[w++]!.data, bias: cell.useBias ? weights[w++]!.data : null,
+      }));
+      const D = dirs.length;
+      const stack = (f: (d: (typeof dirs)[number]) => Float64Array): Float64Array => {
+        const parts = dirs.map(f), out = new Float64Array(parts.reduce((n, a) => n + a.length, 0));
+        let o = 0;
+        for (const a of parts) { out.set(a, o); o += a.length; }
+        return out;
+      };
       let p: string;
       let op: "LSTM" | "GRU";
       let inputs: string[];
       const attributes: Attribute[] = [{ name: "hidden_size", type: "int", value: H }];
-      if (layer instanceof LSTM) {
+      const activations = (a: string[]): void => {
+        if (cell.recurrentActivation === "hardSigmoid") attributes.push({ name: "activations", type: "strings", value: D === 2 ? [...a, ...a] : a });
+      };
+      if (cell instanceof LSTM) {
         p = `lstm_${li++}`;
         op = "LSTM";
         inputs = [
           cur,
-          g.constant(`${p}/W`, [1, 4 * H, dim], "float", onnxGateMatrix(kernel, dim, H)),    // (1, 4H, I)
-          g.constant(`${p}/R`, [1, 4 * H, H], "float", onnxGateMatrix(recurrent, H, H)),     // (1, 4H, H)
-          bias ? g.constant(`${p}/B`, [1, 8 * H], "float", onnxGateBias(bias, H)) : "",      // (1, 8H), or omitted
+          g.constant(`${p}/W`, [D, 4 * H, dim], "float", stack((d) => onnxGateMatrix(d.kernel, dim, H))),  // (D, 4H, I)
+          g.constant(`${p}/R`, [D, 4 * H, H], "float", stack((d) => onnxGateMatrix(d.recurrent, H, H))),   // (D, 4H, H)
+          cell.useBias ? g.constant(`${p}/B`, [D, 8 * H], "float", stack((d) => onnxGateBias(d.bias!, H))) : "", // (D, 8H), or omitted
         ];
-        if (layer.recurrentActivation === "hardSigmoid") {
-          // f = HardSigmoid on i, o, f (its defaults alpha 0.2, beta 0.5 are Keras' clip(0.2·x + 0.5, 0, 1));
-          // g, h = Tanh on the candidate and the cell output, as in every longshort LSTM.
-          attributes.push({ name: "activations", type: "strings", value: ["HardSigmoid", "Tanh", "Tanh"] });
-        }
+        // f = HardSigmoid on i, o, f (its defaults alpha 0.2, beta 0.5 are Keras' clip(0.2·x + 0.5, 0, 1));
+        // g, h = Tanh on the candidate and the cell output, as in every longshort LSTM (listed per direction).
+        activations(["HardSigmoid", "Tanh", "Tanh"]);
       } else {
         // ONNX's gate blocks z, r, h are Keras's: each matrix is only transposed. resetAfter is linear_before_reset 1,
         // Rb the recurrent bias row (inside r ⊙ (h·Rhᵀ + Rbh)); resetAfter false is 0, Keras's one bias in Wb, Rb zero.
         p = `gru_${gi++}`;
         op = "GRU";
-        const B6 = new Float64Array(6 * H);
-        if (bias) B6.set(Array.from(bias)); // (2, 3H) rows b_x, b_h, or (3H) then zeros
+        const b6 = (bias: ArrayLike<number>): Float64Array => {
+          const B6 = new Float64Array(6 * H);
+          B6.set(Array.from(bias)); // (2, 3H) rows b_x, b_h, or (3H) then zeros
+          return B6;
+        };
         inputs = [
           cur,
-          g.constant(`${p}/W`, [1, 3 * H, dim], "float", transposed(kernel, dim, 3 * H)),    // (1, 3H, I)
-          g.constant(`${p}/R`, [1, 3 * H, H], "float", transposed(recurrent, H, 3 * H)),     // (1, 3H, H)
-          bias ? g.constant(`${p}/B`, [1, 6 * H], "float", B6) : "",                           // (1, 6H), or omitted
+          g.constant(`${p}/W`, [D, 3 * H, dim], "float", stack((d) => transposed(d.kernel, dim, 3 * H))),  // (D, 3H, I)
+          g.constant(`${p}/R`, [D, 3 * H, H], "float", stack((d) => transposed(d.recurrent, H, 3 * H))),   // (D, 3H, H)
+          cell.useBias ? g.constant(`${p}/B`, [D, 6 * H], "float", stack((d) => b6(d.bias!))) : "",          // (D, 6H), or omitted
         ];
-        attributes.push({ name: "linear_before_reset", type: "int", value: layer.resetAfter ? 1 : 0 });
+        attributes.push({ name: "linear_before_reset", type: "int", value: cell.resetAfter ? 1 : 0 });
         // f = σ on z and r (HardSigmoid's defaults alpha 0.2, beta 0.5, as for the LSTM), g = Tanh on the candidate.
-        if (layer.recurrentActivation === "hardSigmoid") attributes.push({ name: "activations", type: "strings", value: ["HardSigmoid", "Tanh"] });
+        activations(["HardSigmoid", "Tanh"]);
       }
       if (mask) inputs.push(mask.lens);                                              // (B) int32
       while (inputs[inputs.length - 1] === "") inputs.pop();
       // goBackwards: ONNX's "reverse" direction reads the steps last to first, as Keras does; its Y is indexed by input
       // step, where Keras returns the reading order, so a sequence output is reversed back (Slice with step −1).
-      if (layer.goBackwards) attributes.push({ name: "direction", type: "string", value: "reverse" });
-      // Where Keras's masked output differs from ONNX's on post-padded rows (the header): only the top layer's matters.
+      if (bidi) attributes.push({ name: "direction", type: "string", value: "bidirectional" });
+      else if (cell.goBackwards) attributes.push({ name: "direction", type: "string", value: "reverse" });
+      // Where Keras's masked output differs from ONNX's on post-padded rows (the header): only the top layer's matters
+      // (a Bidirectional's never does: bidirectionalOutput).
       const forward = mask !== null && i === top && !layer.goBackwards;
-      if (layer.returnSequences) {
-        const repeat = forward && !layer.zeroOutputForMask;
+      if (bidi) cur = bidirectionalOutput(g, p, op, inputs, attributes, layer);
+      else if (layer.returnSequences) {
+        const repeat = forward && !cell.zeroOutputForMask;
         const [y, yh] = [`${p}/Y`, repeat ? `${p}/Y_h` : ""];
         g.node(op, p, inputs, [y, yh], attributes);                                           // Y (T, 1, B, H), Y_h (1, B, H)
         cur = g.op("Squeeze", `${p}/h_seq`, [y, g.int64s([1])]);                             // (T, B, H), by input step
-        if (layer.goBackwards) cur = g.op("Slice", `${p}/reading_order`, [cur, g.int64s([-1]), g.int64s([-(2 ** 62)]), g.int64s([0]), g.int64s([-1])]);
+        if (cell.goBackwards) cur = g.op("Slice", `${p}/reading_order`, [cur, g.int64s([-1]), g.int64s([-(2 ** 62)]), g.int64s([0]), g.int64s([-1])]);
         if (repeat) cur = g.op("Where", `${p}/masked_repeat`, [mask.keptSteps(), cur, yh]); // Keras: the last kept output again
       } else {
         const yh = g.node(op, p, inputs, ["", `${p}/Y_h`], attributes);                    // (1, B, H)
         cur = g.op("Squeeze", `${p}/h_last`, [yh, g.int64s([0])]);                          // (B, H)
-        if (forward && layer.zeroOutputForMask) cur = g.op("Where", `${p}/masked_zero`, [mask.lastStepKept(), cur, g.constant(`${p}/zero`, [], "float", [0])]);
+        if (forward && cell.zeroOutputForMask) cur = g.op("Where", `${p}/masked_zero`, [mask.lastStepKept(), cur, g.constant(`${p}/zero`, [], "float", [0])]);
       }
-      dim = H;
+      dim = layer.units;
     } else {
       const dense = layer as Dense;
       const p = `dense_${di}`;
@@ -215,6 +241,30 @@ export function toOnnx(model: Sequential): Uint8Array {
   const output: ValueInfo = { name: "y", elemType: "float", dims: model.perStep ? ["batch", "time", dim] : ["batch", dim] };
   const doc = `A longshort Sequential (${layers.map((l) => l.kind).join(", ")}), from a zero initial recurrent state${mask ? "; masked rows must be padded at the end (others give NaN)" : ""}.`;
   return encodeModel(g, [input], [output], doc);
+}
+
+/**
+ * A Bidirectional's one ONNX node (direction "bidirectional") and its merged output: Y (T, 2, B, H) gives each ONNX
+ * direction's outputs by input step, Y_h (2, B, H) each one's last state (the reverse one's after reading step 0, which
+ * is Keras's backward last output). Per step, Keras's output at step t merges the forward direction's at t with the
+ * backward one's flipped back into time order, which is ONNX's reverse direction's at t. Masked (post-padded rows),
+ * nothing needs rebuilding: a Bidirectional sets zeroOutputForMask to returnSequences on both directions (as Keras's
+ * wrapper does), so per step it gives zeros at the masked steps, as ONNX does, and for the last step each direction's
+ * last kept output, which is ONNX's Y_h.
+ */
+function bidirectionalOutput(g: GraphBuilder, p: string, op: string, inputs: string[], attributes: Attribute[], layer: Bidirectional): string {
+  const seq = layer.returnSequences;
+  const out = g.node(op, p, inputs, seq ? [`${p}/Y`] : ["", `${p}/Y_h`], attributes);  // Y (T, 2, B, H), or Y_h (2, B, H)
+  // The forward direction's (ONNX's 0) and the backward one's (1): (T, B, H) by input step, or (B, H).
+  const direction = (d: 0 | 1, name: string): string =>
+    g.op("Gather", `${p}/${name}`, [out, g.constant(`${p}/${name}_index`, [], "int64", [d])], [{ name: "axis", type: "int", value: seq ? 1 : 0 }]);
+  const f = direction(0, "forward"), b = direction(1, "backward");
+  switch (layer.mergeMode) {
+    case "concat": return g.op("Concat", `${p}/concat`, [f, b], [{ name: "axis", type: "int", value: -1 }]); // (…, B, 2H)
+    case "sum": return g.op("Add", `${p}/sum`, [f, b]);
+    case "mul": return g.op("Mul", `${p}/mul`, [f, b]);
+    case "ave": return g.op("Mul", `${p}/ave`, [g.op("Add", `${p}/ave_sum`, [f, b]), g.constant(`${p}/half`, [], "float", [0.5])]);
+  }
 }
 
 /**

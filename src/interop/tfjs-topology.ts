@@ -1,8 +1,8 @@
 /**
  * The TensorFlow.js Layers format, import of the topology: the Keras JSON config of a Sequential model (as
  * tfjs saves it, or tensorflowjs_converter writes it from Keras 2 or Keras 3) read into layer plans, one per
- * Embedding, LSTM, GRU or Dense layer in order, each with the names its weights may carry and its weight slots, which
- * tfjs-weights.ts then fills from the weight specs. Whatever the engine does not compute is refused by
+ * Embedding, LSTM, GRU, Bidirectional or Dense layer in order, each with the names its weights may carry and its
+ * weight slots, which tfjs-weights.ts then fills from the weight specs. Whatever the engine does not compute is refused by
  * name. Also the import side's shared pieces (SRC, fail, isObject), for tfjs-weights.ts and tfjs.ts.
  *
  * The topology is untrusted like the rest: every field is checked, and a bad one fails with FormatError
@@ -14,6 +14,7 @@ import { GRU } from "../layers/gru.js";
 import { Dense, type Activation } from "../layers/dense.js";
 import { Masking } from "../layers/masking.js";
 import { Embedding } from "../layers/embedding.js";
+import { Bidirectional, MERGE_MODES, type MergeMode } from "../layers/bidirectional.js";
 import { FormatError, fmtValue } from "../errors.js";
 import { EMBEDDING_SLOTS, denseSlots, recurrentSlots } from "./tfjs-export.js";
 
@@ -36,6 +37,12 @@ export interface LayerPlan {
   names: string[];
   /** Keras's weight names in getWeights order (and in the order of Keras 3's numbered variables). */
   slots: string[];
+  /**
+   * A Bidirectional's: the path segments that name its forward direction and its backward one in its weights' names
+   * (tfjs and Keras 2: "forward_lstm", "backward_lstm"; Keras 3's variables: "forward_layer", "backward_layer"); its
+   * slots are then "forward/kernel", …, "backward/…", each direction's weights in its own slot order.
+   */
+  directions?: [Set<string>, Set<string>];
 }
 
 interface Topology {
@@ -46,8 +53,8 @@ interface Topology {
   masking: Masking | null;
 }
 
-function isRecurrent(l: Layer): l is LSTM | GRU {
-  return l instanceof LSTM || l instanceof GRU;
+function isRecurrent(l: Layer): l is LSTM | GRU | Bidirectional {
+  return l instanceof LSTM || l instanceof GRU || l instanceof Bidirectional;
 }
 
 /** Reads an optional boolean field, FormatError if it is anything else. */
@@ -116,8 +123,11 @@ function recurrentOptions(cls: "LSTM" | "GRU", where: string, cfg: Record<string
   };
 }
 
-function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
-  const options = recurrentOptions("LSTM", where, cfg, keras3, batchSize);
+/** What a Bidirectional decides for the layer it wraps, over the layer's own config. */
+type Forced = { zeroOutputForMask?: boolean };
+
+function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined, forced: Forced = {}): LayerPlan {
+  const options = { ...recurrentOptions("LSTM", where, cfg, keras3, batchSize), ...forced };
   const layer = new LSTM({ ...options, unitForgetBias: boolField(where, cfg, "unit_forget_bias", true) });
   return { layer, where, names: [], slots: recurrentSlots(options.useBias) };
 }
@@ -128,10 +138,84 @@ function parseLSTM(where: string, cfg: Record<string, unknown>, keras3: boolean,
  * form it has) a bias [3H]; the weights' shapes are checked against the form the config names. What only speed or
  * training randomness reads is ignored: `implementation`, Keras 3's `seed` and `use_cudnn`.
  */
-function parseGRU(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
-  const options = recurrentOptions("GRU", where, cfg, keras3, batchSize);
+function parseGRU(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined, forced: Forced = {}): LayerPlan {
+  const options = { ...recurrentOptions("GRU", where, cfg, keras3, batchSize), ...forced };
   const layer = new GRU({ ...options, resetAfter: boolField(where, cfg, "reset_after", false) });
   return { layer, where, names: [], slots: recurrentSlots(options.useBias) };
+}
+
+/** A Keras layer object { class_name, config } nested in a wrapper's config (`key`), checked. */
+function nestedLayer(where: string, cfg: Record<string, unknown>, key: string): { cls: unknown; cfg: Record<string, unknown>; name: string | undefined } {
+  const l = cfg[key];
+  if (!isObject(l) || !isObject(l["config"])) fail(`${where}: config.${key}: expected a layer { class_name, config }, got ${fmtValue(l)}`);
+  const name = l["config"]["name"];
+  return { cls: l["class_name"], cfg: l["config"], name: typeof name === "string" && name !== "" ? name : undefined };
+}
+
+/** The settings of a backward direction that decide what it computes or how it trains, by their Keras names. */
+const MIRRORED: [string, (l: LSTM | GRU) => unknown][] = [
+  ["class_name", (l) => (l instanceof LSTM ? "LSTM" : "GRU")], ["units", (l) => l.units],
+  ["recurrent_activation", (l) => l.recurrentActivation], ["use_bias", (l) => l.useBias],
+  ["reset_after", (l) => (l instanceof GRU ? l.resetAfter : undefined)], ["go_backwards", (l) => l.goBackwards],
+  ["return_sequences", (l) => l.returnSequences], ["stateful", (l) => l.stateful],
+  ["dropout", (l) => l.dropout], ["recurrent_dropout", (l) => l.recurrentDropout],
+];
+
+/**
+ * Keras's Bidirectional (tfjs-layers' is the same wrapper): config.layer the LSTM or GRU it wraps (its forward
+ * direction), merge_mode "concat" (the default), "sum", "mul" or "ave"; the backward direction is that layer with
+ * go_backwards true, which is what longshort's Bidirectional builds. Refused by name: merge_mode null (Keras's None:
+ * the two outputs as a list), a wrapped layer with go_backwards true (tfjs and tf.keras 2 then read the "forward"
+ * direction backwards; Keras 3 refuses it, and so does longshort's Bidirectional), and a backward_layer (Keras 3 writes
+ * it always, tf.keras 2 when one was given) that differs from the mirrored copy in anything it computes or trains
+ * with. Each direction's zero_output_for_mask is its return_sequences, as Keras's wrapper (tf.keras 2 and Keras 3)
+ * forces it and longshort's does; tfjs's differs (parseTopology).
+ */
+function parseBidirectional(where: string, cfg: Record<string, unknown>, keras3: boolean, batchSize: number | undefined): LayerPlan {
+  const mode = cfg["merge_mode"];
+  if (mode === null) {
+    fail(`${where}: config.merge_mode null (Keras's None: the two directions' outputs as a list) is not supported; a Sequential passes one ` +
+      `output on, so longshort's Bidirectional merges them ("concat", "sum", "mul" or "ave")`);
+  }
+  if (mode !== undefined && (typeof mode !== "string" || !MERGE_MODES.includes(mode as MergeMode))) {
+    fail(`${where}: config.merge_mode: expected "concat", "sum", "mul" or "ave", got ${fmtValue(mode)}`);
+  }
+  const nc = cfg["num_constants"];
+  if (nc !== undefined && nc !== null && nc !== 0) fail(`${where}: config.num_constants ${fmtValue(nc)}: constants passed to the wrapped cell are not supported`);
+  const inner = nestedLayer(where, cfg, "layer");
+  if (inner.cls !== "LSTM" && inner.cls !== "GRU") {
+    fail(`${where}: config.layer: only a wrapped LSTM or GRU is supported, got ${typeof inner.cls === "string" ? JSON.stringify(inner.cls) : fmtValue(inner.cls)}`);
+  }
+  const parse = inner.cls === "LSTM" ? parseLSTM : parseGRU;
+  const forced: Forced = { zeroOutputForMask: boolField(`${where} layer`, inner.cfg, "return_sequences", false) };
+  const forward = parse(`${where} layer`, inner.cfg, keras3, batchSize, forced).layer as LSTM | GRU;
+  if (forward.goBackwards) {
+    fail(`${where} layer: config.go_backwards true is not supported in a Bidirectional: its forward direction would read backwards and ` +
+      `its backward one forwards (tfjs and tf.keras 2 flip it); longshort's Bidirectional, as Keras 3's, wraps a layer that reads forwards`);
+  }
+  const layer = new Bidirectional(forward, { mergeMode: (mode ?? "concat") as MergeMode });
+  let backName: string | undefined;
+  if (cfg["backward_layer"] !== undefined && cfg["backward_layer"] !== null) {
+    const back = nestedLayer(where, cfg, "backward_layer");
+    backName = back.name;
+    const bw = back.cls === "LSTM" || back.cls === "GRU" ? (back.cls === "LSTM" ? parseLSTM : parseGRU)(`${where} backward_layer`, back.cfg, keras3, batchSize, forced).layer as LSTM | GRU : null;
+    for (const [key, get] of MIRRORED) {
+      const theirs = bw ? get(bw) : back.cls, ours = get(layer.backwardLayer);
+      if (theirs !== ours) {
+        fail(`${where}: config.backward_layer has ${key} ${fmtValue(theirs)} where the mirrored copy of config.layer (go_backwards true, the ` +
+          `backward direction longshort's Bidirectional builds) has ${fmtValue(ours)}; a custom backward layer is not supported`);
+      }
+    }
+  }
+  // The path segments of each direction's weights: tfjs's and tf.keras 2's "forward_" + the layer's name (Keras 3 has
+  // that prefix in the name already), Keras 3's attribute names forward_layer / backward_layer; a segment both could
+  // name is left out.
+  const n = inner.name, base = n?.replace(/^forward_/, "");
+  const fw = new Set(["forward_layer", ...(n === undefined ? [] : [n, `forward_${n}`])]);
+  const bw = new Set(["backward_layer", ...(base === undefined ? [] : [`backward_${base}`]), ...(backName === undefined ? [] : [backName, `backward_${backName}`])]);
+  for (const t of [...fw]) if (bw.has(t)) { fw.delete(t); bw.delete(t); }
+  const slots = recurrentSlots(forward.useBias);
+  return { layer, where, names: [], slots: [...slots.map((s) => `forward/${s}`), ...slots.map((s) => `backward/${s}`)], directions: [fw, bw] };
 }
 
 const DENSE_ACTIVATIONS: Record<string, Activation> = { linear: "linear", sigmoid: "sigmoid", tanh: "tanh", relu: "relu", softmax: "softmax" };
@@ -197,6 +281,13 @@ function parseEmbedding(where: string, cfg: Record<string, unknown>, timesteps: 
   return { layer: new Embedding({ inputDim, outputDim, maskZero }), where, names: [], slots: EMBEDDING_SLOTS.slice() };
 }
 
+/** Whether TensorFlow.js wrote the topology (its keras_version is "tfjs-layers …", as toTfjs's is). */
+function writtenByTfjs(top: Record<string, unknown>, generatedBy: unknown): boolean {
+  const kv = top["keras_version"];
+  if (typeof kv === "string") return kv.startsWith("tfjs-layers");
+  return typeof generatedBy === "string" && generatedBy.startsWith("TensorFlow.js");
+}
+
 /** The Keras major version the topology was written by: 3, or 2 for Keras 2, tfjs and unknown writers. */
 function kerasMajor(top: Record<string, unknown>, generatedBy: unknown, layers: unknown[]): 2 | 3 {
   const kv = top["keras_version"];
@@ -241,6 +332,7 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
   if (!Array.isArray(layersV) || layersV.length === 0) fail(`modelTopology.config.layers: expected a non-empty array of layers, got ${fmtValue(layersV)}`);
   const layers = layersV as unknown[];
   const keras3 = kerasMajor(top, generatedBy, layers) === 3;
+  const tfjs = writtenByTfjs(top, generatedBy);
 
   // The input shape: an InputLayer first, or the first layer's batch_input_shape (Keras 3: batch_shape),
   // or (Keras 3 without an Input) the Sequential's build_input_shape or the first layer's build_config.
@@ -304,6 +396,9 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
     } else if (c === "LSTM" || c === "GRU") {
       plan = (c === "LSTM" ? parseLSTM : parseGRU)(where, cfg, keras3, shape!.batch);
       plan.names.push(layerName);
+    } else if (c === "Bidirectional") {
+      plan = parseBidirectional(where, cfg, keras3, shape!.batch);
+      plan.names.push(layerName);
     } else if (c === "Dense" || c === "TimeDistributed") {
       if (c === "Dense") {
         plan = parseDense(where, cfg);
@@ -325,17 +420,27 @@ export function parseTopology(topology: unknown, generatedBy: unknown): Topology
     } else if (c === "InputLayer") {
       fail(`${where}: an InputLayer is only supported as the first layer`);
     } else {
-      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports Embedding, Masking, LSTM, GRU and Dense (or TimeDistributed Dense) layers`);
+      fail(`${where}: layer class ${JSON.stringify(c)} is not supported; longshort imports Embedding, Masking, LSTM, GRU and Dense (or TimeDistributed Dense) layers, and Bidirectional LSTMs and GRUs`);
     }
     if (isRecurrent(plan.layer) && !sequenceBelow()) {
       const last = plans.filter((p) => isRecurrent(p.layer) && !p.layer.returnSequences).pop()!;
-      const below = last.layer.kind === "gru" ? "a GRU" : "an LSTM";
+      const below = last.layer.kind === "gru" ? "a GRU" : last.layer.kind === "lstm" ? "an LSTM" : "a Bidirectional";
       fail(`${where}: ${below} below it has return_sequences false, so this ${c} would get no sequence`);
     }
     plans.push(plan);
   }
   if (plans.length === 0) fail(`modelTopology.config.layers: no Embedding, LSTM, GRU or Dense layer after the InputLayer`);
-  if (!plans.some((p) => isRecurrent(p.layer))) fail(`modelTopology.config.layers: no LSTM or GRU layer (a longshort model has at least one recurrent layer)`);
+  // tfjs's RNN has no zero_output_for_mask (a masked step repeats the previous output), where a sequence-returning
+  // Bidirectional gives zeros (Keras's wrapper forces it, and longshort's): on the top recurrent layer of a masked
+  // model those steps reach the output. Below the top they do not (the layer above reads none of them).
+  const topPlan = plans.filter((p) => isRecurrent(p.layer)).pop();
+  const masked = masking !== null || plans.some((p) => p.layer instanceof Embedding && p.layer.maskZero);
+  if (tfjs && masked && topPlan?.layer instanceof Bidirectional && topPlan.layer.returnSequences) {
+    fail(`${topPlan.where}: a Bidirectional returning sequences, the top recurrent layer of a masked model written by TensorFlow.js: tfjs's ` +
+      `RNN repeats the previous output at a masked step, where longshort's Bidirectional (as Keras's) gives zeros, so this model would not ` +
+      `predict here what it predicts in tfjs`);
+  }
+  if (!plans.some((p) => isRecurrent(p.layer))) fail(`modelTopology.config.layers: no LSTM, GRU or Bidirectional layer (a longshort model has at least one recurrent layer)`);
   const seen = new Map<string, string>();
   for (const p of plans) {
     for (const n of p.names) {

@@ -144,7 +144,8 @@ export function decode(spec: Spec, bytes: Uint8Array): Float32Array {
  * Assigns every (non-optimizer) spec to a layer and a slot by its name, not its position: the layer is the
  * first path segment that names a layer of the topology ("lstm/lstm_cell/kernel", "lstm_LSTM1/kernel",
  * "time_distributed/kernel"; Keras 3 "layers/lstm/cell/vars/0"), the slot is the last segment (kernel,
- * recurrent_kernel, bias, or Keras 3's variable index), with any ":0" suffix dropped.
+ * recurrent_kernel, bias, or Keras 3's variable index), with any ":0" suffix dropped; a Bidirectional's direction is
+ * a segment after its name ("bidirectional/forward_lstm/kernel", Keras 3 "layers/bidirectional/backward_layer/cell/vars/1").
  */
 export function matchSpecs(plans: LayerPlan[], specs: Spec[]): Spec[][] {
   const byName = new Map<string, number>();
@@ -156,14 +157,27 @@ export function matchSpecs(plans: LayerPlan[], specs: Spec[]): Spec[][] {
     const who = `weightSpecs[${s.index}] (${JSON.stringify(s.name)})`;
     const tokens = s.name.replace(/:\d+$/, "").split("/");
     const last = tokens.pop()!;
-    const li = tokens.map((t) => byName.get(t)).find((v) => v !== undefined);
-    if (li === undefined) {
+    const at = tokens.findIndex((t) => byName.has(t));
+    if (at < 0) {
       fail(`${who}: names no layer of the topology (layers: ${allNames.map((n) => JSON.stringify(n)).join(", ")})`);
     }
+    const li = byName.get(tokens[at]!)!;
     const plan = plans[li]!;
-    let k = plan.slots.indexOf(last);
-    if (k < 0 && /^\d+$/.test(last) && Number(last) < plan.slots.length) k = Number(last);
+    // A Bidirectional's weight names its direction by a later segment; its slots are the direction's half.
+    let base = 0, own = plan.slots;
+    if (plan.directions) {
+      const [fw, bw] = plan.directions, half = plan.slots.length / 2;
+      const d = tokens.slice(at + 1).map((t) => (fw.has(t) ? 0 : bw.has(t) ? 1 : -1)).find((v) => v >= 0);
+      if (d === undefined) {
+        fail(`${who}: names neither direction of ${plan.where} (expected a path segment ${[...fw, ...bw].map((t) => JSON.stringify(t)).join(", ")})`);
+      }
+      base = d * half;
+      own = plan.slots.slice(base, base + half).map((s) => s.slice(s.indexOf("/") + 1));
+    }
+    let k = own.indexOf(last);
+    if (k < 0 && /^\d+$/.test(last) && Number(last) < own.length) k = Number(last);
     if (k < 0) fail(`${who}: ${JSON.stringify(last)} is not a weight of ${plan.where} (expected ${plan.slots.join(", ")})`);
+    k += base;
     if (slots[li]![k] !== undefined) {
       fail(`${who}: ${plan.where} already has its ${plan.slots[k]} from weightSpecs[${slots[li]![k]!.index}] (${JSON.stringify(slots[li]![k]!.name)})`);
     }

@@ -74,8 +74,11 @@ export interface FromTfjsOptions extends RunOptions {
  * [2, 3H] bias: tfjs cannot run that one, longshort can) and Dense or TimeDistributed(Dense) layers (linear, sigmoid,
  * tanh, relu or softmax) in any order whose flows fit (README, "Layer orders"), with at least one LSTM or GRU; an
  * InputLayer, then a Masking layer or an Embedding (input_dim, output_dim, mask_zero; the model's x is then ids
- * [N, T]), may come first. Anything else (SimpleRNN, Bidirectional,
- * Dropout, a Masking layer or an Embedding further up, an Embedding after a Masking layer, Keras 3's LoRA
+ * [N, T]), may come first. A Bidirectional over an LSTM or a GRU (tfjs's and Keras's wrapper, merge_mode "concat",
+ * "sum", "mul" or "ave") is longshort's Bidirectional; refused: merge_mode null, a wrapped layer with go_backwards
+ * true, a backward_layer other than the wrapped layer mirrored, and a sequence-returning one on top of a masked model
+ * that tfjs wrote (tfjs repeats the previous output at masked steps, Keras's wrapper and ours give zeros). Anything
+ * else (SimpleRNN, Dropout, a Masking layer or an Embedding further up, an Embedding after a Masking layer, Keras 3's LoRA
  * lora_rank, return_state, Keras 3's hard_sigmoid, a functional model, other weight dtypes) is refused by name;
  * what only training reads (initializers, regularizers, constraints) is ignored, since predictions do not depend on it. A stateful LSTM or GRU takes its batch
  * size from batch_input_shape. Weights are matched to layers by name, and must be float32 (or quantized

@@ -124,3 +124,33 @@ export function pbFields(buf: Uint8Array): PbField[] {
 }
 
 export const utf8 = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+export interface OnnxNodeInfo { op: string; name: string; inputs: string[]; outputs: string[]; attrs: Record<string, number | string | string[]> }
+
+/** The graph's nodes: op type, name, inputs, outputs, and int / string / strings attributes (AttributeProto i 3, s 4, strings 9). */
+export function onnxNodes(model: Uint8Array): OnnxNodeInfo[] {
+  const graph = pbFields(model).find((f) => f.field === 7)!.bytes!;
+  return pbFields(graph).filter((f) => f.field === 1).map((n) => {
+    const fs = pbFields(n.bytes!);
+    const attrs: OnnxNodeInfo["attrs"] = {};
+    for (const a of fs.filter((f) => f.field === 5)) {
+      const af = pbFields(a.bytes!);
+      const name = utf8(af.find((f) => f.field === 1)!.bytes!);
+      const i = af.find((f) => f.field === 3), s = af.find((f) => f.field === 4), ss = af.filter((f) => f.field === 9);
+      attrs[name] = i ? Number(i.int!) : s ? utf8(s.bytes!) : ss.map((f) => utf8(f.bytes!));
+    }
+    const str = (k: number) => fs.filter((f) => f.field === k).map((f) => utf8(f.bytes!));
+    return { op: str(4)[0]!, name: str(3)[0]!, inputs: str(1), outputs: str(2), attrs };
+  });
+}
+
+/** Each initializer's dims, by name (GraphProto.initializer 5 → TensorProto dims 1, name 8). */
+export function onnxInitializerDims(model: Uint8Array): Record<string, number[]> {
+  const graph = pbFields(model).find((f) => f.field === 7)!.bytes!;
+  const out: Record<string, number[]> = {};
+  for (const t of pbFields(graph).filter((f) => f.field === 5)) {
+    const fs = pbFields(t.bytes!);
+    out[utf8(fs.find((f) => f.field === 8)!.bytes!)] = fs.filter((f) => f.field === 1).map((f) => Number(f.int!));
+  }
+  return out;
+}
