@@ -18,7 +18,10 @@
  */
 import type { FloatArray, DType } from "../tensor/tensor.js";
 import { allocate } from "../tensor/tensor.js";
-import { HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, fastSigmoid, fastTanh, gemmPlan } from "../tensor/kernels.js";
+import {
+  HOLD_NEW, HOLD_SAME, matmulNN, matmulNT, matmulTN, addBiasRows, sumRowsInto, fastSigmoid, fastTanh, gemmPlan, gruGatesForward, gruGatesPlan,
+  gruGatesBackward, gruGatesBackPlan, hardSigmoid, hardSigmoidGrad,
+} from "../tensor/kernels.js";
 import { initialize, type InitializerName, type Rng } from "../init.js";
 import type { Flow, GradStream, PassContext, RecurrentLayer, Stream } from "./layer.js";
 import {
@@ -250,6 +253,7 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
     matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, this.kernel, 0, G, gx, t0 * B * G, G, false);
     if (bias) addBiasRows(n * B, G, gx, t0 * B * G, G, bias, 0);
     const uPlan = after ? gemmPlan(B, G, hm ? ws.hd! : hs, U, gu) : null;
+    const gPlan = after ? gruGatesPlan(H, hard, gx, gu, hs) : null;
     for (let t = t0; t < t1; t++) {
       const zo = t * B * G, ho = t * BH; // step t's gate rows; h_{t−1} at slot t
       let hsrc = hs;
@@ -262,16 +266,8 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
         // h_z, h_r, h_h = h·U + b_h: (B, H)·(H, G). U does not change within the loop (the SIMD backend packs it once).
         matmulNN(B, G, H, hsrc, ho, H, U, 0, G, gu, zo, G, false, t === t0 ? HOLD_NEW : HOLD_SAME, uPlan);
         if (bias) addBiasRows(B, G, gu, zo, G, bias, G);
-        for (let b = 0; b < B; b++) {
-          const g = zo + b * G, h0 = ho + b * H, h1 = h0 + BH;
-          for (let j = 0; j < H; j++) {
-            const zp = gx[g + j]! + gu[g + j]!, rp = gx[g + H + j]! + gu[g + H + j]!;
-            const z = hard ? hardSigmoid(zp) : fastSigmoid(zp), r = hard ? hardSigmoid(rp) : fastSigmoid(rp);
-            const c = fastTanh(gx[g + 2 * H + j]! + r * gu[g + 2 * H + j]!);
-            gx[g + j] = z; gx[g + H + j] = r; gx[g + 2 * H + j] = c;
-            hs[h1 + j] = z * hs[h0 + j]! + (1 - z) * c;
-          }
-        }
+        // z, r, ĥ and h_t = z ⊙ h + (1 − z) ⊙ ĥ (the SIMD kernel for σ gates on the SIMD backend)
+        gruGatesForward(B, H, gx, zo, gu, zo, hs, ho, ho + BH, hard, gPlan);
       } else {
         // h_z, h_r = h·U_zr: (B, H)·(H, 2H), the first 2H columns of U; then ĥ's product on r ⊙ h.
         const rh = ws.rh!;
@@ -321,6 +317,7 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
     if (n <= 0) return;
     const hsrc = hm ? ws.hd! : hs; // what the recurrent products read
     const study = pass.study, norms = pass.dhNorms;
+    const bPlan = after ? gruGatesBackPlan(H, hard, gx, gu, hs, dh, dX, dU!) : null;
     for (let t = t1 - 1; t >= tb; t--) {
       const zo = t * B * G, ho = t * BH;
       if (dhSeq && t >= dhSeq.from) {
@@ -344,18 +341,8 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
       }
       if (after) {
         const du = dU!;
-        for (let b = 0; b < B; b++) {
-          const g = zo + b * G, h0 = ho + b * H;
-          for (let j = 0; j < H; j++) {
-            const k = b * H + j, d = dh[k]!, z = gx[g + j]!, r = gx[g + H + j]!, c = gx[g + 2 * H + j]!;
-            const dzp = d * (hs[h0 + j]! - c) * (hard ? hardSigmoidGrad(z) : z * (1 - z));
-            const dcp = d * (1 - z) * (1 - c * c);
-            const drp = dcp * gu[g + 2 * H + j]! * (hard ? hardSigmoidGrad(r) : r * (1 - r));
-            dX[g + j] = dzp; dX[g + H + j] = drp; dX[g + 2 * H + j] = dcp;
-            du[g + j] = dzp; du[g + H + j] = drp; du[g + 2 * H + j] = dcp * r;
-            dh[k] = d * z; // the mix's own path to h_{t−1}
-          }
-        }
+        // dX, dU and dh = d ⊙ z (the SIMD kernel for σ gates on the SIMD backend)
+        gruGatesBackward(B, H, gx, zo, gu, zo, hs, ho, dh, 0, dX, zo, du, zo, hard, bPlan);
         // dL/d(the product's input) = dU_t · Uᵀ: (B, G)·(H, G)ᵀ, into h_{t−1} through the recurrent mask.
         if (hm) {
           matmulNT(B, H, G, du, zo, G, U, 0, G, dq, 0, H, false, t === t1 - 1 ? HOLD_NEW : HOLD_SAME);
@@ -414,15 +401,4 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
     matmulNT(n * B, I, G, dX, tb * B * G, G, this.kernel, 0, G, ws.dxs, tb * B * I, I, false);
     if (xm) dropInputGrads(B, I, ws.dxs, tb, t1, xm);
   }
-}
-
-/** tfjs's and Keras 2's hard sigmoid: clip(0.2·x + 0.5, 0, 1). */
-function hardSigmoid(x: number): number {
-  const v = 0.2 * x + 0.5;
-  return v < 0 ? 0 : v > 1 ? 1 : v;
-}
-
-/** Its derivative from its value: 0.2 inside the ramp, 0 where it is clipped. */
-function hardSigmoidGrad(s: number): number {
-  return s > 0 && s < 1 ? 0.2 : 0;
 }

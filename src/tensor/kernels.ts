@@ -13,6 +13,7 @@
  *   how they are fast in scalar JavaScript;
  * - lstm-gates.ts: an LSTM step's fused gate math, forward and backward, the σ and tanh it inlines, and a
  *   layer's recurrence in one SIMD call;
+ * - gru-gates.ts: a GRU step's fused gate math (resetAfter), forward and backward, and hardSigmoid;
  * - bias.ts: a bias added to every row, the bias gradient summed over the rows, and clear.
  */
 import type { FloatArray } from "./tensor.js";
@@ -26,6 +27,9 @@ export {
   fastSigmoid, fastTanh, type GatesPlan, type GatesBackPlan, gatesPlan, gatesBackPlan, lstmGatesForward, SMALL_PRODUCT,
   lstmRecurrence, lstmRecurrenceBackward, lstmGatesBackward, lstmGatesBackwardHard,
 } from "./lstm-gates.js";
+export {
+  type GruGatesPlan, type GruGatesBackPlan, gruGatesPlan, gruGatesBackPlan, gruGatesForward, gruGatesBackward, hardSigmoid, hardSigmoidGrad,
+} from "./gru-gates.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Public matmuls

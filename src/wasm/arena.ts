@@ -12,9 +12,11 @@
  * arena, else null (the TypeScript kernels then run).
  */
 import { type Gemm, type WasmMemory, compiled, createGemm32, createGemm64 } from "./gemm.js";
-import { TABLE_BYTES, gatesModule, writeTables } from "./gates.js";
+import { gatesModule } from "./gates.js";
+import { TABLE_BYTES, writeTables } from "./vector-math.js";
 import { updateModule } from "./update.js";
 import { stepsModule } from "./steps.js";
+import { gruModule } from "./gru-gates.js";
 
 /** One LSTM step's σ-gate math (see gates.ts): byte offsets of z, cPrev, c, tanhC, h; 0 when done, 1 when not. */
 export type Gates = (B: number, H: number, z: number, cPrev: number, c: number, tanhC: number, h: number) => number;
@@ -44,6 +46,14 @@ export interface Steps {
   ): void;
 }
 
+/**
+ * One GRU step's gate math (resetAfter, σ gates; see gru-gates.ts): byte offsets of gx, gu, hPrev, hNext; the rows
+ * done (B, or the first row the float64 kernel declines).
+ */
+export type GruGates = (B: number, H: number, gx: number, gu: number, hPrev: number, hNext: number) => number;
+/** Its backward (see gru-gates.ts): byte offsets of gx, gu, hPrev, dh, dX, dU. */
+export type GruGatesBack = (B: number, H: number, gx: number, gu: number, hPrev: number, dh: number, dX: number, dU: number) => void;
+
 type Float = Float32Array | Float64Array;
 
 const WA = (globalThis as unknown as {
@@ -72,6 +82,10 @@ export class WasmArena {
   readonly gates32: Gates;
   readonly gatesBack64: GatesBack;
   readonly gatesBack32: GatesBack;
+  readonly gru64: GruGates;
+  readonly gru32: GruGates;
+  readonly gruBack64: GruGatesBack;
+  readonly gruBack32: GruGatesBack;
   readonly adam64: AdamKernel;
   readonly adam32: AdamKernel;
   readonly sumSquares64: SumSquares;
@@ -109,6 +123,13 @@ export class WasmArena {
     this.gatesBack64 = ex.gatesBack;
     this.gatesBack32 = ex.gatesBack32;
     this.bias = [ex.addBias, ex.addBias32, ex.sumRows, ex.sumRows32];
+    const gru = new WA!.Instance(compiled(fused ? "gru fused" : "gru", () => gruModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused)), { env: { memory } })
+      .exports as Record<"gru", (B: number, H: number, gx: number, gu: number, hp: number, hn: number, tab: number) => number> &
+      Record<"gru32", GruGates> & Record<"gruBack" | "gruBack32", GruGatesBack>;
+    this.gru64 = (B, H, gx, gu, hp, hn) => gru.gru(B, H, gx, gu, hp, hn, tables);
+    this.gru32 = gru.gru32;
+    this.gruBack64 = gru.gruBack;
+    this.gruBack32 = gru.gruBack32;
     const up = new WA!.Instance(compiled("update", () => updateModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } })
       .exports as Record<"adam" | "adam32", AdamKernel> & Record<"sumSquares" | "sumSquares32", SumSquares> & Record<"mix" | "mix32", MixKernel> &
       Record<"zero", (n: number, x: number) => void>;
@@ -265,6 +286,20 @@ export function gatesBackFor(gates: Float, cPrev: Float, tanhC: Float, dh: Float
   const a = where(gates);
   if (!together(a, where(cPrev), where(tanhC), where(dh), where(dc), where(dz))) return null;
   return a.f32 ? a.arena!.gatesBack32 : a.arena!.gatesBack64;
+}
+
+/** The GRU's gate kernel on gx, gu and the states in place, when all live in one arena and share a dtype (offsets in `at`). */
+export function gruGatesFor(gx: Float, gu: Float, hs: Float): GruGates | null {
+  const a = where(gx);
+  if (!together(a, where(gu), where(hs))) return null;
+  return a.f32 ? a.arena!.gru32 : a.arena!.gru64;
+}
+
+/** Its backward on gx, gu, the states, dh, dX and dU in place, when all live in one arena and share a dtype (offsets in `at`). */
+export function gruGatesBackFor(gx: Float, gu: Float, hs: Float, dh: Float, dX: Float, dU: Float): GruGatesBack | null {
+  const a = where(gx);
+  if (!together(a, where(gu), where(hs), where(dh), where(dX), where(dU))) return null;
+  return a.f32 ? a.arena!.gruBack32 : a.arena!.gruBack64;
 }
 
 /** The bias kernel (`sum`: column sums into the bias) on Y and the bias in place, when both live in one arena (offsets in `at`). */
