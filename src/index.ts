@@ -34,7 +34,7 @@ export {
   toTfjs, fromTfjs, tfjsModelJSON, tfjsArtifactsFromModelJSON, TFJS_LAYERS_VERSION,
   type TfjsArtifacts, type TfjsArtifactsInput, type TfjsModelJSON, type TfjsWeightSpec, type FromTfjsOptions,
 } from "./interop/tfjs.js";
-export { toOnnx, ONNX_OPSET, ONNX_IR_VERSION } from "./interop/onnx.js";
+export { toOnnx, ONNX_OPSET, ONNX_IR_VERSION, type OnnxOptions } from "./interop/onnx.js";
 export {
   LongshortError, ShapeError, ValueError, StateError, NonFiniteError, CheckpointError, FormatError,
 } from "./errors.js";

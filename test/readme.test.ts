@@ -80,4 +80,14 @@ describe("README", () => {
     expect(four[1]).toBe(four[0]); // safetensors in float64: bit for bit
     for (const v of four.slice(2)) expect(Math.abs(v - four[0]!)).toBeLessThan(1e-6);
   });
+
+  it("the ONNX streaming block runs: step after step, ONNX Runtime fed back its states predicts what the stateful model does", async () => {
+    const block = readme.split("## Models that travel")[1]!.split("\n## ")[0]!;
+    const nth = block.split("```ts").findIndex((b) => b.split("```")[0]!.includes("{ states: true }"));
+    expect(nth).toBeGreaterThan(1);
+    const logs = await runBlock("## Models that travel", "onnx-states", nth) as [number, number][];
+    expect(logs).toHaveLength(3);
+    for (const [ort, ours] of logs) expect(Math.abs(ort - ours)).toBeLessThan(1e-6);
+    expect(new Set(logs.map(([, ours]) => ours)).size).toBe(3); // three steps, three predictions
+  });
 });

@@ -14,6 +14,12 @@
  *   each Dense: ─MatMul kernel (In, D)→ ─Add bias (D)→ ─Sigmoid | Tanh | Relu | Softmax→   (MatMul broadcasts over B[, T])
  *   → y (B, D), or (B, T, D) per step
  *
+ * With `states` (StateGraph), each recurrent layer's node also reads initial_h (and initial_c) and writes Y_h (and Y_c):
+ *
+ *   <layer>/h_in (B, H) ─Unsqueeze(0)→ (1, B, H) ─→ initial_h             a Bidirectional: h_in, hBackward_in ─Concat(0)→ (2, B, H)
+ *   Y_h (D, B, H) ─Squeeze(0)→ <layer>/h_out (B, H)                       a Bidirectional: ─Gather(0|1, axis 0)→ h_out, hBackward_out
+ *   (c likewise for an LSTM; masked: Where(len > 0, Y_h, initial_h), and NaN for a row not padded at the end)
+ *
  * Masking (a Masking layer first, or an Embedding with maskZero). ONNX's LSTM and GRU have no per-step mask, only a length
  * per row (`sequence_lens`): it reads steps [0, len), its Y is zero after them and its Y_h is the h after step
  * len − 1. That is Keras's masked RNN exactly for a row whose masked steps all come after its kept ones (padding at
@@ -32,23 +38,29 @@
  * same mask hides them), and where they do the graph rebuilds Keras's: a forward per-step top layer repeats its last
  * kept output where Keras does (Where(kept, Y, Y_h); Y_h is zero for a row with no kept step, as Keras's output before
  * a first kept step); a forward last-step one with zeroOutputForMask gives zeros when step T − 1 is masked
- * (Where(kept[T − 1], Y_h, 0)). A backwards layer needs
- * nothing: Keras reads the masked steps first (state and output zero), then kept steps len − 1 … 0, which is ONNX's
- * reverse direction on [0, len), Y reversed into reading order included; a forward zeroOutputForMask per-step one
- * has ONNX's zeros already. A Bidirectional is one node of both directions (each reads [0, len) of its row, the
- * reverse one from len − 1 down, as Keras's backward direction does once it has passed the masked steps at the end,
- * which leave its state and output zero) and needs nothing either: its zeroOutputForMask is its returnSequences (as
- * Keras's wrapper forces it), zeros at masked steps per step, each direction's last kept output for the last step.
+ * (Where(kept[T − 1], Y_h, 0)). A backwards layer needs nothing: Keras reads the masked steps first (the state as it
+ * started, the output zero), then kept steps len − 1 … 0, which is ONNX's reverse direction on [0, len), Y reversed
+ * into reading order included; a forward zeroOutputForMask per-step one has ONNX's zeros already. A Bidirectional is
+ * one node of both directions (each reads [0, len) of its row, the reverse one from len − 1 down, as Keras's backward
+ * direction does once it has passed the masked steps at the end, which leave its state as it started and its output
+ * zero) and needs nothing either: its zeroOutputForMask is its returnSequences (as Keras's wrapper forces it), zeros
+ * at masked steps per step, each direction's last kept output for the last step.
+ * With `states` a row with no kept step (len 0) needs one thing more, which a zero initial state made moot: Keras's
+ * output there is zeros and its state the initial one, where the spec leaves Y_h open (ONNX Runtime 1.30 gives
+ * zeros), so wherever y reads the top layer's Y_h it reads Where(len > 0, Y_h, 0), and the state outputs are
+ * Where(len > 0, Y_h, initial_h).
  *
  * Facts from the ONNX operator spec used here (LSTM, opset 14+): inputs X (T, B, I) with layout 0,
- * W (dirs, 4H, I), R (dirs, 4H, H), optional B (dirs, 8H) = [Wb, Rb], optional sequence_lens (B) int32; gate blocks
- * in the order i, o, f, c; each gate is act(X·Wᵀ + H·Rᵀ + Wb + Rb); `activations` lists f, g, h (default Sigmoid,
- * Tanh, Tanh) and HardSigmoid's defaults are alpha 0.2, beta 0.5, which is Keras' hardSigmoid. Squeeze,
- * Unsqueeze, Slice and ReduceSum take their axes as int64 inputs since opset 13; ReduceMax still as an attribute
- * (until opset 18). Gather takes int64 indices, a negative one counting from the end. GRU (opset 14+): the same X,
- * sequence_lens, Y and Y_h; W (dirs, 3H, I), R (dirs, 3H, H), B (dirs, 6H) = [Wb, Rb], gate blocks z, r, h (Keras's
- * order); z, r = f(X·Wᵀ + H·Rᵀ + Wb + Rb), the candidate g(X·Whᵀ + (r ⊙ H)·Rhᵀ + Rbh + Wbh) with linear_before_reset 0
- * (Keras's reset_after false) or g(X·Whᵀ + r ⊙ (H·Rhᵀ + Rbh) + Wbh) with 1 (reset_after true), H' = (1 − z) ⊙ ĥ + z ⊙ H;
+ * W (dirs, 4H, I), R (dirs, 4H, H), optional B (dirs, 8H) = [Wb, Rb], optional sequence_lens (B) int32, optional
+ * initial_h and initial_c (dirs, B, H) (zeros when omitted); outputs Y (T, dirs, B, H), Y_h and Y_c (dirs, B, H), each
+ * optional ("" for one not wanted); gate blocks in the order i, o, f, c; each gate is act(X·Wᵀ + H·Rᵀ + Wb + Rb);
+ * `activations` lists f, g, h (default Sigmoid, Tanh, Tanh) and HardSigmoid's defaults are alpha 0.2, beta 0.5,
+ * which is Keras' hardSigmoid. Squeeze, Unsqueeze, Slice and ReduceSum take their axes as int64 inputs since opset
+ * 13; ReduceMax still as an attribute (until opset 18). Gather takes int64 indices, a negative one counting from the
+ * end. GRU (opset 14+): the same X, sequence_lens, initial_h, Y and Y_h; W (dirs, 3H, I), R (dirs, 3H, H), B (dirs,
+ * 6H) = [Wb, Rb], gate blocks z, r, h (Keras's order); z, r = f(X·Wᵀ + H·Rᵀ + Wb + Rb), the candidate
+ * g(X·Whᵀ + (r ⊙ H)·Rhᵀ + Rbh + Wbh) with linear_before_reset 0 (Keras's reset_after false) or
+ * g(X·Whᵀ + r ⊙ (H·Rhᵀ + Rbh) + Wbh) with 1 (reset_after true), H' = (1 − z) ⊙ ĥ + z ⊙ H;
  * `activations` lists f, g (default Sigmoid, Tanh).
  *
  * Legend: B batch, T timesteps, F input features, V vocabulary, I a layer's inputs, H units, D head units.
@@ -59,10 +71,24 @@ import { GRU } from "../layers/gru.js";
 import type { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
 import { Bidirectional } from "../layers/bidirectional.js";
-import { StateError, ValueError, fmtValue } from "../errors.js";
+import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 import { type Attribute, DATA_TYPE, GraphBuilder, type ValueInfo, encodeModel } from "./onnx-graph.js";
 
 export { ONNX_OPSET, ONNX_IR_VERSION } from "./onnx-graph.js";
+
+/** What toOnnx takes besides the model. */
+export interface OnnxOptions {
+  /**
+   * Default false. True: every recurrent layer's states become graph inputs `<layer>/<state>_in`, where the graph
+   * starts from (instead of zeros), and outputs `<layer>/<state>_out`, its states after the chunk, each float32
+   * [batch, H], `<layer>` as in weight names (layers counted per kind: `lstm_0`, `gru_0`, `bidirectional_0`),
+   * `<state>` as getStates names them (`h`, and `c` for an LSTM; a Bidirectional's also `hBackward`, `cBackward`).
+   * Inputs x, then the states, bottom layer first; outputs y, then the states, in the same order. Every state input
+   * must be fed (zeros to start a sequence). Masked, a row's states are those after its last kept step (a row with
+   * none keeps the ones it was given), as the masked model carries them; NaN for a row not padded at the end, as its y.
+   */
+  states?: boolean;
+}
 
 /** ONNX block g (i, o, f, c) is Keras block KERAS_BLOCK[g] (Keras order i, f, c, o). */
 const KERAS_BLOCK = [0, 3, 1, 2] as const;
@@ -90,23 +116,40 @@ const KERAS_BLOCK = [0, 3, 1, 2] as const;
  * - The weights are stored as float32 initializers; a float64 model's weights are rounded to float32 (ONNX
  *   Runtime's LSTM and GRU have no double kernel: "LSTM operator does not support double yet", "GRU operator does not
  *   support double yet", 1.30).
- * - The graph starts every call from a zero recurrent state: it computes what `predict` computes on a fresh (or
- *   reset) model. A stateful model's carried state is not exported and the graph carries no state between
- *   runs; run the whole sequence in one call (or export a stateless copy) to reproduce a stateful model.
+ * - By default the graph starts every call from a zero recurrent state: it computes what `predict` computes on a
+ *   fresh (or reset) model, and carries nothing between runs. With `{ states: true }` each recurrent layer's states
+ *   are graph inputs and outputs (OnnxOptions): feed a chunk with the states the previous one gave, and the graph
+ *   streams as a stateful model does, chunk by chunk; `predict(x, { initialStates })` is the graph fed those states.
  *
- * Throws ValueError when `model` is not a Sequential (or a weight does not fit in float32) and StateError
- * when the model is not built yet.
+ * Throws ValueError when `model` is not a Sequential, `options` are not OnnxOptions (an unknown key, a states that
+ * is not a boolean) or a weight does not fit in float32, and StateError when the model is not built yet.
  *
  * @example
  * import * as ort from "onnxruntime-node";
  * const session = await ort.InferenceSession.create(toOnnx(model));
  * const { y } = await session.run({ x: new ort.Tensor("float32", xData, [B, T, F]) });
  * // an Embedding first: { x: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [B, T]) }
+ *
+ * // streaming: one LSTM layer's states in, its final ones out, next chunk's in
+ * const streaming = await ort.InferenceSession.create(toOnnx(model, { states: true }));
+ * let h = new ort.Tensor("float32", new Float32Array(B * H), [B, H]), c = h;
+ * for (const chunk of chunks) {
+ *   const out = await streaming.run({ x: chunk, "lstm_0/h_in": h, "lstm_0/c_in": c });
+ *   [h, c] = [out["lstm_0/h_out"]!, out["lstm_0/c_out"]!]; // out.y: this chunk's predictions
+ * }
  */
-export function toOnnx(model: Sequential): Uint8Array {
+export function toOnnx(model: Sequential, options: OnnxOptions = {}): Uint8Array {
   if (!(model instanceof Sequential)) {
     throw new ValueError(`toOnnx model: expected a Sequential, got ${fmtValue(model)}`);
   }
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new ValueError(`toOnnx options: expected an object like { states: true }, got ${fmtValue(options)}`);
+  }
+  checkKeys("toOnnx", options, ["states"]);
+  if (options.states !== undefined && typeof options.states !== "boolean") {
+    throw new ValueError(`toOnnx states: expected a boolean, got ${fmtValue(options.states)}`);
+  }
+  const withStates = options.states === true;
   if (!model.engine.built) {
     throw new StateError(`toOnnx: the model is not built yet; give the first layer an inputDim, call build(inputDim), or pass data first`);
   }
@@ -132,6 +175,7 @@ export function toOnnx(model: Sequential): Uint8Array {
   let dim = model.inputDim!;
   let w = 0; // index into weights
   let li = 0, gi = 0, di = 0;
+  const states = withStates ? new StateGraph(g) : null;
 
   layers.forEach((layer, i) => {
     if (layer instanceof Embedding) {
@@ -194,7 +238,9 @@ export function toOnnx(model: Sequential): Uint8Array {
         // f = σ on z and r (HardSigmoid's defaults alpha 0.2, beta 0.5, as for the LSTM), g = Tanh on the candidate.
         activations(["HardSigmoid", "Tanh"]);
       }
-      if (mask) inputs.push(mask.lens);                                              // (B) int32
+      // With states, the initial_h (and initial_c) inputs after sequence_lens: (D, B, H) each, from the graph's inputs.
+      const io = states ? states.layer(layer, p, H) : null;
+      inputs.push(mask ? mask.lens : "", ...(io ? io.initial : []));                // (B) int32, (D, B, H) …
       while (inputs[inputs.length - 1] === "") inputs.pop();
       // goBackwards: ONNX's "reverse" direction reads the steps last to first, as Keras does; its Y is indexed by input
       // step, where Keras returns the reading order, so a sequence output is reversed back (Slice with step −1).
@@ -203,19 +249,23 @@ export function toOnnx(model: Sequential): Uint8Array {
       // Where Keras's masked output differs from ONNX's on post-padded rows (the header): only the top layer's matters
       // (a Bidirectional's never does: bidirectionalOutput).
       const forward = mask !== null && i === top && !layer.goBackwards;
-      if (bidi) cur = bidirectionalOutput(g, p, op, inputs, attributes, layer);
+      // Y_h as the top layer's output reads it: masked with states, zeros for a row with no kept step (Keras's output
+      // there; the spec leaves Y_h open for len 0, ONNX Runtime 1.30 gives zeros, another backend may give initial_h).
+      const asOutput = (yh: string): string => (mask && io ? mask.zerosWhereNoneKept(p, yh) : yh);
+      if (bidi) cur = bidirectionalOutput(g, p, op, inputs, attributes, layer, io?.outputs ?? null, asOutput);
       else if (layer.returnSequences) {
         const repeat = forward && !cell.zeroOutputForMask;
         const [y, yh] = [`${p}/Y`, repeat ? `${p}/Y_h` : ""];
-        g.node(op, p, inputs, [y, yh], attributes);                                           // Y (T, 1, B, H), Y_h (1, B, H)
+        g.node(op, p, inputs, io ? [y, ...io.outputs] : [y, yh], attributes);               // Y (T, 1, B, H), Y_h (1, B, H)[, Y_c]
         cur = g.op("Squeeze", `${p}/h_seq`, [y, g.int64s([1])]);                             // (T, B, H), by input step
         if (cell.goBackwards) cur = g.op("Slice", `${p}/reading_order`, [cur, g.int64s([-1]), g.int64s([-(2 ** 62)]), g.int64s([0]), g.int64s([-1])]);
-        if (repeat) cur = g.op("Where", `${p}/masked_repeat`, [mask.keptSteps(), cur, yh]); // Keras: the last kept output again
+        if (repeat) cur = g.op("Where", `${p}/masked_repeat`, [mask.keptSteps(), cur, asOutput(yh)]); // Keras: the last kept output again
       } else {
-        const yh = g.node(op, p, inputs, ["", `${p}/Y_h`], attributes);                    // (1, B, H)
+        const yh = asOutput(g.node(op, p, inputs, io ? ["", ...io.outputs] : ["", `${p}/Y_h`], attributes)); // (1, B, H)
         cur = g.op("Squeeze", `${p}/h_last`, [yh, g.int64s([0])]);                          // (B, H)
         if (forward && cell.zeroOutputForMask) cur = g.op("Where", `${p}/masked_zero`, [mask.lastStepKept(), cur, g.constant(`${p}/zero`, [], "float", [0])]);
       }
+      io?.finish(mask);
       dim = layer.units;
     } else {
       const dense = layer as Dense;
@@ -233,14 +283,19 @@ export function toOnnx(model: Sequential): Uint8Array {
   });
   if (w !== weights.length) throw new Error(`toOnnx: internal error, used ${w} of ${weights.length} weights`);
   if (model.perStep) cur = g.op("Transpose", "to_batch_major", [cur], [{ name: "perm", type: "ints", value: [1, 0, 2] }]); // (B, T, D)
-  if (mask) g.op("Where", "not_post_padded_nan", [mask.postPadded(model.perStep), cur, g.constant("nan", [], "float", [NaN])]);
+  const nan = mask ? [mask.postPadded(model.perStep), g.constant("nan", [], "float", [NaN])] as const : null;
+  if (nan) g.op("Where", "not_post_padded_nan", [nan[0], cur, nan[1]]);
   // The last node writes the graph output.
   g.nodes[g.nodes.length - 1]!.outputs[0] = "y";
+  states?.writeOutputs(mask ? [mask.postPaddedRows(), nan![1]] : null);
 
   const input: ValueInfo = ids ? { name: "x", elemType: "int64", dims: ["batch", "time"] } : { name: "x", elemType: "float", dims: ["batch", "time", model.inputDim!] };
   const output: ValueInfo = { name: "y", elemType: "float", dims: model.perStep ? ["batch", "time", dim] : ["batch", dim] };
-  const doc = `A longshort Sequential (${layers.map((l) => l.kind).join(", ")}), from a zero initial recurrent state${mask ? "; masked rows must be padded at the end (others give NaN)" : ""}.`;
-  return encodeModel(g, [input], [output], doc);
+  const from = states
+    ? "from the initial states given as inputs <layer>/<state>_in, its final states as outputs <layer>/<state>_out"
+    : "from a zero initial recurrent state";
+  const doc = `A longshort Sequential (${layers.map((l) => l.kind).join(", ")}), ${from}${mask ? "; masked rows must be padded at the end (others give NaN)" : ""}.`;
+  return encodeModel(g, [input, ...(states?.inputs ?? [])], [output, ...(states?.outputs ?? [])], doc);
 }
 
 /**
@@ -252,9 +307,15 @@ export function toOnnx(model: Sequential): Uint8Array {
  * wrapper does), so per step it gives zeros at the masked steps, as ONNX does, and for the last step each direction's
  * last kept output, which is ONNX's Y_h.
  */
-function bidirectionalOutput(g: GraphBuilder, p: string, op: string, inputs: string[], attributes: Attribute[], layer: Bidirectional): string {
+function bidirectionalOutput(
+  g: GraphBuilder, p: string, op: string, inputs: string[], attributes: Attribute[], layer: Bidirectional,
+  stateOutputs: string[] | null, lastOutput: (yh: string) => string,
+): string {
   const seq = layer.returnSequences;
-  const out = g.node(op, p, inputs, seq ? [`${p}/Y`] : ["", `${p}/Y_h`], attributes);  // Y (T, 2, B, H), or Y_h (2, B, H)
+  // Y (T, 2, B, H), or Y_h (2, B, H); with states Y_h (and Y_c) always, for the state outputs.
+  const outputs = stateOutputs ? [seq ? `${p}/Y` : "", ...stateOutputs] : seq ? [`${p}/Y`] : ["", `${p}/Y_h`];
+  const first = g.node(op, p, inputs, outputs, attributes);
+  const out = seq ? first : lastOutput(first);
   // The forward direction's (ONNX's 0) and the backward one's (1): (T, B, H) by input step, or (B, H).
   const direction = (d: 0 | 1, name: string): string =>
     g.op("Gather", `${p}/${name}`, [out, g.constant(`${p}/${name}_index`, [], "int64", [d])], [{ name: "axis", type: "int", value: seq ? 1 : 0 }]);
@@ -264,6 +325,78 @@ function bidirectionalOutput(g: GraphBuilder, p: string, op: string, inputs: str
     case "sum": return g.op("Add", `${p}/sum`, [f, b]);
     case "mul": return g.op("Mul", `${p}/mul`, [f, b]);
     case "ave": return g.op("Mul", `${p}/ave`, [g.op("Add", `${p}/ave_sum`, [f, b]), g.constant(`${p}/half`, [], "float", [0.5])]);
+  }
+}
+
+/**
+ * toOnnx's `states`: for each recurrent layer (named as in weight names, layers counted per kind: lstm_0, gru_0,
+ * bidirectional_0), a graph input `<layer>/<state>_in` and an output `<layer>/<state>_out` per state in getStates
+ * order (h, c for an LSTM, h for a GRU, then hBackward, cBackward for a Bidirectional), each [batch, H]. Inside, ONNX's
+ * initial_h / initial_c and Y_h / Y_c are (D, B, H), D = num_directions: an Unsqueeze on axis 0, or for a
+ * Bidirectional the forward state and the backward one concatenated on it (ONNX's direction 0 reads forwards, 1
+ * backwards, as the weights are stacked); out again through Squeeze or a Gather per direction.
+ *
+ * Masked, Y_h and Y_c are the state after step len − 1 (forward; after step 0 reading backwards, having started at
+ * len − 1), which is Keras's masked state carry on a post-padded row (a masked step passes the state through), except
+ * in a row with no kept step (len 0): Keras keeps the initial state, the ONNX spec leaves it open and ONNX Runtime
+ * (1.30) gives zeros, so the graph takes the initial state there itself (Where(len > 0, Y_h, initial_h)). A row padded
+ * anywhere else gets NaN states, as its y.
+ */
+class StateGraph {
+  readonly inputs: ValueInfo[] = [];
+  readonly outputs: ValueInfo[] = [];
+  private readonly layers: { p: string; name: string; kinds: readonly string[]; bidi: boolean; finals: string[] }[] = [];
+  private readonly count = new Map<string, number>();
+
+  constructor(private readonly g: GraphBuilder) {}
+
+  /**
+   * A recurrent layer's graph inputs and outputs: `initial`, its node's initial_h (and initial_c), (D, B, H) each,
+   * and `outputs`, the node's Y_h (and Y_c) names; `finish` makes the final states from them once the node is in.
+   */
+  layer(layer: LSTM | GRU | Bidirectional, p: string, H: number): { initial: string[]; outputs: string[]; finish(mask: MaskGraph | null): void } {
+    const g = this.g;
+    const k = this.count.get(layer.kind) ?? 0;
+    this.count.set(layer.kind, k + 1);
+    const name = `${layer.kind}_${k}`;
+    for (const s of layer.stateNames) {
+      this.inputs.push({ name: `${name}/${s}_in`, elemType: "float", dims: ["batch", H] });
+      this.outputs.push({ name: `${name}/${s}_out`, elemType: "float", dims: ["batch", H] });
+    }
+    const bidi = layer instanceof Bidirectional;
+    const kinds = (bidi ? layer.forwardLayer : layer).stateNames; // h (, c): ONNX's initial_h (, initial_c), Y_h (, Y_c)
+    const initial = kinds.map((s) => {
+      const unsqueezed = (state: string, as: string): string => g.op("Unsqueeze", `${p}/initial_${as}`, [`${name}/${state}_in`, g.int64s([0])]); // (1, B, H)
+      if (!bidi) return unsqueezed(s, s);
+      const both = [unsqueezed(s, `${s}_forward`), unsqueezed(`${s}Backward`, `${s}_backward`)];
+      return g.op("Concat", `${p}/initial_${s}`, both, [{ name: "axis", type: "int", value: 0 }]);                          // (2, B, H)
+    });
+    const outputs = kinds.map((s) => `${p}/Y_${s}`);
+    const entry = { p, name, kinds, bidi, finals: outputs };
+    this.layers.push(entry);
+    const finish = (mask: MaskGraph | null): void => {
+      // A row with no kept step keeps its initial state (the class's comment).
+      if (mask) entry.finals = outputs.map((y, j) => g.op("Where", `${p}/final_${kinds[j]}`, [mask.anyKeptRows(), y, initial[j]!]));
+    };
+    return { initial, outputs, finish };
+  }
+
+  /** The graph outputs `<layer>/<state>_out` [B, H], after y; masked, `nan` = [post-padded rows (B, 1), NaN]. */
+  writeOutputs(nan: readonly [string, string] | null): void {
+    const g = this.g;
+    for (const { p, name, kinds, bidi, finals } of this.layers) {
+      const index = bidi ? [g.constant(`${p}/state_forward_index`, [], "int64", [0]), g.constant(`${p}/state_backward_index`, [], "int64", [1])] : [];
+      kinds.forEach((s, j) => {
+        const v = nan ? g.op("Where", `${p}/final_${s}_nan`, [nan[0], finals[j]!, nan[1]]) : finals[j]!; // (D, B, H)
+        const out = (state: string): string => `${name}/${state}_out`;
+        if (!bidi) g.node("Squeeze", out(s), [v, g.int64s([0])], [out(s)]);
+        else {
+          const gather = (d: 0 | 1, state: string): string => g.node("Gather", out(state), [v, index[d]!], [out(state)], [{ name: "axis", type: "int", value: 0 }]);
+          gather(0, s);
+          gather(1, `${s}Backward`);
+        }
+      });
+    }
   }
 }
 
@@ -278,6 +411,9 @@ class MaskGraph {
   readonly lens: string;
   private steps: string | null = null;
   private last: string | null = null;
+  private post: string | null = null;
+  private postState: string | null = null;
+  private anyKept: string | null = null;
 
   constructor(private readonly g: GraphBuilder, input: string, ids: boolean, maskValue: number) {
     const toInt32: Attribute[] = [{ name: "to", type: "int", value: DATA_TYPE.int32 }];
@@ -311,13 +447,38 @@ class MaskGraph {
 
   /** (B, 1) or (B, 1, 1) bool for a per-step y: true where no kept step follows a masked one in the row. */
   postPadded(perStep: boolean): string {
+    return this.g.op("Unsqueeze", "mask/post_padded_y", [this.postPaddedB(), this.g.int64s(perStep ? [1, 2] : [1])]);
+  }
+
+  /** (B, 1) bool, for the states (D, B, H): true where no kept step follows a masked one in the row. */
+  postPaddedRows(): string {
+    return (this.postState ??= this.g.op("Unsqueeze", "mask/post_padded_state", [this.postPaddedB(), this.g.int64s([1])]));
+  }
+
+  /** `v` (D, B, H), or zeros in a row with no kept step. */
+  zerosWhereNoneKept(p: string, v: string): string {
+    return this.g.op("Where", `${p}/no_kept_step_zero`, [this.anyKeptRows(), v, this.g.constant(`${p}/no_kept_step_zero_value`, [], "float", [0])]);
+  }
+
+  /** (B, 1) bool: whether the row has a kept step (len > 0). */
+  anyKeptRows(): string {
+    const g = this.g;
+    if (this.anyKept === null) {
+      const some = g.op("Greater", "mask/some_kept", [this.lens, g.constant("mask/no_kept_steps", [], "int32", [0])]); // (B) bool
+      this.anyKept = g.op("Unsqueeze", "mask/some_kept_2d", [some, g.int64s([1])]);                                      // (B, 1)
+    }
+    return this.anyKept;
+  }
+
+  /** (B) bool: no kept step after a masked one. */
+  private postPaddedB(): string {
+    if (this.post !== null) return this.post;
     const g = this.g;
     const later = g.op("Slice", "mask/later", [this.kept, g.int64s([1]), g.int64s([2 ** 62]), g.int64s([0])]);     // (T − 1, B): steps 1 …
     const earlier = g.op("Slice", "mask/earlier", [this.kept, g.int64s([0]), g.int64s([-1]), g.int64s([0])]);      // (T − 1, B): steps … T − 2
     const rises = g.op("Cast", "mask/rises", [g.op("Greater", "mask/kept_after_masked", [later, earlier])], [{ name: "to", type: "int", value: DATA_TYPE.int32 }]);
     const count = g.op("ReduceSum", "mask/rise_count", [rises, g.int64s([0])], [{ name: "keepdims", type: "int", value: 0 }]); // (B); 0 when T = 1
-    const post = g.op("Equal", "mask/post_padded", [count, g.constant("mask/zero_rises", [], "int32", [0])]);      // (B) bool
-    return g.op("Unsqueeze", "mask/post_padded_y", [post, g.int64s(perStep ? [1, 2] : [1])]);
+    return (this.post = g.op("Equal", "mask/post_padded", [count, g.constant("mask/zero_rises", [], "int32", [0])])); // (B) bool
   }
 }
 

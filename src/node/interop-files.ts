@@ -8,7 +8,7 @@ import type { Sequential, RunOptions } from "../model.js";
 import { runOptions } from "../checkpoint.js";
 import { FormatError, ValueError } from "../errors.js";
 import { toSafetensors, fromSafetensors } from "../interop/safetensors.js";
-import { toOnnx } from "../interop/onnx.js";
+import { toOnnx, type OnnxOptions } from "../interop/onnx.js";
 import { toTfjs, fromTfjs, tfjsModelJSON, tfjsArtifactsFromModelJSON, type FromTfjsOptions } from "../interop/tfjs.js";
 import { utf8Decode, utf8Encode } from "../bytes.js";
 import { type FileKind, checkPath, readFileBytes, readFileBytesSync, writeFileAtomic } from "./files.js";
@@ -50,14 +50,15 @@ export async function loadSafetensors(path: string, model?: Sequential, options?
 }
 
 /**
- * Writes `toOnnx(model)` to a file, for ONNX Runtime and anything else that reads ONNX.
+ * Writes `toOnnx(model, options)` to a file, for ONNX Runtime and anything else that reads ONNX.
  *
  * @example
  * await saveOnnx(model, "model.onnx");
+ * await saveOnnx(model, "streaming.onnx", { states: true }); // states in and out, to stream chunk by chunk
  */
-export async function saveOnnx(model: Sequential, path: string): Promise<void> {
+export async function saveOnnx(model: Sequential, path: string, options?: OnnxOptions): Promise<void> {
   const target = checkPath("saveOnnx", path);
-  await writeFileAtomic(ONNX, target, path, toOnnx(model));
+  await writeFileAtomic(ONNX, target, path, toOnnx(model, options));
 }
 
 /**
