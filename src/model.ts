@@ -72,6 +72,9 @@ interface StateRows {
   units: number[];
 }
 
+/** The options of trainOnBatch and testOnBatch. */
+const STEP_OPTIONS: readonly string[] = ["initialStates"];
+
 /** An LSTM layer's states. */
 export interface LSTMState {
   h: Tensor; // [B, H]
@@ -533,17 +536,24 @@ export class Sequential {
    */
   trainOnBatch(x: TensorLike, y: TensorLike, options: InitialStatesOption = {}): StepResult {
     const given = this.stepStates("trainOnBatch", options);
+    if (!given) { // the plain step, without the closures below (~2% of a batch of one's step)
+      const { xt, yt, B, T } = checkBatch(this.engine, "trainOnBatch", x, y);
+      return this.engine.trainRows(xt, yt, null, 0, B, T);
+    }
     let rows: StateRows | null = null;
     const { xt, yt, B, T } = checkBatch(this.engine, "trainOnBatch", x, y, (n) => { rows = given(n); });
     return this.from(rows, 0, B, () => this.engine.trainRows(xt, yt, null, 0, B, T));
   }
 
-  /** A step's options checked, and a function that checks its initialStates once the batch size is known. */
-  private stepStates(what: string, options: unknown): (N: number) => StateRows | null {
+  /**
+   * A step's options checked, and a function that checks its initialStates once the batch size is known (null when
+   * none are given).
+   */
+  private stepStates(what: string, options: unknown): ((N: number) => StateRows | null) | null {
     if (typeof options !== "object" || options === null) throw new ValueError(`${what} options: expected an object, got ${fmtValue(options)}`);
-    checkKeys(what, options, ["initialStates"]);
+    checkKeys(what, options, STEP_OPTIONS);
     const v = (options as InitialStatesOption).initialStates;
-    return (N) => this.initialStates(what, v, N);
+    return v === undefined ? null : (N) => this.initialStates(what, v, N);
   }
 
   /**
@@ -554,6 +564,10 @@ export class Sequential {
    */
   testOnBatch(x: TensorLike, y: TensorLike, options: InitialStatesOption = {}): StepResult {
     const given = this.stepStates("testOnBatch", options);
+    if (!given) {
+      const { xt, yt, B, T } = checkBatch(this.engine, "testOnBatch", x, y);
+      return this.engine.testRows(xt, yt, null, 0, B, T);
+    }
     let rows: StateRows | null = null;
     const { xt, yt, B, T } = checkBatch(this.engine, "testOnBatch", x, y, (n) => { rows = given(n); });
     return this.from(rows, 0, B, () => this.engine.testRows(xt, yt, null, 0, B, T));
