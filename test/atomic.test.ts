@@ -213,23 +213,24 @@ describe("a checkpoint killed mid-write", () => {
     const delays = new Rng("kill-delays");
     let interrupted = 0, midWrite = 0;
     const seen: number[] = [];
+    let child: ReturnType<typeof spawn> | null = null;
     try {
       for (let round = 0; round < ROUNDS; round++) {
         const first = 1000 * (round + 1);
-        const child = spawn(process.execPath, ["--import", "tsx", script, target, String(first), round % 2 ? "async" : "sync"], {
+        child = spawn(process.execPath, ["--import", "tsx", script, target, String(first), round % 2 ? "async" : "sync"], {
           cwd: resolve(import.meta.dirname, ".."), stdio: ["ignore", "pipe", "inherit"],
         });
         let last = -1;
-        const exited = new Promise<void>((done) => child.on("exit", () => done()));
+        const exited = new Promise<void>((done) => child!.on("exit", () => done()));
         await new Promise<void>((ready, fail) => {
           let out = "";
-          child.stdout!.on("data", (d: Buffer) => {
+          child!.stdout!.on("data", (d: Buffer) => {
             out += d.toString();
             const lines = out.trim().split("\n");
             last = Number(lines[lines.length - 1]);
             if (last >= first) ready();
           });
-          child.on("exit", (code) => fail(new Error(`child exited (${code}) before its first save`)));
+          child!.on("exit", (code) => fail(new Error(`child exited (${code}) before its first save`)));
         });
         if (round % 2 === 0) {
           // Kill at a random moment of a later save (one save is ~20–60 ms: encode, write, fsync, rename).
@@ -245,6 +246,7 @@ describe("a checkpoint killed mid-write", () => {
         }
         child.kill("SIGKILL");
         await exited;
+        child = null;
         const temps = readdirSync(dir).filter((f) => f.endsWith(".tmp"));
         interrupted += temps.length; // a kill mid-write leaves its temporary behind (never the target)
         if (round % 2 === 1) midWrite += temps.length > 0 ? 1 : 0;
@@ -258,6 +260,7 @@ describe("a checkpoint killed mid-write", () => {
         seen.push(k);
       }
     } finally {
+      child?.kill("SIGKILL"); // a failed or timed-out round must not leave its save loop running
       rmSync(dir, { recursive: true, force: true });
     }
     expect(midWrite, "the kills timed on a temporary file did land mid-write").toBeGreaterThanOrEqual(1);
