@@ -5,7 +5,7 @@
  *
  * Legend: B batch, T timesteps, F input features, H units, D output units.
  */
-import type { FloatArray, StridedArray, Tensor } from "./tensor/tensor.js";
+import type { FloatArray, StridedArray, Tensor, TensorLike } from "./tensor/tensor.js";
 
 /** A recurrent layer's states (or their gradients or norms), each [B, H] (norms [B, T]): h for every layer, c for an LSTM. */
 export interface RecurrentState {
@@ -15,6 +15,23 @@ export interface RecurrentState {
   /** A Bidirectional's backward direction's h (and an LSTM's c): its state after reading the first step. */
   hBackward?: Tensor;
   cBackward?: Tensor;
+}
+
+/** An LSTM layer's states. */
+export interface LSTMState {
+  h: Tensor; // [B, H]
+  c: Tensor; // [B, H]
+}
+
+/**
+ * A recurrent layer's states as given to resetStates and initialStates: { h, c } for an LSTM, { h } for a GRU, and for
+ * a Bidirectional its forward direction's and then hBackward (and cBackward).
+ */
+export interface StatesLike {
+  h: TensorLike;
+  c?: TensorLike;
+  hBackward?: TensorLike;
+  cBackward?: TensorLike;
 }
 
 /** What a training or test step reports. */

@@ -20,8 +20,8 @@ import { Embedding } from "./layers/embedding.js";
 import { type LossName, type LossAlias, checkLoss } from "./losses.js";
 import { type Optimizer, resolveOptimizer } from "./optimizers.js";
 import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StateSet, type StepResult } from "./engine.js";
-import type { RecurrentState } from "./engine-api.js";
-export type { RecurrentState };
+import type { LSTMState, RecurrentState, StatesLike } from "./engine-api.js";
+export type { LSTMState, RecurrentState, StatesLike };
 import {
   batchOption, buildFor, checkBatch, checkInput, checkLabels, checkStatefulBatch, checkStates, requireBuilt, requireCompiled,
 } from "./validate.js";
@@ -74,23 +74,6 @@ interface StateRows {
 
 /** The options of trainOnBatch and testOnBatch. */
 const STEP_OPTIONS: readonly string[] = ["initialStates"];
-
-/** An LSTM layer's states. */
-export interface LSTMState {
-  h: Tensor; // [B, H]
-  c: Tensor; // [B, H]
-}
-
-/**
- * A recurrent layer's states as given to resetStates and initialStates: { h, c } for an LSTM, { h } for a GRU, and for
- * a Bidirectional its forward direction's and then hBackward (and cBackward).
- */
-export interface StatesLike {
-  h: TensorLike;
-  c?: TensorLike;
-  hBackward?: TensorLike;
-  cBackward?: TensorLike;
-}
 
 /**
  * Hooks `fit` calls (and awaits) at each stage; every one is optional and gets the model last.
