@@ -634,6 +634,16 @@ export class EngineCore {
     return fromData(out, [B, T, W]);
   }
 
+  /**
+   * The output rows written straight into `out` from `at` (no intermediate tensor): B rows of D, or [B, n, D]
+   * batch-major from time-major rows.
+   */
+  writeOutput(B: number, n: number, out: FloatArray, at: number): void {
+    const D = this.outputDim, buf = this.outs[this.outs.length - 1]!.buf, off = this.outOff();
+    if (this.perStep) timeToBatchMajor(n, B, D, buf, off, out, at);
+    else for (let k = 0; k < B * D; k++) out[at + k] = buf[off + k]!;
+  }
+
   /** The output rows as a public tensor: [B, D], or [B, n, D] from time-major rows. */
   headOutput(B: number, n: number): Tensor {
     const D = this.outputDim, buf = this.outs[this.outs.length - 1]!.buf, off = this.outOff();

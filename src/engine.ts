@@ -90,7 +90,7 @@ export class Engine extends EngineCore {
     this.setInitialState(0, true, this.given ?? undefined);
     this.forward(0, T);
     this.commitState(T);
-    out.set(this.headOutput(B, T).data, start * (this.perStep ? T : 1) * this.outputDim);
+    this.writeOutput(B, T, out, start * (this.perStep ? T : 1) * this.outputDim); // no tensor in between (a stream's step is a few µs)
   }
 
   /** The loss, every gradient, dL/dx and dL/d(initial state) on B rows; weights unchanged, state carried. */
