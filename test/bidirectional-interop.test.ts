@@ -28,7 +28,7 @@ import {
 import { tfjsArtifactsFromModelJSON, type TfjsArtifactsInput, type TfjsModelJSON } from "../src/interop/tfjs.js";
 import { fromData } from "../src/tensor/tensor.js";
 import { Rng } from "../src/init.js";
-import { agreement, bits, distance, fitTf, onnxInitializerDims, onnxNodes, runOrt, tfLoad, tfPredict, tfSave } from "./helpers/interop.js";
+import { agreement, bits, distance, expectOnnxMasking, fitTf, onnxInitializerDims, onnxNodes, runOrt, tfLoad, tfPredict, tfSave } from "./helpers/interop.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
@@ -720,28 +720,8 @@ function maskedInput(c: (typeof MASKED)[number], seed: string, T: number, masked
 describe("toOnnx masks a Bidirectional through sequence_lens: ORT's y is predict on rows padded at the end, NaN on others", () => {
   MASKED.forEach((c, ci) => {
     it(c.name, async () => {
-      const outs: Float64Array[] = [];
-      for (const z of [false, true]) {
-        const model = perturb(new Sequential(c.layers(z), { seed: 50 + ci, dtype: "float32" }), 50 + ci);
-        const s = await ort.InferenceSession.create(toOnnx(model));
-        // Every length from none to all; one step; a batch all padded at its last steps.
-        for (const [T, lens] of [[5, [5, 3, 0, 1, 4]], [1, [1, 0]], [6, [2, 2, 6]]] as [number, number[]][]) {
-          const x = maskedInput(c, `masked/${ci}/${T}`, T, (b, t) => t >= lens[b]!, lens.length);
-          const want = model.predict(x as number[][]), got = await runOrt(s, x);
-          expect(got.dims).toEqual(want.shape);
-          expectAgree(`toOnnx masked: ${c.name}, zeroOutputForMask ${z} (T=${T})`, got.data as Float32Array, want.data);
-          if (T === 5) outs.push(Float64Array.from(want.data));
-        }
-        // Rows padded at the start and inside are NaN; post-padded rows beside them agree.
-        const T = 5, marks = [(t: number) => t >= 3, (t: number) => t < 2, (t: number) => t === 1 || t === 3, () => false];
-        const x = maskedInput(c, `nan/${ci}`, T, (b, t) => marks[b]!(t), 4);
-        const want = model.predict(x as number[][]).data, got = (await runOrt(s, x)).data as Float32Array, per = want.length / 4;
-        for (const b of [0, 3]) expectAgree(`toOnnx masked, post-padded rows beside others: ${c.name} row ${b}`, got.subarray(b * per, (b + 1) * per), want.subarray(b * per, (b + 1) * per));
-        for (const b of [1, 2]) expect(Array.from(got.subarray(b * per, (b + 1) * per)).every(Number.isNaN), `row ${b}`).toBe(true);
-      }
-      // Where zeroOutputForMask changes predict, the graph followed each setting.
-      if (c.zeroMatters) expect(distance(outs[0]!, outs[1]!)).toBeGreaterThan(1e-4);
-      else expect(distance(outs[0]!, outs[1]!)).toBe(0);
+      await expectOnnxMasking(c.name, (z) => perturb(new Sequential(c.layers(z), { seed: 50 + ci, dtype: "float32" }), 50 + ci), Boolean(c.zeroMatters), String(ci),
+        (seed, T, masked, B) => maskedInput(c, seed, T, masked, B), expectAgree);
     });
   });
 });

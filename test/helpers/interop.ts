@@ -6,7 +6,7 @@
 import { afterAll, expect } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
-import type { Tensor } from "../../src/index.js";
+import { toOnnx, type Sequential, type Tensor } from "../../src/index.js";
 import type { TfjsArtifactsInput } from "../../src/interop/tfjs.js";
 
 /**
@@ -91,6 +91,38 @@ export async function runOrt(s: ort.InferenceSession, x: number[][] | number[][]
     ? new ort.Tensor("int64", BigInt64Array.from(flat.map((v) => BigInt(v))), dims)
     : new ort.Tensor("float32", Float32Array.from(flat), dims);
   return (await s.run({ x: input })).y!;
+}
+
+/**
+ * ONNX masking through sequence_lens, for a case built with zeroOutputForMask off and on: ORT's y is predict's on
+ * rows padded at the end (every length from none to all, one step, a batch all padded at its last steps), NaN on rows
+ * padded at the start or inside (post-padded rows beside them agree), and the graph follows zeroOutputForMask where
+ * it changes predict (`zeroMatters`). `input(seed, T, masked, B)` gives the case's x with `masked(b, t)` steps padded.
+ */
+export async function expectOnnxMasking(
+  name: string, make: (zeroOutputForMask: boolean) => Sequential, zeroMatters: boolean, tag: string,
+  input: (seed: string, T: number, masked: (b: number, t: number) => boolean, B: number) => number[][] | number[][][],
+  expectAgree: (label: string, ours: ArrayLike<number>, theirs: ArrayLike<number>) => void,
+): Promise<void> {
+  const outs: Float64Array[] = [];
+  for (const z of [false, true]) {
+    const model = make(z);
+    const s = await ort.InferenceSession.create(toOnnx(model));
+    for (const [T, lens] of [[5, [5, 3, 0, 1, 4]], [1, [1, 0]], [6, [2, 2, 6]]] as [number, number[]][]) {
+      const x = input(`masked/${tag}/${T}`, T, (b, t) => t >= lens[b]!, lens.length);
+      const want = model.predict(x as number[][]), got = await runOrt(s, x);
+      expect(got.dims).toEqual(want.shape);
+      expectAgree(`toOnnx masked: ${name}, zeroOutputForMask ${z} (T=${T})`, got.data as Float32Array, want.data);
+      if (T === 5) outs.push(Float64Array.from(want.data));
+    }
+    const T = 5, marks = [(t: number) => t >= 3, (t: number) => t < 2, (t: number) => t === 1 || t === 3, () => false];
+    const x = input(`nan/${tag}`, T, (b, t) => marks[b]!(t), 4);
+    const want = model.predict(x as number[][]).data, got = (await runOrt(s, x)).data as Float32Array, per = want.length / 4;
+    for (const b of [0, 3]) expectAgree(`toOnnx masked, post-padded rows beside others: ${name} row ${b}`, got.subarray(b * per, (b + 1) * per), want.subarray(b * per, (b + 1) * per));
+    for (const b of [1, 2]) expect(Array.from(got.subarray(b * per, (b + 1) * per)).every(Number.isNaN), `row ${b}`).toBe(true);
+  }
+  if (zeroMatters) expect(distance(outs[0]!, outs[1]!)).toBeGreaterThan(1e-4);
+  else expect(distance(outs[0]!, outs[1]!)).toBe(0);
 }
 
 // A minimal protobuf reader: varint and length-delimited fields (all an ONNX graph's nodes use); fixed ones skipped.
