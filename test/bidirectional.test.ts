@@ -115,7 +115,7 @@ describe("Bidirectional gradients (gradCheck: finite differences of the loss)", 
         const r = gradCheck(m, x, y, { samples: 30 });
         expect(r.maxRelativeError).toBeLessThan(1e-6);
         // Every weight of both directions was checked, and the four (LSTM) or two (GRU) initial states.
-        expect(r.perWeight.map((p) => p.name).filter((n) => n.includes("/backward/")).length).toBe(c.kind === "lstm" || c.extra?.resetAfter !== false ? 3 : 3);
+        expect(r.perWeight.map((p) => p.name).filter((n) => n.includes("/backward/")).length).toBe(3);
         expect(r.states!.map((s) => s.name)).toEqual(c.kind === "lstm"
           ? ["bidirectional_0/h", "bidirectional_0/c", "bidirectional_0/hBackward", "bidirectional_0/cBackward"]
           : ["bidirectional_0/h", "bidirectional_0/hBackward"]);

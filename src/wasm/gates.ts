@@ -18,7 +18,7 @@
  * step. H must be even (pairs of units); the caller keeps odd H on the TypeScript kernel.
  */
 import { Code, I32, V128, assemble, type FunctionDef } from "./assembler.js";
-import { type F32Regs, type F64Regs, type Phases, F32x4Math, F64x2Math, f32Regs, sideBySide } from "./vector-math.js";
+import { type F32Regs, type F64Regs, type Phases, F32x4Math, F64x2Math, f32Regs, halfTail, sideBySide } from "./vector-math.js";
 
 // Parameters: B, H, z, cPrev, c, tanhC, h (byte offsets), tables (byte offset). Result: 0 done, 1 not done.
 const B_ = 0, H_ = 1, Z = 2, CP = 3, C = 4, TC = 5, HH = 6, TAB = 7;
@@ -205,14 +205,7 @@ export function gatesForward32(fused = false): FunctionDef {
   const store = (v: number, off = 0): void => { c.get(v); if (half) c.v128Store64Lane(0, off); else c.v128Store(off); };
 
   /** The last two units of a block (H ≡ 2 mod 4), as a half vector. */
-  const halfVector = (ph: Phases): (() => void) => () => {
-    c.block();
-    c.get(p).get(end).i32GeS().brIf(0);
-    half = true;
-    ph.load(0); ph.compute(); ph.store(0);
-    half = false;
-    c.end();
-  };
+  const halfVector = (ph: Phases): (() => void) => () => halfTail(c, p, end, (on) => { half = on; }, () => { ph.load(0); ph.compute(); ph.store(0); });
   const quads = (from: () => void, to: () => void, ph: Phases): void =>
     sideBySide(c, p, end, from, to, ph, QUADS, use, halfVector(ph));
   const zAt = blockAt(c, zb, hw);
@@ -286,14 +279,7 @@ export function gatesBackward(w: 4 | 8): FunctionDef {
   body();
   c.get(p).i32(16).i32Add().set(p);
   c.br(0).end().end();
-  if (!f64) { // two float32 units left
-    c.block();
-    c.get(p).get(end).i32GeS().brIf(0);
-    half = true;
-    body();
-    half = false;
-    c.end();
-  }
+  if (!f64) halfTail(c, p, end, (on) => { half = on; }, body); // two float32 units left
   c.get(b).i32(1).i32Add().set(b);
   c.br(0).end().end();
   return { name: f64 ? "gatesBack" : "gatesBack32", params, results: [], code: c };
@@ -328,14 +314,7 @@ export function biasRows(w: 4 | 8, sum: boolean): FunctionDef {
     body();
     c.get(j).i32(16).i32Add().set(j);
     c.br(0).end().end();
-    if (!f64) {
-      c.block();
-      c.get(j).get(nb).i32GeS().brIf(0);
-      half = true;
-      body();
-      half = false;
-      c.end();
-    }
+    if (!f64) halfTail(c, j, nb, (on) => { half = on; }, body);
   };
   const at = (r: number): void => { c.get(row).get(j).i32Add(); if (r) c.get(ld).i32(r).i32Mul().i32Add(); };
   c.i32(0).set(i);

@@ -20,7 +20,7 @@
  * odd H in TypeScript, and hardSigmoid gates too.
  */
 import { Code, I32, V128, assemble, type FunctionDef } from "./assembler.js";
-import { type Phases, F32x4Math, F64x2Math, f32Regs, f64Regs, sideBySide } from "./vector-math.js";
+import { type Phases, F32x4Math, F64x2Math, f32Regs, f64Regs, halfTail, sideBySide } from "./vector-math.js";
 
 /**
  * Vectors of units handled side by side per pass of a loop, each with its own working locals: each vector's chain
@@ -155,14 +155,7 @@ export function gruForward32(fused = false): FunctionDef {
   };
   forwardRows(c, 4, { B, H, gx: GX, gu: GU, hp: HP, hn: HN }, (at) => {
     const { p, end } = at;
-    const rest = (ph: Phases) => () => {
-      c.block();
-      c.get(p).get(end).i32GeS().brIf(0);
-      half = true;
-      ph.load(0); ph.compute(); ph.store(0);
-      half = false;
-      c.end();
-    };
+    const rest = (ph: Phases) => () => halfTail(c, p, end, (on) => { half = on; }, () => { ph.load(0); ph.compute(); ph.store(0); });
     const ps = gruPasses(c, at, ops, () => g);
     // (2H float32 units are whole vectors: H is even)
     sideBySide(c, p, end, () => c.i32(0), () => c.get(at.hw).i32(1).i32Shl(), ps.sig, SETS, use);
@@ -236,14 +229,7 @@ export function gruBackward(w: 4 | 8): FunctionDef {
   body();
   c.get(p).i32(16).i32Add().set(p);
   c.br(0).end().end();
-  if (!f64) { // two float32 units left
-    c.block();
-    c.get(p).get(end).i32GeS().brIf(0);
-    half = true;
-    body();
-    half = false;
-    c.end();
-  }
+  if (!f64) halfTail(c, p, end, (on) => { half = on; }, body); // two float32 units left
   c.get(b).i32(1).i32Add().set(b);
   c.br(0).end().end();
   return { name: f64 ? "gruBack" : "gruBack32", params, results: [], code: c };

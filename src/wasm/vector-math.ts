@@ -70,6 +70,19 @@ export function sideBySide(
 }
 
 /**
+ * The float32 tail of a pass over units: when p < end, two units are left (H ≡ 2 mod 4), and `run` emits them once
+ * as a half vector, `setHalf(true)` around it so that its loads and stores take 8 bytes.
+ */
+export function halfTail(c: Code, p: number, end: number, setHalf: (on: boolean) => void, run: () => void): void {
+  c.block();
+  c.get(p).get(end).i32GeS().brIf(0);
+  setHalf(true);
+  run();
+  setHalf(false);
+  c.end();
+}
+
+/**
  * The working locals of one float64 σ or tanh (v128 each): x the input (σ's result too), t tanh's result; the rest
  * scratch (y the reduced argument's source, nf and ni n as float and int lanes, r, q = e^r − 1, tv and pv the table's
  * and the power of two's factors, ci, m and e tanh's in-range test and expm1).
