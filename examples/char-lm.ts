@@ -22,7 +22,7 @@ import {
 } from "../src/node/index.js";
 import ndarray from "ndarray";
 import { pathToFileURL } from "node:url";
-import { loadFemaleNames, numberFlag } from "./data.js";
+import { loadFemaleNames, numberFlag, shuffle } from "./data.js";
 
 export interface CharLmOptions {
   /** Use only this many names (after shuffling; tests run on a few hundred). Default: all. */
@@ -73,17 +73,6 @@ export interface CharLmResult {
 }
 
 const LN2 = Math.log(2);
-
-/** Fisher–Yates with uniforms drawn by randomUniform (seeded). */
-function shuffle<T>(a: T[], seed: string): T[] {
-  const out = a.slice();
-  const u = randomUniform([Math.max(1, out.length)], { seed }).data;
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(u[i]! * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 /** "\n" + names joined by "\n" + "\n", as class indices: every name is predicted from the start of a line. */
 function encode(names: string[], index: Map<string, number>): Int32Array {

@@ -12,6 +12,7 @@
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { randomUniform } from "../src/index.js";
 
 const require = createRequire(import.meta.url);
 
@@ -108,4 +109,15 @@ export function loadSpamAssassin(): SpamAssassinMessage[] {
     if (o.group !== m[1] || typeof o.text !== "string") throw new Error(`${pkg} data/${file}: expected { group: "${m[1]}", text: string }`);
     return { group: m[1]!, id: m[2]!, text: o.text, spam: m[1]!.startsWith("spam") ? 1 : 0 };
   });
+}
+
+/** Fisher–Yates with uniforms drawn by randomUniform (seeded). */
+export function shuffle<T>(a: readonly T[], seed: string): T[] {
+  const out = a.slice();
+  const u = randomUniform([Math.max(1, out.length)], { seed }).data;
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(u[i]! * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }

@@ -19,10 +19,10 @@
  *
  *   npm run example:spam
  */
-import { Sequential, Embedding, Bidirectional, GRU, Dense, Adam, randomUniform, setThreads, type Tensor } from "../src/node/index.js";
+import { Sequential, Embedding, Bidirectional, GRU, Dense, Adam, setThreads, type Tensor } from "../src/node/index.js";
 import ndarray from "ndarray";
 import { pathToFileURL } from "node:url";
-import { loadSpamAssassin, numberFlag, type SpamAssassinMessage } from "./data.js";
+import { loadSpamAssassin, numberFlag, shuffle, type SpamAssassinMessage } from "./data.js";
 
 export interface SpamOptions {
   /** Use only this many messages (a seeded random pick, after dropping repeats; tests run on a few hundred). Default: all. */
@@ -180,17 +180,6 @@ export function makeSpamModel(c: { vocab: number; dim: number; units: number; se
 }
 
 // ---- The run -------------------------------------------------------------------------------------------
-
-/** Fisher–Yates with uniforms drawn by randomUniform (seeded). */
-function shuffle<T>(a: readonly T[], seed: string): T[] {
-  const out = a.slice();
-  const u = randomUniform([Math.max(1, out.length)], { seed }).data;
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(u[i]! * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 /** Messages whose body (after the first blank line) is not that of an earlier message. */
 function dropRepeats(messages: readonly SpamAssassinMessage[]): SpamAssassinMessage[] {
