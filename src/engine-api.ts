@@ -87,6 +87,51 @@ export interface RowExecutor {
   testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null;
   predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): boolean;
   gradients(xt: StridedArray, yt: StridedArray, B: number, T: number, hiddenGradNorms: boolean): Gradients | null;
+  /**
+   * A truncated-BPTT sequence on B rows (windows of k1 steps, gradients reaching back k2) split across the threads,
+   * or null to leave it to the calling thread (windows too small to be worth splitting).
+   */
+  windows?(B: number, k1: number, k2: number): WindowRunner | null;
   dispose(): void;
+}
+
+/** What a truncated-BPTT window reports, before its update (over the whole batch). */
+export interface WindowResult {
+  loss: number;
+  accuracy?: number;
+  /** Steps in the window. */
+  steps: number;
+  /** Steps its gradient went back through, from the window's end. */
+  reach: number;
+}
+
+/**
+ * The rows of one truncated-BPTT sequence in progress: on the calling thread (tbptt-rows.ts), or split across a
+ * thread pool (threads/tbptt-pool.ts), each slice keeping its rows' carried state and kept history from window to
+ * window and from call to call. TruncatedBPTT (tbptt.ts) drives it; the optimizer stays with the caller.
+ */
+export interface WindowRunner {
+  /** Steps loaded into the open window and not trained yet. */
+  readonly pending: number;
+  /** Starts the sequence: zero state, no history; `dropout`: draw the sequence's dropout masks. */
+  begin(dropout: boolean): void;
+  /** A call's chunk x [B, T, F] and its labels, before its steps: where the slices read them from. */
+  feed(xt: StridedArray, yt: StridedArray, T: number): void;
+  /**
+   * Appends steps [tx, tx + n) of the chunk to the open window; with `run`, then trains it (forward, loss, backward;
+   * `update`: a training window, dropout on; `study`: onWindow will look, so dL/dx and ‖dL/dh_t‖ too), leaving its
+   * gradient (of the whole batch's loss) in the model's grads, and returns what it reports. Null without `run`.
+   */
+  step(xt: StridedArray, yt: StridedArray, tx: number, n: number, run: boolean, update: boolean, study: boolean): WindowResult | null;
+  /** After the window's update: keep its history (it stood), or drop it and go on from the state before it. */
+  settle(applied: boolean): void;
+  /** The state carried into the next window, per recurrent layer, [B, H] each (copies). */
+  states(): RecurrentState[];
+  /** Of the last window (when studied): per recurrent layer, ‖dL/dh_t‖ over the batch for each reached step. */
+  hiddenGradNorms(): number[][];
+  /** Of the last window (when studied): dL/dx over the reached steps, [B, reach, F]. */
+  inputGrad(): Tensor;
+  /** Of the last window: dL/d(state) where the gradient was cut, per recurrent layer, [B, H] each. */
+  stateGrads(): RecurrentState[];
 }
 

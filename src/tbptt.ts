@@ -17,12 +17,18 @@
  *
  * Memory: the buffers hold max(k1, k2) steps, whatever the sequence length.
  *
+ * Threads: with `setThreads(model, n)` (longshort/node) a sequence whose windows are large enough splits its batch
+ * rows across the pool (threads/tbptt-pool.ts): each slice keeps its rows' carried state and kept history, and the
+ * optimizer runs once per window here, on the merged gradient. tbptt-rows.ts is the bookkeeping of one slice (of the
+ * whole batch on one thread).
+ *
  * Legend: B batch, T steps of the chunk, F features, D head units.
  */
 import { Sequential } from "./model.js";
-import type { RecurrentState } from "./engine-api.js";
-import { type FloatArray, type Tensor, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
-import { gatherSteps, timeToBatchMajor } from "./tensor/layout.js";
+import type { Engine } from "./engine.js";
+import type { RecurrentState, WindowResult, WindowRunner } from "./engine-api.js";
+import { type FloatArray, type Tensor, type TensorLike, allocate } from "./tensor/tensor.js";
+import { WindowRows } from "./tbptt-rows.js";
 import { buildFor, checkInput, checkLabels, checkStatefulBatch, requireCompiled } from "./validate.js";
 import { ValueError, StateError, checkKeys, checkPositiveInt, fmtValue } from "./errors.js";
 
@@ -93,14 +99,11 @@ export interface SequenceResult {
 export class TruncatedBPTT {
   readonly windowLength: number;
   readonly backpropLength: number;
-  private readonly history: number; // steps kept before a window: max(0, k2 - k1)
   private inSequence = false;
   private B = 0;
-  private hist = 0;    // history steps in slots [0, hist)
-  private pending = 0; // steps of the open window in slots [hist, hist + pending)
-  private stateSlot = 0;
   private uses = -1;
-  private yPending: FloatArray = new Float64Array(0); // (k1, B, D) per-step labels of the open window (D: values per row, 1 for class indices)
+  /** The sequence in progress: on this thread, or split across the model's thread pool. */
+  private runner: WindowRunner | null = null;
 
   constructor(readonly model: Sequential, options: TruncatedBPTTOptions) {
     if (!(model instanceof Sequential)) {
@@ -128,7 +131,6 @@ export class TruncatedBPTT {
     this.windowLength = checkPositiveInt("TruncatedBPTT windowLength", options.windowLength);
     this.backpropLength = options.backpropLength === undefined
       ? this.windowLength : checkPositiveInt("TruncatedBPTT backpropLength", options.backpropLength);
-    this.history = Math.max(0, this.backpropLength - this.windowLength);
   }
 
   /**
@@ -142,9 +144,7 @@ export class TruncatedBPTT {
    */
   resetStates(): void {
     this.inSequence = false;
-    this.hist = 0;
-    this.pending = 0;
-    this.stateSlot = 0;
+    this.runner = null;
   }
 
   /**
@@ -157,11 +157,8 @@ export class TruncatedBPTT {
    */
   getStates(): RecurrentState[] {
     const e = this.model.engine;
-    return e.rnns.map((l, i) => {
-      const n = this.B * l.stateUnits, ws = e.built ? e.ws(i) : null;
-      if (!this.inSequence || !ws) return e.namedStates(i, l.stateNames.map(() => allocate(e.dtype, n)), 0, this.B);
-      return e.namedStates(i, ws.states, this.stateSlot * n, this.B);
-    });
+    if (this.inSequence && this.runner && e.built) return this.runner.states(); // the whole batch's, gathered from the slices
+    return e.rnns.map((l, i) => e.namedStates(i, l.stateNames.map(() => allocate(e.dtype, this.B * l.stateUnits)), 0, this.B));
   }
 
   /**
@@ -204,36 +201,28 @@ export class TruncatedBPTT {
     // (the state the unroller leaves behind in the model is per row).
     buildFor(m, F);
     checkStatefulBatch(m, "trainSequence x", B);
-    const k1 = this.windowLength, cap = this.history + k1;
-    const D = m.labelDim; // label values per head row: D, or one class index (sparse)
-    if (!this.inSequence) {
-      m.ensure(B, cap);
-      // Dropout: one set of masks per sequence (per batch row), the same in every window of it, so that the
-      // kept history and the window see the same masks.
-      if (update && m.hasDropout) m.drawMasks();
-      m.setInitialState(0, false);
-      this.inSequence = true;
-      this.B = B;
-      this.hist = 0;
-      this.pending = 0;
-      this.stateSlot = 0;
-    }
-    if (m.perStep && this.yPending.length < k1 * B * D) this.yPending = allocate(m.dtype, k1 * B * D);
+    const k1 = this.windowLength;
     const losses: number[] = [];
     let accSum = 0, accSteps = 0;
     try {
+      if (!this.inSequence) {
+        this.runner = this.open(m, B);
+        this.runner.begin(update && m.hasDropout);
+        this.inSequence = true;
+        this.B = B;
+      }
+      const r = this.runner!;
+      r.feed(xt, yt, T);
       let tx = 0;
       while (tx < T) {
-        const n = Math.min(k1 - this.pending, T - tx);
-        m.ensure(B, cap);
-        m.loadInput(xt, null, 0, B, tx, n, this.hist + this.pending);
-        if (m.perStep) gatherSteps(yt, null, 0, B, tx, n, this.yPending, this.pending * B * D);
-        this.pending += n;
+        const n = Math.min(k1 - r.pending, T - tx);
+        const run = r.pending + n === k1 || (end && tx + n === T);
+        const w = r.step(xt, yt, tx, n, run, update, Boolean(options.onWindow));
         tx += n;
-        if (this.pending === k1 || (end && tx === T)) {
-          const r = this.runWindow(yt, B, D, losses.length, update, options.onWindow);
-          losses.push(r.loss);
-          if (r.accuracy !== undefined) { accSum += r.accuracy; accSteps++; }
+        if (w) {
+          this.runWindow(r, w, losses.length, update, options.onWindow);
+          losses.push(w.loss);
+          if (w.accuracy !== undefined) { accSum += w.accuracy; accSteps++; }
         }
       }
     } catch (e) {
@@ -251,58 +240,37 @@ export class TruncatedBPTT {
     return res;
   }
 
+  /**
+   * A new sequence's rows: split across the model's thread pool when it takes them, else on this thread.
+   * Masking and dropout stay on this thread for now (the one place that says so): the pool's slices would each
+   * count their own kept steps, and dropout's masks are drawn here for the whole batch.
+   */
+  private open(m: Engine, B: number): WindowRunner {
+    const k1 = this.windowLength, k2 = this.backpropLength;
+    const split = m.maskValue === null && !m.hasDropout ? m.executor?.windows?.(B, k1, k2) : null;
+    return split ?? new WindowRows(m, B, k1, k2, true);
+  }
+
+  /** The trained window's study callback, its update and what its buffers keep. */
   private runWindow(
-    yt: StridedArray, B: number, D: number, index: number, update: boolean,
-    onWindow: ((info: WindowInfo) => void) | undefined,
-  ): { loss: number; accuracy?: number } {
+    r: WindowRunner, w: WindowResult, index: number, update: boolean, onWindow: ((info: WindowInfo) => void) | undefined,
+  ): void {
     const m = this.model.engine;
-    const t0 = this.hist, steps = this.pending, t1 = t0 + steps;
-    m.setDropping(update); // a training window applies the sequence's dropout masks; a study window does not
-    const M = m.forward(t0, t1);
-    if (m.perStep) {
-      m.setLabels(this.yPending, steps * B * D); // already time-major, like the head's rows
-    } else {
-      m.loadLabels(yt, null, 0, B, 0, 0);
-    }
-    const loss = m.lossOf(M, true);
-    const accuracy = m.accuracy ? m.accuracyOf(M) : undefined;
-    m.zeroGrads();
-    const tb = Math.max(0, t1 - this.backpropLength);
-    const norms = onWindow ? m.rnns.map(() => new Float64Array(t1)) : null; // only when someone looks
-    m.backward(tb, t1, t0, norms, null, Boolean(onWindow)); // dL/dx only when onWindow may ask for it
-    this.stateSlot = t1;
     if (onWindow) {
-      const reach = t1 - tb, F = m.inputDim!;
+      // Everything here is the whole batch's: a split gathers it from its slices.
       const info: WindowInfo = {
-        index, steps, loss, grads: m.grads, reach,
-        hiddenGradNorms: norms!.map((a) => Array.from(a.subarray(tb, t1))),
+        index, steps: w.steps, loss: w.loss, grads: m.grads, reach: w.reach,
+        hiddenGradNorms: r.hiddenGradNorms(),
         weightGrads: () => {
           const names = m.weightNames();
           return m.splitFlat(m.grads).map((grad, i) => ({ name: names[i]!, grad }));
         },
-        inputGrad: () => {
-          const out = allocate(m.dtype, B * reach * F);
-          const g = m.inputGrad(); // steps [tb, t1)
-          timeToBatchMajor(reach, B, F, g.buf, g.off + (tb - g.from) * B * F, out, 0);
-          return fromData(out, [B, reach, F]);
-        },
-        stateGrads: () => m.rnns.map((_, i) => m.namedStates(i, m.ws(i).dStates, 0, B)),
+        inputGrad: () => r.inputGrad(),
+        stateGrads: () => r.stateGrads(),
       };
-      if (accuracy !== undefined) info.accuracy = accuracy;
+      if (w.accuracy !== undefined) info.accuracy = w.accuracy;
       onWindow(info);
     }
-    let keep = Math.min(this.history, t1);
-    if (update && !m.applyUpdate(loss, "TruncatedBPTT.trainSequence")) {
-      // onNonFinite "skip": the window is dropped. Its state and activations may be non-finite, so the
-      // sequence continues from the state before the window, without history.
-      m.copyState(t0, t1);
-      keep = 0;
-    }
-    m.commitState(t1);
-    m.shiftHistory(t1 - keep, keep);
-    this.hist = keep;
-    this.pending = 0;
-    this.stateSlot = keep;
-    return accuracy === undefined ? { loss } : { loss, accuracy };
+    r.settle(!update || m.applyUpdate(w.loss, "TruncatedBPTT.trainSequence"));
   }
 }
