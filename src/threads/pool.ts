@@ -23,10 +23,11 @@ import { type FloatArray, type StridedArray, type Tensor, allocate, fromData } f
 import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
 import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
-import type { RecurrentState } from "../engine-api.js";
+import type { RecurrentState, WindowRunner } from "../engine-api.js";
 import * as arenas from "../wasm/arena.js";
 import { type Op, type SharedBuffers, CTRL_DONE, bufferSizes, sharedArray, sharedBuffer } from "./protocol.js";
 import { type ThreadHost, PoolWorkers, type WorkerHandle } from "./workers.js";
+import { type WindowPool, SplitWindows } from "./tbptt-pool.js";
 
 export type { HostThread, ThreadHost } from "./workers.js";
 
@@ -92,9 +93,11 @@ const OP_NAMES: Record<Op, string> = {
  * A pool of worker threads plus the logic that splits a batch, hands out the slices and merges the
  * results. Created by `setThreads(model, n)` with n > 1; workers start at the first call large enough.
  */
-export class ThreadPool extends PoolWorkers implements RowExecutor {
+export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
   /** Calls that ran split across threads (for tests and curious users). */
   parallelCalls = 0;
+  /** Truncated-BPTT windows that ran split across threads (threads/tbptt-pool.ts). */
+  parallelWindows = 0;
   /**
    * @internal How long a call waits at least for a worker that neither finishes nor exits before
    * declaring it hung (see MIN_WAIT_MS). Tests lower it.
@@ -502,6 +505,59 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
       }));
     }
     return res;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Truncated BPTT's windows: threads/tbptt-pool.ts splits a sequence through the members below.
+
+  /**
+   * A truncated-BPTT sequence on B rows split across the pool, or null when its windows are too small to be worth it
+   * (or the workers are not ready). A window is a forward pass over k1 steps and a backward pass over k2: in the FLOP
+   * model (step = 3 × forward) as much as a training step over (k1 + 2·k2)/3 steps. The split holds for the whole
+   * sequence (every slice keeps its rows' state); any other call in between resets the sequence (tbptt.ts).
+   */
+  windows(B: number, k1: number, k2: number): WindowRunner | null {
+    if (!this.run(B, (k1 + 2 * k2) / 3, true)) return null;
+    return new SplitWindows(this, this.model, B, k1, k2, this.sizes.slice(), this.starts.slice());
+  }
+
+  /** @internal The started workers (slice k + 1 on workers[k]). */
+  windowWorkers(): readonly WorkerHandle[] {
+    return this.pool.workers;
+  }
+
+  /** @internal fitBuffers, for a split sequence's chunk. */
+  fitWindowBuffers(w: WorkerHandle, slot: number, Bw: number, T: number): void {
+    this.fitBuffers(w, slot, Bw, T);
+  }
+
+  /** @internal shareParams, before a split window. */
+  shareWeights(): void {
+    this.shareParams();
+  }
+
+  /** @internal mergeGrads of a split window, whose split must be the pool's (any call that resplits resets the sequence). */
+  mergeSlices(B: number, sizes: readonly number[]): void {
+    if (sizes.length !== this.sizes.length || sizes.some((s, k) => s !== this.sizes[k])) {
+      throw new StateError(`worker threads: the pool's split of ${this.sizes.join(" + ")} rows is not the sequence's ${sizes.join(" + ")}`);
+    }
+    this.mergeGrads(B);
+  }
+
+  /**
+   * @internal Waits for the first `posted` of `workers` (as `pass` does); when one failed, exited or hung, stops the
+   * pool and throws a StateError naming `what` and saying `after`.
+   */
+  awaitSlices(workers: readonly WorkerHandle[], posted: number, t0: number, what: string, after: string): void {
+    const now = performance.now(), limit = Math.max(this.minWaitMs, WAIT_RATIO * (now - t0));
+    let failure: string | null = null;
+    for (let k = 0; k < posted; k++) {
+      const why = workers[k]!.waitDone(now + limit, limit);
+      if (why !== null && failure === null) failure = `worker ${k + 1} of ${workers.length} ${why}`;
+    }
+    if (failure === null) return;
+    this.dispose();
+    throw new StateError(`worker threads: ${failure} (its slice of ${what}). ${after}. Its worker threads were stopped; the next large call starts new ones`);
   }
 }
 

@@ -104,7 +104,33 @@ export type RunMessage = {
   norms: boolean;
 };
 
-export type Message = RunMessage | { type: "fault"; kind: Fault };
+/**
+ * One step of a truncated-BPTT sequence split across the pool (threads/tbptt-pool.ts), the worker keeping its rows'
+ * state and kept history in its replica from message to message (tbptt-rows.ts). In this order: settle the last
+ * window, begin a new sequence, load steps [tx, tx + n) of x (and of per-step labels y), train the window. Then the
+ * carried state goes to stateOut. x holds (B, T, F) of the call's chunk and y its labels, written before the call's
+ * first message.
+ */
+export type WindowMessage = {
+  type: "window"; B: number; T: number; loss: LossName | null;
+  /** New buffers to bind first (the first message, or after they grew), else null. */
+  buffers: SharedBuffers | null;
+  /** The last window's fate, deferred to this message: 0 none pending, 1 it stood (keep its history), 2 dropped (onNonFinite "skip"). */
+  settle: 0 | 1 | 2;
+  /** Start a new sequence of windows of k1 steps, gradients reaching back k2: zero state, no history. */
+  begin: boolean; k1: number; k2: number;
+  tx: number; n: number;
+  /** Train the open window after loading: forward, loss (into result[0]), backward (gradients into grads). */
+  run: boolean;
+  /** A training window: dropout's masks apply. */
+  dropping: boolean;
+  /** Count accuracy hits into result[1]. */
+  accuracy: boolean;
+  /** onWindow looks: dL/dx of the reached steps (reach, B, F) into dx, dL/d(state) into stateGrads, ‖dL/dh_t‖² per layer (cap) into norms. */
+  study: boolean;
+};
+
+export type Message = RunMessage | WindowMessage | { type: "fault"; kind: Fault };
 
 /** Sizes (in elements) every buffer needs for Bw rows and T steps. */
 export function bufferSizes(

@@ -21,8 +21,9 @@ import { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
 import { Bidirectional } from "../layers/bidirectional.js";
 import { Engine } from "../engine.js";
+import { WindowRows } from "../tbptt-rows.js";
 import {
-  type Fault, type Message, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
+  type Fault, type Message, type ReplicaLayer, type RunMessage, type SharedBuffers, type WindowMessage, type WorkerInit,
   CTRL_DONE, CTRL_READY, CTRL_STATUS, sharedArray, stateLayout, stateViews, writeMessage,
 } from "./protocol.js";
 
@@ -43,6 +44,8 @@ export class Replica {
   private shared: { params: FloatArray; grads: FloatArray } | null = null;
   /** A failure staged by a "fault" message for the next run (tests only). */
   private fault: Fault | null = null;
+  /** This worker's rows of the truncated-BPTT sequence in progress ("window" messages), or null before any. */
+  private rows: WindowRows | null = null;
 
   /**
    * Builds the replica and tells the main thread (CTRL_READY 1, or 2 with the reason). `exit` ends this
@@ -96,7 +99,8 @@ export class Replica {
     const ctrl = this.ctrl;
     try {
       if (this.fault === "throw") throw new Error("injected fault: the run failed before computing (as a failure to bind its buffers would)");
-      this.run(msg);
+      if (msg.type === "window") this.window(msg);
+      else this.run(msg);
       ctrl[CTRL_STATUS] = 0;
     } catch (e) {
       try {
@@ -179,6 +183,52 @@ export class Replica {
       sg[i]!.forEach((g, s) => g.set(ws.dStates[s]!.subarray(0, n)));
       v.hseq.set(hs, hOff);
       hOff += hs.length;
+    });
+  }
+
+  /**
+   * One step of a split truncated-BPTT sequence (see WindowMessage): this worker's rows, its state and kept history
+   * staying in the replica's buffers from message to message, as the calling thread's do in its own engine.
+   */
+  private window(cmd: WindowMessage): void {
+    if (!this.engine) throw new Error("the replica was not built");
+    if (cmd.buffers) this.bind(cmd.buffers);
+    if (!this.views) throw new Error("a window came before any buffers");
+    const m = this.engine, v = this.views, { B, T } = cmd, F = m.inputDim!;
+    m.loss = cmd.loss;
+    if (cmd.settle !== 0) this.rows?.settle(cmd.settle === 1);
+    if (cmd.begin) {
+      this.rows = new WindowRows(m, B, cmd.k1, cmd.k2, false);
+      this.rows.begin(false);
+    }
+    const rows = this.rows;
+    if (!rows || rows.B !== B) throw new Error("a window came before its sequence began");
+    const L = m.labelDim;
+    const y = fromData(v.y.subarray(0, (m.perStep ? T : 1) * B * L), m.perStep ? [B, T, L] : [B, L]);
+    if (cmd.n > 0) rows.load(fromData(v.x.subarray(0, B * T * F), [B, T, F]), y, cmd.tx, cmd.n);
+    if (cmd.run) {
+      if (this.shared) m.params.set(this.shared.params); // the weights of this window (the main thread updated them after the last)
+      if (this.fault === "exit") this.exit(70);
+      if (this.fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
+      const r = rows.window(y, cmd.dropping, cmd.study, cmd.accuracy);
+      this.result[0] = r.loss;
+      this.result[1] = cmd.accuracy ? Math.round(r.accuracy! * m.accuracyUnits(rows.M)) : 0;
+      if (this.shared) this.shared.grads.set(m.grads);
+      if (cmd.study) {
+        const reach = rows.t1 - rows.tb, g = m.inputGrad(), at = g.off + (rows.tb - g.from) * B * F; // (reach, B, F) from step tb
+        v.dx.set(g.buf.subarray(at, at + reach * B * F));
+        const sg = stateViews(v.stateGrads, this.layout, B);
+        m.rnns.forEach((l, i) => sg[i]!.forEach((d, s) => d.set(m.ws(i).dStates[s]!.subarray(0, B * l.stateUnits))));
+        rows.dhNorms!.forEach((a, i) => {
+          for (let t = rows.tb; t < rows.t1; t++) v.norms[i * rows.cap + t] = a[t]! * a[t]!;
+        });
+      }
+    }
+    // The carried state (the window's end, or after a settle the slot it moved to), for getStates and the model's commit.
+    const finals = stateViews(v.stateOut, this.layout, B);
+    m.rnns.forEach((l, i) => {
+      const n = B * l.stateUnits, off = rows.stateSlot * n, slots = m.ws(i).states;
+      finals[i]!.forEach((f, s) => f.set(slots[s]!.subarray(off, off + n)));
     });
   }
 }
