@@ -14,7 +14,7 @@
  * Suites: matmul, gates, lstm, adam, train-step, tbptt (one window) (with the matmul-only step and float32 vs float64),
  * embedding (the Embedding's backward at V = 1,000 / 10,000 / 50,000),
  * heap, peer (tfjs cpu and wasm), torch (PyTorch, when python3 can import torch; skipped otherwise),
- * parallel (one thread vs two, worker threads; not with --quick), serve (predict vs ONNX Runtime, in this process: last,
+ * parallel (one thread vs two, worker threads, training steps then TruncatedBPTT chunks; not with --quick), serve (predict vs ONNX Runtime, in this process: last,
  * so that nothing else runs after onnxruntime-node is loaded).
  */
 import { type Result, launch, writeJson, suiteSelected } from "./harness.js";
@@ -30,6 +30,7 @@ import { runGru } from "./gru.js";
 import { runPeer } from "./peer-tfjs.js";
 import { runTorchPeer } from "./peer-torch.js";
 import { main as runParallel, CASES as PARALLEL_CASES } from "./parallel.js";
+import { main as runParallelTbptt, TBPTT_CASES } from "./parallel-tbptt.js";
 import { runServe } from "./serve.js";
 
 await launch(import.meta.url, async (opts) => {
@@ -51,6 +52,10 @@ await launch(import.meta.url, async (opts) => {
     console.log("\n## parallel: one thread vs two (worker threads share the batch)");
     const shapes = opts.filters.filter((f) => PARALLEL_CASES.some((c) => c.name === f));
     extra.parallel = runParallel(shapes);
+  }
+  if (!opts.quick && suiteSelected(opts, "parallel", "threads", "parallelTbptt")) {
+    console.log("\n## parallel TBPTT: one trainSequence chunk on one thread vs two (the batch rows split for the whole sequence)");
+    extra.parallelTbptt = runParallelTbptt(opts.filters.filter((f) => TBPTT_CASES.some((c) => f.startsWith(c.name))));
   }
   Object.assign(extra, await runServe(opts, results));
   console.log(`\n(total ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
