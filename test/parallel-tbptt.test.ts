@@ -207,7 +207,6 @@ describe("onWindow's info is the whole batch's, gathered from the slices", () =>
         const next = stream(update ? 8 : 9);
         const x = randomTensor([8, 13, 3], next), y = randomTensor([8, 13, 1], next, true);
         const t1 = new TruncatedBPTT(one, { windowLength: 3, backpropLength: 5 }), tn = new TruncatedBPTT(many, { windowLength: 3, backpropLength: 5 });
-        const seen: [WindowInfo, Record<string, unknown>][] = [];
         const record = (tb: TruncatedBPTT, into: Record<string, unknown>[]) => (w: WindowInfo) => {
           into.push({
             index: w.index, steps: w.steps, reach: w.reach, loss: w.loss, accuracy: w.accuracy, grads: Float64Array.from(w.grads),
@@ -216,10 +215,11 @@ describe("onWindow's info is the whole batch's, gathered from the slices", () =>
           });
         };
         const a: Record<string, unknown>[] = [], b: Record<string, unknown>[] = [];
-        void seen;
         let at = 0;
-        for (const [c, n] of [4, 5, 4].entries()) {
-          const xc = steps(x, at, at + n), yc = steps(y, at, at + n), endOfSequence = c === 2;
+        // Chunks shorter than a window and than the reach (k2 = 5): the buffers must hold the reach, not the chunk.
+        const chunks = [2, 2, 2, 2, 2, 3];
+        for (const [c, n] of chunks.entries()) {
+          const xc = steps(x, at, at + n), yc = steps(y, at, at + n), endOfSequence = c === chunks.length - 1;
           at += n;
           t1.trainSequence(xc, yc, { update, endOfSequence, onWindow: record(t1, a) });
           tn.trainSequence(xc, yc, { update, endOfSequence, onWindow: record(tn, b) });
