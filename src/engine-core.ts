@@ -27,7 +27,7 @@ import {
   type DType, type FloatArray, type Tensor, type StridedArray, allocate, fromData,
 } from "./tensor/tensor.js";
 import { gatherSteps, gatherRows, timeToBatchMajor } from "./tensor/layout.js";
-import { clear } from "./tensor/kernels.js";
+import { clear, clearRange, copyRange } from "./tensor/kernels.js";
 import {
   type EngineLayer, type Flow, type GradStream, type PassContext, type RecurrentWorkspace, type Stream, type StudyBuffers, planFlows, weightNamesOf,
 } from "./layers/layer.js";
@@ -51,9 +51,6 @@ import { ShapeError, ValueError, fmtValue } from "./errors.js";
  * dst[0 … n) = src[from … from + n). (A `set` of a subarray makes a view object per call: with a batch of one, a
  * step's state commit took ~0.3 µs of the seed model's ~9, most of it those views and their collection.)
  */
-function copyFrom(dst: FloatArray, src: FloatArray, from: number, n: number): void {
-  for (let k = 0; k < n; k++) dst[k] = src[from + k]!;
-}
 
 /** The layers this version has (the serializers switch on `kind`); the engine sees each as an EngineLayer. */
 export type Layer = LSTM | GRU | Bidirectional | Dense | Embedding;
@@ -298,7 +295,8 @@ export class EngineCore {
   allocState(i: number, B: number): StateSet {
     const n = B * this.rnns[i]!.stateUnits, cur = this.state[i];
     if (cur && cur[0]!.length === n) return cur;
-    return (this.state[i] = this.rnns[i]!.stateNames.map(() => allocate(this.dtype, n)));
+    // In the model's WebAssembly memory on the SIMD backend, beside the slots they are copied to and from at every call.
+    return (this.state[i] = withArena(this.arena, () => this.rnns[i]!.stateNames.map(() => allocate(this.dtype, n))));
   }
 
   /** The rows of recurrent layer i's last states (0 before any pass). */
@@ -461,8 +459,8 @@ export class EngineCore {
       const slots = this.ws(i).states, n = B * this.rnns[i]!.stateUnits, off = t0 * n;
       const from = states ? states[i]! : carried && this.carries(i, B) ? this.state[i]! : null;
       for (let s = 0; s < slots.length; s++) {
-        if (from) slots[s]!.set(from[s]!, off);
-        else slots[s]!.fill(0, off, off + n);
+        if (from) copyRange(slots[s]!, off, from[s]!, 0, n);
+        else clearRange(slots[s]!, off, n);
       }
     }
   }
@@ -498,7 +496,7 @@ export class EngineCore {
     const B = this.B;
     for (let i = 0; i < this.rnns.length; i++) {
       const n = B * this.rnns[i]!.stateUnits, slots = this.ws(i).states, kept = this.allocState(i, B);
-      for (let s = 0; s < slots.length; s++) copyFrom(kept[s]!, slots[s]!, t * n, n);
+      for (let s = 0; s < slots.length; s++) copyRange(kept[s]!, 0, slots[s]!, t * n, n);
     }
   }
 

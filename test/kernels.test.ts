@@ -19,7 +19,8 @@ import {
 } from "../src/tensor/kernels.js";
 import { exp } from "../src/tensor/math.js";
 import { naiveMatmul, naiveLstmStep } from "../src/tensor/naive.js";
-import type { FloatArray } from "../src/tensor/tensor.js";
+import { type FloatArray, fromData } from "../src/tensor/tensor.js";
+import ndarray from "ndarray";
 import { makeRng, randInt, fillUniform, uniformArray, project, checkGradients, expectGradientsMatch } from "./helpers/gradcheck.js";
 import type { Rng } from "../src/init.js";
 
@@ -324,4 +325,25 @@ describe("exp (tensor/math.ts), fastSigmoid / fastTanh (the gate activations)", 
       expect(Math.abs(h[k]! - ref.h[k]!), `h ${k}`).toBeLessThanOrEqual(1e-15);
     }
   });
+});
+
+describe("fromData: ndarray's own views, built without ndarray()", () => {
+  for (const [dname, Arr] of DTYPES) {
+    it(`${dname}: ranks 1–4 (and empty shapes) equal ndarray(data, shape): class, shape, stride, offset, dtype, size, values`, () => {
+      for (const shape of [[5], [2, 3], [4, 1, 3], [2, 3, 1, 2], [0, 4], [3, 0, 2]]) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const data = new Arr(n).map((_, i) => i + 0.5);
+        const a = fromData(data, shape), b = ndarray(data, shape.slice()) as unknown as typeof a;
+        expect(a.constructor, `shape ${shape}`).toBe(b.constructor);
+        expect([a.shape, a.stride, a.offset, a.dtype, a.size, a.dimension]).toEqual([b.shape, b.stride, b.offset, b.dtype, b.size, b.dimension]);
+        expect(a.data).toBe(data);
+        if (n > 0) {
+          const last = shape.map((d) => d - 1);
+          expect(a.get(...last)).toBe(data[n - 1]);
+          expect(a.pick(0).size).toBe(n / shape[0]!);
+        }
+      }
+      expect(() => fromData(new Arr(5), [2, 3])).toThrow(/data of length 5 does not fill shape \[2, 3\]/);
+    });
+  }
 });
