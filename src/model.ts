@@ -578,8 +578,9 @@ export class Sequential {
     const out = allocate(e.dtype, N * (e.perStep ? T : 1) * D);
     for (let start = 0; start < N; start += bs) {
       const B = Math.min(bs, N - start);
-      checkStatefulBatch(e, `predict x (rows ${start}…${start + B - 1})`, B);
-      this.from(given, start, B, () => e.predictRows(xt, start, B, T, out));
+      checkStatefulBatch(e, "predict x", B, start);
+      if (given) this.from(given, start, B, () => e.predictRows(xt, start, B, T, out));
+      else e.predictRows(xt, start, B, T, out);
     }
     return fromData(out, e.perStep ? [N, T, D] : [N, D]);
   }

@@ -76,11 +76,16 @@ function looksLikeTensor(x: unknown): boolean {
  */
 function ndarrayProblem(x: { shape: unknown; stride: unknown; offset: unknown; data: unknown }): string | null {
   const { shape, stride, offset, data } = x;
-  if (!Array.isArray(shape) || shape.some((d) => typeof d !== "number" || !Number.isInteger(d) || d < 0)) {
-    return `its shape is not a list of non-negative integers`;
+  // Plain loops rather than .some(): every predict call checks its input here.
+  if (!Array.isArray(shape)) return `its shape is not a list of non-negative integers`;
+  for (let d = 0; d < shape.length; d++) {
+    const v: unknown = shape[d];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) return `its shape is not a list of non-negative integers`;
   }
-  if (!Array.isArray(stride) || stride.length !== shape.length || stride.some((d) => typeof d !== "number" || !Number.isInteger(d))) {
-    return `its stride is not a list of ${shape.length} integers`;
+  if (!Array.isArray(stride) || stride.length !== shape.length) return `its stride is not a list of ${shape.length} integers`;
+  for (let d = 0; d < stride.length; d++) {
+    const v: unknown = stride[d];
+    if (typeof v !== "number" || !Number.isInteger(v)) return `its stride is not a list of ${shape.length} integers`;
   }
   if (typeof offset !== "number" || !Number.isInteger(offset)) return `its offset is not an integer`;
   const numeric = Array.isArray(data) || (ArrayBuffer.isView(data) && !(data instanceof DataView) &&
