@@ -419,6 +419,7 @@ function readMasking(r: Reader, path: string, v: unknown, version: number): Mask
   if (version < 2) r.fail(path, `a version-1 checkpoint has no masking (it came with version 2)`);
   const o = r.obj(path, v);
   for (const k of Object.keys(o)) if (k !== "maskValue") r.fail(`${path}.${k}`, `unknown field`);
+  if (!("maskValue" in o)) r.fail(`${path}.maskValue`, `missing: a checkpoint's Masking records its mask value`);
   return r.build(path, () => new Masking({ maskValue: o.maskValue as number }));
 }
 

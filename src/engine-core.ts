@@ -299,6 +299,11 @@ export class EngineCore {
     return (this.state[i] = withArena(this.arena, () => this.rnns[i]!.stateNames.map(() => allocate(this.dtype, n))));
   }
 
+  /** Zero states of B rows for every recurrent layer, new (the model's own stay as they are until the caller swaps them in). */
+  freshStates(B: number): StateSet[] {
+    return withArena(this.arena, () => this.rnns.map((l) => l.stateNames.map(() => allocate(this.dtype, B * l.stateUnits))));
+  }
+
   /** The rows of recurrent layer i's last states (0 before any pass). */
   stateRows(i: number): number {
     const s = this.state[i];

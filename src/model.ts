@@ -297,6 +297,13 @@ export class Sequential {
       const got = head instanceof Dense ? `activation ${JSON.stringify(head.activation)}` : `an ${head.kind.toUpperCase()} on top`;
       throw new ValueError(`compile loss: ${loss} compares class probabilities; the top layer must be new Dense({ units, activation: "softmax" }), got ${got}`);
     }
+    if (head instanceof Dense && head.activation === "softmax" && head.units === 1) {
+      // A softmax over one unit is 1 whatever its input: no loss can train it.
+      throw new ValueError(
+        `compile: the top layer is a Dense with units 1 and activation "softmax", whose output is always 1, so ${loss} cannot learn anything; ` +
+        `for two classes use new Dense({ units: 1, activation: "sigmoid" }) with loss "binaryCrossentropy", or give the softmax units ≥ 2 (one per class)`,
+      );
+    }
     const metrics = options.metrics ?? [];
     if (!Array.isArray(metrics) || metrics.some((m) => m !== "accuracy")) {
       throw new ValueError(`compile metrics: expected [] or ["accuracy"], got ${JSON.stringify(metrics)}`);
@@ -382,7 +389,8 @@ export class Sequential {
 
   /**
    * The states after the last forward pass (the carried state of stateful layers), per recurrent layer, each
-   * [B, H] ([0, H] before any pass): { h, c } for an LSTM, { h } for a GRU.
+   * [B, H]: { h, c } for an LSTM, { h } for a GRU. Before any pass, a stateful model with a fixed batch size gives
+   * zeros of [B, H] (what its first call starts from), any other model [0, H].
    *
    * @example
    * const [{ h, c }] = model.getStates();
@@ -390,7 +398,12 @@ export class Sequential {
   getStates(): RecurrentState[] {
     const e = this.engine;
     requireBuilt(e, "getStates");
-    return e.rnns.map((l, i) => e.namedStates(i, e.state[i] ?? l.stateNames.map(() => allocate(e.dtype, 0)), 0, e.stateRows(i)));
+    return e.rnns.map((l, i) => {
+      const s = e.state[i];
+      if (s) return e.namedStates(i, s, 0, e.stateRows(i));
+      const B = l.stateful && e.batchSize !== undefined ? e.batchSize : 0;
+      return e.namedStates(i, l.stateNames.map(() => allocate(e.dtype, B * l.stateUnits)), 0, B);
+    });
   }
 
   /**
@@ -450,8 +463,15 @@ export class Sequential {
     if (!e.stateful) {
       throw new StateError(`setBatchSize: the model is stateless and takes any batch size; setBatchSize is for stateful models`);
     }
+    // The new states first: a size too large to allocate fails here, with the batch size and states as they were.
+    let fresh: ReturnType<typeof e.freshStates> | null = null;
+    try {
+      fresh = e.built ? e.freshStates(batchSize) : null;
+    } catch (err) {
+      throw new ValueError(`setBatchSize batchSize: cannot hold the states of ${batchSize} rows (${(err as Error).message}); the batch size and the states are as they were`);
+    }
     e.fixBatch(batchSize);
-    if (e.built) e.rnns.forEach((_, i) => { for (const s of e.allocState(i, batchSize)) s.fill(0); });
+    if (fresh) fresh.forEach((s, i) => { e.state[i] = s; });
   }
 
   // ---------------------------------------------------------------------------------------------

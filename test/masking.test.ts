@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import {
   Sequential, LSTM, Dense, Masking, SGD, TruncatedBPTT, ValueError, randomNormal, setThreads, toTfjs, fromTfjs,
-  toOnnx, toSafetensors, fromSafetensors, encodeCheckpoint, decodeCheckpoint, gradCheck, type Tensor,
+  toOnnx, toSafetensors, fromSafetensors, encodeCheckpoint, decodeCheckpoint, checkpointFromJSON, gradCheck, type Tensor,
 } from "../src/node/index.js";
 
 const live: Sequential[] = [];
@@ -147,6 +147,18 @@ describe("Masking", () => {
     expect(() => new Sequential([new LSTM({ units: 2, inputDim: 2 }), new Masking(), new Dense({ units: 1 })])).toThrow(/layers\[1\]: a Masking layer must be the first layer/);
     expect(() => new Masking({ maskValue: NaN })).toThrow(/Masking maskValue: expected a finite number, got NaN/);
     expect(() => new Masking({ mask_value: 0 } as never)).toThrow(/did you mean "maskValue"/);
+    expect(() => new Masking({ maskValue: null } as never)).toThrow(/Masking maskValue: expected a finite number, got null/);
+    expect(new Masking({}).maskValue).toBe(0);
     expect(() => new Sequential([new Masking()])).toThrow(ValueError);
+  });
+
+  it("a checkpoint whose Masking has maskValue null or none is refused, not read as mask value 0", () => {
+    const m = model();
+    const json = JSON.parse(new TextDecoder().decode(encodeCheckpoint(m)).split("\n").slice(1).join("\n"));
+    expect(json.config.masking).toEqual({ maskValue: -1 });
+    const withMasking = (masking: unknown) => ({ ...json, config: { ...json.config, masking } });
+    expect(() => checkpointFromJSON(withMasking({ maskValue: null }))).toThrow(/config\.masking: .*Masking maskValue: expected a finite number, got null/);
+    expect(() => checkpointFromJSON(withMasking({}))).toThrow(/config\.masking\.maskValue: missing/);
+    expect(checkpointFromJSON(withMasking({ maskValue: -1 })).masking?.maskValue).toBe(-1);
   });
 });

@@ -26,7 +26,7 @@ export class Masking {
       throw new ValueError(`Masking options: expected an object like { maskValue: 0 }, got ${fmtValue(options)}`);
     }
     checkKeys("Masking", options, ["maskValue"]);
-    const v = options.maskValue ?? 0;
+    const v: unknown = options.maskValue === undefined ? 0 : options.maskValue; // null is refused below, not taken for 0
     if (typeof v !== "number" || !Number.isFinite(v)) throw new ValueError(`Masking maskValue: expected a finite number, got ${fmtValue(v)}`);
     this.maskValue = v;
   }

@@ -209,6 +209,8 @@ export class WasmArena {
     const start = (this.top + 15) & ~15;
     const end = start + bytes;
     let buf = this.memory.buffer;
+    // Past 4 GiB before growing: a size that can never fit leaves the memory as it was.
+    if (end > MAX_PAGES * PAGE) throw new RangeError(`the SIMD backend's memory is full (4 GiB)`);
     if (end > buf.byteLength) {
       const more = Math.ceil((end - buf.byteLength) / PAGE);
       const grow = Math.max(more, Math.ceil(buf.byteLength / PAGE / 2)); // amortised: grow by half at least
