@@ -30,7 +30,7 @@ import { fitLoop } from "./fit.js";
 import { withArena } from "./wasm/arena.js";
 import { progressSink } from "./progress.js";
 import { type CheckpointJSON, engineToJSON } from "./checkpoint-json.js";
-import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue, toSize } from "./errors.js";
+import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue, fmtInstance, toSize } from "./errors.js";
 import { type RunOptions, checkRunOptions } from "./run-options.js";
 
 export type { Layer, Gradients, GradientRequest, StepResult };
@@ -132,7 +132,7 @@ export class Sequential {
     if (layers.length === 0) throw new ValueError(`Sequential layers: expected layers with weights (LSTM, GRU, Dense, Embedding) after the Masking layer`);
     layers.forEach((l, i) => {
       if (!(l instanceof LSTM) && !(l instanceof GRU) && !(l instanceof Bidirectional) && !(l instanceof Dense) && !(l instanceof Embedding)) {
-        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM, a GRU, a Bidirectional, a Dense or an Embedding, got ${fmtValue(l)}`);
+        throw new ValueError(`Sequential layers[${at(i)}]: expected an LSTM, a GRU, a Bidirectional, a Dense or an Embedding, got ${fmtInstance(l, "LSTM", "GRU", "Bidirectional", "Dense", "Embedding", "Masking")}`);
       }
     });
     if (masking && layers[0] instanceof Embedding) {

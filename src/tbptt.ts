@@ -24,7 +24,7 @@ import type { RecurrentState } from "./engine-api.js";
 import { type FloatArray, type Tensor, type TensorLike, type StridedArray, allocate, fromData } from "./tensor/tensor.js";
 import { gatherSteps, timeToBatchMajor } from "./tensor/layout.js";
 import { buildFor, checkInput, checkLabels, checkStatefulBatch, requireCompiled } from "./validate.js";
-import { ValueError, StateError, checkKeys, checkPositiveInt, fmtValue } from "./errors.js";
+import { ValueError, StateError, checkKeys, checkPositiveInt, fmtValue, fmtInstance } from "./errors.js";
 
 export interface TruncatedBPTTOptions {
   /** k1: steps per window, one optimizer update per window. */
@@ -104,7 +104,7 @@ export class TruncatedBPTT {
 
   constructor(readonly model: Sequential, options: TruncatedBPTTOptions) {
     if (!(model instanceof Sequential)) {
-      throw new ValueError(`TruncatedBPTT model: expected a Sequential, got ${fmtValue(model)}`);
+      throw new ValueError(`TruncatedBPTT model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
     }
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
