@@ -409,7 +409,8 @@ export class Sequential {
   /**
    * Resets the recurrent layers' states.
    * - `resetStates()`: zeros for every row.
-   * - `resetStates(states)`: the given states per recurrent layer, each [B, H]: `{ h, c }` for an LSTM, `{ h }` for a GRU.
+   * - `resetStates(states)`: the given states per recurrent layer, each [B, H]: `{ h, c }` for an LSTM, `{ h }` for a GRU
+   *   (stateful models; a stateless model takes initial states per call, the `initialStates` option).
    * - `resetStates({ rows: [0, 2] })`: zeros for those batch rows only; the other rows keep their state.
    *
    * @example
@@ -435,6 +436,12 @@ export class Sequential {
         for (const r of rows) for (const s of e.state[i] ?? []) s.fill(0, r * H, (r + 1) * H);
       });
       return;
+    }
+    if (!e.stateful) {
+      throw new StateError(
+        "resetStates states: the model is stateless, so every call starts from zeros and set states would be ignored; " +
+        "give them to the call instead: model.predict(x, { initialStates: [{ h, c }] }) (trainOnBatch, testOnBatch and computeGradients take it too)",
+      );
     }
     // Validate everything first: a bad entry must not leave some layers changed.
     const { states: parsed, B } = checkStates(e, "resetStates states", states, e.batchSize);
