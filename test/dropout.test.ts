@@ -3,6 +3,7 @@
  * masks): training only, seeded and reproducible, masks of the right rate and scale, one set per batch (per
  * sequence in truncated BPTT), the update exactly the training-mode gradient, threads and interop.
  */
+import type { ThreadPool } from "../src/threads/pool.js";
 import { afterAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import {
@@ -106,7 +107,7 @@ describe("dropout", () => {
     for (let s = 0; s < 3; s++) close(two.trainOnBatch(x, y).loss, one.trainOnBatch(x, y).loss);
     const w1 = flat(one.getWeights());
     flat(two.getWeights()).forEach((v, i) => close(v, w1[i]!));
-    expect((two.engine.executor as { parallelCalls: number }).parallelCalls).toBe(3);
+    expect((two.engine.executor as ThreadPool).parallelCalls).toBe(3);
     expect(two.engine.dropoutRng.state()).toEqual(one.engine.dropoutRng.state()); // the same draws, as many
   });
 

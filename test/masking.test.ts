@@ -4,6 +4,7 @@
  * step's), outputs before a row's first kept step are zeros even over a carried state, per-step losses count
  * kept entries only, and truncated BPTT, threads, checkpoints and interop keep all of it.
  */
+import type { ThreadPool } from "../src/threads/pool.js";
 import { afterAll, describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import * as tf from "@tensorflow/tfjs";
@@ -113,7 +114,7 @@ describe("Masking", () => {
     for (let s = 0; s < 2; s++) close(two.trainOnBatch(x, y).loss, one.trainOnBatch(x, y).loss);
     const p1 = one.predict(x).data;
     Array.from(two.predict(x).data).forEach((v, i) => close(v, p1[i]!));
-    expect((two.engine.executor as { parallelCalls: number }).parallelCalls).toBe(3);
+    expect((two.engine.executor as ThreadPool).parallelCalls).toBe(3);
   });
 
   it("checkpoints, safetensors and TensorFlow.js keep the Masking layer; ONNX Runtime computes it on these end-padded rows", async () => {
