@@ -194,10 +194,13 @@ describe("masked calls split across threads and equal one thread's", () => {
     }
   });
 
-  it("an Embedding with maskZero (the replicas mask id 0 too), and fit with shuffled batches, validation, evaluate and predict in batches", async () => {
+  it("an Embedding with maskZero and an LSTM with zeroOutputForMask (the replicas build both), and fit with shuffled batches, validation, evaluate and predict in batches", async () => {
     for (const threads of [2, 3]) {
       const [one, many] = pair({
-        layers: () => [new Embedding({ inputDim: 7, outputDim: 3, maskZero: true }), new LSTM({ units: 4, returnSequences: true }), new Dense({ units: 1, activation: "sigmoid" })],
+        layers: () => [
+          new Embedding({ inputDim: 7, outputDim: 3, maskZero: true }), new LSTM({ units: 4, returnSequences: true, zeroOutputForMask: true }),
+          new Dense({ units: 1, activation: "sigmoid" }),
+        ],
         loss: "binaryCrossentropy", masking: false,
       }, threads);
       const next = stream(20 + threads), cut = slices(B, threads);
