@@ -15,7 +15,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  Sequential, LSTM, GRU, Bidirectional, Dense, Embedding, Masking, Adam, setThreads, zeros, type Tensor, type LossName,
+  Sequential, LSTM, GRU, Bidirectional, Dense, Embedding, Masking, Adam, StateError, setThreads, zeros, type Tensor, type LossName,
 } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
 import { expectRel, expectSameGradients, expectTensors, randomTensor, stream } from "./helpers/threads.js";
@@ -291,6 +291,18 @@ describe("dropout training steps split across threads with one thread's masks", 
         }
       }
     }
+  });
+
+  it("a worker that fails a dropout step leaves the dropout RNG where it was: the retry draws the same masks as one thread", () => {
+    const [one, many] = pair({ layers: stacked("lstm", false, () => new Dense({ units: 1, activation: "sigmoid" }), rates), loss: "binaryCrossentropy", masking: false }, 2);
+    const next = stream(95);
+    const x = randomTensor([B, T, F], next), y = randomTensor([B, 1], next, true);
+    expectRel("first step", [many.trainOnBatch(x, y).loss], [one.trainOnBatch(x, y).loss]); // starts the worker
+    const rng = many.engine.dropoutRng.state();
+    pool(many).injectFault("throw");
+    expect(() => many.trainOnBatch(x, y)).toThrow(StateError);
+    expect(many.engine.dropoutRng.state()).toEqual(rng);
+    expectSameDropout("after the failure", one, many, x, y);
   });
 
   it("the SIMD backend in float64: LSTM (2 threads), GRU (3) and Bidirectional (2, 3) dropout, and with masking", () => {

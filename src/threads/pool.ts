@@ -32,6 +32,7 @@ import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
 import type { RecurrentState } from "../engine-api.js";
 import type { DropoutMasks } from "../engine-core.js";
 import * as arenas from "../wasm/arena.js";
+import { Rng } from "../init.js";
 import { type Op, type SharedBuffers, CTRL_DONE, bufferSizes, maskViews, sharedArray, sharedBuffer } from "./protocol.js";
 import { type ThreadHost, PoolWorkers, type WorkerHandle } from "./workers.js";
 
@@ -132,6 +133,8 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
   private kept = 0;
   /** The calling thread's rows of a dropout step's masks (sliceMasks), kept while its rows stay. */
   private mainMasks: DropoutMasks[] = [];
+  /** Per worker slot, views of its `masks` buffer for its rows (protocol.ts's maskViews), remade when either changes. */
+  private readonly workerMasks: { buf: Float64Array; B: number; views: DropoutMasks[] }[] = [];
 
   constructor(model: Engine, threads: number, readonly minFlops: number, host: ThreadHost) {
     super(model, threads, host);
@@ -281,16 +284,18 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     const carried = this.anyCarried(B);
     let posted = 0, failure: unknown = null, mainLoss = 0, mainHits = 0, mainKept = 0;
     const t0 = performance.now();
+    // A training step's dropout masks, for the whole batch from the dropout RNG as one thread draws them; the RNG's
+    // position before, for a call that a worker fails to leave as it was.
+    const dropout = op === "train" && m.hasDropout, rngBefore = dropout ? m.dropoutRng.state() : null;
     try {
-      // A training step's dropout masks, for the whole batch from the dropout RNG as one thread draws them.
-      const masks = op === "train" && m.hasDropout ? m.drawMaskRows(B) : null;
+      const masks = dropout ? m.drawMaskRows(B) : null;
       for (let k = 1; k < n; k++) {
         const w = workers[k - 1]!, Bw = sizes[k]!, b0 = starts[k]!;
         this.fitBuffers(w, k - 1, Bw, T);
         gatherSamples(xt, rows, rowStart + b0, Bw, w.x);
         if (yt) gatherSamples(yt, rows, rowStart + b0, Bw, w.y);
         if (carried) this.gatherStates(B, b0, Bw, w.stateIn);
-        if (masks) sliceMasks(m, masks, B, b0, Bw, maskViews(w.masks, this.replica!, Bw));
+        if (masks) sliceMasks(m, masks, B, b0, Bw, this.workerMaskViews(k - 1, w.masks, Bw));
         Atomics.store(w.ctrl, CTRL_DONE, 0);
         const cmd = w.cmd;
         cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss;
@@ -334,8 +339,9 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
       if (why !== null && workerFailure === null) workerFailure = `worker ${k + 1} of ${n - 1} ${why}`;
     }
     if (workerFailure !== null) {
-      // A worker that failed may be half-way through anything: start afresh next time.
+      // A worker that failed may be half-way through anything: start afresh next time. The retry draws the same masks.
       this.dispose();
+      if (rngBefore) m.dropoutRng = new Rng(`${m.seed}/dropout`, rngBefore);
       throw new StateError(
         `worker threads: ${workerFailure} (its slice of ${OP_NAMES[op]} on ${B} rows). ` +
         "Nothing of this call was applied: the weights, optimizer state and carried LSTM states are as they were. " +
@@ -375,14 +381,18 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
     for (let k = 0; k < n; k++) w[k] = kept === 0 ? 0 : (k === 0 ? mainKept : workers[k - 1]!.result[3]!) / kept;
   }
 
-  /** Makes mainMasks hold B0 rows of masks laid out as the batch's (B rows) are. */
+  /** Makes mainMasks hold B0 rows of masks laid out as the batch's (B rows) are (keeping them when they do). */
   private fitMainMasks(masks: readonly DropoutMasks[], B: number, B0: number): void {
-    const fit = (src: Float64Array | null, cur: Float64Array | null | undefined): Float64Array | null => {
-      if (!src) return null;
-      const n = (src.length / B) * B0;
-      return cur && cur.length === n ? cur : new Float64Array(n);
-    };
-    this.mainMasks = masks.map((s, i) => ({ x: fit(s.x, this.mainMasks[i]?.x), h: fit(s.h, this.mainMasks[i]?.h) }));
+    const cur = this.mainMasks, n = (a: Float64Array | null): number => (a ? (a.length / B) * B0 : -1);
+    if (cur.length === masks.length && masks.every((s, i) => n(s.x) === (cur[i]!.x?.length ?? -1) && n(s.h) === (cur[i]!.h?.length ?? -1))) return;
+    this.mainMasks = masks.map((s) => ({ x: s.x ? new Float64Array(n(s.x)) : null, h: s.h ? new Float64Array(n(s.h)) : null }));
+  }
+
+  /** Worker slot k's mask views for Bw rows over its current `masks` buffer. */
+  private workerMaskViews(k: number, buf: Float64Array, Bw: number): DropoutMasks[] {
+    const c = this.workerMasks[k];
+    if (c !== undefined && c.buf === buf && c.B === Bw) return c.views;
+    return (this.workerMasks[k] = { buf, B: Bw, views: maskViews(buf, this.replica!, Bw) }).views;
   }
 
   /**
