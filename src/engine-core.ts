@@ -61,6 +61,12 @@ export type Recurrent = LSTM | GRU | Bidirectional;
 /** One recurrent layer's states, in its stateNames order, B·H values each (an LSTM's [h, c], a GRU's [h]). */
 export type StateSet = FloatArray[];
 
+/**
+ * One recurrent layer's dropout masks for B rows, scaled 0 or 1/(1 − p): x (dirs·B, I) on its input, h (dirs·B, H)
+ * on its recurrent input, null where it has no such dropout (a Bidirectional's forward rows, then its backward's).
+ */
+export interface DropoutMasks { x: Float64Array | null; h: Float64Array | null }
+
 
 /**
  * The engine's buffers, state slots and passes over the stack (see the file's header); engine.ts adds the whole
@@ -115,6 +121,8 @@ export class EngineCore {
   dropoutRng: Rng;
   /** @internal Masks for the next draw, per recurrent layer { x (B, I), h (B, H) } scaled 0/1/(1−p): the golden tests' hook. */
   nextMasks: ({ x?: Float64Array | null; h?: Float64Array | null } | null)[] | null = null;
+  /** The last draw of dropout masks, per recurrent layer (drawMaskRows). */
+  private readonly drawn: DropoutMasks[] = [];
   /** Runs large calls on more than one thread when set (threads/pool.ts). */
   executor: RowExecutor | null = null;
   /** Counts uses of the buffers, so the truncated-BPTT unroller can tell when another call overwrote them. */
@@ -363,12 +371,8 @@ export class EngineCore {
     this.cap = cap;
   }
 
-  /**
-   * The thread pool, when it may take the call: not with masking (each slice would count its own kept steps)
-   * nor for a training step with dropout (the masks are drawn for the whole batch here).
-   */
-  protected pool(training: boolean): RowExecutor | null {
-    if (this.maskValue !== null || (training && this.hasDropout)) return null;
+  /** The thread pool, for any call (`training`: a training step): it weighs masked slices by keptRows, slices drawMaskRows. */
+  protected pool(_training: boolean): RowExecutor | null {
     return this.executor;
   }
 
@@ -378,25 +382,44 @@ export class EngineCore {
   }
 
   /**
-   * Draws every dropout layer's masks for the B rows of the buffers (after `ensure`) from the dropout RNG, one
-   * scaled 0/1 value per row and unit, and applies them to the passes that follow until the next `ensure`.
+   * Draws every dropout layer's masks for B rows from the dropout RNG, one scaled 0/1 value per row and unit, in
+   * row order, layer by layer (x then h): the draw `drawMasks` applies, and the thread pool slices. Per recurrent
+   * layer, x (dirs·B, I) and h (dirs·B, H), null where the layer has no such dropout; a Bidirectional's are its
+   * forward direction's B rows then its backward direction's. The arrays are this engine's, reused by the next draw.
    * `nextMasks` (for tests: the masks a reference computed with) replaces one draw.
    */
-  drawMasks(): void {
-    const B = this.B, given = this.nextMasks;
+  drawMaskRows(B: number): DropoutMasks[] {
+    const given = this.nextMasks;
     this.nextMasks = null;
+    const drawn = this.drawn;
     this.rnns.forEach((l, i) => {
-      const ws = this.ws(i), I = l.directions * l.inputDim!, H = l.directions * l.stateUnits; // a Bidirectional's two directions' masks
+      const I = l.directions * l.inputDim!, H = l.directions * l.stateUnits; // a Bidirectional's two directions' masks
       const fill = (n: number, p: number, g: Float64Array | null | undefined, mask: Float64Array | null): Float64Array => {
         const m = mask && mask.length === n ? mask : new Float64Array(n);
         if (g) m.set(g);
         else for (let k = 0; k < n; k++) m[k] = this.dropoutRng.uniform() < p ? 0 : 1 / (1 - p);
         return m;
       };
-      ws.xMask = l.dropout > 0 ? fill(B * I, l.dropout, given?.[i]?.x, ws.xMask) : null;
-      ws.hMask = l.recurrentDropout > 0 ? fill(B * H, l.recurrentDropout, given?.[i]?.h, ws.hMask) : null;
-      ws.dropping = l.dropout > 0 || l.recurrentDropout > 0;
+      const d = (drawn[i] ??= { x: null, h: null });
+      d.x = l.dropout > 0 ? fill(B * I, l.dropout, given?.[i]?.x, d.x) : null;
+      d.h = l.recurrentDropout > 0 ? fill(B * H, l.recurrentDropout, given?.[i]?.h, d.h) : null;
     });
+    return drawn;
+  }
+
+  /** Makes the passes until the next `ensure` training ones with these masks (for the buffers' B rows, as drawMaskRows lays them). */
+  useMasks(masks: readonly DropoutMasks[]): void {
+    for (let i = 0; i < this.rnns.length; i++) {
+      const ws = this.ws(i), m = masks[i]!;
+      ws.xMask = m.x;
+      ws.hMask = m.h;
+      ws.dropping = m.x !== null || m.h !== null;
+    }
+  }
+
+  /** Draws the masks for the B rows of the buffers (after `ensure`) and uses them until the next `ensure`. */
+  drawMasks(): void {
+    this.useMasks(this.drawMaskRows(this.B));
   }
 
   /** Turns the masks drawn last on for a training pass (or off), until the next `ensure`. */
@@ -540,10 +563,24 @@ export class EngineCore {
     return this.rows(this.outs[this.outs.length - 1]!.buf, this.outOff());
   }
 
+  /** Whether the loss counts only the kept steps of the output rows (a per-step output that the mask reaches). */
+  get rowMasked(): boolean {
+    return this.perStep && this.masked[this.layers.length - 1]! && this.maskValue !== null;
+  }
+
   /** The rows of the output that the loss counts (masking's kept steps of a per-step output), or null for all. */
   private rowValid(): Uint8Array | null {
-    if (!this.perStep || !this.masked[this.layers.length - 1] || this.maskValue === null) return null;
+    if (!this.rowMasked) return null;
     return this.t0 === 0 ? this.valid : this.valid.subarray(this.t0 * this.B);
+  }
+
+  /** How many of the last pass's M output rows the loss counts (a masked per-step output's kept steps): the pool's weights. */
+  keptRows(M: number): number {
+    const rv = this.rowValid();
+    if (rv === null) return M;
+    let n = 0;
+    for (let r = 0; r < M; r++) n += rv[r]!;
+    return n;
   }
 
   /** Where the loss writes dL/d(output), as a gradient stream for the top layer's backward (from step t0). */
