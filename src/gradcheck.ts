@@ -31,8 +31,8 @@ export interface GradCheckResult {
   perWeight: { name: string; maxRelativeError: number; checked: number }[];
   /** computeGradients' inputGrad against differences in x (when "input" is checked). */
   input?: { maxRelativeError: number; checked: number };
-  /** computeGradients' stateGrads against differences in the initial state, per LSTM layer: "lstm_0/h",
-   * "lstm_0/c", … (when "states" is checked). The initial state is the carried one of a stateful model,
+  /** computeGradients' stateGrads against differences in the initial state, per recurrent layer: "lstm_0/h",
+   * "lstm_0/c", "gru_0/h", … (when "states" is checked). The initial state is the carried one of a stateful model,
    * else zeros. */
   states?: { name: string; maxRelativeError: number; checked: number }[];
 }

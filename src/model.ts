@@ -38,7 +38,10 @@ export type { Layer, Gradients, GradientRequest, StepResult };
 export { type RunOptions, checkRunOptions } from "./run-options.js";
 
 export interface SequentialOptions extends RunOptions {
-  /** "float64" (default: exact, and as fast as float32 in V8, see the README) or "float32". */
+  /**
+   * "float64" (default: PyTorch's float64 to ~1e-12) or "float32" (on the SIMD backend a training step takes about
+   * half float64's time from S2 up, 6.3 against 11.3 ms at S2: README, Performance).
+   */
   dtype?: DType;
   /** Seed for initialisation and shuffling. Default: a random seed, readable afterwards as `model.seed`. */
   seed?: number | string;
