@@ -29,8 +29,10 @@ import { type CallbackHooks, type History, HOOKS } from "./callbacks.js";
 import { fitLoop } from "./fit.js";
 import { withArena } from "./wasm/arena.js";
 import { progressSink } from "./progress.js";
+import { getStatesOf, resetStatesOf, setBatchSizeOf } from "./model-states.js";
+import { type SummaryOptions, summaryLines } from "./summary.js";
 import { type CheckpointJSON, engineToJSON } from "./checkpoint-json.js";
-import { ShapeError, ValueError, StateError, checkKeys, fmtShape, fmtValue, fmtInstance, toSize } from "./errors.js";
+import { ShapeError, ValueError, checkKeys, fmtShape, fmtValue, fmtInstance, toSize } from "./errors.js";
 import { type RunOptions, checkRunOptions } from "./run-options.js";
 
 export type { Layer, Gradients, GradientRequest, StepResult };
@@ -399,15 +401,9 @@ export class Sequential {
    * const [{ h, c }] = model.getStates();
    */
   getStates(): RecurrentState[] {
-    const e = this.engine;
-    requireBuilt(e, "getStates");
-    return e.rnns.map((l, i) => {
-      const s = e.state[i];
-      if (s) return e.namedStates(i, s, 0, e.stateRows(i));
-      const B = l.stateful && e.batchSize !== undefined ? e.batchSize : 0;
-      return e.namedStates(i, l.stateNames.map(() => allocate(e.dtype, B * l.stateUnits)), 0, B);
-    });
+    return getStatesOf(this.engine);
   }
+
 
   /**
    * Resets the recurrent layers' states.
@@ -421,39 +417,9 @@ export class Sequential {
    * model.resetStates({ rows: [1] });          // row 1 starts a new sequence, rows 0 and 2 continue
    */
   resetStates(states?: StatesLike[] | { rows: number[] }): void {
-    const e = this.engine;
-    requireBuilt(e, "resetStates");
-    if (states === undefined) {
-      e.zeroStates();
-      return;
-    }
-    if (!Array.isArray(states) && typeof states === "object" && states !== null) {
-      checkKeys("resetStates", states, ["rows"]);
-      const rows = states.rows;
-      const B = e.batchSize ?? e.stateRows(0);
-      if (!Array.isArray(rows) || rows.some((r) => !Number.isInteger(r) || r < 0 || r >= B)) {
-        throw new ValueError(`resetStates rows: expected batch row indices in [0, ${B}), got ${JSON.stringify(rows)}`);
-      }
-      e.rnns.forEach((l, i) => {
-        const H = l.stateUnits;
-        for (const r of rows) for (const s of e.state[i] ?? []) s.fill(0, r * H, (r + 1) * H);
-      });
-      return;
-    }
-    if (!e.stateful) {
-      throw new StateError(
-        "resetStates states: the model is stateless, so every call starts from zeros and set states would be ignored; " +
-        "give them to the call instead: model.predict(x, { initialStates: [{ h, c }] }) (trainOnBatch, testOnBatch and computeGradients take it too)",
-      );
-    }
-    // Validate everything first: a bad entry must not leave some layers changed.
-    const { states: parsed, B } = checkStates(e, "resetStates states", states, e.batchSize);
-    parsed.forEach((p, i) => {
-      const slots = e.allocState(i, B);
-      p.forEach((buf, s) => slots[s]!.set(buf));
-    });
-    if (e.stateful && e.batchSize === undefined) e.fixBatch(B);
+    resetStatesOf(this.engine, states);
   }
+
 
   /**
    * Changes the fixed batch size of a stateful model in place (weights and optimizer are kept, states
@@ -465,24 +431,9 @@ export class Sequential {
    * for (const seq of testSequences) { model.resetStates(); model.predict(seq); }
    */
   setBatchSize(size: number): void {
-    const e = this.engine;
-    if (!Number.isInteger(size) || size <= 0) {
-      throw new ValueError(`setBatchSize batchSize: expected a positive integer, got ${fmtValue(size)}`);
-    }
-    const batchSize = toSize(size);
-    if (!e.stateful) {
-      throw new StateError(`setBatchSize: the model is stateless and takes any batch size; setBatchSize is for stateful models`);
-    }
-    // The new states first: a size too large to allocate fails here, with the batch size and states as they were.
-    let fresh: ReturnType<typeof e.freshStates> | null = null;
-    try {
-      fresh = e.built ? e.freshStates(batchSize) : null;
-    } catch (err) {
-      throw new ValueError(`setBatchSize batchSize: cannot hold the states of ${batchSize} rows (${(err as Error).message}); the batch size and the states are as they were`);
-    }
-    e.fixBatch(batchSize);
-    if (fresh) fresh.forEach((s, i) => { e.state[i] = s; });
+    setBatchSizeOf(this.engine, size);
   }
+
 
   // ---------------------------------------------------------------------------------------------
   // Passes
@@ -692,6 +643,25 @@ export class Sequential {
 
   // ---------------------------------------------------------------------------------------------
   // Threads (set by setThreads of longshort/node)
+
+  /**
+   * Prints the layers, their output shapes and parameter counts, as Keras's and TensorFlow.js's `model.summary()`
+   * do, through `printFn` (default console.log); returns the same text.
+   *
+   * @example
+   * model.summary();
+   * // _________________________________________________________________
+   * // Layer (type)                 Output Shape               Param #
+   * // =================================================================
+   * // lstm_0 (LSTM)                (None, 10)                 480
+   * // …
+   * const text = model.summary({ printFn: () => {} });   // just the text
+   */
+  summary(options: SummaryOptions = {}): string {
+    const { lines, printFn } = summaryLines(this.engine, this.masking, options);
+    for (const line of lines) printFn(line);
+    return lines.join("\n");
+  }
 
   /** The number of threads a large call uses: 1 unless `setThreads` (longshort/node) asked for more. */
   get threads(): number {
