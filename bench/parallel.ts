@@ -16,21 +16,34 @@
  * Before timing, each shape checks that the two-thread step gives the one-thread step's loss and
  * weights (relative difference ≤ 1e-12) from the same start.
  *
- *   npx tsx bench/parallel.ts              # S2, S3, S4 (re-runs itself compiled, under plain node, as every suite)
- *   npx tsx bench/parallel.ts S3           # some shapes only
+ * Two more cases at S3 time the roads that used to stay on one thread: `S3,masked` (a Masking layer first, each row
+ * padded at the end to T from a length in [T/2, T], so the pool weighs its slices by their kept steps) and
+ * `S3,dropout` (dropout 0.2 and recurrent dropout 0.2 on the LSTM: the masks drawn for the whole batch on the
+ * calling thread, each worker given its rows).
+ *
+ *   npx tsx bench/parallel.ts              # S2, S3, S4, S3,masked, S3,dropout (re-runs itself compiled, under plain node, as every suite)
+ *   npx tsx bench/parallel.ts S3           # some shapes only (S3,masked and S3,dropout by those names)
  *   npm run bench -- parallel              # the same, within the whole run
  */
 import { FMA, isMain, launch } from "./harness.js";
-import { Sequential, LSTM, Dense, zeros, setThreads, type Tensor } from "../src/node/index.js";
+import { Sequential, LSTM, Dense, Masking, zeros, setThreads, type Tensor } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
 
-export interface ParallelCase { name: string; B: number; T: number; I: number; H: number; iterations: number }
+/** The model's road: plain, masked (a Masking layer over end-padded rows) or dropout (on the LSTM's x and h). */
+export type ParallelVariant = "plain" | "masked" | "dropout";
+
+export interface ParallelCase { name: string; B: number; T: number; I: number; H: number; iterations: number; variant?: ParallelVariant }
 
 export const CASES: ParallelCase[] = [
   { name: "S2", B: 32, T: 50, I: 32, H: 64, iterations: 11 },
   { name: "S3", B: 64, T: 50, I: 64, H: 128, iterations: 5 },
   { name: "S4", B: 64, T: 100, I: 128, H: 256, iterations: 2 },
+  { name: "S3,masked", B: 64, T: 50, I: 64, H: 128, iterations: 5, variant: "masked" },
+  { name: "S3,dropout", B: 64, T: 50, I: 64, H: 128, iterations: 5, variant: "dropout" },
 ];
+
+/** The value padded steps hold (the random inputs are never exactly 0). */
+const MASK_VALUE = 0;
 
 /** The model's configuration: the default (TypeScript kernels, float64), or the fastest here (SIMD, float32). */
 export interface ParallelConfig { backend: "js" | "wasm"; dtype: "float64" | "float32" }
@@ -52,7 +65,9 @@ function stepFlops(c: ParallelCase): number {
 
 function model(c: ParallelCase, threads: number, cfg: ParallelConfig): Sequential {
   // minFlops 0: the two-thread model splits whatever the default threshold would say.
-  const m = new Sequential([new LSTM({ units: c.H, inputDim: c.I }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 7, ...cfg, ...(FMA && cfg.backend === "wasm" ? { fma: true } : {}) });
+  const rate = c.variant === "dropout" ? 0.2 : 0;
+  const layers = [new LSTM({ units: c.H, inputDim: c.I, dropout: rate, recurrentDropout: rate }), new Dense({ units: 1, activation: "sigmoid" })];
+  const m = new Sequential(c.variant === "masked" ? [new Masking({ maskValue: MASK_VALUE }), ...layers] : layers, { seed: 7, ...cfg, ...(FMA && cfg.backend === "wasm" ? { fma: true } : {}) });
   if (m.backend !== cfg.backend) throw new Error(`parallel:${c.name}: backend ${cfg.backend} is not available here`);
   setThreads(m, threads, { minFlops: 0 });
   m.compile({ optimizer: "adam", loss: "binaryCrossentropy" });
@@ -65,6 +80,13 @@ function data(c: ParallelCase, dtype: "float64" | "float32"): { x: Tensor; y: Te
   const next = (): number => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   for (let i = 0; i < x.data.length; i++) x.data[i] = 2 * next() - 1;
   for (let b = 0; b < c.B; b++) y.data[b] = next() < 0.5 ? 0 : 1;
+  if (c.variant === "masked") {
+    // Row b keeps its first L_b steps, L_b in [T/2, T]; the rest is padding.
+    for (let b = 0; b < c.B; b++) {
+      const L = Math.ceil(c.T / 2) + Math.floor(next() * (c.T - Math.ceil(c.T / 2) + 1));
+      x.data.fill(MASK_VALUE, (b * c.T + L) * c.I, (b + 1) * c.T * c.I);
+    }
+  }
   return { x, y };
 }
 
@@ -130,7 +152,10 @@ export function runCase(c: ParallelCase, cfg: ParallelConfig = CONFIGS[0]!): Par
 }
 
 export function main(names: string[] = []): ParallelResult[] {
-  console.log("train step LSTM(H) → Dense(1, sigmoid), BCE, Adam; FLOP model: forward = 2·B·T·(I+H)·4H, step ≈ 3 × forward");
+  console.log(
+    "train step LSTM(H) → Dense(1, sigmoid), BCE, Adam (masked: Masking first, rows end-padded; dropout: 0.2 on x and h); " +
+    "FLOP model: forward = 2·B·T·(I+H)·4H, step ≈ 3 × forward",
+  );
   const out: ParallelResult[] = [];
   for (const c of CASES) for (const cfg of CONFIGS) {
     if (names.length && !names.includes(c.name)) continue;

@@ -8,13 +8,15 @@
  *   npm run bench -- embedding            the Embedding's backward at a 50,000-word vocabulary
  *   npm run bench -- gru                  the GRU's training step against the LSTM's, per FLOP
  *   npm run bench -- serve                predict against ONNX Runtime on our own ONNX export, per shape
+ *   npm run bench -- charlm               one truncated-BPTT pass of the char-LM example, ours vs PyTorch
  *   npm run bench -- --json out.json      also write the results as JSON
  *   npm run bench -- --in-process         measure under tsx instead of plain node (see harness.ts)
  *
  * Suites: matmul, gates, lstm, adam, train-step, tbptt (one window) (with the matmul-only step and float32 vs float64),
  * embedding (the Embedding's backward at V = 1,000 / 10,000 / 50,000),
  * heap, peer (tfjs cpu and wasm), torch (PyTorch, when python3 can import torch; skipped otherwise),
- * parallel (one thread vs two, worker threads, training steps then TruncatedBPTT chunks; not with --quick), serve (predict vs ONNX Runtime, in this process: last,
+ * parallel (one thread vs two, worker threads, training steps then TruncatedBPTT chunks; not with --quick), charlm (a TruncatedBPTT pass of the char-LM
+ * example against PyTorch's stateful detach loop; not with --quick), serve (predict vs ONNX Runtime, in this process: last,
  * so that nothing else runs after onnxruntime-node is loaded).
  */
 import { type Result, launch, writeJson, suiteSelected } from "./harness.js";
@@ -32,6 +34,7 @@ import { runTorchPeer } from "./peer-torch.js";
 import { main as runParallel, CASES as PARALLEL_CASES } from "./parallel.js";
 import { main as runParallelTbptt, TBPTT_CASES } from "./parallel-tbptt.js";
 import { runServe } from "./serve.js";
+import { runCharLm } from "./charlm.js";
 
 await launch(import.meta.url, async (opts) => {
   const results: Result[] = [];
@@ -57,6 +60,7 @@ await launch(import.meta.url, async (opts) => {
     console.log("\n## parallel TBPTT: one trainSequence chunk on one thread vs two (the batch rows split for the whole sequence)");
     extra.parallelTbptt = runParallelTbptt(opts.filters.filter((f) => TBPTT_CASES.some((c) => f.startsWith(c.name))));
   }
+  Object.assign(extra, await runCharLm(opts, results));
   Object.assign(extra, await runServe(opts, results));
   console.log(`\n(total ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   writeJson(opts, results, extra);

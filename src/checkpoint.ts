@@ -35,7 +35,7 @@ import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./
 import { LOSSES } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
-import { CheckpointError, LongshortError, ValueError, checkKeys, fmtShape, fmtValue } from "./errors.js";
+import { CheckpointError, LongshortError, ValueError, checkKeys, fmtShape, fmtValue, fmtInstance } from "./errors.js";
 import { base64Decode, sha256Hex, utf8Decode, utf8Encode } from "./bytes.js";
 import {
   type CheckpointJSON, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, LITTLE_ENDIAN, engineToJSON,
@@ -52,7 +52,7 @@ export { CHECKPOINT_VERSION, type CheckpointJSON };
  */
 export function checkpointToJSON(model: Sequential): CheckpointJSON {
   if (!(model instanceof Sequential)) {
-    throw new ValueError(`checkpointToJSON model: expected a Sequential, got ${fmtValue(model)}`);
+    throw new ValueError(`checkpointToJSON model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
   }
   return engineToJSON(model.engine);
 }
@@ -419,6 +419,7 @@ function readMasking(r: Reader, path: string, v: unknown, version: number): Mask
   if (version < 2) r.fail(path, `a version-1 checkpoint has no masking (it came with version 2)`);
   const o = r.obj(path, v);
   for (const k of Object.keys(o)) if (k !== "maskValue") r.fail(`${path}.${k}`, `unknown field`);
+  if (!("maskValue" in o)) r.fail(`${path}.maskValue`, `missing: a checkpoint's Masking records its mask value`);
   return r.build(path, () => new Masking({ maskValue: o.maskValue as number }));
 }
 

@@ -27,7 +27,7 @@ import {
   type DType, type FloatArray, type Tensor, type StridedArray, allocate, fromData,
 } from "./tensor/tensor.js";
 import { gatherSteps, gatherRows, timeToBatchMajor } from "./tensor/layout.js";
-import { clear } from "./tensor/kernels.js";
+import { clear, clearRange, copyRange } from "./tensor/kernels.js";
 import {
   type EngineLayer, type Flow, type GradStream, type PassContext, type RecurrentWorkspace, type Stream, type StudyBuffers, planFlows, weightNamesOf,
 } from "./layers/layer.js";
@@ -51,9 +51,6 @@ import { ShapeError, ValueError, fmtValue } from "./errors.js";
  * dst[0 … n) = src[from … from + n). (A `set` of a subarray makes a view object per call: with a batch of one, a
  * step's state commit took ~0.3 µs of the seed model's ~9, most of it those views and their collection.)
  */
-function copyFrom(dst: FloatArray, src: FloatArray, from: number, n: number): void {
-  for (let k = 0; k < n; k++) dst[k] = src[from + k]!;
-}
 
 /** The layers this version has (the serializers switch on `kind`); the engine sees each as an EngineLayer. */
 export type Layer = LSTM | GRU | Bidirectional | Dense | Embedding;
@@ -63,6 +60,12 @@ export type Recurrent = LSTM | GRU | Bidirectional;
 
 /** One recurrent layer's states, in its stateNames order, B·H values each (an LSTM's [h, c], a GRU's [h]). */
 export type StateSet = FloatArray[];
+
+/**
+ * One recurrent layer's dropout masks for B rows, scaled 0 or 1/(1 − p): x (dirs·B, I) on its input, h (dirs·B, H)
+ * on its recurrent input, null where it has no such dropout (a Bidirectional's forward rows, then its backward's).
+ */
+export interface DropoutMasks { x: Float64Array | null; h: Float64Array | null }
 
 
 /**
@@ -118,6 +121,8 @@ export class EngineCore {
   dropoutRng: Rng;
   /** @internal Masks for the next draw, per recurrent layer { x (B, I), h (B, H) } scaled 0/1/(1−p): the golden tests' hook. */
   nextMasks: ({ x?: Float64Array | null; h?: Float64Array | null } | null)[] | null = null;
+  /** The last draw of dropout masks, per recurrent layer (drawMaskRows). */
+  private readonly drawn: DropoutMasks[] = [];
   /** Runs large calls on more than one thread when set (threads/pool.ts). */
   executor: RowExecutor | null = null;
   /** Counts uses of the buffers, so the truncated-BPTT unroller can tell when another call overwrote them. */
@@ -298,7 +303,13 @@ export class EngineCore {
   allocState(i: number, B: number): StateSet {
     const n = B * this.rnns[i]!.stateUnits, cur = this.state[i];
     if (cur && cur[0]!.length === n) return cur;
-    return (this.state[i] = this.rnns[i]!.stateNames.map(() => allocate(this.dtype, n)));
+    // In the model's WebAssembly memory on the SIMD backend, beside the slots they are copied to and from at every call.
+    return (this.state[i] = withArena(this.arena, () => this.rnns[i]!.stateNames.map(() => allocate(this.dtype, n))));
+  }
+
+  /** Zero states of B rows for every recurrent layer, new (the model's own stay as they are until the caller swaps them in). */
+  freshStates(B: number): StateSet[] {
+    return withArena(this.arena, () => this.rnns.map((l) => l.stateNames.map(() => allocate(this.dtype, B * l.stateUnits))));
   }
 
   /** The rows of recurrent layer i's last states (0 before any pass). */
@@ -360,12 +371,8 @@ export class EngineCore {
     this.cap = cap;
   }
 
-  /**
-   * The thread pool, when it may take the call: not with masking (each slice would count its own kept steps)
-   * nor for a training step with dropout (the masks are drawn for the whole batch here).
-   */
-  protected pool(training: boolean): RowExecutor | null {
-    if (this.maskValue !== null || (training && this.hasDropout)) return null;
+  /** The thread pool, for any call (`training`: a training step): it weighs masked slices by keptRows, slices drawMaskRows. */
+  protected pool(_training: boolean): RowExecutor | null {
     return this.executor;
   }
 
@@ -375,25 +382,44 @@ export class EngineCore {
   }
 
   /**
-   * Draws every dropout layer's masks for the B rows of the buffers (after `ensure`) from the dropout RNG, one
-   * scaled 0/1 value per row and unit, and applies them to the passes that follow until the next `ensure`.
+   * Draws every dropout layer's masks for B rows from the dropout RNG, one scaled 0/1 value per row and unit, in
+   * row order, layer by layer (x then h): the draw `drawMasks` applies, and the thread pool slices. Per recurrent
+   * layer, x (dirs·B, I) and h (dirs·B, H), null where the layer has no such dropout; a Bidirectional's are its
+   * forward direction's B rows then its backward direction's. The arrays are this engine's, reused by the next draw.
    * `nextMasks` (for tests: the masks a reference computed with) replaces one draw.
    */
-  drawMasks(): void {
-    const B = this.B, given = this.nextMasks;
+  drawMaskRows(B: number): DropoutMasks[] {
+    const given = this.nextMasks;
     this.nextMasks = null;
+    const drawn = this.drawn;
     this.rnns.forEach((l, i) => {
-      const ws = this.ws(i), I = l.directions * l.inputDim!, H = l.directions * l.stateUnits; // a Bidirectional's two directions' masks
+      const I = l.directions * l.inputDim!, H = l.directions * l.stateUnits; // a Bidirectional's two directions' masks
       const fill = (n: number, p: number, g: Float64Array | null | undefined, mask: Float64Array | null): Float64Array => {
         const m = mask && mask.length === n ? mask : new Float64Array(n);
         if (g) m.set(g);
         else for (let k = 0; k < n; k++) m[k] = this.dropoutRng.uniform() < p ? 0 : 1 / (1 - p);
         return m;
       };
-      ws.xMask = l.dropout > 0 ? fill(B * I, l.dropout, given?.[i]?.x, ws.xMask) : null;
-      ws.hMask = l.recurrentDropout > 0 ? fill(B * H, l.recurrentDropout, given?.[i]?.h, ws.hMask) : null;
-      ws.dropping = l.dropout > 0 || l.recurrentDropout > 0;
+      const d = (drawn[i] ??= { x: null, h: null });
+      d.x = l.dropout > 0 ? fill(B * I, l.dropout, given?.[i]?.x, d.x) : null;
+      d.h = l.recurrentDropout > 0 ? fill(B * H, l.recurrentDropout, given?.[i]?.h, d.h) : null;
     });
+    return drawn;
+  }
+
+  /** Makes the passes until the next `ensure` training ones with these masks (for the buffers' B rows, as drawMaskRows lays them). */
+  useMasks(masks: readonly DropoutMasks[]): void {
+    for (let i = 0; i < this.rnns.length; i++) {
+      const ws = this.ws(i), m = masks[i]!;
+      ws.xMask = m.x;
+      ws.hMask = m.h;
+      ws.dropping = m.x !== null || m.h !== null;
+    }
+  }
+
+  /** Draws the masks for the B rows of the buffers (after `ensure`) and uses them until the next `ensure`. */
+  drawMasks(): void {
+    this.useMasks(this.drawMaskRows(this.B));
   }
 
   /** Turns the masks drawn last on for a training pass (or off), until the next `ensure`. */
@@ -461,8 +487,8 @@ export class EngineCore {
       const slots = this.ws(i).states, n = B * this.rnns[i]!.stateUnits, off = t0 * n;
       const from = states ? states[i]! : carried && this.carries(i, B) ? this.state[i]! : null;
       for (let s = 0; s < slots.length; s++) {
-        if (from) slots[s]!.set(from[s]!, off);
-        else slots[s]!.fill(0, off, off + n);
+        if (from) copyRange(slots[s]!, off, from[s]!, 0, n);
+        else clearRange(slots[s]!, off, n);
       }
     }
   }
@@ -498,7 +524,7 @@ export class EngineCore {
     const B = this.B;
     for (let i = 0; i < this.rnns.length; i++) {
       const n = B * this.rnns[i]!.stateUnits, slots = this.ws(i).states, kept = this.allocState(i, B);
-      for (let s = 0; s < slots.length; s++) copyFrom(kept[s]!, slots[s]!, t * n, n);
+      for (let s = 0; s < slots.length; s++) copyRange(kept[s]!, 0, slots[s]!, t * n, n);
     }
   }
 
@@ -537,10 +563,24 @@ export class EngineCore {
     return this.rows(this.outs[this.outs.length - 1]!.buf, this.outOff());
   }
 
+  /** Whether the loss counts only the kept steps of the output rows (a per-step output that the mask reaches). */
+  get rowMasked(): boolean {
+    return this.perStep && this.masked[this.layers.length - 1]! && this.maskValue !== null;
+  }
+
   /** The rows of the output that the loss counts (masking's kept steps of a per-step output), or null for all. */
   private rowValid(): Uint8Array | null {
-    if (!this.perStep || !this.masked[this.layers.length - 1] || this.maskValue === null) return null;
+    if (!this.rowMasked) return null;
     return this.t0 === 0 ? this.valid : this.valid.subarray(this.t0 * this.B);
+  }
+
+  /** How many of the last pass's M output rows the loss counts (a masked per-step output's kept steps): the pool's weights. */
+  keptRows(M: number): number {
+    const rv = this.rowValid();
+    if (rv === null) return M;
+    let n = 0;
+    for (let r = 0; r < M; r++) n += rv[r]!;
+    return n;
   }
 
   /** Where the loss writes dL/d(output), as a gradient stream for the top layer's backward (from step t0). */

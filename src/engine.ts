@@ -44,7 +44,7 @@ export class Engine extends EngineCore {
 
   /** One optimizer step on B rows (optionally through a row map); the loss is the one before the update. */
   trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
-    // Dropout's masks are drawn for the whole batch on this thread: such steps are not split across threads.
+    // Split across threads, a dropout step's masks are still drawn for the whole batch here (the pool slices them).
     const par = this.pool(true)?.trainRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T, true);

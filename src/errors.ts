@@ -51,6 +51,25 @@ export function fmtValue(v: unknown): string {
 }
 
 /**
+ * fmtValue of a value refused for not being an instance of one of `classes` (the package's own, named as their
+ * constructors are): when its constructor has one of those names it is almost surely one from a second copy of
+ * the package, which `instanceof` does not see (a program that loads longshort with both import and require gets
+ * its ES module and CommonJS builds, each with its own classes), and the message says so.
+ *
+ * @example
+ * fmtInstance(modelFromRequire, "Sequential");
+ * // 'an object (Sequential) from another copy of longshort: …'
+ */
+export function fmtInstance(v: unknown, ...classes: string[]): string {
+  const s = fmtValue(v);
+  const name = typeof v === "object" && v !== null ? (v as object).constructor?.name : undefined;
+  if (name === undefined || !classes.includes(name)) return s;
+  return `${s} from another copy of longshort: this program has loaded the package twice (with both import and require, ` +
+    `which give its ES module and its CommonJS builds, or two installed versions), and one copy's ${name} is not the other's; ` +
+    `load longshort one way throughout (all import, or all require)`;
+}
+
+/**
  * Refuses every key of an options object that is not one of `known`, with a ValueError that names the key and,
  * when one is close (a typo, another casing, snake_case), the key meant: `new Adam({ learning_rate: 0.1 })`
  * would otherwise train at the default rate without a word.

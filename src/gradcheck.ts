@@ -8,7 +8,7 @@ import { Sequential } from "./model.js";
 import { type Tensor, type TensorLike, tensor } from "./tensor/tensor.js";
 import { checkBatch } from "./validate.js";
 import { Rng } from "./init.js";
-import { ValueError, checkKeys, fmtValue } from "./errors.js";
+import { ValueError, checkKeys, fmtValue, fmtInstance } from "./errors.js";
 
 export interface GradCheckOptions {
   /** The finite-difference step. Default 1e-3 (truncation ~ε⁴ and round-off ~1e-16/ε both ~1e-13). */
@@ -31,8 +31,8 @@ export interface GradCheckResult {
   perWeight: { name: string; maxRelativeError: number; checked: number }[];
   /** computeGradients' inputGrad against differences in x (when "input" is checked). */
   input?: { maxRelativeError: number; checked: number };
-  /** computeGradients' stateGrads against differences in the initial state, per LSTM layer: "lstm_0/h",
-   * "lstm_0/c", … (when "states" is checked). The initial state is the carried one of a stateful model,
+  /** computeGradients' stateGrads against differences in the initial state, per recurrent layer: "lstm_0/h",
+   * "lstm_0/c", "gru_0/h", … (when "states" is checked). The initial state is the carried one of a stateful model,
    * else zeros. */
   states?: { name: string; maxRelativeError: number; checked: number }[];
 }
@@ -50,7 +50,7 @@ export function gradCheck(model: Sequential, x: TensorLike, y: TensorLike, optio
     throw new ValueError(`gradCheck options: expected an object like { epsilon, samples }, got ${fmtValue(options)}`);
   }
   checkKeys("gradCheck", options, ["epsilon", "samples", "floor", "seed", "wrt"]);
-  if (!(model instanceof Sequential)) throw new ValueError(`gradCheck model: expected a Sequential, got ${fmtValue(model)}`);
+  if (!(model instanceof Sequential)) throw new ValueError(`gradCheck model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
   if (model.dtype !== "float64") {
     throw new ValueError(`gradCheck model: expected a float64 model (finite differences need the precision), got ${model.dtype}; build a float64 copy and setWeights`);
   }

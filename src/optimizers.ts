@@ -6,7 +6,7 @@
 import { type FloatArray, allocate } from "./tensor/tensor.js";
 import * as arenas from "./wasm/arena.js";
 import { oneMinusPow } from "./tensor/math.js";
-import { ValueError, checkKeys, fmtValue } from "./errors.js";
+import { ValueError, checkKeys, fmtValue, fmtInstance } from "./errors.js";
 import { type Schedule, type ScheduleJSON, isSchedule, scheduleToJSON } from "./schedules.js";
 
 /**
@@ -366,5 +366,5 @@ export function resolveOptimizer(v: unknown): Optimizer {
   if (v === "adam") return new Adam();
   if (v === "sgd") return new SGD();
   if (v instanceof Adam || v instanceof SGD) return v;
-  throw new ValueError(`optimizer: expected "adam", "sgd", an Adam or an SGD, got ${fmtValue(v)}`);
+  throw new ValueError(`optimizer: expected "adam", "sgd", an Adam or an SGD, got ${fmtInstance(v, "Adam", "SGD")}`);
 }

@@ -12,7 +12,7 @@ import { ValueError, fmtValue } from "./errors.js";
  */
 export interface RunOptions {
   /**
-   * "wasm" (default): the products and the LSTM's σ-gate math run in WebAssembly SIMD on buffers in the model's
+   * "wasm" (default): the products and the LSTM's and GRU's gate math run in WebAssembly SIMD on buffers in the model's
    * own WebAssembly memory. It needs SharedArrayBuffer (Node; a cross-origin-isolated page) and WebAssembly SIMD;
    * elsewhere the model takes "js", and `model.backend` says which is in effect. "js": the TypeScript kernels
    * everywhere. Both pass every golden fixture; "wasm" is never slower and 2–7× faster from S1 up (README,

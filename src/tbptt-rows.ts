@@ -29,8 +29,9 @@ export class WindowRows implements WindowRunner {
   /** The last window's reached steps [tb, t1). */
   tb = 0;
   t1 = 0;
-  /** The last window's output rows (B, or steps·B for a per-step head). */
+  /** The last window's output rows (B, or steps·B for a per-step head), and how many of them its loss counted (fewer under a mask). */
   M = 0;
+  kept = 0;
   /** Of the last window, when studied: per recurrent layer, ‖dL/dh_t‖ of this engine's rows' mean loss at slot t. */
   dhNorms: Float64Array[] | null = null;
   private yPending: FloatArray = new Float64Array(0); // (k1, B, D) per-step labels of the open window, time-major
@@ -93,6 +94,7 @@ export class WindowRows implements WindowRunner {
       m.loadLabels(yt, null, 0, B, 0, 0);
     }
     const loss = m.lossOf(M, true);
+    this.kept = m.keptRows(M); // (before backward: it reads the window's mask rows)
     const acc = accuracy ? m.accuracyOf(M) : undefined;
     m.zeroGrads();
     const tb = Math.max(0, t1 - this.k2);

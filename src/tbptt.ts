@@ -30,7 +30,7 @@ import type { RecurrentState, WindowResult, WindowRunner } from "./engine-api.js
 import { type FloatArray, type Tensor, type TensorLike, allocate } from "./tensor/tensor.js";
 import { WindowRows } from "./tbptt-rows.js";
 import { buildFor, checkInput, checkLabels, checkStatefulBatch, requireCompiled } from "./validate.js";
-import { ValueError, StateError, checkKeys, checkPositiveInt, fmtValue } from "./errors.js";
+import { ValueError, StateError, checkKeys, checkPositiveInt, fmtValue, fmtInstance } from "./errors.js";
 
 export interface TruncatedBPTTOptions {
   /** k1: steps per window, one optimizer update per window. */
@@ -107,7 +107,7 @@ export class TruncatedBPTT {
 
   constructor(readonly model: Sequential, options: TruncatedBPTTOptions) {
     if (!(model instanceof Sequential)) {
-      throw new ValueError(`TruncatedBPTT model: expected a Sequential, got ${fmtValue(model)}`);
+      throw new ValueError(`TruncatedBPTT model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
     }
     if (typeof options !== "object" || options === null) {
       throw new ValueError(`TruncatedBPTT options: expected { windowLength, backpropLength? }, got ${fmtValue(options)}`);
@@ -206,7 +206,7 @@ export class TruncatedBPTT {
     let accSum = 0, accSteps = 0;
     try {
       if (!this.inSequence) {
-        this.runner = this.open(m, B);
+        this.runner = this.open(m, B, update);
         this.runner.begin(update && m.hasDropout);
         this.inSequence = true;
         this.B = B;
@@ -241,13 +241,14 @@ export class TruncatedBPTT {
   }
 
   /**
-   * A new sequence's rows: split across the model's thread pool when it takes them, else on this thread.
-   * Masking and dropout stay on this thread for now (the one place that says so): the pool's slices would each
-   * count their own kept steps, and dropout's masks are drawn here for the whole batch.
+   * A new sequence's rows: split across the model's thread pool when it takes them, else on this thread. A dropout
+   * model's sequence splits when it starts training (its masks drawn then, for the whole batch, and sliced); one that
+   * starts with `update: false` draws none and stays here, where a later training chunk of it uses whatever masks the
+   * engine last held, as it always has on one thread.
    */
-  private open(m: Engine, B: number): WindowRunner {
+  private open(m: Engine, B: number, update: boolean): WindowRunner {
     const k1 = this.windowLength, k2 = this.backpropLength;
-    const split = m.maskValue === null && !m.hasDropout ? m.executor?.windows?.(B, k1, k2) : null;
+    const split = !m.hasDropout || update ? m.executor?.windows?.(B, k1, k2) : null;
     return split ?? new WindowRows(m, B, k1, k2, true);
   }
 

@@ -156,10 +156,12 @@ export function buildFor(e: Engine, F: number): void {
 }
 
 /** The batch size a call must use: the fixed one of a stateful model, fixing it at the first call. */
-export function checkStatefulBatch(e: Engine, name: string, B: number): void {
+export function checkStatefulBatch(e: Engine, name: string, B: number, start = -1): void {
   if (!e.stateful) return;
   if (e.batchSize === undefined) e.fixBatch(B);
   else if (B !== e.batchSize) {
+    // `start`: the batch's first row of x, named only when the call fails (a stream's step is a few µs).
+    if (start >= 0) name = `${name} (rows ${start}…${start + B - 1})`;
     throw new ShapeError(
       `${name}: this stateful model has a fixed batch size of ${e.batchSize} (row r continues row r of the last call), got a batch of ${B}; ` +
       `use batches of ${e.batchSize}, or call model.setBatchSize(${B}) to change it (states are reset)`,

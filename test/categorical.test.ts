@@ -66,6 +66,17 @@ describe("softmax head", () => {
     expect(() => ps.trainOnBatch(X, ndarray(new Float64Array(30).fill(-1), [6, 5]))).toThrow(/y\[0\]\[0\]: expected a class index/);
   });
 
+  it("a softmax over one unit (always 1) is refused at compile with every loss, naming the two fixes", () => {
+    for (const loss of ["categoricalCrossentropy", "sparseCategoricalCrossentropy", "binaryCrossentropy", "meanSquaredError"]) {
+      const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1, activation: "softmax" })]);
+      expect(() => m.compile({ loss: loss as "meanSquaredError" }), loss).toThrow(new RegExp(`units 1 and activation "softmax", whose output is always 1, so ${loss} cannot learn anything; for two classes use new Dense\\(\\{ units: 1, activation: "sigmoid" \\}\\) with loss "binaryCrossentropy", or give the softmax units ≥ 2`));
+      expect(m.loss).toBeNull();
+    }
+    const two = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 2, activation: "softmax" })]);
+    two.compile({ loss: "categoricalCrossentropy" });
+    expect(two.loss).toBe("categoricalCrossentropy");
+  });
+
   it("categorical losses need a softmax head; Keras's names are accepted", () => {
     const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 3, activation: "sigmoid" })]);
     expect(() => m.compile({ loss: "categoricalCrossentropy" })).toThrow(/compile loss: categoricalCrossentropy compares class probabilities; the top layer must be new Dense\(\{ units, activation: "softmax" \}\), got activation "sigmoid"/);

@@ -125,10 +125,22 @@ describe("files", () => {
     expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]); // no temporary left behind
   });
 
+  it("missing parent folders are created (the README's runs/epoch-5.ckpt in a fresh folder), sync and async", async () => {
+    const { m } = trained("stateful", "float64", "sgd");
+    const a = join(dir, "fresh", "runs", "epoch-5.ckpt"), b = join(dir, "fresh2", "deeper", "epoch-5.ckpt");
+    await saveCheckpoint(m, a);
+    saveCheckpointSync(m, b);
+    expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+    expectSame("in a created folder", snapshot(m), snapshot(loadCheckpointSync(a)));
+    expect(readdirSync(join(dir, "fresh", "runs"))).toEqual(["epoch-5.ckpt"]);
+  });
+
   it("a failed write throws CheckpointError, leaves no temporary file and no target", async () => {
     const { m } = trained("stateful", "float64", "sgd");
-    await expect(saveCheckpoint(m, join(dir, "no-such-dir", "x.ckpt"))).rejects.toThrow(CheckpointError);
-    expect(() => saveCheckpointSync(m, join(dir, "no-such-dir", "x.ckpt"))).toThrow(/cannot write/);
+    writeFileSync(join(dir, "a-file"), "not a folder");
+    await expect(saveCheckpoint(m, join(dir, "a-file", "x.ckpt"))).rejects.toThrow(CheckpointError);
+    await expect(saveCheckpoint(m, join(dir, "a-file", "x.ckpt"))).rejects.toThrow(/a-file\/x\.ckpt: cannot create the folder .*a-file for the checkpoint/);
+    expect(() => saveCheckpointSync(m, join(dir, "a-file", "sub", "x.ckpt"))).toThrow(/cannot create the folder .*a-file\/sub for the checkpoint/);
     const target = join(dir, "is-a-dir");
     mkdirSync(target);
     await expect(saveCheckpoint(m, target)).rejects.toThrow(/is-a-dir: cannot write the checkpoint/);

@@ -45,6 +45,18 @@ describe("longshort/node interop files", () => {
     expect(Math.abs((out.y!.data as Float32Array)[0]! - m.predict(X).data[0]!)).toBeLessThan(1e-6);
   });
 
+  it("saveSafetensors, saveOnnx and saveTfjs create missing parent folders", async () => {
+    const m = model(), root = join(dir, "new", "models");
+    await saveSafetensors(m, join(root, "a", "m.safetensors"));
+    await saveOnnx(m, join(root, "b", "m.onnx"));
+    await saveTfjs(m, join(root, "c", "web"));
+    expect(readFileSync(join(root, "a", "m.safetensors")).equals(Buffer.from(toSafetensors(m)))).toBe(true);
+    expect(readFileSync(join(root, "b", "m.onnx")).equals(Buffer.from(toOnnx(m)))).toBe(true);
+    expect(readdirSync(join(root, "c", "web")).sort()).toEqual(["model.json", "weights.bin"]);
+    writeFileSync(join(dir, "plain-file"), "x");
+    await expect(saveOnnx(m, join(dir, "plain-file", "m.onnx"))).rejects.toThrow(/cannot create the folder .*plain-file for the ONNX model/);
+  });
+
   it("saveTfjs writes model.json + weights.bin, which tfjs loads and loadTfjs reads back", async () => {
     const m = model(), folder = join(dir, "tfjs");
     mkdirSync(folder);
@@ -81,6 +93,7 @@ describe("longshort/node interop files", () => {
     await expect(loadSafetensors(join(dir, "x.onnx"))).rejects.toThrow(/^load .*x\.onnx: /);
     await expect(saveSafetensors(model(), "" as string)).rejects.toThrow(ValueError);
     await expect(saveOnnx(model(), 5 as unknown as string)).rejects.toThrow(/saveOnnx path: expected a non-empty file path string, got 5/);
-    await expect(saveOnnx(model(), join(dir, "no", "such", "dir.onnx"))).rejects.toThrow(/save .*dir\.onnx: cannot write the ONNX model/);
+    mkdirSync(join(dir, "taken.onnx"));
+    await expect(saveOnnx(model(), join(dir, "taken.onnx"))).rejects.toThrow(/save .*taken\.onnx: cannot write the ONNX model/);
   });
 });

@@ -19,7 +19,8 @@ import {
 } from "../src/tensor/kernels.js";
 import { exp } from "../src/tensor/math.js";
 import { naiveMatmul, naiveLstmStep } from "../src/tensor/naive.js";
-import type { FloatArray } from "../src/tensor/tensor.js";
+import { type FloatArray, fromData, tensor, toArray } from "../src/tensor/tensor.js";
+import ndarray from "ndarray";
 import { makeRng, randInt, fillUniform, uniformArray, project, checkGradients, expectGradientsMatch } from "./helpers/gradcheck.js";
 import type { Rng } from "../src/init.js";
 
@@ -323,5 +324,56 @@ describe("exp (tensor/math.ts), fastSigmoid / fastTanh (the gate activations)", 
       expect(Math.abs(c[k]! - ref.c[k]!), `c ${k}`).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(ref.c[k]!)));
       expect(Math.abs(h[k]! - ref.h[k]!), `h ${k}`).toBeLessThanOrEqual(1e-15);
     }
+  });
+});
+
+describe("fromData: ndarray's own views, built without ndarray()", () => {
+  for (const [dname, Arr] of DTYPES) {
+    it(`${dname}: ranks 1–4 (and empty shapes) equal ndarray(data, shape): class, shape, stride, offset, dtype, size, values`, () => {
+      for (const shape of [[5], [2, 3], [4, 1, 3], [2, 3, 1, 2], [0, 4], [3, 0, 2]]) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const data = new Arr(n).map((_, i) => i + 0.5);
+        const a = fromData(data, shape), b = ndarray(data, shape.slice()) as unknown as typeof a;
+        expect(a.constructor, `shape ${shape}`).toBe(b.constructor);
+        expect([a.shape, a.stride, a.offset, a.dtype, a.size, a.dimension]).toEqual([b.shape, b.stride, b.offset, b.dtype, b.size, b.dimension]);
+        expect(a.data).toBe(data);
+        if (n > 0) {
+          const last = shape.map((d) => d - 1);
+          expect(a.get(...last)).toBe(data[n - 1]);
+          expect(a.pick(0).size).toBe(n / shape[0]!);
+        }
+      }
+      expect(() => fromData(new Arr(5), [2, 3])).toThrow(/data of length 5 does not fill shape \[2, 3\]/);
+    });
+  }
+});
+
+describe("tensor(values, shape, dtype?): TensorFlow.js's form", () => {
+  it("flat arrays, typed arrays and nested arrays in row-major order, laid out in the shape; the old tensor(values, dtype) unchanged", () => {
+    const t = tensor([1, 2, 3, 4, 5, 6], [1, 3, 2]);
+    expect(t.shape).toEqual([1, 3, 2]);
+    expect(t.dtype).toBe("float64");
+    expect(toArray(t)).toEqual([[[1, 2], [3, 4], [5, 6]]]);
+    const f = tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], "float32");
+    expect([f.dtype, f.get(1, 0)]).toEqual(["float32", 4]);
+    expect(toArray(tensor(new Int32Array([7, 8, 9, 10]), [2, 2]))).toEqual([[7, 8], [9, 10]]);
+    expect(toArray(tensor([[1, 2, 3], [4, 5, 6]], [3, 2]))).toEqual([[1, 2], [3, 4], [5, 6]]); // nested, reshaped as tfjs does
+    const src = new Float64Array([1, 2, 3]);
+    const copy = tensor(src, [3]);
+    src[0] = 9;
+    expect(copy.get(0)).toBe(1);                                             // a copy, as tensor(values) makes
+    expect(tensor([1, 2, 3], "float32").dtype).toBe("float32");
+    expect(tensor([[1], [2]]).shape).toEqual([2, 1]);
+    expect(tensor([], [0, 4]).shape).toEqual([0, 4]);
+  });
+
+  it("refuses what does not fit, naming the argument and the counts", () => {
+    expect(() => tensor([1, 2, 3, 4, 5], [1, 3, 2])).toThrow(/tensor values: shape \[1, 3, 2\] holds 6 values, got 5/);
+    expect(() => tensor([1, 2], [2, -1])).toThrow(/tensor shape: expected an array of non-negative integers like \[2, 10, 3\], got \[2, -1\]/);
+    expect(() => tensor([1, 2], [2.5] as number[])).toThrow(/tensor shape/);
+    expect(() => tensor([1, 2], "float16" as never)).toThrow(/dtype: expected "float32" or "float64", got "float16"/);
+    expect(() => tensor([1, 2], [2], "int32" as never)).toThrow(/dtype: expected "float32" or "float64", got "int32"/);
+    expect(() => tensor([1, 2], "float32", "float64")).toThrow(/a dtype as the second argument and another as the third/);
+    expect(() => tensor([1, [2]] as never, [2])).toThrow(/values/);
   });
 });

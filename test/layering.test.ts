@@ -17,7 +17,7 @@ const LEVELS: [number, RegExp][] = [
   [1, /^(init|losses|optimizers|schedules|data|random|atomic-update|run-options)\.ts$/],
   [2, /^layers\//],
   [3, /^engine(-api|-core)?\.ts$/],
-  [4, /^(validate|callbacks|progress|fit|checkpoint-json|tbptt-rows)\.ts$/],
+  [4, /^(validate|callbacks|progress|fit|checkpoint-json|model-states|summary|tbptt-rows)\.ts$/],
   [5, /^model\.ts$/],
   [6, /^(tbptt|gradcheck|checkpoint)\.ts$|^threads\/|^interop\//],
   [7, /^index\.ts$/],

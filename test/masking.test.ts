@@ -4,13 +4,14 @@
  * step's), outputs before a row's first kept step are zeros even over a carried state, per-step losses count
  * kept entries only, and truncated BPTT, threads, checkpoints and interop keep all of it.
  */
+import type { ThreadPool } from "../src/threads/pool.js";
 import { afterAll, describe, expect, it } from "vitest";
 import ndarray from "ndarray";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import {
   Sequential, LSTM, Dense, Masking, SGD, TruncatedBPTT, ValueError, randomNormal, setThreads, toTfjs, fromTfjs,
-  toOnnx, toSafetensors, fromSafetensors, encodeCheckpoint, decodeCheckpoint, gradCheck, type Tensor,
+  toOnnx, toSafetensors, fromSafetensors, encodeCheckpoint, decodeCheckpoint, checkpointFromJSON, gradCheck, type Tensor,
 } from "../src/node/index.js";
 
 const live: Sequential[] = [];
@@ -104,13 +105,16 @@ describe("Masking", () => {
     expect(Array.from(a.engine.params)).toEqual(Array.from(b.engine.params));
   });
 
-  it("threads set: masked calls run on the calling thread and equal one thread's", () => {
+  it("threads set: masked calls split across threads and equal one thread's (to rounding; test/parallel-masked.test.ts has the rest)", () => {
     const one = model({ perStep: true, seed: 9 }), two = model({ perStep: true, seed: 9 });
     setThreads(two, 2, { minFlops: 0 });
     live.push(two);
     const x = padded(Array.from({ length: 8 }, (_, b) => row(b % 3, 1 + (b % 5))), 5), y = randomNormal([8, 5, 1], { seed: 1 });
-    for (let s = 0; s < 2; s++) expect(two.trainOnBatch(x, y)).toEqual(one.trainOnBatch(x, y));
-    expect(Array.from(two.predict(x).data)).toEqual(Array.from(one.predict(x).data));
+    const close = (a: number, e: number): void => expect(Math.abs(a - e)).toBeLessThanOrEqual(1e-12 * Math.abs(e));
+    for (let s = 0; s < 2; s++) close(two.trainOnBatch(x, y).loss, one.trainOnBatch(x, y).loss);
+    const p1 = one.predict(x).data;
+    Array.from(two.predict(x).data).forEach((v, i) => close(v, p1[i]!));
+    expect((two.engine.executor as ThreadPool).parallelCalls).toBe(3);
   });
 
   it("checkpoints, safetensors and TensorFlow.js keep the Masking layer; ONNX Runtime computes it on these end-padded rows", async () => {
@@ -147,6 +151,18 @@ describe("Masking", () => {
     expect(() => new Sequential([new LSTM({ units: 2, inputDim: 2 }), new Masking(), new Dense({ units: 1 })])).toThrow(/layers\[1\]: a Masking layer must be the first layer/);
     expect(() => new Masking({ maskValue: NaN })).toThrow(/Masking maskValue: expected a finite number, got NaN/);
     expect(() => new Masking({ mask_value: 0 } as never)).toThrow(/did you mean "maskValue"/);
+    expect(() => new Masking({ maskValue: null } as never)).toThrow(/Masking maskValue: expected a finite number, got null/);
+    expect(new Masking({}).maskValue).toBe(0);
     expect(() => new Sequential([new Masking()])).toThrow(ValueError);
+  });
+
+  it("a checkpoint whose Masking has maskValue null or none is refused, not read as mask value 0", () => {
+    const m = model();
+    const json = JSON.parse(new TextDecoder().decode(encodeCheckpoint(m)).split("\n").slice(1).join("\n"));
+    expect(json.config.masking).toEqual({ maskValue: -1 });
+    const withMasking = (masking: unknown) => ({ ...json, config: { ...json.config, masking } });
+    expect(() => checkpointFromJSON(withMasking({ maskValue: null }))).toThrow(/config\.masking: .*Masking maskValue: expected a finite number, got null/);
+    expect(() => checkpointFromJSON(withMasking({}))).toThrow(/config\.masking\.maskValue: missing/);
+    expect(checkpointFromJSON(withMasking({ maskValue: -1 })).masking?.maskValue).toBe(-1);
   });
 });

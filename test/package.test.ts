@@ -158,6 +158,23 @@ report(saveCheckpointSync, loadCheckpointSync, setThreads, "cjs.ckpt");
     expect(printed.esm && printed.cjs, "the two tests above must run first").toBeTruthy();
     expect(printed.cjs!.predictions).toEqual(printed.esm!.predictions);
   });
+
+  it("a model of one copy given to the other (import and require in one program): the error says two copies are loaded", () => {
+    writeFileSync(join(app, "mixed.mjs"), `
+import { createRequire } from "node:module";
+import { Sequential, LSTM, Dense, checkpointToJSON } from "longshort";
+const cjs = createRequire(import.meta.url)("longshort");
+const model = new cjs.Sequential([new cjs.LSTM({ units: 2, inputDim: 1 }), new cjs.Dense({ units: 1 })]);
+const messages = [];
+for (const f of [() => checkpointToJSON(model), () => new Sequential([new cjs.LSTM({ units: 2, inputDim: 1 }), new Dense({ units: 1 })])]) {
+  try { f(); messages.push("accepted"); } catch (e) { messages.push(e.message); }
+}
+console.log(JSON.stringify(messages));
+`);
+    const [ckpt, layers] = JSON.parse(node("mixed.mjs").trim().split("\n").at(-1)!) as [string, string];
+    expect(ckpt).toMatch(/^checkpointToJSON model: expected a Sequential, got an object \(Sequential\) from another copy of longshort: this program has loaded the package twice \(with both import and require/);
+    expect(layers).toMatch(/^Sequential layers\[0\]: expected an LSTM, .* got an object \(LSTM\) from another copy of longshort.*load longshort one way throughout/);
+  });
 });
 
 describe("types, without @types/node and without the DOM library", () => {

@@ -7,9 +7,11 @@
  * several sequences and chunked ones (chunks that end inside a window), k1 = k2, k2 > k1 and k2 < k1, per-sequence
  * and per-step labels, LSTM, GRU, stacked and stateful models, batches not divisible by the thread count.
  *
+ * Masked models (end-padded rows, a slice all padding in some windows, windows all padding) and dropout models (the
+ * sequence's masks drawn for the whole batch, each slice using its rows') too, and onWindow's info masked.
+ *
  * Every comparison also checks that the pool trained each window split (its parallelWindows counter), so a fallback
- * to one thread cannot pass; masking and dropout, which fall back for now, are checked to do so (and to give one
- * thread's results exactly).
+ * to one thread cannot pass.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -196,9 +198,10 @@ describe("TruncatedBPTT across threads gives one thread's results", () => {
 
 describe("onWindow's info is the whole batch's, gathered from the slices", () => {
   for (const backend of BACKENDS) {
-    for (const update of [false, true]) {
-      it(`${backend}, 3 threads, update ${update}: grads, weightGrads, hiddenGradNorms, inputGrad, stateGrads, getStates in the callback`, () => {
+    for (const [update, masked] of [[false, false], [true, true]] as const) {
+      it(`${backend}, 3 threads, update ${update}${masked ? ", masked (weights n_k/n)" : ""}: grads, weightGrads, hiddenGradNorms, inputGrad, stateGrads, getStates in the callback`, () => {
         const layers = () => [
+          ...(masked ? [new Masking({ maskValue: 0 })] : []),
           new LSTM({ units: 4, inputDim: 3, returnSequences: true }),
           new GRU({ units: 3, returnSequences: true }),
           new Dense({ units: 1, activation: "sigmoid" }),
@@ -206,6 +209,7 @@ describe("onWindow's info is the whole batch's, gathered from the slices", () =>
         const one = make(layers, 1, backend), many = make(layers, 3, backend);
         const next = stream(update ? 8 : 9);
         const x = randomTensor([8, 13, 3], next), y = randomTensor([8, 13, 1], next, true);
+        if (masked) pad(x, [13, 13, 10, 12, 5, 13, 4, 3]); // rows 4, 6 and 7 padding from step 5, 4 and 3 on
         const t1 = new TruncatedBPTT(one, { windowLength: 3, backpropLength: 5 }), tn = new TruncatedBPTT(many, { windowLength: 3, backpropLength: 5 });
         const record = (tb: TruncatedBPTT, into: Record<string, unknown>[]) => (w: WindowInfo) => {
           into.push({
@@ -287,26 +291,86 @@ describe("TruncatedBPTT's threads: the skip path, fallbacks and failures", () =>
       many.dispose();
     });
 
-    it(`${backend}: masking and dropout stay on one thread for now (and give one thread's results exactly)`, () => {
-      const cases: [string, () => (LSTM | Dense | Masking)[]][] = [
-        ["masking", () => [new Masking({ maskValue: 0 }), new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })]],
-        ["dropout", () => [new LSTM({ units: 3, inputDim: 2, dropout: 0.3, recurrentDropout: 0.2 }), new Dense({ units: 1, activation: "sigmoid" })]],
-      ];
-      for (const [name, layers] of cases) {
-        const one = make(layers, 1, backend), many = make(layers, 2, backend);
-        const next = stream(3);
-        const x = randomTensor([6, 9, 2], next), y = randomTensor([6, 1], next, true);
-        for (let t = 6; t < 9; t++) for (let f = 0; f < 2; f++) x.data[(1 * 9 + t) * 2 + f] = 0; // row 1's last steps masked
-        const r1 = new TruncatedBPTT(one, { windowLength: 3 }).trainSequence(x, y);
-        const rn = new TruncatedBPTT(many, { windowLength: 3 }).trainSequence(x, y);
-        expect(rn.losses, name).toEqual(r1.losses);
-        expect(many.getWeights().map((w) => Array.from(w.data)), name).toEqual(one.getWeights().map((w) => Array.from(w.data)));
-        expect(pool(many).parallelWindows, `${name}: not split`).toBe(0);
-        many.dispose();
-      }
+    it(`${backend}: a dropout model whose sequence starts without training (update: false) draws no masks and stays on one thread`, () => {
+      const layers = () => [new LSTM({ units: 3, inputDim: 2, dropout: 0.3, recurrentDropout: 0.2 }), new Dense({ units: 1, activation: "sigmoid" })];
+      const one = make(layers, 1, backend), many = make(layers, 2, backend);
+      const next = stream(3);
+      const x = randomTensor([6, 9, 2], next), y = randomTensor([6, 1], next, true);
+      const r1 = new TruncatedBPTT(one, { windowLength: 3 }).trainSequence(x, y, { update: false });
+      const rn = new TruncatedBPTT(many, { windowLength: 3 }).trainSequence(x, y, { update: false });
+      expect(rn.losses).toEqual(r1.losses);
+      expect(pool(many).parallelWindows, "not split").toBe(0);
+      // ...while a training sequence of it splits (masks drawn for the whole batch, each slice keeping its rows').
+      const t1 = new TruncatedBPTT(one, { windowLength: 3 }), tn = new TruncatedBPTT(many, { windowLength: 3 });
+      expect(feedBoth(one, many, t1, tn, x, y, [4, 5], "training")).toBe(3);
+      expect(pool(many).parallelWindows).toBe(3);
+      many.dispose();
     });
   }
+});
 
+/** x's steps from row b's length on (lengths[b]) set to the mask value 0: end-padded rows. */
+function pad(x: Tensor, lengths: number[]): Tensor {
+  const [B, T, F] = x.shape as [number, number, number];
+  for (let b = 0; b < B; b++) for (let t = lengths[b]!; t < T; t++) for (let f = 0; f < F; f++) x.data[(b * T + t) * F + f] = 0;
+  return x;
+}
+
+const MASKED_ARCHS: (Arch & { lengths?: number[] })[] = [
+  {
+    // Rows end-padded so that at 2, 3 and 4 threads the last worker's rows are all padding from step 6 on (its slice
+    // weighs 0 in those windows) and every row from step 12 on (no output row kept: loss and gradient 0).
+    name: "Masking → LSTM, per-step labels (MSE): a slice all padding, windows all padding", I: 2, D: 2, perStep: true, loss: "meanSquaredError",
+    lengths: [12, 12, 11, 6, 5, 4, 3],
+    layers: () => [new Masking({ maskValue: 0 }), new LSTM({ units: 4, inputDim: 2, returnSequences: true }), new Dense({ units: 2 })],
+  },
+  {
+    name: "Masking → GRU, per-sequence labels (sigmoid + BCE)", I: 3, D: 1, perStep: false, loss: "binaryCrossentropy",
+    lengths: [15, 9, 12, 7, 15, 4, 10],
+    layers: () => [new Masking({ maskValue: 0 }), new GRU({ units: 5, inputDim: 3 }), new Dense({ units: 1, activation: "sigmoid" })],
+  },
+  {
+    name: "LSTM with dropout 0.3 and recurrent dropout 0.2, per-step labels (sigmoid + BCE)", I: 3, D: 1, perStep: true, loss: "binaryCrossentropy",
+    layers: () => [new LSTM({ units: 5, inputDim: 3, returnSequences: true, dropout: 0.3, recurrentDropout: 0.2 }), new Dense({ units: 1, activation: "sigmoid" })],
+  },
+  {
+    name: "Masking → LSTM (dropout 0.25) → GRU (recurrent dropout 0.3), per-sequence labels (MSE)", I: 2, D: 2, perStep: false, loss: "meanSquaredError",
+    lengths: [15, 9, 12, 7, 15, 4, 10],
+    layers: () => [
+      new Masking({ maskValue: 0 }), new LSTM({ units: 4, inputDim: 2, returnSequences: true, dropout: 0.25 }),
+      new GRU({ units: 3, recurrentDropout: 0.3 }), new Dense({ units: 2 }),
+    ],
+  },
+];
+
+describe("masked and dropout models split too", () => {
+  for (const backend of BACKENDS) {
+    for (const threads of [2, 3, 4]) {
+      for (const arch of MASKED_ARCHS.filter((_, i) => threads === 2 || i % 2 === threads % 2)) {
+        it(`${backend}, ${threads} threads: ${arch.name}, 7 rows; k1 = k2, k2 > k1, k2 < k1; chunked and whole sequences`, () => {
+          const one = make(arch, 1, backend), many = make(arch, threads, backend);
+          const next = stream(threads * 17 + arch.I);
+          for (const s of SETTINGS) {
+            const T = s.chunks.reduce((a, b) => a + b, 0);
+            const t1 = new TruncatedBPTT(one, { windowLength: s.k1, backpropLength: s.k2 });
+            const tn = new TruncatedBPTT(many, { windowLength: s.k1, backpropLength: s.k2 });
+            for (const chunks of [s.chunks, [T]]) { // two sequences: with dropout, two draws of masks
+              const x = randomTensor([7, T, arch.I], next);
+              if (arch.lengths) pad(x, arch.lengths);
+              const y = randomTensor(arch.perStep ? [7, T, arch.D] : [7, arch.D], next, arch.loss === "binaryCrossentropy");
+              const before = pool(many).parallelWindows;
+              const windows = feedBoth(one, many, t1, tn, x, y, chunks, `k1 ${s.k1}, k2 ${s.k2}, chunks ${chunks}`);
+              expect(pool(many).parallelWindows - before, "windows split across threads").toBe(windows);
+            }
+          }
+          many.dispose();
+        });
+      }
+    }
+  }
+});
+
+describe("TruncatedBPTT's threads: thresholds and failures", () => {
   it("windows below minFlops stay on the calling thread", () => {
     const m = new Sequential([new LSTM({ units: 4, inputDim: 2 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 1 });
     setThreads(m, 2); // the default threshold, far above these windows

@@ -24,11 +24,11 @@ const bits = (rng: Rng, shape: number[]): Tensor =>
 const rows = (t: Tensor, a: number, b: number): Tensor => tensor(toArray(t).slice(a, b));
 const same = (a: Tensor[], b: Tensor[]): boolean => a.every((t, i) => flat(t).every((v, k) => v === flat(b[i])[k]));
 
-function make(opts: { seed?: number; stateful?: boolean; batchSize?: number; units?: number; lr?: number; metrics?: boolean } = {}): Sequential {
+function make(opts: { seed?: number; stateful?: boolean; batchSize?: number; units?: number; lr?: number; metrics?: boolean; backend?: "js" | "wasm" } = {}): Sequential {
   const m = new Sequential([
     new LSTM({ units: opts.units ?? 4, inputDim: 2, stateful: opts.stateful, batchSize: opts.batchSize }),
     new Dense({ units: 1, activation: "sigmoid" }),
-  ], { seed: opts.seed ?? 5 });
+  ], { seed: opts.seed ?? 5, ...(opts.backend ? { backend: opts.backend } : {}) });
   m.compile({ optimizer: new Adam({ learningRate: opts.lr ?? 0.01 }), loss: "binaryCrossentropy", metrics: opts.metrics === false ? [] : ["accuracy"] });
   return m;
 }
@@ -315,6 +315,32 @@ describe("stateful models", () => {
     // predicting row 1 alone at batch 1 equals row 1 of a batch-3 call from zeros
     expect(flat(p)[0]).toBeCloseTo(flat(make().predict(x))[1]!, 15);
     expect(() => make().setBatchSize(2)).toThrow(StateError);
+  });
+
+  it("a setBatchSize that cannot allocate changes nothing: batch size, states and the next call as before (both backends)", () => {
+    for (const backend of ["js", "wasm"] as const) {
+      const s = make({ stateful: true, batchSize: 3, backend }), twin = make({ stateful: true, batchSize: 3, backend });
+      s.predict(firstHalf); twin.predict(firstHalf);
+      const states = s.getStates();
+      expect(() => s.setBatchSize(1e9)).toThrow(/setBatchSize batchSize: cannot hold the states of 1000000000 rows .*the batch size and the states are as they were/);
+      expect(s.batchSize).toBe(3);
+      expect(flat(s.getStates()[0]!.h)).toEqual(flat(states[0]!.h));
+      expect(flat(s.getStates()[0]!.c)).toEqual(flat(states[0]!.c));
+      expect(flat(s.predict(secondHalf))).toEqual(flat(twin.predict(secondHalf)));
+      s.setBatchSize(2); // one that fits: zero states of the new size at once
+      expect(s.getStates()[0]!.h.shape).toEqual([2, 4]);
+      expect(flat(s.getStates()[0]!.c).every((v) => v === 0)).toBe(true);
+    }
+  });
+
+  it("getStates on a fresh stateful model with a fixed batch size: zeros of [B, H], what its first call starts from", () => {
+    const s = make({ stateful: true, batchSize: 3 });
+    const [{ h, c }] = s.getStates() as [{ h: Tensor; c: Tensor }];
+    expect(h.shape).toEqual([3, 4]);
+    expect(c.shape).toEqual([3, 4]);
+    expect([...flat(h), ...flat(c)].every((v) => v === 0)).toBe(true);
+    expect(flat(s.predict(x, { initialStates: [{ h, c }] }))).toEqual(flat(make({ stateful: true, batchSize: 3 }).predict(x)));
+    expect(make().getStates()[0]!.h.shape).toEqual([0, 4]); // stateless, before any pass
   });
 
   it("the tutorial's way, copying weights into a batch-size-1 model, keeps working", () => {

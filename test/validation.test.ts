@@ -204,6 +204,7 @@ const CASES: Case[] = [
   ["stateful evaluate batchSize 4", () => B.evaluate(zeros([4, 3, 2]), zeros([4, 3, 2]), { batchSize: 4 }), ValueError, /evaluate batchSize: this stateful model has a fixed batch size of 2, got 4/],
   ["per-step labels given per sequence", () => B.trainOnBatch(X, [[1, 0], [0, 1]]), ShapeError, /trainOnBatch y: expected shape \[batch, timesteps, units\] = \[2, 3, 2\] \(the top LSTM returns sequences, so labels are per step\), got \[2, 2\]/],
   ["per-step labels with the wrong steps", () => B.trainOnBatch(X, zeros([2, 4, 2])), ShapeError, /trainOnBatch y: expected shape \[batch, timesteps, units\] = \[2, 3, 2\].* got \[2, 4, 2\]/],
+  ["resetStates(states) on a stateless model (ignored by every call)", () => A.resetStates([{ h: zeros([2, 4]), c: zeros([2, 4]) }]), StateError, /resetStates states: the model is stateless, so every call starts from zeros and set states would be ignored; give them to the call instead: model\.predict\(x, \{ initialStates: \[\{ h, c \}\] \}\)/],
   ["resetStates row out of range", () => B.resetStates({ rows: [5] }), ValueError, /resetStates rows: expected batch row indices in \[0, 2\), got \[5\]/],
   ["resetStates fractional row", () => B.resetStates({ rows: [0.5] }), ValueError, /resetStates rows: expected batch row indices in \[0, 2\), got \[0\.5\]/],
   ["resetStates wrong count", () => B.resetStates([]), ValueError, /resetStates states: expected 1 state objects \(one per recurrent layer: \{ h, c \}\), got 0/],

@@ -14,7 +14,8 @@ import {
   addBiasRows, clear, fastSigmoid, fastTanh, gatesBackPlan, gatesPlan, gemmPlan, lstmGatesBackward, lstmGatesForward, lstmRecurrence, lstmRecurrenceBackward,
   matmulNN, matmulNT, matmulTN2, sumRowsInto, SMALL_PRODUCT,
 } from "../src/tensor/kernels.js";
-import { WasmArena, adamFor, mixFor, zeroFor } from "../src/wasm/arena.js";
+import { WasmArena, adamFor, copyFor, mixFor, zeroFor } from "../src/wasm/arena.js";
+import { clearRange, copyRange } from "../src/tensor/kernels.js";
 import { Sequential, LSTM, Dense, Adam } from "../src/index.js";
 import { makeRng, uniformArray } from "./helpers/gradcheck.js";
 
@@ -864,4 +865,35 @@ describe("WebAssembly SIMD gate math (src/wasm/gates.ts)", () => {
     expect(Array.from(wasm.h)).toEqual(Array.from(heap.h));
     expect(wasm.z[4 * H + H + 1]).toBeGreaterThan(0); // e^-720, through math.exp
   });
+});
+
+describe("copyRange / clearRange: the states' copies in and out of a stateful model's slots", () => {
+  for (const dtype of ["float32", "float64"] as const) {
+    it(`${dtype}: in SIMD between views of one arena (every length 0…37, odd offsets), the neighbours untouched; plain arrays by the loop`, () => {
+      const arena = WasmArena.create()!;
+      const Arr = dtype === "float32" ? Float32Array : Float64Array;
+      const rng = makeRng(`wasm/copy/${dtype}`);
+      const src = arena.alloc(dtype, 64), dst = arena.alloc(dtype, 64);
+      expect(copyFor(dst, src)).not.toBeNull();                       // the kernel, not the loop, is what runs here
+      expect(copyFor(new Arr(4), src)).toBeNull();
+      for (let n = 0; n <= 37; n++) {
+        for (const [dOff, sOff] of [[0, 0], [3, 1], [1, 26]] as const) {
+          for (let k = 0; k < 64; k++) { src[k] = rng.uniform() - 0.5; dst[k] = rng.uniform() + 1; }
+          const before = Arr.from(dst), plain = Arr.from(dst);
+          copyRange(dst, dOff, src, sOff, n);
+          copyRange(plain, dOff, Arr.from(src), sOff, n);
+          for (let k = 0; k < 64; k++) {
+            const want = k >= dOff && k < dOff + n ? src[sOff + k - dOff]! : before[k]!;
+            if (dst[k] !== want || plain[k] !== want) expect.fail(`n=${n} dOff=${dOff} sOff=${sOff}: [${k}] = ${dst[k]} (loop ${plain[k]}), expected ${want}`);
+          }
+          const copied = Arr.from(dst);
+          clearRange(dst, dOff, n);
+          for (let k = 0; k < 64; k++) {
+            const want = k >= dOff && k < dOff + n ? 0 : copied[k]!;
+            if (dst[k] !== want) expect.fail(`clearRange n=${n} dOff=${dOff}: [${k}] = ${dst[k]}, expected ${want}`);
+          }
+        }
+      }
+    });
+  }
 });

@@ -71,7 +71,7 @@ import { GRU } from "../layers/gru.js";
 import type { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
 import { Bidirectional } from "../layers/bidirectional.js";
-import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
+import { StateError, ValueError, checkKeys, fmtValue, fmtInstance } from "../errors.js";
 import { type Attribute, DATA_TYPE, GraphBuilder, type ValueInfo, encodeModel } from "./onnx-graph.js";
 
 export { ONNX_OPSET, ONNX_IR_VERSION } from "./onnx-graph.js";
@@ -140,7 +140,7 @@ const KERAS_BLOCK = [0, 3, 1, 2] as const;
  */
 export function toOnnx(model: Sequential, options: OnnxOptions = {}): Uint8Array {
   if (!(model instanceof Sequential)) {
-    throw new ValueError(`toOnnx model: expected a Sequential, got ${fmtValue(model)}`);
+    throw new ValueError(`toOnnx model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
   }
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new ValueError(`toOnnx options: expected an object like { states: true }, got ${fmtValue(options)}`);

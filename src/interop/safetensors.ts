@@ -39,7 +39,7 @@ import { Masking } from "../layers/masking.js";
 import { type DType, fromData } from "../tensor/tensor.js";
 import { engineToJSON } from "../checkpoint-json.js";
 import { type LoadOptions, layersFromConfig, loadOptions } from "../checkpoint.js";
-import { FormatError, StateError, ValueError, fmtShape, fmtValue } from "../errors.js";
+import { FormatError, StateError, ValueError, fmtShape, fmtValue, fmtInstance } from "../errors.js";
 import { utf8Decode, utf8Encode } from "../bytes.js";
 import { assemble, expectedShapes, type ImportedWeight } from "./build.js";
 
@@ -134,7 +134,7 @@ function keySpecs(layers: readonly Layer[], inputDim: number): KeySpec[] {
  * const same = fromSafetensors(bytes);          // rebuilt from the metadata alone
  */
 export function toSafetensors(model: Sequential): Uint8Array {
-  if (!(model instanceof Sequential)) throw new ValueError(`toSafetensors model: expected a Sequential, got ${fmtValue(model)}`);
+  if (!(model instanceof Sequential)) throw new ValueError(`toSafetensors model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
   const e = model.engine;
   if (!e.built) throw new StateError(`toSafetensors: the model is not built yet (give the first layer inputDim, call build, or run it once)`);
   const specs = keySpecs(e.layers, e.inputDim!);
@@ -257,7 +257,7 @@ function parse(bytes: Uint8Array, fail: (msg: string) => never): { entries: Map<
 export function fromSafetensors(bytes: Uint8Array | ArrayBuffer, model?: Sequential, options?: string | LoadOptions): Sequential {
   if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
   if (!(bytes instanceof Uint8Array)) throw new ValueError(`fromSafetensors bytes: expected a Uint8Array or an ArrayBuffer, got ${fmtValue(bytes)}`);
-  if (model !== undefined && !(model instanceof Sequential)) throw new ValueError(`fromSafetensors model: expected a Sequential or nothing, got ${fmtValue(model)}`);
+  if (model !== undefined && !(model instanceof Sequential)) throw new ValueError(`fromSafetensors model: expected a Sequential or nothing, got ${fmtInstance(model, "Sequential")}`);
   const { source, run } = loadOptions("fromSafetensors", options, "safetensors");
   if (model !== undefined && typeof options === "object" && (options.backend !== undefined || options.fma !== undefined)) {
     throw new ValueError(`fromSafetensors options: backend and fma choose how a new model runs; the model given keeps its own (backend "${model.backend}", fma ${model.fma})`);

@@ -15,7 +15,7 @@ import { Embedding } from "../layers/embedding.js";
 import { Bidirectional } from "../layers/bidirectional.js";
 import type { Dense } from "../layers/dense.js";
 import type { InitializerName } from "../init.js";
-import { StateError, ValueError, fmtValue } from "../errors.js";
+import { StateError, ValueError, fmtInstance } from "../errors.js";
 
 /** The tfjs-layers version whose format `toTfjs` writes (the one the tests load it with). */
 export const TFJS_LAYERS_VERSION = "4.22.0";
@@ -141,7 +141,7 @@ function recurrentConfig(l: LSTM | GRU, head: object): object {
  */
 export function toTfjs(model: Sequential): TfjsArtifacts {
   if (!(model instanceof Sequential)) {
-    throw new ValueError(`toTfjs model: expected a Sequential, got ${fmtValue(model)}`);
+    throw new ValueError(`toTfjs model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
   }
   const F = model.inputDim;
   if (F === undefined) {

@@ -1,7 +1,7 @@
 /**
  * Masking for sequences of different lengths (Keras's `Masking`): a step whose every feature equals
- * `maskValue` is skipped. The model's first layer; the LSTM layers above pass their state through a skipped
- * step unchanged, a sequence-returning LSTM repeats its previous output there (zeros before a row's first
+ * `maskValue` is skipped. The model's first layer; the recurrent layers above (LSTM, GRU, Bidirectional) pass their
+ * state through a skipped step unchanged, a sequence-returning one repeats its previous output there (zeros before a row's first
  * kept step in a call), and per-step losses average over the kept steps only (SEMANTICS.md, Keras 3).
  *
  * @example
@@ -26,7 +26,7 @@ export class Masking {
       throw new ValueError(`Masking options: expected an object like { maskValue: 0 }, got ${fmtValue(options)}`);
     }
     checkKeys("Masking", options, ["maskValue"]);
-    const v = options.maskValue ?? 0;
+    const v: unknown = options.maskValue === undefined ? 0 : options.maskValue; // null is refused below, not taken for 0
     if (typeof v !== "number" || !Number.isFinite(v)) throw new ValueError(`Masking maskValue: expected a finite number, got ${fmtValue(v)}`);
     this.maskValue = v;
   }

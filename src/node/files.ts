@@ -3,12 +3,13 @@
  * TensorFlow.js folders): a write goes to a temporary file in the same directory, which is fsynced, renamed
  * over the target, and the directory is fsynced, so a crash or kill at any moment leaves either the old file
  * or the new one, never a mix (a kill can leave the `.NAME.PID.HEX.tmp` file behind, which is safe to delete).
+ * Missing parent folders are created first (as tf.io's file saving does), and synced once the file is in place.
  */
 import { randomBytes } from "node:crypto";
 import {
-  closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync,
+  closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync,
 } from "node:fs";
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { type LongshortError, ValueError, fmtValue } from "../errors.js";
 
@@ -42,8 +43,30 @@ function ignorableDirSyncError(e: unknown): boolean {
   return code === "EISDIR" || code === "EINVAL" || code === "EPERM" || code === "EACCES" || code === "ENOTSUP";
 }
 
+/**
+ * The folders to sync after a write into `dir`: `dir` itself, and when `created` (the first folder mkdir made) is
+ * set, the parent of every folder made, so that their entries are on disk too.
+ */
+function foldersToSync(dir: string, created: string | undefined): string[] {
+  const out = [dir];
+  if (created === undefined) return out;
+  for (let d = dir; d !== dirname(d) && d.length >= created.length; d = dirname(d)) out.push(dirname(d));
+  return out;
+}
+
+function folderError(kind: FileKind, path: string, dir: string, cause: unknown): LongshortError {
+  return ioError(kind, `save ${path}: cannot create the folder ${dir} for the ${kind.what}`, cause);
+}
+
 /** Writes `bytes` to `target` atomically and durably, blocking. `path` is the name the caller gave, for messages. */
 export function writeFileAtomicSync(kind: FileKind, target: string, path: string, bytes: Uint8Array): void {
+  const dir = dirname(target);
+  let created: string | undefined;
+  try {
+    created = mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw folderError(kind, path, dir, e);
+  }
   const tmp = tempPath(target);
   let fd = -1;
   try {
@@ -58,16 +81,25 @@ export function writeFileAtomicSync(kind: FileKind, target: string, path: string
     try { unlinkSync(tmp); } catch { /* never created, or already renamed */ }
     throw ioError(kind, `save ${path}: cannot write the ${kind.what}`, e);
   }
-  try {
-    const dfd = openSync(dirname(target), "r");
-    try { fsyncSync(dfd); } finally { closeSync(dfd); }
-  } catch (e) {
-    if (!ignorableDirSyncError(e)) throw ioError(kind, `save ${path}: written, but the directory could not be synced`, e);
+  for (const d of foldersToSync(dir, created)) {
+    try {
+      const dfd = openSync(d, "r");
+      try { fsyncSync(dfd); } finally { closeSync(dfd); }
+    } catch (e) {
+      if (!ignorableDirSyncError(e)) throw ioError(kind, `save ${path}: written, but the directory could not be synced`, e);
+    }
   }
 }
 
 /** Writes `bytes` to `target` atomically and durably. */
 export async function writeFileAtomic(kind: FileKind, target: string, path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(target);
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw folderError(kind, path, dir, e);
+  }
   const tmp = tempPath(target);
   let fh: Awaited<ReturnType<typeof open>> | null = null;
   try {
@@ -82,11 +114,13 @@ export async function writeFileAtomic(kind: FileKind, target: string, path: stri
     await unlink(tmp).catch(() => undefined);
     throw ioError(kind, `save ${path}: cannot write the ${kind.what}`, e);
   }
-  try {
-    const dh = await open(dirname(target), "r");
-    try { await dh.sync(); } finally { await dh.close(); }
-  } catch (e) {
-    if (!ignorableDirSyncError(e)) throw ioError(kind, `save ${path}: written, but the directory could not be synced`, e);
+  for (const d of foldersToSync(dir, created)) {
+    try {
+      const dh = await open(d, "r");
+      try { await dh.sync(); } finally { await dh.close(); }
+    } catch (e) {
+      if (!ignorableDirSyncError(e)) throw ioError(kind, `save ${path}: written, but the directory could not be synced`, e);
+    }
   }
 }
 

@@ -62,7 +62,7 @@ export async function saveOnnx(model: Sequential, path: string, options?: OnnxOp
 }
 
 /**
- * Writes a TensorFlow.js folder: `dir/model.json` and `dir/weights.bin` (the directory must exist), which
+ * Writes a TensorFlow.js folder: `dir/model.json` and `dir/weights.bin` (the folder is created when missing), which
  * `tf.loadLayersModel("file://dir/model.json")` (tfjs-node) or an http URL of the folder loads. The weights
  * are written first, so a model.json on disk always has its weights.
  *

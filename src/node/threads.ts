@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 import { Sequential } from "../model.js";
 import { type HostThread, type ThreadHost, type ThreadOptions, createPool } from "../threads/pool.js";
 import type { Message, WorkerInit } from "../threads/protocol.js";
-import { ValueError, fmtValue } from "../errors.js";
+import { ValueError, fmtInstance } from "../errors.js";
 
 export type { ThreadOptions };
 
@@ -79,7 +79,7 @@ export const nodeThreads: ThreadHost = {
  * model.dispose();                            // stop the workers when done
  */
 export function setThreads(model: Sequential, threads: number | "auto", options: ThreadOptions = {}): void {
-  if (!(model instanceof Sequential)) throw new ValueError(`setThreads model: expected a Sequential, got ${fmtValue(model)}`);
+  if (!(model instanceof Sequential)) throw new ValueError(`setThreads model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
   const next = createPool(model.engine, threads, options, nodeThreads); // validates before anything changes
   model.engine.executor?.dispose();
   model.engine.executor = next;

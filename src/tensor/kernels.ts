@@ -14,7 +14,8 @@
  * - lstm-gates.ts: an LSTM step's fused gate math, forward and backward, the σ and tanh it inlines, and a
  *   layer's recurrence in one SIMD call;
  * - gru-gates.ts: a GRU step's fused gate math (resetAfter), forward and backward, and hardSigmoid;
- * - bias.ts: a bias added to every row, the bias gradient summed over the rows, and clear.
+ * - bias.ts: a bias added to every row, the bias gradient summed over the rows, clear, and copies (clearRange,
+ *   copyRange) that run in SIMD on a model's WebAssembly memory.
  */
 import type { FloatArray } from "./tensor.js";
 import * as arenas from "../wasm/arena.js";
@@ -22,7 +23,7 @@ import { type Gemm, type Hold, HOLD_NEW, HOLD_SAME } from "../wasm/gemm.js";
 import { MR, NR, blocked, shallow, thin } from "./scalar-matmul.js";
 
 export { type Hold, HOLD_NEW, HOLD_SAME };
-export { addBiasRows, sumRowsInto, clear } from "./bias.js";
+export { addBiasRows, sumRowsInto, clear, clearRange, copyRange } from "./bias.js";
 export {
   fastSigmoid, fastTanh, type GatesPlan, type GatesBackPlan, gatesPlan, gatesBackPlan, lstmGatesForward, SMALL_PRODUCT,
   lstmRecurrence, lstmRecurrenceBackward, lstmGatesBackward, lstmGatesBackwardHard,

@@ -76,11 +76,16 @@ function looksLikeTensor(x: unknown): boolean {
  */
 function ndarrayProblem(x: { shape: unknown; stride: unknown; offset: unknown; data: unknown }): string | null {
   const { shape, stride, offset, data } = x;
-  if (!Array.isArray(shape) || shape.some((d) => typeof d !== "number" || !Number.isInteger(d) || d < 0)) {
-    return `its shape is not a list of non-negative integers`;
+  // Plain loops rather than .some(): every predict call checks its input here.
+  if (!Array.isArray(shape)) return `its shape is not a list of non-negative integers`;
+  for (let d = 0; d < shape.length; d++) {
+    const v: unknown = shape[d];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) return `its shape is not a list of non-negative integers`;
   }
-  if (!Array.isArray(stride) || stride.length !== shape.length || stride.some((d) => typeof d !== "number" || !Number.isInteger(d))) {
-    return `its stride is not a list of ${shape.length} integers`;
+  if (!Array.isArray(stride) || stride.length !== shape.length) return `its stride is not a list of ${shape.length} integers`;
+  for (let d = 0; d < stride.length; d++) {
+    const v: unknown = stride[d];
+    if (typeof v !== "number" || !Number.isInteger(v)) return `its stride is not a list of ${shape.length} integers`;
   }
   if (typeof offset !== "number" || !Number.isInteger(offset)) return `its offset is not an integer`;
   const numeric = Array.isArray(data) || (ArrayBuffer.isView(data) && !(data instanceof DataView) &&
@@ -107,11 +112,35 @@ function sizeOf(shape: readonly number[]): number {
   return n;
 }
 
+/**
+ * ndarray's view class per dtype and rank 1–3 (ndarray 1.x compiles one per pair and takes it as
+ * `new View(data, shape_0 … shape_{r-1}, stride_0 … stride_{r-1}, offset)`), taken from a view that ndarray()
+ * made: fromData builds a view with it directly, skipping ndarray()'s dtype lookup (a Buffer check and
+ * Object.prototype.toString), ~0.3 µs of a streamed predict step's few. test/kernels.test.ts holds the views
+ * equal to ndarray()'s.
+ */
+type View = new (data: FloatArray, ...dims: number[]) => Tensor;
+const VIEWS: View[] = [];
+
+function viewOf(data: FloatArray, rank: number): View {
+  const k = rank * 2 + (data instanceof Float32Array ? 1 : 0);
+  let v = VIEWS[k];
+  if (v === undefined) {
+    v = (ndarray(data.subarray(0, 0), new Array<number>(rank).fill(0)) as unknown as { constructor: View }).constructor;
+    VIEWS[k] = v;
+  }
+  return v;
+}
+
 /** Wraps a typed array as a contiguous row-major tensor of the given shape (no copy). */
 export function fromData(data: FloatArray, shape: readonly number[]): Tensor {
   if (data.length !== sizeOf(shape)) {
     throw new ShapeError(`fromData: data of length ${data.length} does not fill shape ${fmtShape(shape)}`);
   }
+  const r = shape.length;
+  if (r === 2) return new (viewOf(data, 2))(data, shape[0]!, shape[1]!, shape[1]!, 1, 0);
+  if (r === 3) return new (viewOf(data, 3))(data, shape[0]!, shape[1]!, shape[2]!, shape[1]! * shape[2]!, shape[2]!, 1, 0);
+  if (r === 1) return new (viewOf(data, 1))(data, shape[0]!, 1, 0);
   return ndarray(data, shape.slice()) as Tensor;
 }
 
@@ -153,15 +182,54 @@ function fillNested(v: NestedArray, out: FloatArray, pos: { i: number }): void {
   for (const e of v) fillNested(e, out, pos);
 }
 
+/** A numeric typed array (any but the BigInt ones): what `tensor(values, shape)` takes as flat values. */
+type NumericArray = FloatArray | Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array;
+
 /**
- * Makes a contiguous tensor from nested arrays, a typed array (1-D) or another ndarray (copied).
+ * Makes a contiguous tensor (a copy) from nested arrays, a typed array or another ndarray; with a shape, as in
+ * TensorFlow.js's `tf.tensor(values, shape)`, from values in row-major order (flat or nested, as many as the shape
+ * holds), laid out in that shape. The dtype is float64 unless given.
  *
  * @example
- * const x = tensor([[[0], [1]], [[1], [0]]]);   // shape [2, 2, 1], float64
+ * const x = tensor([[[0], [1]], [[1], [0]]]);           // shape [2, 2, 1], float64
  * const w = tensor([1, 2, 3], "float32");
+ * const y = tensor([1, 2, 3, 4, 5, 6], [1, 3, 2]);      // [[[1, 2], [3, 4], [5, 6]]]
+ * const z = tensor(new Float32Array(60), [2, 10, 3], "float32");
  */
-export function tensor(values: TensorLike | FloatArray, dtype: DType = DEFAULT_DTYPE): Tensor {
-  return toTensor("values", values, checkDType("dtype", dtype));
+export function tensor(values: TensorLike | NumericArray, shape?: readonly number[] | DType, dtype?: DType): Tensor {
+  if (shape === undefined || typeof shape === "string") {
+    if (dtype !== undefined) throw new ValueError(`tensor: a dtype as the second argument and another as the third (${fmtValue(shape)}, ${fmtValue(dtype)}); give tensor(values, dtype) or tensor(values, shape, dtype)`);
+    return toTensor("values", values, checkDType("dtype", shape ?? DEFAULT_DTYPE));
+  }
+  if (!Array.isArray(shape) || shape.some((d) => typeof d !== "number" || !Number.isInteger(d) || d < 0)) {
+    throw new ShapeError(`tensor shape: expected an array of non-negative integers like [2, 10, 3], got ${Array.isArray(shape) ? fmtShape(shape) : fmtValue(shape)}`);
+  }
+  const dt = checkDType("dtype", dtype ?? DEFAULT_DTYPE);
+  const flat = ArrayBuffer.isView(values) && !(values instanceof DataView) && !(values instanceof BigInt64Array) && !(values instanceof BigUint64Array)
+    ? copyTyped(values as NumericArray, dt)
+    : toTensor("values", values, dt).data; // nested, flat or an ndarray: contiguous and row-major
+  const n = sizeOf(shape);
+  if (flat.length !== n) {
+    throw new ShapeError(`tensor values: shape ${fmtShape(shape)} holds ${n} values, got ${flat.length}`);
+  }
+  if (ArrayBuffer.isView(values)) {
+    const bad = firstNonNumber(flat);
+    if (bad >= 0) throw new ValueError(`tensor values: expected numbers, got ${fmtValue(flat[bad])} at flat index ${bad}`);
+  }
+  return fromData(flat, shape.map(toSize));
+}
+
+/** A typed array's values as the dtype's array (a copy). */
+function copyTyped(values: NumericArray, dtype: DType): FloatArray {
+  const out = allocate(dtype, values.length);
+  for (let k = 0; k < values.length; k++) out[k] = values[k]!;
+  return out;
+}
+
+/** The index of the first value that is not a number (NaN counts as one: the model's input checks name it), or -1. */
+function firstNonNumber(a: FloatArray): number {
+  for (let k = 0; k < a.length; k++) if (typeof a[k] !== "number") return k;
+  return -1;
 }
 
 /** `tensor` with the argument's name in its errors; used at every public boundary. */

@@ -10,6 +10,12 @@
  * for last-step and per-step heads alike. Only the order of the sums over rows changes. The optimizer
  * then runs once, on the calling thread, through the engine's own atomic `applyUpdate`.
  *
+ * Under a mask, a per-step head's loss is a mean over the kept steps only: slice k's over its n_k kept output
+ * rows, the batch's over n = Σ n_k, so the weights are n_k/n instead (0 for every slice when n is 0, where one
+ * thread's loss and gradients are 0 too); a last-step head's loss counts every row, masked or not, and keeps
+ * B_k/B. Accuracy is hits over the kept count, summed. A dropout step's masks are drawn here, for the whole batch
+ * in row order exactly as one thread draws them (EngineCore.drawMaskRows), and each slice gets its rows of them.
+ *
  * The worker threads themselves are in workers.ts: how a platform starts them, their shared memory, and
  * PoolWorkers, the part of the pool that starts and replaces them, which ThreadPool extends. This file is
  * what a call does with them: `setThreads`'s settings, which calls are worth splitting and into which
@@ -24,8 +30,10 @@ import { StateError, ValueError, checkKeys, fmtValue } from "../errors.js";
 import { gatherSamples, timeToBatchMajor } from "../tensor/layout.js";
 import type { Engine, RowExecutor, StepResult, Gradients } from "../engine.js";
 import type { RecurrentState, WindowRunner } from "../engine-api.js";
+import type { DropoutMasks } from "../engine-core.js";
 import * as arenas from "../wasm/arena.js";
-import { type Op, type SharedBuffers, CTRL_DONE, bufferSizes, sharedArray, sharedBuffer } from "./protocol.js";
+import { Rng } from "../init.js";
+import { type Op, type SharedBuffers, CTRL_DONE, bufferSizes, maskViews, sharedArray, sharedBuffer } from "./protocol.js";
 import { type ThreadHost, PoolWorkers, type WorkerHandle } from "./workers.js";
 import { type WindowPool, SplitWindows } from "./tbptt-pool.js";
 
@@ -120,9 +128,16 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
   private splitB = -1;
   private readonly sizes: number[] = [];  // rows per slice, the calling thread's first
   private readonly starts: number[] = []; // first batch row of each slice
-  // The last pass's Σ (B_k/B)·L_k and accuracy hits over the whole batch.
+  /** Per slice, the share of the batch's loss that its mean loss is: B_k/B, or n_k/n under a mask (see the header). */
+  private readonly weights: number[] = [];
+  // The last pass's Σ w_k·L_k, accuracy hits over the whole batch, and the output rows its loss counted (n).
   private loss = 0;
   private hits = 0;
+  private kept = 0;
+  /** The calling thread's rows of a dropout step's masks (sliceMasks), kept while its rows stay. */
+  private mainMasks: DropoutMasks[] = [];
+  /** Per worker slot, views of its `masks` buffer for its rows (protocol.ts's maskViews), remade when either changes. */
+  private readonly workerMasks: { buf: Float64Array; B: number; views: DropoutMasks[] }[] = [];
 
   constructor(model: Engine, threads: number, readonly minFlops: number, host: ThreadHost) {
     super(model, threads, host);
@@ -193,7 +208,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
       stateIn: fitting(b?.stateIn, need.stateIn, bytes), stateOut: fitting(b?.stateOut, need.stateOut, bytes),
       out: fitting(b?.out, need.out, bytes), dx: fitting(b?.dx, need.dx, bytes),
       stateGrads: fitting(b?.stateGrads, need.stateGrads, bytes), hseq: fitting(b?.hseq, need.hseq, bytes),
-      norms: fitting(b?.norms, need.norms, 8),
+      norms: fitting(b?.norms, need.norms, 8), masks: fitting(b?.masks, need.masks, 8),
     };
     w.fitRows = Bw;
     w.fitT = T;
@@ -205,6 +220,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     w.out = sharedArray(dt, next.out); w.dx = sharedArray(dt, next.dx);
     w.stateGrads = sharedArray(dt, next.stateGrads); w.hseq = sharedArray(dt, next.hseq);
     w.norms = new Float64Array(next.norms);
+    w.masks = new Float64Array(next.masks);
     w.cmd.buffers = next;
   }
 
@@ -269,19 +285,24 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     this.shareParams();
     const accuracy = op !== "predict" && m.metrics.includes("accuracy");
     const carried = this.anyCarried(B);
-    let posted = 0, failure: unknown = null, mainLoss = 0, mainHits = 0;
+    let posted = 0, failure: unknown = null, mainLoss = 0, mainHits = 0, mainKept = 0;
     const t0 = performance.now();
+    // A training step's dropout masks, for the whole batch from the dropout RNG as one thread draws them; the RNG's
+    // position before, for a call that a worker fails to leave as it was.
+    const dropout = op === "train" && m.hasDropout, rngBefore = dropout ? m.dropoutRng.state() : null;
     try {
+      const masks = dropout ? m.drawMaskRows(B) : null;
       for (let k = 1; k < n; k++) {
         const w = workers[k - 1]!, Bw = sizes[k]!, b0 = starts[k]!;
         this.fitBuffers(w, k - 1, Bw, T);
         gatherSamples(xt, rows, rowStart + b0, Bw, w.x);
         if (yt) gatherSamples(yt, rows, rowStart + b0, Bw, w.y);
         if (carried) this.gatherStates(B, b0, Bw, w.stateIn);
+        if (masks) sliceMasks(m, masks, B, b0, Bw, this.workerMaskViews(k - 1, w.masks, Bw));
         Atomics.store(w.ctrl, CTRL_DONE, 0);
         const cmd = w.cmd;
         cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss;
-        cmd.states = carried; cmd.accuracy = accuracy; cmd.norms = norms0 !== null;
+        cmd.states = carried; cmd.accuracy = accuracy; cmd.norms = norms0 !== null; cmd.dropout = masks !== null;
         w.thread.post(cmd);
         cmd.buffers = null; // sent (postMessage copied the message)
         posted++;
@@ -289,6 +310,11 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
       // The calling thread's slice, exactly as trainRows / testRows / predict would run it on B0 rows.
       const B0 = sizes[0]!;
       m.ensure(B0, T);
+      if (masks) {
+        this.fitMainMasks(masks, B, B0);
+        sliceMasks(m, masks, B, 0, B0, this.mainMasks);
+        m.useMasks(this.mainMasks);
+      }
       m.loadInput(xt, rows, rowStart, B0, 0, T, 0);
       m.setInitialState(0, false);
       if (carried) this.loadCarried(B, B0);
@@ -296,7 +322,8 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
       if (op !== "predict") {
         m.loadLabels(yt!, rows, rowStart, B0, 0, T);
         mainLoss = m.lossOf(M, op !== "test");
-        mainHits = accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(M)) : 0;
+        mainKept = m.keptRows(M);
+        mainHits = accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(mainKept)) : 0;
         if (op !== "test") {
           m.zeroGrads();
           m.backward(0, T, 0, norms0, null, op === "grads");
@@ -315,8 +342,9 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
       if (why !== null && workerFailure === null) workerFailure = `worker ${k + 1} of ${n - 1} ${why}`;
     }
     if (workerFailure !== null) {
-      // A worker that failed may be half-way through anything: start afresh next time.
+      // A worker that failed may be half-way through anything: start afresh next time. The retry draws the same masks.
       this.dispose();
+      if (rngBefore) m.dropoutRng = new Rng(`${m.seed}/dropout`, rngBefore);
       throw new StateError(
         `worker threads: ${workerFailure} (its slice of ${OP_NAMES[op]} on ${B} rows). ` +
         "Nothing of this call was applied: the weights, optimizer state and carried LSTM states are as they were. " +
@@ -326,15 +354,48 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     if (failure) throw failure;
     this.parallelCalls++;
     if (op === "predict") return;
-    let loss = (sizes[0]! / B) * mainLoss, hits = mainHits;
+    this.weigh(B, mainKept);
+    const weights = this.weights;
+    let loss = weights[0]! * mainLoss, hits = mainHits;
     for (let k = 1; k < n; k++) {
       const w = workers[k - 1]!;
-      loss += (sizes[k]! / B) * w.result[0]!;
+      loss += weights[k]! * w.result[0]!;
       hits += w.result[1]!;
     }
     this.loss = loss;
     this.hits = hits;
-    if (op === "train" || op === "grads") this.mergeGrads(B);
+    if (op === "train" || op === "grads") this.mergeGrads();
+  }
+
+  /**
+   * Each slice's weight (see the header) and the kept total: B_k/B, unless the loss counts only the kept output
+   * rows (a masked per-step head), where they are n_k/n from the slices' counts (workers' result[3]), or 0 when n is 0.
+   */
+  private weigh(B: number, mainKept: number): void {
+    const m = this.model, sizes = this.sizes, n = sizes.length, w = this.weights, workers = this.pool.workers;
+    w.length = n;
+    let kept = mainKept;
+    for (let k = 1; k < n; k++) kept += workers[k - 1]!.result[3]!;
+    this.kept = kept;
+    if (!m.rowMasked) {
+      for (let k = 0; k < n; k++) w[k] = sizes[k]! / B;
+      return;
+    }
+    for (let k = 0; k < n; k++) w[k] = kept === 0 ? 0 : (k === 0 ? mainKept : workers[k - 1]!.result[3]!) / kept;
+  }
+
+  /** Makes mainMasks hold B0 rows of masks laid out as the batch's (B rows) are (keeping them when they do). */
+  private fitMainMasks(masks: readonly DropoutMasks[], B: number, B0: number): void {
+    const cur = this.mainMasks, n = (a: Float64Array | null): number => (a ? (a.length / B) * B0 : -1);
+    if (cur.length === masks.length && masks.every((s, i) => n(s.x) === (cur[i]!.x?.length ?? -1) && n(s.h) === (cur[i]!.h?.length ?? -1))) return;
+    this.mainMasks = masks.map((s) => ({ x: s.x ? new Float64Array(n(s.x)) : null, h: s.h ? new Float64Array(n(s.h)) : null }));
+  }
+
+  /** Worker slot k's mask views for Bw rows over its current `masks` buffer. */
+  private workerMaskViews(k: number, buf: Float64Array, Bw: number): DropoutMasks[] {
+    const c = this.workerMasks[k];
+    if (c !== undefined && c.buf === buf && c.B === Bw) return c.views;
+    return (this.workerMasks[k] = { buf, B: Bw, views: maskViews(buf, this.replica!, Bw) }).views;
   }
 
   /**
@@ -359,26 +420,26 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     this.paramsView.set(p);
   }
 
-  /** model.grads = Σ (B_k/B)·g_k, slice 0's being in model.grads already. */
-  private mergeGrads(B: number): void {
-    const g = this.model.grads, P = g.length, sizes = this.sizes, grads = this.workerGrads, w0 = sizes[0]! / B;
+  /** model.grads = Σ w_k·g_k, slice 0's being in model.grads already. */
+  private mergeGrads(): void {
+    const g = this.model.grads, P = g.length, sizes = this.sizes, grads = this.workerGrads, weights = this.weights, w0 = weights[0]!;
     if (arenas.anyArena && arenas.mixFor(g, grads[0]!) !== null) {
       // In SIMD, on the arena: g ← w0·g + w1·g1, then g ← g + w_k·g_k for each further slice. In float64 these
       // are the loops' operations below; in float32 the loops round the sum once, this after each slice.
       for (let k = 1; k < sizes.length; k++) {
         const mix = arenas.mixFor(g, grads[k - 1]!)!;
-        mix(P, arenas.at[0]!, arenas.at[1]!, k === 1 ? w0 : 1, sizes[k]! / B);
+        mix(P, arenas.at[0]!, arenas.at[1]!, k === 1 ? w0 : 1, weights[k]!);
       }
       return;
     }
     if (sizes.length === 2) {
-      const g1 = grads[0]!, w1 = sizes[1]! / B;
+      const g1 = grads[0]!, w1 = weights[1]!;
       for (let i = 0; i < P; i++) g[i] = w0 * g[i]! + w1 * g1[i]!;
       return;
     }
     for (let i = 0; i < P; i++) {
       let s = w0 * g[i]!;
-      for (let k = 1; k < sizes.length; k++) s += (sizes[k]! / B) * grads[k - 1]![i]!;
+      for (let k = 1; k < sizes.length; k++) s += weights[k]! * grads[k - 1]![i]!;
       g[i] = s;
     }
   }
@@ -400,8 +461,10 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     }
   }
 
-  private accuracyOf(B: number, T: number): number {
-    return this.hits / this.model.accuracyUnits(this.model.perStep ? T * B : B);
+  /** Hits over what the whole batch's accuracy counts (the kept output rows' units), as one thread's accuracyOf. */
+  private accuracyOf(): number {
+    const units = this.model.accuracyUnits(this.kept);
+    return units ? this.hits / units : 0;
   }
 
   /** trainRows across threads, or null when the call is small enough for one thread. */
@@ -409,7 +472,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     if (!this.run(B, T, true)) return null;
     this.pass("train", xt, yt, rows, rowStart, B, T, null);
     const res: StepResult = { loss: this.loss };
-    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(B, T);
+    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf();
     if (this.model.applyUpdate(this.loss, "trainOnBatch")) this.commit(B, T);
     return res;
   }
@@ -419,7 +482,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     if (!this.run(B, T, false)) return null;
     this.pass("test", xt, yt, rows, rowStart, B, T, null);
     const res: StepResult = { loss: this.loss };
-    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf(B, T);
+    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf();
     this.commit(B, T);
     return res;
   }
@@ -454,20 +517,20 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     const norms0 = hiddenGradNorms ? m.rnns.map(() => new Float64Array(T)) : null;
     this.pass("grads", xt, yt, null, 0, B, T, norms0);
     this.commit(B, T);
-    const sizes = this.sizes, starts = this.starts, workers = this.pool.workers, n = sizes.length, B0 = sizes[0]!;
+    const sizes = this.sizes, starts = this.starts, workers = this.pool.workers, n = sizes.length, B0 = sizes[0]!, weights = this.weights;
     const grads = m.splitFlat(m.grads);
     const outputs = allocate(dt, B * (m.perStep ? T : 1) * D);
     this.headRows(T, outputs, 0);
-    // Every gradient below is of slice k's own mean loss: scaled by B_k/B it is the batch's.
+    // Every gradient below is of slice k's own mean loss: scaled by its weight (B_k/B, or n_k/n) it is the batch's.
     const dx = allocate(dt, B * T * F);
     const g0 = m.inputGrad(); // every step: from is 0
-    timeToBatchMajor(T, B0, F, g0.buf, g0.off, dx, 0, B0 / B);
-    for (let k = 1; k < n; k++) timeToBatchMajor(T, sizes[k]!, F, workers[k - 1]!.dx, 0, dx, starts[k]! * T * F, sizes[k]! / B);
+    timeToBatchMajor(T, B0, F, g0.buf, g0.off, dx, 0, weights[0]!);
+    for (let k = 1; k < n; k++) timeToBatchMajor(T, sizes[k]!, F, workers[k - 1]!.dx, 0, dx, starts[k]! * T * F, weights[k]!);
     const hiddenStates: Tensor[] = [];
     const stateGrads: RecurrentState[] = [];
     let hBefore = 0, before = 0; // Σ W and Σ states·H of the layers below (a worker's hseq, and its stateGrads as in commit)
     for (let i = 0; i < m.rnns.length; i++) {
-      const l = m.rnns[i]!, H = l.stateUnits, W = l.directions * H, ws = m.ws(i), w0 = B0 / B, count = ws.states.length;
+      const l = m.rnns[i]!, H = l.stateUnits, W = l.directions * H, ws = m.ws(i), w0 = weights[0]!, count = ws.states.length;
       const hs = allocate(dt, B * T * W); // W: a two-way layer's both directions
       timeToBatchMajor(T, B0, W, m.hiddenRows(i, B0, T), 0, hs, 0);
       const d = ws.states.map(() => allocate(dt, B * H)); // per state
@@ -476,7 +539,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
         for (let j = 0; j < B0 * H; j++) ds[j] = w0 * own[j]!;
       }
       for (let k = 1; k < n; k++) {
-        const Bw = sizes[k]!, b0 = starts[k]!, wk = Bw / B, w = workers[k - 1]!, nw = Bw * H;
+        const Bw = sizes[k]!, b0 = starts[k]!, wk = weights[k]!, w = workers[k - 1]!, nw = Bw * H;
         timeToBatchMajor(T, Bw, W, w.hseq, T * Bw * hBefore, hs, b0 * T * W);
         const g = w.stateGrads;
         for (let s = 0; s < count; s++) {
@@ -495,10 +558,10 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     };
     if (norms0) {
       res.hiddenGradNorms = norms0.map((a, i) => Array.from(a, (n0, t) => {
-        const w0 = B0 / B;
+        const w0 = weights[0]!;
         let s = w0 * w0 * n0 * n0;
         for (let k = 1; k < n; k++) {
-          const wk = sizes[k]! / B;
+          const wk = weights[k]!;
           s += wk * wk * workers[k - 1]!.norms[i * T + t]!;
         }
         return Math.sqrt(s);
@@ -536,12 +599,27 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     this.shareParams();
   }
 
-  /** @internal mergeGrads of a split window, whose split must be the pool's (any call that resplits resets the sequence). */
-  mergeSlices(B: number, sizes: readonly number[]): void {
+  /**
+   * @internal mergeGrads of a split window with its slices' `weights`; its split must be the pool's (any call that
+   * resplits resets the sequence).
+   */
+  mergeSlices(sizes: readonly number[], weights: readonly number[]): void {
     if (sizes.length !== this.sizes.length || sizes.some((s, k) => s !== this.sizes[k])) {
       throw new StateError(`worker threads: the pool's split of ${this.sizes.join(" + ")} rows is not the sequence's ${sizes.join(" + ")}`);
     }
-    this.mergeGrads(B);
+    this.weights.length = weights.length;
+    for (let k = 0; k < weights.length; k++) this.weights[k] = weights[k]!;
+    this.mergeGrads();
+  }
+
+  /** @internal sliceMasks: rows [b0, b0 + Bw) of a batch's dropout masks (B rows) into `dst` (Bw rows, the same layout). */
+  sliceWindowMasks(masks: readonly DropoutMasks[], B: number, b0: number, Bw: number, dst: readonly DropoutMasks[]): void {
+    sliceMasks(this.model, masks, B, b0, Bw, dst);
+  }
+
+  /** @internal Views of worker `slot`'s masks buffer for its Bw rows (workerMaskViews). */
+  workerWindowMasks(slot: number, w: WorkerHandle, Bw: number): DropoutMasks[] {
+    return this.workerMaskViews(slot, w.masks, Bw);
   }
 
   /**
@@ -564,4 +642,25 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
 /** `cur` when it holds n elements of `bytes` bytes, else a new buffer that does. */
 function fitting(cur: SharedArrayBuffer | undefined, n: number, bytes: number): SharedArrayBuffer {
   return cur && cur.byteLength >= n * bytes ? cur : new SharedArrayBuffer(Math.max(1, n) * bytes);
+}
+
+/**
+ * Rows [b0, b0 + Bw) of a batch's dropout masks (B rows, as EngineCore.drawMaskRows lays them) into `dst` (Bw rows,
+ * the same layout): for each direction its own rows, so a Bidirectional's forward and backward masks are cut alike.
+ */
+function sliceMasks(m: Engine, src: readonly DropoutMasks[], B: number, b0: number, Bw: number, dst: readonly DropoutMasks[]): void {
+  for (let i = 0; i < src.length; i++) {
+    const dirs = m.rnns[i]!.directions, s = src[i]!, d = dst[i]!;
+    if (s.x) copyRows(s.x, dirs, B, b0, Bw, d.x!);
+    if (s.h) copyRows(s.h, dirs, B, b0, Bw, d.h!);
+  }
+}
+
+/** Per direction, rows [b0, b0 + Bw) of src (dirs, B, W) into dst (dirs, Bw, W). */
+function copyRows(src: Float64Array, dirs: number, B: number, b0: number, Bw: number, dst: Float64Array): void {
+  const W = src.length / (dirs * B), n = Bw * W;
+  for (let d = 0; d < dirs; d++) {
+    const from = (d * B + b0) * W, to = d * n;
+    for (let j = 0; j < n; j++) dst[to + j] = src[from + j]!;
+  }
 }

@@ -11,21 +11,23 @@ import type { Activation } from "../layers/dense.js";
 import type { RecurrentActivation } from "../layers/lstm.js";
 import type { MergeMode } from "../layers/bidirectional.js";
 import type { LossName } from "../losses.js";
+import type { DropoutMasks } from "../engine-core.js";
 
 /** One layer of the replica, enough to rebuild the same shapes (the weights come through `params`). */
 export type ReplicaLayer =
   | ReplicaCell
   | { kind: "bidirectional"; units: number; inputDim: number; mergeMode: MergeMode; layer: ReplicaCell }
   | { kind: "dense"; units: number; inputDim: number; activation: Activation; useBias: boolean }
-  | { kind: "embedding"; units: number; /** the vocabulary */ inputDim: number };
+  | { kind: "embedding"; units: number; /** the vocabulary */ inputDim: number; maskZero: boolean };
 
-/** A recurrent cell of the replica (alone, or a Bidirectional's forward direction). */
-export type ReplicaCell =
-  | { kind: "lstm"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean; goBackwards: boolean }
-  | {
-    kind: "gru"; units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean;
-    goBackwards: boolean; resetAfter: boolean;
-  };
+/**
+ * A recurrent cell of the replica (alone, or a Bidirectional's forward direction). Its dropout rates size its
+ * buffers for the masked copies (the masks themselves come from the main thread's draw, through `masks`).
+ */
+export type ReplicaCell = {
+  units: number; inputDim: number; returnSequences: boolean; recurrentActivation: RecurrentActivation; useBias: boolean;
+  goBackwards: boolean; zeroOutputForMask: boolean; dropout: number; recurrentDropout: number;
+} & ({ kind: "lstm" } | { kind: "gru"; resetAfter: boolean });
 
 /** What every worker starts with (Node passes it as `workerData`). */
 export interface WorkerInit {
@@ -39,9 +41,11 @@ export interface WorkerInit {
   backend?: "js" | "wasm";
   /** The main thread's model has `fma` on: the replica's products fuse their multiply-adds too (same rounding). */
   fma?: boolean;
+  /** The model's Masking layer's value, or null (an Embedding's maskZero travels with its layer). */
+  maskingValue: number | null;
   /** Int32 control words, see CTRL_*. */
   ctrl: SharedArrayBuffer;
-  /** Float64 results: [loss, accuracy hits]. */
+  /** Float64 results (RESULT_WORDS): [loss, accuracy hits, SIMD flag, kept output rows]. */
   result: SharedArrayBuffer;
   /** UTF-8 text of the last error, CTRL_MSG_LEN bytes long. */
   message: SharedArrayBuffer;
@@ -65,6 +69,12 @@ export const CTRL_EXITED = 4;
 export const CTRL_EXIT_CODE = 5;
 export const CTRL_WORDS = 6;
 export const MESSAGE_BYTES = 4096;
+/**
+ * Float64 words of `result`: the slice's mean loss, its accuracy hits, 1 (2 with fma) when the replica computes in
+ * SIMD, and how many output rows its loss counted (EngineCore.keptRows: fewer than Mw under a mask), which the main
+ * thread weighs its loss and gradients by.
+ */
+export const RESULT_WORDS = 4;
 
 /** The shared buffers of one worker (params is the same for every worker). */
 export interface SharedBuffers {
@@ -81,6 +91,7 @@ export interface SharedBuffers {
   stateGrads: SharedArrayBuffer; // per layer (Bw, H) dL/dh0 then (Bw, H) dL/dc0
   hseq: SharedArrayBuffer;       // per layer (T, Bw, H) h_0 … h_{T-1}, time-major
   norms: SharedArrayBuffer;      // float64, per layer (T) squared ‖dL/dh_t‖ (the worker's mean loss)
+  masks: SharedArrayBuffer;      // float64, per layer with dropout (dirs·Bw, I) then (dirs·Bw, H): its rows of the batch's masks (maskViews)
 }
 
 export type Op = "train" | "test" | "predict" | "grads";
@@ -102,6 +113,8 @@ export type RunMessage = {
   accuracy: boolean;
   /** Record ‖dL/dh_t‖ per layer (computeGradients' hiddenGradNorms). */
   norms: boolean;
+  /** A training pass with the dropout masks in `masks`. */
+  dropout: boolean;
 };
 
 /**
@@ -117,10 +130,13 @@ export type WindowMessage = {
   buffers: SharedBuffers | null;
   /** The last window's fate, deferred to this message: 0 none pending, 1 it stood (keep its history), 2 dropped (onNonFinite "skip"). */
   settle: 0 | 1 | 2;
-  /** Start a new sequence of windows of k1 steps, gradients reaching back k2: zero state, no history. */
-  begin: boolean; k1: number; k2: number;
+  /**
+   * Start a new sequence of windows of k1 steps, gradients reaching back k2: zero state, no history; with `masks`, its
+   * dropout masks are this worker's rows in `masks` (drawn for the whole batch on the main thread), kept for the sequence.
+   */
+  begin: boolean; k1: number; k2: number; masks: boolean;
   tx: number; n: number;
-  /** Train the open window after loading: forward, loss (into result[0]), backward (gradients into grads). */
+  /** Train the open window after loading: forward, loss (into result[0]; the output rows it counted into result[3]), backward (gradients into grads). */
   run: boolean;
   /** A training window: dropout's masks apply. */
   dropping: boolean;
@@ -136,7 +152,7 @@ export type Message = RunMessage | WindowMessage | { type: "fault"; kind: Fault 
 export function bufferSizes(
   layers: readonly ReplicaLayer[], Bw: number, T: number,
 ): Record<Exclude<keyof SharedBuffers, "params" | "paramsAt" | "grads" | "gradsAt">, number> {
-  const rnns = layers.flatMap((l) => (l.kind === "lstm" || l.kind === "gru" ? [{ cell: l, dirs: 1 }] : l.kind === "bidirectional" ? [{ cell: l.layer, dirs: 2 }] : [])); // the recurrent layers
+  const rnns = recurrentCells(layers);
   const states = stateLayout(layers).reduce((s, l) => s + l.count * l.units, 0); // Σ (states × H) over the recurrent layers
   const F = layers[0]!.kind === "embedding" ? 1 : layers[0]!.inputDim, D = layers[layers.length - 1]!.units; // an Embedding reads one id per step
   // The output is per step when every recurrent layer returns sequences (a Dense keeps what it is given).
@@ -152,7 +168,27 @@ export function bufferSizes(
     stateGrads: Bw * states,
     hseq: T * Bw * sumH,
     norms: rnns.length * T,
+    masks: rnns.reduce((s, { cell, dirs }) => s + dirs * Bw * ((cell.dropout > 0 ? cell.inputDim : 0) + (cell.recurrentDropout > 0 ? cell.units : 0)), 0),
   };
+}
+
+/** The recurrent layers' cells and directions, bottom to top. */
+function recurrentCells(layers: readonly ReplicaLayer[]): { cell: ReplicaCell; dirs: number }[] {
+  return layers.flatMap((l) => (l.kind === "lstm" || l.kind === "gru" ? [{ cell: l, dirs: 1 }] : l.kind === "bidirectional" ? [{ cell: l.layer, dirs: 2 }] : []));
+}
+
+/**
+ * Views of a worker's `masks` buffer as per-layer dropout masks for Bw rows, laid out as EngineCore.drawMaskRows
+ * lays a batch's: per recurrent layer x (dirs·Bw, I) if it has dropout, then h (dirs·Bw, H) if it has recurrent
+ * dropout (bufferSizes counts the same).
+ */
+export function maskViews(buf: Float64Array, layers: readonly ReplicaLayer[], Bw: number): DropoutMasks[] {
+  let off = 0;
+  const view = (n: number): Float64Array => buf.subarray(off, (off += n));
+  return recurrentCells(layers).map(({ cell, dirs }) => ({
+    x: cell.dropout > 0 ? view(dirs * Bw * cell.inputDim) : null,
+    h: cell.recurrentDropout > 0 ? view(dirs * Bw * cell.units) : null,
+  }));
 }
 
 /** Per recurrent layer, bottom to top: its units and how many states it has (an LSTM's h and c: 2). */

@@ -21,15 +21,16 @@ import { Dense } from "../layers/dense.js";
 import { Embedding } from "../layers/embedding.js";
 import { Bidirectional } from "../layers/bidirectional.js";
 import { Engine } from "../engine.js";
+import type { DropoutMasks } from "../engine-core.js";
 import { WindowRows } from "../tbptt-rows.js";
 import {
   type Fault, type Message, type ReplicaLayer, type RunMessage, type SharedBuffers, type WindowMessage, type WorkerInit,
-  CTRL_DONE, CTRL_READY, CTRL_STATUS, sharedArray, stateLayout, stateViews, writeMessage,
+  CTRL_DONE, CTRL_READY, CTRL_STATUS, maskViews, sharedArray, stateLayout, stateViews, writeMessage,
 } from "./protocol.js";
 
 interface Views {
   x: FloatArray; y: FloatArray; stateIn: FloatArray; stateOut: FloatArray; out: FloatArray;
-  dx: FloatArray; stateGrads: FloatArray; hseq: FloatArray; norms: Float64Array;
+  dx: FloatArray; stateGrads: FloatArray; hseq: FloatArray; norms: Float64Array; masks: Float64Array;
 }
 
 export class Replica {
@@ -40,6 +41,8 @@ export class Replica {
   private readonly layout: { units: number; count: number }[];
   private engine: Engine | null = null;
   private views: Views | null = null;
+  /** Views of `masks` for the rows they were made for (maskViews), remade when the rows or the buffers change. */
+  private masks: { B: number; views: DropoutMasks[] } | null = null;
   /** The shared weights and gradients, when the replica computes in its own WebAssembly memory (backend "wasm"). */
   private shared: { params: FloatArray; grads: FloatArray } | null = null;
   /** A failure staged by a "fault" message for the next run (tests only). */
@@ -59,24 +62,19 @@ export class Replica {
     this.units = this.layout.map((l) => l.units);
     try {
       const cell = (l: ReplicaLayer): LSTM | GRU | Dense | Embedding => {
-        if (l.kind === "embedding") return new Embedding({ inputDim: l.inputDim, outputDim: l.units });
-        if (l.kind === "lstm") {
-          return new LSTM({
+        if (l.kind === "embedding") return new Embedding({ inputDim: l.inputDim, outputDim: l.units, maskZero: l.maskZero });
+        if (l.kind === "lstm" || l.kind === "gru") {
+          const common = {
             units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
-            goBackwards: l.goBackwards,
-          });
-        }
-        if (l.kind === "gru") {
-          return new GRU({
-            units: l.units, returnSequences: l.returnSequences, recurrentActivation: l.recurrentActivation, useBias: l.useBias,
-            goBackwards: l.goBackwards, resetAfter: l.resetAfter,
-          });
+            goBackwards: l.goBackwards, zeroOutputForMask: l.zeroOutputForMask, dropout: l.dropout, recurrentDropout: l.recurrentDropout,
+          };
+          return l.kind === "lstm" ? new LSTM(common) : new GRU({ ...common, resetAfter: l.resetAfter });
         }
         if (l.kind === "bidirectional") throw new Error("a Bidirectional inside a Bidirectional");
         return new Dense({ units: l.units, activation: l.activation, useBias: l.useBias });
       };
       const layers = init.layers.map((l) => (l.kind === "bidirectional" ? new Bidirectional(cell(l.layer) as LSTM | GRU, { mergeMode: l.mergeMode }) : cell(l)));
-      const engine = new Engine(layers, init.dtype, "0", null, init.backend ?? "js", init.fma ?? false);
+      const engine = new Engine(layers, init.dtype, "0", init.maskingValue, init.backend ?? "js", init.fma ?? false);
       // No initialisation: its weights are the shared ones anyway. (An Embedding's input is one id per step.)
       engine.build(init.layers[0]!.kind === "embedding" ? 1 : init.layers[0]!.inputDim, false);
       this.engine = engine;
@@ -118,6 +116,7 @@ export class Replica {
   private bind(b: SharedBuffers): void {
     const e = this.engine!, dt = this.init.dtype;
     this.views = null; // until every view below is made
+    this.masks = null;
     // The weights may be the main thread's own (in its shared memory), which this thread only reads.
     const P = e.params.length, params = sharedArray(dt, b.params, b.paramsAt, P), grads = sharedArray(dt, b.grads, b.gradsAt, P);
     if (e.arena) {
@@ -135,7 +134,7 @@ export class Replica {
       stateIn: sharedArray(dt, b.stateIn), stateOut: sharedArray(dt, b.stateOut),
       out: sharedArray(dt, b.out), dx: sharedArray(dt, b.dx),
       stateGrads: sharedArray(dt, b.stateGrads), hseq: sharedArray(dt, b.hseq),
-      norms: new Float64Array(b.norms),
+      norms: new Float64Array(b.norms), masks: new Float64Array(b.masks),
     };
   }
 
@@ -149,6 +148,11 @@ export class Replica {
     if (this.shared) m.params.set(this.shared.params); // the weights of this step (the main thread may have updated them)
     m.loss = cmd.loss;
     m.ensure(B, T);
+    if (cmd.dropout) {
+      // A training pass with this worker's rows of the batch's dropout masks (drawn on the main thread).
+      if (this.masks?.B !== B) this.masks = { B, views: maskViews(v.masks, this.init.layers, B) };
+      m.useMasks(this.masks.views);
+    }
     m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
     m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, this.layout, B) : undefined);
     const M = m.forward(0, T);
@@ -165,8 +169,11 @@ export class Replica {
     const L = m.labelDim, yShape = m.perStep ? [B, T, L] : [B, L];
     m.loadLabels(fromData(v.y.subarray(0, M * L), yShape), null, 0, B, 0, T);
     this.result[0] = m.lossOf(M, op !== "test");
-    // Hits, not the fraction: the main thread divides the total by the whole batch's count, exactly as one thread would.
-    this.result[1] = cmd.accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(M)) : 0;
+    // The rows the loss counted (its mean's share of the batch's), and hits, not the fraction: the main thread divides
+    // the total by the whole batch's count, exactly as one thread would.
+    const kept = m.keptRows(M);
+    this.result[3] = kept;
+    this.result[1] = cmd.accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(kept)) : 0;
     if (op === "test") return;
     const norms = cmd.norms ? units.map((_, i) => v.norms.subarray(i * T, (i + 1) * T)) : null;
     m.zeroGrads();
@@ -200,6 +207,8 @@ export class Replica {
     if (cmd.begin) {
       this.rows = new WindowRows(m, B, cmd.k1, cmd.k2, false);
       this.rows.begin(false);
+      // The sequence's dropout masks: copies of this worker's rows, so that they hold whatever the buffers do next.
+      if (cmd.masks) m.useMasks(maskViews(v.masks, this.init.layers, B).map((s) => ({ x: s.x && s.x.slice(), h: s.h && s.h.slice() })));
     }
     const rows = this.rows;
     if (!rows || rows.B !== B) throw new Error("a window came before its sequence began");
@@ -212,7 +221,8 @@ export class Replica {
       if (this.fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
       const r = rows.window(y, cmd.dropping, cmd.study, cmd.accuracy);
       this.result[0] = r.loss;
-      this.result[1] = cmd.accuracy ? Math.round(r.accuracy! * m.accuracyUnits(rows.M)) : 0;
+      this.result[3] = rows.kept; // its share of the batch's loss under a mask (see pool.ts)
+      this.result[1] = cmd.accuracy ? Math.round(r.accuracy! * m.accuracyUnits(rows.kept)) : 0;
       if (this.shared) this.shared.grads.set(m.grads);
       if (cmd.study) {
         const reach = rows.t1 - rows.tb, g = m.inputGrad(), at = g.off + (rows.tb - g.from) * B * F; // (reach, B, F) from step tb

@@ -18,7 +18,7 @@ import type { LSTM } from "../layers/lstm.js";
 import type { GRU } from "../layers/gru.js";
 import {
   type Fault, type Message, type ReplicaCell, type ReplicaLayer, type RunMessage, type SharedBuffers, type WorkerInit,
-  CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES, readMessage,
+  CTRL_DONE, CTRL_EXITED, CTRL_EXIT_CODE, CTRL_READY, CTRL_STATUS, CTRL_WORDS, MESSAGE_BYTES, RESULT_WORDS, readMessage,
 } from "./protocol.js";
 
 /** How a platform starts worker threads that run threads/replica.ts. */
@@ -57,7 +57,7 @@ const WAIT_SLICE_MS = 100;
 export class WorkerHandle {
   readonly thread: HostThread;
   readonly ctrl: Int32Array;        // (CTRL_WORDS)
-  readonly result: Float64Array;    // [loss, accuracy hits, 1 when the replica computes in SIMD]
+  readonly result: Float64Array;    // (RESULT_WORDS) [loss, accuracy hits, 1 when the replica computes in SIMD, kept rows]
   readonly message: Uint8Array;     // (MESSAGE_BYTES) error text
   /** The buffers the worker has been given; null until the first run. */
   buffers: SharedBuffers | null = null;
@@ -74,13 +74,14 @@ export class WorkerHandle {
   stateGrads: FloatArray = new Float64Array(0);
   hseq: FloatArray = new Float64Array(0);
   norms: Float64Array = new Float64Array(0);
+  masks: Float64Array = new Float64Array(0); // per layer with dropout (dirs·Bw, I), (dirs·Bw, H): protocol.ts's maskViews
   /** The run command, rewritten and posted by every call; `buffers` is set only when they changed. */
   readonly cmd: RunMessage = {
-    type: "run", op: "predict", B: 0, T: 0, loss: null, buffers: null, states: false, accuracy: false, norms: false,
+    type: "run", op: "predict", B: 0, T: 0, loss: null, buffers: null, states: false, accuracy: false, norms: false, dropout: false,
   };
   constructor(host: ThreadHost, init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
     const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
-    const result = new SharedArrayBuffer(3 * 8);
+    const result = new SharedArrayBuffer(RESULT_WORDS * 8);
     const message = new SharedArrayBuffer(MESSAGE_BYTES);
     this.ctrl = new Int32Array(ctrl);
     this.result = new Float64Array(result);
@@ -231,7 +232,7 @@ export abstract class PoolWorkers {
     if (pool.workers.length < count) {
       const m = this.model, layers = (this.replica ??= replicaLayers(m));
       const fresh: WorkerHandle[] = [];
-      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers, backend: m.arena ? "wasm" : "js", fma: m.arena?.fused ?? false }));
+      while (pool.workers.length + fresh.length < count) fresh.push(new WorkerHandle(this.host, { dtype: m.dtype, layers, backend: m.arena ? "wasm" : "js", fma: m.arena?.fused ?? false, maskingValue: m.maskingValue }));
       if (this.host.startsWhileBlocked) {
         try {
           for (const w of fresh) w.waitReady();
@@ -275,7 +276,7 @@ export abstract class PoolWorkers {
 /** The replica's description of the model's layers (the model must be built). */
 function replicaLayers(m: Engine): ReplicaLayer[] {
   return m.layers.map((l): ReplicaLayer => {
-    if (l.kind === "embedding") return { kind: "embedding", units: l.units, inputDim: l.inputDim };
+    if (l.kind === "embedding") return { kind: "embedding", units: l.units, inputDim: l.inputDim, maskZero: l.maskZero };
     if (l.kind === "bidirectional") return { kind: "bidirectional", units: l.units, inputDim: l.inputDim!, mergeMode: l.mergeMode, layer: replicaCell(l.forwardLayer) };
     if (l.kind === "lstm" || l.kind === "gru") return replicaCell(l);
     return { kind: "dense", units: l.units, inputDim: l.inputDim!, activation: l.activation, useBias: l.useBias };
@@ -287,6 +288,7 @@ function replicaCell(l: LSTM | GRU): ReplicaCell {
   const common = {
     units: l.units, inputDim: l.inputDim!, returnSequences: l.returnSequences,
     recurrentActivation: l.recurrentActivation, useBias: l.useBias, goBackwards: l.goBackwards,
+    zeroOutputForMask: l.zeroOutputForMask, dropout: l.dropout, recurrentDropout: l.recurrentDropout,
   };
   return l.kind === "lstm" ? { kind: "lstm", ...common } : { kind: "gru", ...common, resetAfter: l.resetAfter };
 }

@@ -94,6 +94,8 @@ export class WasmArena {
   readonly mix32: MixKernel;
   /** Zeros over n bytes at a byte offset (see update.ts). */
   readonly zero: (n: number, x: number) => void;
+  /** Copies n bytes from byte offset src to dst, the regions apart (see update.ts). */
+  readonly copy: (n: number, dst: number, src: number) => void;
   readonly steps64: Steps;
   readonly steps32: Steps;
   /** [add float64, add float32, sum float64, sum float32] */
@@ -132,7 +134,7 @@ export class WasmArena {
     this.gruBack32 = gru.gruBack32;
     const up = new WA!.Instance(compiled("update", () => updateModule({ pages: 1, maxPages: MAX_PAGES, shared: true })), { env: { memory } })
       .exports as Record<"adam" | "adam32", AdamKernel> & Record<"sumSquares" | "sumSquares32", SumSquares> & Record<"mix" | "mix32", MixKernel> &
-      Record<"zero", (n: number, x: number) => void>;
+      Record<"zero", (n: number, x: number) => void> & Record<"copy", (n: number, dst: number, src: number) => void>;
     this.adam64 = up.adam;
     this.adam32 = up.adam32;
     this.sumSquares64 = up.sumSquares;
@@ -140,6 +142,7 @@ export class WasmArena {
     this.mix64 = up.mix;
     this.mix32 = up.mix32;
     this.zero = up.zero;
+    this.copy = up.copy;
     // (the parameters as Steps has them, float64's gate tables and both backwards' packing of Rᵀ added)
     type Forward = (...args: number[]) => number;
     type Backward = (...args: number[]) => void;
@@ -206,6 +209,8 @@ export class WasmArena {
     const start = (this.top + 15) & ~15;
     const end = start + bytes;
     let buf = this.memory.buffer;
+    // Past 4 GiB before growing: a size that can never fit leaves the memory as it was.
+    if (end > MAX_PAGES * PAGE) throw new RangeError(`the SIMD backend's memory is full (4 GiB)`);
     if (end > buf.byteLength) {
       const more = Math.ceil((end - buf.byteLength) / PAGE);
       const grow = Math.max(more, Math.ceil(buf.byteLength / PAGE / 2)); // amortised: grow by half at least
@@ -369,6 +374,13 @@ export function zeroFor(x: Float): ((n: number, x: number) => void) | null {
   if (a.arena === null) return null;
   at[0] = a.at;
   return a.arena.zero;
+}
+
+/** A copy between dst and src in SIMD when both live in one arena and share a dtype (offsets in `at`), else null. */
+export function copyFor(dst: Float, src: Float): ((n: number, dst: number, src: number) => void) | null {
+  const a = where(dst);
+  if (!together(a, where(src))) return null;
+  return a.arena!.copy;
 }
 
 /** g ← a·g + b·h in SIMD when g and h live in one arena and share a dtype (offsets in `at`), else null. */

@@ -202,7 +202,31 @@ function zero(): FunctionDef {
   return { name: "zero", params, results: [], code: c };
 }
 
+/**
+ * Copies n bytes from src to dst (n a multiple of 4; the two regions do not overlap): 16 at a time, then 4. The
+ * carried states go in and out of a stateful model's slots with it at every call, where a loop or TypedArray.set
+ * on a shared memory's views took ~0.4 µs for an LSTM(64)'s h and c, a tenth of a streamed step.
+ */
+function copy(): FunctionDef {
+  const params = [I32, I32, I32] as const;
+  const N = 0, DST = 1, SRC = 2;
+  const c = new Code(params);
+  const k = c.local(I32), end = c.local(I32);
+  c.get(N).i32(-16).i32And().set(end);
+  c.block().loop();
+  c.get(k).get(end).i32GeS().brIf(1);
+  c.get(DST).get(k).i32Add().get(SRC).get(k).i32Add().v128Load(0).v128Store(0);
+  c.get(k).i32(16).i32Add().set(k);
+  c.br(0).end().end();
+  c.block().loop();
+  c.get(k).get(N).i32GeS().brIf(1);
+  c.get(DST).get(k).i32Add().get(SRC).get(k).i32Add().f32Load().f32Store();
+  c.get(k).i32(4).i32Add().set(k);
+  c.br(0).end().end();
+  return { name: "copy", params, results: [], code: c };
+}
+
 /** The module's bytes, for a shared memory of at most `maxPages` pages. */
 export function updateModule(memory: { pages: number; maxPages?: number; shared?: boolean }): Uint8Array {
-  return assemble([adam(8), adam(4), sumSquares(8), sumSquares(4), mix(8), mix(4), zero()], memory);
+  return assemble([adam(8), adam(4), sumSquares(8), sumSquares(4), mix(8), mix(4), zero(), copy()], memory);
 }

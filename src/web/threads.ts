@@ -13,7 +13,7 @@
 import { Sequential } from "../model.js";
 import { type HostThread, type ThreadHost, type ThreadOptions, checkThreads, createPool } from "../threads/pool.js";
 import type { Message, WorkerInit } from "../threads/protocol.js";
-import { ValueError, checkKeys, fmtValue } from "../errors.js";
+import { ValueError, checkKeys, fmtValue, fmtInstance } from "../errors.js";
 
 export interface WebThreadOptions extends ThreadOptions {
   /** Where the page serves longshort's worker script (`dist/web/worker.js` of the package). */
@@ -85,7 +85,7 @@ export function canShareMemory(): boolean {
  * await model.fit(x, y, { epochs: 10, batchSize: 64, verbose: 0 });
  */
 export async function setThreads(model: Sequential, threads: number | "auto", options: WebThreadOptions): Promise<number> {
-  if (!(model instanceof Sequential)) throw new ValueError(`setThreads model: expected a Sequential, got ${fmtValue(model)}`);
+  if (!(model instanceof Sequential)) throw new ValueError(`setThreads model: expected a Sequential, got ${fmtInstance(model, "Sequential")}`);
   if (typeof options !== "object" || options === null || typeof options.workerUrl !== "string" || options.workerUrl === "") {
     throw new ValueError(`setThreads options: expected { workerUrl: "<URL of longshort's worker script>", minFlops? }, got ${fmtValue(options)}`);
   }
