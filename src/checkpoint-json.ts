@@ -97,6 +97,8 @@ export interface DenseConfig {
 
 export interface CompileConfig {
   loss: LossName;
+  /** With loss "huber" only: its delta. */
+  huberDelta?: number;
   metrics: "accuracy"[];
   onNonFinite: "throw" | "skip";
   /** The optimizer's options; `learningRate` is a number, or a schedule as `{ schedule, config }` with every
@@ -237,7 +239,7 @@ export function engineToJSON(e: Engine): CheckpointJSON {
       layers: e.layers.map((l) => layerConfig(l, version)),
       compile: compiled
         ? {
-          loss: e.loss!, metrics: e.metrics.slice(), onNonFinite: e.onNonFinite,
+          loss: e.loss!, ...(e.loss === "huber" ? { huberDelta: e.huberDelta } : {}), metrics: e.metrics.slice(), onNonFinite: e.onNonFinite,
           optimizer: { name: opt!.name, config: optimizerConfig(opt!) },
         }
         : null,

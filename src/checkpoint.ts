@@ -32,7 +32,7 @@ import { expectedShapes } from "./interop/build.js";
 import { weightNamesOf } from "./layers/layer.js";
 import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
 import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./schedules.js";
-import { LOSSES } from "./losses.js";
+import { LOSSES, checkHuberDelta } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
 import { CheckpointError, LongshortError, ValueError, checkKeys, fmtShape, fmtValue, fmtInstance } from "./errors.js";
@@ -366,9 +366,13 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
     if (typeof lr === "object" && lr !== null) ocfg.learningRate = readSchedule(r, "config.compile.optimizer.config.learningRate", lr);
     const optimizer = r.build("config.compile.optimizer.config", () => (name === "adam" ? new Adam(ocfg as AdamOptions) : new SGD(ocfg as SGDOptions)));
     const loss = r.oneOf("config.compile.loss", c.loss, LOSSES);
+    if (loss !== "huber" && c.huberDelta !== undefined) r.fail("config.compile.huberDelta", `only with loss "huber", got loss ${JSON.stringify(loss)}`);
+    const lossOption = loss === "huber"
+      ? { name: "huber" as const, delta: r.build("config.compile.huberDelta", () => checkHuberDelta("huberDelta", c.huberDelta)) }
+      : loss;
     const metrics = r.arr("config.compile.metrics", c.metrics).map((v, i) => r.oneOf(`config.compile.metrics[${i}]`, v, ["accuracy"] as const));
     const onNonFinite = r.oneOf("config.compile.onNonFinite", c.onNonFinite, ["throw", "skip"] as const);
-    r.build("config.compile", () => model.compile({ optimizer, loss, metrics, onNonFinite }));
+    r.build("config.compile", () => model.compile({ optimizer, loss: lossOption, metrics, onNonFinite }));
     const os = r.obj("optimizer", top.optimizer);
     optimizer.iterations = r.int("optimizer.iterations", os.iterations, 0);
     const slots = optimizer.slots();

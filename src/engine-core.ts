@@ -39,7 +39,7 @@ import { Dense, type DenseWorkspace } from "./layers/dense.js";
 import { Embedding } from "./layers/embedding.js";
 import { maskSteps } from "./layers/masking.js";
 import {
-  type LossName, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
+  type LossName, HUBER_DELTA, bceFromLogits, bceFromProbs, meanSquaredError, meanAbsoluteError, huber, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
   isCategorical,
 } from "./losses.js";
 import type { Optimizer } from "./optimizers.js";
@@ -89,6 +89,7 @@ export class EngineCore {
   // Compile settings (set by the facade's compile).
   optimizer: Optimizer | null = null;
   loss: LossName | null = null;
+  huberDelta = HUBER_DELTA; // the loss's delta when it is "huber"
   metrics: "accuracy"[] = [];
   onNonFinite: "throw" | "skip" = "throw";
   /** The fixed batch size of a stateful model, once known. */
@@ -603,6 +604,8 @@ export class EngineCore {
     const out = this.outputRows();
     const g = this.lossGrad(), dOut = grad ? this.rows(g.buf, g.off) : null;
     if (this.loss === "meanSquaredError") return meanSquaredError(N, out, this.ys, dOut, rv, D);
+    if (this.loss === "meanAbsoluteError") return meanAbsoluteError(N, out, this.ys, dOut, rv, D);
+    if (this.loss === "huber") return huber(N, out, this.ys, dOut, rv, D, this.huberDelta);
     // Categorical losses need a softmax head (compile checks), and are computed from its logits.
     const logits = top instanceof Dense ? this.rows((this.wss[this.wss.length - 1] as DenseWorkspace).logits, this.outOff()) : null;
     if (isCategorical(this.loss)) {

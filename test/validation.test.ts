@@ -124,7 +124,7 @@ const CASES: Case[] = [
 
   // compile: an unknown name leaves the previous settings
   ["compile options null", () => A.compile(null as any), ValueError, /compile options: expected \{ optimizer, loss, metrics\? \}, got null/],
-  ["unknown loss", () => A.compile({ loss: "hinge" as any }), ValueError, /compile loss: expected one of "binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy", "sparseCategoricalCrossentropy" \(or a Keras alias: "binary_crossentropy", "bce", .*\), got "hinge"/],
+  ["unknown loss", () => A.compile({ loss: "hinge" as any }), ValueError, /compile loss: expected one of "binaryCrossentropy", "meanSquaredError", "meanAbsoluteError", "huber", "categoricalCrossentropy", "sparseCategoricalCrossentropy" \(or a Keras alias: "binary_crossentropy", "bce", .*\), got "hinge"/],
   ["categorical loss on a sigmoid head", () => A.compile({ loss: "sparseCategoricalCrossentropy" }), ValueError, /compile loss: sparseCategoricalCrossentropy compares class probabilities; the top layer must be new Dense\(\{ units, activation: "softmax" \}\), got activation "sigmoid"/],
   ["loss missing", () => A.compile({} as any), ValueError, /compile loss: expected one of .*got undefined/],
   ["unknown optimizer name", () => A.compile({ optimizer: "rmsprop" as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", an Adam or an SGD, got "rmsprop"/],

@@ -298,7 +298,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
         if (masks) sliceMasks(m, masks, B, b0, Bw, this.workerMaskViews(k - 1, w.masks, Bw));
         Atomics.store(w.ctrl, CTRL_DONE, 0);
         const cmd = w.cmd;
-        cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss;
+        cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss; cmd.huberDelta = m.huberDelta;
         cmd.states = carried; cmd.accuracy = accuracy; cmd.norms = norms0 !== null; cmd.dropout = masks !== null;
         w.thread.post(cmd);
         cmd.buffers = null; // sent (postMessage copied the message)

@@ -143,6 +143,7 @@ export class Replica {
     const F = m.inputDim!, D = m.outputDim;
     if (this.shared) m.params.set(this.shared.params); // the weights of this step (the main thread may have updated them)
     m.loss = cmd.loss;
+    m.huberDelta = cmd.huberDelta;
     m.ensure(B, T);
     if (cmd.dropout) {
       // A training pass with this worker's rows of the batch's dropout masks (drawn on the main thread).
