@@ -6,6 +6,6 @@
 export * from "../index.js";
 export { setThreads, canShareMemory, type WebThreadOptions } from "./threads.js";
 export {
-  saveCheckpoint, loadCheckpoint, saveSafetensors, loadSafetensors, listModels, removeModel, type StoredModelInfo,
+  saveCheckpoint, loadCheckpoint, saveSafetensors, loadSafetensors, listModels, removeModel, type StoredModelInfo, type BlobLike,
 } from "./storage.js";
 export type { ThreadOptions } from "../threads/pool.js";

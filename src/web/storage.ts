@@ -28,6 +28,17 @@ interface Store {
 interface Anchor { href: string; download: string; click(): void; remove(): void }
 interface Doc { createElement(tag: "a"): Anchor; readonly body: { appendChild(node: Anchor): unknown } }
 
+/** A File or a Blob, as the loaders read them (a file input's `files[0]`, a drop's, a fetch's `blob()`). */
+export interface BlobLike {
+  arrayBuffer(): Promise<ArrayBuffer>;
+  /** A File's name (a Blob has none). */
+  readonly name?: string;
+}
+
+function isBlobLike(v: unknown): v is BlobLike {
+  return typeof v === "object" && v !== null && typeof (v as BlobLike).arrayBuffer === "function";
+}
+
 /** What a stored record says of itself (listModels). */
 export interface StoredModelInfo {
   /** "checkpoint" or "safetensors". */
@@ -108,8 +119,8 @@ function download(name: string, data: Uint8Array): void {
 
 /** The bytes of `indexeddb://NAME` (of the kind asked for) or of a File/Blob. */
 async function bytesOf(what: string, source: unknown, kind: StoredModelInfo["kind"]): Promise<{ data: Uint8Array; label: string }> {
-  if (typeof Blob !== "undefined" && source instanceof Blob) {
-    const label = typeof File !== "undefined" && source instanceof File ? source.name : "the Blob";
+  if (isBlobLike(source)) {
+    const label = typeof source.name === "string" ? source.name : "the Blob";
     return { data: new Uint8Array(await source.arrayBuffer()), label };
   }
   if (typeof source !== "string" || !source.startsWith("indexeddb://") || source.length === "indexeddb://".length) {
@@ -151,7 +162,7 @@ export async function saveCheckpoint(model: Sequential, url: string): Promise<vo
  * const model = await loadCheckpoint("indexeddb://sine");
  * input.onchange = async () => { const m = await loadCheckpoint(input.files![0]!); };
  */
-export async function loadCheckpoint(source: string | Blob, options?: RunOptions): Promise<Sequential> {
+export async function loadCheckpoint(source: string | BlobLike, options?: RunOptions): Promise<Sequential> {
   const run = runOptions("loadCheckpoint", options);
   const { data, label } = await bytesOf("loadCheckpoint", source, "checkpoint");
   return decodeCheckpoint(data, { source: `load ${label}`, ...run });
@@ -178,7 +189,7 @@ export async function saveSafetensors(model: Sequential, url: string): Promise<v
  * @example
  * const m = await loadSafetensors(fileInput.files![0]!);
  */
-export async function loadSafetensors(source: string | Blob, model?: Sequential, options?: RunOptions): Promise<Sequential> {
+export async function loadSafetensors(source: string | BlobLike, model?: Sequential, options?: RunOptions): Promise<Sequential> {
   if (model !== undefined) checkModel("loadSafetensors", model);
   const run = options === undefined ? {} : runOptions("loadSafetensors", options);
   if (model !== undefined && options !== undefined && ((options as RunOptions).backend !== undefined || (options as RunOptions).fma !== undefined)) {
