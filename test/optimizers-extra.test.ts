@@ -361,6 +361,15 @@ describe("maxStep is a true bound, and a step that overflows is rolled back", ()
       }
     }
     expect(bounded).toBe(30 * 6); // all but the two centered RMSprops give a bound
+    // a large momentum buffer and small gradients: the buffer's μ·|b| is nearly all of the step
+    const mo = new RMSprop({ learningRate: 1e-3, momentum: 0.9 });
+    mo.init(2);
+    mo.momentumBuffer.set([1e3, -2e3]);
+    const w = new Float64Array([0.5, 0.5]), g = new Float64Array([1e-6, -1e-6]);
+    const bound = mo.maxStep(Math.hypot(...g), Math.hypot(...mo.momentumBuffer), Math.hypot(...w));
+    mo.apply(w, g);
+    expect(Math.abs(w[1]! - 0.5)).toBeGreaterThan(1.8e3);
+    expect(Math.abs(w[1]! - 0.5)).toBeLessThanOrEqual(bound);
     expect((new RMSprop({ centered: true }) as Optimizer).maxStep(1, 1, 1)).toBe(Infinity);
     expect((new RMSprop() as Optimizer).maxStep(1e151, 0, 1)).toBe(Infinity);
   });
