@@ -366,7 +366,7 @@ describe("maxStep is a true bound, and a step that overflows is rolled back", ()
     mo.init(2);
     mo.momentumBuffer.set([1e3, -2e3]);
     const w = new Float64Array([0.5, 0.5]), g = new Float64Array([1e-6, -1e-6]);
-    const bound = mo.maxStep(Math.hypot(...g), Math.hypot(...mo.momentumBuffer), Math.hypot(...w));
+    const bound = (mo as Optimizer).maxStep(Math.hypot(...g), Math.hypot(...mo.momentumBuffer), Math.hypot(...w));
     mo.apply(w, g);
     expect(Math.abs(w[1]! - 0.5)).toBeGreaterThan(1.8e3);
     expect(Math.abs(w[1]! - 0.5)).toBeLessThanOrEqual(bound);
