@@ -2,8 +2,8 @@
  * Checkpoints: everything needed to resume training bit for bit, as JSON (checkpoint-json.ts) or bytes.
  *
  * A checkpoint holds the model's configuration (every layer option, dtype, seed, compile settings), its
- * weights, the optimizer's state (Adam m, v, iterations; SGD velocity; a learning-rate schedule's settings,
- * evaluated at the saved step count), the positions of the RNGs behind shuffling and dropout, the LSTM states with the fixed
+ * weights, the optimizer's state (Adam's and AdamW's m, v, iterations; SGD's velocity; RMSprop's velocity,
+ * momentum and average gradient; a learning-rate schedule's settings, evaluated at the saved step count), the positions of the RNGs behind shuffling and dropout, the LSTM states with the fixed
  * batch size of a stateful model, and the position of the RNG behind `fit`'s shuffling. Arrays are stored
  * losslessly as base64 of their raw little-endian bytes (float32 weights as 4 bytes, float64 as 8), never
  * as decimal text, so a round trip is exact for every value, -0, subnormals and all.
@@ -30,7 +30,7 @@ import { Embedding, EMBEDDING_INITIALIZERS } from "./layers/embedding.js";
 import { Masking } from "./layers/masking.js";
 import { expectedShapes } from "./interop/build.js";
 import { weightNamesOf } from "./layers/layer.js";
-import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
+import { OPTIMIZER_NAMES, makeOptimizer } from "./optimizers-extra.js";
 import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./schedules.js";
 import { LOSSES, checkHuberDelta } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
@@ -360,11 +360,11 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
   if (config.compile !== null) {
     const c = r.obj("config.compile", config.compile);
     const oc = r.obj("config.compile.optimizer", c.optimizer);
-    const name = r.oneOf("config.compile.optimizer.name", oc.name, ["adam", "sgd"] as const);
+    const name = r.oneOf("config.compile.optimizer.name", oc.name, OPTIMIZER_NAMES);
     const ocfg = { ...r.obj("config.compile.optimizer.config", oc.config) };
     const lr = ocfg.learningRate;
     if (typeof lr === "object" && lr !== null) ocfg.learningRate = readSchedule(r, "config.compile.optimizer.config.learningRate", lr);
-    const optimizer = r.build("config.compile.optimizer.config", () => (name === "adam" ? new Adam(ocfg as AdamOptions) : new SGD(ocfg as SGDOptions)));
+    const optimizer = r.build("config.compile.optimizer.config", () => makeOptimizer(name, ocfg));
     const loss = r.oneOf("config.compile.loss", c.loss, LOSSES);
     if (loss !== "huber" && c.huberDelta !== undefined) r.fail("config.compile.huberDelta", `only with loss "huber", got loss ${JSON.stringify(loss)}`);
     const lossOption = loss === "huber"
@@ -378,7 +378,7 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
     const slots = optimizer.slots();
     const saved = r.arr("optimizer.slots", os.slots);
     if (saved.length !== slots.length) r.fail("optimizer.slots", `expected ${slots.length} arrays for ${name}, got ${saved.length}`);
-    const slotNames = name === "adam" ? ["m", "v"] : ["velocity"];
+    const slotNames = optimizer.slotNames(); // RMSprop's depend on its options: momentum, centered
     slots.forEach((s, i) => s.set(r.array(`optimizer.slots[${i}]`, saved[i], slotNames[i]!, "float64", [s.length])));
   } else if (top.optimizer !== null) {
     r.fail("optimizer", `optimizer state without compile settings (config.compile is null)`);

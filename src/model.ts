@@ -18,7 +18,8 @@ import { Dense } from "./layers/dense.js";
 import { Masking } from "./layers/masking.js";
 import { Embedding } from "./layers/embedding.js";
 import { type LossName, type LossAlias, lossOption } from "./losses.js";
-import { type Optimizer, resolveOptimizer } from "./optimizers.js";
+import type { Optimizer, OptimizerName } from "./optimizers.js";
+import { OPTIMIZER_CLASSES, resolveOptimizer } from "./optimizers-extra.js";
 import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StateSet, type StepResult } from "./engine.js";
 import type { LSTMState, RecurrentState, StatesLike } from "./engine-api.js";
 export type { LSTMState, RecurrentState, StatesLike };
@@ -50,7 +51,8 @@ export interface SequentialOptions extends RunOptions {
 }
 
 export interface CompileOptions {
-  optimizer?: Optimizer | "adam" | "sgd";
+  /** "adam" (default), "sgd", "rmsprop", "adamw" (default settings), or an Adam, SGD, RMSprop or AdamW. */
+  optimizer?: Optimizer | OptimizerName;
   /**
    * "binaryCrossentropy", "meanSquaredError", "meanAbsoluteError", "huber" (delta 1), "categoricalCrossentropy" or
    * "sparseCategoricalCrossentropy" (the last two need a softmax head), or one of Keras's names for them
@@ -302,7 +304,7 @@ export class Sequential {
     const e = this.engine;
     const optimizer = resolveOptimizer(options.optimizer ?? "adam");
     if (optimizer.owner !== null && optimizer.owner !== this) {
-      throw new ValueError(`compile optimizer: this ${optimizer.name === "adam" ? "Adam" : "SGD"} instance already belongs to another model (its moments and step count are that model's); give each model its own optimizer`);
+      throw new ValueError(`compile optimizer: this ${OPTIMIZER_CLASSES[optimizer.name]} instance already belongs to another model (its moments and step count are that model's); give each model its own optimizer`);
     }
     const { loss, delta } = lossOption(options.loss);
     const head = e.layers[e.layers.length - 1]!;
