@@ -128,6 +128,11 @@ export class EngineCore {
   executor: RowExecutor | null = null;
   /** Counts uses of the buffers, so the truncated-BPTT unroller can tell when another call overwrote them. */
   uses = 0;
+  /**
+   * @internal Whether passes that no backward follows take the forward-only path (`forward`'s `infer`); false runs
+   * them as training forwards do, which the tests compare the forward-only path with, bit for bit.
+   */
+  forwardOnly = true;
 
   // Pass buffers, allocated per (B, capacity) and reused.
   private B = 0;
@@ -147,7 +152,7 @@ export class EngineCore {
   private readonly dTop: GradStream = { buf: new Float64Array(0), off: 0, from: 0 };
   /** dL/d(output) when the top layer is not a Dense (which keeps its own): (M, D). */
   private topGrad: FloatArray = new Float64Array(0);
-  private readonly pass: PassContext = { valid: null, dhNorms: null, study: null, needDx: true, logitGrad: false };
+  private readonly pass: PassContext = { valid: null, dhNorms: null, study: null, needDx: true, logitGrad: false, infer: false };
   private readonly backup = new UpdateBackup();
 
   /** The layers must already form a valid stack (model.ts checks with planFlows); `dtype` and `seed` likewise. */
@@ -532,9 +537,14 @@ export class EngineCore {
   // ---------------------------------------------------------------------------------------------
   // Forward and backward over the stack
 
-  /** Forward through every layer over steps [t0, t1); returns the output's row count M. */
-  forward(t0: number, t1: number): number {
+  /**
+   * Forward through every layer over steps [t0, t1); returns the output's row count M. `infer`: no backward follows
+   * (predict, evaluate), so the layers keep only what the next step needs (PassContext.infer): the same outputs and
+   * states, bit for bit.
+   */
+  forward(t0: number, t1: number, infer = false): number {
     const pass = this.pass, valid = this.maskValue === null ? null : this.valid;
+    pass.infer = infer && this.forwardOnly;
     let x = this.input;
     for (let i = 0; i < this.layers.length; i++) {
       pass.valid = this.masked[i] ? valid : null;
