@@ -14,10 +14,11 @@ import {
   Sequential, LSTM, GRU, Bidirectional, Dense, Masking, Embedding, randomNormal, type Tensor, type DType,
 } from "../src/index.js";
 import { inferBlock } from "../src/layers/recurrent.js";
+import { packR } from "../src/tensor/lstm-gates.js";
 
 type Backend = "js" | "wasm";
-const DEFAULT_BLOCK = inferBlock.bytes;
-afterEach(() => { inferBlock.bytes = DEFAULT_BLOCK; });
+const DEFAULT_BLOCK = inferBlock.bytes, DEFAULT_PACK = { ...packR };
+afterEach(() => { inferBlock.bytes = DEFAULT_BLOCK; Object.assign(packR, DEFAULT_PACK); });
 
 /** Exactly equal, element for element (Object.is: the same bits but for NaN payloads). */
 function same(what: string, a: Tensor, b: Tensor): void {
@@ -219,6 +220,32 @@ describe("forward-only predict / evaluate: the training forward's results, bit f
         const ga = a.computeGradients(x, y), gb = b.computeGradients(x, y);
         expect(ga.loss).toBe(gb.loss);
         ga.grads.forEach((g, i) => same(`${c.name} gradient ${i}`, g, gb.grads[i]!));
+      }
+    });
+  }
+});
+
+describe("the SIMD recurrence's packed R (fewer than four rows): the same bits as R in place", () => {
+  for (const dtype of ["float64", "float32"] as const) {
+    it(`predict, trainOnBatch and computeGradients with R packed in every call and in none, ${dtype}`, () => {
+      for (const [H, I] of [[10, 1], [64, 8], [6, 3]] as const) {
+        for (const B of [1, 2, 3]) {
+          const runs = [true, false].map((packed) => {
+            Object.assign(packR, packed ? { steps: 1, bytes: 0 } : { steps: Infinity, bytes: Infinity });
+            const m = new Sequential([new LSTM({ units: H, inputDim: I, returnSequences: true }), new LSTM({ units: H }), new Dense({ units: 1 })], { seed: 3, dtype, backend: "wasm" });
+            m.compile({ optimizer: "adam", loss: "mse" });
+            const out: Tensor[] = [];
+            for (const T of [1, 3, 9, 40]) {
+              const x = randomNormal([B, T, I], { seed: 20 + T, dtype }), y = randomNormal([B, 1], { seed: 30 + T, dtype });
+              out.push(m.predict(x));
+              m.trainOnBatch(x, y);
+              const g = m.computeGradients(x, y);
+              out.push(g.outputs, ...g.grads, g.inputGrad);
+            }
+            return out;
+          });
+          runs[0]!.forEach((t, i) => same(`H ${H} B ${B} result ${i}`, t, runs[1]![i]!));
+        }
       }
     });
   }

@@ -226,10 +226,13 @@ export function recurrentOptions(layer: string, options: unknown, known: readonl
  * Bytes of gate rows a forward-only pass (PassContext.infer) keeps at once: it projects the input a block of steps at a
  * time into the front of the gate buffers and runs the block's recurrence there, so that the block is still in cache
  * when the recurrent product adds into it and the gate kernel reads it back. A training pass projects every step at
- * once into (T, B, G), which backward reads: at S4's shape (B 64, T 100, H 256, float32) that is 26 MB, far out of
- * cache. (@internal: an object so that the tests can make the blocks a few steps long.)
+ * once into (T, B, G), which backward reads: at S4's shape (B 64, T 100, H 256, float32) that is 26 MB, out of cache.
+ * Not smaller: a block's projection packs the kernel W again (S4's 512 KB), and the products' fixed costs recur per
+ * block; at S4 blocks of 256 KB (one step) took 1.12–1.19× the time of one projection, blocks of 2–4 MB 0.84–0.95×
+ * (interleaved predicts, CPU time, a quiet spell of the shared machine; loaded, the same comparison ranged 0.9–1.15×).
+ * (@internal: an object so that the tests can make the blocks a few steps long.)
  */
-export const inferBlock = { bytes: 262144 };
+export const inferBlock = { bytes: 2097152 };
 
 /**
  * Steps per block of a forward-only pass over n steps of B rows, G gate columns of `bytes` bytes each: as many as fit
