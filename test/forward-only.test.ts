@@ -68,6 +68,8 @@ interface Case {
 
 const CASES: Case[] = [
   { name: "LSTM", F: 3, D: 2, layers: (o) => [new LSTM({ units: 6, inputDim: 3, ...o }), new Dense({ units: 2 })] },
+  // Past SMALL_PRODUCT from B 2, T 13 (n·B·4H·I > 16384): the SIMD recurrence of fewer than four rows then runs block by block.
+  { name: "LSTM 16 × 16", F: 16, D: 1, layers: (o) => [new LSTM({ units: 16, inputDim: 16, ...o }), new Dense({ units: 1 })] },
   {
     name: "LSTM hardSigmoid, no bias, returnSequences", F: 2, D: 1, perStep: true,
     layers: (o) => [new LSTM({ units: 5, inputDim: 2, recurrentActivation: "hardSigmoid", useBias: false, returnSequences: true, ...o }), new Dense({ units: 1 })],
