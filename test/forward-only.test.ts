@@ -205,7 +205,7 @@ describe("forward-only predict / evaluate: the training forward's results, bit f
 
     it(`a predict between training steps changes nothing in training, ${backend} ${dtype}`, () => {
       inferBlock.bytes = 1;
-      for (const c of [CASES[0]!, CASES[2]!, CASES[5]!, CASES[6]!]) {
+      for (const c of CASES.filter((k) => ["LSTM 16 × 16", "GRU", "Bidirectional(LSTM) concat, returnSequences → Bidirectional(GRU) ave", "masked: Masking → LSTM (returnSequences, zeroOutputForMask) → GRU"].includes(k.name))) {
         const [a, b] = pair(c, backend, dtype);
         b.engine.forwardOnly = true;
         const { x, y } = data(c, 4, 8, 700, dtype);
