@@ -15,10 +15,11 @@ import {
 } from "../src/index.js";
 import { inferBlock } from "../src/layers/recurrent.js";
 import { packR } from "../src/tensor/lstm-gates.js";
+import { fewPack } from "../src/wasm/gemm.js";
 
 type Backend = "js" | "wasm";
-const DEFAULT_BLOCK = inferBlock.bytes, DEFAULT_PACK = { ...packR };
-afterEach(() => { inferBlock.bytes = DEFAULT_BLOCK; Object.assign(packR, DEFAULT_PACK); });
+const DEFAULT_BLOCK = inferBlock.bytes, DEFAULT_PACK = { ...packR }, DEFAULT_FEW = fewPack.bytes;
+afterEach(() => { inferBlock.bytes = DEFAULT_BLOCK; Object.assign(packR, DEFAULT_PACK); fewPack.bytes = DEFAULT_FEW; });
 
 /** Exactly equal, element for element (Object.is: the same bits but for NaN payloads). */
 function same(what: string, a: Tensor, b: Tensor): void {
@@ -247,6 +248,37 @@ describe("the SIMD recurrence's packed R (fewer than four rows): the same bits a
             return out;
           });
           runs[0]!.forEach((t, i) => same(`H ${H} B ${B} result ${i}`, t, runs[1]![i]!));
+        }
+      }
+    });
+  }
+});
+
+describe("the SIMD products of fewer than four rows in a loop (held B packed): the same bits as B in place", () => {
+  const layers = (): (LSTM | GRU | Dense | Masking)[][] => [
+    [new GRU({ units: 12, inputDim: 3, returnSequences: true }), new GRU({ units: 10, resetAfter: false }), new Dense({ units: 1 })],
+    [new Masking(), new LSTM({ units: 12, inputDim: 3, returnSequences: true }), new LSTM({ units: 8, recurrentActivation: "hardSigmoid" }), new Dense({ units: 1 })],
+    [new Bidirectional(new GRU({ units: 8, inputDim: 3 })), new Dense({ units: 1 })],
+  ] as never;
+  for (const dtype of ["float64", "float32"] as const) {
+    it(`GRU, masked and hardSigmoid LSTMs, Bidirectional(GRU): predict, trainOnBatch, computeGradients packed and in place, ${dtype}`, () => {
+      for (let k = 0; k < layers().length; k++) {
+        for (const B of [1, 2, 3]) {
+          const runs = [0, Infinity].map((bytes) => {
+            fewPack.bytes = bytes;
+            const m = new Sequential(layers()[k]!, { seed: 5, dtype, backend: "wasm" });
+            m.compile({ optimizer: "adam", loss: "mse" });
+            const out: Tensor[] = [];
+            for (const T of [1, 2, 9]) {
+              const x = input(B, T, 3, 40 + T, dtype, (b, t) => (b + t) % 4 === 3), y = randomNormal([B, 1], { seed: 50 + T, dtype });
+              out.push(m.predict(x));
+              m.trainOnBatch(x, y);
+              const g = m.computeGradients(x, y);
+              out.push(g.outputs, ...g.grads, g.inputGrad);
+            }
+            return out;
+          });
+          runs[0]!.forEach((t, i) => same(`model ${k} B ${B} result ${i}`, t, runs[1]![i]!));
         }
       }
     });
