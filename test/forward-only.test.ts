@@ -276,6 +276,11 @@ describe("the SIMD products of fewer than four rows in a loop (held B packed): t
               const g = m.computeGradients(x, y);
               out.push(g.outputs, ...g.grads, g.inputGrad);
             }
+            // New weights with no backward between (which would have replaced the held packing): the next loop packs afresh.
+            const x = input(B, 9, 3, 60, dtype);
+            out.push(m.predict(x));
+            m.setWeights(m.getWeights().map((w) => ndarray(w.data.map((v) => 0.5 - v), w.shape) as Tensor));
+            out.push(m.predict(x));
             return out;
           });
           runs[0]!.forEach((t, i) => same(`model ${k} B ${B} result ${i}`, t, runs[1]![i]!));
