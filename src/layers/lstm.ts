@@ -325,9 +325,10 @@ export function lstmForward(
     b1 = blockEnd(b0, k, t1, B);
     const base = infer ? b0 : 0, z0 = (b0 - base) * BG; // step t's gates at (t − base)·B·G
     // Input projection for every step of the block at once: (m·B, I) · (I, G) -> (m·B, G), plus bias.
-    matmulNN((b1 - b0) * B, G, I, src, srcOff + b0 * B * I, I, layer.kernel, 0, G, gates, z0, G, false);
+    const x0 = srcOff + b0 * B * I;
+    matmulNN((b1 - b0) * B, G, I, src, x0, I, layer.kernel, 0, G, gates, z0, G, false);
     if (layer.bias) addBiasRows((b1 - b0) * B, G, gates, z0, G, layer.bias, 0);
-    if (steps && !small && lstmRecurrence(B, H, I, src, srcOff + b0 * B * I, layer.kernel, layer.bias, hs, cs, gates, tanhC, R, b0, b1, false, z0, (b0 - base) * BH)) continue;
+    if (steps && !small && lstmRecurrence(B, H, I, src, x0, layer.kernel, layer.bias, hs, cs, gates, tanhC, R, b0, b1, false, z0, (b0 - base) * BH)) continue;
     for (let t = b0; t < b1; t++) {
       const zOff = (t - base) * BG;
       let hsrc = hs;

@@ -182,14 +182,15 @@ export const packR = { steps: 8, bytes: 32768 };
  * as lstmForward's product and bias rows compute it (the caller asks for it when small: SMALL_PRODUCT). x (·, I):
  * the steps' input rows from xOff (step t0's first); W (I, 4H); R (H, 4H); hs, cs (·, B, H) by slot, step t reading
  * slot t and writing slot t + 1; gates (·, B, 4H), holding the projection when not `project`, and tanhC (·, B, H)
- * by step (step t0's at gOff and tOff, by default its own step's). Returns false, having done nothing, when it does not apply (not the SIMD backend, B ≥ 4, H odd, an array
- * elsewhere): the caller runs its own. A float64 step the SIMD gate kernel declines (a σ input below −708) runs its
- * gates in TypeScript.
+ * by step (step t0's at gOff and tOff, by default at its own step; a forward-only pass's block has them at the front).
+ * Returns false, having done nothing, when it does not apply (not the SIMD backend, B ≥ 4, H odd, an array elsewhere):
+ * the caller runs its own. A float64 step the SIMD gate kernel declines (a σ input below −708) runs its gates in
+ * TypeScript. R is packed first for long runs (packR).
  */
 export function lstmRecurrence(
   B: number, H: number, I: number, x: FloatArray, xOff: number, W: FloatArray, bias: FloatArray | null,
   hs: FloatArray, cs: FloatArray, gates: FloatArray, tanhC: FloatArray, R: FloatArray, t0: number, t1: number, project: boolean,
-  gOff = t0 * 4 * B * H, tOff = t0 * B * H, // where step t0's gates and tanh(c) are (a forward-only pass's block: at the front)
+  gOff = t0 * 4 * B * H, tOff = t0 * B * H, // where step t0's gates and tanh(c) are
 ): boolean {
   const steps = arenas.anyArena && B < 4 && (H & 1) === 0 ? arenas.stepsFor(hs, cs, gates, tanhC, R, x, W, bias) : null;
   if (steps === null) return false;
