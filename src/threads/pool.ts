@@ -315,7 +315,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor {
       m.loadInput(xt, rows, rowStart, B0, 0, T, 0);
       m.setInitialState(0, false);
       if (carried) this.loadCarried(B, B0);
-      const M = m.forward(0, T);
+      const M = m.forward(0, T, op === "predict" || op === "test"); // forward-only where no backward follows
       if (op !== "predict") {
         m.loadLabels(yt!, rows, rowStart, B0, 0, T);
         mainLoss = m.lossOf(M, op !== "test");

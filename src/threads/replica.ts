@@ -152,7 +152,7 @@ export class Replica {
     }
     m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
     m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, this.layout, B) : undefined);
-    const M = m.forward(0, T);
+    const M = m.forward(0, T, op === "predict" || op === "test"); // forward-only where no backward follows
     if (this.fault === "exit") this.exit(70);
     if (this.fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
     // The final state of every layer (slot T), for the main thread to commit if the step stands.
