@@ -45,6 +45,7 @@ import {
 import type { Optimizer } from "./optimizers.js";
 import { UpdateBackup, applyUpdate } from "./atomic-update.js";
 import { Rng } from "./init.js";
+import { type DropoutMasks, drawMaskRows } from "./dropout-masks.js";
 import { ShapeError, ValueError, fmtValue } from "./errors.js";
 
 /**
@@ -61,11 +62,7 @@ export type Recurrent = LSTM | GRU | Bidirectional;
 /** One recurrent layer's states, in its stateNames order, B·H values each (an LSTM's [h, c], a GRU's [h]). */
 export type StateSet = FloatArray[];
 
-/**
- * One recurrent layer's dropout masks for B rows, scaled 0 or 1/(1 − p): x (dirs·B, I) on its input, h (dirs·B, H)
- * on its recurrent input, null where it has no such dropout (a Bidirectional's forward rows, then its backward's).
- */
-export interface DropoutMasks { x: Float64Array | null; h: Float64Array | null }
+export type { DropoutMasks } from "./dropout-masks.js";
 
 
 /**
@@ -397,20 +394,7 @@ export class EngineCore {
   drawMaskRows(B: number): DropoutMasks[] {
     const given = this.nextMasks;
     this.nextMasks = null;
-    const drawn = this.drawn;
-    this.rnns.forEach((l, i) => {
-      const I = l.directions * l.inputDim!, H = l.directions * l.stateUnits; // a Bidirectional's two directions' masks
-      const fill = (n: number, p: number, g: Float64Array | null | undefined, mask: Float64Array | null): Float64Array => {
-        const m = mask && mask.length === n ? mask : new Float64Array(n);
-        if (g) m.set(g);
-        else for (let k = 0; k < n; k++) m[k] = this.dropoutRng.uniform() < p ? 0 : 1 / (1 - p);
-        return m;
-      };
-      const d = (drawn[i] ??= { x: null, h: null });
-      d.x = l.dropout > 0 ? fill(B * I, l.dropout, given?.[i]?.x, d.x) : null;
-      d.h = l.recurrentDropout > 0 ? fill(B * H, l.recurrentDropout, given?.[i]?.h, d.h) : null;
-    });
-    return drawn;
+    return drawMaskRows(this.rnns, this.dropoutRng, B, this.drawn, given);
   }
 
   /** Makes the passes until the next `ensure` training ones with these masks (for the buffers' B rows, as drawMaskRows lays them). */
