@@ -68,7 +68,7 @@ export function layerCase(V: number): Case {
   const x: Stream = { buf: idBuf, off: 0 };
   const dOut: GradStream = { buf: g, off: 0, from: 0 };
   const dx: GradStream = { buf: new Float64Array(0), off: 0, from: 0 };
-  const pass: PassContext = { valid: null, dhNorms: null, study: null, needDx: false, logitGrad: false };
+  const pass: PassContext = { valid: null, dhNorms: null, study: null, needDx: false, logitGrad: false, infer: false };
   return {
     name: `embeddingBackward:${label(V)}`,
     group: "embedding",

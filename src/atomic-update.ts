@@ -51,7 +51,7 @@ export function applyUpdate(
     const sq = slot === null ? 0 : slot.length === n ? sumSquares(slot, n) : Infinity;
     const limit = (params instanceof Float32Array ? FLOAT32_MAX : Number.MAX_VALUE) / 2;
     // (NaN or Infinity in a sum fails the test; finite-but-huge entries overflow it: the careful path below.)
-    if (Math.sqrt(pq) + opt.maxStep(Math.sqrt(gq), Math.sqrt(sq)) < limit) {
+    if (Math.sqrt(pq) + opt.maxStep(Math.sqrt(gq), Math.sqrt(sq), Math.sqrt(pq)) < limit) {
       opt.apply(params, grads);
       return true;
     }

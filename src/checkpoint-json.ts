@@ -11,7 +11,7 @@ import { GRU } from "./layers/gru.js";
 import { Bidirectional, type MergeMode } from "./layers/bidirectional.js";
 import { Embedding, type EmbeddingInitializer } from "./layers/embedding.js";
 import type { Activation } from "./layers/dense.js";
-import type { Optimizer } from "./optimizers.js";
+import type { Optimizer, OptimizerName } from "./optimizers.js";
 import type { ScheduleJSON } from "./schedules.js";
 import type { LossName } from "./losses.js";
 import type { InitializerName } from "./init.js";
@@ -97,12 +97,14 @@ export interface DenseConfig {
 
 export interface CompileConfig {
   loss: LossName;
+  /** With loss "huber" only: its delta. */
+  huberDelta?: number;
   metrics: "accuracy"[];
   onNonFinite: "throw" | "skip";
   /** The optimizer's options; `learningRate` is a number, or a schedule as `{ schedule, config }` with every
    * option of the schedule present (e.g. `{ schedule: "exponentialDecay", config: { initialLearningRate: 0.01,
    * decaySteps: 100, decayRate: 0.5, staircase: false } }`; CosineDecay's `warmupTarget` null when none). */
-  optimizer: { name: "adam" | "sgd"; config: Record<string, number | ScheduleJSON> };
+  optimizer: { name: OptimizerName; config: Record<string, number | boolean | ScheduleJSON> };
 }
 
 /** A flat array stored as base64 of its little-endian bytes. */
@@ -204,8 +206,8 @@ function layerConfig(l: Layer, version: number): LSTMConfig | GRUConfig | Bidire
 }
 
 /** The optimizer's options without the unset ones; a schedule is already plain JSON (`{ schedule, config }`). */
-function optimizerConfig(opt: Optimizer): Record<string, number | ScheduleJSON> {
-  const out: Record<string, number | ScheduleJSON> = {};
+function optimizerConfig(opt: Optimizer): Record<string, number | boolean | ScheduleJSON> {
+  const out: Record<string, number | boolean | ScheduleJSON> = {};
   for (const [k, v] of Object.entries(opt.config())) if (v !== undefined) out[k] = v;
   return out;
 }
@@ -225,7 +227,7 @@ export function engineToJSON(e: Engine): CheckpointJSON {
   }
   const opt = e.optimizer;
   const compiled = opt !== null && e.loss !== null;
-  const slotNames = opt?.name === "adam" ? ["m", "v"] : ["velocity"];
+  const slotNames = opt?.slotNames() ?? [];
   const version = versionFor(e.layers, e.maskingValue);
   return {
     format: CHECKPOINT_FORMAT,
@@ -237,7 +239,7 @@ export function engineToJSON(e: Engine): CheckpointJSON {
       layers: e.layers.map((l) => layerConfig(l, version)),
       compile: compiled
         ? {
-          loss: e.loss!, metrics: e.metrics.slice(), onNonFinite: e.onNonFinite,
+          loss: e.loss!, ...(e.loss === "huber" ? { huberDelta: e.huberDelta } : {}), metrics: e.metrics.slice(), onNonFinite: e.onNonFinite,
           optimizer: { name: opt!.name, config: optimizerConfig(opt!) },
         }
         : null,

@@ -2,8 +2,8 @@
  * Checkpoints: everything needed to resume training bit for bit, as JSON (checkpoint-json.ts) or bytes.
  *
  * A checkpoint holds the model's configuration (every layer option, dtype, seed, compile settings), its
- * weights, the optimizer's state (Adam m, v, iterations; SGD velocity; a learning-rate schedule's settings,
- * evaluated at the saved step count), the positions of the RNGs behind shuffling and dropout, the LSTM states with the fixed
+ * weights, the optimizer's state (Adam's and AdamW's m, v, iterations; SGD's velocity; RMSprop's velocity,
+ * momentum and average gradient; a learning-rate schedule's settings, evaluated at the saved step count), the positions of the RNGs behind shuffling and dropout, the LSTM states with the fixed
  * batch size of a stateful model, and the position of the RNG behind `fit`'s shuffling. Arrays are stored
  * losslessly as base64 of their raw little-endian bytes (float32 weights as 4 bytes, float64 as 8), never
  * as decimal text, so a round trip is exact for every value, -0, subnormals and all.
@@ -30,9 +30,9 @@ import { Embedding, EMBEDDING_INITIALIZERS } from "./layers/embedding.js";
 import { Masking } from "./layers/masking.js";
 import { expectedShapes } from "./interop/build.js";
 import { weightNamesOf } from "./layers/layer.js";
-import { Adam, SGD, type AdamOptions, type SGDOptions } from "./optimizers.js";
+import { OPTIMIZER_NAMES, makeOptimizer } from "./optimizers-extra.js";
 import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./schedules.js";
-import { LOSSES } from "./losses.js";
+import { LOSSES, checkHuberDelta } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
 import { CheckpointError, LongshortError, ValueError, checkKeys, fmtShape, fmtValue, fmtInstance } from "./errors.js";
@@ -360,21 +360,25 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
   if (config.compile !== null) {
     const c = r.obj("config.compile", config.compile);
     const oc = r.obj("config.compile.optimizer", c.optimizer);
-    const name = r.oneOf("config.compile.optimizer.name", oc.name, ["adam", "sgd"] as const);
+    const name = r.oneOf("config.compile.optimizer.name", oc.name, OPTIMIZER_NAMES);
     const ocfg = { ...r.obj("config.compile.optimizer.config", oc.config) };
     const lr = ocfg.learningRate;
     if (typeof lr === "object" && lr !== null) ocfg.learningRate = readSchedule(r, "config.compile.optimizer.config.learningRate", lr);
-    const optimizer = r.build("config.compile.optimizer.config", () => (name === "adam" ? new Adam(ocfg as AdamOptions) : new SGD(ocfg as SGDOptions)));
+    const optimizer = r.build("config.compile.optimizer.config", () => makeOptimizer(name, ocfg));
     const loss = r.oneOf("config.compile.loss", c.loss, LOSSES);
+    if (loss !== "huber" && c.huberDelta !== undefined) r.fail("config.compile.huberDelta", `only with loss "huber", got loss ${JSON.stringify(loss)}`);
+    const lossOption = loss === "huber"
+      ? { name: "huber" as const, delta: r.build("config.compile.huberDelta", () => checkHuberDelta("huberDelta", c.huberDelta)) }
+      : loss;
     const metrics = r.arr("config.compile.metrics", c.metrics).map((v, i) => r.oneOf(`config.compile.metrics[${i}]`, v, ["accuracy"] as const));
     const onNonFinite = r.oneOf("config.compile.onNonFinite", c.onNonFinite, ["throw", "skip"] as const);
-    r.build("config.compile", () => model.compile({ optimizer, loss, metrics, onNonFinite }));
+    r.build("config.compile", () => model.compile({ optimizer, loss: lossOption, metrics, onNonFinite }));
     const os = r.obj("optimizer", top.optimizer);
     optimizer.iterations = r.int("optimizer.iterations", os.iterations, 0);
     const slots = optimizer.slots();
     const saved = r.arr("optimizer.slots", os.slots);
     if (saved.length !== slots.length) r.fail("optimizer.slots", `expected ${slots.length} arrays for ${name}, got ${saved.length}`);
-    const slotNames = name === "adam" ? ["m", "v"] : ["velocity"];
+    const slotNames = optimizer.slotNames(); // RMSprop's depend on its options: momentum, centered
     slots.forEach((s, i) => s.set(r.array(`optimizer.slots[${i}]`, saved[i], slotNames[i]!, "float64", [s.length])));
   } else if (top.optimizer !== null) {
     r.fail("optimizer", `optimizer state without compile settings (config.compile is null)`);

@@ -39,12 +39,13 @@ import { Dense, type DenseWorkspace } from "./layers/dense.js";
 import { Embedding } from "./layers/embedding.js";
 import { maskSteps } from "./layers/masking.js";
 import {
-  type LossName, bceFromLogits, bceFromProbs, meanSquaredError, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
+  type LossName, HUBER_DELTA, bceFromLogits, bceFromProbs, meanSquaredError, meanAbsoluteError, huber, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
   isCategorical,
 } from "./losses.js";
 import type { Optimizer } from "./optimizers.js";
 import { UpdateBackup, applyUpdate } from "./atomic-update.js";
 import { Rng } from "./init.js";
+import { type DropoutMasks, drawMaskRows } from "./dropout-masks.js";
 import { ShapeError, ValueError, fmtValue } from "./errors.js";
 
 /**
@@ -61,11 +62,7 @@ export type Recurrent = LSTM | GRU | Bidirectional;
 /** One recurrent layer's states, in its stateNames order, B·H values each (an LSTM's [h, c], a GRU's [h]). */
 export type StateSet = FloatArray[];
 
-/**
- * One recurrent layer's dropout masks for B rows, scaled 0 or 1/(1 − p): x (dirs·B, I) on its input, h (dirs·B, H)
- * on its recurrent input, null where it has no such dropout (a Bidirectional's forward rows, then its backward's).
- */
-export interface DropoutMasks { x: Float64Array | null; h: Float64Array | null }
+export type { DropoutMasks } from "./dropout-masks.js";
 
 
 /**
@@ -89,6 +86,7 @@ export class EngineCore {
   // Compile settings (set by the facade's compile).
   optimizer: Optimizer | null = null;
   loss: LossName | null = null;
+  huberDelta = HUBER_DELTA; // the loss's delta when it is "huber"
   metrics: "accuracy"[] = [];
   onNonFinite: "throw" | "skip" = "throw";
   /** The fixed batch size of a stateful model, once known. */
@@ -127,6 +125,11 @@ export class EngineCore {
   executor: RowExecutor | null = null;
   /** Counts uses of the buffers, so the truncated-BPTT unroller can tell when another call overwrote them. */
   uses = 0;
+  /**
+   * @internal Whether passes that no backward follows take the forward-only path (`forward`'s `infer`); false runs
+   * them as training forwards do, which the tests compare the forward-only path with, bit for bit.
+   */
+  forwardOnly = true;
 
   // Pass buffers, allocated per (B, capacity) and reused.
   private B = 0;
@@ -146,7 +149,7 @@ export class EngineCore {
   private readonly dTop: GradStream = { buf: new Float64Array(0), off: 0, from: 0 };
   /** dL/d(output) when the top layer is not a Dense (which keeps its own): (M, D). */
   private topGrad: FloatArray = new Float64Array(0);
-  private readonly pass: PassContext = { valid: null, dhNorms: null, study: null, needDx: true, logitGrad: false };
+  private readonly pass: PassContext = { valid: null, dhNorms: null, study: null, needDx: true, logitGrad: false, infer: false };
   private readonly backup = new UpdateBackup();
 
   /** The layers must already form a valid stack (model.ts checks with planFlows); `dtype` and `seed` likewise. */
@@ -391,20 +394,7 @@ export class EngineCore {
   drawMaskRows(B: number): DropoutMasks[] {
     const given = this.nextMasks;
     this.nextMasks = null;
-    const drawn = this.drawn;
-    this.rnns.forEach((l, i) => {
-      const I = l.directions * l.inputDim!, H = l.directions * l.stateUnits; // a Bidirectional's two directions' masks
-      const fill = (n: number, p: number, g: Float64Array | null | undefined, mask: Float64Array | null): Float64Array => {
-        const m = mask && mask.length === n ? mask : new Float64Array(n);
-        if (g) m.set(g);
-        else for (let k = 0; k < n; k++) m[k] = this.dropoutRng.uniform() < p ? 0 : 1 / (1 - p);
-        return m;
-      };
-      const d = (drawn[i] ??= { x: null, h: null });
-      d.x = l.dropout > 0 ? fill(B * I, l.dropout, given?.[i]?.x, d.x) : null;
-      d.h = l.recurrentDropout > 0 ? fill(B * H, l.recurrentDropout, given?.[i]?.h, d.h) : null;
-    });
-    return drawn;
+    return drawMaskRows(this.rnns, this.dropoutRng, B, this.drawn, given);
   }
 
   /** Makes the passes until the next `ensure` training ones with these masks (for the buffers' B rows, as drawMaskRows lays them). */
@@ -531,9 +521,14 @@ export class EngineCore {
   // ---------------------------------------------------------------------------------------------
   // Forward and backward over the stack
 
-  /** Forward through every layer over steps [t0, t1); returns the output's row count M. */
-  forward(t0: number, t1: number): number {
+  /**
+   * Forward through every layer over steps [t0, t1); returns the output's row count M. `infer`: no backward follows
+   * (predict, evaluate), so the layers keep only what the next step needs (PassContext.infer): the same outputs and
+   * states, bit for bit.
+   */
+  forward(t0: number, t1: number, infer = false): number {
     const pass = this.pass, valid = this.maskValue === null ? null : this.valid;
+    pass.infer = infer && this.forwardOnly;
     let x = this.input;
     for (let i = 0; i < this.layers.length; i++) {
       pass.valid = this.masked[i] ? valid : null;
@@ -603,6 +598,8 @@ export class EngineCore {
     const out = this.outputRows();
     const g = this.lossGrad(), dOut = grad ? this.rows(g.buf, g.off) : null;
     if (this.loss === "meanSquaredError") return meanSquaredError(N, out, this.ys, dOut, rv, D);
+    if (this.loss === "meanAbsoluteError") return meanAbsoluteError(N, out, this.ys, dOut, rv, D);
+    if (this.loss === "huber") return huber(N, out, this.ys, dOut, rv, D, this.huberDelta);
     // Categorical losses need a softmax head (compile checks), and are computed from its logits.
     const logits = top instanceof Dense ? this.rows((this.wss[this.wss.length - 1] as DenseWorkspace).logits, this.outOff()) : null;
     if (isCategorical(this.loss)) {

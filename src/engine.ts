@@ -31,13 +31,18 @@ export class Engine extends EngineCore {
     return this.given ? null : super.pool(training);
   }
 
-  /** Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns M. */
-  private forwardRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number, train = false): number {
+  /**
+   * Forward over B rows (through the row map, if any) from the carried or zero state, labels loaded; returns M.
+   * `train`: dropout on; `infer`: no backward follows (the forward-only path, PassContext.infer).
+   */
+  private forwardRows(
+    xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number, train = false, infer = false,
+  ): number {
     this.ensure(B, T);
     if (train && this.hasDropout) this.drawMasks(); // a training pass: dropout on, with masks for this batch
     this.loadInput(xt, rows, rowStart, B, 0, T, 0);
     this.setInitialState(0, true, this.given ?? undefined);
-    const M = this.forward(0, T);
+    const M = this.forward(0, T, infer);
     this.loadLabels(yt, rows, rowStart, B, 0, T);
     return M;
   }
@@ -61,7 +66,7 @@ export class Engine extends EngineCore {
   testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
     const par = this.pool(false)?.testRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
-    const M = this.forwardRows(xt, yt, rows, rowStart, B, T);
+    const M = this.forwardRows(xt, yt, rows, rowStart, B, T, false, true); // no backward: the forward-only path
     const res: StepResult = { loss: this.lossOf(M, false) };
     if (this.accuracy) res.accuracy = this.accuracyOf(M);
     this.commitState(T);
@@ -88,7 +93,7 @@ export class Engine extends EngineCore {
     this.ensure(B, T);
     this.loadInput(xt, null, start, B, 0, T, 0);
     this.setInitialState(0, true, this.given ?? undefined);
-    this.forward(0, T);
+    this.forward(0, T, true); // no backward: the forward-only path
     this.commitState(T);
     this.writeOutput(B, T, out, start * (this.perStep ? T : 1) * this.outputDim); // no tensor in between (a stream's step is a few µs)
   }

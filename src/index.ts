@@ -11,7 +11,8 @@ export {
   Sequential, type SequentialOptions, type RunOptions, type CompileOptions, type Gradients, type GradientRequest, type StepResult, type FitOptions,
   type LSTMState, type RecurrentState, type InitialStatesOption, type Callback, type Layer,
 } from "./model.js";
-export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer, type OptimizerConfig } from "./optimizers.js";
+export { Adam, SGD, type AdamOptions, type SGDOptions, type Optimizer, type OptimizerConfig, type OptimizerName } from "./optimizers.js";
+export { RMSprop, AdamW, type RMSpropOptions, type AdamWOptions } from "./optimizers-extra.js";
 export {
   ExponentialDecay, CosineDecay, type Schedule, type ScheduleName, type ScheduleConfig, type ScheduleJSON,
   type ExponentialDecayOptions, type CosineDecayOptions,

@@ -1,25 +1,34 @@
 /**
- * Losses and the accuracy metric (Keras semantics, SEMANTICS.md). Each loss is a mean over every
+ * Losses and the accuracy metric (Keras semantics, SEMANTICS.md): binary and categorical cross-entropy, mean
+ * squared and mean absolute error, Huber. Each loss is a mean over every
  * element (batch, steps, output units) and writes its gradient into `dOut` for the head's backward.
  *
  * Legend: M rows (B, or T·B for a per-step head), D output units, N = M·D elements.
  */
 import type { FloatArray } from "./tensor/tensor.js";
 import { exp, log, log1p } from "./tensor/math.js";
-import { ValueError, fmtValue } from "./errors.js";
+import { ValueError, checkKeys, fmtValue } from "./errors.js";
 
-export type LossName = "binaryCrossentropy" | "meanSquaredError" | "categoricalCrossentropy" | "sparseCategoricalCrossentropy";
-export const LOSSES: readonly LossName[] = ["binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy", "sparseCategoricalCrossentropy"];
+export type LossName =
+  | "binaryCrossentropy" | "meanSquaredError" | "meanAbsoluteError" | "huber" | "categoricalCrossentropy" | "sparseCategoricalCrossentropy";
+export const LOSSES: readonly LossName[] = [
+  "binaryCrossentropy", "meanSquaredError", "meanAbsoluteError", "huber", "categoricalCrossentropy", "sparseCategoricalCrossentropy",
+];
 
 /** Keras's other spellings of the losses (its snake_case names and short forms), accepted by compile. */
 export type LossAlias =
-  | "binary_crossentropy" | "bce" | "mean_squared_error" | "mse" | "categorical_crossentropy" | "sparse_categorical_crossentropy";
+  | "binary_crossentropy" | "bce" | "mean_squared_error" | "mse" | "mean_absolute_error" | "mae" | "huber_loss"
+  | "categorical_crossentropy" | "sparse_categorical_crossentropy";
 export const LOSS_ALIASES: Readonly<Record<LossAlias, LossName>> = {
   binary_crossentropy: "binaryCrossentropy", bce: "binaryCrossentropy",
   mean_squared_error: "meanSquaredError", mse: "meanSquaredError",
+  mean_absolute_error: "meanAbsoluteError", mae: "meanAbsoluteError", huber_loss: "huber",
   categorical_crossentropy: "categoricalCrossentropy",
   sparse_categorical_crossentropy: "sparseCategoricalCrossentropy",
 };
+
+/** Huber's delta when none is given (Keras's and PyTorch's default). */
+export const HUBER_DELTA = 1;
 
 /** Keras's clipping constant for binary cross-entropy on probabilities. */
 export const BCE_EPSILON = 1e-7;
@@ -29,6 +38,19 @@ export function checkLoss(name: string, v: unknown): LossName {
   if (LOSSES.includes(v as LossName)) return v as LossName;
   if (typeof v === "string" && Object.hasOwn(LOSS_ALIASES, v)) return LOSS_ALIASES[v as LossAlias];
   throw new ValueError(`${name}: expected one of ${LOSSES.map((s) => `"${s}"`).join(", ")} (or a Keras alias: ${Object.keys(LOSS_ALIASES).map((s) => `"${s}"`).join(", ")}), got ${fmtValue(v)}`);
+}
+
+/** compile's `loss`: a name (or alias), or Huber with its delta. */
+export function lossOption(v: unknown): { loss: LossName; delta: number } {
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+    checkKeys("compile loss", v, ["name", "delta"]);
+    const o = v as { name?: unknown; delta?: unknown };
+    if (checkLoss("compile loss.name", o.name) !== "huber") {
+      throw new ValueError(`compile loss: only "huber" takes options ({ name: "huber", delta }); give ${JSON.stringify(o.name)} by its name alone`);
+    }
+    return { loss: "huber", delta: o.delta === undefined ? HUBER_DELTA : checkHuberDelta("compile loss.delta", o.delta) };
+  }
+  return { loss: checkLoss("compile loss", v), delta: HUBER_DELTA };
 }
 
 /** Whether the loss compares a softmax over classes with class labels (one-hot or indices). */
@@ -102,6 +124,53 @@ export function meanSquaredError(
     if (dOut) dOut[k] = d * k2;
   }
   return n ? s / n : 0;
+}
+
+/**
+ * Mean absolute error over all N elements (Keras's and PyTorch's L1 loss); dOut = sign(out − y) / N, 0 where they
+ * are equal (the subgradient both take there).
+ */
+export function meanAbsoluteError(
+  N: number, out: FloatArray, y: FloatArray, dOut: FloatArray | null, valid: Uint8Array | null = null, D = 1,
+): number {
+  let s = 0;
+  const n = counted(N, valid, D), inv = 1 / n;
+  for (let k = 0; k < N; k++) {
+    if (valid && !valid[(k / D) | 0]) { if (dOut) dOut[k] = 0; continue; }
+    const d = out[k]! - y[k]!;
+    s += Math.abs(d);
+    if (dOut) dOut[k] = d > 0 ? inv : d < 0 ? -inv : 0;
+  }
+  return n ? s / n : 0;
+}
+
+/**
+ * Huber loss over all N elements (Keras's `Huber(delta)`, PyTorch's `HuberLoss(delta)`: the same formula): per
+ * element ½d² where |d| ≤ δ, else δ·(|d| − ½δ), d = out − y; dOut = d / N inside, δ·sign(d) / N outside.
+ */
+export function huber(
+  N: number, out: FloatArray, y: FloatArray, dOut: FloatArray | null, valid: Uint8Array | null = null, D = 1, delta = HUBER_DELTA,
+): number {
+  let s = 0;
+  const n = counted(N, valid, D), inv = 1 / n;
+  for (let k = 0; k < N; k++) {
+    if (valid && !valid[(k / D) | 0]) { if (dOut) dOut[k] = 0; continue; }
+    const d = out[k]! - y[k]!, a = Math.abs(d);
+    if (a <= delta) {
+      s += 0.5 * d * d;
+      if (dOut) dOut[k] = d * inv;
+    } else {
+      s += delta * (a - 0.5 * delta);
+      if (dOut) dOut[k] = (d > 0 ? delta : -delta) * inv;
+    }
+  }
+  return n ? s / n : 0;
+}
+
+/** A Huber delta: a positive finite number. */
+export function checkHuberDelta(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new ValueError(`${name}: expected a positive finite number, got ${fmtValue(v)}`);
+  return v;
 }
 
 /** Binary accuracy: the fraction of elements with y == (p > 0.5), strictly greater, as Keras. */

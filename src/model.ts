@@ -17,8 +17,9 @@ import { Bidirectional } from "./layers/bidirectional.js";
 import { Dense } from "./layers/dense.js";
 import { Masking } from "./layers/masking.js";
 import { Embedding } from "./layers/embedding.js";
-import { type LossName, type LossAlias, checkLoss } from "./losses.js";
-import { type Optimizer, resolveOptimizer } from "./optimizers.js";
+import { type LossName, type LossAlias, lossOption } from "./losses.js";
+import type { Optimizer, OptimizerName } from "./optimizers.js";
+import { OPTIMIZER_CLASSES, resolveOptimizer } from "./optimizers-extra.js";
 import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StateSet, type StepResult } from "./engine.js";
 import type { LSTMState, RecurrentState, StatesLike } from "./engine-api.js";
 export type { LSTMState, RecurrentState, StatesLike };
@@ -50,10 +51,14 @@ export interface SequentialOptions extends RunOptions {
 }
 
 export interface CompileOptions {
-  optimizer?: Optimizer | "adam" | "sgd";
-  /** "binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy" or "sparseCategoricalCrossentropy" (the
-   * last two need a softmax head), or one of Keras's names for them ("binary_crossentropy", "mse", …). */
-  loss: LossName | LossAlias;
+  /** "adam" (default), "sgd", "rmsprop", "adamw" (default settings), or an Adam, SGD, RMSprop or AdamW. */
+  optimizer?: Optimizer | OptimizerName;
+  /**
+   * "binaryCrossentropy", "meanSquaredError", "meanAbsoluteError", "huber" (delta 1), "categoricalCrossentropy" or
+   * "sparseCategoricalCrossentropy" (the last two need a softmax head), or one of Keras's names for them
+   * ("binary_crossentropy", "mse", "mae", …); `{ name: "huber", delta }` for another delta (Keras's `Huber(delta)`).
+   */
+  loss: LossName | LossAlias | { name: "huber"; delta?: number };
   metrics?: "accuracy"[];
   /** What a training step does when its loss, gradients or new weights are not finite: "throw" (default)
    * raises NonFiniteError, "skip" returns the non-finite loss and leaves everything unchanged. Both leave
@@ -227,6 +232,11 @@ export class Sequential {
     return this.engine.loss;
   }
 
+  /** The Huber loss's delta (set by compile; 1 unless `loss: { name: "huber", delta }` said otherwise). */
+  get huberDelta(): number {
+    return this.engine.huberDelta;
+  }
+
   /** The metrics set by compile. */
   get metrics(): readonly "accuracy"[] {
     return this.engine.metrics;
@@ -294,9 +304,9 @@ export class Sequential {
     const e = this.engine;
     const optimizer = resolveOptimizer(options.optimizer ?? "adam");
     if (optimizer.owner !== null && optimizer.owner !== this) {
-      throw new ValueError(`compile optimizer: this ${optimizer.name === "adam" ? "Adam" : "SGD"} instance already belongs to another model (its moments and step count are that model's); give each model its own optimizer`);
+      throw new ValueError(`compile optimizer: this ${OPTIMIZER_CLASSES[optimizer.name]} instance already belongs to another model (its moments and step count are that model's); give each model its own optimizer`);
     }
-    const loss = checkLoss("compile loss", options.loss);
+    const { loss, delta } = lossOption(options.loss);
     const head = e.layers[e.layers.length - 1]!;
     if ((loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy") && !(head instanceof Dense && head.activation === "softmax")) {
       const got = head instanceof Dense ? `activation ${JSON.stringify(head.activation)}` : `an ${head.kind.toUpperCase()} on top`;
@@ -321,6 +331,7 @@ export class Sequential {
     optimizer.owner = this;
     e.optimizer = optimizer;
     e.loss = loss;
+    e.huberDelta = delta;
     e.metrics = metrics.slice();
     e.onNonFinite = onNonFinite;
     if (e.built) withArena(e.arena, () => optimizer.init(e.params.length)); // its state beside the weights

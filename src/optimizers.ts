@@ -1,12 +1,13 @@
 /**
  * Optimizers as explicit state plus an update over the model's one flat parameter buffer, so each is a
  * single loop (llm.c, optax). Adam is Keras's form (SEMANTICS.md): epsilon is added to sqrt(v) before the
- * bias correction is folded into the step size.
+ * bias correction is folded into the step size. RMSprop and AdamW, and `resolveOptimizer` that knows all four,
+ * are in optimizers-extra.ts; the option checks and the Adam step they share are exported from here.
  */
 import { type FloatArray, allocate } from "./tensor/tensor.js";
 import * as arenas from "./wasm/arena.js";
 import { oneMinusPow } from "./tensor/math.js";
-import { ValueError, checkKeys, fmtValue, fmtInstance } from "./errors.js";
+import { ValueError, checkKeys, fmtValue } from "./errors.js";
 import { type Schedule, type ScheduleJSON, isSchedule, scheduleToJSON } from "./schedules.js";
 
 /**
@@ -60,7 +61,7 @@ export interface SGDOptions<LR extends number | Schedule = number | Schedule> ex
  * model.optimizer!.iterations;   // 1
  */
 export interface Optimizer {
-  readonly name: "adam" | "sgd";
+  readonly name: OptimizerName;
   /** Steps taken so far. */
   iterations: number;
   /** The learning rate the next update will use: the number, or the schedule at `iterations`. */
@@ -73,20 +74,29 @@ export interface Optimizer {
   apply(params: FloatArray, grads: FloatArray): void;
   /** The optimizer's state buffers (for checkpoints and rollback), in a fixed order. */
   slots(): Float64Array[];
+  /** The name of each of `slots()`, in the same order (what a checkpoint calls them). */
+  slotNames(): string[];
   /**
-   * A bound on every |Δw| of the next `apply`, given |g| ≤ gMax for the gradients and |s| ≤ slotMax for the first
-   * slot (Adam's m, SGD's velocity), under which the slots also stay finite; Infinity where there is none. The
-   * model skips the backup of an update that this shows cannot overflow.
+   * A bound on every |Δw| of the next `apply`, given |g| ≤ gMax for the gradients, |s| ≤ slotMax for the first
+   * slot (Adam's m, SGD's velocity) and |w| ≤ wMax for the weights, under which the slots also stay finite;
+   * Infinity where there is none. The model skips the backup of an update that this shows cannot overflow.
    */
-  maxStep(gMax: number, slotMax: number): number;
+  maxStep(gMax: number, slotMax: number, wMax: number): number;
   /** The options, as plain JSON (a schedule as `{ schedule, config }`; see schedules.ts). */
   config(): OptimizerConfig;
 }
 
-/** An optimizer's options as plain JSON: numbers, and a learning-rate schedule as `{ schedule, config }`. */
-export type OptimizerConfig = Record<string, number | ScheduleJSON | undefined>;
+/** The optimizers' names: `Optimizer.name`, what compile accepts as a string, what a checkpoint stores. */
+export type OptimizerName = "adam" | "sgd" | "rmsprop" | "adamw";
 
-function positive(name: string, v: unknown, dflt: number): number {
+/** An optimizer's options as plain JSON: numbers (RMSprop's `centered` a boolean), and a learning-rate schedule
+ * as `{ schedule, config }`. */
+export type OptimizerConfig = Record<string, number | boolean | ScheduleJSON | undefined>;
+
+// The option checks below are shared with optimizers-extra.ts; the errors name the argument, expected and actual.
+
+/** @internal */
+export function positive(name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
     throw new ValueError(`${name}: expected a positive finite number, got ${fmtValue(v)}`);
@@ -94,7 +104,8 @@ function positive(name: string, v: unknown, dflt: number): number {
   return v;
 }
 
-function unitInterval(name: string, v: unknown, dflt: number): number {
+/** @internal */
+export function unitInterval(name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== "number" || !(v >= 0 && v < 1)) {
     throw new ValueError(`${name}: expected a number in [0, 1), got ${fmtValue(v)}`);
@@ -102,23 +113,34 @@ function unitInterval(name: string, v: unknown, dflt: number): number {
   return v;
 }
 
-function optional(name: string, v: unknown): number | undefined {
+/** @internal A number ≥ 0 (0 allowed: a weight decay of 0 is plain Adam). */
+export function nonNegative(name: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    throw new ValueError(`${name}: expected a finite number ≥ 0, got ${fmtValue(v)}`);
+  }
+  return v;
+}
+
+/** @internal */
+export function optional(name: string, v: unknown): number | undefined {
   return v === undefined ? undefined : positive(name, v, 0);
 }
 
-/** A learning rate: a positive finite number or one of the library's schedules. */
-function learningRate(name: string, v: unknown, dflt: number): number | Schedule {
+/** @internal A learning rate: a positive finite number or one of the library's schedules. */
+export function learningRate(name: string, v: unknown, dflt: number): number | Schedule {
   if (v === undefined || typeof v === "number") return positive(name, v, dflt);
   if (isSchedule(v)) return v;
   throw new ValueError(`${name}: expected a positive finite number or a schedule (an ExponentialDecay or a CosineDecay), got ${fmtValue(v)}`);
 }
 
-/** The rate of the update that follows `iterations` updates. */
-function rateAt(lr: number | Schedule, iterations: number): number {
+/** @internal The rate of the update that follows `iterations` updates. */
+export function rateAt(lr: number | Schedule, iterations: number): number {
   return typeof lr === "number" ? lr : lr.at(iterations);
 }
 
-function rateJSON(lr: number | Schedule): number | ScheduleJSON {
+/** @internal */
+export function rateJSON(lr: number | Schedule): number | ScheduleJSON {
   return typeof lr === "number" ? lr : scheduleToJSON(lr);
 }
 
@@ -149,13 +171,60 @@ export function clipGradients(grads: FloatArray, clipValue: number | undefined, 
   }
 }
 
-function checkOptions(name: string, options: unknown, known: readonly string[]): Record<string, unknown> {
+/** @internal */
+export function checkOptions(name: string, options: unknown, known: readonly string[]): Record<string, unknown> {
   if (options === undefined) return {};
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new ValueError(`${name} options: expected an object, got ${fmtValue(options)}`);
   }
   checkKeys(name, options, known);
   return options as Record<string, unknown>;
+}
+
+/**
+ * @internal Keras's Adam step size after t − 1 updates: lr·√(1 − β2^t)/(1 − β1^t), lr the rate of update t. 1 − β^t
+ * comes from math.ts: correctly rounded, and the same bits in every engine (`**` is neither).
+ */
+export function adamAlpha(lr: number, beta1: number, beta2: number, t: number): number {
+  return (lr * Math.sqrt(oneMinusPow(beta2, t))) / oneMinusPow(beta1, t);
+}
+
+/**
+ * @internal One Keras-form Adam update of every weight (Adam's and AdamW's), α from `adamAlpha`:
+ * m' = m + (g − m)(1 − β1), v' = v + (g² − v)(1 − β2), w' = w − α·m'/(√v' + ε). m and v are float64 (P) each,
+ * params and grads (P) of the model's dtype. On the SIMD backend the same operations two weights at a time, bit
+ * for bit (src/wasm/update.ts).
+ */
+export function adamStep(
+  params: FloatArray, grads: FloatArray, m: Float64Array, v: Float64Array,
+  alpha: number, b1: number, b2: number, eps: number,
+): void {
+  const n = params.length;
+  const simd = arenas.anyArena ? arenas.adamFor(params, grads, m, v) : null;
+  if (simd) {
+    const at = arenas.at;
+    simd(n, at[0]!, at[1]!, at[2]!, at[3]!, alpha, 1 - b1, 1 - b2, eps);
+    return;
+  }
+  for (let k = 0; k < n; k++) {
+    const g = grads[k]!;
+    const mk = m[k]! + (g - m[k]!) * (1 - b1);
+    const vk = v[k]! + (g * g - v[k]!) * (1 - b2);
+    m[k] = mk;
+    v[k] = vk;
+    params[k] = params[k]! - (alpha * mk) / (Math.sqrt(vk) + eps);
+  }
+}
+
+/**
+ * @internal The bound of `adamStep`'s |Δw|: m' = m + (g − m)(1 − β1) lies between m and g, v' ≥ 0 stays finite
+ * while g² does, and |Δw| = α·|m'| / (√v' + ε) ≤ α·|m'| / ε; twice that covers the roundings. Clipping only
+ * shrinks g.
+ */
+export function adamMaxStep(alpha: number, eps: number, gMax: number, mMax: number): number {
+  if (!(gMax < 1e150 && mMax < 1e150)) return Infinity; // g², and g − m, finite below this
+  const step = (2 * Math.abs(alpha) * Math.max(gMax, mMax)) / eps;
+  return step === step ? step : Infinity;
 }
 
 /**
@@ -205,27 +274,15 @@ export class Adam<LR extends number | Schedule = number | Schedule> implements O
     clipGradients(grads, this.clipValue, this.clipNorm);
     const alpha = this.alpha();
     this.iterations++;
-    const b1 = this.beta1, b2 = this.beta2, eps = this.epsilon;
-    const m = this.m, v = this.v, n = params.length;
-    // The SIMD backend: the same operations two weights at a time, bit for bit (src/wasm/update.ts).
-    const simd = arenas.anyArena ? arenas.adamFor(params, grads, m, v) : null;
-    if (simd) {
-      const at = arenas.at;
-      simd(n, at[0]!, at[1]!, at[2]!, at[3]!, alpha, 1 - b1, 1 - b2, eps);
-      return;
-    }
-    for (let k = 0; k < n; k++) {
-      const g = grads[k]!;
-      const mk = m[k]! + (g - m[k]!) * (1 - b1);
-      const vk = v[k]! + (g * g - v[k]!) * (1 - b2);
-      m[k] = mk;
-      v[k] = vk;
-      params[k] = params[k]! - (alpha * mk) / (Math.sqrt(vk) + eps);
-    }
+    adamStep(params, grads, this.m, this.v, alpha, this.beta1, this.beta2, this.epsilon);
   }
 
   slots(): Float64Array[] {
     return [this.m, this.v];
+  }
+
+  slotNames(): string[] {
+    return ["m", "v"];
   }
 
   /** The iteration count `alphaValue` is for (-1: none yet). */
@@ -235,27 +292,20 @@ export class Adam<LR extends number | Schedule = number | Schedule> implements O
   /**
    * The step size of the update after `iterations` updates, lr·√(1 − β2^t)/(1 − β1^t) with t = iterations + 1
    * and lr the rate at `iterations`: computed once per iteration count (maxStep asks for it, then apply); it
-   * depends on nothing else that can change. 1 − β^t comes from math.ts: correctly rounded, and the same bits
-   * in every engine (`**` is neither).
+   * depends on nothing else that can change (see `adamAlpha`).
    */
   private alpha(): number {
     const it = this.iterations;
     if (this.alphaFor !== it) {
-      const t = it + 1, lr = rateAt(this.learningRate, it); // the first update uses step 0 of a schedule
-      this.alphaValue = (lr * Math.sqrt(oneMinusPow(this.beta2, t))) / oneMinusPow(this.beta1, t);
+      this.alphaValue = adamAlpha(rateAt(this.learningRate, it), this.beta1, this.beta2, it + 1); // the first update uses step 0 of a schedule
       this.alphaFor = it;
     }
     return this.alphaValue;
   }
 
-  /**
-   * m' = m + (g − m)(1 − β1) lies between m and g, v' ≥ 0 stays finite while g² does, and
-   * |Δw| = α·|m'| / (√v' + ε) ≤ α·|m'| / ε; twice that covers the roundings. Clipping only shrinks g.
-   */
+  /** α·|m'| / ε, twice (see `adamMaxStep`). */
   maxStep(gMax: number, mMax: number): number {
-    if (!(gMax < 1e150 && mMax < 1e150)) return Infinity; // g², and g − m, finite below this
-    const step = (2 * Math.abs(this.alpha()) * Math.max(gMax, mMax)) / this.epsilon;
-    return step === step ? step : Infinity;
+    return adamMaxStep(this.alpha(), this.epsilon, gMax, mMax);
   }
 
   /**
@@ -334,6 +384,10 @@ export class SGD<LR extends number | Schedule = number | Schedule> implements Op
     return [this.velocity];
   }
 
+  slotNames(): string[] {
+    return ["velocity"];
+  }
+
   /** |v'| = |μ·v − lr·g| ≤ μ·|v| + |lr|·|g| (Δw = v', or −lr·g without momentum); twice that covers the roundings. */
   maxStep(gMax: number, vMax: number): number {
     const lr = rateAt(this.learningRate, this.iterations);
@@ -354,17 +408,4 @@ export class SGD<LR extends number | Schedule = number | Schedule> implements Op
   config(): OptimizerConfig {
     return { learningRate: rateJSON(this.learningRate), momentum: this.momentum, clipNorm: this.clipNorm, clipValue: this.clipValue };
   }
-}
-
-/**
- * Resolves "adam" / "sgd" (default settings) / an Adam or SGD instance (used as is); what compile does.
- *
- * @example
- * resolveOptimizer("sgd");                          // new SGD() with learningRate 0.01
- */
-export function resolveOptimizer(v: unknown): Optimizer {
-  if (v === "adam") return new Adam();
-  if (v === "sgd") return new SGD();
-  if (v instanceof Adam || v instanceof SGD) return v;
-  throw new ValueError(`optimizer: expected "adam", "sgd", an Adam or an SGD, got ${fmtInstance(v, "Adam", "SGD")}`);
 }

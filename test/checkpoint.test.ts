@@ -108,6 +108,32 @@ describe("checkpointToJSON / checkpointFromJSON (and JSON.stringify(model))", ()
   });
 });
 
+describe("the losses' options", () => {
+  it("Huber's delta travels (and only Huber writes one); a Huber checkpoint without it is refused", () => {
+    const make = (loss: any) => {
+      const m = new Sequential([new LSTM({ units: 3, inputDim: 2 }), new Dense({ units: 1 })], { seed: 4 });
+      m.compile({ optimizer: "adam", loss });
+      return m;
+    };
+    const h = make({ name: "huber", delta: 0.25 });
+    expect([h.loss, h.huberDelta]).toEqual(["huber", 0.25]);
+    const json = checkpointToJSON(h);
+    expect(json.config.compile!.huberDelta).toBe(0.25);
+    const back = checkpointFromJSON(JSON.parse(JSON.stringify(json)));
+    expect([back.loss, back.huberDelta]).toEqual(["huber", 0.25]);
+    expect(decodeCheckpoint(encodeCheckpoint(h)).huberDelta).toBe(0.25);
+    expect(make("huber").huberDelta).toBe(1);
+    expect(make("mae").loss).toBe("meanAbsoluteError");
+    expect(checkpointToJSON(make("mae")).config.compile).not.toHaveProperty("huberDelta");
+    const broken = JSON.parse(JSON.stringify(json));
+    delete broken.config.compile.huberDelta;
+    expect(() => checkpointFromJSON(broken)).toThrow(/config\.compile\.huberDelta: .*huberDelta: expected a positive finite number, got undefined/);
+    expect(() => make({ name: "huber", delta: 0 })).toThrow(/compile loss\.delta: expected a positive finite number, got 0/);
+    expect(() => make({ name: "mse", delta: 1 })).toThrow(/compile loss: only "huber" takes options/);
+    expect(() => make({ name: "huber", d: 1 })).toThrow(/compile loss options: unknown option "d"/);
+  });
+});
+
 describe("files", () => {
   it("save (async) and load (async), save/load sync: same state, byte-identical re-save", async () => {
     const { m } = trained("stacked", "float64", "adam");
@@ -256,9 +282,10 @@ describe("refusing bad checkpoints", () => {
       ["bad activation", (j) => { j.config.layers[2].activation = "softplus"; }, /config\.layers\[2\]\.activation: expected one of "linear", "sigmoid", "tanh", "relu", "softmax", got "softplus"/],
       ["activation missing (no silent linear)", (j) => { delete j.config.layers[3].activation; }, /config\.layers\[3\]\.activation: expected one of .* got undefined/],
       ["returnSequences not boolean", (j) => { j.config.layers[0].returnSequences = "yes"; }, /config\.layers\[0\]\.returnSequences/],
-      ["unknown loss", (j) => { j.config.compile.loss = "hinge"; }, /config\.compile\.loss: expected one of "binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy", "sparseCategoricalCrossentropy", got "hinge"/],
+      ["unknown loss", (j) => { j.config.compile.loss = "hinge"; }, /config\.compile\.loss: expected one of "binaryCrossentropy", "meanSquaredError", "meanAbsoluteError", "huber", "categoricalCrossentropy", "sparseCategoricalCrossentropy", got "hinge"/],
+      ["huberDelta with another loss", (j) => { j.config.compile.huberDelta = 0.5; }, /config\.compile\.huberDelta: only with loss "huber", got loss "binaryCrossentropy"/],
       ["unknown metric", (j) => { j.config.compile.metrics = ["mae"]; }, /config\.compile\.metrics\[0\]: expected one of "accuracy", got "mae"/],
-      ["unknown optimizer", (j) => { j.config.compile.optimizer.name = "rmsprop"; }, /config\.compile\.optimizer\.name/],
+      ["unknown optimizer", (j) => { j.config.compile.optimizer.name = "adagrad"; }, /config\.compile\.optimizer\.name/],
       ["bad optimizer config", (j) => { j.config.compile.optimizer.config.learningRate = -1; }, /config\.compile\.optimizer\.config: Adam learningRate/],
       ["bad onNonFinite", (j) => { j.config.compile.onNonFinite = "ignore"; }, /config\.compile\.onNonFinite: expected one of "throw", "skip", got "ignore"/],
       ["onNonFinite missing", (j) => { delete j.config.compile.onNonFinite; }, /config\.compile\.onNonFinite: expected one of .* got undefined/],

@@ -149,11 +149,17 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
     // Bidirectional's (cell "bidirectional"): torch.nn.LSTM / GRU(bidirectional=True), Keras 3's masks (test/fixtures/README.md).
     const bidiFixtures = loadFixtures("sequenceModel", "bidirectional");
     it("the Bidirectional fixtures are all here", () => expect(bidiFixtures.length).toBe(10));
+    it("the MAE and Huber fixtures are all here (δ 1 and 0.5)", () => {
+      const files = loadFixtures("sequenceModel").filter((fx) => fx.file.startsWith("loss_"));
+      expect(files.map((fx) => [fx.config.loss, fx.config.huberDelta ?? null])).toEqual([
+        ["huber", 0.5], ["huber", 0.5], ["huber", 1], ["meanAbsoluteError", null], ["meanAbsoluteError", null],
+      ]);
+    });
     for (const fx of [...loadFixtures("sequenceModel"), ...gruFixtures, ...bidiFixtures]) {
       const adam = fx.adam ? `, ${fx.adam.steps} Adam steps` : "";
       it(`${fx.file}: stacked / per-step model, output, loss, grads${fx.expected.dx ? ", dx" : ""}${adam}`, () => {
         const model = sequenceModel(fx, dtype, backend);
-        model.compile({ optimizer: "adam", loss: fx.config.loss });
+        model.compile({ optimizer: "adam", loss: lossOf(fx.config) });
         model.setWeights(fx.weights);
         // Dropout: the masks the reference drew, handed to the next training pass.
         if (fx.masks) model.engine.nextMasks = dropoutMasks(fx);
@@ -167,7 +173,7 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
         if (fx.adam) {
           // Keras-form Adam on the same batch: the losses before each update, the weights after the last.
           const trained = sequenceModel(fx, dtype, backend);
-          trained.compile({ optimizer: new Adam({ learningRate: fx.adam.learningRate }), loss: fx.config.loss });
+          trained.compile({ optimizer: new Adam({ learningRate: fx.adam.learningRate }), loss: lossOf(fx.config) });
           trained.setWeights(fx.weights);
           const losses = [];
           for (let s = 0; s < fx.adam.steps; s++) {
@@ -181,6 +187,11 @@ for (const [dtype, backend] of [["float64", "js"], ["float32", "js"], ["float64"
       });
     }
   });
+}
+
+/** A fixture's loss for compile: its name, or Huber with the fixture's delta (loss_huber_* files). */
+function lossOf(cfg: { loss: string; huberDelta?: number }): any {
+  return cfg.huberDelta === undefined ? cfg.loss : { name: cfg.loss, delta: cfg.huberDelta };
 }
 
 /** The model of a sequenceModel fixture: its layers in order, behind Masking when it says maskValue. */

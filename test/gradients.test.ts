@@ -9,7 +9,7 @@ import { lstmGatesForward, lstmGatesBackward, lstmGatesBackwardHard } from "../s
 import { naiveLstmStep } from "../src/tensor/naive.js";
 import { LSTM, LSTMWorkspace, lstmForward, lstmBackward } from "../src/layers/lstm.js";
 import { Dense, DenseWorkspace, denseForward, denseBackward, type Activation } from "../src/layers/dense.js";
-import { bceFromLogits, bceFromProbs, meanSquaredError, BCE_EPSILON } from "../src/losses.js";
+import { bceFromLogits, bceFromProbs, meanSquaredError, meanAbsoluteError, huber, BCE_EPSILON } from "../src/losses.js";
 import {
   makeRng, uniformArray, fillUniform, project, checkGradients, expectGradientsMatch, WorstTracker,
   maxAbsDiff, type Wrt,
@@ -288,5 +288,27 @@ describe("losses", () => {
     const rep = checkGradients(() => meanSquaredError(N, out, y, null), [{ name: "dOut", values: out, analytic: d }]);
     worst.add("losses", rep);
     expectGradientsMatch("meanSquaredError", rep, TOL);
+  });
+
+  it("meanAbsoluteError and huber: the formulas on hand-picked errors (inside, at and beyond δ, and 0), and their gradients by finite differences", () => {
+    // d = out − y: 0, ±0.3, ±0.5 (= δ), ±2
+    const out = Float64Array.from([1, 1.3, 0.7, 1.5, 0.5, 3, -1]), y = Float64Array.from([1, 1, 1, 1, 1, 1, 1]);
+    const n = out.length, dMae = new Float64Array(n), dHub = new Float64Array(n);
+    const mae = meanAbsoluteError(n, out, y, dMae);
+    expect(mae).toBeCloseTo((0 + 0.3 + 0.3 + 0.5 + 0.5 + 2 + 2) / n, 14);
+    expect(Array.from(dMae)).toEqual([0, 1, -1, 1, -1, 1, -1].map((s) => s / n)); // sign(d)/N, 0 where d = 0
+    const hub = huber(n, out, y, dHub, null, 1, 0.5);
+    const per = [0, 0.5 * 0.09, 0.5 * 0.09, 0.5 * 0.25, 0.5 * 0.25, 0.5 * (2 - 0.25), 0.5 * (2 - 0.25)];
+    expect(hub).toBeCloseTo(per.reduce((a, b) => a + b, 0) / n, 14);
+    expect(Array.from(dHub).map((v) => v * n)).toEqual([0, 0.3, -0.3, 0.5, -0.5, 0.5, -0.5].map((v, k) => (k < 5 ? out[k]! - y[k]! : v)));
+    expect(huber(n, out, y, null)).toBeCloseTo((0 + 0.045 * 2 + 0.125 * 2 + 1.5 * 2) / n, 14); // δ = 1: 2 is beyond, 0.5 inside
+    const rng = makeRng("loss/mae-huber");
+    const o = uniformArray(rng, N, -3, 3), t = uniformArray(rng, N, -3, 3), g = new Float64Array(N);
+    for (const [name, f] of [["meanAbsoluteError", (d: Float64Array | null) => meanAbsoluteError(N, o, t, d)], ["huber δ 0.7", (d: Float64Array | null) => huber(N, o, t, d, null, 1, 0.7)]] as const) {
+      f(g);
+      const rep = checkGradients(() => f(null), [{ name: "dOut", values: o, analytic: g }]);
+      worst.add("losses", rep);
+      expectGradientsMatch(name, rep, TOL);
+    }
   });
 });

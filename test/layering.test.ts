@@ -14,9 +14,9 @@ const src = fileURLToPath(new URL("../src/", import.meta.url));
 /** Levels, bottom up. A new file must be placed here. */
 const LEVELS: [number, RegExp][] = [
   [0, /^(errors|bytes)\.ts$|^tensor\/|^types\/|^wasm\//],
-  [1, /^(init|losses|optimizers|schedules|data|random|atomic-update|run-options)\.ts$/],
+  [1, /^(init|losses|optimizers|optimizers-extra|schedules|data|random|atomic-update|run-options)\.ts$/],
   [2, /^layers\//],
-  [3, /^engine(-api|-core)?\.ts$/],
+  [3, /^(engine(-api|-core)?|dropout-masks)\.ts$/],
   [4, /^(validate|callbacks|progress|fit|checkpoint-json|model-states|summary|tbptt-rows)\.ts$/],
   [5, /^model\.ts$/],
   [6, /^(tbptt|gradcheck|checkpoint)\.ts$|^threads\/|^interop\//],

@@ -544,4 +544,93 @@ window.onMainThread = async () => {
     expect(plain.main).toEqual({ n: 1, threads: 1, canShare: false, isolated: false });
     console.log(`Chromium ${browser!.version()}: a Web Worker trained on 2 threads (${iso.run.parallelCalls} split calls), equal to one thread's to ${Math.max(iso.run.lossDiff, iso.run.gradDiff, iso.run.weightDiff, iso.run.predictDiff).toExponential(1)}`);
   }, 120_000);
+
+  it("keeping models in the browser (longshort/web): IndexedDB across a reload, a download, a file input — the same bytes and predictions as Node", async () => {
+    writeFileSync(join(app, "storage-page.mjs"), `
+import { Sequential, LSTM, Dense, Adam, tensor, encodeCheckpoint, toSafetensors, saveCheckpoint, loadCheckpoint, saveSafetensors, loadSafetensors, listModels, removeModel } from "longshort/web";
+const hex = (a) => Array.from(new Uint8Array(new Float64Array(a).buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+const bytesHex = (u) => Array.from(u, (b) => b.toString(16).padStart(2, "0")).join("");
+const x = tensor([[[1], [0], [0]], [[0], [0], [0]], [[1], [0], [0]], [[0], [0], [0]]]), y = tensor([[1], [0], [1], [0]]);
+const trained = () => {
+  const m = new Sequential([new LSTM({ units: 4, inputDim: 1 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 9 });
+  m.compile({ optimizer: new Adam({ learningRate: 0.05 }), loss: "binaryCrossentropy" });
+  for (let k = 0; k < 5; k++) m.trainOnBatch(x, y);
+  return m;
+};
+const errorOf = async (f) => { try { await f(); return "accepted"; } catch (e) { return e.name + ": " + e.message; } };
+window.storageSave = async () => {
+  const m = trained();
+  await saveCheckpoint(m, "indexeddb://first-element");
+  await saveSafetensors(m, "indexeddb://first-element.weights");
+  return { checkpoint: bytesHex(encodeCheckpoint(m)), safetensors: bytesHex(toSafetensors(m)), predictions: hex(m.predict(x).data), list: await listModels() };
+};
+window.storageLoad = async () => {
+  const back = await loadCheckpoint("indexeddb://first-element");
+  const weights = await loadSafetensors("indexeddb://first-element.weights");
+  const stepLoss = back.trainOnBatch(x, y).loss, twin = trained(); // the optimizer state came back too
+  return {
+    predictions: hex(weights.predict(x).data), stepLoss, twinStepLoss: twin.trainOnBatch(x, y).loss,
+    errors: [
+      await errorOf(() => loadCheckpoint("indexeddb://nothing-here")),
+      await errorOf(() => loadCheckpoint("indexeddb://first-element.weights")),
+      await errorOf(() => saveCheckpoint(back, "localstorage://x")),
+      await errorOf(() => saveCheckpoint({}, "indexeddb://x")),
+      await errorOf(() => removeModel("indexeddb://nothing-here")),
+    ],
+  };
+};
+window.storageRemove = async () => { await removeModel("indexeddb://first-element"); return Object.keys(await listModels()); };
+window.storageDownload = async () => { await saveCheckpoint(trained(), "downloads://first-element.ckpt"); };
+window.storageFromFile = async () => {
+  const file = document.querySelector("input").files[0];
+  return { name: file.name, predictions: hex((await loadCheckpoint(file)).predict(x).data) };
+};
+`);
+    await build({ entryPoints: [join(app, "storage-page.mjs")], bundle: true, platform: "browser", format: "esm", outfile: join(www, "storage-page.js"), logLevel: "silent", absWorkingDir: app });
+    writeFileSync(join(www, "storage.html"), `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>storage</title>
+<link rel="icon" href="data:,"><script type="module" src="storage-page.js"></script></head><body><input type="file"></body></html>`);
+    // Node's bytes of the same model, from the installed package.
+    writeFileSync(join(app, "storage-node.mjs"), `
+import { Sequential, LSTM, Dense, Adam, tensor, encodeCheckpoint, toSafetensors } from "longshort";
+const x = tensor([[[1], [0], [0]], [[0], [0], [0]], [[1], [0], [0]], [[0], [0], [0]]]), y = tensor([[1], [0], [1], [0]]);
+const m = new Sequential([new LSTM({ units: 4, inputDim: 1 }), new Dense({ units: 1, activation: "sigmoid" })], { seed: 9 });
+m.compile({ optimizer: new Adam({ learningRate: 0.05 }), loss: "binaryCrossentropy" });
+for (let k = 0; k < 5; k++) m.trainOnBatch(x, y);
+const bytesHex = (u) => Array.from(u, (b) => b.toString(16).padStart(2, "0")).join("");
+console.log(JSON.stringify({ checkpoint: bytesHex(encodeCheckpoint(m)), safetensors: bytesHex(toSafetensors(m)) }));
+`);
+    const inNode = JSON.parse(node("storage-node.mjs").trim()) as { checkpoint: string; safetensors: string };
+    type Saved = { checkpoint: string; safetensors: string; predictions: string; list: Record<string, { kind: string; bytes: number; savedAt: string }> };
+    type W = Record<string, () => Promise<unknown>>;
+    const { page, problems } = await open("storage.html");
+    await page.waitForFunction(() => typeof (globalThis as unknown as W).storageSave === "function");
+    const saved = await page.evaluate(() => (globalThis as unknown as W).storageSave!()) as Saved;
+    // The checkpoint's header and payload are the same bytes in Chromium as in Node (the RNG states included).
+    expect(saved.checkpoint).toBe(inNode.checkpoint);
+    expect(saved.safetensors).toBe(inNode.safetensors);
+    expect(saved.list["indexeddb://first-element"]).toMatchObject({ kind: "checkpoint", bytes: inNode.checkpoint.length / 2 });
+    expect(saved.list["indexeddb://first-element.weights"]).toMatchObject({ kind: "safetensors", bytes: inNode.safetensors.length / 2 });
+    await page.reload();
+    await page.waitForFunction(() => typeof (globalThis as unknown as W).storageLoad === "function");
+    const loaded = await page.evaluate(() => (globalThis as unknown as W).storageLoad!()) as { predictions: string; stepLoss: number; twinStepLoss: number; errors: string[] };
+    expect(loaded.predictions).toBe(saved.predictions);
+    expect(loaded.stepLoss).toBe(loaded.twinStepLoss); // weights, Adam's moments and step count all came back
+    expect(loaded.errors[0]).toMatch(/^CheckpointError: loadCheckpoint indexeddb:\/\/nothing-here: nothing is stored under this name/);
+    expect(loaded.errors[1]).toMatch(/^CheckpointError: loadCheckpoint indexeddb:\/\/first-element\.weights: holds a safetensors, not a checkpoint/);
+    expect(loaded.errors[2]).toMatch(/^ValueError: saveCheckpoint url: expected "indexeddb:\/\/NAME" or "downloads:\/\/FILE"/);
+    expect(loaded.errors[3]).toMatch(/^ValueError: saveCheckpoint model: expected a Sequential/);
+    expect(loaded.errors[4]).toMatch(/^ValueError: removeModel indexeddb:\/\/nothing-here: nothing is stored/);
+    expect(await page.evaluate(() => (globalThis as unknown as W).storageRemove!())).toEqual(["indexeddb://first-element.weights"]);
+    // A download, as the user gets it, then the same file through a file input.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.evaluate(() => (globalThis as unknown as W).storageDownload!())]);
+    expect(download.suggestedFilename()).toBe("first-element.ckpt");
+    const file = join(work, "first-element.ckpt");
+    await download.saveAs(file);
+    expect(readFileSync(file).toString("hex")).toBe(inNode.checkpoint);
+    await page.setInputFiles("input", file);
+    const fromFile = await page.evaluate(() => (globalThis as unknown as W).storageFromFile!()) as { name: string; predictions: string };
+    expect(fromFile).toEqual({ name: "first-element.ckpt", predictions: saved.predictions });
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 120_000);
 });

@@ -40,7 +40,7 @@ afterAll(() => { for (const m of live) m.dispose(); });
 
 interface Setup {
   layers: () => (LSTM | GRU | Bidirectional | Dense)[];
-  loss: "binaryCrossentropy" | "meanSquaredError";
+  loss: "binaryCrossentropy" | "meanSquaredError" | "meanAbsoluteError" | { name: "huber"; delta: number };
   dtype?: DType;
 }
 
@@ -125,6 +125,16 @@ describe("two threads give one thread's results", () => {
     expectSameGradients("computeGradients", two.computeGradients(x, y, { hiddenGradNorms: true }), one.computeGradients(x, y, { hiddenGradNorms: true }));
     expectSameTraining(one, two, x, y, 3);
     expect(pool(two).parallelCalls).toBe(5);
+  });
+
+  it("mean absolute error and Huber (its delta reaches the workers), per-step head, 5 rows", () => {
+    for (const loss of ["meanAbsoluteError", { name: "huber", delta: 0.3 }] as const) {
+      const [one, two] = pair({ layers: () => [new LSTM({ units: 4, inputDim: 2, returnSequences: true }), new Dense({ units: 2 })], loss });
+      const next = stream(5);
+      const x = randomTensor([5, 4, 2], next), y = randomTensor([5, 4, 2], next);
+      expectSameTraining(one, two, x, y, 3);
+      expect(pool(two).parallelCalls).toBe(4);
+    }
   });
 
   it("per-step head, sigmoid + BCE (the fused gradient), 3 rows", () => {

@@ -124,11 +124,11 @@ const CASES: Case[] = [
 
   // compile: an unknown name leaves the previous settings
   ["compile options null", () => A.compile(null as any), ValueError, /compile options: expected \{ optimizer, loss, metrics\? \}, got null/],
-  ["unknown loss", () => A.compile({ loss: "hinge" as any }), ValueError, /compile loss: expected one of "binaryCrossentropy", "meanSquaredError", "categoricalCrossentropy", "sparseCategoricalCrossentropy" \(or a Keras alias: "binary_crossentropy", "bce", .*\), got "hinge"/],
+  ["unknown loss", () => A.compile({ loss: "hinge" as any }), ValueError, /compile loss: expected one of "binaryCrossentropy", "meanSquaredError", "meanAbsoluteError", "huber", "categoricalCrossentropy", "sparseCategoricalCrossentropy" \(or a Keras alias: "binary_crossentropy", "bce", .*\), got "hinge"/],
   ["categorical loss on a sigmoid head", () => A.compile({ loss: "sparseCategoricalCrossentropy" }), ValueError, /compile loss: sparseCategoricalCrossentropy compares class probabilities; the top layer must be new Dense\(\{ units, activation: "softmax" \}\), got activation "sigmoid"/],
   ["loss missing", () => A.compile({} as any), ValueError, /compile loss: expected one of .*got undefined/],
-  ["unknown optimizer name", () => A.compile({ optimizer: "rmsprop" as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", an Adam or an SGD, got "rmsprop"/],
-  ["optimizer a plain object", () => A.compile({ optimizer: {} as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", an Adam or an SGD, got an object/],
+  ["unknown optimizer name", () => A.compile({ optimizer: "adagrad" as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", "rmsprop", "adamw", an Adam, an SGD, an RMSprop or an AdamW, got "adagrad"/],
+  ["optimizer a plain object", () => A.compile({ optimizer: {} as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", "rmsprop", "adamw", an Adam, an SGD, an RMSprop or an AdamW, got an object/],
   ["unknown metric", () => A.compile({ loss: "binaryCrossentropy", metrics: ["mae" as any] }), ValueError, /compile metrics: expected \[\] or \["accuracy"\], got \["mae"\]/],
   ["metrics not an array", () => A.compile({ loss: "binaryCrossentropy", metrics: "accuracy" as any }), ValueError, /compile metrics: expected \[\] or \["accuracy"\], got "accuracy"/],
   ["unknown onNonFinite", () => A.compile({ loss: "binaryCrossentropy", onNonFinite: "ignore" as any }), ValueError, /compile onNonFinite: expected "throw" or "skip", got "ignore"/],

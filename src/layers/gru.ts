@@ -25,8 +25,8 @@ import {
 import { initialize, type InitializerName, type Rng } from "../init.js";
 import type { Flow, GradStream, PassContext, RecurrentLayer, Stream } from "./layer.js";
 import {
-  type RecurrentActivation, type SequenceBuffers, bool, dropInputGrads, dropInputs, recurrentOptions, sequenceBackward, sequenceExtras,
-  sequenceForward, shiftSequenceBuffers,
+  type RecurrentActivation, type SequenceBuffers, blockEnd, bool, dropInputGrads, dropInputs, inferSteps, recurrentOptions, sequenceBackward,
+  sequenceExtras, sequenceForward, shiftSequenceBuffers,
 } from "./recurrent.js";
 
 export interface GRUOptions {
@@ -237,8 +237,12 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
     ws.rh?.copyWithin(0, drop * BH, (drop + keep) * BH);
   }
 
-  /** Forward over steps [t0, t1) in reading order; slot t0 of hs holds the initial state. */
-  runForward(ws: GRUWorkspace, xs: FloatArray, xOff: number, t0: number, t1: number, valid: Uint8Array | null): void {
+  /**
+   * Forward over steps [t0, t1) in reading order; slot t0 of hs holds the initial state. A training pass keeps every
+   * step's gx, gu (and rh) at its step, for backward; a forward-only one (`infer`) runs blocks of steps (inferSteps)
+   * at the front of those buffers, which stay in cache: the same kernels on the same values, so the same bits.
+   */
+  runForward(ws: GRUWorkspace, xs: FloatArray, xOff: number, t0: number, t1: number, valid: Uint8Array | null, infer: boolean): void {
     const B = ws.B, H = this.units, G = 3 * H, I = this.inputDim!, BH = B * H, n = t1 - t0;
     if (n <= 0) return;
     const { hs, gx, gu } = ws, U = this.recurrentKernel, bias = this.bias;
@@ -249,51 +253,57 @@ export class GRU implements RecurrentLayer<GRUWorkspace> {
       dropInputs(B, I, xs, xOff, t0, t1, xm, ws.xd!);
       src = ws.xd!; srcOff = 0;
     }
-    // The input side for every step at once: (n·B, I)·(I, G) + b_x.
-    matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, this.kernel, 0, G, gx, t0 * B * G, G, false);
-    if (bias) addBiasRows(n * B, G, gx, t0 * B * G, G, bias, 0);
     const uPlan = after ? gemmPlan(B, G, hm ? ws.hd! : hs, U, gu) : null;
     const gPlan = after ? gruGatesPlan(H, hard, gx, gu, hs) : null;
-    for (let t = t0; t < t1; t++) {
-      const zo = t * B * G, ho = t * BH; // step t's gate rows; h_{t−1} at slot t
-      let hsrc = hs;
-      if (hm) {
-        const hd = ws.hd!;
-        for (let k = 0; k < BH; k++) hd[ho + k] = hs[ho + k]! * hm[k]!;
-        hsrc = hd;
-      }
-      if (after) {
-        // h_z, h_r, h_h = h·U + b_h: (B, H)·(H, G). U does not change within the loop (the SIMD backend packs it once).
-        matmulNN(B, G, H, hsrc, ho, H, U, 0, G, gu, zo, G, false, t === t0 ? HOLD_NEW : HOLD_SAME, uPlan);
-        if (bias) addBiasRows(B, G, gu, zo, G, bias, G);
-        // z, r, ĥ and h_t = z ⊙ h + (1 − z) ⊙ ĥ (the SIMD kernel for σ gates on the SIMD backend)
-        gruGatesForward(B, H, gx, zo, gu, zo, hs, ho, ho + BH, hard, gPlan);
-      } else {
-        // h_z, h_r = h·U_zr: (B, H)·(H, 2H), the first 2H columns of U; then ĥ's product on r ⊙ h.
-        const rh = ws.rh!;
-        matmulNN(B, 2 * H, H, hsrc, ho, H, U, 0, G, gu, zo, G, false);
-        for (let b = 0; b < B; b++) {
-          const g = zo + b * G, h0 = ho + b * H;
-          for (let j = 0; j < H; j++) {
-            const zp = gx[g + j]! + gu[g + j]!, rp = gx[g + H + j]! + gu[g + H + j]!;
-            const r = hard ? hardSigmoid(rp) : fastSigmoid(rp);
-            gx[g + j] = hard ? hardSigmoid(zp) : fastSigmoid(zp); gx[g + H + j] = r;
-            rh[h0 + j] = r * hsrc[h0 + j]!;
+    // Steps per block: all of them for a training pass, a few for a forward-only one (at the buffers' front).
+    const k = infer ? inferSteps(B, G, gx.BYTES_PER_ELEMENT, n) : n;
+    for (let b0 = t0, b1 = t0; b0 < t1; b0 = b1) {
+      b1 = blockEnd(b0, k, t1, B);
+      const base = infer ? b0 : 0; // step t's gate rows at (t − base)·B·G
+      // The input side for every step of the block at once: (m·B, I)·(I, G) + b_x.
+      matmulNN((b1 - b0) * B, G, I, src, srcOff + b0 * B * I, I, this.kernel, 0, G, gx, (b0 - base) * B * G, G, false);
+      if (bias) addBiasRows((b1 - b0) * B, G, gx, (b0 - base) * B * G, G, bias, 0);
+      for (let t = b0; t < b1; t++) {
+        const zo = (t - base) * B * G, ho = t * BH; // step t's gate rows; h_{t−1} at slot t
+        let hsrc = hs;
+        if (hm) {
+          const hd = ws.hd!;
+          for (let q = 0; q < BH; q++) hd[ho + q] = hs[ho + q]! * hm[q]!;
+          hsrc = hd;
+        }
+        if (after) {
+          // h_z, h_r, h_h = h·U + b_h: (B, H)·(H, G). U does not change within the loop (the SIMD backend packs it once).
+          matmulNN(B, G, H, hsrc, ho, H, U, 0, G, gu, zo, G, false, t === t0 ? HOLD_NEW : HOLD_SAME, uPlan);
+          if (bias) addBiasRows(B, G, gu, zo, G, bias, G);
+          // z, r, ĥ and h_t = z ⊙ h + (1 − z) ⊙ ĥ (the SIMD kernel for σ gates on the SIMD backend)
+          gruGatesForward(B, H, gx, zo, gu, zo, hs, ho, ho + BH, hard, gPlan);
+        } else {
+          // h_z, h_r = h·U_zr: (B, H)·(H, 2H), the first 2H columns of U; then ĥ's product on r ⊙ h.
+          const rh = ws.rh!, ro = (t - base) * BH; // r ⊙ h_{t−1} at its step
+          matmulNN(B, 2 * H, H, hsrc, ho, H, U, 0, G, gu, zo, G, false);
+          for (let b = 0; b < B; b++) {
+            const g = zo + b * G, h0 = ho + b * H, r0 = ro + b * H;
+            for (let j = 0; j < H; j++) {
+              const zp = gx[g + j]! + gu[g + j]!, rp = gx[g + H + j]! + gu[g + H + j]!;
+              const r = hard ? hardSigmoid(rp) : fastSigmoid(rp);
+              gx[g + j] = hard ? hardSigmoid(zp) : fastSigmoid(zp); gx[g + H + j] = r;
+              rh[r0 + j] = r * hsrc[h0 + j]!;
+            }
+          }
+          matmulNN(B, H, H, rh, ro, H, U, 2 * H, G, gu, zo + 2 * H, G, false);
+          for (let b = 0; b < B; b++) {
+            const g = zo + b * G, h0 = ho + b * H, h1 = h0 + BH;
+            for (let j = 0; j < H; j++) {
+              const z = gx[g + j]!, c = fastTanh(gx[g + 2 * H + j]! + gu[g + 2 * H + j]!);
+              gx[g + 2 * H + j] = c;
+              hs[h1 + j] = z * hs[h0 + j]! + (1 - z) * c;
+            }
           }
         }
-        matmulNN(B, H, H, rh, ho, H, U, 2 * H, G, gu, zo + 2 * H, G, false);
-        for (let b = 0; b < B; b++) {
-          const g = zo + b * G, h0 = ho + b * H, h1 = h0 + BH;
-          for (let j = 0; j < H; j++) {
-            const z = gx[g + j]!, c = fastTanh(gx[g + 2 * H + j]! + gu[g + 2 * H + j]!);
-            gx[g + 2 * H + j] = c;
-            hs[h1 + j] = z * hs[h0 + j]! + (1 - z) * c;
-          }
+        if (valid) {
+          // A masked step passes the state through: h_t = h_{t−1} for that row.
+          for (let b = 0; b < B; b++) if (!valid[t * B + b]) hs.copyWithin(ho + BH + b * H, ho + b * H, ho + (b + 1) * H);
         }
-      }
-      if (valid) {
-        // A masked step passes the state through: h_t = h_{t−1} for that row.
-        for (let b = 0; b < B; b++) if (!valid[t * B + b]) hs.copyWithin(ho + BH + b * H, ho + b * H, ho + (b + 1) * H);
       }
     }
   }

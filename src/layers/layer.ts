@@ -65,6 +65,12 @@ export interface PassContext {
   needDx: boolean;
   /** Backward of the top layer: the loss already wrote dL/d(logits) (sigmoid + binary, softmax + categorical). */
   logitGrad: boolean;
+  /**
+   * Forward: no backward follows this pass (predict, evaluate, a stream's step), so a layer may keep only what its
+   * next step, the layer above and the states need (its state slots and output as always), not the activations a
+   * backward reads. The results are the same bits either way.
+   */
+  infer: boolean;
 }
 
 /**

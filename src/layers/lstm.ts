@@ -20,8 +20,8 @@ import {
 import { initialize, type InitializerName, type Rng } from "../init.js";
 import type { Flow, GradStream, PassContext, RecurrentLayer, Stream, StudyBuffers } from "./layer.js";
 import {
-  type RecurrentActivation, type SequenceBuffers, bool, dropInputGrads, dropInputs, recurrentOptions, sequenceBackward, sequenceExtras,
-  sequenceForward, shiftSequenceBuffers,
+  type RecurrentActivation, type SequenceBuffers, blockEnd, bool, dropInputGrads, dropInputs, inferSteps, recurrentOptions, sequenceBackward,
+  sequenceExtras, sequenceForward, shiftSequenceBuffers,
 } from "./recurrent.js";
 
 export interface LSTMOptions {
@@ -248,8 +248,8 @@ export class LSTM implements RecurrentLayer<LSTMWorkspace> {
   }
 
   /** The cell's forward in reading order (recurrent.ts's sequenceForward calls it). */
-  runForward(ws: LSTMWorkspace, xs: FloatArray, xOff: number, t0: number, t1: number, valid: Uint8Array | null): void {
-    lstmForward(this, ws, xs, xOff, t0, t1, valid);
+  runForward(ws: LSTMWorkspace, xs: FloatArray, xOff: number, t0: number, t1: number, valid: Uint8Array | null, infer: boolean): void {
+    lstmForward(this, ws, xs, xOff, t0, t1, valid, infer);
   }
 
   /** The cell's backward in reading order (recurrent.ts's sequenceBackward calls it). */
@@ -285,14 +285,20 @@ export function lstmWorkspace(layer: LSTM, dtype: DType, B: number, cap: number,
 /**
  * Forward over steps [t0, t1) of the workspace. The state (h, c) at slot t0 of `hs`/`cs` must be set;
  * slots t0+1 … t1 receive h_t, c_t. `xs` holds the input rows, time-major: step t at xOff + t·B·I.
+ *
+ * A training pass keeps every step's gates and tanh(c) at their steps of `gates`/`tanhC`, for backward. A forward-only
+ * one (`infer`: predict, evaluate) runs the steps in blocks (inferSteps): a block's projection and gates at the front
+ * of those buffers, reused by the next block, so that they stay in cache. The same kernels run on the same values in
+ * the same order either way, so h and c are the same bits.
  */
 export function lstmForward(
   layer: LSTM, ws: LSTMWorkspace,
   xs: FloatArray, xOff: number, // (cap, B, I)
   t0: number, t1: number,
   valid: Uint8Array | null = null, // (cap, B): 0 where a step is masked (Masking), when the model masks
+  infer = false,
 ): void {
-  const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!, BH = B * H;
+  const B = ws.B, H = layer.units, G = 4 * H, I = layer.inputDim!, BH = B * H, BG = B * G;
   const { hs, cs, gates, tanhC } = ws;
   const n = t1 - t0;
   if (n <= 0) return;
@@ -309,33 +315,42 @@ export function lstmForward(
   const steps = !hm && !valid && !hard, small = n * B * G * I <= SMALL_PRODUCT;
   const R = layer.recurrentKernel;
   if (steps && small && lstmRecurrence(B, H, I, src, srcOff + t0 * B * I, layer.kernel, layer.bias, hs, cs, gates, tanhC, R, t0, t1, true)) return;
-  // Input projection for every step of the range at once: (n·B, I) · (I, G) -> (n·B, G), plus bias.
-  matmulNN(n * B, G, I, src, srcOff + t0 * B * I, I, layer.kernel, 0, G, gates, t0 * B * G, G, false);
-  if (layer.bias) addBiasRows(n * B, G, gates, t0 * B * G, G, layer.bias, 0);
-  if (steps && !small && lstmRecurrence(B, H, I, src, srcOff + t0 * B * I, layer.kernel, layer.bias, hs, cs, gates, tanhC, R, t0, t1, false)) return;
+  // Steps per block: all of them for a training pass (step t's gates at t·B·G, kept), a few for a forward-only one
+  // (step t's at (t − b0)·B·G, b0 the block's first step).
+  const k = infer ? inferSteps(B, G, gates.BYTES_PER_ELEMENT, n) : n;
   // The SIMD kernels and their arrays' offsets, looked up once for the loop (null: each call dispatches itself).
-  const mmPlan = gemmPlan(B, G, hm ? ws.hd! : hs, layer.recurrentKernel, gates);
+  const mmPlan = gemmPlan(B, G, hm ? ws.hd! : hs, R, gates);
   const gPlan = gatesPlan(H, hard, gates, cs, cs, tanhC, hs);
-  for (let t = t0; t < t1; t++) {
-    const zOff = t * B * G;
-    let hsrc = hs;
-    if (hm) {
-      // Recurrent dropout: h_{t-1} ⊙ mask into slot t of hd, kept for dRecurrentKernel in backward.
-      const hd = ws.hd!, o = t * BH;
-      for (let k = 0; k < BH; k++) hd[o + k] = hs[o + k]! * hm[k]!;
-      hsrc = hd;
-    }
-    // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
-    // The kernel does not change within the loop: the SIMD backend packs it at t0 and reuses that packing.
-    matmulNN(B, G, H, hsrc, t * B * H, H, layer.recurrentKernel, 0, G, gates, zOff, G, true, t === t0 ? HOLD_NEW : HOLD_SAME, mmPlan);
-    lstmGatesForward(B, H, gates, zOff, cs, t * B * H, cs, (t + 1) * B * H, tanhC, t * B * H, hs, (t + 1) * B * H, hard, gPlan);
-    if (valid) {
-      // A masked step passes the state through: h_t = h_{t-1}, c_t = c_{t-1} for that row.
-      for (let b = 0; b < B; b++) {
-        if (valid[t * B + b]) continue;
-        const from = t * BH + b * H, to = from + BH;
-        hs.copyWithin(to, from, from + H);
-        cs.copyWithin(to, from, from + H);
+  for (let b0 = t0, b1 = t0; b0 < t1; b0 = b1) {
+    b1 = blockEnd(b0, k, t1, B);
+    const base = infer ? b0 : 0, z0 = (b0 - base) * BG; // step t's gates at (t − base)·B·G
+    // Input projection for every step of the block at once: (m·B, I) · (I, G) -> (m·B, G), plus bias.
+    const x0 = srcOff + b0 * B * I;
+    matmulNN((b1 - b0) * B, G, I, src, x0, I, layer.kernel, 0, G, gates, z0, G, false);
+    if (layer.bias) addBiasRows((b1 - b0) * B, G, gates, z0, G, layer.bias, 0);
+    if (steps && !small && lstmRecurrence(B, H, I, src, x0, layer.kernel, layer.bias, hs, cs, gates, tanhC, R, b0, b1, false, z0, (b0 - base) * BH)) continue;
+    for (let t = b0; t < b1; t++) {
+      const zOff = (t - base) * BG;
+      let hsrc = hs;
+      if (hm) {
+        // Recurrent dropout: h_{t-1} ⊙ mask into slot t of hd, kept for dRecurrentKernel in backward.
+        const hd = ws.hd!, o = t * BH;
+        for (let q = 0; q < BH; q++) hd[o + q] = hs[o + q]! * hm[q]!;
+        hsrc = hd;
+      }
+      // z_t += h_{t-1} · recurrentKernel: (B, H) · (H, G), the only inherently sequential matmul.
+      // The kernel does not change within the loop: the SIMD backend packs it at t0 and reuses that packing (the
+      // blocks' projections between do not disturb it: they pack in another region).
+      matmulNN(B, G, H, hsrc, t * BH, H, R, 0, G, gates, zOff, G, true, t === t0 ? HOLD_NEW : HOLD_SAME, mmPlan);
+      lstmGatesForward(B, H, gates, zOff, cs, t * BH, cs, (t + 1) * BH, tanhC, (t - base) * BH, hs, (t + 1) * BH, hard, gPlan);
+      if (valid) {
+        // A masked step passes the state through: h_t = h_{t-1}, c_t = c_{t-1} for that row.
+        for (let b = 0; b < B; b++) {
+          if (valid[t * B + b]) continue;
+          const from = t * BH + b * H, to = from + BH;
+          hs.copyWithin(to, from, from + H);
+          cs.copyWithin(to, from, from + H);
+        }
       }
     }
   }

@@ -45,8 +45,11 @@ export interface SequenceLayer<W extends SequenceBuffers> {
   readonly zeroOutputForMask: boolean;
   readonly dropout: number;
   readonly recurrentDropout: number;
-  /** The cell's forward over steps [t0, t1) of `xs` (reading order), from the state at slot t0. */
-  runForward(ws: W, xs: FloatArray, xOff: number, t0: number, t1: number, valid: Uint8Array | null): void;
+  /**
+   * The cell's forward over steps [t0, t1) of `xs` (reading order), from the state at slot t0; `infer`: no backward
+   * follows (PassContext.infer), so the per-step activations need not be kept.
+   */
+  runForward(ws: W, xs: FloatArray, xOff: number, t0: number, t1: number, valid: Uint8Array | null, infer: boolean): void;
   /**
    * The cell's backward over [tb, t1): from above, per step (`dhSeq`, step t ≥ from at off + (t − from)·B·H) or
    * for the last step (`dhLast`, (B, H) at off), one of them null.
@@ -78,7 +81,7 @@ export function sequenceForward<W extends SequenceBuffers>(
     xs = xr; xOff = 0;
     if (valid) valid = ws.vr!;
   }
-  layer.runForward(ws, xs, xOff, t0, t1, valid);
+  layer.runForward(ws, xs, xOff, t0, t1, valid, pass.infer);
   const BH = ws.B * layer.units;
   if (valid) {
     // Zeros before a row's first kept step of the call, or at every masked step with zeroOutputForMask.
@@ -217,6 +220,36 @@ export function recurrentOptions(layer: string, options: unknown, known: readonl
     goBackwards: bool(`${layer} goBackwards`, o.goBackwards, false),
     zeroOutputForMask: bool(`${layer} zeroOutputForMask`, o.zeroOutputForMask, false),
   };
+}
+
+/**
+ * Bytes of gate rows a forward-only pass (PassContext.infer) keeps at once: it projects the input a block of steps at a
+ * time into the front of the gate buffers and runs the block's recurrence there, so that the block is still in cache
+ * when the recurrent product adds into it and the gate kernel reads it back. A training pass projects every step at
+ * once into (T, B, G), which backward reads: at S4's shape (B 64, T 100, H 256, float32) that is 26 MB, out of cache.
+ * Not smaller: a block's projection packs the kernel W again (S4's 512 KB), and the products' fixed costs recur per
+ * block; at S4 blocks of 256 KB (one step) took 1.12–1.19× the time of one projection, blocks of 2–4 MB 0.84–0.95×
+ * (interleaved predicts, CPU time, a quiet spell of the shared machine; loaded, the same comparison ranged 0.9–1.15×).
+ * (@internal: an object so that the tests can make the blocks a few steps long.)
+ */
+export const inferBlock = { bytes: 2097152 };
+
+/**
+ * Steps per block of a forward-only pass over n steps of B rows, G gate columns of `bytes` bytes each: as many as fit
+ * inferBlock.bytes, and at least enough for four rows (so that a block's projection takes the same kernel, by shape,
+ * as the whole range's would: the same sums in the same order), at most n.
+ */
+export function inferSteps(B: number, G: number, bytes: number, n: number): number {
+  return Math.min(n, Math.max(Math.ceil(4 / B), Math.floor(inferBlock.bytes / (B * G * bytes))));
+}
+
+/**
+ * The end of the block of k steps from b0 in a range ending at t1: b0 + k, or t1 when fewer than four rows (B each)
+ * would be left after it, which then join this block (a block of fewer rows takes another product kernel, whose sums
+ * can round differently: the TypeScript products' thin one, for instance).
+ */
+export function blockEnd(b0: number, k: number, t1: number, B: number): number {
+  return (t1 - b0 - k) * B < 4 ? t1 : b0 + k;
 }
 
 /** A dropout rate option: a number in [0, 1), default 0. */

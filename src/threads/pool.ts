@@ -301,7 +301,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
         if (masks) sliceMasks(m, masks, B, b0, Bw, this.workerMaskViews(k - 1, w.masks, Bw));
         Atomics.store(w.ctrl, CTRL_DONE, 0);
         const cmd = w.cmd;
-        cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss;
+        cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss; cmd.huberDelta = m.huberDelta;
         cmd.states = carried; cmd.accuracy = accuracy; cmd.norms = norms0 !== null; cmd.dropout = masks !== null;
         w.thread.post(cmd);
         cmd.buffers = null; // sent (postMessage copied the message)
@@ -318,7 +318,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
       m.loadInput(xt, rows, rowStart, B0, 0, T, 0);
       m.setInitialState(0, false);
       if (carried) this.loadCarried(B, B0);
-      const M = m.forward(0, T);
+      const M = m.forward(0, T, op === "predict" || op === "test"); // forward-only where no backward follows
       if (op !== "predict") {
         m.loadLabels(yt!, rows, rowStart, B0, 0, T);
         mainLoss = m.lossOf(M, op !== "test");

@@ -105,6 +105,8 @@ export type Fault = "throw" | "exit" | "hang";
 
 export type RunMessage = {
   type: "run"; op: Op; B: number; T: number; loss: LossName | null;
+  /** The loss's delta when it is "huber". */
+  huberDelta: number;
   /** New buffers to bind before running (the first run, or after they grew), else null. */
   buffers: SharedBuffers | null;
   /** Initial states are in stateIn (else zeros). */

@@ -147,6 +147,7 @@ export class Replica {
     const F = m.inputDim!, D = m.outputDim;
     if (this.shared) m.params.set(this.shared.params); // the weights of this step (the main thread may have updated them)
     m.loss = cmd.loss;
+    m.huberDelta = cmd.huberDelta;
     m.ensure(B, T);
     if (cmd.dropout) {
       // A training pass with this worker's rows of the batch's dropout masks (drawn on the main thread).
@@ -155,7 +156,7 @@ export class Replica {
     }
     m.loadInput(fromData(v.x.subarray(0, B * T * F), [B, T, F]), null, 0, B, 0, T, 0);
     m.setInitialState(0, false, cmd.states ? stateViews(v.stateIn, this.layout, B) : undefined);
-    const M = m.forward(0, T);
+    const M = m.forward(0, T, op === "predict" || op === "test"); // forward-only where no backward follows
     if (this.fault === "exit") this.exit(70);
     if (this.fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // nobody will notify
     // The final state of every layer (slot T), for the main thread to commit if the step stands.

@@ -77,7 +77,7 @@ export class WorkerHandle {
   masks: Float64Array = new Float64Array(0); // per layer with dropout (dirs·Bw, I), (dirs·Bw, H): protocol.ts's maskViews
   /** The run command, rewritten and posted by every call; `buffers` is set only when they changed. */
   readonly cmd: RunMessage = {
-    type: "run", op: "predict", B: 0, T: 0, loss: null, buffers: null, states: false, accuracy: false, norms: false, dropout: false,
+    type: "run", op: "predict", B: 0, T: 0, loss: null, huberDelta: 1, buffers: null, states: false, accuracy: false, norms: false, dropout: false,
   };
   constructor(host: ThreadHost, init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
     const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);

@@ -33,12 +33,13 @@ export type GatesBack = (B: number, H: number, gates: number, cPrev: number, tan
 /**
  * An LSTM layer's forward and backward over n steps, one call each (see steps.ts), for a batch of fewer than four
  * rows: the input projection and the loop; the loop and the weight gradients. Forward returns the steps done
- * (fewer than n when the float64 gate kernel declines one). Byte offsets, as the module takes them.
+ * (fewer than n when the float64 gate kernel declines one); with packR 1 it packs R in strips first (region 2, as
+ * backward's Rᵀ), for its products to read. Byte offsets, as the module takes them.
  */
 export interface Steps {
   forward(
     n: number, B: number, H: number, hs: number, cs: number, z: number, tc: number, R: number,
-    I: number, x: number, W: number, bias: number, project: number,
+    I: number, x: number, W: number, bias: number, project: number, packR: number,
   ): number;
   backward(
     n: number, B: number, H: number, cs: number, g: number, tc: number, dh: number, dc: number, dz: number, R: number, ds: number, nSeq: number,
@@ -148,15 +149,18 @@ export class WasmArena {
     type Backward = (...args: number[]) => void;
     const st = new WA!.Instance(compiled(fused ? "steps fused" : "steps", () => stepsModule({ pages: 1, maxPages: MAX_PAGES, shared: true }, fused)), { env: { memory } })
       .exports as Record<"forward" | "forward32", Forward> & Record<"backward" | "backward32", Backward>;
-    // Rᵀ's packing for backward: 4H values for each of H columns rounded up to a whole strip (32 bytes), region 2.
+    // Rᵀ's packing for backward: 4H values for each of H columns rounded up to a whole strip (32 bytes), region 2;
+    // forward's packing of R (H rows of 4H values) fits in it too.
     const packing = (H: number, w: number): number => this.scratch(4 * H * w * Math.ceil((H * w) / 32) * (32 / w), 2);
     this.steps64 = {
-      forward: (n, B, H, hs, cs, z, tc, R, I, x, W, bias, project) => st.forward(n, B, H, hs, cs, z, tc, R, tables, I, x, W, bias, project),
+      forward: (n, B, H, hs, cs, z, tc, R, I, x, W, bias, project, packR) =>
+        st.forward(n, B, H, hs, cs, z, tc, R, tables, I, x, W, bias, project, packR ? packing(H, 8) : 0),
       backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB, weights) =>
         st.backward(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 8), ds, nSeq, I, x, hp, dW, dB, weights),
     };
     this.steps32 = {
-      forward: st.forward32,
+      forward: (n, B, H, hs, cs, z, tc, R, I, x, W, bias, project, packR) =>
+        st.forward32(n, B, H, hs, cs, z, tc, R, I, x, W, bias, project, packR ? packing(H, 4) : 0),
       backward: (n, B, H, cs, g, tc, dh, dc, dz, R, ds, nSeq, I, x, hp, dW, dB, weights) =>
         st.backward32(n, B, H, cs, g, tc, dh, dc, dz, R, packing(H, 4), ds, nSeq, I, x, hp, dW, dB, weights),
     };

@@ -179,6 +179,14 @@ const TN_PAD = 8;
  */
 export const PANEL_BYTES = 131072;
 
+/**
+ * From this size of B's whole strips on (past L1), a loop of A·B products with fewer than four rows (`few`, held) reads
+ * B packed rather than in place, its rows then being 4H values apart: the rows kernel alone, one row, float32, K 64,
+ * N 256 took 1.45 µs on the packing and 2.29 in place; K 128, N 512 8.4 against 11.6. Smaller, B stays in L1 and the
+ * packing would cost more than it saves. (@internal: an object, so that the tests can make every such loop pack, or none.)
+ */
+export const fewPack = { bytes: 32768 };
+
 type Kernel = (...args: number[]) => void;
 
 function wrap(
@@ -265,7 +273,17 @@ function wrap(
     const Nt = N - (N % cols), ta = form === "TN" ? 1 : 0, tb = form === "NT" ? 1 : 0;
     const am = ta ? w : w * lda, ak = ta ? w * lda : w;
     if (!tb) {
-      rowsK(M, Nt / cols, K, a, am, ak, b, 32, w * ldb, c, w * ldc, acc, 0);
+      if (!ta && hold === HOLD_SAME && scratch && w * K * Nt >= fewPack.bytes) {
+        // A loop's second product on the same B onwards (a recurrence's h·R with fewer than four rows): B's whole strips
+        // packed once, held (form 4), and the rows kernel on the packing, whose strips are contiguous runs.
+        const dst = holdB(4, b, ldb, K, Nt, hold);
+        if (heldFresh) packN(Nt, K, b, ldb, dst);
+        rowsK(M, Nt / cols, K, a, am, ak, dst, 32 * K, 32, c, w * ldc, acc, 0);
+      } else {
+        // In place; a loop's first product (HOLD_NEW) forgets what is held, so that its next one packs B afresh.
+        if (hold === HOLD_NEW) heldForm = -1;
+        rowsK(M, Nt / cols, K, a, am, ak, b, 32, w * ldb, c, w * ldc, acc, 0);
+      }
       if (Nt < N) e(M, N, K, a, lda, b, ldb, c, ldc, acc, 0, Nt, ta, tb);
     } else {
       // Bᵀ packed with its last columns too, as a partial strip, which the rows kernel runs instead of the edge.

@@ -27,25 +27,37 @@ import { biasRows, gatesBackward, gatesForward, gatesForward32 } from "./gates.j
 
 // The module's functions, in this order (a call names a function by its position).
 const ROWS64 = 0, ROWS32 = 1, GATES64 = 2, GATES32 = 3, BACK64 = 4, BACK32 = 5, PACK64 = 6, PACK32 = 7;
-const ADD_BIAS64 = 8, ADD_BIAS32 = 9, SUM_ROWS64 = 10, SUM_ROWS32 = 11;
+const ADD_BIAS64 = 8, ADD_BIAS32 = 9, SUM_ROWS64 = 10, SUM_ROWS32 = 11, PACKN64 = 12, PACKN32 = 13;
 
 /**
- * forward(n, B, H, hs, cs, z, tc, R[, tab], I, x, W, bias, project) → steps done. hs, cs: slot t0 of h and c
+ * forward(n, B, H, hs, cs, z, tc, R[, tab], I, x, W, bias, project, dst) → steps done. hs, cs: slot t0 of h and c
  * (h_{t−1}, c_{t−1}; step t writes slot t + 1); z: the gates of step t0, (B, 4H) per step; tc: tanh(c) of step t0;
  * R the recurrent kernel (H, 4H); tab (float64): the gate tables. With `project`, z of the n steps is first
  * x·W (+ bias), x (n·B, I) the inputs from step t0, W (I, 4H), bias (4H) or 0: lstmForward's input projection,
- * the rows kernel summing each entry in k order from zero as the product's tiles do, then the bias rows.
+ * the rows kernel summing each entry in k order from zero as the product's tiles do, then the bias rows. dst: where
+ * to pack R in strips first (4H·H values), which the steps' products then read (with a batch of one, B = 1, H = 64,
+ * float32: 1.45 µs a product where R in place, its rows 1 KiB apart, took 2.29), or 0: R in place (one step or two,
+ * where the packing would cost more than it saves).
  */
 function forward(w: 4 | 8): FunctionDef {
   const f64 = w === 8;
-  const params: ValType[] = Array.from({ length: f64 ? 14 : 13 }, () => I32);
+  const params: ValType[] = Array.from({ length: f64 ? 15 : 14 }, () => I32);
   const N = 0, B = 1, H = 2, HS = 3, CS = 4, Z = 5, TC = 6, R = 7, at = f64 ? 9 : 8, TAB = 8;
-  const I = at, X = at + 1, W = at + 2, BIAS = at + 3, PROJECT = at + 4;
+  const I = at, X = at + 1, W = at + 2, BIAS = at + 3, PROJECT = at + 4, DST = at + 5;
   const c = new Code(params);
   const t = c.local(I32), bh = c.local(I32), hw = c.local(I32), gw = c.local(I32), declined = c.local(I32);
+  const rb = c.local(I32), rs = c.local(I32), rk = c.local(I32); // R's strips for the rows kernel: where, strip and k strides
   c.get(H).i32(f64 ? 3 : 2).i32Shl().set(hw);        // a row of h: H·w bytes
   c.get(hw).i32(2).i32Shl().set(gw);                   // a row of z: 4H·w
   c.get(B).get(hw).i32Mul().set(bh);                   // a step of h: B·H·w
+  // R where it is (strip s at R + 32·s, k at + 4H·w), or, given dst, packed there first (strip s at dst + 32·H·s, k at
+  // + 32: each strip one contiguous run, where R's rows are 4H·w bytes apart): the same values, so the same sums.
+  c.get(R).set(rb).i32(32).set(rs).get(gw).set(rk);
+  c.block();
+  c.get(DST).i32Eqz().brIf(0);
+  c.get(H).i32(2).i32Shl().get(H).get(R).get(H).i32(2).i32Shl().get(DST).call(f64 ? PACKN64 : PACKN32);
+  c.get(DST).set(rb).get(H).i32(5).i32Shl().set(rs).i32(32).set(rk);
+  c.end();
   c.block();
   c.get(PROJECT).i32Eqz().brIf(0);
   // z (n·B, 4H) = x·W: 4H·w / 32 whole strips of W where it is
@@ -60,7 +72,7 @@ function forward(w: 4 | 8): FunctionDef {
   c.block().loop();
   c.get(t).get(N).i32GeS().brIf(1);
   // z_t += h_{t−1}·R: (B, H)·(H, 4H), 4H·w / 32 whole strips of R where it is
-  c.get(B).get(gw).i32(5).i32ShrS().get(H).get(HS).get(hw).i32(w).get(R).i32(32).get(gw).get(Z).get(gw).i32(1).i32(0);
+  c.get(B).get(gw).i32(5).i32ShrS().get(H).get(HS).get(hw).i32(w).get(rb).get(rs).get(rk).get(Z).get(gw).i32(1).i32(0);
   c.call(f64 ? ROWS64 : ROWS32);
   // the step's gates: c_t, tanh(c_t), h_t (slot t + 1) from z_t and c_{t−1}
   c.get(B).get(H).get(Z).get(CS).get(CS).get(bh).i32Add().get(TC).get(HS).get(bh).i32Add();
@@ -161,7 +173,7 @@ function backward(w: 4 | 8): FunctionDef {
 export function stepsModule(memory: { pages: number; maxPages?: number; shared?: boolean }, fused = false): Uint8Array {
   return assemble([
     rows(8, fused), rows(4, fused), gatesForward(), gatesForward32(fused), gatesBackward(8), gatesBackward(4), pack(8, true), packT32(),
-    biasRows(8, false), biasRows(4, false), biasRows(8, true), biasRows(4, true),
+    biasRows(8, false), biasRows(4, false), biasRows(8, true), biasRows(4, true), pack(8, false), pack(4, false),
     forward(8), forward(4), backward(8), backward(4),
   ], memory);
 }
