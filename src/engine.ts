@@ -27,9 +27,14 @@ export class Engine extends EngineCore {
    */
   given: StateSet[] | null = null;
 
+  /** Whether compile asked for mae or mse (checked at every step: a field, not a search). */
+  get errorMetricsOn(): boolean {
+    return this.metrics.length > (this.accuracy ? 1 : 0);
+  }
+
   /** The pool, unless the call starts from given states (the pool's slices start from the carried ones). */
   protected override pool(training: boolean): RowExecutor | null {
-    return this.given || this.metrics.some((m) => m !== "accuracy") ? null : super.pool(training);
+    return this.given || this.errorMetricsOn ? null : super.pool(training);
   }
 
   /**
@@ -97,7 +102,7 @@ export class Engine extends EngineCore {
    * mse, means over the elements the loss counts (the kept steps under a mask), as Keras's metrics of those names.
    */
   errorMetrics(res: StepResult, M: number): StepResult {
-    if (this.metrics.length === 0) return res;
+    if (!this.errorMetricsOn) return res;
     const D = this.outputDim, N = M * D, out = this.outputRows(), rv = this.rowValid();
     if (this.metrics.includes("mae")) res.mae = meanAbsoluteError(N, out, this.ys, null, rv, D);
     if (this.metrics.includes("mse")) res.mse = meanSquaredError(N, out, this.ys, null, rv, D);

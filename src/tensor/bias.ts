@@ -85,7 +85,7 @@ export function clear(x: FloatArray): void {
 
 /** x[off, off + n) = 0: `clear` on part of x. */
 export function clearRange(x: FloatArray, off: number, n: number): void {
-  const k = arenas.anyArena ? arenas.zeroFor(x) : null;
+  const k = arenas.anyArena && n >= COPY_IN_SIMD ? arenas.zeroFor(x) : null; // below, fill costs what the call does
   const w = x.BYTES_PER_ELEMENT;
   if (k) k(n * w, arenas.at[0]! + off * w);
   else x.fill(0, off, off + n);
