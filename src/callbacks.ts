@@ -12,8 +12,13 @@ import type { Tensor, TensorLike } from "./tensor/tensor.js";
 export interface Logs {
   loss?: number;
   accuracy?: number;
+  /** Mean absolute and mean squared error (compiled with metrics: ["mae"], ["mse"]). */
+  mae?: number;
+  mse?: number;
   valLoss?: number;
   valAccuracy?: number;
+  valMae?: number;
+  valMse?: number;
   /** Samples in the batch (batch hooks). */
   size?: number;
 }
@@ -34,12 +39,16 @@ export interface CallbackHooks<M> {
   onBatchEnd?(batch: number, logs: Logs, model: M): void | Promise<void>;
 }
 
+/** The figures an epoch's logs may hold, as History keeps them. */
+export const EPOCH_KEYS = ["loss", "accuracy", "mae", "mse", "valLoss", "valAccuracy", "valMae", "valMse"] as const;
+
 /** The hook names, in the order fit calls them within an epoch. */
 export const HOOKS = ["onTrainBegin", "onTrainEnd", "onEpochBegin", "onEpochEnd", "onBatchBegin", "onBatchEnd"] as const;
 
 /**
- * Per-epoch figures, as Keras's History: `history.history.loss[epoch]`. `accuracy` is there when the model
- * was compiled with `metrics: ["accuracy"]`, `valLoss` / `valAccuracy` when `fit` had `validationData`.
+ * Per-epoch figures, as Keras's History: `history.history.loss[epoch]`. `accuracy`, `mae` and `mse` are there when
+ * the model was compiled with those metrics, `valLoss` / `valAccuracy` / `valMae` / `valMse` when `fit` had
+ * `validationData`.
  *
  * @example
  * const history = await model.fit(x, y, { epochs: 10, validationData: [xv, yv] });
@@ -49,12 +58,15 @@ export const HOOKS = ["onTrainBegin", "onTrainEnd", "onEpochBegin", "onEpochEnd"
  */
 export class History {
   readonly epoch: number[] = [];
-  readonly history: { loss: number[]; accuracy?: number[]; valLoss?: number[]; valAccuracy?: number[] } = { loss: [] };
+  readonly history: {
+    loss: number[]; accuracy?: number[]; mae?: number[]; mse?: number[];
+    valLoss?: number[]; valAccuracy?: number[]; valMae?: number[]; valMse?: number[];
+  } = { loss: [] };
 
   /** Appends one epoch's logs (called by `fit`). */
   record(epoch: number, logs: Logs): void {
     this.epoch.push(epoch);
-    for (const key of ["loss", "accuracy", "valLoss", "valAccuracy"] as const) {
+    for (const key of EPOCH_KEYS) {
       const v = logs[key];
       if (v === undefined) continue;
       (this.history[key] ??= []).push(v);
@@ -82,8 +94,9 @@ export function resetStatesEvery(n: number): CallbackHooks<{ resetStates(): void
 }
 
 export interface EarlyStoppingOptions {
-  /** "valLoss" (default when validation data is given, else "loss"), "loss", "accuracy" or "valAccuracy". */
-  monitor?: "loss" | "accuracy" | "valLoss" | "valAccuracy";
+  /** "valLoss" (default when validation data is given, else "loss"), or another figure of the logs: "loss",
+   * "accuracy", "mae", "mse", "valAccuracy", "valMae", "valMse". */
+  monitor?: (typeof EPOCH_KEYS)[number];
   /** Epochs without improvement before stopping. Default 0. */
   patience?: number;
   /** Smallest change that counts as an improvement. Default 0. */
@@ -117,7 +130,7 @@ export function earlyStopping(options: EarlyStoppingOptions = {}): CallbackHooks
   if (options.restoreBestWeights !== undefined && typeof options.restoreBestWeights !== "boolean") {
     throw new ValueError(`earlyStopping restoreBestWeights: expected true or false, got ${fmtValue(options.restoreBestWeights)}`);
   }
-  const monitors = ["loss", "accuracy", "valLoss", "valAccuracy"];
+  const monitors: readonly string[] = EPOCH_KEYS;
   if (options.monitor !== undefined && !monitors.includes(options.monitor)) {
     throw new ValueError(`earlyStopping monitor: expected one of ${monitors.join(", ")}, got ${fmtValue(options.monitor)}`);
   }

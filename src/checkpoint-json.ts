@@ -13,7 +13,7 @@ import { Embedding, type EmbeddingInitializer } from "./layers/embedding.js";
 import type { Activation } from "./layers/dense.js";
 import type { Optimizer, OptimizerName } from "./optimizers.js";
 import type { ScheduleJSON } from "./schedules.js";
-import type { LossName } from "./losses.js";
+import type { LossName, MetricName } from "./losses.js";
 import type { InitializerName } from "./init.js";
 import type { DType, FloatArray } from "./tensor/tensor.js";
 import { base64Encode } from "./bytes.js";
@@ -99,7 +99,7 @@ export interface CompileConfig {
   loss: LossName;
   /** With loss "huber" only: its delta. */
   huberDelta?: number;
-  metrics: "accuracy"[];
+  metrics: MetricName[];
   onNonFinite: "throw" | "skip";
   /** The optimizer's options; `learningRate` is a number, or a schedule as `{ schedule, config }` with every
    * option of the schedule present (e.g. `{ schedule: "exponentialDecay", config: { initialLearningRate: 0.01,

@@ -32,7 +32,7 @@ import { expectedShapes } from "./interop/build.js";
 import { weightNamesOf } from "./layers/layer.js";
 import { OPTIMIZER_NAMES, makeOptimizer } from "./optimizers-extra.js";
 import { type Schedule, SCHEDULE_FIELDS, SCHEDULE_NAMES, makeSchedule } from "./schedules.js";
-import { LOSSES, checkHuberDelta } from "./losses.js";
+import { LOSSES, METRICS, checkHuberDelta } from "./losses.js";
 import { Rng, INITIALIZERS } from "./init.js";
 import { type DType, type FloatArray, allocate } from "./tensor/tensor.js";
 import { CheckpointError, LongshortError, ValueError, checkKeys, fmtShape, fmtValue, fmtInstance } from "./errors.js";
@@ -370,7 +370,7 @@ function fromJSON(json: unknown, source: string, run: Required<RunOptions>): Seq
     const lossOption = loss === "huber"
       ? { name: "huber" as const, delta: r.build("config.compile.huberDelta", () => checkHuberDelta("huberDelta", c.huberDelta)) }
       : loss;
-    const metrics = r.arr("config.compile.metrics", c.metrics).map((v, i) => r.oneOf(`config.compile.metrics[${i}]`, v, ["accuracy"] as const));
+    const metrics = r.arr("config.compile.metrics", c.metrics).map((v, i) => r.oneOf(`config.compile.metrics[${i}]`, v, METRICS));
     const onNonFinite = r.oneOf("config.compile.onNonFinite", c.onNonFinite, ["throw", "skip"] as const);
     r.build("config.compile", () => model.compile({ optimizer, loss: lossOption, metrics, onNonFinite }));
     const os = r.obj("optimizer", top.optimizer);

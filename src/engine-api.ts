@@ -38,6 +38,10 @@ export interface StatesLike {
 export interface StepResult {
   loss: number;
   accuracy?: number;
+  /** Mean absolute error of the output (compiled with metrics: ["mae"]). */
+  mae?: number;
+  /** Mean squared error of the output (compiled with metrics: ["mse"]). */
+  mse?: number;
 }
 
 /** What `computeGradients` returns. */

@@ -39,7 +39,7 @@ import { Dense, type DenseWorkspace } from "./layers/dense.js";
 import { Embedding } from "./layers/embedding.js";
 import { maskSteps } from "./layers/masking.js";
 import {
-  type LossName, HUBER_DELTA, bceFromLogits, bceFromProbs, meanSquaredError, meanAbsoluteError, huber, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
+  type LossName, type MetricName, HUBER_DELTA, bceFromLogits, bceFromProbs, meanSquaredError, meanAbsoluteError, huber, binaryAccuracy, softmaxCrossentropy, categoricalAccuracy,
   isCategorical,
 } from "./losses.js";
 import type { Optimizer } from "./optimizers.js";
@@ -87,7 +87,7 @@ export class EngineCore {
   optimizer: Optimizer | null = null;
   loss: LossName | null = null;
   huberDelta = HUBER_DELTA; // the loss's delta when it is "huber"
-  metrics: "accuracy"[] = [];
+  metrics: MetricName[] = [];
   onNonFinite: "throw" | "skip" = "throw";
   /** The fixed batch size of a stateful model, once known. */
   batchSize: number | undefined;
@@ -137,7 +137,7 @@ export class EngineCore {
   /** The first step of the last forward pass: the output rows start there. */
   private t0 = 0;
   private xs: FloatArray = new Float64Array(0);       // (cap, B, F) time-major input
-  private ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the output's
+  protected ys: FloatArray = new Float64Array(0);       // (M, D) labels, rows aligned with the output's
   /** Per layer: its workspace (layers/*.ts), or null before the first pass. */
   private readonly wss: unknown[];
   /** The index in `layers` of each recurrent layer. */
@@ -564,7 +564,7 @@ export class EngineCore {
   }
 
   /** The rows of the output that the loss counts (masking's kept steps of a per-step output), or null for all. */
-  private rowValid(): Uint8Array | null {
+  protected rowValid(): Uint8Array | null {
     if (!this.rowMasked) return null;
     return this.t0 === 0 ? this.valid : this.valid.subarray(this.t0 * this.B);
   }

@@ -13,6 +13,7 @@ import { type FloatArray, type StridedArray, allocate, fromData } from "./tensor
 import { rowNorms, timeToBatchMajor } from "./tensor/layout.js";
 import { EngineCore, type StateSet } from "./engine-core.js";
 import type { StepResult, Gradients, GradientRequest, RowExecutor } from "./engine-api.js";
+import { meanAbsoluteError, meanSquaredError } from "./losses.js";
 
 export { planFlows, weightNamesOf } from "./layers/layer.js";
 export type { Layer, Recurrent, StateSet } from "./engine-core.js";
@@ -26,9 +27,14 @@ export class Engine extends EngineCore {
    */
   given: StateSet[] | null = null;
 
+  /** Whether compile asked for mae or mse (checked at every step: a field, not a search). */
+  get errorMetricsOn(): boolean {
+    return this.metrics.length > (this.accuracy ? 1 : 0);
+  }
+
   /** The pool, unless the call starts from given states (the pool's slices start from the carried ones). */
   protected override pool(training: boolean): RowExecutor | null {
-    return this.given ? null : super.pool(training);
+    return this.given || this.errorMetricsOn ? null : super.pool(training);
   }
 
   /**
@@ -54,7 +60,7 @@ export class Engine extends EngineCore {
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T, true);
     const loss = this.lossOf(M, true);
-    const res: StepResult = { loss };
+    const res = this.errorMetrics({ loss }, M);
     if (this.accuracy) res.accuracy = this.accuracyOf(M);
     this.zeroGrads();
     this.backward(0, T, 0, null, null, false);
@@ -67,23 +73,39 @@ export class Engine extends EngineCore {
     const par = this.pool(false)?.testRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T, false, true); // no backward: the forward-only path
-    const res: StepResult = { loss: this.lossOf(M, false) };
+    const res = this.errorMetrics({ loss: this.lossOf(M, false) }, M);
     if (this.accuracy) res.accuracy = this.accuracyOf(M);
     this.commitState(T);
     return res;
   }
 
-  /** The batch-size-weighted mean loss (and accuracy) over N samples, in batches of bs. */
+  /** The batch-size-weighted mean loss (and accuracy, mae, mse) over N samples, in batches of bs. */
   evaluateRows(xt: StridedArray, yt: StridedArray, N: number, T: number, bs: number): StepResult {
-    let loss = 0, acc = 0;
+    let loss = 0, acc = 0, mae = 0, mse = 0;
     for (let start = 0; start < N; start += bs) {
       const B = Math.min(bs, N - start);
       const r = this.testRows(xt, yt, null, start, B, T);
       loss += r.loss * B;
       acc += (r.accuracy ?? 0) * B;
+      mae += (r.mae ?? 0) * B;
+      mse += (r.mse ?? 0) * B;
     }
     const res: StepResult = { loss: loss / N };
     if (this.accuracy) res.accuracy = acc / N;
+    if (this.metrics.includes("mae")) res.mae = mae / N;
+    if (this.metrics.includes("mse")) res.mse = mse / N;
+    return res;
+  }
+
+  /**
+   * The compiled error metrics of the last forward's output rows against the loaded labels, added to `res`: mae,
+   * mse, means over the elements the loss counts (the kept steps under a mask), as Keras's metrics of those names.
+   */
+  errorMetrics(res: StepResult, M: number): StepResult {
+    if (!this.errorMetricsOn) return res;
+    const D = this.outputDim, N = M * D, out = this.outputRows(), rv = this.rowValid();
+    if (this.metrics.includes("mae")) res.mae = meanAbsoluteError(N, out, this.ys, null, rv, D);
+    if (this.metrics.includes("mse")) res.mse = meanSquaredError(N, out, this.ys, null, rv, D);
     return res;
   }
 

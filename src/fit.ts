@@ -59,19 +59,23 @@ export async function fitLoop<M extends { stopTraining: boolean }>(
       }
     }
     progress?.startEpoch(epoch);
-    let lossSum = 0, accSum = 0, seen = 0, batch = 0;
+    let lossSum = 0, accSum = 0, maeSum = 0, mseSum = 0, seen = 0, batch = 0;
     for (let start = 0; start < N; start += bs, batch++) {
       const B = Math.min(bs, N - start);
       for (const cb of callbacks) await cb.onBatchBegin?.(batch, { size: B }, model);
       const r = e.trainRows(x, y, order, start, B, T);
-      lossSum += r.loss * B; accSum += (r.accuracy ?? 0) * B; seen += B;
+      lossSum += r.loss * B; accSum += (r.accuracy ?? 0) * B; maeSum += (r.mae ?? 0) * B; mseSum += (r.mse ?? 0) * B; seen += B;
       const logs: Logs = { loss: r.loss, size: B };
       if (r.accuracy !== undefined) logs.accuracy = r.accuracy;
+      if (r.mae !== undefined) logs.mae = r.mae;
+      if (r.mse !== undefined) logs.mse = r.mse;
       for (const cb of callbacks) await cb.onBatchEnd?.(batch, logs, model);
       progress?.batch(batch + 1, lossSum / seen, accSum / seen);
     }
     const logs: Logs = { loss: lossSum / seen };
     if (e.accuracy) logs.accuracy = accSum / seen;
+    if (e.metrics.includes("mae")) logs.mae = maeSum / seen;
+    if (e.metrics.includes("mse")) logs.mse = mseSum / seen;
     if (val) {
       if (saved) {
         saved.forEach((s, i) => { const cur = e.allocState(i, bs); s.forEach((buf, k) => buf.set(cur[k]!)); });
@@ -81,6 +85,8 @@ export async function fitLoop<M extends { stopTraining: boolean }>(
       if (saved) saved.forEach((s, i) => { s.forEach((buf, k) => e.state[i]![k]!.set(buf)); });
       logs.valLoss = r.loss;
       if (r.accuracy !== undefined) logs.valAccuracy = r.accuracy;
+      if (r.mae !== undefined) logs.valMae = r.mae;
+      if (r.mse !== undefined) logs.valMse = r.mse;
     }
     history.record(epoch, logs);
     progress?.endEpoch(logs);

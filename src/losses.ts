@@ -27,6 +27,28 @@ export const LOSS_ALIASES: Readonly<Record<LossAlias, LossName>> = {
   sparse_categorical_crossentropy: "sparseCategoricalCrossentropy",
 };
 
+/** The metrics compile takes: accuracy, and Keras's mean absolute and mean squared error of the output. */
+export type MetricName = "accuracy" | "mae" | "mse";
+export const METRICS: readonly MetricName[] = ["accuracy", "mae", "mse"];
+/** Keras's longer names of the error metrics. */
+const METRIC_ALIASES: Readonly<Record<string, MetricName>> = { mean_absolute_error: "mae", mean_squared_error: "mse", acc: "accuracy" };
+
+/** compile's `metrics`: each a name or Keras alias, no repeats; in canonical names. */
+export function checkMetrics(name: string, v: unknown, loss: LossName): MetricName[] {
+  if (!Array.isArray(v)) throw new ValueError(`${name}: expected an array of "accuracy", "mae", "mse", got ${fmtValue(v)}`);
+  const out: MetricName[] = [];
+  v.forEach((m, i) => {
+    const k = METRICS.includes(m as MetricName) ? (m as MetricName) : typeof m === "string" && Object.hasOwn(METRIC_ALIASES, m) ? METRIC_ALIASES[m]! : null;
+    if (k === null) throw new ValueError(`${name}[${i}]: expected one of "accuracy", "mae", "mse" (or "mean_absolute_error", "mean_squared_error"), got ${fmtValue(m)}`);
+    if (out.includes(k)) throw new ValueError(`${name}[${i}]: ${JSON.stringify(k)} is given twice`);
+    if (k !== "accuracy" && loss === "sparseCategoricalCrossentropy") {
+      throw new ValueError(`${name}[${i}]: ${k} compares the output with labels of its shape, and sparseCategoricalCrossentropy's labels are class indices; use categoricalCrossentropy with one-hot labels, or "accuracy"`);
+    }
+    out.push(k);
+  });
+  return out;
+}
+
 /** Huber's delta when none is given (Keras's and PyTorch's default). */
 export const HUBER_DELTA = 1;
 

@@ -17,7 +17,7 @@ import { Bidirectional } from "./layers/bidirectional.js";
 import { Dense } from "./layers/dense.js";
 import { Masking } from "./layers/masking.js";
 import { Embedding } from "./layers/embedding.js";
-import { type LossName, type LossAlias, lossOption } from "./losses.js";
+import { type LossName, type LossAlias, type MetricName, checkMetrics, lossOption } from "./losses.js";
 import type { Optimizer, OptimizerName } from "./optimizers.js";
 import { OPTIMIZER_CLASSES, resolveOptimizer } from "./optimizers-extra.js";
 import { Engine, planFlows, type Layer, type Gradients, type GradientRequest, type StateSet, type StepResult } from "./engine.js";
@@ -59,7 +59,8 @@ export interface CompileOptions {
    * ("binary_crossentropy", "mse", "mae", …); `{ name: "huber", delta }` for another delta (Keras's `Huber(delta)`).
    */
   loss: LossName | LossAlias | { name: "huber"; delta?: number };
-  metrics?: "accuracy"[];
+  /** "accuracy", "mae", "mse" (Keras's names; "mean_absolute_error", "mean_squared_error" too): reported with the loss. */
+  metrics?: (MetricName | "mean_absolute_error" | "mean_squared_error")[];
   /** What a training step does when its loss, gradients or new weights are not finite: "throw" (default)
    * raises NonFiniteError, "skip" returns the non-finite loss and leaves everything unchanged. Both leave
    * weights, optimizer and LSTM state exactly as they were. */
@@ -238,7 +239,7 @@ export class Sequential {
   }
 
   /** The metrics set by compile. */
-  get metrics(): readonly "accuracy"[] {
+  get metrics(): readonly MetricName[] {
     return this.engine.metrics;
   }
 
@@ -319,10 +320,7 @@ export class Sequential {
         `for two classes use new Dense({ units: 1, activation: "sigmoid" }) with loss "binaryCrossentropy", or give the softmax units ≥ 2 (one per class)`,
       );
     }
-    const metrics = options.metrics ?? [];
-    if (!Array.isArray(metrics) || metrics.some((m) => m !== "accuracy")) {
-      throw new ValueError(`compile metrics: expected [] or ["accuracy"], got ${JSON.stringify(metrics)}`);
-    }
+    const metrics = checkMetrics("compile metrics", options.metrics ?? [], loss);
     const onNonFinite = options.onNonFinite ?? "throw";
     if (onNonFinite !== "throw" && onNonFinite !== "skip") {
       throw new ValueError(`compile onNonFinite: expected "throw" or "skip", got ${fmtValue(onNonFinite)}`);

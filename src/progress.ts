@@ -56,9 +56,10 @@ export class ProgressBar {
   endEpoch(logs: Logs): void {
     const ms = performance.now() - this.start;
     const parts = [`${(ms / 1000).toFixed(2)}s`, `loss: ${logs.loss!.toFixed(4)}`];
-    if (logs.accuracy !== undefined) parts.push(`accuracy: ${logs.accuracy.toFixed(4)}`);
-    if (logs.valLoss !== undefined) parts.push(`valLoss: ${logs.valLoss.toFixed(4)}`);
-    if (logs.valAccuracy !== undefined) parts.push(`valAccuracy: ${logs.valAccuracy.toFixed(4)}`);
+    for (const key of ["accuracy", "mae", "mse", "valLoss", "valAccuracy", "valMae", "valMse"] as const) {
+      const v = logs[key];
+      if (v !== undefined) parts.push(`${key}: ${v.toFixed(4)}`);
+    }
     if (this.sink.live) {
       const n = this.batches;
       this.sink.write(`\r\x1b[2K${n}/${n} [${"=".repeat(30)}] - ${parts.join(" - ")}\n`);

@@ -284,7 +284,7 @@ describe("refusing bad checkpoints", () => {
       ["returnSequences not boolean", (j) => { j.config.layers[0].returnSequences = "yes"; }, /config\.layers\[0\]\.returnSequences/],
       ["unknown loss", (j) => { j.config.compile.loss = "hinge"; }, /config\.compile\.loss: expected one of "binaryCrossentropy", "meanSquaredError", "meanAbsoluteError", "huber", "categoricalCrossentropy", "sparseCategoricalCrossentropy", got "hinge"/],
       ["huberDelta with another loss", (j) => { j.config.compile.huberDelta = 0.5; }, /config\.compile\.huberDelta: only with loss "huber", got loss "binaryCrossentropy"/],
-      ["unknown metric", (j) => { j.config.compile.metrics = ["mae"]; }, /config\.compile\.metrics\[0\]: expected one of "accuracy", got "mae"/],
+      ["unknown metric", (j) => { j.config.compile.metrics = ["rmse"]; }, /config\.compile\.metrics\[0\]: expected one of "accuracy", "mae", "mse", got "rmse"/],
       ["unknown optimizer", (j) => { j.config.compile.optimizer.name = "adagrad"; }, /config\.compile\.optimizer\.name/],
       ["bad optimizer config", (j) => { j.config.compile.optimizer.config.learningRate = -1; }, /config\.compile\.optimizer\.config: Adam learningRate/],
       ["bad onNonFinite", (j) => { j.config.compile.onNonFinite = "ignore"; }, /config\.compile\.onNonFinite: expected one of "throw", "skip", got "ignore"/],

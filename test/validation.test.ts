@@ -129,8 +129,8 @@ const CASES: Case[] = [
   ["loss missing", () => A.compile({} as any), ValueError, /compile loss: expected one of .*got undefined/],
   ["unknown optimizer name", () => A.compile({ optimizer: "adagrad" as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", "rmsprop", "adamw", an Adam, an SGD, an RMSprop or an AdamW, got "adagrad"/],
   ["optimizer a plain object", () => A.compile({ optimizer: {} as any, loss: "binaryCrossentropy" }), ValueError, /optimizer: expected "adam", "sgd", "rmsprop", "adamw", an Adam, an SGD, an RMSprop or an AdamW, got an object/],
-  ["unknown metric", () => A.compile({ loss: "binaryCrossentropy", metrics: ["mae" as any] }), ValueError, /compile metrics: expected \[\] or \["accuracy"\], got \["mae"\]/],
-  ["metrics not an array", () => A.compile({ loss: "binaryCrossentropy", metrics: "accuracy" as any }), ValueError, /compile metrics: expected \[\] or \["accuracy"\], got "accuracy"/],
+  ["unknown metric", () => A.compile({ loss: "binaryCrossentropy", metrics: ["auc" as any] }), ValueError, /compile metrics\[0\]: expected one of "accuracy", "mae", "mse" .*got "auc"/],
+  ["metrics not an array", () => A.compile({ loss: "binaryCrossentropy", metrics: "accuracy" as any }), ValueError, /compile metrics: expected an array of "accuracy", "mae", "mse", got "accuracy"/],
   ["unknown onNonFinite", () => A.compile({ loss: "binaryCrossentropy", onNonFinite: "ignore" as any }), ValueError, /compile onNonFinite: expected "throw" or "skip", got "ignore"/],
 
   // training before compile, weights of an unbuilt model

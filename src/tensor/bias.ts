@@ -85,11 +85,14 @@ export function clear(x: FloatArray): void {
 
 /** x[off, off + n) = 0: `clear` on part of x. */
 export function clearRange(x: FloatArray, off: number, n: number): void {
-  const k = arenas.anyArena ? arenas.zeroFor(x) : null;
+  const k = arenas.anyArena && n >= COPY_IN_SIMD ? arenas.zeroFor(x) : null; // below, fill costs what the call does
   const w = x.BYTES_PER_ELEMENT;
   if (k) k(n * w, arenas.at[0]! + off * w);
   else x.fill(0, off, off + n);
 }
+
+/** The copies from this many values on run in SIMD (see copyRange). */
+export const COPY_IN_SIMD = 32;
 
 /**
  * dst[dOff, dOff + n) = src[sOff, sOff + n) (the two ranges apart), in SIMD when both live in one model's
@@ -97,7 +100,8 @@ export function clearRange(x: FloatArray, off: number, n: number): void {
  * copy): a stateful model's states go in and out of its slots this way at every call.
  */
 export function copyRange(dst: FloatArray, dOff: number, src: FloatArray, sOff: number, n: number): void {
-  const k = arenas.anyArena ? arenas.copyFor(dst, src) : null;
+  // Below ~32 values the loop costs what the lookups and the call into WebAssembly do (an LSTM(10)'s state).
+  const k = arenas.anyArena && n >= COPY_IN_SIMD ? arenas.copyFor(dst, src) : null;
   const w = dst.BYTES_PER_ELEMENT;
   if (k) k(n * w, arenas.at[0]! + dOff * w, arenas.at[1]! + sOff * w);
   else for (let i = 0; i < n; i++) dst[dOff + i] = src[sOff + i]!;
