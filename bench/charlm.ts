@@ -186,7 +186,7 @@ export async function runCharLm(opts: Options, results: Result[]): Promise<Recor
       const t1 = new TruncatedBPTT(ours1, { windowLength: K1, backpropLength: s.k2 });
       const t2 = new TruncatedBPTT(ours2, { windowLength: K1, backpropLength: s.k2 });
       const pool = (ours2.engine.executor as ThreadPool | null);
-      const split0 = pool?.parallelCalls ?? 0;
+      const split0 = pool?.parallelWindows ?? 0;
       const times: Record<string, number[]> = { ours1: [], ours2: [], torch1: [], torch2: [] };
       const ratios: Record<string, number[]> = { one: [], two: [] };
       let windows = 0;
@@ -210,7 +210,7 @@ export async function runCharLm(opts: Options, results: Result[]): Promise<Recor
         if (round.torch2) ratios.two!.push(round.ours2! / round.torch2);
       }
       for (const { peer } of peers) peer.stop();
-      const split = (pool?.parallelCalls ?? 0) - split0;
+      const split = (pool?.parallelWindows ?? 0) - split0;
       ours2.dispose();
       const med = (k: string) => (times[k]!.length ? median(times[k]!) : NaN);
       const row = {
@@ -221,7 +221,7 @@ export async function runCharLm(opts: Options, results: Result[]): Promise<Recor
       table[name] = row;
       const f = (ms: number) => (Number.isNaN(ms) ? "—" : formatTime(ms)).padStart(9);
       const x = (v: number) => (Number.isNaN(v) ? "—" : `${v.toFixed(2)}×`).padStart(6);
-      console.log(`${`${name},k1=${K1},k2=${s.k2}`.padEnd(24)} pass (${windows} windows): ours ${f(row.ours1Ms)} / 2 threads ${f(row.ours2Ms)} (${x(row.twoThreadSpeedup)}, ${split ? `${split} calls split` : "not split: the pool did not take TBPTT"}); ` +
+      console.log(`${`${name},k1=${K1},k2=${s.k2}`.padEnd(24)} pass (${windows} windows): ours ${f(row.ours1Ms)} / 2 threads ${f(row.ours2Ms)} (${x(row.twoThreadSpeedup)}, ${split ? `${split} windows split` : "not split: the pool did not take TBPTT"}); ` +
         `PyTorch ${f(row.torch1Ms)} / 2 threads ${f(row.torch2Ms)}; ours/PyTorch ${x(row.oursOverTorch1)}, on 2 threads ${x(row.oursOverTorch2)}` +
         (Number.isNaN(diff) ? "" : `; first windows' losses within ${diff.toExponential(1)}`));
       for (const [k, ms] of [["ours", row.ours1Ms], ["ours,2threads", row.ours2Ms], ["torch", row.torch1Ms], ["torch,2threads", row.torch2Ms]] as const) {
