@@ -19,8 +19,8 @@ import {
   type Tensor, type WindowInfo, type TrainSequenceOptions, type RecurrentState,
 } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
+import { expectRel, expectTensors } from "./helpers/threads.js";
 
-const RTOL = 1e-12;
 const BACKENDS = ["js", "wasm"] as const;
 type Backend = (typeof BACKENDS)[number];
 
@@ -29,29 +29,6 @@ afterAll(() => { for (const m of live) m.dispose(); });
 
 function pool(m: Sequential): ThreadPool {
   return m.engine.executor as ThreadPool;
-}
-
-/** The largest |a − e| / max(|e|, 1e-3·max|e|) (as parallel.test.ts: relative within three decades of the largest entry). */
-function expectRel(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, rtol = RTOL): void {
-  expect(actual.length, `${name}: length`).toBe(expected.length);
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
-  let worst = 0, at = -1;
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!, e = expected[i]!;
-    const err = a === e ? 0 : Math.abs(a - e) / Math.max(Math.abs(e), 1e-3 * scale);
-    if (Number.isNaN(err)) { worst = NaN; at = i; break; }
-    if (err > worst) { worst = err; at = i; }
-  }
-  expect(worst, `${name}: worst relative error at index ${at} (${actual[at]} vs ${expected[at]})`).toBeLessThanOrEqual(rtol);
-}
-
-function expectTensors(name: string, actual: Tensor[], expected: Tensor[]): void {
-  expect(actual.length, `${name}: count`).toBe(expected.length);
-  actual.forEach((t, i) => {
-    expect(t.shape, `${name}[${i}] shape`).toEqual(expected[i]!.shape);
-    expectRel(`${name}[${i}]`, t.data, expected[i]!.data);
-  });
 }
 
 /** Every state tensor of every layer, in order (h, c, … by name). */
