@@ -34,7 +34,7 @@ export class Engine extends EngineCore {
 
   /** The pool, unless the call starts from given states (the pool's slices start from the carried ones). */
   protected override pool(training: boolean): RowExecutor | null {
-    return this.given || this.errorMetricsOn ? null : super.pool(training);
+    return this.given ? null : super.pool(training);
   }
 
   /**
@@ -101,11 +101,11 @@ export class Engine extends EngineCore {
    * The compiled error metrics of the last forward's output rows against the loaded labels, added to `res`: mae,
    * mse, means over the elements the loss counts (the kept steps under a mask), as Keras's metrics of those names.
    */
-  errorMetrics(res: StepResult, M: number): StepResult {
-    if (!this.errorMetricsOn) return res;
+  errorMetrics(res: StepResult, M: number, mae = this.metrics.includes("mae"), mse = this.metrics.includes("mse")): StepResult {
+    if (!mae && !mse) return res;
     const D = this.outputDim, N = M * D, out = this.outputRows(), rv = this.rowValid();
-    if (this.metrics.includes("mae")) res.mae = meanAbsoluteError(N, out, this.ys, null, rv, D);
-    if (this.metrics.includes("mse")) res.mse = meanSquaredError(N, out, this.ys, null, rv, D);
+    if (mae) res.mae = meanAbsoluteError(N, out, this.ys, null, rv, D);
+    if (mse) res.mse = meanSquaredError(N, out, this.ys, null, rv, D);
     return res;
   }
 

@@ -76,18 +76,36 @@ describe("metrics: mae and mse", () => {
     expect(checkpointFromJSON(JSON.parse(JSON.stringify(checkpointToJSON(m)))).metrics).toEqual(["mse", "mae"]);
   });
 
-  it("with threads set, the results equal one thread's", () => {
-    const one = model(["mae", "mse"]), two = model(["mae", "mse"]);
-    setThreads(two, 2, { minFlops: 0 });
-    try {
-      for (let s = 0; s < 3; s++) {
-        const a = one.trainOnBatch(x, y), b = two.trainOnBatch(x, y);
-        for (const k of ["loss", "mae", "mse"] as const) expect(Math.abs(b[k]! - a[k]!)).toBeLessThanOrEqual(1e-12 * Math.abs(a[k]!));
+  it("split across 2 and 3 threads (each slice's means weighed as its loss): one thread's results, masked per-step rows too", () => {
+    const masked = () => {
+      const m = new Sequential([new Masking({ maskValue: 0 }), new LSTM({ units: 3, inputDim: 2, returnSequences: true }), new Dense({ units: 2 })], { seed: 6 });
+      m.compile({ optimizer: new Adam({ learningRate: 0.01 }), loss: "huber", metrics: ["mse", "mae", "accuracy"] });
+      return m;
+    };
+    // Rows 3–5 end-padded by different amounts, so the slices keep different numbers of steps.
+    const xm = randomNormal([6, 4, 2], { seed: 9 }), ym = randomNormal([6, 4, 2], { seed: 10 });
+    for (const [b, from] of [[3, 1], [4, 2], [5, 3]] as const) for (let t = from; t < 4; t++) { xm.data[(b * 4 + t) * 2] = 0; xm.data[(b * 4 + t) * 2 + 1] = 0; }
+    for (const [make, xs, ys] of [[() => model(["mae", "mse"]), x, y], [masked, xm, ym]] as const) {
+      for (const threads of [2, 3]) {
+        const one = make(), many = make();
+        setThreads(many, threads, { minFlops: 0 });
+        try {
+          const close = (what: string, a: number | undefined, b: number | undefined) => {
+            expect(b, what).toBeDefined();
+            expect(Math.abs(b! - a!), what).toBeLessThanOrEqual(1e-12 * Math.abs(a!));
+          };
+          for (let s = 0; s < 3; s++) {
+            const a = one.trainOnBatch(xs, ys), b = many.trainOnBatch(xs, ys);
+            for (const k of ["loss", "mae", "mse"] as const) close(`step ${s} ${k}`, a[k], b[k]);
+          }
+          const a = one.evaluate(xs, ys), b = many.evaluate(xs, ys);
+          close("evaluate mae", a.mae, b.mae);
+          close("evaluate mse", a.mse, b.mse);
+          expect((many.engine.executor as unknown as { parallelCalls: number }).parallelCalls).toBe(4);
+        } finally {
+          many.dispose();
+        }
       }
-      const a = one.evaluate(x, y), b = two.evaluate(x, y);
-      expect(Math.abs(b.mae! - a.mae!)).toBeLessThanOrEqual(1e-12 * a.mae!);
-    } finally {
-      two.dispose();
     }
   });
 });

@@ -134,6 +134,8 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
   private loss = 0;
   private hits = 0;
   private kept = 0;
+  private mae = 0; // Σ w_k·mae_k and Σ w_k·mse_k, when the model reports them (metrics "mae", "mse")
+  private mse = 0;
   /** The calling thread's rows of a dropout step's masks (sliceMasks), kept while its rows stay. */
   private mainMasks: DropoutMasks[] = [];
   /** Per worker slot, views of its `masks` buffer for its rows (protocol.ts's maskViews), remade when either changes. */
@@ -284,8 +286,9 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     const workers = this.pool.workers; // started and ready: see `run`
     this.shareParams();
     const accuracy = op !== "predict" && m.metrics.includes("accuracy");
+    const errorMetrics = op !== "predict" && m.errorMetricsOn;
     const carried = this.anyCarried(B);
-    let posted = 0, failure: unknown = null, mainLoss = 0, mainHits = 0, mainKept = 0;
+    let posted = 0, failure: unknown = null, mainLoss = 0, mainHits = 0, mainKept = 0, mainMae = 0, mainMse = 0;
     const t0 = performance.now();
     // A training step's dropout masks, for the whole batch from the dropout RNG as one thread draws them; the RNG's
     // position before, for a call that a worker fails to leave as it was.
@@ -302,7 +305,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
         Atomics.store(w.ctrl, CTRL_DONE, 0);
         const cmd = w.cmd;
         cmd.op = op; cmd.B = Bw; cmd.T = T; cmd.loss = m.loss; cmd.huberDelta = m.huberDelta;
-        cmd.states = carried; cmd.accuracy = accuracy; cmd.norms = norms0 !== null; cmd.dropout = masks !== null;
+        cmd.states = carried; cmd.accuracy = accuracy; cmd.errorMetrics = errorMetrics; cmd.norms = norms0 !== null; cmd.dropout = masks !== null;
         w.thread.post(cmd);
         cmd.buffers = null; // sent (postMessage copied the message)
         posted++;
@@ -324,6 +327,10 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
         mainLoss = m.lossOf(M, op !== "test");
         mainKept = m.keptRows(M);
         mainHits = accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(mainKept)) : 0;
+        if (errorMetrics) {
+          const e = m.errorMetrics({ loss: 0 }, M, true, true);
+          mainMae = e.mae!; mainMse = e.mse!;
+        }
         if (op !== "test") {
           m.zeroGrads();
           m.backward(0, T, 0, norms0, null, op === "grads");
@@ -356,14 +363,18 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     if (op === "predict") return;
     this.weigh(B, mainKept);
     const weights = this.weights;
-    let loss = weights[0]! * mainLoss, hits = mainHits;
+    let loss = weights[0]! * mainLoss, hits = mainHits, mae = weights[0]! * mainMae, mse = weights[0]! * mainMse;
     for (let k = 1; k < n; k++) {
       const w = workers[k - 1]!;
       loss += weights[k]! * w.result[0]!;
       hits += w.result[1]!;
+      mae += weights[k]! * w.result[4]!;
+      mse += weights[k]! * w.result[5]!;
     }
     this.loss = loss;
     this.hits = hits;
+    this.mae = mae;
+    this.mse = mse;
     if (op === "train" || op === "grads") this.mergeGrads();
   }
 
@@ -467,12 +478,20 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
     return units ? this.hits / units : 0;
   }
 
+  /** The merged pass's loss, and the metrics the model reports (accuracy, mae, mse). */
+  private results(): StepResult {
+    const res: StepResult = { loss: this.loss }, metrics = this.model.metrics;
+    if (metrics.includes("accuracy")) res.accuracy = this.accuracyOf();
+    if (metrics.includes("mae")) res.mae = this.mae;
+    if (metrics.includes("mse")) res.mse = this.mse;
+    return res;
+  }
+
   /** trainRows across threads, or null when the call is small enough for one thread. */
   trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
     if (!this.run(B, T, true)) return null;
     this.pass("train", xt, yt, rows, rowStart, B, T, null);
-    const res: StepResult = { loss: this.loss };
-    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf();
+    const res = this.results();
     if (this.model.applyUpdate(this.loss, "trainOnBatch")) this.commit(B, T);
     return res;
   }
@@ -481,8 +500,7 @@ export class ThreadPool extends PoolWorkers implements RowExecutor, WindowPool {
   testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult | null {
     if (!this.run(B, T, false)) return null;
     this.pass("test", xt, yt, rows, rowStart, B, T, null);
-    const res: StepResult = { loss: this.loss };
-    if (this.model.metrics.includes("accuracy")) res.accuracy = this.accuracyOf();
+    const res = this.results();
     this.commit(B, T);
     return res;
   }

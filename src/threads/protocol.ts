@@ -45,7 +45,7 @@ export interface WorkerInit {
   maskingValue: number | null;
   /** Int32 control words, see CTRL_*. */
   ctrl: SharedArrayBuffer;
-  /** Float64 results (RESULT_WORDS): [loss, accuracy hits, SIMD flag, kept output rows]. */
+  /** Float64 results (RESULT_WORDS): [loss, accuracy hits, SIMD flag, kept output rows, mae, mse]. */
   result: SharedArrayBuffer;
   /** UTF-8 text of the last error, CTRL_MSG_LEN bytes long. */
   message: SharedArrayBuffer;
@@ -71,10 +71,11 @@ export const CTRL_WORDS = 6;
 export const MESSAGE_BYTES = 4096;
 /**
  * Float64 words of `result`: the slice's mean loss, its accuracy hits, 1 (2 with fma) when the replica computes in
- * SIMD, and how many output rows its loss counted (EngineCore.keptRows: fewer than Mw under a mask), which the main
- * thread weighs its loss and gradients by.
+ * SIMD, how many output rows its loss counted (EngineCore.keptRows: fewer than Mw under a mask), which the main
+ * thread weighs its loss and gradients by, and (when asked) the slice's mean absolute and squared error, weighed as
+ * its loss.
  */
-export const RESULT_WORDS = 4;
+export const RESULT_WORDS = 6;
 
 /** The shared buffers of one worker (params is the same for every worker). */
 export interface SharedBuffers {
@@ -113,6 +114,8 @@ export type RunMessage = {
   states: boolean;
   /** Count accuracy hits into result[1]. */
   accuracy: boolean;
+  /** The slice's mean absolute and squared error into result[4], result[5] (metrics "mae", "mse"). */
+  errorMetrics: boolean;
   /** Record ‖dL/dh_t‖ per layer (computeGradients' hiddenGradNorms). */
   norms: boolean;
   /** A training pass with the dropout masks in `masks`. */

@@ -175,6 +175,11 @@ export class Replica {
     const kept = m.keptRows(M);
     this.result[3] = kept;
     this.result[1] = cmd.accuracy ? Math.round(m.accuracyOf(M) * m.accuracyUnits(kept)) : 0;
+    if (cmd.errorMetrics) {
+      const e = m.errorMetrics({ loss: 0 }, M, true, true); // means over the slice's counted elements, weighed as its loss
+      this.result[4] = e.mae!;
+      this.result[5] = e.mse!;
+    }
     if (op === "test") return;
     const norms = cmd.norms ? units.map((_, i) => v.norms.subarray(i * T, (i + 1) * T)) : null;
     m.zeroGrads();

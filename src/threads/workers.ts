@@ -57,7 +57,7 @@ const WAIT_SLICE_MS = 100;
 export class WorkerHandle {
   readonly thread: HostThread;
   readonly ctrl: Int32Array;        // (CTRL_WORDS)
-  readonly result: Float64Array;    // (RESULT_WORDS) [loss, accuracy hits, 1 when the replica computes in SIMD, kept rows]
+  readonly result: Float64Array;    // (RESULT_WORDS) [loss, accuracy hits, 1 when the replica computes in SIMD, kept rows, mae, mse]
   readonly message: Uint8Array;     // (MESSAGE_BYTES) error text
   /** The buffers the worker has been given; null until the first run. */
   buffers: SharedBuffers | null = null;
@@ -77,7 +77,7 @@ export class WorkerHandle {
   masks: Float64Array = new Float64Array(0); // per layer with dropout (dirs·Bw, I), (dirs·Bw, H): protocol.ts's maskViews
   /** The run command, rewritten and posted by every call; `buffers` is set only when they changed. */
   readonly cmd: RunMessage = {
-    type: "run", op: "predict", B: 0, T: 0, loss: null, huberDelta: 1, buffers: null, states: false, accuracy: false, norms: false, dropout: false,
+    type: "run", op: "predict", B: 0, T: 0, loss: null, huberDelta: 1, buffers: null, states: false, accuracy: false, errorMetrics: false, norms: false, dropout: false,
   };
   constructor(host: ThreadHost, init: Omit<WorkerInit, "ctrl" | "result" | "message">) {
     const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
