@@ -371,6 +371,11 @@ export async function timeSteps(step: () => unknown, budgetMs: number, minSteps 
   return samples;
 }
 
+/** |a − b| relative to the larger of the two (0 when equal): the benches' one-thread vs two-thread checks. */
+export function relDiff(a: number, b: number): number {
+  return a === b ? 0 : Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
+}
+
 export function median(xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b);
   const m = s.length >> 1;

@@ -24,7 +24,7 @@
  *   npx tsx bench/parallel-tbptt.ts charLM       # one case
  *   npm run bench -- parallel                    # within the whole run, after parallel.ts's train steps
  */
-import { FMA, isMain, launch } from "./harness.js";
+import { FMA, isMain, launch, median, relDiff } from "./harness.js";
 import { Sequential, LSTM, Dense, Adam, TruncatedBPTT, zeros, setThreads, type Tensor } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
 
@@ -89,15 +89,6 @@ function data(c: TbpttCase, dtype: Config["dtype"], seed: number): { x: Tensor; 
     }
   }
   return { x, y };
-}
-
-function relDiff(a: number, b: number): number {
-  return a === b ? 0 : Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
-}
-
-function median(v: number[]): number {
-  const s = v.slice().sort((a, b) => a - b), k = s.length >> 1;
-  return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2;
 }
 
 export function caseName(c: TbpttCase, cfg: Config): string {

@@ -25,7 +25,7 @@
  *   npx tsx bench/parallel.ts S3           # some shapes only (S3,masked and S3,dropout by those names)
  *   npm run bench -- parallel              # the same, within the whole run
  */
-import { FMA, isMain, launch } from "./harness.js";
+import { FMA, isMain, launch, median, relDiff } from "./harness.js";
 import { Sequential, LSTM, Dense, Masking, zeros, setThreads, type Tensor } from "../src/node/index.js";
 import type { ThreadPool } from "../src/threads/pool.js";
 
@@ -88,15 +88,6 @@ function data(c: ParallelCase, dtype: "float64" | "float32"): { x: Tensor; y: Te
     }
   }
   return { x, y };
-}
-
-function relDiff(a: number, b: number): number {
-  return a === b ? 0 : Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
-}
-
-function median(v: number[]): number {
-  const s = v.slice().sort((a, b) => a - b), k = s.length >> 1;
-  return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2;
 }
 
 /** Timed pairs: the case's count, three times that on the SIMD backend. */

@@ -27,24 +27,20 @@ Reads commands on stdin, one per line, and answers each with one JSON line:
 - "epoch": one timed pass over the text, {"ms", "windows", "loss"} (the mean window loss).
 """
 import json
+import importlib.util
 import math
+import os
 import sys
 import time
 
 import torch
 from torch import nn
 
-
-def blas():
-    """The BLAS library this process loaded (PyTorch's generic build calls whatever libblas.so.3 points to)."""
-    try:
-        maps = open("/proc/self/maps").read()
-    except OSError:
-        return "unknown"
-    for name in ("openblas", "mkl", "blis", "atlas"):
-        if "lib" + name in maps:
-            return name
-    return "reference" if "libblas" in maps else "none loaded"
+# peer-torch.py's blas(): which BLAS this process loaded (its name has a hyphen, so it is loaded by path).
+_spec = importlib.util.spec_from_file_location("peer_torch", os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer-torch.py"))
+_peer = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_peer)
+blas = _peer.blas
 
 
 def main():

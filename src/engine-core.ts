@@ -374,8 +374,8 @@ export class EngineCore {
     this.cap = cap;
   }
 
-  /** The thread pool, for any call (`training`: a training step): it weighs masked slices by keptRows, slices drawMaskRows. */
-  protected pool(_training: boolean): RowExecutor | null {
+  /** The thread pool, for any call: it weighs masked slices by keptRows and slices a dropout step's drawMaskRows. */
+  protected pool(): RowExecutor | null {
     return this.executor;
   }
 

@@ -33,8 +33,8 @@ export class Engine extends EngineCore {
   }
 
   /** The pool, unless the call starts from given states (the pool's slices start from the carried ones). */
-  protected override pool(training: boolean): RowExecutor | null {
-    return this.given ? null : super.pool(training);
+  protected override pool(): RowExecutor | null {
+    return this.given ? null : super.pool();
   }
 
   /**
@@ -56,7 +56,7 @@ export class Engine extends EngineCore {
   /** One optimizer step on B rows (optionally through a row map); the loss is the one before the update. */
   trainRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
     // Split across threads, a dropout step's masks are still drawn for the whole batch here (the pool slices them).
-    const par = this.pool(true)?.trainRows(xt, yt, rows, rowStart, B, T);
+    const par = this.pool()?.trainRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T, true);
     const loss = this.lossOf(M, true);
@@ -70,7 +70,7 @@ export class Engine extends EngineCore {
 
   /** The loss (and accuracy) on B rows, without updating; a stateful model carries its state. */
   testRows(xt: StridedArray, yt: StridedArray, rows: Int32Array | null, rowStart: number, B: number, T: number): StepResult {
-    const par = this.pool(false)?.testRows(xt, yt, rows, rowStart, B, T);
+    const par = this.pool()?.testRows(xt, yt, rows, rowStart, B, T);
     if (par) return par;
     const M = this.forwardRows(xt, yt, rows, rowStart, B, T, false, true); // no backward: the forward-only path
     const res = this.errorMetrics({ loss: this.lossOf(M, false) }, M);
@@ -111,7 +111,7 @@ export class Engine extends EngineCore {
 
   /** The output for rows [start, start + B) of x, written into `out` (the whole [N, D] or [N, T, D]). */
   predictRows(xt: StridedArray, start: number, B: number, T: number, out: FloatArray): void {
-    if (this.pool(false)?.predictRows(xt, start, B, T, out)) return;
+    if (this.pool()?.predictRows(xt, start, B, T, out)) return;
     this.ensure(B, T);
     this.loadInput(xt, null, start, B, 0, T, 0);
     this.setInitialState(0, true, this.given ?? undefined);
@@ -125,7 +125,7 @@ export class Engine extends EngineCore {
     const hiddenGradNorms = request.hiddenGradNorms ?? false;
     // The thread pool serves the plain request; the study outputs run on the calling thread.
     const plain = !request.gradNorms && !request.hiddenGrads && !request.keepState && !request.training;
-    const par = plain ? this.pool(false)?.gradients(xt, yt, B, T, hiddenGradNorms) : null;
+    const par = plain ? this.pool()?.gradients(xt, yt, B, T, hiddenGradNorms) : null;
     if (par) return par;
     const M = this.forwardRows(xt, yt, null, 0, B, T, request.training ?? false);
     const loss = this.lossOf(M, true);
